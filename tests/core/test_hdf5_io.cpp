@@ -1,0 +1,77 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+#include "test_support.hpp"
+
+using myotwin::H5Reader;
+using myotwin::H5Writer;
+using myotwin::testing::expect_error;
+using myotwin::testing::TempDir;
+
+TEST(Hdf5, RoundTripsNamedArraysAndAttributes) {
+  TempDir dir;
+  const auto path = dir / "arrays.h5";
+  Eigen::MatrixXd a(3, 4);
+  for (int i = 0; i < a.size(); ++i)
+    a.data()[i] = 0.5 * i - 1.0 / (i + 1);
+  myotwin::MatrixXi64 b(2, 2);
+  b << 1, -2, 3, 4000000000LL;
+  Eigen::VectorXd v = Eigen::VectorXd::LinSpaced(10000, 0.0, 1.0); // chunked and deflated
+  {
+    H5Writer w(path);
+    w.write("group/a", a, {{"unit", std::string("V")}, {"fs_Hz", 2048.0}});
+    w.write("b", b);
+    w.write_vector("group/sub/v", v);
+    w.set_attributes("/", {{"version", std::string("0.1.0")}, {"seed", std::int64_t{1993}}});
+    w.commit();
+  }
+  H5Reader r(path);
+  EXPECT_TRUE(r.contains("group/a"));
+  EXPECT_FALSE(r.contains("group/missing/x"));
+  EXPECT_EQ(r.shape("group/a"), (std::vector<std::size_t>{3, 4}));
+  EXPECT_EQ(r.read_double("group/a"), a);
+  EXPECT_EQ(r.read_int64("b"), b);
+  EXPECT_EQ(r.read_double("group/sub/v"), v);
+  EXPECT_EQ(r.shape("group/sub/v"), (std::vector<std::size_t>{10000}));
+  const auto attrs = r.attributes("group/a");
+  EXPECT_EQ(std::get<std::string>(attrs.at("unit")), "V");
+  EXPECT_EQ(std::get<double>(attrs.at("fs_Hz")), 2048.0);
+  const auto root = r.attributes("/");
+  EXPECT_EQ(std::get<std::int64_t>(root.at("seed")), 1993);
+  EXPECT_EQ(r.list("/"), (std::vector<std::string>{"b", "group"}));
+  EXPECT_EQ(r.list("group"), (std::vector<std::string>{"a", "sub"}));
+}
+
+TEST(Hdf5, LeavesNoFileWhenNotCommitted) {
+  TempDir dir;
+  const auto path = dir / "partial.h5";
+  try {
+    H5Writer w(path);
+    w.write("x", Eigen::MatrixXd::Ones(2, 2));
+    throw std::runtime_error("failure half-way");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(Hdf5, ReportsMissingFilesDatasetsAndWrongTypes) {
+  TempDir dir;
+  expect_error<myotwin::IoError>([&] { H5Reader r(dir / "none.h5"); }, {"none.h5", "no such file"});
+  { std::ofstream(dir / "text.h5") << "not hdf5"; }
+  expect_error<myotwin::IoError>([&] { H5Reader r(dir / "text.h5"); }, {"not an HDF5 file"});
+  const auto path = dir / "a.h5";
+  {
+    H5Writer w(path);
+    w.write("x", Eigen::MatrixXd::Ones(2, 2));
+    expect_error<myotwin::BadInput>([&] { w.write("x", Eigen::MatrixXd::Ones(1, 1)); },
+                                    {"dataset x written twice"});
+    w.commit();
+  }
+  H5Reader r(path);
+  expect_error<myotwin::BadInput>([&] { (void)r.read_double("y"); }, {"a.h5", "no dataset y"});
+  expect_error<myotwin::BadInput>([&] { (void)r.read_int64("x"); }, {"not an integer array"});
+}
