@@ -10,6 +10,7 @@ packages=(
   libcli11-dev
   libhdf5-dev
   libinsighttoolkit5-dev
+  libvtk9-dev
   libgtest-dev
   zlib1g-dev
 )

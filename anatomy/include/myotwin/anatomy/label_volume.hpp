@@ -17,11 +17,11 @@ namespace myotwin::anatomy {
 
 /// Integer labels on a regular grid, x (i) fastest, then y (j), then z (k).
 struct LabelVolume {
-  std::array<std::int64_t, 3> size{0, 0, 0};              ///< voxels along i, j, k
-  Eigen::Vector3d spacing_m = Eigen::Vector3d::Ones();    ///< voxel size along i, j, k [m]
-  Eigen::Vector3d origin_m = Eigen::Vector3d::Zero();     ///< centre of voxel (0,0,0) [m]
+  std::array<std::int64_t, 3> size{0, 0, 0};               ///< voxels along i, j, k
+  Eigen::Vector3d spacing_m = Eigen::Vector3d::Ones();     ///< voxel size along i, j, k [m]
+  Eigen::Vector3d origin_m = Eigen::Vector3d::Zero();      ///< centre of voxel (0,0,0) [m]
   Eigen::Matrix3d direction = Eigen::Matrix3d::Identity(); ///< columns: i, j, k axes (unit)
-  std::vector<std::int32_t> labels;                       ///< size[0]*size[1]*size[2] labels
+  std::vector<std::int32_t> labels;                        ///< size[0]*size[1]*size[2] labels
 
   /// Number of voxels.
   [[nodiscard]] std::int64_t n_voxels() const { return size[0] * size[1] * size[2]; }

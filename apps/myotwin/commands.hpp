@@ -1,0 +1,18 @@
+#pragma once
+// One function per subcommand: each adds its CLI11 subcommand to `app` and, when chosen, sets
+// `run` to the work to do (returning the exit code).
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace myotwin::app {
+
+/// `myotwin config defaults`.
+void add_config_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin phantom -o DIR`.
+void add_phantom_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin anatomy info SUBJECT.json`.
+void add_anatomy_command(CLI::App& app, std::function<int()>& run);
+
+} // namespace myotwin::app

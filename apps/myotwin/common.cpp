@@ -1,0 +1,74 @@
+#include "common.hpp"
+
+#include <iostream>
+
+#include <omp.h>
+
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/random.hpp"
+
+namespace myotwin::app {
+
+const char* version() {
+  return MYOTWIN_VERSION;
+}
+
+void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required) {
+  command.add_option("--config", options.config,
+                     "run configuration (JSON; `myotwin config defaults` prints every key)");
+  auto* out = command.add_option("-o,--output", options.output, "output folder");
+  if (output_required)
+    out->required();
+  command.add_option("--threads", options.threads, "threads to use (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--seed", options.seed,
+                     "random seed (default: the config's seed, else " +
+                         std::to_string(default_seed) + ")");
+  command.add_flag("--quiet", options.quiet, "print warnings and errors only");
+}
+
+RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override) {
+  RunConfig run;
+  reader.optional<std::string>("myotwin_version", version());
+  const auto config_seed = reader.optional<std::uint64_t>("seed", default_seed);
+  run.seed = seed_override.value_or(config_seed);
+  run.threads =
+      static_cast<int>(reader.optional<std::int64_t>("threads", 0, int_in_range(0, 4096)));
+  auto phantom = reader.section("phantom");
+  run.phantom = anatomy::read_phantom_params(phantom, run.seed);
+  reader.finish();
+  run.resolved = reader.resolved();
+  run.resolved["seed"] = run.seed;
+  run.resolved["myotwin_version"] = version();
+  return run;
+}
+
+RunConfig begin_run(const SharedOptions& options) {
+  set_log_level(options.quiet ? LogLevel::warning : LogLevel::info);
+  ConfigReader reader = options.config.empty()
+                            ? ConfigReader(nlohmann::json::object(), "default configuration")
+                            : ConfigReader::from_file(options.config);
+  RunConfig run = read_run_config(reader, options.seed);
+  if (options.threads > 0)
+    run.threads = options.threads;
+  if (run.threads > 0)
+    omp_set_num_threads(run.threads);
+  run.resolved["threads"] = run.threads;
+  if (!options.output.empty())
+    ensure_output_dir(options.output);
+  return run;
+}
+
+void write_resolved_config(const std::filesystem::path& dir, const RunConfig& run) {
+  write_text_file(dir / "resolved_config.json", run.resolved.dump(2) + "\n");
+}
+
+ProgressCallback progress_display(const SharedOptions& options) {
+  if (options.quiet)
+    return {};
+  return make_console_progress(std::cerr, stderr_is_interactive());
+}
+
+} // namespace myotwin::app

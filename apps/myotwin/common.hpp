@@ -1,0 +1,71 @@
+#pragma once
+// Shared pieces of the myotwin subcommands: the shared options, the run configuration (one
+// strict JSON document with a section per stage), progress display and the resolved config.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "myotwin/anatomy/phantom.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/progress.hpp"
+
+namespace myotwin::app {
+
+/// The options every subcommand accepts.
+struct SharedOptions {
+  std::filesystem::path config;      ///< --config FILE (empty: defaults)
+  std::filesystem::path output;      ///< -o/--output DIR
+  int threads = 0;                   ///< --threads N (0: all cores)
+  std::optional<std::uint64_t> seed; ///< --seed N
+  bool quiet = false;                ///< --quiet
+};
+
+/// Adds --config, --threads, --seed, --quiet, and -o/--output (required when
+/// `output_required`) to `command`.
+void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required);
+
+/// The run configuration: every section of every stage, with defaults.
+struct RunConfig {
+  std::uint64_t seed = 0;
+  int threads = 0;
+  anatomy::PhantomParams phantom;
+  nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
+};
+
+/// Reads the whole run configuration strictly from `reader` (unknown keys anywhere are
+/// errors). `seed_override` (from --seed) wins over the config's `seed`.
+RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override);
+
+/// Sets up a run from the shared options: log level, the configuration (from --config or
+/// defaults), the thread count, and the output folder (created and checked when given).
+RunConfig begin_run(const SharedOptions& options);
+
+/// Writes `resolved_config.json` into `dir`.
+void write_resolved_config(const std::filesystem::path& dir, const RunConfig& run);
+
+/// The progress display for this process: a bar on a terminal, sparse lines otherwise, nothing
+/// with --quiet.
+ProgressCallback progress_display(const SharedOptions& options);
+
+/// The version string, e.g. "0.1.0".
+const char* version();
+
+} // namespace myotwin::app
+
+namespace myotwin::anatomy {
+struct LabelVolume;
+struct LabelSummary;
+} // namespace myotwin::anatomy
+
+namespace myotwin::app {
+
+/// Prints the image geometry and the per-label table of `myotwin anatomy info`.
+void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
+                         const std::vector<anatomy::LabelSummary>& summary);
+
+} // namespace myotwin::app

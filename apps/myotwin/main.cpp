@@ -1,0 +1,54 @@
+// myotwin: from a segmented limb to personalised EMG and back.
+//
+// Sample runs:
+//   myotwin phantom -o subject/            generate the sample forearm
+//   myotwin anatomy info subject/subject.json
+//   myotwin config defaults > run.json     every configuration key with its default
+//
+// main() parses the command line, runs one subcommand and maps errors to exit codes:
+// 0 ok, 1 runtime or numerical failure, 2 bad input or usage.
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "myotwin/core/error.hpp"
+
+int main(int argc, char** argv) {
+  // 1. The command line: one executable, a subcommand per task.
+  CLI::App app{"myotwin: personalised EMG models of the limb, from MRI labels to motor units"};
+  app.set_version_flag("--version", std::string("myotwin ") + myotwin::app::version());
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  std::function<int()> run;
+  myotwin::app::add_config_command(app, run);
+  myotwin::app::add_phantom_command(app, run);
+  myotwin::app::add_anatomy_command(app, run);
+
+  // 2. Parse: help and version exit 0, usage errors exit 2.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n(run with --help for usage)\n";
+    return static_cast<int>(myotwin::ExitCode::bad_input);
+  }
+
+  // 3. Run, mapping errors to exit codes.
+  try {
+    return run ? run() : 0;
+  } catch (const myotwin::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return static_cast<int>(e.exit_code());
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return static_cast<int>(myotwin::ExitCode::runtime);
+  }
+}

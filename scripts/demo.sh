@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds myotwin, and runs the main job on the bundled sample subject
+# (sample_data/forearm). Results go to out/demo/.
+# Usage: scripts/demo.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" --target myotwin
+exe="$root/build/bin/myotwin"
+out="$root/out/demo"
+rm -rf "$out"
+mkdir -p "$out"
+
+echo "== 1. regenerate the sample forearm and check it matches the bundled one, bit for bit"
+"$exe" phantom -o "$out/phantom" --quiet
+for f in labels.nii.gz tissues.json subject.json; do
+  cmp "$out/phantom/$f" "$root/sample_data/forearm/$f" || { echo "demo: $f differs from sample_data/forearm"; exit 1; }
+done
+echo "identical to sample_data/forearm"
+
+echo "== 2. the sample subject's anatomy"
+"$exe" anatomy info "$root/sample_data/forearm/subject.json" -o "$out/anatomy"
+
+echo
+echo "results: $out"
+echo "  phantom/   labels.nii.gz (open in ITK-SNAP or 3D Slicer), tissues.json, subject.json"
+echo "  anatomy/   anatomy_info.json, resolved_config.json"
