@@ -1,0 +1,376 @@
+#include "myotwin/anatomy/muscle_geometry.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <numeric>
+#include <sstream>
+
+#include <Eigen/Eigenvalues>
+
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/units.hpp"
+
+namespace myotwin::anatomy {
+
+namespace {
+
+std::string muscle_id(const std::string& name, std::int32_t label) {
+  return "muscle " + name + " (label " + std::to_string(label) + ")";
+}
+
+std::string fmt(double v) {
+  std::ostringstream os;
+  os.precision(6);
+  os << v;
+  return os.str();
+}
+
+/// A box of voxels [lo, hi] (inclusive) with a local mask.
+struct LocalBox {
+  std::array<std::int64_t, 3> lo{0, 0, 0};
+  std::array<std::int64_t, 3> n{0, 0, 0};
+  [[nodiscard]] std::int64_t local(std::int64_t i, std::int64_t j, std::int64_t k) const {
+    return (i - lo[0]) + n[0] * ((j - lo[1]) + n[1] * (k - lo[2]));
+  }
+  [[nodiscard]] std::int64_t size() const { return n[0] * n[1] * n[2]; }
+};
+
+std::array<std::int64_t, 3> ijk_of(const LabelVolume& v, std::int64_t idx) {
+  const std::int64_t i = idx % v.size[0];
+  const std::int64_t j = (idx / v.size[0]) % v.size[1];
+  const std::int64_t k = idx / (v.size[0] * v.size[1]);
+  return {i, j, k};
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+} // namespace
+
+std::string to_string(ComponentPolicy policy) {
+  return policy == ComponentPolicy::keep_largest ? "keep_largest" : "keep_all";
+}
+
+std::string to_string(EndSource source) {
+  return source == EndSource::tendon ? "tendon" : "end_cap";
+}
+
+MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section) {
+  MuscleGeometryParams p;
+  p.profile_step_m = units::mm_to_m(
+      section.optional<double>("profile_step_mm", units::m_to_mm(p.profile_step_m), positive()));
+  const auto policy = section.optional<std::string>("components", to_string(p.components),
+                                                    one_of({"keep_largest", "keep_all"}));
+  p.components =
+      policy == "keep_largest" ? ComponentPolicy::keep_largest : ComponentPolicy::keep_all;
+  p.cap_fraction = section.optional<double>("cap_fraction", p.cap_fraction, in_range(0.0, 0.5));
+  if (p.cap_fraction <= 0.0 || p.cap_fraction >= 0.5)
+    section.fail("cap_fraction", "must be > 0 and < 0.5");
+  p.cap_min_m = units::mm_to_m(
+      section.optional<double>("cap_min_mm", units::m_to_mm(p.cap_min_m), non_negative()));
+  return p;
+}
+
+MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTable& table,
+                                       std::int32_t label, const MuscleGeometryParams& params) {
+  const Tissue* tissue = table.find(label);
+  if (tissue == nullptr)
+    throw BadInput("label " + std::to_string(label) +
+                   ": not in the tissue table: expected a muscle label");
+  const std::string id = muscle_id(tissue->name, label);
+  if (tissue->tissue_class != TissueClass::muscle)
+    throw BadInput(id + ": class = " + to_string(tissue->tissue_class) + ": expected class muscle");
+  if (!(params.profile_step_m > 0.0))
+    throw BadInput(id + ": profile_step = " + fmt(params.profile_step_m) + " m: must be > 0");
+
+  MuscleGeometry g;
+  g.label = label;
+  g.name = tissue->name;
+
+  // 1. Voxels of the label and their bounding box.
+  std::vector<std::int64_t> all;
+  std::array<std::int64_t, 3> lo{std::numeric_limits<std::int64_t>::max(),
+                                 std::numeric_limits<std::int64_t>::max(),
+                                 std::numeric_limits<std::int64_t>::max()};
+  std::array<std::int64_t, 3> hi{-1, -1, -1};
+  for (std::int64_t k = 0; k < volume.size[2]; ++k)
+    for (std::int64_t j = 0; j < volume.size[1]; ++j)
+      for (std::int64_t i = 0; i < volume.size[0]; ++i) {
+        const std::int64_t idx = volume.index(i, j, k);
+        if (volume.labels[static_cast<std::size_t>(idx)] != label)
+          continue;
+        all.push_back(idx);
+        const std::array<std::int64_t, 3> c{i, j, k};
+        for (int a = 0; a < 3; ++a) {
+          lo[a] = std::min(lo[a], c[a]);
+          hi[a] = std::max(hi[a], c[a]);
+        }
+      }
+  g.n_voxels_label = static_cast<std::int64_t>(all.size());
+  if (all.empty())
+    throw BadInput(id + ": number of voxels = 0: expected at least one voxel with label " +
+                   std::to_string(label));
+
+  // 2. 6-connected components (breadth-first, in increasing voxel order: deterministic).
+  LocalBox box;
+  box.lo = lo;
+  for (int a = 0; a < 3; ++a)
+    box.n[a] = hi[a] - lo[a] + 1;
+  std::vector<std::int32_t> comp(static_cast<std::size_t>(box.size()), -1); // -2: not muscle
+  std::fill(comp.begin(), comp.end(), -2);
+  for (const auto idx : all) {
+    const auto c = ijk_of(volume, idx);
+    comp[static_cast<std::size_t>(box.local(c[0], c[1], c[2]))] = -1;
+  }
+  std::vector<std::int64_t> sizes;
+  {
+    std::deque<std::array<std::int64_t, 3>> queue;
+    for (const auto idx : all) {
+      const auto c0 = ijk_of(volume, idx);
+      auto& start = comp[static_cast<std::size_t>(box.local(c0[0], c0[1], c0[2]))];
+      if (start != -1)
+        continue;
+      const auto id_comp = static_cast<std::int32_t>(sizes.size());
+      start = id_comp;
+      std::int64_t n = 0;
+      queue.push_back(c0);
+      while (!queue.empty()) {
+        const auto c = queue.front();
+        queue.pop_front();
+        ++n;
+        for (int a = 0; a < 3; ++a)
+          for (int s = -1; s <= 1; s += 2) {
+            auto q = c;
+            q[static_cast<std::size_t>(a)] += s;
+            if (q[a] < lo[a] || q[a] > hi[a])
+              continue;
+            auto& cq = comp[static_cast<std::size_t>(box.local(q[0], q[1], q[2]))];
+            if (cq == -1) {
+              cq = id_comp;
+              queue.push_back(q);
+            }
+          }
+      }
+      sizes.push_back(n);
+    }
+  }
+  std::vector<std::size_t> order(sizes.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
+  for (const auto o : order)
+    g.component_sizes.push_back(sizes[o]);
+  const auto largest = static_cast<std::int32_t>(order.front());
+  std::vector<std::uint8_t> kept(static_cast<std::size_t>(box.size()), 0);
+  for (const auto idx : all) {
+    const auto c = ijk_of(volume, idx);
+    const auto l = static_cast<std::size_t>(box.local(c[0], c[1], c[2]));
+    if (params.components == ComponentPolicy::keep_all || comp[l] == largest) {
+      g.voxels.push_back(idx);
+      kept[l] = 1;
+    }
+  }
+  const auto n_kept = static_cast<double>(g.voxels.size());
+
+  // 3. Thickness: at least one 2x2x2 block of muscle voxels.
+  bool has_block = false;
+  for (std::int64_t k = lo[2]; k < hi[2] && !has_block; ++k)
+    for (std::int64_t j = lo[1]; j < hi[1] && !has_block; ++j)
+      for (std::int64_t i = lo[0]; i < hi[0] && !has_block; ++i) {
+        bool all_in = true;
+        for (int d = 0; d < 8 && all_in; ++d)
+          all_in = kept[static_cast<std::size_t>(
+                       box.local(i + (d & 1), j + ((d >> 1) & 1), k + ((d >> 2) & 1)))] != 0;
+        has_block = all_in;
+      }
+  if (!has_block)
+    throw BadInput(id + ": no block of 2x2x2 voxels in " + std::to_string(g.voxels.size()) +
+                   " voxels: muscle is thinner than two voxels everywhere; expected a muscle at "
+                   "least two voxels thick (finer voxels needed)");
+
+  // 4. Volume, centroid, principal axis.
+  g.volume_m3 = n_kept * volume.voxel_volume_m3();
+  std::vector<Eigen::Vector3d> points;
+  points.reserve(g.voxels.size());
+  Eigen::Vector3d sum = Eigen::Vector3d::Zero();
+  for (const auto idx : g.voxels) {
+    const auto c = ijk_of(volume, idx);
+    points.push_back(volume.physical_point(static_cast<double>(c[0]), static_cast<double>(c[1]),
+                                           static_cast<double>(c[2])));
+    sum += points.back();
+  }
+  g.centroid_m = sum / n_kept;
+  Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+  for (const auto& p : points) {
+    const Eigen::Vector3d d = p - g.centroid_m;
+    cov += d * d.transpose();
+  }
+  cov /= n_kept;
+  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
+  g.principal_variances_m2 = eig.eigenvalues().reverse();
+  Eigen::Vector3d axis = eig.eigenvectors().col(2).normalized();
+  {
+    Eigen::Index imax = 0;
+    axis.cwiseAbs().maxCoeff(&imax);
+    if (axis[imax] < 0.0)
+      axis = -axis;
+  }
+
+  // 5. Tendon contacts (26-neighbourhood), per tendon of this muscle.
+  struct Contact {
+    std::string name;
+    int side = 0; ///< -1 origin, +1 insertion, 0 by position
+    std::vector<std::int64_t> voxels;
+    double mean_s = 0.0;
+  };
+  std::vector<Contact> contacts;
+  for (const auto& t : table.tissues) {
+    if (t.tissue_class != TissueClass::tendon || t.muscle != tissue->name)
+      continue;
+    Contact c;
+    c.name = t.name;
+    if (contains(t.name, "proximal") || contains(t.name, "origin"))
+      c.side = -1;
+    else if (contains(t.name, "distal") || contains(t.name, "insertion"))
+      c.side = 1;
+    for (std::size_t v = 0; v < g.voxels.size(); ++v) {
+      const auto p = ijk_of(volume, g.voxels[v]);
+      bool touches = false;
+      for (int dk = -1; dk <= 1 && !touches; ++dk)
+        for (int dj = -1; dj <= 1 && !touches; ++dj)
+          for (int di = -1; di <= 1 && !touches; ++di) {
+            const std::int64_t i = p[0] + di, j = p[1] + dj, k = p[2] + dk;
+            if (i < 0 || j < 0 || k < 0 || i >= volume.size[0] || j >= volume.size[1] ||
+                k >= volume.size[2])
+              continue;
+            touches = volume.at(i, j, k) == t.label;
+          }
+      if (touches) {
+        c.voxels.push_back(g.voxels[v]);
+        c.mean_s += (points[v] - g.centroid_m).dot(axis);
+      }
+    }
+    if (c.voxels.empty())
+      continue;
+    c.mean_s /= static_cast<double>(c.voxels.size());
+    contacts.push_back(std::move(c));
+  }
+  // Orient the axis by the named tendons: origin below the centroid / insertion above.
+  {
+    double so = 0.0, si = 0.0;
+    int no = 0, ni = 0;
+    for (const auto& c : contacts) {
+      if (c.side < 0) {
+        so += c.mean_s;
+        ++no;
+      } else if (c.side > 0) {
+        si += c.mean_s;
+        ++ni;
+      }
+    }
+    bool flip = false;
+    if (no > 0 && ni > 0)
+      flip = so / no > si / ni;
+    else if (no > 0)
+      flip = so / no > 0.0;
+    else if (ni > 0)
+      flip = si / ni < 0.0;
+    if (flip) {
+      axis = -axis;
+      for (auto& c : contacts)
+        c.mean_s = -c.mean_s;
+    }
+  }
+  for (auto& c : contacts)
+    if (c.side == 0)
+      c.side = c.mean_s < 0.0 ? -1 : 1;
+  g.axis = axis;
+
+  // 6. Projections, length, area profile.
+  std::vector<double> s(points.size());
+  for (std::size_t v = 0; v < points.size(); ++v)
+    s[v] = (points[v] - g.centroid_m).dot(axis);
+  g.axis_min_m = *std::min_element(s.begin(), s.end());
+  g.axis_max_m = *std::max_element(s.begin(), s.end());
+  double voxel_extent = 0.0;
+  for (int a = 0; a < 3; ++a)
+    voxel_extent += std::abs(axis.dot(volume.direction.col(a))) * volume.spacing_m[a];
+  g.length_m = g.axis_max_m - g.axis_min_m + voxel_extent;
+  {
+    std::vector<double> sorted = s;
+    std::sort(sorted.begin(), sorted.end());
+    const double width = std::max(params.profile_step_m, voxel_extent);
+    const double span = g.axis_max_m - g.axis_min_m;
+    const auto n_profile = static_cast<Eigen::Index>(std::floor(span / params.profile_step_m)) + 1;
+    const double start =
+        g.axis_min_m + 0.5 * (span - params.profile_step_m * static_cast<double>(n_profile - 1));
+    g.profile_s_m.resize(n_profile);
+    g.profile_area_m2.resize(n_profile);
+    // Each voxel counts with the part of its projected extent that falls in the slab.
+    for (Eigen::Index p = 0; p < n_profile; ++p) {
+      const double sp = start + params.profile_step_m * static_cast<double>(p);
+      const double a = sp - 0.5 * width, b = sp + 0.5 * width;
+      double overlap = 0.0;
+      for (auto it = std::lower_bound(sorted.begin(), sorted.end(), a - 0.5 * voxel_extent);
+           it != sorted.end() && *it < b + 0.5 * voxel_extent; ++it)
+        overlap += std::max(0.0, std::min(b, *it + 0.5 * voxel_extent) -
+                                     std::max(a, *it - 0.5 * voxel_extent));
+      g.profile_s_m[p] = sp;
+      g.profile_area_m2[p] = overlap / voxel_extent * volume.voxel_volume_m3() / width;
+    }
+  }
+
+  // 7. Origin and insertion.
+  std::vector<std::int64_t> origin, insertion;
+  for (const auto& c : contacts) {
+    auto& target = c.side < 0 ? origin : insertion;
+    target.insert(target.end(), c.voxels.begin(), c.voxels.end());
+    (c.side < 0 ? g.origin_tendons : g.insertion_tendons).push_back(c.name);
+  }
+  const double cap = std::max({params.cap_fraction * g.length_m, params.cap_min_m, voxel_extent});
+  if (origin.empty()) {
+    g.origin_source = EndSource::end_cap;
+    const double limit = g.axis_min_m - 0.5 * voxel_extent + cap;
+    for (std::size_t v = 0; v < s.size(); ++v)
+      if (s[v] <= limit)
+        origin.push_back(g.voxels[v]);
+  } else {
+    g.origin_source = EndSource::tendon;
+  }
+  if (insertion.empty()) {
+    g.insertion_source = EndSource::end_cap;
+    const double limit = g.axis_max_m + 0.5 * voxel_extent - cap;
+    for (std::size_t v = 0; v < s.size(); ++v)
+      if (s[v] >= limit)
+        insertion.push_back(g.voxels[v]);
+  } else {
+    g.insertion_source = EndSource::tendon;
+  }
+  for (auto* r : {&origin, &insertion}) {
+    std::sort(r->begin(), r->end());
+    r->erase(std::unique(r->begin(), r->end()), r->end());
+  }
+  if (origin.empty() || insertion.empty())
+    throw BadInput(id + ": " + std::string(origin.empty() ? "origin" : "insertion") +
+                   " region has 0 voxels: expected a non-empty origin and insertion");
+  std::vector<std::int64_t> shared;
+  std::set_intersection(origin.begin(), origin.end(), insertion.begin(), insertion.end(),
+                        std::back_inserter(shared));
+  if (!shared.empty())
+    throw BadInput(id + ": origin (" + to_string(g.origin_source) + ", " +
+                   std::to_string(origin.size()) + " voxels) and insertion (" +
+                   to_string(g.insertion_source) + ", " + std::to_string(insertion.size()) +
+                   " voxels) share " + std::to_string(shared.size()) +
+                   " voxels: expected disjoint origin and insertion (cap thickness " +
+                   fmt(units::m_to_mm(cap)) + " mm, muscle length " +
+                   fmt(units::m_to_mm(g.length_m)) + " mm)");
+  g.origin_voxels = std::move(origin);
+  g.insertion_voxels = std::move(insertion);
+  return g;
+}
+
+} // namespace myotwin::anatomy
