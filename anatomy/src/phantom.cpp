@@ -561,8 +561,17 @@ TissueTable ForearmPhantomGeometry::tissue_table() const {
   // Intermuscular septa, vessels, nerves and fat: modelled as fat (a conservative, poorly
   // conducting choice for the gaps between muscle bellies).
   add(phantom_label::intermuscular_fat, "intermuscular_fat", TissueClass::fat, "");
-  for (const auto& m : impl_->descriptions)
+  // Motor-unit counts used in published forearm models (REFERENCE_VALUES.md: ECRB 186,
+  // ECRL 204, PL 164, FCU 422, ECU 180, ED 186, FDS 158); the other muscles keep the config's
+  // default.
+  const std::map<std::string, std::int64_t> n_motor_units = {
+      {"ECRB", 186}, {"ECRL", 204}, {"PL", 164}, {"FCU", 422},
+      {"ECU", 180},  {"ED", 186},   {"FDS", 158}};
+  for (const auto& m : impl_->descriptions) {
     add(m.label, m.name, TissueClass::muscle, "");
+    if (const auto it = n_motor_units.find(m.name); it != n_motor_units.end())
+      table.tissues.back().n_motor_units = it->second;
+  }
   for (const auto& m : impl_->descriptions)
     add(m.proximal_tendon_label, m.name + "_tendon_proximal", TissueClass::tendon, m.name);
   for (const auto& m : impl_->descriptions)

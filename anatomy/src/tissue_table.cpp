@@ -134,7 +134,13 @@ TissueTable read_tissue_table(ConfigReader& reader) {
       }
       t.sigma_l_S_per_m = e.optional<double>("sigma_l_S_per_m", defaults->first, positive());
       t.sigma_t_S_per_m = e.optional<double>("sigma_t_S_per_m", defaults->second, positive());
+      if (e.has("n_motor_units")) {
+        t.n_motor_units = e.required<std::int64_t>("n_motor_units", int_in_range(1, 100000));
+      }
     } else {
+      if (e.has("n_motor_units")) {
+        e.fail("n_motor_units", "motor-unit counts are for class muscle, not " + class_name);
+      }
       for (const char* key : {"sigma_l_S_per_m", "sigma_t_S_per_m"}) {
         if (e.has(key)) {
           e.fail(key, "class " + class_name +
@@ -197,6 +203,8 @@ nlohmann::json to_json(const TissueTable& table) {
     if (t.tissue_class == TissueClass::muscle) {
       j["sigma_l_S_per_m"] = t.sigma_l_S_per_m;
       j["sigma_t_S_per_m"] = t.sigma_t_S_per_m;
+      if (t.n_motor_units > 0)
+        j["n_motor_units"] = t.n_motor_units;
     } else {
       j["sigma_S_per_m"] = t.sigma_l_S_per_m;
     }

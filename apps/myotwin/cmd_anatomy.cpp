@@ -7,8 +7,12 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/subject.hpp"
+#include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/timer.hpp"
 #include "myotwin/core/units.hpp"
 
 namespace myotwin::app {
@@ -25,6 +29,27 @@ char closest_axis(const Eigen::Vector3d& v) {
 }
 
 } // namespace
+
+void print_muscle_table(std::ostream& out, const anatomy::SubjectAnatomy& built) {
+  using units::m_to_mm;
+  out << std::left << std::setw(10) << "muscle" << std::right << std::setw(10) << "vol_cm3"
+      << std::setw(11) << "length_mm" << std::setw(9) << "fibres" << std::setw(7) << "units"
+      << std::setw(15) << "fibre_len_mm" << std::setw(12) << "angle_deg" << std::setw(11)
+      << "complete" << std::setw(8) << "time_s"
+      << "\n";
+  out << std::fixed;
+  for (const auto& m : built.muscles) {
+    out << std::left << std::setw(10) << m.geometry.name << std::right << std::setw(10)
+        << std::setprecision(2) << units::m3_to_cm3(m.geometry.volume_m3) << std::setw(11)
+        << std::setprecision(1) << m_to_mm(m.geometry.length_m) << std::setw(9)
+        << m.fibres.fibres.size() << std::setw(7) << m.pool.units.size() << std::setw(15)
+        << m_to_mm(m.statistics.mean_length_m) << std::setw(12)
+        << m.statistics.mean_angle_to_axis_deg << std::setw(10)
+        << 100.0 * m.statistics.fraction_tendon_to_tendon << "%" << std::setw(8)
+        << std::setprecision(2) << m.build_time_s << "\n";
+  }
+  out << std::defaultfloat;
+}
 
 void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
                          const std::vector<anatomy::LabelSummary>& summary) {
@@ -58,8 +83,46 @@ void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
 }
 
 void add_anatomy_command(CLI::App& app, std::function<int()>& run) {
-  auto* anatomy_cmd = app.add_subcommand("anatomy", "inspect and build a subject's anatomy");
-  anatomy_cmd->require_subcommand(1);
+  // `myotwin anatomy SUBJECT.json -o OUT`: builds the muscles (the stage's main job).
+  auto* anatomy_cmd = app.add_subcommand(
+      "anatomy", "build the muscles of a subject: geometry, fibre field, fibres, motor units "
+                 "(writes OUT/anatomy/fibers.vtp, motor_units.h5, anatomy.json); settings in the "
+                 "config's `anatomy` section (densities per mm^2, lengths in mm)");
+  anatomy_cmd->require_subcommand(0, 1);
+  auto build_options = std::make_shared<SharedOptions>();
+  auto build_subject = std::make_shared<std::filesystem::path>();
+  anatomy_cmd->add_option("SUBJECT", *build_subject, "subject file (subject.json)");
+  add_shared_options(*anatomy_cmd, *build_options, false);
+  anatomy_cmd->callback([anatomy_cmd, &run, build_options, build_subject] {
+    if (anatomy_cmd->get_subcommands().empty()) {
+      if (build_subject->empty() || build_options->output.empty()) {
+        throw CLI::ValidationError("anatomy", "expected SUBJECT.json and -o OUT, or a "
+                                              "subcommand (info, import)");
+      }
+      run = [build_options, build_subject] {
+        // 1. Configuration, subject and output folder.
+        const RunConfig config = begin_run(*build_options);
+        const anatomy::Subject s = anatomy::load_subject(*build_subject);
+        const auto dir = build_options->output / "anatomy";
+        ensure_output_dir(dir);
+        // 2. Build every muscle.
+        Stopwatch watch;
+        log_info("building the anatomy of ", s.files.name, " (seed ", config.seed, ")");
+        const auto built = anatomy::build_subject_anatomy(
+            s.volume, s.tissues, config.anatomy, config.seed, progress_display(*build_options));
+        // 3. Write.
+        anatomy::write_subject_anatomy(dir, built);
+        write_resolved_config(build_options->output, config);
+        // 4. Report.
+        if (!build_options->quiet)
+          print_muscle_table(std::cout, built);
+        log_info("anatomy built in ", watch.elapsed_s(), " s: ", dir.string());
+        return 0;
+      };
+    }
+  });
+
+  // `myotwin anatomy info SUBJECT.json`.
   auto options = std::make_shared<SharedOptions>();
   auto subject = std::make_shared<std::filesystem::path>();
   auto* info = anatomy_cmd->add_subcommand(
@@ -79,6 +142,34 @@ void add_anatomy_command(CLI::App& app, std::function<int()>& run) {
                         anatomy::to_json(s.volume, summary).dump(2) + "\n");
         write_resolved_config(options->output, config);
       }
+      return 0;
+    };
+  });
+
+  // `myotwin anatomy import SURFACE.stl -o DIR`: a subject around one real muscle shape.
+  auto import_options = std::make_shared<SharedOptions>();
+  auto stl = std::make_shared<std::filesystem::path>();
+  auto* import_cmd = anatomy_cmd->add_subcommand(
+      "import", "make a subject from a closed muscle surface (STL in mm): the muscle label with "
+                "fat and skin shells (config section `surface_import`: voxel_size_mm, "
+                "fat_thickness_mm, skin_thickness_mm, margin_mm, muscle_name)");
+  import_cmd->add_option("SURFACE", *stl, "closed triangulated surface (.stl, mm)")->required();
+  add_shared_options(*import_cmd, *import_options, true);
+  import_cmd->callback([&run, import_options, stl] {
+    run = [import_options, stl] {
+      const RunConfig config = begin_run(*import_options);
+      const auto& dir = import_options->output;
+      const auto imported = anatomy::import_surface(*stl, config.surface_import);
+      anatomy::write_label_volume(dir / "labels.nii.gz", imported.volume);
+      anatomy::write_tissue_table(dir / "tissues.json", imported.tissues);
+      anatomy::write_subject_file(dir / "subject.json", stl->stem().string(), "labels.nii.gz",
+                                  "tissues.json");
+      write_resolved_config(dir, config);
+      if (!import_options->quiet) {
+        print_anatomy_table(std::cout, imported.volume,
+                            anatomy::summarise_labels(imported.volume, imported.tissues));
+      }
+      log_info("subject written: ", (dir / "subject.json").string());
       return 0;
     };
   });

@@ -27,6 +27,7 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
                      "random seed (default: the config's seed, else " +
                          std::to_string(default_seed) + ")");
   command.add_flag("--quiet", options.quiet, "print warnings and errors only");
+  command.add_flag("--verbose", options.verbose, "print debug messages and timings");
 }
 
 RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override) {
@@ -38,6 +39,10 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
       static_cast<int>(reader.optional<std::int64_t>("threads", 0, int_in_range(0, 4096)));
   auto phantom = reader.section("phantom");
   run.phantom = anatomy::read_phantom_params(phantom, run.seed);
+  auto surface_import = reader.section("surface_import");
+  run.surface_import = anatomy::read_surface_import_params(surface_import);
+  auto anatomy_section = reader.section("anatomy");
+  run.anatomy = anatomy::read_anatomy_params(anatomy_section);
   reader.finish();
   run.resolved = reader.resolved();
   run.resolved["seed"] = run.seed;
@@ -46,7 +51,9 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
 }
 
 RunConfig begin_run(const SharedOptions& options) {
-  set_log_level(options.quiet ? LogLevel::warning : LogLevel::info);
+  set_log_level(options.quiet     ? LogLevel::warning
+                : options.verbose ? LogLevel::debug
+                                  : LogLevel::info);
   ConfigReader reader = options.config.empty()
                             ? ConfigReader(nlohmann::json::object(), "default configuration")
                             : ConfigReader::from_file(options.config);

@@ -10,7 +10,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/phantom.hpp"
+#include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
 
@@ -23,6 +25,7 @@ struct SharedOptions {
   int threads = 0;                   ///< --threads N (0: all cores)
   std::optional<std::uint64_t> seed; ///< --seed N
   bool quiet = false;                ///< --quiet
+  bool verbose = false;              ///< --verbose (debug messages and timings)
 };
 
 /// Adds --config, --threads, --seed, --quiet, and -o/--output (required when
@@ -34,6 +37,8 @@ struct RunConfig {
   std::uint64_t seed = 0;
   int threads = 0;
   anatomy::PhantomParams phantom;
+  anatomy::SurfaceImportParams surface_import;
+  anatomy::AnatomyParams anatomy;
   nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
 };
 
@@ -63,6 +68,9 @@ struct LabelSummary;
 } // namespace myotwin::anatomy
 
 namespace myotwin::app {
+
+/// Prints one line per built muscle (volume, length, fibres, units, fibre length and angle).
+void print_muscle_table(std::ostream& out, const anatomy::SubjectAnatomy& built);
 
 /// Prints the image geometry and the per-label table of `myotwin anatomy info`.
 void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,

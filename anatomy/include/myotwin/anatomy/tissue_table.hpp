@@ -6,12 +6,13 @@
 ///     { "label": 1,  "name": "skin", "class": "skin" },
 ///     { "label": 2,  "name": "subcutaneous_fat", "class": "fat", "sigma_S_per_m": 0.04 },
 ///     { "label": 20, "name": "FCR", "class": "muscle",
-///       "sigma_l_S_per_m": 0.5, "sigma_t_S_per_m": 0.1 },
+///       "sigma_l_S_per_m": 0.5, "sigma_t_S_per_m": 0.1, "n_motor_units": 120 },
 ///     { "label": 60, "name": "FCR_tendon_distal", "class": "tendon", "muscle": "FCR" } ] }
 /// \endcode
 /// Label 0 is background (outside the body) and is never listed. Conductivities default per
 /// class (default_conductivity()); muscle is anisotropic (along / across the fibres), the
-/// other classes isotropic. A tendon may name the muscle it belongs to.
+/// other classes isotropic. A tendon may name the muscle it belongs to. A muscle may give its
+/// motor-unit count (`n_motor_units`); otherwise the run config's `anatomy.motor_units.n_units`.
 
 #include <cstdint>
 #include <filesystem>
@@ -48,9 +49,10 @@ struct Tissue {
   std::int32_t label = 0;
   std::string name;
   TissueClass tissue_class = TissueClass::other;
-  double sigma_l_S_per_m = 0.0; ///< along fibres (muscle) or isotropic value
-  double sigma_t_S_per_m = 0.0; ///< across fibres (muscle) or isotropic value
-  std::string muscle;           ///< for a tendon: the name of its muscle, or empty
+  double sigma_l_S_per_m = 0.0;   ///< along fibres (muscle) or isotropic value
+  double sigma_t_S_per_m = 0.0;   ///< across fibres (muscle) or isotropic value
+  std::string muscle;             ///< for a tendon: the name of its muscle, or empty
+  std::int64_t n_motor_units = 0; ///< for a muscle: its motor-unit count (0: the config's default)
 };
 
 /// All tissues of a subject, in the order of the file.

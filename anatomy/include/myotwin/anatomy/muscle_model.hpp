@@ -1,0 +1,95 @@
+#pragma once
+/// \file muscle_model.hpp
+/// The anatomy stage as a whole: for every muscle of a subject, its geometry, fibre field,
+/// fibres and motor-unit pool, and the files that carry them to the next stages
+/// (`OUT/anatomy/fibers.vtp`, `motor_units.h5`, `anatomy.json`).
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "myotwin/anatomy/fibre_field.hpp"
+#include "myotwin/anatomy/fibres.hpp"
+#include "myotwin/anatomy/label_volume.hpp"
+#include "myotwin/anatomy/motor_units.hpp"
+#include "myotwin/anatomy/muscle_geometry.hpp"
+#include "myotwin/anatomy/tissue_table.hpp"
+#include "myotwin/core/progress.hpp"
+
+namespace myotwin {
+class ConfigReader;
+}
+
+namespace myotwin::anatomy {
+
+/// Parameters of the anatomy stage (config section `anatomy`, with sub-sections `geometry`,
+/// `fibre_field`, `fibres`, `motor_units`).
+struct AnatomyParams {
+  std::vector<std::string> muscles; ///< muscles to build by name; empty: every muscle
+  /// A muscle whose model fibres number fewer than this many per motor unit is seeded again
+  /// with a proportionally higher model density (and the fibre weights fall accordingly).
+  double min_fibres_per_unit = 5.0;
+  MuscleGeometryParams geometry;
+  FibreFieldParams fibre_field;
+  FibreParams fibres;
+  MotorUnitParams motor_units;
+};
+
+/// Reads the `anatomy` section. \throws BadInput.
+AnatomyParams read_anatomy_params(ConfigReader& section);
+
+/// Summary numbers of a muscle's fibres.
+struct FibreStatistics {
+  double mean_length_m = 0.0;
+  double min_length_m = 0.0;
+  double max_length_m = 0.0;
+  double mean_angle_to_axis_deg = 0.0;    ///< mean angle of fibre segments to the principal axis
+  double p95_angle_to_axis_deg = 0.0;     ///< 95th percentile of that angle
+  double mean_curvature_per_m = 0.0;      ///< mean turning angle per arc length [rad/m]
+  double fraction_tendon_to_tendon = 0.0; ///< fibres that reach both origin and insertion
+};
+
+/// One muscle, built.
+struct MuscleModel {
+  MuscleGeometry geometry;
+  MuscleFibres fibres;
+  MotorUnitPool pool;
+  FibreStatistics statistics;
+  std::int64_t field_iterations = 0;    ///< conjugate-gradient iterations of the fibre field
+  double field_relative_residual = 0.0; ///< its final relative residual
+  double model_density_per_m2 = 0.0;    ///< model fibre density used [1/m^2]
+  bool model_density_raised = false;    ///< raised above the config's for the unit count
+  double field_time_s = 0.0;            ///< wall time of geometry and fibre field [s]
+  double build_time_s = 0.0;            ///< wall time for this muscle [s]
+};
+
+/// All muscles of a subject, in label order.
+struct SubjectAnatomy {
+  std::vector<MuscleModel> muscles;
+};
+
+/// Builds every muscle of the subject (or those named in `params.muscles`). Each muscle draws
+/// its random numbers from Rng(seed).split(label), so a muscle's result does not depend on
+/// which other muscles are built, nor on the thread count.
+/// \throws BadInput naming the muscle (no voxels, too thin, no origin or insertion, too few
+/// fibres for its motor units, a name in `params.muscles` that is not a muscle).
+SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTable& tissues,
+                                     const AnatomyParams& params, std::uint64_t seed,
+                                     const ProgressCallback& progress = {});
+
+/// Fibre statistics of one muscle (exposed for tests).
+FibreStatistics fibre_statistics(const MuscleFibres& fibres, const Eigen::Vector3d& axis);
+
+/// Per-muscle summary (mm, cm^3, counts) as written to anatomy.json.
+nlohmann::json to_json(const SubjectAnatomy& anatomy);
+
+/// Writes `dir/fibers.vtp`, `dir/motor_units.h5` and `dir/anatomy.json`, each atomically.
+/// fibers.vtp: one polyline per fibre (points in metres), cell data muscle_label, motor_unit
+/// (index within its muscle), cv_m_per_s, diameter_m, end_plate_m, length_m, weight; point data
+/// arc_length_m. motor_units.h5: per muscle a group `muscles/<name>` (see docs/file_formats.md).
+void write_subject_anatomy(const std::filesystem::path& dir, const SubjectAnatomy& anatomy);
+
+} // namespace myotwin::anatomy

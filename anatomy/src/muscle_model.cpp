@@ -1,0 +1,397 @@
+#include "myotwin/anatomy/muscle_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <numbers>
+
+#include "myotwin/anatomy/polydata_io.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/random.hpp"
+#include "myotwin/core/timer.hpp"
+#include "myotwin/core/units.hpp"
+
+namespace myotwin::anatomy {
+
+AnatomyParams read_anatomy_params(ConfigReader& section) {
+  AnatomyParams p;
+  p.muscles = section.optional<std::vector<std::string>>("muscles", {});
+  p.min_fibres_per_unit =
+      section.optional<double>("min_fibres_per_unit", 5.0, in_range(1.0, 1000.0));
+  auto geometry = section.section("geometry");
+  p.geometry = read_muscle_geometry_params(geometry);
+  auto field = section.section("fibre_field");
+  p.fibre_field = read_fibre_field_params(field);
+  auto fibres = section.section("fibres");
+  p.fibres = read_fibre_params(fibres);
+  auto units = section.section("motor_units");
+  p.motor_units = read_motor_unit_params(units);
+  return p;
+}
+
+FibreStatistics fibre_statistics(const MuscleFibres& muscle, const Eigen::Vector3d& axis) {
+  FibreStatistics s;
+  if (muscle.fibres.empty())
+    return s;
+  std::vector<double> angles;
+  double total_turn = 0.0, total_length = 0.0, sum_length = 0.0;
+  std::int64_t n_complete = 0;
+  s.min_length_m = muscle.fibres.front().length_m;
+  for (const auto& f : muscle.fibres) {
+    sum_length += f.length_m;
+    s.min_length_m = std::min(s.min_length_m, f.length_m);
+    s.max_length_m = std::max(s.max_length_m, f.length_m);
+    if (f.reaches_origin && f.reaches_insertion)
+      ++n_complete;
+    Eigen::Vector3d previous = Eigen::Vector3d::Zero();
+    for (Eigen::Index i = 0; i + 1 < f.points_m.rows(); ++i) {
+      Eigen::Vector3d d = (f.points_m.row(i + 1) - f.points_m.row(i)).transpose();
+      const double n = d.norm();
+      if (n <= 0.0)
+        continue;
+      d /= n;
+      angles.push_back(std::acos(std::min(1.0, std::abs(d.dot(axis)))) * 180.0 / std::numbers::pi);
+      if (previous.squaredNorm() > 0.0) {
+        total_turn += std::acos(std::clamp(d.dot(previous), -1.0, 1.0));
+        total_length += n;
+      }
+      previous = d;
+    }
+  }
+  const double n_fibres = static_cast<double>(muscle.fibres.size());
+  s.mean_length_m = sum_length / n_fibres;
+  s.fraction_tendon_to_tendon = static_cast<double>(n_complete) / n_fibres;
+  if (!angles.empty()) {
+    double sum = 0.0;
+    for (double a : angles)
+      sum += a;
+    s.mean_angle_to_axis_deg = sum / static_cast<double>(angles.size());
+    const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(angles.size() - 1));
+    std::nth_element(angles.begin(), angles.begin() + static_cast<std::ptrdiff_t>(k), angles.end());
+    s.p95_angle_to_axis_deg = angles[k];
+  }
+  s.mean_curvature_per_m = total_length > 0.0 ? total_turn / total_length : 0.0;
+  return s;
+}
+
+namespace {
+
+/// The muscles to build: every muscle of the table present in the volume, or those named.
+std::vector<const Tissue*> muscles_to_build(const LabelVolume& volume, const TissueTable& tissues,
+                                            const AnatomyParams& params) {
+  const auto histogram = label_histogram(volume);
+  std::vector<const Tissue*> out;
+  if (params.muscles.empty()) {
+    for (const auto& t : tissues.tissues) {
+      if (t.tissue_class == TissueClass::muscle && histogram.count(t.label) > 0)
+        out.push_back(&t);
+    }
+  } else {
+    for (const auto& name : params.muscles) {
+      const Tissue* t = tissues.find(name);
+      if (t == nullptr || t->tissue_class != TissueClass::muscle) {
+        std::string list;
+        for (const auto& m : tissues.tissues) {
+          if (m.tissue_class == TissueClass::muscle)
+            list += (list.empty() ? "" : ", ") + m.name;
+        }
+        throw BadInput("anatomy.muscles: \"" + name +
+                       "\" is not a muscle of the tissue table; muscles: " + list);
+      }
+      out.push_back(t);
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Tissue* a, const Tissue* b) { return a->label < b->label; });
+  if (out.empty())
+    throw BadInput("the subject has no muscle voxels: nothing to build");
+  return out;
+}
+
+} // namespace
+
+namespace {
+
+/// Builds one muscle: geometry, field, fibres (density raised where the unit count needs it)
+/// and the motor-unit pool.
+MuscleModel build_muscle(const LabelVolume& volume, const TissueTable& tissues,
+                         const Tissue& tissue, const AnatomyParams& params, const Rng& base) {
+  Stopwatch watch;
+  MuscleModel m;
+  // 1. Geometry, origin and insertion.
+  m.geometry = compute_muscle_geometry(volume, tissues, tissue.label, params.geometry);
+  // 2. Fibre field.
+  const FibreField field = solve_fibre_field(volume, m.geometry, params.fibre_field);
+  m.field_iterations = field.n_iterations;
+  m.field_relative_residual = field.relative_residual;
+  const double field_time_s = watch.elapsed_s();
+  // 3. Fibres; a muscle with too few model fibres for its units is seeded again more densely.
+  const Rng rng = base.split(static_cast<std::uint64_t>(tissue.label));
+  MotorUnitParams unit_params = params.motor_units;
+  if (tissue.n_motor_units > 0)
+    unit_params.n_units = tissue.n_motor_units;
+  const auto n_needed = static_cast<std::int64_t>(
+      std::ceil(params.min_fibres_per_unit * static_cast<double>(unit_params.n_units)));
+  FibreParams fibre_params = params.fibres;
+  m.fibres = generate_fibres(field, m.geometry, fibre_params, rng.split(0));
+  const auto n_first = static_cast<std::int64_t>(m.fibres.fibres.size());
+  if (n_first < n_needed && n_first > 0) {
+    fibre_params.model_density_per_m2 *=
+        1.15 * static_cast<double>(n_needed) / static_cast<double>(n_first);
+    m.fibres = generate_fibres(field, m.geometry, fibre_params, rng.split(0));
+    m.model_density_raised = true;
+  }
+  m.model_density_per_m2 = fibre_params.model_density_per_m2;
+  m.statistics = fibre_statistics(m.fibres, m.geometry.axis);
+  // 4. Motor units over the fibres' cross-section positions.
+  const auto n = static_cast<Eigen::Index>(m.fibres.fibres.size());
+  if (n < unit_params.n_units) {
+    throw BadInput("muscle " + tissue.name + ": " + std::to_string(n) + " model fibres for " +
+                   std::to_string(unit_params.n_units) +
+                   " motor units; expected at least one fibre per unit: raise "
+                   "anatomy.fibres.model_density_per_mm2 or lower the unit count");
+  }
+  Eigen::MatrixX2d positions(n, 2);
+  Eigen::VectorXd weights(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    positions.row(i) = m.fibres.fibres[static_cast<std::size_t>(i)].seed_2d_m.transpose();
+    weights[i] = m.fibres.fibres[static_cast<std::size_t>(i)].weight;
+  }
+  m.pool = build_motor_unit_pool(positions, weights, m.fibres.section_area_m2, unit_params,
+                                 rng.split(1).next());
+  m.field_time_s = field_time_s;
+  m.build_time_s = watch.elapsed_s();
+  return m;
+}
+
+} // namespace
+
+SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTable& tissues,
+                                     const AnatomyParams& params, std::uint64_t seed,
+                                     const ProgressCallback& progress) {
+  const auto muscles = muscles_to_build(volume, tissues, params);
+  const auto n_muscles = static_cast<std::int64_t>(muscles.size());
+  SubjectAnatomy anatomy;
+  anatomy.muscles.resize(muscles.size());
+  std::vector<std::exception_ptr> errors(muscles.size());
+  ProgressReporter reporter(progress, "anatomy (muscles)", muscles.size());
+  const Rng base(seed);
+  // Muscles are independent: built in parallel, each with its own random stream, stored by
+  // index; the work inside a muscle then runs on one thread (no nested parallelism).
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t i = 0; i < n_muscles; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    try {
+      anatomy.muscles[k] = build_muscle(volume, tissues, *muscles[k], params, base);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+    reporter.advance();
+  }
+  for (const auto& e : errors) {
+    if (e)
+      std::rethrow_exception(e);
+  }
+  reporter.finish();
+  for (const auto& m : anatomy.muscles) {
+    if (m.model_density_raised) {
+      log_info("  ", m.geometry.name, ": model fibre density raised to ",
+               m.model_density_per_m2 * 1e-6, " per mm^2 for its ", m.pool.units.size(),
+               " motor units");
+    }
+    log_debug("  ", m.geometry.name, ": ", m.fibres.fibres.size(), " fibres, ", m.pool.units.size(),
+              " motor units, mean fibre ", units::m_to_mm(m.statistics.mean_length_m),
+              " mm; field ", m.field_time_s, " s (", m.field_iterations, " CG iterations), total ",
+              m.build_time_s, " s");
+  }
+  return anatomy;
+}
+
+nlohmann::json to_json(const SubjectAnatomy& anatomy) {
+  using units::m_to_mm;
+  nlohmann::json muscles = nlohmann::json::array();
+  for (const auto& m : anatomy.muscles) {
+    const auto& g = m.geometry;
+    const auto& s = m.statistics;
+    nlohmann::json j;
+    j["name"] = g.name;
+    j["label"] = g.label;
+    j["volume_cm3"] = units::m3_to_cm3(g.volume_m3);
+    j["length_mm"] = m_to_mm(g.length_m);
+    j["centroid_mm"] = {m_to_mm(g.centroid_m[0]), m_to_mm(g.centroid_m[1]),
+                        m_to_mm(g.centroid_m[2])};
+    j["axis"] = {g.axis[0], g.axis[1], g.axis[2]};
+    j["n_components"] = g.component_sizes.size();
+    j["origin"] = to_string(g.origin_source);
+    j["insertion"] = to_string(g.insertion_source);
+    j["origin_tendons"] = g.origin_tendons;
+    j["insertion_tendons"] = g.insertion_tendons;
+    j["max_cross_section_mm2"] =
+        g.profile_area_m2.size() > 0 ? units::m2_to_mm2(g.profile_area_m2.maxCoeff()) : 0.0;
+    j["seed_section_mm2"] = units::m2_to_mm2(m.fibres.section_area_m2);
+    j["n_fibres"] = m.fibres.fibres.size();
+    j["model_density_per_mm2"] = m.model_density_per_m2 * 1e-6;
+    j["n_seeds_dropped"] = m.fibres.n_seeds_dropped;
+    double real = 0.0;
+    for (const auto& f : m.fibres.fibres)
+      real += f.weight;
+    j["n_real_fibres"] = real;
+    j["n_motor_units"] = m.pool.units.size();
+    j["mean_fibre_length_mm"] = m_to_mm(s.mean_length_m);
+    j["min_fibre_length_mm"] = m_to_mm(s.min_length_m);
+    j["max_fibre_length_mm"] = m_to_mm(s.max_length_m);
+    j["mean_angle_to_axis_deg"] = s.mean_angle_to_axis_deg;
+    j["p95_angle_to_axis_deg"] = s.p95_angle_to_axis_deg;
+    j["mean_curvature_per_m"] = s.mean_curvature_per_m;
+    j["fraction_tendon_to_tendon"] = s.fraction_tendon_to_tendon;
+    j["fibre_field_iterations"] = m.field_iterations;
+    j["fibre_field_relative_residual"] = m.field_relative_residual;
+    muscles.push_back(std::move(j));
+  }
+  return nlohmann::json{{"muscles", std::move(muscles)}};
+}
+
+namespace {
+
+void write_fibres_vtp(const std::filesystem::path& path, const SubjectAnatomy& anatomy) {
+  std::int64_t n_lines = 0, n_points = 0;
+  for (const auto& m : anatomy.muscles) {
+    for (const auto& f : m.fibres.fibres) {
+      ++n_lines;
+      n_points += f.points_m.rows();
+    }
+  }
+  Polylines lines;
+  lines.points_m.resize(n_points, 3);
+  lines.offsets.assign(1, 0);
+  Eigen::VectorXd arc(n_points), cv(n_lines), diameter(n_lines), end_plate(n_lines),
+      length(n_lines), weight(n_lines);
+  std::vector<std::int64_t> label, unit;
+  std::int64_t p = 0, c = 0;
+  for (const auto& m : anatomy.muscles) {
+    for (std::size_t i = 0; i < m.fibres.fibres.size(); ++i) {
+      const auto& f = m.fibres.fibres[i];
+      const auto ii = static_cast<Eigen::Index>(i);
+      double s = 0.0;
+      for (Eigen::Index r = 0; r < f.points_m.rows(); ++r, ++p) {
+        if (r > 0)
+          s += (f.points_m.row(r) - f.points_m.row(r - 1)).norm();
+        lines.points_m.row(p) = f.points_m.row(r);
+        arc[p] = s;
+      }
+      lines.offsets.push_back(p);
+      label.push_back(m.geometry.label);
+      unit.push_back(m.pool.fibre_unit[ii]);
+      cv[c] = m.pool.fibre_cv_m_per_s[ii];
+      diameter[c] = m.pool.fibre_diameter_m[ii];
+      end_plate[c] = f.end_plate_m;
+      length[c] = f.length_m;
+      weight[c] = f.weight;
+      ++c;
+    }
+  }
+  lines.point_data["arc_length_m"] = arc;
+  lines.cell_data_int["muscle_label"] = label;
+  lines.cell_data_int["motor_unit"] = unit;
+  lines.cell_data["cv_m_per_s"] = cv;
+  lines.cell_data["diameter_m"] = diameter;
+  lines.cell_data["end_plate_m"] = end_plate;
+  lines.cell_data["length_m"] = length;
+  lines.cell_data["weight"] = weight;
+  write_polylines_vtp(path, lines);
+}
+
+void write_motor_units_h5(const std::filesystem::path& path, const SubjectAnatomy& anatomy) {
+  H5Writer w(path);
+  w.set_attributes("/", {{"format", std::string("myotwin anatomy")},
+                         {"n_muscles", static_cast<std::int64_t>(anatomy.muscles.size())}});
+  for (const auto& m : anatomy.muscles) {
+    const std::string g = "muscles/" + m.geometry.name;
+    const auto n_units = static_cast<Eigen::Index>(m.pool.units.size());
+    const auto n_fibres = static_cast<Eigen::Index>(m.fibres.fibres.size());
+    // Units, in recruitment order.
+    Eigen::VectorXd target(n_units), represented(n_units), threshold(n_units), radius(n_units),
+        cv(n_units), diameter(n_units);
+    Eigen::MatrixXd centre_2d(n_units, 2), centre_3d(n_units, 3);
+    VectorXi64 unit_offsets(n_units + 1);
+    std::vector<std::int64_t> unit_fibres;
+    unit_offsets[0] = 0;
+    for (Eigen::Index u = 0; u < n_units; ++u) {
+      const auto& unit = m.pool.units[static_cast<std::size_t>(u)];
+      target[u] = unit.target_n_fibres;
+      represented[u] = unit.n_fibres;
+      threshold[u] = unit.recruitment_threshold;
+      radius[u] = unit.territory_radius_m;
+      cv[u] = unit.cv_m_per_s;
+      diameter[u] = unit.fibre_diameter_m;
+      centre_2d.row(u) = unit.territory_centre_m.transpose();
+      centre_3d.row(u) = (m.fibres.plane_centre_m + unit.territory_centre_m[0] * m.fibres.plane_e1 +
+                          unit.territory_centre_m[1] * m.fibres.plane_e2)
+                             .transpose();
+      unit_fibres.insert(unit_fibres.end(), unit.fibres.begin(), unit.fibres.end());
+      unit_offsets[u + 1] = static_cast<std::int64_t>(unit_fibres.size());
+    }
+    w.set_attributes(g, {{"label", static_cast<std::int64_t>(m.geometry.label)},
+                         {"volume_m3", m.geometry.volume_m3},
+                         {"length_m", m.geometry.length_m},
+                         {"section_area_m2", m.fibres.section_area_m2}});
+    w.write_vector(g + "/units/target_n_fibres", target, {{"unit", std::string("real fibres")}});
+    w.write_vector(g + "/units/n_fibres", represented, {{"unit", std::string("real fibres")}});
+    w.write_vector(g + "/units/recruitment_threshold", threshold,
+                   {{"unit", std::string("fraction of maximal excitation")}});
+    w.write_vector(g + "/units/territory_radius_m", radius);
+    w.write_vector(g + "/units/cv_m_per_s", cv);
+    w.write_vector(g + "/units/fibre_diameter_m", diameter);
+    w.write(g + "/units/territory_centre_2d_m", centre_2d,
+            {{"frame", std::string("section plane (plane_e1, plane_e2)")}});
+    w.write(g + "/units/territory_centre_m", centre_3d, {{"frame", std::string("LPS")}});
+    w.write_vector(g + "/units/fibre_offsets", unit_offsets);
+    w.write_vector(g + "/units/fibres",
+                   VectorXi64(Eigen::Map<const VectorXi64>(
+                       unit_fibres.data(), static_cast<Eigen::Index>(unit_fibres.size()))));
+    // Fibres: points concatenated, with offsets.
+    Eigen::Index n_points = 0;
+    for (const auto& f : m.fibres.fibres)
+      n_points += f.points_m.rows();
+    Eigen::MatrixXd points(n_points, 3);
+    VectorXi64 offsets(n_fibres + 1), fibre_unit(n_fibres);
+    Eigen::VectorXd length(n_fibres), end_plate(n_fibres), weight(n_fibres);
+    offsets[0] = 0;
+    Eigen::Index p = 0;
+    for (Eigen::Index i = 0; i < n_fibres; ++i) {
+      const auto& f = m.fibres.fibres[static_cast<std::size_t>(i)];
+      points.middleRows(p, f.points_m.rows()) = f.points_m;
+      p += f.points_m.rows();
+      offsets[i + 1] = p;
+      length[i] = f.length_m;
+      end_plate[i] = f.end_plate_m;
+      weight[i] = f.weight;
+      fibre_unit[i] = m.pool.fibre_unit[i];
+    }
+    w.write(g + "/fibres/points_m", points, {{"frame", std::string("LPS")}});
+    w.write_vector(g + "/fibres/offsets", offsets);
+    w.write_vector(g + "/fibres/motor_unit", fibre_unit);
+    w.write_vector(g + "/fibres/length_m", length);
+    w.write_vector(g + "/fibres/end_plate_m", end_plate,
+                   {{"meaning", std::string("arc length from the origin end")}});
+    w.write_vector(g + "/fibres/weight", weight, {{"unit", std::string("real fibres")}});
+    w.write_vector(g + "/fibres/cv_m_per_s", m.pool.fibre_cv_m_per_s);
+    w.write_vector(g + "/fibres/diameter_m", m.pool.fibre_diameter_m);
+  }
+  w.commit();
+}
+
+} // namespace
+
+void write_subject_anatomy(const std::filesystem::path& dir, const SubjectAnatomy& anatomy) {
+  ensure_output_dir(dir);
+  write_fibres_vtp(dir / "fibers.vtp", anatomy);
+  write_motor_units_h5(dir / "motor_units.h5", anatomy);
+  write_text_file(dir / "anatomy.json", to_json(anatomy).dump(2) + "\n");
+}
+
+} // namespace myotwin::anatomy
