@@ -33,8 +33,9 @@ std::string fmt(double v) {
   return os.str();
 }
 
-/// The section: the u = 0.5 surface projected on the seed plane, rasterised.
+/// The section: the u = level surface projected on the seed plane, rasterised.
 struct Section {
+  double level = 0.5; ///< the field value of the seed surface
   Eigen::Vector3d centre, normal, e1, e2;
   double t_min = 0.0, t_max = 0.0, dt = 0.0; ///< search range along the normal [m]
   Eigen::Vector2d lo = Eigen::Vector2d::Zero();
@@ -58,7 +59,7 @@ struct Section {
   }
 };
 
-/// The point of the u = 0.5 surface on the line through `p` (2-D) along the plane normal that
+/// The point of the u = level surface on the line through `p` (2-D) along the plane normal that
 /// is nearest to the plane, or nothing.
 std::optional<Eigen::Vector3d> lift(const FibreField& field, const Section& sec,
                                     const Eigen::Vector2d& p) {
@@ -70,8 +71,9 @@ std::optional<Eigen::Vector3d> lift(const FibreField& field, const Section& sec,
   for (std::int64_t s = 0; s <= n_t; ++s) {
     const double t = sec.t_min + sec.dt * static_cast<double>(s);
     const FieldSample smp = field.sample(x0 + t * sec.normal);
-    if (smp.inside && prev_inside && (prev_v < 0.5) != (smp.value < 0.5) && smp.value != prev_v) {
-      const double tc = prev_t + (0.5 - prev_v) / (smp.value - prev_v) * (t - prev_t);
+    if (smp.inside && prev_inside && (prev_v < sec.level) != (smp.value < sec.level) &&
+        smp.value != prev_v) {
+      const double tc = prev_t + (sec.level - prev_v) / (smp.value - prev_v) * (t - prev_t);
       if (std::abs(tc) < std::abs(best_t))
         best_t = tc;
     }
@@ -355,41 +357,63 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
   const double h_min = field.min_spacing_m();
   const double h_max = field.spacing_m.maxCoeff();
 
-  // 1. Crossings of u = 0.5 along grid edges.
+  // 1. The seed surface: the level set of u with the most crossings of grid edges (about its
+  //    area), so that seeds cover the belly rather than a narrow neck where the potential of a
+  //    muscle with thin ends drops fastest; then its crossings.
   std::vector<Eigen::Vector3d> crossings;
   Eigen::Vector3d dir_sum = Eigen::Vector3d::Zero();
   const std::array<std::int64_t, 3> stride{1, field.size[0], field.size[0] * field.size[1]};
-  for (std::int64_t k = 0; k < field.size[2]; ++k)
-    for (std::int64_t j = 0; j < field.size[1]; ++j)
-      for (std::int64_t i = 0; i < field.size[0]; ++i) {
-        const std::int64_t p = field.index(i, j, k);
-        if (!field.inside[static_cast<std::size_t>(p)])
-          continue;
-        const double up = field.value[static_cast<std::size_t>(p)];
-        for (std::size_t a = 0; a < 3; ++a) {
-          const std::int64_t q = p + stride[a];
-          if (q >= field.n_voxels() || !field.inside[static_cast<std::size_t>(q)])
+  const auto for_each_crossing = [&](double level, const auto& visit) {
+    for (std::int64_t k = 0; k < field.size[2]; ++k)
+      for (std::int64_t j = 0; j < field.size[1]; ++j)
+        for (std::int64_t i = 0; i < field.size[0]; ++i) {
+          const std::int64_t p = field.index(i, j, k);
+          if (!field.inside[static_cast<std::size_t>(p)])
             continue;
-          const double uq = field.value[static_cast<std::size_t>(q)];
-          if ((up < 0.5) == (uq < 0.5))
-            continue;
-          Eigen::Vector3d step = Eigen::Vector3d::Zero();
-          step[static_cast<Eigen::Index>(a)] = 1.0;
-          const double t = (0.5 - up) / (uq - up);
-          const Eigen::Vector3d x = field.physical_point(static_cast<double>(i) + t * step[0],
-                                                         static_cast<double>(j) + t * step[1],
-                                                         static_cast<double>(k) + t * step[2]);
-          crossings.push_back(x);
-          dir_sum += (1.0 - t) * field.gradient_direction[static_cast<std::size_t>(p)] +
-                     t * field.gradient_direction[static_cast<std::size_t>(q)];
+          const double up = field.value[static_cast<std::size_t>(p)];
+          for (std::size_t a = 0; a < 3; ++a) {
+            const std::int64_t q = p + stride[a];
+            if (q >= field.n_voxels() || !field.inside[static_cast<std::size_t>(q)])
+              continue;
+            const double uq = field.value[static_cast<std::size_t>(q)];
+            if ((up < level) == (uq < level))
+              continue;
+            visit(i, j, k, a, p, q, (level - up) / (uq - up));
+          }
         }
+  };
+  // Levels from the middle outwards; a level replaces the best only with 2 % more crossings.
+  double level = 0.5;
+  {
+    std::int64_t best = -1;
+    for (const double candidate :
+         {0.5, 0.45, 0.55, 0.4, 0.6, 0.35, 0.65, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8, 0.15, 0.85}) {
+      std::int64_t n = 0;
+      for_each_crossing(candidate, [&n](auto...) { ++n; });
+      if (static_cast<double>(n) > 1.02 * static_cast<double>(best)) {
+        best = n;
+        level = candidate;
       }
+    }
+  }
+  result.seed_level = level;
+  for_each_crossing(level, [&](std::int64_t i, std::int64_t j, std::int64_t k, std::size_t a,
+                               std::int64_t p, std::int64_t q, double t) {
+    Eigen::Vector3d step = Eigen::Vector3d::Zero();
+    step[static_cast<Eigen::Index>(a)] = 1.0;
+    crossings.push_back(field.physical_point(static_cast<double>(i) + t * step[0],
+                                             static_cast<double>(j) + t * step[1],
+                                             static_cast<double>(k) + t * step[2]));
+    dir_sum += (1.0 - t) * field.gradient_direction[static_cast<std::size_t>(p)] +
+               t * field.gradient_direction[static_cast<std::size_t>(q)];
+  });
   if (crossings.empty())
     throw BadInput(id + ": fibre field has no crossing of u = 0.5: expected a section "
                         "between origin and insertion to place seeds on");
 
   // 2. Seed plane.
   Section sec;
+  sec.level = level;
   sec.normal = dir_sum.norm() > 0.0 ? Eigen::Vector3d(dir_sum.normalized()) : geometry.axis;
   sec.centre = Eigen::Vector3d::Zero();
   for (const auto& x : crossings)

@@ -233,6 +233,7 @@ nlohmann::json to_json(const SubjectAnatomy& anatomy) {
     j["max_cross_section_mm2"] =
         g.profile_area_m2.size() > 0 ? units::m2_to_mm2(g.profile_area_m2.maxCoeff()) : 0.0;
     j["seed_section_mm2"] = units::m2_to_mm2(m.fibres.section_area_m2);
+    j["seed_level"] = m.fibres.seed_level;
     j["n_fibres"] = m.fibres.fibres.size();
     j["model_density_per_mm2"] = m.model_density_per_m2 * 1e-6;
     j["n_seeds_dropped"] = m.fibres.n_seeds_dropped;

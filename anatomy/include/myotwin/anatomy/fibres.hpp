@@ -2,14 +2,15 @@
 /// \file fibres.hpp
 /// Model fibres of a muscle traced along its fibre field.
 ///
-/// Seeds: the iso-surface u = 0.5 of the field is projected on the seed plane (through the
-/// centre of the iso-surface, normal to the mean fibre direction there); seeds are spread over
-/// that projected cross-section by Poisson-disk sampling (Bridson 2007, seeded) at the model
-/// density, and lifted back onto the iso-surface along the plane normal. Each fibre is traced
-/// both ways from its seed with classical RK4 (step <= a quarter of the smallest voxel size)
-/// until u reaches 0 (origin) or 1 (insertion) or the tracer leaves the muscle, optionally
-/// extended straight to the muscle surface, and resampled at a fixed arc-length step. Fibres
-/// run from the origin end to the insertion end.
+/// Seeds: the iso-surface u = c of the field (c in [0.15, 0.85], the level set crossing the
+/// most grid edges, i.e. about the largest, so seeds cover the belly of a muscle with narrow ends)
+/// is projected on the seed plane (through the centre of the iso-surface, normal to the mean fibre
+/// direction there); seeds are spread over that projected cross-section by Poisson-disk sampling
+/// (Bridson 2007, seeded) at the model density, and lifted back onto the iso-surface along the
+/// plane normal. Each fibre is traced both ways from its seed with classical RK4 (step <= a quarter
+/// of the smallest voxel size) until u reaches 0 (origin) or 1 (insertion) or the tracer leaves the
+/// muscle, optionally extended straight to the muscle surface, and resampled at a fixed arc-length
+/// step. Fibres run from the origin end to the insertion end.
 ///
 /// Each model fibre stands for `weight` real fibres: weight = real density * section area /
 /// number of fibres (about real density / model density), so that the weights sum to the
@@ -70,7 +71,7 @@ struct Fibre {
   Eigen::Matrix<double, Eigen::Dynamic, 3> points_m;
   double length_m = 0.0;    ///< arc length [m]
   double end_plate_m = 0.0; ///< arc length from the origin end to the end-plate [m]
-  Eigen::Vector3d seed_m = Eigen::Vector3d::Zero();    ///< seed on the u = 0.5 surface [m]
+  Eigen::Vector3d seed_m = Eigen::Vector3d::Zero();    ///< seed on the seed surface u = c [m]
   Eigen::Vector2d seed_2d_m = Eigen::Vector2d::Zero(); ///< seed in the section plane [m]
   double weight = 1.0;                                 ///< real fibres this model fibre stands for
   bool reaches_origin = false;    ///< the trace reached u = 0 (not stopped by the surface)
@@ -89,13 +90,15 @@ struct MuscleFibres {
   std::string name;       ///< muscle name
   std::vector<Fibre> fibres;
   /// Seed plane: a point on it (origin of the 2-D coordinates) [m], its unit normal (mean
-  /// fibre direction at u = 0.5) and two unit in-plane axes; seed_2d = ((x - c).e1, (x - c).e2).
+  /// fibre direction on the seed surface) and two unit in-plane axes; seed_2d = ((x - c).e1, (x -
+  /// c).e2).
   Eigen::Vector3d plane_centre_m = Eigen::Vector3d::Zero();
   Eigen::Vector3d plane_normal = Eigen::Vector3d::UnitZ();
   Eigen::Vector3d plane_e1 = Eigen::Vector3d::UnitX();
   Eigen::Vector3d plane_e2 = Eigen::Vector3d::UnitY();
-  /// Area of the u = 0.5 surface projected on the seed plane [m^2].
+  /// Area of the seed surface projected on the seed plane [m^2].
   double section_area_m2 = 0.0;
+  double seed_level = 0.5; ///< the field value c of the seed surface
   /// Pixel size of the section raster in the plane [m].
   double section_pixel_m = 0.0;
   std::int64_t n_seeds_dropped = 0; ///< seeds that could not be lifted or traced
@@ -105,7 +108,7 @@ struct MuscleFibres {
 /// fibre i's end-plate from rng.split(1).split(i); tracing runs in parallel over fibres (OpenMP)
 /// and gives the same bits at any thread count.
 /// \throws BadInput (naming the muscle and the value) when no seed can be placed (empty or
-/// degenerate u = 0.5 section) or for invalid parameters.
+/// degenerate seed section) or for invalid parameters.
 MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geometry,
                              const FibreParams& params, const Rng& rng);
 
