@@ -21,7 +21,11 @@ echo "identical to sample_data/forearm"
 echo "== 2. the sample subject's anatomy"
 "$exe" anatomy info "$root/sample_data/forearm/subject.json" -o "$out/anatomy"
 
+echo "== 3. build the muscles: geometry, fibre fields, fibres, motor units (about 20 s)"
+"$exe" anatomy "$root/sample_data/forearm/subject.json" -o "$out"
+
 echo
 echo "results: $out"
 echo "  phantom/   labels.nii.gz (open in ITK-SNAP or 3D Slicer), tissues.json, subject.json"
-echo "  anatomy/   anatomy_info.json, resolved_config.json"
+echo "  anatomy/   anatomy_info.json; fibers.vtp (open in ParaView), motor_units.h5, anatomy.json"
+echo "  resolved_config.json   the configuration used (feed back with --config)"

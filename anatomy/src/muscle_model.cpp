@@ -138,10 +138,13 @@ MuscleModel build_muscle(const LabelVolume& volume, const TissueTable& tissues,
       std::ceil(params.min_fibres_per_unit * static_cast<double>(unit_params.n_units)));
   FibreParams fibre_params = params.fibres;
   m.fibres = generate_fibres(field, m.geometry, fibre_params, rng.split(0));
-  const auto n_first = static_cast<std::int64_t>(m.fibres.fibres.size());
-  if (n_first < n_needed && n_first > 0) {
-    fibre_params.model_density_per_m2 *=
-        1.15 * static_cast<double>(n_needed) / static_cast<double>(n_first);
+  // Poisson-disk counts are not exactly proportional to the density: a few rounds.
+  for (int round = 0; round < 4; ++round) {
+    const auto n_now = static_cast<std::int64_t>(m.fibres.fibres.size());
+    if (n_now >= n_needed)
+      break;
+    fibre_params.model_density_per_m2 *= 1.15 * static_cast<double>(n_needed) /
+                                         static_cast<double>(std::max<std::int64_t>(n_now, 1));
     m.fibres = generate_fibres(field, m.geometry, fibre_params, rng.split(0));
     m.model_density_raised = true;
   }

@@ -205,3 +205,43 @@ TEST_F(Cli, AnatomyInfoReadsTheRealCtSegmentation) {
   EXPECT_NE(r.output.find("122 x 101 x 30 voxels"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("iliopsoas"), std::string::npos);
 }
+
+TEST_F(Cli, AnatomyBuildsTheMusclesAndWritesItsFiles) {
+  TempDir dir;
+  myotwin::write_text_file(dir / "run.json", R"({"anatomy": {"muscles": ["PL"]}})");
+  const auto r = run("anatomy " + quoted(phantom() / "subject.json") + " --config " +
+                     quoted(dir / "run.json") + " -o " + quoted(dir / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("PL"), std::string::npos);
+  for (const char* f : {"anatomy/fibers.vtp", "anatomy/motor_units.h5", "anatomy/anatomy.json",
+                        "resolved_config.json"}) {
+    EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
+  }
+  const auto resolved =
+      nlohmann::json::parse(myotwin::read_text_file(dir / "out" / "resolved_config.json"));
+  EXPECT_TRUE(resolved["anatomy"]["fibres"].contains("model_density_per_mm2"));
+  EXPECT_EQ(run("anatomy").exit_code, 2);
+  const auto bad = run("anatomy " + quoted(phantom() / "subject.json") + " -o " +
+                       quoted(dir / "bad") + " --config " + quoted(dir / "typo.json"));
+  EXPECT_EQ(bad.exit_code, 2);
+}
+
+TEST_F(Cli, AnatomyImportRejectsAnOpenSurfaceAndWritesNothing) {
+  TempDir dir;
+  // A tetrahedron with one face missing, as ASCII STL in mm.
+  myotwin::write_text_file(dir / "open.stl", "solid open\n"
+                                             "facet normal 0 0 -1\nouter loop\n"
+                                             "vertex 0 0 0\nvertex 10 0 0\nvertex 0 10 0\n"
+                                             "endloop\nendfacet\n"
+                                             "facet normal 0 -1 0\nouter loop\n"
+                                             "vertex 0 0 0\nvertex 0 0 10\nvertex 10 0 0\n"
+                                             "endloop\nendfacet\n"
+                                             "facet normal -1 0 0\nouter loop\n"
+                                             "vertex 0 0 0\nvertex 0 10 0\nvertex 0 0 10\n"
+                                             "endloop\nendfacet\n"
+                                             "endsolid open\n");
+  const auto r = run("anatomy import " + quoted(dir / "open.stl") + " -o " + quoted(dir / "s"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("boundary edges"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "s" / "labels.nii.gz"));
+}
