@@ -44,7 +44,10 @@ void create_parent_groups(hid_t file, const std::string& name, const fs::path& p
       continue;
     if (H5Lexists(file, group.c_str(), H5P_DEFAULT) > 0)
       continue;
-    Handle g(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    // No modification times in the file: the same data give the same bytes.
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    H5Pset_obj_track_times(gcpl, false);
+    Handle g(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose);
     if (!g.valid())
       throw IoError(path.string() + ": cannot create group " + group);
   }
@@ -119,6 +122,7 @@ void H5Writer::write_dataset(const std::string& name, int rank,
   for (auto d : hdims)
     n *= d;
   Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_obj_track_times(plist, false); // the same data give the same bytes
   if (n >= 4096) {
     std::vector<hsize_t> chunk = hdims;
     // Chunks of about 64k elements, cut along the first dimension.

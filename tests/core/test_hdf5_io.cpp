@@ -1,4 +1,6 @@
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -74,4 +76,19 @@ TEST(Hdf5, ReportsMissingFilesDatasetsAndWrongTypes) {
   H5Reader r(path);
   expect_error<myotwin::BadInput>([&] { (void)r.read_double("y"); }, {"a.h5", "no dataset y"});
   expect_error<myotwin::BadInput>([&] { (void)r.read_int64("x"); }, {"not an integer array"});
+}
+
+TEST(Hdf5, TheSameDataGiveTheSameBytes) {
+  TempDir dir;
+  for (const char* name : {"a.h5", "b.h5"}) {
+    H5Writer w(dir / name);
+    w.write("g/x", Eigen::MatrixXd::Constant(3, 3, 2.0));
+    w.write_vector("g/h/v", Eigen::VectorXd::LinSpaced(5000, 0, 1));
+    w.commit();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // a second apart
+  }
+  std::ifstream a(dir / "a.h5", std::ios::binary), b(dir / "b.h5", std::ios::binary);
+  const std::string sa((std::istreambuf_iterator<char>(a)), {}),
+      sb((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(sa, sb);
 }
