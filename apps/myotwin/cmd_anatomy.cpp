@@ -1,6 +1,7 @@
 // `myotwin anatomy info SUBJECT.json`: the image geometry and, per label, name, class, voxel
 // count, volume and bounding box.
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -32,14 +33,17 @@ char closest_axis(const Eigen::Vector3d& v) {
 
 void print_muscle_table(std::ostream& out, const anatomy::SubjectAnatomy& built) {
   using units::m_to_mm;
-  out << std::left << std::setw(10) << "muscle" << std::right << std::setw(10) << "vol_cm3"
+  int w = 10;
+  for (const auto& m : built.muscles)
+    w = std::max(w, static_cast<int>(m.geometry.name.size()) + 2);
+  out << std::left << std::setw(w) << "muscle" << std::right << std::setw(10) << "vol_cm3"
       << std::setw(11) << "length_mm" << std::setw(9) << "fibres" << std::setw(7) << "units"
       << std::setw(15) << "fibre_len_mm" << std::setw(12) << "angle_deg" << std::setw(11)
       << "complete" << std::setw(8) << "time_s"
       << "\n";
   out << std::fixed;
   for (const auto& m : built.muscles) {
-    out << std::left << std::setw(10) << m.geometry.name << std::right << std::setw(10)
+    out << std::left << std::setw(w) << m.geometry.name << std::right << std::setw(10)
         << std::setprecision(2) << units::m3_to_cm3(m.geometry.volume_m3) << std::setw(11)
         << std::setprecision(1) << m_to_mm(m.geometry.length_m) << std::setw(9)
         << m.fibres.fibres.size() << std::setw(7) << m.pool.units.size() << std::setw(15)
