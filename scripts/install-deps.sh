@@ -11,6 +11,7 @@ packages=(
   libhdf5-dev
   libinsighttoolkit5-dev
   libvtk9-dev
+  libmatio-dev
   libgtest-dev
   zlib1g-dev
 )

@@ -1,0 +1,322 @@
+#include "myotwin/forward/discharge_import.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+
+#include <matio.h>
+
+#include "myotwin/core/error.hpp"
+
+namespace myotwin::forward {
+
+namespace {
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s.precision(15);
+  s << v;
+  return s.str();
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos)
+    return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+struct MatCloser {
+  void operator()(mat_t* m) const { Mat_Close(m); }
+};
+struct VarFreer {
+  void operator()(matvar_t* v) const { Mat_VarFree(v); }
+};
+using MatPtr = std::unique_ptr<mat_t, MatCloser>;
+using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
+
+std::string class_name(const matvar_t* v) {
+  switch (v->class_type) {
+  case MAT_C_EMPTY:
+    return "empty";
+  case MAT_C_CELL:
+    return "cell";
+  case MAT_C_STRUCT:
+    return "struct";
+  case MAT_C_OBJECT:
+    return "object";
+  case MAT_C_CHAR:
+    return "char";
+  case MAT_C_SPARSE:
+    return "sparse";
+  case MAT_C_DOUBLE:
+    return "double";
+  case MAT_C_SINGLE:
+    return "single";
+  case MAT_C_FUNCTION:
+    return "function";
+  case MAT_C_OPAQUE:
+    return "opaque";
+  default:
+    return "integer";
+  }
+}
+
+std::size_t n_elements(const matvar_t* v) {
+  std::size_t n = 1;
+  for (int d = 0; d < v->rank; ++d)
+    n *= v->dims[d];
+  return n;
+}
+
+/// The elements of a real numeric array as doubles; false when the variable is not a real
+/// numeric array with data.
+bool numeric_values(const matvar_t* v, std::vector<double>& out) {
+  out.clear();
+  if (v == nullptr || v->isComplex || v->isLogical)
+    return false;
+  switch (v->class_type) {
+  case MAT_C_DOUBLE:
+  case MAT_C_SINGLE:
+  case MAT_C_INT8:
+  case MAT_C_UINT8:
+  case MAT_C_INT16:
+  case MAT_C_UINT16:
+  case MAT_C_INT32:
+  case MAT_C_UINT32:
+  case MAT_C_INT64:
+  case MAT_C_UINT64:
+    break;
+  default:
+    return false;
+  }
+  const std::size_t n = n_elements(v);
+  if (n == 0)
+    return true;
+  if (v->data == nullptr)
+    return false;
+  out.resize(n);
+  const void* d = v->data;
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (v->data_type) {
+    case MAT_T_DOUBLE:
+      out[i] = static_cast<const double*>(d)[i];
+      break;
+    case MAT_T_SINGLE:
+      out[i] = static_cast<const float*>(d)[i];
+      break;
+    case MAT_T_INT8:
+      out[i] = static_cast<const std::int8_t*>(d)[i];
+      break;
+    case MAT_T_UINT8:
+      out[i] = static_cast<const std::uint8_t*>(d)[i];
+      break;
+    case MAT_T_INT16:
+      out[i] = static_cast<const std::int16_t*>(d)[i];
+      break;
+    case MAT_T_UINT16:
+      out[i] = static_cast<const std::uint16_t*>(d)[i];
+      break;
+    case MAT_T_INT32:
+      out[i] = static_cast<const std::int32_t*>(d)[i];
+      break;
+    case MAT_T_UINT32:
+      out[i] = static_cast<const std::uint32_t*>(d)[i];
+      break;
+    case MAT_T_INT64:
+      out[i] = static_cast<double>(static_cast<const std::int64_t*>(d)[i]);
+      break;
+    case MAT_T_UINT64:
+      out[i] = static_cast<double>(static_cast<const std::uint64_t*>(d)[i]);
+      break;
+    default:
+      return false;
+    }
+  }
+  return true;
+}
+
+/// True when the array is a vector (at most one dimension longer than 1).
+bool is_vector(const matvar_t* v) {
+  int n_long = 0;
+  for (int d = 0; d < v->rank; ++d)
+    n_long += v->dims[d] > 1 ? 1 : 0;
+  return n_long <= 1;
+}
+
+} // namespace
+
+ImportedDischarges read_discharges_mat(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError(file + ": discharge file not found");
+  MatPtr mat(Mat_Open(file.c_str(), MAT_ACC_RDONLY));
+  if (!mat)
+    throw IoError(file + ": cannot open as a MATLAB file (v5 or v7.3)");
+
+  ImportedDischarges out;
+  out.source = path;
+
+  // fsamp: a positive real numeric scalar.
+  {
+    VarPtr fs(Mat_VarRead(mat.get(), "fsamp"));
+    if (!fs)
+      throw BadInput(file + ": no variable fsamp (the sampling rate in Hz)");
+    std::vector<double> v;
+    if (!numeric_values(fs.get(), v) || v.size() != 1)
+      throw BadInput(file + ": fsamp: expected a real numeric scalar, found a " +
+                     class_name(fs.get()) + " array of " + std::to_string(n_elements(fs.get())) +
+                     " elements");
+    if (!(std::isfinite(v[0]) && v[0] > 0.0))
+      throw BadInput(file + ": fsamp = " + fmt(v[0]) + ": must be > 0");
+    out.fs_Hz = v[0];
+  }
+  const double fs_Hz = *out.fs_Hz;
+
+  VarPtr pulses(Mat_VarRead(mat.get(), "MUPulses"));
+  if (!pulses)
+    throw BadInput(file + ": no variable MUPulses (a cell array of discharge sample indices)");
+  if (pulses->class_type != MAT_C_CELL)
+    throw BadInput(file + ": MUPulses: expected a cell array of numeric vectors, found a " +
+                   class_name(pulses.get()) + " array");
+  const std::size_t n_units = n_elements(pulses.get());
+  if (n_units == 0)
+    throw BadInput(file + ": MUPulses: empty cell array: no motor units");
+  for (std::size_t u = 0; u < n_units; ++u) {
+    const std::string var = "MUPulses{" + std::to_string(u + 1) + "}";
+    matvar_t* cell = Mat_VarGetCell(pulses.get(), static_cast<int>(u));
+    std::vector<double> v;
+    if (cell == nullptr || !numeric_values(cell, v) || !is_vector(cell))
+      throw BadInput(
+          file + ": " + var + ": expected a real numeric vector of sample indices" +
+          (cell == nullptr ? std::string() : ", found a " + class_name(cell) + " array"));
+    if (v.empty())
+      throw BadInput(file + ": " + var + ": empty motor unit (no discharges)");
+    std::vector<std::int64_t> idx(v.size());
+    std::vector<double> t(v.size());
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      if (!(std::isfinite(v[k]) && v[k] >= 1.0 && v[k] == std::floor(v[k]) && v[k] < 9.0e15))
+        throw BadInput(file + ": " + var + "(" + std::to_string(k + 1) + ") = " + fmt(v[k]) +
+                       ": expected an integer sample index >= 1 (1-based)");
+      if (k > 0 && v[k] <= v[k - 1])
+        throw BadInput(file + ": " + var + "(" + std::to_string(k + 1) + ") = " + fmt(v[k]) +
+                       ": indices must be strictly increasing (previous " + fmt(v[k - 1]) + ")");
+      idx[k] = static_cast<std::int64_t>(v[k]) - 1;
+      t[k] = static_cast<double>(idx[k]) / fs_Hz;
+    }
+    out.times_s.push_back(std::move(t));
+    out.sample_indices.push_back(std::move(idx));
+    out.unit_ids.push_back(static_cast<std::int64_t>(u));
+  }
+  return out;
+}
+
+ImportedDischarges read_discharges_csv(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::ifstream in(path);
+  if (!in)
+    throw IoError(file + ": cannot open the discharge CSV file");
+  ImportedDischarges out;
+  out.source = path;
+  std::map<std::int64_t, std::vector<double>> units;
+  std::string line;
+  bool header_seen = false;
+  std::size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string t = trim(line);
+    const std::string where = file + ": line " + std::to_string(line_no) + " \"" + t + "\": ";
+    if (t.empty())
+      continue;
+    if (t[0] == '#') {
+      const std::string c = trim(t.substr(1));
+      if (c.rfind("fs_Hz", 0) == 0) {
+        const auto eq = c.find('=');
+        char* end = nullptr;
+        const std::string v = eq == std::string::npos ? std::string() : trim(c.substr(eq + 1));
+        const double fs = std::strtod(v.c_str(), &end);
+        if (v.empty() || end != v.c_str() + v.size() || !(std::isfinite(fs) && fs > 0.0))
+          throw BadInput(where + "expected \"# fs_Hz = <rate > 0>\"");
+        out.fs_Hz = fs;
+      }
+      continue;
+    }
+    const auto comma = t.find(',');
+    const std::string a = trim(comma == std::string::npos ? t : t.substr(0, comma));
+    const std::string b = comma == std::string::npos ? std::string() : trim(t.substr(comma + 1));
+    if (!header_seen) {
+      if (a != "unit" || b != "time_s")
+        throw BadInput(where + "expected the header \"unit,time_s\"");
+      header_seen = true;
+      continue;
+    }
+    char* end_a = nullptr;
+    char* end_b = nullptr;
+    const long long id = std::strtoll(a.c_str(), &end_a, 10);
+    const double time_s = std::strtod(b.c_str(), &end_b);
+    if (comma == std::string::npos || a.empty() || b.empty() || b.find(',') != std::string::npos ||
+        end_a != a.c_str() + a.size() || end_b != b.c_str() + b.size())
+      throw BadInput(where + "expected an integer unit id and a time in seconds: unit,time_s");
+    if (id < 0)
+      throw BadInput(where + "unit = " + a + ": must be >= 0");
+    if (!(std::isfinite(time_s) && time_s >= 0.0))
+      throw BadInput(where + "time_s = " + b + ": must be a finite time >= 0");
+    units[id].push_back(time_s);
+  }
+  if (!header_seen || units.empty())
+    throw BadInput(file + ": no discharges: expected the header \"unit,time_s\" and rows");
+  for (auto& [id, times] : units) {
+    std::sort(times.begin(), times.end());
+    out.unit_ids.push_back(id);
+    out.times_s.push_back(std::move(times));
+    out.sample_indices.emplace_back();
+  }
+  return out;
+}
+
+ImportedDischarges read_discharges(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".mat")
+    return read_discharges_mat(path);
+  if (ext == ".csv")
+    return read_discharges_csv(path);
+  throw BadInput(path.string() + ": discharge file extension \"" + ext +
+                 "\": expected .mat (MUPulses, fsamp) or .csv (unit,time_s)");
+}
+
+DischargeMapping map_by_recruitment_order(const ImportedDischarges& imported,
+                                          std::size_t n_model_units) {
+  const std::size_t n = imported.times_s.size();
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  const auto first = [&](std::size_t i) {
+    return imported.times_s[i].empty() ? HUGE_VAL : imported.times_s[i].front();
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return first(a) < first(b); });
+  DischargeMapping m;
+  m.times_s.assign(n_model_units, {});
+  m.imported_unit.assign(n_model_units, -1);
+  for (std::size_t r = 0; r < n; ++r) {
+    if (r < n_model_units) {
+      m.times_s[r] = imported.times_s[order[r]];
+      m.imported_unit[r] = static_cast<std::int64_t>(order[r]);
+    } else {
+      m.unassigned_imported.push_back(static_cast<std::int64_t>(order[r]));
+    }
+  }
+  m.n_model_units_without_discharges =
+      static_cast<std::int64_t>(n_model_units > n ? n_model_units - n : 0);
+  return m;
+}
+
+} // namespace myotwin::forward
