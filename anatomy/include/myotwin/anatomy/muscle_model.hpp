@@ -89,7 +89,7 @@ nlohmann::json to_json(const SubjectAnatomy& anatomy);
 /// Writes `dir/fibers.vtp`, `dir/motor_units.h5` and `dir/anatomy.json`, each atomically.
 /// fibers.vtp: one polyline per fibre (points in metres), cell data muscle_label, motor_unit
 /// (index within its muscle), cv_m_per_s, diameter_m, end_plate_m, length_m, weight; point data
-/// arc_length_m. motor_units.h5: per muscle a group `muscles/<name>` (see docs/file_formats.md).
+/// arc_length_m. motor_units.h5: per muscle a group `muscles/<name>` (see docs/formats.md).
 void write_subject_anatomy(const std::filesystem::path& dir, const SubjectAnatomy& anatomy);
 
 } // namespace myotwin::anatomy

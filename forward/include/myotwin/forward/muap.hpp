@@ -1,0 +1,80 @@
+#pragma once
+/// \file muap.hpp
+/// Motor-unit action potentials (MUAPs): the sum over a unit's model fibres of each fibre's
+/// potential at the electrodes, each fibre with its own end-plate, conduction velocity, diameter
+/// and weight (the number of real fibres it stands for), in the infinite anisotropic medium of
+/// infinite_medium.hpp (point electrodes, e.g. needle contacts).
+///
+/// Per fibre: fibre_current_density() at the source steps (dz, dt of FibreSourceParams), the
+/// transfer from its element centres (sample_polyline() on the fibre's polyline, local fibre
+/// directions) to the electrodes (infinite_medium_transfer()), single_fibre_potentials(), then
+/// linear interpolation in time onto the output grid t_n = n / fs, shifted by the fibre's delay.
+/// When the source step equals 1 / fs and the delays are whole output samples, the
+/// interpolation is exact (a copy). Fibres are computed in parallel (OpenMP) into separate
+/// buffers and summed in fibre order, so the result is the same bits at any thread count.
+
+#include <cstddef>
+
+#include <Eigen/Core>
+
+#include "myotwin/anatomy/fibres.hpp"
+#include "myotwin/anatomy/motor_units.hpp"
+#include "myotwin/forward/fibre_source.hpp"
+#include "myotwin/forward/infinite_medium.hpp"
+
+namespace myotwin {
+class ConfigReader;
+}
+
+namespace myotwin::forward {
+
+/// Parameters of MUAP computation (config section `muap`).
+struct MuapParams {
+  /// The fibre source (sub-section `fibre_source`, see read_fibre_source_params()).
+  FibreSourceParams source;
+  /// Output sampling rate [Hz] (key `fs_Hz`, default 10240 Hz, the intramuscular default of
+  /// Akhmadeev et al. 2020).
+  double fs_Hz = 10240.0;
+  /// Length of the MUAP [s] (key `duration_ms`, default 0: automatic, until the last wave of the
+  /// slowest-to-finish fibre, delay included, has been extinguished; see
+  /// fibre_source_duration_s()). A shorter duration truncates the MUAP.
+  double duration_s = 0.0;
+};
+
+/// Reads MuapParams from a config section: `fs_Hz` (> 0), `duration_ms` (>= 0, 0 automatic) and
+/// the sub-section `fibre_source`. \throws BadInput naming the key for a wrong type or value.
+MuapParams read_muap_params(ConfigReader& section);
+
+/// Number of output samples of a MUAP of duration `duration_s` [s] at `fs_Hz` [Hz]:
+/// floor(duration * fs) + 1 (samples at t = 0 .. duration inclusive, up to rounding).
+Eigen::Index muap_sample_count(double duration_s, double fs_Hz);
+
+/// MUAP of motor unit `unit` of `pool` (whose fibres index `fibres.fibres`) at point electrodes
+/// in an infinite anisotropic medium.
+///
+/// t = 0 is the unit's neuromuscular activation: fibre i of the unit (i-th entry of
+/// pool.units[unit].fibres) starts its two waves at its end-plate at t = delays_s[i] (0 when
+/// `delays_s` is empty), with the fibre's own CV (pool.fibre_cv_m_per_s) and diameter
+/// (pool.fibre_diameter_m); its potential is multiplied by its weight (Fibre::weight).
+///
+/// \param fibres the muscle's model fibres (polylines from origin to insertion end [m]).
+/// \param pool the muscle's motor-unit pool built on those fibres.
+/// \param unit index of the unit in pool.units (recruitment order).
+/// \param electrodes_m #electrodes x 3 electrode positions [m] (>= 1 row).
+/// \param medium the volume conductor.
+/// \param params source steps, output rate and duration.
+/// \param delays_s empty, or one delay per fibre of the unit [s] (>= 0, finite), e.g. nerve
+/// branch delays and jitter.
+/// \return #samples x #electrodes potentials [V] at t_n = n / fs_Hz, n = 0 .. #samples - 1,
+/// with #samples = muap_sample_count(duration, fs_Hz).
+/// \throws BadInput with a message naming the problem: unit index out of range, a unit without
+/// fibres, empty or non-finite electrodes, fibre indices or per-fibre vectors inconsistent with
+/// `fibres`, fs_Hz not > 0, duration negative or not finite, a delay vector of the wrong size or
+/// with negative or non-finite entries, and whatever the fibre source and the transfer reject.
+Eigen::MatrixXd
+unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres, const anatomy::MotorUnitPool& pool,
+                          std::size_t unit, const Eigen::Ref<const Eigen::MatrixX3d>& electrodes_m,
+                          const AnisotropicMedium& medium, const MuapParams& params,
+                          const Eigen::Ref<const Eigen::VectorXd>& delays_s = Eigen::VectorXd());
+
+} // namespace myotwin::forward
