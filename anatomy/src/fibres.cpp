@@ -340,6 +340,8 @@ FibreParams read_fibre_params(ConfigReader& section) {
   p.extend_to_surface = section.optional<bool>("extend_to_surface", p.extend_to_surface);
   p.poisson_attempts = static_cast<int>(section.optional<std::int64_t>(
       "poisson_attempts", p.poisson_attempts, int_in_range(1, 1000)));
+  p.min_length_fraction =
+      section.optional<double>("min_length_fraction", p.min_length_fraction, in_range(0.0, 0.9));
   return p;
 }
 
@@ -521,8 +523,19 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
     fibre.end_plate_m = fraction * fibre.length_m;
     traced[fi] = std::move(fibre);
   }
-  for (auto& t : traced) {
+  // Stubs: much shorter than the median fibre.
+  std::vector<double> lengths;
+  for (const auto& t : traced)
     if (t)
+      lengths.push_back(t->length_m);
+  double min_length_m = 0.0;
+  if (!lengths.empty()) {
+    const auto mid = lengths.begin() + static_cast<std::ptrdiff_t>(lengths.size() / 2);
+    std::nth_element(lengths.begin(), mid, lengths.end());
+    min_length_m = params.min_length_fraction * *mid;
+  }
+  for (auto& t : traced) {
+    if (t && t->length_m >= min_length_m)
       result.fibres.push_back(std::move(*t));
     else
       ++result.n_seeds_dropped;

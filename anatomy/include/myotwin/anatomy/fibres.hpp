@@ -57,11 +57,16 @@ struct FibreParams {
   bool extend_to_surface = true;
   /// Candidates per active sample in Bridson's algorithm (key `poisson_attempts`, default 30).
   int poisson_attempts = 30;
+  /// Fibres shorter than this fraction of the median fibre length are dropped (key
+  /// `min_length_fraction`, default 0.1): stubs from seeds next to the voxel surface, whose
+  /// trace leaves the muscle at once.
+  double min_length_fraction = 0.1;
 };
 
 /// Reads the `fibres` section: `model_density_per_mm2`, `real_density_per_mm2`,
 /// `step_fraction`, `resample_step_mm`, `end_plate_fraction`, `end_plate_spread`,
-/// `extend_to_surface`, `poisson_attempts`. \throws BadInput for a wrong type or value.
+/// `extend_to_surface`, `poisson_attempts`, `min_length_fraction`. \throws BadInput for a wrong
+/// type or value.
 FibreParams read_fibre_params(ConfigReader& section);
 
 /// One model fibre.
