@@ -4,6 +4,9 @@
 #include <cmath>
 #include <exception>
 #include <numbers>
+#include <string>
+#include <utility>
+#include <variant>
 
 #include "myotwin/anatomy/polydata_io.hpp"
 #include "myotwin/core/config.hpp"
@@ -385,6 +388,12 @@ void write_motor_units_h5(const std::filesystem::path& path, const SubjectAnatom
     w.write_vector(g + "/fibres/weight", weight, {{"unit", std::string("real fibres")}});
     w.write_vector(g + "/fibres/cv_m_per_s", m.pool.fibre_cv_m_per_s);
     w.write_vector(g + "/fibres/diameter_m", m.pool.fibre_diameter_m);
+    // Seed plane: the frame of the 2-D territory centres.
+    w.write_vector(g + "/plane/centre_m", Eigen::VectorXd(m.fibres.plane_centre_m),
+                   {{"frame", std::string("LPS")}});
+    w.write_vector(g + "/plane/e1", Eigen::VectorXd(m.fibres.plane_e1));
+    w.write_vector(g + "/plane/e2", Eigen::VectorXd(m.fibres.plane_e2));
+    w.write_vector(g + "/plane/normal", Eigen::VectorXd(m.fibres.plane_normal));
   }
   w.commit();
 }
@@ -396,6 +405,191 @@ void write_subject_anatomy(const std::filesystem::path& dir, const SubjectAnatom
   write_fibres_vtp(dir / "fibers.vtp", anatomy);
   write_motor_units_h5(dir / "motor_units.h5", anatomy);
   write_text_file(dir / "anatomy.json", to_json(anatomy).dump(2) + "\n");
+}
+
+namespace {
+
+/// Reads the datasets of one muscle group of motor_units.h5.
+class MuscleGroupReader {
+public:
+  MuscleGroupReader(const H5Reader& h5, std::string file, std::string group)
+      : h5_(h5), file_(std::move(file)), group_(std::move(group)) {}
+
+  [[noreturn]] void fail(const std::string& dataset, const std::string& what) const {
+    throw BadInput(file_ + ": " + group_ + (dataset.empty() ? "" : "/" + dataset) + ": " + what);
+  }
+
+  /// A 1-D dataset (n x 1) of `n` rows, or any length for n < 0.
+  Eigen::VectorXd vector(const std::string& dataset, Eigen::Index n) const {
+    const Eigen::MatrixXd v = read_double(dataset);
+    check_shape(dataset, v.rows(), v.cols(), n, 1);
+    return v.col(0);
+  }
+  VectorXi64 int_vector(const std::string& dataset, Eigen::Index n) const {
+    const MatrixXi64 v = read_int64(dataset);
+    check_shape(dataset, v.rows(), v.cols(), n, 1);
+    return v.col(0);
+  }
+  Eigen::MatrixXd matrix(const std::string& dataset, Eigen::Index rows, Eigen::Index cols) const {
+    Eigen::MatrixXd v = read_double(dataset);
+    check_shape(dataset, v.rows(), v.cols(), rows, cols);
+    return v;
+  }
+  Eigen::Vector3d vector3(const std::string& dataset) const { return vector(dataset, 3); }
+
+  /// Offsets into an array of `n_items` entries: starts at 0, non-decreasing, ends at n_items.
+  void check_offsets(const std::string& dataset, const VectorXi64& offsets,
+                     Eigen::Index n_items) const {
+    if (offsets.size() < 1 || offsets[0] != 0)
+      fail(dataset, "offsets do not start at 0");
+    for (Eigen::Index i = 1; i < offsets.size(); ++i) {
+      if (offsets[i] < offsets[i - 1])
+        fail(dataset, "offsets decrease at entry " + std::to_string(i));
+    }
+    if (offsets[offsets.size() - 1] != n_items)
+      fail(dataset, "offsets end at " + std::to_string(offsets[offsets.size() - 1]) +
+                        ", not at the " + std::to_string(n_items) + " entries they index");
+  }
+
+  double attribute(const Attributes& attributes, const std::string& key) const {
+    const auto it = attributes.find(key);
+    if (it == attributes.end())
+      fail("", "no attribute " + key);
+    if (const auto* d = std::get_if<double>(&it->second))
+      return *d;
+    if (const auto* i = std::get_if<std::int64_t>(&it->second))
+      return static_cast<double>(*i);
+    fail("", "attribute " + key + " is not a number");
+  }
+
+private:
+  Eigen::MatrixXd read_double(const std::string& dataset) const {
+    if (!h5_.contains(group_ + "/" + dataset))
+      fail(dataset, "missing dataset");
+    return h5_.read_double(group_ + "/" + dataset);
+  }
+  MatrixXi64 read_int64(const std::string& dataset) const {
+    if (!h5_.contains(group_ + "/" + dataset))
+      fail(dataset, "missing dataset");
+    return h5_.read_int64(group_ + "/" + dataset);
+  }
+  void check_shape(const std::string& dataset, Eigen::Index rows, Eigen::Index cols,
+                   Eigen::Index want_rows, Eigen::Index want_cols) const {
+    if ((want_rows >= 0 && rows != want_rows) || cols != want_cols)
+      fail(dataset, "shape " + std::to_string(rows) + " x " + std::to_string(cols) + ", expected " +
+                        (want_rows >= 0 ? std::to_string(want_rows) : "n") + " x " +
+                        std::to_string(want_cols));
+  }
+
+  const H5Reader& h5_;
+  std::string file_;
+  std::string group_;
+};
+
+MuscleModel read_muscle(const H5Reader& h5, const std::string& file, const std::string& name) {
+  const MuscleGroupReader r(h5, file, "muscles/" + name);
+  const Attributes attributes = h5.attributes("muscles/" + name);
+  MuscleModel m;
+  m.geometry.name = name;
+  const double label = r.attribute(attributes, "label");
+  if (label != std::floor(label) || label < 0 || label > 2147483647.0)
+    r.fail("", "label " + std::to_string(label) + " is not a label");
+  m.geometry.label = static_cast<std::int32_t>(label);
+  m.geometry.volume_m3 = r.attribute(attributes, "volume_m3");
+  m.geometry.length_m = r.attribute(attributes, "length_m");
+  m.fibres.label = m.geometry.label;
+  m.fibres.name = name;
+  m.fibres.section_area_m2 = r.attribute(attributes, "section_area_m2");
+  m.fibres.plane_centre_m = r.vector3("plane/centre_m");
+  m.fibres.plane_e1 = r.vector3("plane/e1");
+  m.fibres.plane_e2 = r.vector3("plane/e2");
+  m.fibres.plane_normal = r.vector3("plane/normal");
+
+  // Fibres.
+  const Eigen::MatrixXd points = r.matrix("fibres/points_m", -1, 3);
+  const VectorXi64 offsets = r.int_vector("fibres/offsets", -1);
+  r.check_offsets("fibres/offsets", offsets, points.rows());
+  const Eigen::Index n_fibres = offsets.size() - 1;
+  const Eigen::VectorXd length = r.vector("fibres/length_m", n_fibres);
+  const Eigen::VectorXd end_plate = r.vector("fibres/end_plate_m", n_fibres);
+  const Eigen::VectorXd weight = r.vector("fibres/weight", n_fibres);
+  m.fibres.fibres.resize(static_cast<std::size_t>(n_fibres));
+  for (Eigen::Index i = 0; i < n_fibres; ++i) {
+    auto& f = m.fibres.fibres[static_cast<std::size_t>(i)];
+    f.points_m = points.middleRows(offsets[i], offsets[i + 1] - offsets[i]);
+    f.length_m = length[i];
+    f.end_plate_m = end_plate[i];
+    f.weight = weight[i];
+  }
+
+  // Units.
+  const Eigen::VectorXd target = r.vector("units/target_n_fibres", -1);
+  const Eigen::Index n_units = target.size();
+  const Eigen::VectorXd represented = r.vector("units/n_fibres", n_units);
+  const Eigen::VectorXd threshold = r.vector("units/recruitment_threshold", n_units);
+  const Eigen::MatrixXd centre = r.matrix("units/territory_centre_2d_m", n_units, 2);
+  const Eigen::VectorXd radius = r.vector("units/territory_radius_m", n_units);
+  const Eigen::VectorXd cv = r.vector("units/cv_m_per_s", n_units);
+  const Eigen::VectorXd diameter = r.vector("units/fibre_diameter_m", n_units);
+  const VectorXi64 unit_offsets = r.int_vector("units/fibre_offsets", n_units + 1);
+  const VectorXi64 unit_fibres = r.int_vector("units/fibres", -1);
+  r.check_offsets("units/fibre_offsets", unit_offsets, unit_fibres.size());
+  for (Eigen::Index k = 0; k < unit_fibres.size(); ++k) {
+    if (unit_fibres[k] < 0 || unit_fibres[k] >= n_fibres)
+      r.fail("units/fibres", "entry " + std::to_string(k) + " = " + std::to_string(unit_fibres[k]) +
+                                 " is not a fibre index in [0, " + std::to_string(n_fibres) + ")");
+  }
+  m.pool.units.resize(static_cast<std::size_t>(n_units));
+  for (Eigen::Index u = 0; u < n_units; ++u) {
+    auto& unit = m.pool.units[static_cast<std::size_t>(u)];
+    unit.index = u;
+    unit.target_n_fibres = target[u];
+    unit.n_fibres = represented[u];
+    unit.recruitment_threshold = threshold[u];
+    unit.territory_centre_m = centre.row(u).transpose();
+    unit.territory_radius_m = radius[u];
+    unit.cv_m_per_s = cv[u];
+    unit.fibre_diameter_m = diameter[u];
+    unit.fibres.assign(unit_fibres.data() + unit_offsets[u],
+                       unit_fibres.data() + unit_offsets[u + 1]);
+  }
+  const VectorXi64 fibre_unit = r.int_vector("fibres/motor_unit", n_fibres);
+  m.pool.fibre_unit.resize(n_fibres);
+  for (Eigen::Index i = 0; i < n_fibres; ++i) {
+    if (fibre_unit[i] < 0 || fibre_unit[i] >= n_units)
+      r.fail("fibres/motor_unit",
+             "entry " + std::to_string(i) + " = " + std::to_string(fibre_unit[i]) +
+                 " is not a unit index in [0, " + std::to_string(n_units) + ")");
+    m.pool.fibre_unit[i] = static_cast<int>(fibre_unit[i]);
+  }
+  m.pool.fibre_cv_m_per_s = r.vector("fibres/cv_m_per_s", n_fibres);
+  m.pool.fibre_diameter_m = r.vector("fibres/diameter_m", n_fibres);
+  return m;
+}
+
+} // namespace
+
+SubjectAnatomy read_subject_anatomy(const std::filesystem::path& dir) {
+  const std::filesystem::path path = dir / "motor_units.h5";
+  const H5Reader h5(path); // IoError if missing or not HDF5
+  const std::string file = path.string();
+  if (!h5.contains("muscles"))
+    throw BadInput(file + ": no group muscles (not an anatomy file)");
+  SubjectAnatomy anatomy;
+  for (const auto& name : h5.list("muscles"))
+    anatomy.muscles.push_back(read_muscle(h5, file, name));
+  std::stable_sort(anatomy.muscles.begin(), anatomy.muscles.end(),
+                   [](const MuscleModel& a, const MuscleModel& b) {
+                     return a.geometry.label < b.geometry.label;
+                   });
+  const Attributes root = h5.attributes("/");
+  if (const auto it = root.find("n_muscles"); it != root.end()) {
+    const auto* n = std::get_if<std::int64_t>(&it->second);
+    if (n != nullptr && *n != static_cast<std::int64_t>(anatomy.muscles.size()))
+      throw BadInput(file + ": attribute n_muscles = " + std::to_string(*n) + " but " +
+                     std::to_string(anatomy.muscles.size()) + " groups under muscles");
+  }
+  return anatomy;
 }
 
 } // namespace myotwin::anatomy

@@ -134,6 +134,97 @@ TEST(SubjectAnatomy, WritesFilesThatReadBackToTheSameFibresAndUnits) {
   EXPECT_EQ(summary["muscles"][1]["n_motor_units"], 164);
 }
 
+TEST(SubjectAnatomy, ReadsBackWhatItWroteExactly) {
+  myotwin::testing::TempDir dir;
+  const auto built =
+      build_subject_anatomy(phantom().volume, phantom().tissues, two_muscles(), 1993);
+  write_subject_anatomy(dir.path(), built);
+  const auto read = read_subject_anatomy(dir.path());
+  ASSERT_EQ(read.muscles.size(), built.muscles.size());
+  for (std::size_t m = 0; m < built.muscles.size(); ++m) {
+    const auto& a = built.muscles[m];
+    const auto& b = read.muscles[m];
+    EXPECT_EQ(b.geometry.name, a.geometry.name);
+    EXPECT_EQ(b.geometry.label, a.geometry.label);
+    EXPECT_EQ(b.geometry.volume_m3, a.geometry.volume_m3);
+    EXPECT_EQ(b.geometry.length_m, a.geometry.length_m);
+    EXPECT_EQ(b.fibres.section_area_m2, a.fibres.section_area_m2);
+    EXPECT_EQ(b.fibres.plane_centre_m, a.fibres.plane_centre_m);
+    EXPECT_EQ(b.fibres.plane_e1, a.fibres.plane_e1);
+    EXPECT_EQ(b.fibres.plane_e2, a.fibres.plane_e2);
+    EXPECT_EQ(b.fibres.plane_normal, a.fibres.plane_normal);
+    ASSERT_EQ(b.fibres.fibres.size(), a.fibres.fibres.size()) << a.geometry.name;
+    for (std::size_t i = 0; i < a.fibres.fibres.size(); ++i) {
+      const auto& fa = a.fibres.fibres[i];
+      const auto& fb = b.fibres.fibres[i];
+      ASSERT_EQ(fb.points_m.rows(), fa.points_m.rows()) << a.geometry.name << " fibre " << i;
+      EXPECT_EQ(fb.points_m, fa.points_m) << a.geometry.name << " fibre " << i;
+      EXPECT_EQ(fb.length_m, fa.length_m);
+      EXPECT_EQ(fb.end_plate_m, fa.end_plate_m);
+      EXPECT_EQ(fb.weight, fa.weight);
+    }
+    ASSERT_EQ(b.pool.units.size(), a.pool.units.size()) << a.geometry.name;
+    for (std::size_t u = 0; u < a.pool.units.size(); ++u) {
+      const auto& ua = a.pool.units[u];
+      const auto& ub = b.pool.units[u];
+      EXPECT_EQ(ub.index, ua.index);
+      EXPECT_EQ(ub.fibres, ua.fibres) << a.geometry.name << " unit " << u;
+      EXPECT_EQ(ub.target_n_fibres, ua.target_n_fibres);
+      EXPECT_EQ(ub.n_fibres, ua.n_fibres);
+      EXPECT_EQ(ub.recruitment_threshold, ua.recruitment_threshold);
+      EXPECT_EQ(ub.territory_centre_m, ua.territory_centre_m);
+      EXPECT_EQ(ub.territory_radius_m, ua.territory_radius_m);
+      EXPECT_EQ(ub.cv_m_per_s, ua.cv_m_per_s);
+      EXPECT_EQ(ub.fibre_diameter_m, ua.fibre_diameter_m);
+    }
+    EXPECT_EQ(b.pool.fibre_unit, a.pool.fibre_unit);
+    EXPECT_EQ(b.pool.fibre_cv_m_per_s, a.pool.fibre_cv_m_per_s);
+    EXPECT_EQ(b.pool.fibre_diameter_m, a.pool.fibre_diameter_m);
+  }
+  EXPECT_TRUE(same_fibres(built, read));
+}
+
+TEST(SubjectAnatomy, ReadingRejectsAMissingFileAndCorruptOffsets) {
+  myotwin::testing::TempDir dir;
+  myotwin::testing::expect_error<IoError>([&] { read_subject_anatomy(dir.path()); },
+                                          {"motor_units.h5"});
+  // One muscle of two fibres whose point offsets run past the points.
+  {
+    H5Writer w(dir / "motor_units.h5");
+    w.set_attributes("/",
+                     {{"format", std::string("myotwin anatomy")}, {"n_muscles", std::int64_t{1}}});
+    const std::string g = "muscles/M";
+    w.set_attributes(g, {{"label", std::int64_t{3}},
+                         {"volume_m3", 1e-6},
+                         {"length_m", 0.1},
+                         {"section_area_m2", 1e-4}});
+    const Eigen::Vector3d e(0.0, 0.0, 1.0);
+    w.write_vector(g + "/plane/centre_m", Eigen::VectorXd(Eigen::Vector3d::Zero()));
+    w.write_vector(g + "/plane/e1", Eigen::VectorXd(Eigen::Vector3d::UnitX()));
+    w.write_vector(g + "/plane/e2", Eigen::VectorXd(Eigen::Vector3d::UnitY()));
+    w.write_vector(g + "/plane/normal", Eigen::VectorXd(e));
+    w.write(g + "/fibres/points_m", Eigen::MatrixXd(Eigen::MatrixXd::Zero(4, 3)));
+    w.write_vector(g + "/fibres/offsets", VectorXi64((VectorXi64(3) << 0, 2, 5).finished()));
+    const Eigen::VectorXd two = Eigen::VectorXd::Ones(2);
+    w.write_vector(g + "/fibres/length_m", two);
+    w.write_vector(g + "/fibres/end_plate_m", two);
+    w.write_vector(g + "/fibres/weight", two);
+    w.write_vector(g + "/fibres/motor_unit", VectorXi64(VectorXi64::Zero(2)));
+    w.write_vector(g + "/fibres/cv_m_per_s", two);
+    w.write_vector(g + "/fibres/diameter_m", two);
+    const Eigen::VectorXd one = Eigen::VectorXd::Ones(1);
+    for (const char* name : {"target_n_fibres", "n_fibres", "recruitment_threshold",
+                             "territory_radius_m", "cv_m_per_s", "fibre_diameter_m"})
+      w.write_vector(g + "/units/" + name, one);
+    w.write(g + "/units/territory_centre_2d_m", Eigen::MatrixXd(Eigen::MatrixXd::Zero(1, 2)));
+    w.write_vector(g + "/units/fibre_offsets", VectorXi64((VectorXi64(2) << 0, 2).finished()));
+    w.write_vector(g + "/units/fibres", VectorXi64((VectorXi64(2) << 0, 1).finished()));
+    w.commit();
+  }
+  myotwin::testing::expect_error<BadInput>([&] { read_subject_anatomy(dir.path()); },
+                                           {"motor_units.h5", "muscles/M/fibres/offsets"});
+}
+
 TEST(SubjectAnatomy, RejectsNamesThatAreNotMusclesAndTooFewFibres) {
   AnatomyParams p;
   p.muscles = {"radius"};

@@ -92,4 +92,24 @@ nlohmann::json to_json(const SubjectAnatomy& anatomy);
 /// arc_length_m. motor_units.h5: per muscle a group `muscles/<name>` (see docs/formats.md).
 void write_subject_anatomy(const std::filesystem::path& dir, const SubjectAnatomy& anatomy);
 
+/// Reads `dir/motor_units.h5` as written by write_subject_anatomy(), so that a later stage can
+/// run as a separate job. Muscles come in label order, as written.
+///
+/// Restored per muscle: geometry.name, .label, .volume_m3, .length_m; fibres.name, .label,
+/// .section_area_m2, .plane_centre_m, .plane_e1, .plane_e2, .plane_normal, and per fibre
+/// points_m, length_m, end_plate_m, weight; the pool: every unit's index (its position),
+/// target_n_fibres, n_fibres, recruitment_threshold, territory_centre_m (2-D, in the seed
+/// plane), territory_radius_m, cv_m_per_s, fibre_diameter_m, fibres; fibre_unit,
+/// fibre_cv_m_per_s, fibre_diameter_m.
+///
+/// Not stored, left at their defaults: the rest of MuscleGeometry (voxels, components,
+/// centroid, axis, ends, tendons, ...), Fibre::seed_m, seed_2d_m, reaches_origin,
+/// reaches_insertion, MuscleFibres::seed_level, section_pixel_m, n_seeds_dropped, and
+/// MuscleModel::statistics, field_iterations, field_relative_residual, model_density_per_m2,
+/// model_density_raised, field_time_s, build_time_s.
+///
+/// \throws IoError if the file is missing or not HDF5; BadInput naming the file and dataset
+/// for a missing dataset or attribute, a wrong shape, or offsets or indices that do not fit.
+SubjectAnatomy read_subject_anatomy(const std::filesystem::path& dir);
+
 } // namespace myotwin::anatomy
