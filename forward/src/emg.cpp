@@ -53,12 +53,17 @@ private:
   double muap_fs_;
 };
 
-/// The weights that map a MUAP of n_muap samples to its tables: for phase p (0 .. n_phases) a
-/// n_rows x n_muap matrix, row r giving the output sample at offset i_min + r from the
-/// discharge's sample n0 for a discharge at (n0 + p / n_phases) / fs.
+/// Number of fractional delays per output sample at which the tables are computed exactly
+/// (when n_phases is larger the other phases are cubic interpolations between them).
+constexpr int exact_phases = 16;
+
+/// The weights that map a MUAP of n_muap samples to its exact tables: for exact phase q
+/// (0 .. n_exact - 1) a n_rows x n_muap matrix, row r giving the output sample at offset
+/// i_min + r from the discharge's sample n0 for a discharge at (n0 + q / n_exact) / fs.
 struct TableWeights {
   std::int64_t i_min = 0;
   std::int64_t n_rows = 0;
+  int n_exact = 0;
   std::vector<Eigen::MatrixXd> w;
 };
 
@@ -72,14 +77,15 @@ TableWeights table_weights(Eigen::Index n_muap, double muap_fs_Hz, double fs_Hz,
                          std::ceil((static_cast<double>(n_muap - 1) / muap_fs_Hz + half) * fs_Hz)) +
                      1;
   t.n_rows = i_max - t.i_min + 1;
-  const int n_phases = params.n_phases;
-  t.w.assign(static_cast<std::size_t>(n_phases) + 1, Eigen::MatrixXd());
+  t.n_exact = std::min(params.n_phases, exact_phases);
+  const int n_exact = t.n_exact;
+  t.w.assign(static_cast<std::size_t>(n_exact), Eigen::MatrixXd());
 #pragma omp parallel for schedule(static)
-  for (int p = 0; p <= n_phases; ++p) {
+  for (int q = 0; q < n_exact; ++q) {
     Eigen::MatrixXd w = Eigen::MatrixXd::Zero(t.n_rows, n_muap);
     for (std::int64_t r = 0; r < t.n_rows; ++r) {
       const double tau =
-          (static_cast<double>(t.i_min + r) - static_cast<double>(p) / n_phases) / fs_Hz;
+          (static_cast<double>(t.i_min + r) - static_cast<double>(q) / n_exact) / fs_Hz;
       const auto j0 = std::max<std::int64_t>(
           0, static_cast<std::int64_t>(std::floor((tau - half) * muap_fs_Hz)));
       const auto j1 = std::min<std::int64_t>(
@@ -87,8 +93,41 @@ TableWeights table_weights(Eigen::Index n_muap, double muap_fs_Hz, double fs_Hz,
       for (std::int64_t j = j0; j <= j1; ++j)
         w(r, j) = h(tau - static_cast<double>(j) / muap_fs_Hz);
     }
-    t.w[static_cast<std::size_t>(p)] = std::move(w);
+    t.w[static_cast<std::size_t>(q)] = std::move(w);
   }
+  return t;
+}
+
+/// dst += a * (exact table of phase q), for any integer q: phase q' + n_exact k is the table of
+/// phase q' (0 <= q' < n_exact) delayed by k rows (rows outside the table are 0, as the kernel's
+/// support lies inside it).
+void add_phase(Eigen::MatrixXd& dst, const std::vector<Eigen::MatrixXd>& exact, int q, double a) {
+  const int n_exact = static_cast<int>(exact.size());
+  const int k = q >= 0 ? q / n_exact : -((-q + n_exact - 1) / n_exact);
+  const Eigen::MatrixXd& e = exact[static_cast<std::size_t>(q - k * n_exact)];
+  const Eigen::Index n = e.rows() - std::abs(k);
+  if (n <= 0)
+    return;
+  dst.middleRows(std::max(0, k), n).noalias() += a * e.middleRows(std::max(0, -k), n);
+}
+
+/// Table of fine phase p (0 .. n_phases): the exact table when p / n_phases falls on an exact
+/// phase, else the cubic (4-point Lagrange) interpolation between the neighbouring exact phases.
+Eigen::MatrixXd fine_table(const std::vector<Eigen::MatrixXd>& exact, int p, int n_phases) {
+  const int n_exact = static_cast<int>(exact.size());
+  const std::int64_t num = static_cast<std::int64_t>(p) * n_exact;
+  const int i0 = static_cast<int>(num / n_phases);
+  const std::int64_t rem = num % n_phases;
+  Eigen::MatrixXd t = Eigen::MatrixXd::Zero(exact.front().rows(), exact.front().cols());
+  if (rem == 0) {
+    add_phase(t, exact, i0, 1.0);
+    return t;
+  }
+  const double x = static_cast<double>(rem) / n_phases;
+  add_phase(t, exact, i0 - 1, -x * (x - 1.0) * (x - 2.0) / 6.0);
+  add_phase(t, exact, i0, (x + 1.0) * (x - 1.0) * (x - 2.0) / 2.0);
+  add_phase(t, exact, i0 + 1, -(x + 1.0) * x * (x - 2.0) / 2.0);
+  add_phase(t, exact, i0 + 2, (x + 1.0) * x * (x - 1.0) / 6.0);
   return t;
 }
 
@@ -205,52 +244,64 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
     }
   }
 
-  // Clean signal, samples x channels (each channel contiguous); units in order, each summed
-  // into every channel in parallel.
+  // Clean signal, samples x channels (each channel contiguous). The channels are split into
+  // blocks of a fixed width, processed in parallel; in each block the units are summed in order,
+  // each unit's discharges in the given order, so the result does not depend on the threads.
   Eigen::MatrixXd clean_t = Eigen::MatrixXd::Zero(n_samples, n_channels);
   std::map<Eigen::Index, TableWeights> weights; // by MUAP length
+  for (const auto& m : muaps)
+    if (!weights.contains(m.rows()))
+      weights.emplace(m.rows(), table_weights(m.rows(), muap_fs_Hz, fs, params));
   const int n_phases = params.n_phases;
-  for (std::size_t u = 0; u < muaps.size(); ++u) {
-    const auto& times = discharge_times_s[u];
-    if (times.empty())
-      continue;
-    const Eigen::Index n_muap = muaps[u].rows();
-    auto it = weights.find(n_muap);
-    if (it == weights.end())
-      it = weights.emplace(n_muap, table_weights(n_muap, muap_fs_Hz, fs, params)).first;
-    const TableWeights& tw = it->second;
-    std::vector<Eigen::MatrixXd> table(static_cast<std::size_t>(n_phases) + 1);
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p <= n_phases; ++p)
-      table[static_cast<std::size_t>(p)].noalias() = tw.w[static_cast<std::size_t>(p)] * muaps[u];
 
-    // Per discharge: first output sample, phase and interpolation weight.
-    struct Placement {
-      std::int64_t n_first;
-      int phase;
-      double a;
-    };
-    std::vector<Placement> places;
-    places.reserve(times.size());
-    for (const double t : times) {
+  // Per discharge: first output sample, phase and interpolation weight.
+  struct Placement {
+    std::int64_t n_first;
+    int phase;
+    double a;
+  };
+  std::vector<std::vector<Placement>> places(muaps.size());
+  for (std::size_t u = 0; u < muaps.size(); ++u) {
+    const std::int64_t i_min = weights.at(muaps[u].rows()).i_min;
+    places[u].reserve(discharge_times_s[u].size());
+    for (const double t : discharge_times_s[u]) {
       const double x = t * fs;
-      double n0 = std::floor(x);
-      double q = (x - n0) * n_phases;
-      int p = static_cast<int>(std::floor(q));
-      p = std::clamp(p, 0, n_phases - 1);
-      places.push_back({static_cast<std::int64_t>(n0) + tw.i_min, p, q - p});
+      const double n0 = std::floor(x);
+      const double q = (x - n0) * n_phases;
+      const int p = std::clamp(static_cast<int>(std::floor(q)), 0, n_phases - 1);
+      places[u].push_back({static_cast<std::int64_t>(n0) + i_min, p, q - p});
     }
-#pragma omp parallel for schedule(static)
-    for (Eigen::Index c = 0; c < n_channels; ++c) {
-      double* out = clean_t.col(c).data();
-      for (const auto& pl : places) {
-        const double* lo = table[static_cast<std::size_t>(pl.phase)].col(c).data();
-        const double* hi = table[static_cast<std::size_t>(pl.phase) + 1].col(c).data();
-        const std::int64_t r0 = std::max<std::int64_t>(0, -pl.n_first);
-        const std::int64_t r1 = std::min<std::int64_t>(tw.n_rows, n_samples - pl.n_first);
-        const double b = 1.0 - pl.a;
-        for (std::int64_t r = r0; r < r1; ++r)
-          out[pl.n_first + r] += b * lo[r] + pl.a * hi[r];
+  }
+
+  constexpr Eigen::Index block_width = 32;
+  const Eigen::Index n_blocks = (n_channels + block_width - 1) / block_width;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (Eigen::Index blk = 0; blk < n_blocks; ++blk) {
+    const Eigen::Index c0 = blk * block_width;
+    const Eigen::Index nc = std::min(block_width, n_channels - c0);
+    std::vector<Eigen::MatrixXd> exact;
+    std::vector<Eigen::MatrixXd> table(static_cast<std::size_t>(n_phases) + 1);
+    for (std::size_t u = 0; u < muaps.size(); ++u) {
+      if (places[u].empty())
+        continue;
+      const TableWeights& tw = weights.at(muaps[u].rows());
+      exact.resize(static_cast<std::size_t>(tw.n_exact));
+      for (int q = 0; q < tw.n_exact; ++q)
+        exact[static_cast<std::size_t>(q)].noalias() =
+            tw.w[static_cast<std::size_t>(q)] * muaps[u].middleCols(c0, nc);
+      for (int p = 0; p <= n_phases; ++p)
+        table[static_cast<std::size_t>(p)] = fine_table(exact, p, n_phases);
+      for (Eigen::Index c = 0; c < nc; ++c) {
+        double* out = clean_t.col(c0 + c).data();
+        for (const auto& pl : places[u]) {
+          const double* lo = table[static_cast<std::size_t>(pl.phase)].col(c).data();
+          const double* hi = table[static_cast<std::size_t>(pl.phase) + 1].col(c).data();
+          const std::int64_t r0 = std::max<std::int64_t>(0, -pl.n_first);
+          const std::int64_t r1 = std::min<std::int64_t>(tw.n_rows, n_samples - pl.n_first);
+          const double b = 1.0 - pl.a;
+          for (std::int64_t r = r0; r < r1; ++r)
+            out[pl.n_first + r] += b * lo[r] + pl.a * hi[r];
+        }
       }
     }
   }
