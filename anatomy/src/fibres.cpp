@@ -26,13 +26,6 @@ std::string muscle_id(const MuscleGeometry& g) {
   return "muscle " + g.name + " (label " + std::to_string(g.label) + ")";
 }
 
-std::string fmt(double v) {
-  std::ostringstream os;
-  os.precision(6);
-  os << v;
-  return os.str();
-}
-
 /// The section: the u = level surface projected on the seed plane, rasterised.
 struct Section {
   double level = 0.5; ///< the field value of the seed surface
@@ -542,9 +535,9 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
   }
   if (result.fibres.empty())
     throw BadInput(id + ": 0 fibres from " + std::to_string(n_seeds) + " seeds on a section of " +
-                   fmt(units::m2_to_mm2(result.section_area_m2)) +
+                   format_number(units::m2_to_mm2(result.section_area_m2)) +
                    " mm^2: expected at least one fibre (model density " +
-                   fmt(params.model_density_per_m2 * 1e-6) + " per mm^2)");
+                   format_number(params.model_density_per_m2 * 1e-6) + " per mm^2)");
   const double weight = params.real_density_per_m2 * result.section_area_m2 /
                         static_cast<double>(result.fibres.size());
   for (auto& fibre : result.fibres)

@@ -21,13 +21,6 @@ std::string muscle_id(const std::string& name, std::int32_t label) {
   return "muscle " + name + " (label " + std::to_string(label) + ")";
 }
 
-std::string fmt(double v) {
-  std::ostringstream os;
-  os.precision(6);
-  os << v;
-  return os.str();
-}
-
 /// A box of voxels [lo, hi] (inclusive) with a local mask.
 struct LocalBox {
   std::array<std::int64_t, 3> lo{0, 0, 0};
@@ -85,7 +78,8 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
   if (tissue->tissue_class != TissueClass::muscle)
     throw BadInput(id + ": class = " + to_string(tissue->tissue_class) + ": expected class muscle");
   if (!(params.profile_step_m > 0.0))
-    throw BadInput(id + ": profile_step = " + fmt(params.profile_step_m) + " m: must be > 0");
+    throw BadInput(id + ": profile_step = " + format_number(params.profile_step_m) +
+                   " m: must be > 0");
 
   MuscleGeometry g;
   g.label = label;
@@ -366,8 +360,8 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
                    to_string(g.insertion_source) + ", " + std::to_string(insertion.size()) +
                    " voxels) share " + std::to_string(shared.size()) +
                    " voxels: expected disjoint origin and insertion (cap thickness " +
-                   fmt(units::m_to_mm(cap)) + " mm, muscle length " +
-                   fmt(units::m_to_mm(g.length_m)) + " mm)");
+                   format_number(units::m_to_mm(cap)) + " mm, muscle length " +
+                   format_number(units::m_to_mm(g.length_m)) + " mm)");
   g.origin_voxels = std::move(origin);
   g.insertion_voxels = std::move(insertion);
   return g;

@@ -170,13 +170,6 @@ struct ParamIssue {
   std::string expectation;
 };
 
-std::string format_number(double value) {
-  std::ostringstream out;
-  out.precision(6);
-  out << value;
-  return out.str();
-}
-
 /// Fat thickness without jitter along the direction (cos, sin) [m]: flexor value towards -y,
 /// extensor value towards +y, linear in sin(angle) between them.
 double base_fat_m(const PhantomParams& p, double sin_angle) {

@@ -11,17 +11,16 @@
 
 namespace myotwin {
 
-using nlohmann::json;
-
-namespace {
-
-std::string format_number(double v) {
+std::string format_number(double value) {
   std::ostringstream s;
-  s << v;
+  s.precision(10);
+  s << value;
   return s.str();
 }
 
-} // namespace
+using nlohmann::json;
+
+namespace {} // namespace
 
 Check<double> positive() {
   return [](const double& v) -> std::optional<std::string> {

@@ -17,13 +17,6 @@ namespace myotwin::forward {
 
 namespace {
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(15);
-  s << v;
-  return s.str();
-}
-
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos)
@@ -175,7 +168,7 @@ ImportedDischarges read_discharges_mat(const std::filesystem::path& path) {
                      class_name(fs.get()) + " array of " + std::to_string(n_elements(fs.get())) +
                      " elements");
     if (!(std::isfinite(v[0]) && v[0] > 0.0))
-      throw BadInput(file + ": fsamp = " + fmt(v[0]) + ": must be > 0");
+      throw BadInput(file + ": fsamp = " + format_number(v[0]) + ": must be > 0");
     out.fs_Hz = v[0];
   }
   const double fs_Hz = *out.fs_Hz;
@@ -203,11 +196,12 @@ ImportedDischarges read_discharges_mat(const std::filesystem::path& path) {
     std::vector<double> t(v.size());
     for (std::size_t k = 0; k < v.size(); ++k) {
       if (!(std::isfinite(v[k]) && v[k] >= 1.0 && v[k] == std::floor(v[k]) && v[k] < 9.0e15))
-        throw BadInput(file + ": " + var + "(" + std::to_string(k + 1) + ") = " + fmt(v[k]) +
-                       ": expected an integer sample index >= 1 (1-based)");
+        throw BadInput(file + ": " + var + "(" + std::to_string(k + 1) + ") = " +
+                       format_number(v[k]) + ": expected an integer sample index >= 1 (1-based)");
       if (k > 0 && v[k] <= v[k - 1])
-        throw BadInput(file + ": " + var + "(" + std::to_string(k + 1) + ") = " + fmt(v[k]) +
-                       ": indices must be strictly increasing (previous " + fmt(v[k - 1]) + ")");
+        throw BadInput(
+            file + ": " + var + "(" + std::to_string(k + 1) + ") = " + format_number(v[k]) +
+            ": indices must be strictly increasing (previous " + format_number(v[k - 1]) + ")");
       idx[k] = static_cast<std::int64_t>(v[k]) - 1;
       t[k] = static_cast<double>(idx[k]) / fs_Hz;
     }

@@ -15,15 +15,8 @@ namespace myotwin::forward {
 
 namespace {
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(10);
-  s << v;
-  return s.str();
-}
-
 [[noreturn]] void bad(const std::string& key, double value, const std::string& expectation) {
-  throw BadInput("drive parameters: " + key + " = " + fmt(value) + ": " + expectation);
+  throw BadInput("drive parameters: " + key + " = " + format_number(value) + ": " + expectation);
 }
 
 void require(bool ok, const std::string& key, double value, const std::string& expectation) {
@@ -138,7 +131,8 @@ void check_thresholds(const std::vector<double>& thresholds) {
     const double r = thresholds[i];
     if (!(r > 0.0 && r <= 1.0))
       throw BadInput("motor-neuron drive: recruitment threshold of unit " + std::to_string(i) +
-                     " = " + fmt(r) + ": must be in (0, 1] (fraction of maximum excitation)");
+                     " = " + format_number(r) +
+                     ": must be in (0, 1] (fraction of maximum excitation)");
   }
 }
 
@@ -164,12 +158,12 @@ void validate(const DriveParams& p) {
   require(p.duration_s > 0.0, "duration_s", p.duration_s, "must be > 0");
   require(p.fs_Hz > 0.0, "fs_Hz", p.fs_Hz, "must be > 0");
   require(n_samples_of(p.duration_s, p.fs_Hz) >= 1, "duration_s", p.duration_s,
-          "must be at least one sample at fs_Hz = " + fmt(p.fs_Hz));
+          "must be at least one sample at fs_Hz = " + format_number(p.fs_Hz));
   require(p.min_rate_pps > 0.0, "min_rate_pps", p.min_rate_pps, "must be > 0");
   require(p.peak_rate_first_pps >= p.min_rate_pps, "peak_rate_first_pps", p.peak_rate_first_pps,
-          "must be >= min_rate_pps = " + fmt(p.min_rate_pps));
+          "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   require(p.peak_rate_last_pps >= p.min_rate_pps, "peak_rate_last_pps", p.peak_rate_last_pps,
-          "must be >= min_rate_pps = " + fmt(p.min_rate_pps));
+          "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   require(p.rate_gain_pps >= 0.0, "rate_gain_pps", p.rate_gain_pps, "must be >= 0");
   require(p.isi_cov >= 0.0 && p.isi_cov < 1.0, "isi_cov", p.isi_cov, "must be in [0, 1)");
   require(p.common_input_sd_fraction >= 0.0, "common_input_sd_fraction", p.common_input_sd_fraction,
@@ -177,7 +171,7 @@ void validate(const DriveParams& p) {
   if (p.common_input_sd_fraction > 0.0)
     require(p.common_input_cutoff_Hz > 0.0 && p.common_input_cutoff_Hz < 0.5 * p.fs_Hz,
             "common_input_cutoff_Hz", p.common_input_cutoff_Hz,
-            "must be in (0, fs_Hz / 2 = " + fmt(0.5 * p.fs_Hz) + ")");
+            "must be in (0, fs_Hz / 2 = " + format_number(0.5 * p.fs_Hz) + ")");
   const ExcitationProfile& q = p.profile;
   switch (q.type) {
   case ProfileType::constant:
@@ -189,7 +183,7 @@ void validate(const DriveParams& p) {
     require(q.ramp_start_s >= 0.0, "profile.ramp_start_s", q.ramp_start_s, "must be >= 0");
     if (q.ramp_end_s >= 0.0)
       require(q.ramp_end_s > q.ramp_start_s, "profile.ramp_end_s", q.ramp_end_s,
-              "must be > ramp_start_s = " + fmt(q.ramp_start_s));
+              "must be > ramp_start_s = " + format_number(q.ramp_start_s));
     break;
   case ProfileType::trapezoid:
     require(q.level >= 0.0, "profile.level", q.level, "must be >= 0");
@@ -202,7 +196,7 @@ void validate(const DriveParams& p) {
   case ProfileType::sinusoid:
     require(q.mean_level >= 0.0, "profile.mean_level", q.mean_level, "must be >= 0");
     require(q.amplitude >= 0.0 && q.amplitude <= q.mean_level, "profile.amplitude", q.amplitude,
-            "must be in [0, mean_level = " + fmt(q.mean_level) + "] (excitation >= 0)");
+            "must be in [0, mean_level = " + format_number(q.mean_level) + "] (excitation >= 0)");
     require(q.frequency_Hz >= 0.0, "profile.frequency_Hz", q.frequency_Hz, "must be >= 0");
     require(std::isfinite(q.phase_rad), "profile.phase_rad", q.phase_rad, "must be finite");
     break;
@@ -245,10 +239,11 @@ ExcitationProfile read_excitation_csv(const std::filesystem::path& path) {
         !parse_double(a, time_s) || !parse_double(b, e))
       throw BadInput(where + "expected two numbers: time_s,excitation");
     if (e < 0.0)
-      throw BadInput(where + "excitation = " + fmt(e) + ": must be >= 0");
+      throw BadInput(where + "excitation = " + format_number(e) + ": must be >= 0");
     if (!profile.csv_time_s.empty() && time_s <= profile.csv_time_s.back())
-      throw BadInput(where + "time_s = " + fmt(time_s) +
-                     ": must be greater than the previous time " + fmt(profile.csv_time_s.back()));
+      throw BadInput(where + "time_s = " + format_number(time_s) +
+                     ": must be greater than the previous time " +
+                     format_number(profile.csv_time_s.back()));
     profile.csv_time_s.push_back(time_s);
     profile.csv_excitation.push_back(e);
   }
@@ -268,10 +263,10 @@ std::vector<double> sample_excitation(const ExcitationProfile& q, double duratio
     const double tol = 1e-9;
     if (q.csv_time_s.empty() || q.csv_time_s.front() > tol || q.csv_time_s.back() < t_last - tol)
       throw BadInput(q.csv_path.string() + ": excitation times " +
-                     (q.csv_time_s.empty()
-                          ? std::string("(none)")
-                          : fmt(q.csv_time_s.front()) + " to " + fmt(q.csv_time_s.back()) + " s") +
-                     " do not cover the run, 0 to " + fmt(t_last) + " s");
+                     (q.csv_time_s.empty() ? std::string("(none)")
+                                           : format_number(q.csv_time_s.front()) + " to " +
+                                                 format_number(q.csv_time_s.back()) + " s") +
+                     " do not cover the run, 0 to " + format_number(t_last) + " s");
   }
   std::size_t j = 0; // csv segment
   for (std::size_t k = 0; k < n; ++k) {
@@ -343,11 +338,11 @@ DriveParams read_drive_params(ConfigReader& c) {
   p.common_input_cutoff_Hz =
       c.optional<double>("common_input_cutoff_Hz", p.common_input_cutoff_Hz, positive());
   if (p.peak_rate_first_pps < p.min_rate_pps)
-    c.fail("peak_rate_first_pps", "must be >= min_rate_pps = " + fmt(p.min_rate_pps));
+    c.fail("peak_rate_first_pps", "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   if (p.peak_rate_last_pps < p.min_rate_pps)
-    c.fail("peak_rate_last_pps", "must be >= min_rate_pps = " + fmt(p.min_rate_pps));
+    c.fail("peak_rate_last_pps", "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   if (p.common_input_sd_fraction > 0.0 && p.common_input_cutoff_Hz >= 0.5 * p.fs_Hz)
-    c.fail("common_input_cutoff_Hz", "must be < fs_Hz / 2 = " + fmt(0.5 * p.fs_Hz));
+    c.fail("common_input_cutoff_Hz", "must be < fs_Hz / 2 = " + format_number(0.5 * p.fs_Hz));
 
   ConfigReader s = c.section("profile");
   ExcitationProfile& q = p.profile;
@@ -363,7 +358,7 @@ DriveParams read_drive_params(ConfigReader& c) {
     q.ramp_start_s = s.optional<double>("ramp_start_s", q.ramp_start_s, non_negative());
     q.ramp_end_s = s.optional<double>("ramp_end_s", p.duration_s, positive());
     if (q.ramp_end_s <= q.ramp_start_s)
-      s.fail("ramp_end_s", "must be > ramp_start_s = " + fmt(q.ramp_start_s));
+      s.fail("ramp_end_s", "must be > ramp_start_s = " + format_number(q.ramp_start_s));
   } else if (type == "trapezoid") {
     q.type = ProfileType::trapezoid;
     q.level = s.optional<double>("level", q.level, non_negative());
@@ -379,7 +374,8 @@ DriveParams read_drive_params(ConfigReader& c) {
     q.frequency_Hz = s.optional<double>("frequency_Hz", q.frequency_Hz, non_negative());
     q.phase_rad = s.optional<double>("phase_rad", q.phase_rad);
     if (q.amplitude > q.mean_level)
-      s.fail("amplitude", "must be <= mean_level = " + fmt(q.mean_level) + " (excitation >= 0)");
+      s.fail("amplitude",
+             "must be <= mean_level = " + format_number(q.mean_level) + " (excitation >= 0)");
   } else { // csv
     const std::filesystem::path path = s.required_path("path");
     q = read_excitation_csv(path);
@@ -394,9 +390,10 @@ std::vector<double> exponential_thresholds(std::int64_t n_units, double range,
     throw BadInput("exponential_thresholds: n_units = " + std::to_string(n_units) +
                    ": empty motor-unit set: must be >= 1");
   if (!(range >= 1.0))
-    throw BadInput("exponential_thresholds: recruitment range = " + fmt(range) + ": must be >= 1");
+    throw BadInput("exponential_thresholds: recruitment range = " + format_number(range) +
+                   ": must be >= 1");
   if (!(max_threshold > 0.0 && max_threshold <= 1.0))
-    throw BadInput("exponential_thresholds: max threshold = " + fmt(max_threshold) +
+    throw BadInput("exponential_thresholds: max threshold = " + format_number(max_threshold) +
                    ": must be in (0, 1]");
   std::vector<double> r(static_cast<std::size_t>(n_units));
   for (std::int64_t i = 0; i < n_units; ++i) {

@@ -15,13 +15,6 @@ namespace myotwin::forward {
 
 namespace {
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(15);
-  s << v;
-  return s.str();
-}
-
 /// The reconstruction / anti-alias kernel of the file comment, divided by the MUAP rate.
 class Kernel {
 public:
@@ -168,19 +161,21 @@ EmgParams read_emg_params(ConfigReader& section) {
 
 void validate(const EmgParams& params) {
   if (!(params.fs_Hz > 0.0) || !std::isfinite(params.fs_Hz))
-    throw BadInput("emg: fs_Hz = " + fmt(params.fs_Hz) + ": must be a finite number > 0");
+    throw BadInput("emg: fs_Hz = " + format_number(params.fs_Hz) + ": must be a finite number > 0");
   if (params.add_noise && !std::isfinite(params.snr_dB))
-    throw BadInput("emg: snr_dB = " + fmt(params.snr_dB) + ": must be a finite number [dB]");
+    throw BadInput("emg: snr_dB = " + format_number(params.snr_dB) +
+                   ": must be a finite number [dB]");
   if (params.n_phases < 1 || params.n_phases > 4096)
     throw BadInput("emg: n_phases = " + std::to_string(params.n_phases) + ": must be in [1, 4096]");
   if (!(params.cutoff_fraction > 0.0 && params.cutoff_fraction <= 0.5))
-    throw BadInput("emg: cutoff_fraction = " + fmt(params.cutoff_fraction) +
+    throw BadInput("emg: cutoff_fraction = " + format_number(params.cutoff_fraction) +
                    ": must be in (0, 0.5]");
   if (params.kernel_zero_crossings < 2)
     throw BadInput("emg: kernel_zero_crossings = " + std::to_string(params.kernel_zero_crossings) +
                    ": must be >= 2");
   if (!(params.kaiser_beta >= 0.0 && params.kaiser_beta <= 50.0))
-    throw BadInput("emg: kaiser_beta = " + fmt(params.kaiser_beta) + ": must be in [0, 50]");
+    throw BadInput("emg: kaiser_beta = " + format_number(params.kaiser_beta) +
+                   ": must be in [0, 50]");
 }
 
 Eigen::VectorXd resample_muap(const Eigen::Ref<const Eigen::VectorXd>& muap, double muap_fs_Hz,
@@ -208,9 +203,9 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
                    std::to_string(discharge_times_s.size()) +
                    " discharge trains: expected one train per unit");
   if (!(muap_fs_Hz > 0.0) || !std::isfinite(muap_fs_Hz))
-    throw BadInput("synthesize_emg: muap_fs_Hz = " + fmt(muap_fs_Hz) + ": must be > 0");
+    throw BadInput("synthesize_emg: muap_fs_Hz = " + format_number(muap_fs_Hz) + ": must be > 0");
   if (!(duration_s > 0.0) || !std::isfinite(duration_s))
-    throw BadInput("synthesize_emg: duration_s = " + fmt(duration_s) + ": must be > 0");
+    throw BadInput("synthesize_emg: duration_s = " + format_number(duration_s) + ": must be > 0");
   const Eigen::Index n_channels = muaps.front().cols();
   for (std::size_t u = 0; u < muaps.size(); ++u) {
     if (muaps[u].rows() == 0 || muaps[u].cols() == 0)
@@ -227,8 +222,8 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
   const double fs = params.fs_Hz;
   const auto n_samples = static_cast<std::int64_t>(std::llround(duration_s * fs));
   if (n_samples < 1)
-    throw BadInput("synthesize_emg: duration_s = " + fmt(duration_s) + " at fs_Hz = " + fmt(fs) +
-                   " gives no sample");
+    throw BadInput("synthesize_emg: duration_s = " + format_number(duration_s) +
+                   " at fs_Hz = " + format_number(fs) + " gives no sample");
 
   EmgResult result;
   result.fs_Hz = fs;
@@ -238,8 +233,9 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
     idx.reserve(discharge_times_s[u].size());
     for (const double t : discharge_times_s[u]) {
       if (!(t >= 0.0 && t < duration_s))
-        throw BadInput("synthesize_emg: unit " + std::to_string(u) + ": discharge time " + fmt(t) +
-                       " s is beyond the signal: expected in [0, " + fmt(duration_s) + ") s");
+        throw BadInput("synthesize_emg: unit " + std::to_string(u) + ": discharge time " +
+                       format_number(t) + " s is beyond the signal: expected in [0, " +
+                       format_number(duration_s) + ") s");
       idx.push_back(std::min<std::int64_t>(std::llround(t * fs), n_samples - 1));
     }
   }

@@ -22,16 +22,9 @@ double rosenfalck_deviation_V(double z_m) noexcept {
   return rosenfalck_amplitude_V * u * u * u * std::exp(-u);
 }
 
-std::string number(double value) {
-  std::ostringstream os;
-  os.precision(10);
-  os << value;
-  return os.str();
-}
-
 void require_positive(double value, const char* name) {
   if (!(value > 0.0) || !std::isfinite(value)) {
-    throw BadInput(std::string("fibre source: ") + name + " = " + number(value) +
+    throw BadInput(std::string("fibre source: ") + name + " = " + format_number(value) +
                    ": must be finite and > 0");
   }
 }
@@ -41,8 +34,8 @@ void check_geometry(const FibreGeometry1D& g) {
   require_positive(g.diameter_m, "diameter_m");
   require_positive(g.cv_m_per_s, "cv_m_per_s");
   if (!(g.end_plate_m >= 0.0 && g.end_plate_m <= g.length_m)) {
-    throw BadInput("fibre source: end_plate_m = " + number(g.end_plate_m) +
-                   ": must lie in [0, length_m = " + number(g.length_m) + "]");
+    throw BadInput("fibre source: end_plate_m = " + format_number(g.end_plate_m) +
+                   ": must lie in [0, length_m = " + format_number(g.length_m) + "]");
   }
 }
 
@@ -101,7 +94,7 @@ FibreCurrents fibre_current_density(const FibreGeometry1D& geometry,
   require_positive(params.dz_m, "dz_m");
   require_positive(params.dt_s, "dt_s");
   if (!(duration_s >= 0.0) || !std::isfinite(duration_s)) {
-    throw BadInput("fibre source: duration_s = " + number(duration_s) +
+    throw BadInput("fibre source: duration_s = " + format_number(duration_s) +
                    ": must be finite and >= 0");
   }
 
@@ -177,7 +170,8 @@ sample_polyline(const Eigen::Ref<const Eigen::Matrix<double, Eigen::Dynamic, 3>>
   }
   const double total_m = cumulative[n_points - 1];
   if (!(total_m > 0.0)) {
-    throw BadInput("sample_polyline: polyline length = " + number(total_m) + ": must be > 0");
+    throw BadInput("sample_polyline: polyline length = " + format_number(total_m) +
+                   ": must be > 0");
   }
   PolylineSamples out;
   out.points_m.resize(s_m.size(), 3);

@@ -12,16 +12,9 @@ namespace myotwin::forward {
 
 namespace {
 
-std::string number(double value) {
-  std::ostringstream os;
-  os.precision(10);
-  os << value;
-  return os.str();
-}
-
 void require_positive(double value, const char* name) {
   if (!(value > 0.0) || !std::isfinite(value)) {
-    throw BadInput(std::string("infinite medium: ") + name + " = " + number(value) +
+    throw BadInput(std::string("infinite medium: ") + name + " = " + format_number(value) +
                    ": must be finite and > 0");
   }
 }
@@ -92,7 +85,7 @@ Eigen::MatrixXd infinite_medium_transfer(
     const double norm = directions.row(i).norm();
     if (!(norm > 0.0) || !std::isfinite(norm)) {
       throw BadInput("infinite_medium_transfer: directions row " + std::to_string(i) +
-                     " has length " + number(norm) + ": must be finite and > 0");
+                     " has length " + format_number(norm) + ": must be finite and > 0");
     }
     unit_dirs.row(i) = directions.row(i) / norm;
   }
@@ -102,7 +95,7 @@ Eigen::MatrixXd infinite_medium_transfer(
     const double norm = plane->normal.norm();
     if (!(norm > 0.0) || !std::isfinite(norm)) {
       throw BadInput("infinite_medium_transfer: insulating plane normal has length " +
-                     number(norm) + ": must be finite and > 0");
+                     format_number(norm) + ": must be finite and > 0");
     }
     normal = plane->normal / norm;
     plane_point = plane->point_m;
@@ -110,7 +103,7 @@ Eigen::MatrixXd infinite_medium_transfer(
       const double height_m = (points_m.row(i).transpose() - plane_point).dot(normal);
       if (height_m > 1e-9) {
         throw BadInput("infinite_medium_transfer: source point " + std::to_string(i) + " lies " +
-                       number(height_m) +
+                       format_number(height_m) +
                        " m outside the conductor (on the normal's side of the insulating "
                        "plane): must be inside");
       }

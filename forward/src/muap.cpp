@@ -24,13 +24,6 @@ constexpr std::size_t fibre_block = 16;
 /// a source step of 1 / fs gives an exact copy despite rounding of n / fs.
 constexpr double snap_tolerance = 1e-9;
 
-std::string number(double value) {
-  std::ostringstream os;
-  os.precision(10);
-  os << value;
-  return os.str();
-}
-
 /// Writes weight * phi(t_n - delay) (linear interpolation on the source grid k dt, zero before 0
 /// and after the last row) into out[n, :] (zero on entry) for every output sample n.
 void resample_into(const Eigen::MatrixXd& phi_V, double dt_s, double fs_Hz, double delay_s,
@@ -104,14 +97,14 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
     throw BadInput("MUAP: electrode positions must be finite");
   }
   if (!(params.fs_Hz > 0.0) || !std::isfinite(params.fs_Hz)) {
-    throw BadInput("MUAP: fs_Hz = " + number(params.fs_Hz) + ": must be finite and > 0");
+    throw BadInput("MUAP: fs_Hz = " + format_number(params.fs_Hz) + ": must be finite and > 0");
   }
   if (!(params.duration_s >= 0.0) || !std::isfinite(params.duration_s)) {
-    throw BadInput("MUAP: duration_s = " + number(params.duration_s) +
+    throw BadInput("MUAP: duration_s = " + format_number(params.duration_s) +
                    ": must be finite and >= 0 (0: automatic)");
   }
   if (!(params.source.dt_s > 0.0) || !std::isfinite(params.source.dt_s)) {
-    throw BadInput("MUAP: fibre source dt_s = " + number(params.source.dt_s) +
+    throw BadInput("MUAP: fibre source dt_s = " + format_number(params.source.dt_s) +
                    ": must be finite and > 0");
   }
   const auto n_fibres_total = static_cast<std::int64_t>(fibres.fibres.size());
@@ -138,7 +131,7 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
   for (Eigen::Index i = 0; i < delays_s.size(); ++i) {
     if (!(delays_s[i] >= 0.0) || !std::isfinite(delays_s[i])) {
       throw BadInput("MUAP: delay of fibre " + std::to_string(i) + " of unit " +
-                     std::to_string(unit) + " = " + number(delays_s[i]) +
+                     std::to_string(unit) + " = " + format_number(delays_s[i]) +
                      " s: must be finite and >= 0");
     }
   }
@@ -160,7 +153,7 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
                      std::to_string(fibre.points_m.rows()) + " points (needs >= 2)");
     }
     if (!std::isfinite(fibre.weight)) {
-      throw BadInput("MUAP: fibre " + std::to_string(f) + " weight " + number(fibre.weight) +
+      throw BadInput("MUAP: fibre " + std::to_string(f) + " weight " + format_number(fibre.weight) +
                      " is not finite");
     }
     delay[i] = delays_s.size() == 0 ? 0.0 : delays_s[static_cast<Eigen::Index>(i)];

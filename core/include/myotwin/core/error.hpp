@@ -41,4 +41,8 @@ public:
   using Error::Error;
 };
 
+/// A number as it should appear in an error message: up to 10 significant digits, no
+/// trailing zeros (`-0.5`, `1e-08`, `2048`).
+std::string format_number(double value);
+
 } // namespace myotwin
