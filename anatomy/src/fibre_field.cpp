@@ -234,18 +234,21 @@ FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& ge
     triplets.shrink_to_fit();
 
     // Initial guess: the normalised position along the principal axis.
+    const auto axial_position_m = [&](std::size_t p) {
+      const auto k = static_cast<std::int64_t>(p) / stride[2];
+      const auto j = (static_cast<std::int64_t>(p) / stride[1]) % field.size[1];
+      const auto i = static_cast<std::int64_t>(p) % field.size[0];
+      return (field.physical_point(static_cast<double>(i), static_cast<double>(j),
+                                   static_cast<double>(k)) -
+              geometry.centroid_m)
+          .dot(geometry.axis);
+    };
     double s_o = 0.0, s_i = 0.0;
     std::int64_t n_o = 0, n_i = 0;
     for (std::size_t p = 0; p < n_grid; ++p) {
       if (state[p] != origin_voxel && state[p] != insertion_voxel)
         continue;
-      const auto k = static_cast<std::int64_t>(p) / stride[2];
-      const auto j = (static_cast<std::int64_t>(p) / stride[1]) % field.size[1];
-      const auto i = static_cast<std::int64_t>(p) % field.size[0];
-      const double s = (field.physical_point(static_cast<double>(i), static_cast<double>(j),
-                                             static_cast<double>(k)) -
-                        geometry.centroid_m)
-                           .dot(geometry.axis);
+      const double s = axial_position_m(p);
       if (state[p] == origin_voxel) {
         s_o += s;
         ++n_o;
@@ -260,13 +263,7 @@ FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& ge
     for (std::size_t p = 0; p < n_grid; ++p) {
       if (unknown[p] < 0)
         continue;
-      const auto k = static_cast<std::int64_t>(p) / stride[2];
-      const auto j = (static_cast<std::int64_t>(p) / stride[1]) % field.size[1];
-      const auto i = static_cast<std::int64_t>(p) % field.size[0];
-      const double s = (field.physical_point(static_cast<double>(i), static_cast<double>(j),
-                                             static_cast<double>(k)) -
-                        geometry.centroid_m)
-                           .dot(geometry.axis);
+      const double s = axial_position_m(p);
       const double g = std::abs(s_i - s_o) > 0.0 ? (s - s_o) / (s_i - s_o) : 0.5;
       guess[unknown[p]] = std::clamp(g, 0.0, 1.0);
     }

@@ -593,6 +593,18 @@ MotorUnitPool build_motor_unit_pool(const Eigen::Ref<const Eigen::MatrixX2d>& po
     count[i] = 1;
   }
 
+  // Fibres f and g trade units; the units' remaining capacities follow. Returns g's old unit.
+  const auto trade_units = [&](Eigen::Index f, Eigen::Index g) {
+    const int a = pool.fibre_unit(f);
+    const int b = pool.fibre_unit(g);
+    const double dw = weights(g) - weights(f);
+    remaining[a] -= dw;
+    remaining[b] += dw;
+    pool.fibre_unit(f) = b;
+    pool.fibre_unit(g) = a;
+    return b;
+  };
+
   // Repair the tail of the sequential pass: a fibre left in a unit that would have drawn it
   // with probability below outlier_probability (the last fibres go where room is left) trades
   // units with the fibre of a likelier unit that gains the most log-probability in total.
@@ -640,12 +652,7 @@ MotorUnitPool build_motor_unit_pool(const Eigen::Ref<const Eigen::MatrixX2d>& po
           best_g = best_loose_g;
         if (best_g < 0)
           continue;
-        const int b = pool.fibre_unit(best_g);
-        const double dw = weights(best_g) - weights(f);
-        remaining[a] -= dw;
-        remaining[b] += dw;
-        pool.fibre_unit(f) = b;
-        pool.fibre_unit(best_g) = a;
+        const int b = trade_units(f, best_g);
         std::replace(members[a].begin(), members[a].end(), f, best_g);
         std::replace(members[b].begin(), members[b].end(), best_g, f);
       }
@@ -712,12 +719,7 @@ MotorUnitPool build_motor_unit_pool(const Eigen::Ref<const Eigen::MatrixX2d>& po
         }
         if (best_g < 0)
           continue;
-        const int b = pool.fibre_unit(best_g);
-        const double dw = weights(best_g) - weights(f);
-        remaining[a] -= dw;
-        remaining[b] += dw;
-        pool.fibre_unit(f) = b;
-        pool.fibre_unit(best_g) = a;
+        trade_units(f, best_g);
         ++n_swaps;
       }
       if (n_swaps == 0)
