@@ -12,6 +12,8 @@ packages=(
   libinsighttoolkit5-dev
   libvtk9-dev
   libmatio-dev
+  libcgal-dev libgmp-dev libmpfr-dev libboost-dev
+  libsuitesparse-dev libopenblas0-serial
   libgtest-dev
   zlib1g-dev
 )
