@@ -35,9 +35,27 @@ SolverMethod solver_method_from_string(const std::string& name) {
   throw BadInput("solver method \"" + name + "\": expected one of automatic, direct, iterative");
 }
 
+std::string to_string(Preconditioner preconditioner) {
+  switch (preconditioner) {
+  case Preconditioner::jacobi:
+    return "jacobi";
+  case Preconditioner::incomplete_cholesky:
+    return "incomplete_cholesky";
+  }
+  return "?";
+}
+
+Preconditioner preconditioner_from_string(const std::string& name) {
+  for (const auto p : {Preconditioner::jacobi, Preconditioner::incomplete_cholesky})
+    if (to_string(p) == name)
+      return p;
+  throw BadInput("preconditioner \"" + name + "\": expected one of jacobi, incomplete_cholesky");
+}
+
 namespace {
 
-using Preconditioner = Eigen::IncompleteCholesky<double, Eigen::Lower, Eigen::AMDOrdering<int>>;
+using IncompleteCholesky =
+    Eigen::IncompleteCholesky<double, Eigen::Lower, Eigen::NaturalOrdering<int>>;
 
 std::string ordering_name(int ordering) {
   switch (ordering) {
@@ -82,7 +100,8 @@ struct SpdSolver::Impl {
   cholmod_factor* l = nullptr;
   // Iterative.
   Eigen::SparseMatrix<double> matrix;
-  std::optional<Preconditioner> precond;
+  std::optional<IncompleteCholesky> ichol; ///< incomplete Cholesky preconditioner, or
+  Eigen::VectorXd inv_diagonal;            ///< Jacobi preconditioner
 
   ~Impl() {
     if (common_started) {
@@ -167,20 +186,39 @@ struct SpdSolver::Impl {
     Stopwatch watch;
     matrix = m;
     matrix.makeCompressed();
-    precond.emplace();
-    precond->compute(matrix);
-    if (precond->info() != Eigen::Success)
-      throw NumericalError("SpdSolver: the incomplete Cholesky preconditioner failed for a "
-                           "matrix of " +
-                           std::to_string(n) +
-                           " rows (even with shifts): is the matrix positive definite?");
+    if (params.preconditioner == Preconditioner::incomplete_cholesky) {
+      ichol.emplace();
+      ichol->compute(matrix);
+      if (ichol->info() != Eigen::Success)
+        throw NumericalError("SpdSolver: the incomplete Cholesky preconditioner failed for a "
+                             "matrix of " +
+                             std::to_string(n) +
+                             " rows (even with shifts): is the matrix positive definite?");
+      report.factor_nnz = ichol->matrixL().nonZeros();
+    } else {
+      inv_diagonal = matrix.diagonal();
+      for (Eigen::Index i = 0; i < n; ++i)
+        if (!(inv_diagonal[i] > 0.0))
+          throw NumericalError("SpdSolver: diagonal entry " + std::to_string(i) + " = " +
+                               format_number(inv_diagonal[i]) +
+                               ": a positive definite matrix has a positive diagonal");
+      inv_diagonal = inv_diagonal.cwiseInverse();
+      report.factor_nnz = n;
+    }
     report.factor_s = watch.elapsed_s();
-    report.factor_nnz = precond->matrixL().nonZeros();
     report.factor_bytes = 12.0 * static_cast<double>(report.factor_nnz) +
-                          8.0 * 3.0 * static_cast<double>(n) +
+                          8.0 * 4.0 * static_cast<double>(n) +
                           12.0 * static_cast<double>(matrix.nonZeros());
-    report.ordering = "AMD";
+    report.ordering = "natural";
     report.method = SolverMethod::iterative;
+  }
+
+  /// z = M^-1 r.
+  void precondition(const Eigen::VectorXd& r, Eigen::VectorXd& z) const {
+    if (ichol)
+      z = ichol->solve(r);
+    else
+      z = inv_diagonal.cwiseProduct(r);
   }
 
   /// Preconditioned CG for column `j` of `b` (serial arithmetic).
@@ -191,7 +229,8 @@ struct SpdSolver::Impl {
     if (b_norm == 0.0)
       return {};
     Eigen::VectorXd r = b;
-    Eigen::VectorXd z = precond->solve(r);
+    Eigen::VectorXd z(n);
+    precondition(r, z);
     Eigen::VectorXd p = z;
     Eigen::VectorXd q(n);
     double rz = r.dot(z);
@@ -207,7 +246,7 @@ struct SpdSolver::Impl {
       r_norm = r.norm();
       if (!(r_norm > target) || !std::isfinite(r_norm))
         break;
-      z = precond->solve(r);
+      precondition(r, z);
       const double rz_new = r.dot(z);
       p = z + (rz_new / rz) * p;
       rz = rz_new;

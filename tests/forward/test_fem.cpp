@@ -582,8 +582,15 @@ TEST(SpdSolver, DirectAndIterativeAgreeToOnePartPerMillion) {
   const Eigen::MatrixXd ld = direct.lead_fields(electrodes);
   const Eigen::MatrixXd li = iterative.lead_fields(electrodes);
   const double diff = (ld - li).cwiseAbs().maxCoeff() / ld.cwiseAbs().maxCoeff();
-  std::cout << "direct vs iterative: max |difference| / max |lead field| = " << diff << "\n";
+  std::cout << "direct vs iterative (incomplete Cholesky): max |difference| / max |lead field| = "
+            << diff << "\n";
   EXPECT_LT(diff, 1e-6);
+  params.solver.preconditioner = mf::Preconditioner::jacobi;
+  mf::VolumeConductor iterative_jacobi(mesh, two_tissue_table(), params);
+  const double diff_jacobi = (ld - iterative_jacobi.lead_fields(electrodes)).cwiseAbs().maxCoeff() /
+                             ld.cwiseAbs().maxCoeff();
+  std::cout << "direct vs iterative (Jacobi): " << diff_jacobi << "\n";
+  EXPECT_LT(diff_jacobi, 1e-6);
   // Each iterative column is computed serially: identical at 1 and 2 threads.
   const int threads_before = omp_get_max_threads();
   omp_set_num_threads(1);
