@@ -54,6 +54,11 @@ Preconditioner preconditioner_from_string(const std::string& name) {
 
 namespace {
 
+/// Smallest acceptable CHOLMOD reciprocal condition estimate (min(L_ii)^2 / max(L_ii)^2).
+/// Grounded stiffness matrices of connected meshes stay far above it (their diagonal spans the
+/// conductivity contrast times the spread of element sizes); a floating part gives ~1e-16.
+constexpr double min_rcond = 1e-13;
+
 using IncompleteCholesky =
     Eigen::IncompleteCholesky<double, Eigen::Lower, Eigen::NaturalOrdering<int>>;
 
@@ -162,15 +167,29 @@ struct SpdSolver::Impl {
   void factorise() {
     Stopwatch watch;
     const int ok = cholmod_l_factorize(a, l, &common);
-    if (!ok || common.status == CHOLMOD_OUT_OF_MEMORY)
+    if (common.status == CHOLMOD_OUT_OF_MEMORY)
       throw NumericalError("SpdSolver: CHOLMOD factorisation ran out of memory (estimated factor " +
                            format_number(report.estimated_factor_bytes / 1e9) +
                            " GB): lower memory_budget_bytes or use the iterative method");
+    if (!ok || common.status < CHOLMOD_OK)
+      throw NumericalError("SpdSolver: CHOLMOD factorisation failed (status " +
+                           std::to_string(common.status) + ") for a matrix of " +
+                           std::to_string(n) + " rows");
     if (common.status == CHOLMOD_NOT_POSDEF)
       throw NumericalError("SpdSolver: the matrix is not positive definite (CHOLMOD stopped at "
                            "column " +
                            std::to_string(l->minor) + " of " + std::to_string(n) +
                            "): is the mesh connected and one node grounded?");
+    // A singular matrix (an ungrounded or floating part) may factorise with a pivot at round-off
+    // level instead of failing; CHOLMOD's estimate min(L_ii)^2 / max(L_ii)^2 exposes it.
+    report.rcond_estimate = cholmod_l_rcond(l, &common);
+    if (!(report.rcond_estimate > min_rcond))
+      throw NumericalError("SpdSolver: the matrix is singular to working precision (CHOLMOD's "
+                           "reciprocal condition estimate " +
+                           format_number(report.rcond_estimate) +
+                           " <= " + format_number(min_rcond) +
+                           "): is the mesh connected and one node grounded?");
+    cholmod_l_free_sparse(&a, &common); // the solves need only the factor
     report.factor_s = watch.elapsed_s();
     report.factor_nnz =
         l->is_super ? static_cast<std::int64_t>(l->xsize) : static_cast<std::int64_t>(common.lnz);
@@ -290,6 +309,7 @@ SpdSolver::SpdSolver(const Eigen::SparseMatrix<double>& matrix, const SolverPara
     cholmod_l_start(&s.common);
     s.common_started = true;
     s.common.supernodal = CHOLMOD_SUPERNODAL;
+    s.common.print = 0; // failures are reported by the exceptions below
     s.common.final_ll = 1;
     s.copy_upper(matrix);
     const double estimate = s.analyse();

@@ -636,3 +636,29 @@ TEST(SpdSolver, NonConvergenceIsNumericalErrorNamingTheRightHandSideIterationsAn
       [&] { (void)solver.solve(b); },
       {"right-hand side 1", "after 2 iterations", "relative residual"});
 }
+
+TEST(SpdSolver, UngroundedStiffnessIsNumericalErrorAskingForAGroundedNode) {
+  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {5, 5, 5});
+  const auto k =
+      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0));
+  mf::SolverParams params;
+  params.method = mf::SolverMethod::direct;
+  expect_throw_with<myotwin::NumericalError>([&] { const mf::SpdSolver s(k, params); },
+                                             {"one node grounded"});
+  const mf::SpdSolver grounded(mf::ground_stiffness(k, 0), params);
+  std::cout << "grounded 5^3 box: reciprocal condition estimate "
+            << grounded.report().rcond_estimate << "\n";
+  EXPECT_GT(grounded.report().rcond_estimate, 1e-6);
+}
+
+TEST(LeadField, ReportsProgressInElectrodesDone) {
+  const mm::TetMesh mesh = two_tissue_block();
+  mf::VolumeConductor conductor(mesh, two_tissue_table());
+  std::vector<myotwin::ProgressEvent> events;
+  (void)conductor.lead_fields(three_electrodes(mesh),
+                              [&](const myotwin::ProgressEvent& e) { events.push_back(e); });
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().task, "lead fields");
+  EXPECT_EQ(events.back().done, 3u);
+  EXPECT_EQ(events.back().total, 3u);
+}

@@ -85,6 +85,7 @@ struct SolverReport {
   double factor_bytes = 0.0;   ///< memory [bytes] of the factor (direct), or of the matrix copy,
                                ///< the preconditioner and one column's CG vectors (iterative)
   double flops = 0.0;          ///< factorisation flop count (direct)
+  double rcond_estimate = 0.0; ///< CHOLMOD's min(L_ii)^2 / max(L_ii)^2 (direct; 0 otherwise)
   std::string ordering;        ///< fill-reducing ordering used
   double analyse_s = 0.0;      ///< symbolic analysis time [s]
   double factor_s = 0.0;       ///< numerical factorisation / preconditioner time [s]
@@ -104,8 +105,9 @@ public:
   /// stored; only the upper triangle is read by the direct method).
   /// Calls Eigen::setNbThreads(1).
   /// \throws BadInput for a non-square matrix or invalid params; NumericalError if the matrix
-  /// is not positive definite (naming the failing column: usually an ungrounded or
-  /// disconnected mesh) or the factorisation runs out of memory.
+  /// is not positive definite (naming the failing column) or singular to working precision
+  /// (reciprocal condition estimate <= 1e-13): usually an ungrounded or disconnected mesh; or if
+  /// the factorisation runs out of memory.
   explicit SpdSolver(const Eigen::SparseMatrix<double>& matrix, const SolverParams& params = {});
   ~SpdSolver();
   SpdSolver(const SpdSolver&) = delete;
