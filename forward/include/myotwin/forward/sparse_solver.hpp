@@ -12,13 +12,13 @@
 /// Iterative: preconditioned conjugate gradients, the columns solved in parallel (OpenMP), each
 /// column's arithmetic serial (Eigen's own threading is switched off), so each column is the same
 /// at any thread count. Preconditioner: Eigen's incomplete Cholesky (Lin-More, natural
-/// ordering; default) or Jacobi. Measured (2 threads, 64 right-hand sides, relative tolerance
-/// 1e-10): on a 36^3-cube box (5.1e4 nodes) of homogeneous muscle with oblique fibres (0.5 /
-/// 0.1 S/m), incomplete Cholesky took 130 iterations and 0.24 s per right-hand side, Jacobi 500
-/// and 0.31 s; on boxes of 3-9e4 nodes with a skin and fat layer over muscle, Jacobi was 15-30 %
-/// faster (incomplete Cholesky needs ~2.8x fewer iterations but Eigen's triangular solves make
-/// each 3x dearer). Incomplete Cholesky with AMD ordering was slower than both. The direct
-/// method was ~50x faster per right-hand side on all of these.
+/// ordering; default) or Jacobi. Measured (one thread per right-hand side, relative tolerance
+/// 1e-10): on a 36^3-cube box (5.1e4 nodes, 2.8e5 tets) of homogeneous muscle with oblique
+/// fibres (0.5 / 0.1 S/m), incomplete Cholesky took 130 iterations and 0.24 s per right-hand
+/// side, Jacobi 499 and 0.34 s; on boxes of 3-9e4 nodes with a skin and fat layer over muscle,
+/// Jacobi was 15-30 % faster (incomplete Cholesky needs ~2.8x fewer iterations but Eigen's
+/// triangular solves make each 3x dearer). Incomplete Cholesky with AMD ordering was slower than
+/// both. The direct method was 35-50x faster per right-hand side on all of these.
 
 #include <cstdint>
 #include <memory>
