@@ -19,6 +19,11 @@
 #include <vtkTypeInt64Array.h>
 #include <vtkXMLPolyDataReader.h>
 #include <vtkXMLPolyDataWriter.h>
+#include <vtkCellType.h>
+#include <vtkIntArray.h>
+#include <vtkUnstructuredGrid.h>
+#include <vtkXMLUnstructuredGridReader.h>
+#include <vtkXMLUnstructuredGridWriter.h>
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
@@ -93,46 +98,58 @@ void check_arrays(const std::string& file, const std::string& what, std::int64_t
     check(name, static_cast<std::int64_t>(values.size()));
 }
 
-void write_polydata(const std::filesystem::path& path, vtkPolyData* polydata) {
+/// Writes a VTK data set with `Writer` (appended binary, zlib, 64-bit headers) atomically.
+template <class Writer, class Data>
+void write_xml(const std::filesystem::path& path, Data* data, const char* what) {
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    vtkNew<vtkXMLPolyDataWriter> writer;
+    vtkNew<Writer> writer;
     vtkNew<MessageCollector> messages;
     writer->AddObserver(vtkCommand::ErrorEvent, messages);
     writer->AddObserver(vtkCommand::WarningEvent, messages);
     writer->SetFileName(tmp.string().c_str());
-    writer->SetInputData(polydata);
+    writer->SetInputData(data);
     writer->SetDataModeToAppended();
     writer->EncodeAppendedDataOff();
     writer->SetCompressorTypeToZLib();
     writer->SetHeaderTypeToUInt64();
     if (writer->Write() != 1 || !messages->errors.empty())
-      throw IoError(path.string() + ": cannot write VTK PolyData" +
+      throw IoError(path.string() + ": cannot write VTK " + what +
                     (messages->errors.empty() ? std::string() : ": " + messages->errors.front()));
   });
 }
 
-vtkSmartPointer<vtkPolyData> read_polydata(const std::filesystem::path& path) {
+void write_polydata(const std::filesystem::path& path, vtkPolyData* polydata) {
+  write_xml<vtkXMLPolyDataWriter>(path, polydata, "PolyData");
+}
+
+/// Reads a VTK XML file with `Reader`; `what` and `ext` name the kind in messages.
+template <class Reader>
+auto read_xml(const std::filesystem::path& path, const char* what, const char* ext) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     throw IoError(path.string() + ": file not found");
   if (std::filesystem::is_directory(path, ec))
-    throw IoError(path.string() + ": is a folder, expected a VTK PolyData file (.vtp)");
-  vtkNew<vtkXMLPolyDataReader> reader;
+    throw IoError(path.string() + ": is a folder, expected a VTK " + what + " file (" + ext + ")");
+  vtkNew<Reader> reader;
   vtkNew<MessageCollector> messages;
   reader->AddObserver(vtkCommand::ErrorEvent, messages);
   reader->AddObserver(vtkCommand::WarningEvent, messages);
   reader->SetReaderErrorObserver(messages);
   reader->SetParserErrorObserver(messages);
   if (reader->CanReadFile(path.string().c_str()) == 0)
-    throw BadInput(path.string() + ": not a VTK XML PolyData file (.vtp)");
+    throw BadInput(path.string() + ": not a VTK XML " + what + " file (" + ext + ")");
   reader->SetFileName(path.string().c_str());
   reader->Update();
   if (!messages->errors.empty())
-    throw BadInput(path.string() + ": cannot read VTK PolyData: " + messages->errors.front());
-  vtkSmartPointer<vtkPolyData> out = reader->GetOutput();
+    throw BadInput(path.string() + ": cannot read VTK " + what + ": " + messages->errors.front());
+  auto out = vtkSmartPointer<std::remove_pointer_t<decltype(reader->GetOutput())>>(reader->GetOutput());
   if (out == nullptr)
-    throw BadInput(path.string() + ": cannot read VTK PolyData");
+    throw BadInput(path.string() + ": cannot read VTK " + what);
   return out;
+}
+
+vtkSmartPointer<vtkPolyData> read_polydata(const std::filesystem::path& path) {
+  return read_xml<vtkXMLPolyDataReader>(path, "PolyData", ".vtp");
 }
 
 /// Appends the single-component arrays of `data` (restricted to `keep` tuples, in the order
@@ -163,7 +180,7 @@ void read_arrays(vtkFieldData* data, const std::vector<vtkIdType>& tuples,
   }
 }
 
-Eigen::MatrixX3d from_vtk_points(vtkPolyData* polydata) {
+Eigen::MatrixX3d from_vtk_points(vtkPointSet* polydata) {
   const vtkIdType n = polydata->GetNumberOfPoints();
   Eigen::MatrixX3d p(n, 3);
   for (vtkIdType i = 0; i < n; ++i) {
@@ -316,6 +333,98 @@ SurfaceMesh read_surface_vtp(const std::filesystem::path& path) {
     }
   }
   read_arrays(polydata->GetCellData(), cell_ids, out.cell_data, nullptr);
+  return out;
+}
+
+void write_tets_vtu(const std::filesystem::path& path, const TetGrid& grid) {
+  const std::string file = path.string();
+  const auto n = grid.tets.rows();
+  if (n > 0 && (grid.tets.minCoeff() < 0 || grid.tets.maxCoeff() >= grid.points_m.rows()))
+    throw BadInput(file + ": a tet node index is outside 0.." +
+                   std::to_string(grid.points_m.rows() - 1));
+  for (const auto& [name, values] : grid.cell_data_int)
+    if (static_cast<Eigen::Index>(values.size()) != n)
+      throw BadInput(file + ": cell array \"" + name + "\" has " + std::to_string(values.size()) +
+                     " values; expected " + std::to_string(n));
+  for (const auto& [name, values] : grid.cell_vectors)
+    if (values.rows() != n)
+      throw BadInput(file + ": cell array \"" + name + "\" has " + std::to_string(values.rows()) +
+                     " vectors; expected " + std::to_string(n));
+  vtkNew<vtkUnstructuredGrid> ug;
+  ug->SetPoints(to_vtk_points(grid.points_m));
+  vtkNew<vtkIdTypeArray> offsets;
+  offsets->SetNumberOfTuples(n + 1);
+  for (vtkIdType t = 0; t <= n; ++t)
+    offsets->SetValue(t, 4 * t);
+  vtkNew<vtkIdTypeArray> connectivity;
+  connectivity->SetNumberOfTuples(4 * n);
+  for (vtkIdType t = 0; t < n; ++t)
+    for (int k = 0; k < 4; ++k)
+      connectivity->SetValue(4 * t + k, grid.tets(t, k));
+  vtkNew<vtkCellArray> cells;
+  cells->SetData(offsets, connectivity);
+  ug->SetCells(VTK_TETRA, cells);
+  for (const auto& [name, values] : grid.cell_data_int) {
+    vtkNew<vtkIntArray> a;
+    a->SetName(name.c_str());
+    a->SetNumberOfTuples(n);
+    for (vtkIdType t = 0; t < n; ++t)
+      a->SetValue(t, values[static_cast<std::size_t>(t)]);
+    ug->GetCellData()->AddArray(a);
+  }
+  for (const auto& [name, values] : grid.cell_vectors) {
+    vtkNew<vtkDoubleArray> a;
+    a->SetName(name.c_str());
+    a->SetNumberOfComponents(3);
+    a->SetNumberOfTuples(n);
+    for (vtkIdType t = 0; t < n; ++t)
+      for (int c = 0; c < 3; ++c)
+        a->SetComponent(t, c, values(t, c));
+    ug->GetCellData()->AddArray(a);
+  }
+  write_xml<vtkXMLUnstructuredGridWriter>(path, ug.GetPointer(), "UnstructuredGrid");
+}
+
+TetGrid read_tets_vtu(const std::filesystem::path& path) {
+  const auto ug = read_xml<vtkXMLUnstructuredGridReader>(path, "UnstructuredGrid", ".vtu");
+  const vtkIdType n = ug->GetNumberOfCells();
+  if (n == 0)
+    throw BadInput(path.string() + ": the grid has no cells; expected a tetrahedral mesh");
+  TetGrid out;
+  out.points_m = from_vtk_points(ug);
+  out.tets.resize(n, 4);
+  for (vtkIdType c = 0; c < n; ++c) {
+    const int type = ug->GetCellType(c);
+    if (type != VTK_TETRA)
+      throw BadInput(path.string() + ": cell " + std::to_string(c) + " has VTK type " +
+                     std::to_string(type) + "; expected tetrahedra only (VTK_TETRA = " +
+                     std::to_string(VTK_TETRA) + "): not a tet mesh");
+    vtkIdType n_ids = 0;
+    const vtkIdType* ids = nullptr;
+    ug->GetCellPoints(c, n_ids, ids);
+    for (int k = 0; k < 4; ++k)
+      out.tets(c, k) = static_cast<std::int32_t>(ids[k]);
+  }
+  vtkCellData* data = ug->GetCellData();
+  for (int a = 0; a < data->GetNumberOfArrays(); ++a) {
+    vtkDataArray* array = data->GetArray(a);
+    if (array == nullptr || array->GetName() == nullptr)
+      continue;
+    const int type = array->GetDataType();
+    const bool is_real = type == VTK_FLOAT || type == VTK_DOUBLE;
+    if (!is_real && array->GetNumberOfComponents() == 1) {
+      std::vector<std::int32_t> v(static_cast<std::size_t>(n));
+      for (vtkIdType t = 0; t < n; ++t)
+        v[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(array->GetTuple1(t));
+      out.cell_data_int[array->GetName()] = std::move(v);
+    } else if (is_real && array->GetNumberOfComponents() == 3) {
+      Eigen::MatrixX3d v(n, 3);
+      for (vtkIdType t = 0; t < n; ++t)
+        for (int c = 0; c < 3; ++c)
+          v(t, c) = array->GetComponent(t, c);
+      out.cell_vectors[array->GetName()] = std::move(v);
+    }
+  }
   return out;
 }
 

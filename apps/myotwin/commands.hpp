@@ -14,5 +14,7 @@ void add_config_command(CLI::App& app, std::function<int()>& run);
 void add_phantom_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin anatomy info SUBJECT.json`.
 void add_anatomy_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin mesh SUBJECT.json -o OUT`.
+void add_mesh_command(CLI::App& app, std::function<int()>& run);
 
 } // namespace myotwin::app

@@ -43,6 +43,8 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.surface_import = anatomy::read_surface_import_params(surface_import);
   auto anatomy_section = reader.section("anatomy");
   run.anatomy = anatomy::read_anatomy_params(anatomy_section);
+  auto mesh_section = reader.section("mesh");
+  run.mesh = meshing::read_mesh_params(mesh_section);
   reader.finish();
   run.resolved = reader.resolved();
   run.resolved["seed"] = run.seed;

@@ -15,6 +15,7 @@
 #include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
+#include "myotwin/meshing/image_mesher.hpp"
 
 namespace myotwin::app {
 
@@ -39,6 +40,7 @@ struct RunConfig {
   anatomy::PhantomParams phantom;
   anatomy::SurfaceImportParams surface_import;
   anatomy::AnatomyParams anatomy;
+  meshing::MeshParams mesh;
   nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
 };
 

@@ -111,7 +111,8 @@ TriArray label_surface(const TetMesh& mesh, std::int32_t label) {
 }
 
 std::vector<std::int32_t> tet_components(const TetMesh& mesh,
-                                         const std::vector<std::int32_t>& select) {
+                                         const std::vector<std::int32_t>& select,
+                                         bool same_label) {
   const auto n = static_cast<std::size_t>(mesh.n_tets());
   std::vector<char> selected(n, 1);
   if (!select.empty()) {
@@ -136,6 +137,9 @@ std::vector<std::int32_t> tet_components(const TetMesh& mesh,
     const auto a = faces[i].tet;
     const auto b = faces[i + 1].tet;
     if (!selected[static_cast<std::size_t>(a)] || !selected[static_cast<std::size_t>(b)])
+      continue;
+    if (same_label &&
+        mesh.labels[static_cast<std::size_t>(a)] != mesh.labels[static_cast<std::size_t>(b)])
       continue;
     const auto ra = find(a);
     const auto rb = find(b);

@@ -1,7 +1,8 @@
 #pragma once
 /// \file polydata_io.hpp
-/// VTK XML PolyData (`.vtp`) files for ParaView: polylines (fibres) with per-point and
-/// per-line data, and triangle surfaces. Written with vtkXMLPolyDataWriter in appended binary
+/// VTK XML files for ParaView: PolyData (`.vtp`: polylines (fibres) with per-point and
+/// per-line data, and triangle surfaces) and UnstructuredGrid (`.vtu`: tetrahedral meshes with
+/// per-cell data). Written with vtkXMLPolyDataWriter in appended binary
 /// mode with zlib compression, atomically (temporary name, renamed when complete). Coordinates
 /// are written as they are given, in metres (SI), as float64; no VTK type appears here.
 
@@ -72,5 +73,25 @@ struct SurfaceMesh {
 /// Reads the triangles of a `.vtp` file (polygons that are not triangles are BadInput).
 /// \throws IoError when the file is missing; BadInput when it is not readable PolyData.
 SurfaceMesh read_surface_vtp(const std::filesystem::path& path);
+
+/// A tetrahedral grid with per-cell arrays, as stored in a `.vtu` file.
+struct TetGrid {
+  Eigen::MatrixX3d points_m;                                          ///< #points x 3 [m]
+  Eigen::Matrix<std::int32_t, Eigen::Dynamic, 4, Eigen::RowMajor> tets; ///< #tets x 4 indices
+  /// Per-cell integer arrays (name -> #tets values), int32 in the file.
+  std::map<std::string, std::vector<std::int32_t>> cell_data_int;
+  /// Per-cell 3-vectors (name -> #tets x 3), float64 in the file.
+  std::map<std::string, Eigen::MatrixX3d> cell_vectors;
+};
+
+/// Writes a tetrahedral grid (VTK_TETRA cells) to a `.vtu` file atomically (appended binary,
+/// zlib). \throws BadInput for an index out of range or an array of the wrong length; IoError.
+void write_tets_vtu(const std::filesystem::path& path, const TetGrid& grid);
+
+/// Reads a `.vtu` file whose cells are all tetrahedra, with its single-component integer and
+/// 3-component floating-point cell arrays. \throws IoError when the file is missing; BadInput
+/// when it is not a VTK UnstructuredGrid file, has no cells, or has a cell that is not a
+/// tetrahedron (naming the cell and its VTK type).
+TetGrid read_tets_vtu(const std::filesystem::path& path);
 
 } // namespace myotwin::anatomy

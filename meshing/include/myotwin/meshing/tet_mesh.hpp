@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <Eigen/Geometry>
 
 namespace myotwin::meshing {
 
@@ -43,11 +44,13 @@ TriArray boundary_faces(const TetMesh& mesh, std::vector<std::int64_t>* face_tet
 /// out of the `label` region (sorted by node indices).
 TriArray label_surface(const TetMesh& mesh, std::int32_t label);
 
-/// Connected components of the tets (two tets are connected when they share a face), for the
-/// tets whose label passes `select` (all tets if `select` is empty). Returns #tets component
-/// ids (-1 for tets not selected), numbered 0.. in order of each component's lowest tet index.
+/// Connected components of the tets: two tets are connected when they share a face (and,
+/// with `same_label`, carry the same label). Only tets whose label is in `select` take part
+/// (all tets if `select` is empty). Returns #tets component ids (-1 for tets not selected),
+/// numbered 0.. in order of each component's lowest tet index.
 std::vector<std::int32_t> tet_components(const TetMesh& mesh,
-                                         const std::vector<std::int32_t>& select = {});
+                                         const std::vector<std::int32_t>& select = {},
+                                         bool same_label = false);
 
 /// A structured mesh of an axis-aligned box: n[0] x n[1] x n[2] cubes, each split into 6 tets
 /// along its main diagonal (Kuhn / Freudenthal split, conforming, all tets of equal volume),
