@@ -8,6 +8,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <cstdio>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace myotwin::testing {
@@ -59,6 +61,32 @@ template <class E, class F> void expect_error(F&& f, const std::vector<std::stri
 inline std::filesystem::path shared_data(const std::string& relative) {
   const std::filesystem::path p = std::filesystem::path(MYOTWIN_SHARED_DATA) / relative;
   return std::filesystem::exists(p) ? p : std::filesystem::path();
+}
+
+/// What running the `myotwin` executable printed and returned.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output; ///< stdout and stderr together
+};
+
+/// Runs the built `myotwin` executable with `arguments` (a shell fragment), as a user would.
+inline CommandResult run_myotwin(const std::string& arguments) {
+  const std::string command = std::string(MYOTWIN_EXE) + " " + arguments + " 2>&1";
+  CommandResult r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr)
+    return r;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
+    r.output += buffer;
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// A path in single quotes for a shell command line.
+inline std::string quoted(const std::filesystem::path& p) {
+  return "'" + p.string() + "'";
 }
 
 } // namespace myotwin::testing
