@@ -16,5 +16,7 @@ void add_phantom_command(CLI::App& app, std::function<int()>& run);
 void add_anatomy_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin mesh SUBJECT.json -o OUT`.
 void add_mesh_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin leadfield SUBJECT.json -o OUT`.
+void add_leadfield_command(CLI::App& app, std::function<int()>& run);
 
 } // namespace myotwin::app

@@ -45,8 +45,26 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.anatomy = anatomy::read_anatomy_params(anatomy_section);
   auto mesh_section = reader.section("mesh");
   run.mesh = meshing::read_mesh_params(mesh_section);
+  auto electrodes_section = reader.section("electrodes");
+  run.electrodes = forward::read_electrode_config(electrodes_section);
+  auto vc = reader.section("volume_conductor");
+  auto& solver = run.volume_conductor.solver;
+  const auto method = vc.optional<std::string>(
+      "method", "auto", one_of({"auto", "automatic", "direct", "iterative"}));
+  solver.method = forward::solver_method_from_string(method == "auto" ? "automatic" : method);
+  solver.memory_budget_bytes =
+      vc.optional<double>("memory_budget_GiB", 8.0, positive()) * 1024.0 * 1024.0 * 1024.0;
+  solver.cg_relative_tolerance =
+      vc.optional<double>("cg_relative_tolerance", 1e-10, in_range(1e-16, 1e-2));
+  solver.preconditioner = forward::preconditioner_from_string(vc.optional<std::string>(
+      "preconditioner", "incomplete_cholesky", one_of({"incomplete_cholesky", "jacobi"})));
+  solver.cg_max_iterations =
+      vc.optional<std::int64_t>("cg_max_iterations", 10000, int_in_range(1, 100000000));
+  solver.block_columns = vc.optional<std::int64_t>("block_columns", 32, int_in_range(1, 100000));
+  run.max_sampled_GiB = vc.optional<double>("max_sampled_GiB", 2.0, non_negative());
   reader.finish();
   run.resolved = reader.resolved();
+  run.resolved["electrodes"] = forward::to_json(run.electrodes); // the default grid spelled out
   run.resolved["seed"] = run.seed;
   run.resolved["myotwin_version"] = version();
   return run;

@@ -15,6 +15,8 @@
 #include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
+#include "myotwin/forward/electrodes.hpp"
+#include "myotwin/forward/lead_field.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 
 namespace myotwin::app {
@@ -41,6 +43,11 @@ struct RunConfig {
   anatomy::SurfaceImportParams surface_import;
   anatomy::AnatomyParams anatomy;
   meshing::MeshParams mesh;
+  forward::ElectrodeConfig electrodes;         ///< section `electrodes`
+  forward::VolumeConductorParams volume_conductor; ///< section `volume_conductor`
+  /// `volume_conductor.max_sampled_GiB`: the lead fields sampled at the fibre points are stored
+  /// only up to this size [GiB] (the point locations always are).
+  double max_sampled_GiB = 2.0;
   nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
 };
 
