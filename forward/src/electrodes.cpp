@@ -228,11 +228,15 @@ Contour make_contour(const meshing::TetMesh& mesh, const Surface& s, const LimbA
     }
     pts.push_back(h.point_m);
   }
+  // Arc length as the integral of r dtheta (the angular step is ied / local radius): robust to
+  // the zigzag of the ray hits on a faceted surface, which would lengthen a polygonal contour.
   c.arc_m.push_back(0.0);
-  for (int k = 0; k < n_contour_rays; ++k)
-    c.arc_m.push_back(c.arc_m.back() + (pts[static_cast<std::size_t>((k + 1) % n_contour_rays)] -
-                                        pts[static_cast<std::size_t>(k)])
-                                           .norm());
+  const double dth = 2.0 * pi / n_contour_rays;
+  for (int k = 0; k < n_contour_rays; ++k) {
+    const Eigen::Vector3d& a = pts[static_cast<std::size_t>(k)];
+    const Eigen::Vector3d& b = pts[static_cast<std::size_t>((k + 1) % n_contour_rays)];
+    c.arc_m.push_back(c.arc_m.back() + 0.5 * ((a - o).norm() + (b - o).norm()) * dth);
+  }
   c.ok = true;
   return c;
 }

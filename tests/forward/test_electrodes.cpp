@@ -1,0 +1,289 @@
+// Electrodes on a CGAL-meshed cylinder (muscle core, fat, skin; radius 20 mm, 60 mm long, 1 mm
+// voxels, 3 mm cells), and the lead-field cache.
+
+#include <cmath>
+#include <numbers>
+
+#include <gtest/gtest.h>
+
+#include "myotwin/anatomy/label_volume.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/forward/conductivity.hpp"
+#include "myotwin/forward/electrodes.hpp"
+#include "myotwin/forward/fem.hpp"
+#include "myotwin/forward/lead_field.hpp"
+#include "myotwin/forward/lead_field_cache.hpp"
+#include "myotwin/meshing/image_mesher.hpp"
+#include "test_support.hpp"
+
+using namespace myotwin;
+using namespace myotwin::forward;
+using anatomy::TissueClass;
+using myotwin::testing::expect_error;
+
+namespace {
+
+constexpr double radius_m = 20e-3;
+
+anatomy::TissueTable cylinder_tissues() {
+  anatomy::TissueTable t;
+  t.tissues.push_back({1, "skin", TissueClass::skin, 1.0, 1.0, "", 0});
+  t.tissues.push_back({2, "fat", TissueClass::fat, 0.04, 0.04, "", 0});
+  t.tissues.push_back({3, "muscle", TissueClass::muscle, 0.5, 0.1, "", 0});
+  return t;
+}
+
+/// Cylinder along z: muscle r < 14 mm, fat to 17.5 mm, skin to 20 mm; 60 mm long.
+const meshing::TetMesh& cylinder() {
+  static const meshing::TetMesh mesh = [] {
+    anatomy::LabelVolume v;
+    const std::int64_t n = 46, nz = 60;
+    v.size = {n, n, nz};
+    v.spacing_m = Eigen::Vector3d::Constant(1e-3);
+    const double c = 0.5 * static_cast<double>(n - 1);
+    v.origin_m = Eigen::Vector3d(-c * 1e-3, -c * 1e-3, 0.0);
+    v.labels.assign(static_cast<std::size_t>(v.n_voxels()), 0);
+    for (std::int64_t k = 0; k < nz; ++k)
+      for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t i = 0; i < n; ++i) {
+          const double r = std::hypot(static_cast<double>(i) - c, static_cast<double>(j) - c);
+          std::int32_t label = 0;
+          if (r <= 14.0)
+            label = 3;
+          else if (r <= 17.5)
+            label = 2;
+          else if (r <= 20.0)
+            label = 1;
+          v.labels[static_cast<std::size_t>(v.index(i, j, k))] = label;
+        }
+    meshing::MeshParams p;
+    for (auto& [cls, size] : p.class_cell_size_mm)
+      size = 3.0;
+    auto m = meshing::mesh_label_volume(v, cylinder_tissues(), p, 11).mesh;
+    m.fibre_direction.setZero();
+    for (std::int64_t t = 0; t < m.n_tets(); ++t)
+      if (m.labels[static_cast<std::size_t>(t)] == 3)
+        m.fibre_direction.row(t) << 0.0, 0.0, 1.0;
+    return m;
+  }();
+  return mesh;
+}
+
+ElectrodeConfig config_from(const std::string& text) {
+  ConfigReader r(nlohmann::json::parse(text), "test.json");
+  auto section = r.section("electrodes");
+  ElectrodeConfig c = read_electrode_config(section);
+  r.finish();
+  return c;
+}
+
+double radial_m(const Eigen::Vector3d& p) {
+  return std::hypot(p.x(), p.y());
+}
+
+} // namespace
+
+TEST(Electrodes, WrappedGridLiesOnTheSkinWithIedSpacingAlongTheCircumference) {
+  const auto& mesh = cylinder();
+  const auto layout = place_electrodes(mesh, cylinder_tissues(), config_from(R"({"electrodes": {
+      "grids": [{"name": "g", "rows": 3, "columns": 12, "ied_mm": 8, "wrap": true,
+                 "shape": "circle", "radius_mm": 4, "axial_fraction": 0.5}]}})"));
+  ASSERT_EQ(layout.electrodes.size(), 36U);
+  EXPECT_NEAR(layout.axis.axis.z(), 1.0, 1e-3); // PCA of irregular nodes: within ~1 deg
+  EXPECT_NEAR(layout.grid_circumference_m[0], 2.0 * std::numbers::pi * radius_m, 0.03 * 0.126);
+  double worst_radius = 0.0, worst_spacing = 0.0, worst_row = 0.0, worst_area = 0.0;
+  double sum_arc = 0.0;
+  int n_arc = 0;
+  for (const auto& e : layout.electrodes) {
+    worst_radius = std::max(worst_radius, std::abs(radial_m(e.position_m) - radius_m));
+    worst_area = std::max(worst_area, std::abs(e.area_m2 / e.nominal_area_m2 - 1.0));
+    EXPECT_GE(e.pad_faces.rows(), 1);
+  }
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::int64_t j = 0; j + 1 < 12; ++j) {
+      const auto& a = layout.electrodes[static_cast<std::size_t>(12 * i + j)];
+      const auto& b = layout.electrodes[static_cast<std::size_t>(12 * i + j + 1)];
+      double dth = (b.angle_deg - a.angle_deg) * std::numbers::pi / 180.0;
+      dth -= 2.0 * std::numbers::pi * std::floor(dth / (2.0 * std::numbers::pi) + 0.5);
+      const double arc = std::abs(dth) * 0.5 * (radial_m(a.position_m) + radial_m(b.position_m));
+      worst_spacing = std::max(worst_spacing, std::abs(arc / 8e-3 - 1.0));
+      sum_arc += arc;
+      ++n_arc;
+      if (i + 1 < 3) {
+        const auto& c = layout.electrodes[static_cast<std::size_t>(12 * (i + 1) + j)];
+        worst_row = std::max(worst_row, std::abs((c.axial_m - a.axial_m) / 8e-3 - 1.0));
+      }
+    }
+  std::cout << "cylinder: " << mesh.n_nodes() << " nodes, " << mesh.n_tets()
+            << " tets; circumference " << layout.grid_circumference_m[0] * 1e3
+            << " mm; worst |r - R| " << worst_radius * 1e3 << " mm, arc spacing error "
+            << 100 * worst_spacing << " % (mean spacing " << 1e3 * sum_arc / n_arc
+            << " mm), row spacing error " << 100 * worst_row << " %, pad area error "
+            << 100 * worst_area << " %\n";
+  EXPECT_LT(worst_radius, 0.8e-3);
+  // Each step is ied / local radius; measured from the z axis with the end points' radii, a pair
+  // differs by the facets' +-0.4 mm radial roughness, the mean not.
+  EXPECT_LT(worst_spacing, 0.05);
+  EXPECT_NEAR(sum_arc / n_arc, 8e-3, 0.01 * 8e-3);
+  EXPECT_LT(worst_row, 1e-9);
+  EXPECT_LT(worst_area, 0.25);
+}
+
+TEST(Electrodes, PlanarGridAndNeedlesArePlacedAndReferenced) {
+  const auto& mesh = cylinder();
+  const auto layout = place_electrodes(mesh, cylinder_tissues(), config_from(R"({"electrodes": {
+      "grids": [{"name": "p", "rows": 2, "columns": 3, "ied_mm": 5, "shape": "square",
+                 "side_mm": 6, "axial_position_mm": 25, "angle_deg": 90, "rotation_deg": 10},
+                {"name": "ref", "rows": 1, "columns": 1, "centre_mm": [0, -30, 50]}],
+      "needles": [{"name": "n", "position_mm": [2, 1, 30]},
+                  {"name": "w", "start_mm": [0, 0, 20], "end_mm": [5, 0, 30], "n_points": 4}],
+      "reference": "ref"}})"));
+  ASSERT_EQ(layout.electrodes.size(), 9U);
+  EXPECT_EQ(layout.electrodes[0].name, "p[0,0]");
+  EXPECT_EQ(layout.electrodes[6].name, "ref");
+  EXPECT_EQ(layout.reference_index, 6);
+  for (int k = 0; k < 7; ++k) {
+    const auto& e = layout.electrodes[static_cast<std::size_t>(k)];
+    EXPECT_NEAR(radial_m(e.position_m), radius_m, 0.8e-3) << e.name;
+  }
+  EXPECT_NEAR(layout.electrodes[0].angle_deg, 90.0, 15.0);
+  EXPECT_LT(layout.electrodes[6].position_m.y(), -19e-3); // the point's side of the limb
+  EXPECT_EQ(layout.electrodes[8].kind, ElectrodeKind::line);
+  EXPECT_EQ(layout.electrodes[8].contact_points_m.rows(), 4);
+  const auto json = to_json(layout);
+  EXPECT_EQ(json["reference"], "ref");
+  EXPECT_EQ(json["electrodes"][1]["column"], 1);
+
+  // Lead fields of the layout: against the reference electrode its column is zero, and the
+  // average reference sums to zero across electrodes.
+  VolumeConductor conductor(mesh, cylinder_tissues());
+  const Eigen::MatrixXd b =
+      layout_currents(mesh, conductor.locator(), layout, conductor.reference_node());
+  EXPECT_NEAR(b.col(8).sum(), 1.0, 1e-12);
+  const Eigen::MatrixXd raw = conductor.solver().solve(b);
+  const Eigen::MatrixXd ref = apply_reference(raw, layout);
+  EXPECT_EQ(ref.col(6).cwiseAbs().maxCoeff(), 0.0);
+  auto average_layout = layout;
+  average_layout.reference_index = -1;
+  const Eigen::MatrixXd avg = apply_reference(raw, average_layout);
+  EXPECT_LT(avg.rowwise().sum().cwiseAbs().maxCoeff(), 1e-9 * avg.cwiseAbs().maxCoeff());
+}
+
+TEST(Electrodes, RejectsAWrappedGridLargerThanTheCircumference) {
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "grids": [{"name": "big", "rows": 2, "columns": 20, "ied_mm": 8, "wrap": true}]}})"));
+      },
+      {"'big'", "20 columns x 8 mm = 160 mm exceeds the limb circumference", "mm at axial"});
+}
+
+TEST(Electrodes, RejectsNeedlesOutsideMuscleNamingTheTissue) {
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "needles": [{"name": "deep", "position_mm": [0, 0, 30]},
+                      {"name": "shallow", "position_mm": [16, 0, 30]}]}})"));
+      },
+      {"'shallow'", "(16, 0, 30) mm", "lies in tissue 'fat'", "expected a muscle"});
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "needles": [{"name": "out", "start_mm": [0, 0, 30], "end_mm": [0, 0, 90],
+                       "n_points": 2}]}})"));
+      },
+      {"'out'", "contact point 1", "outside the mesh"});
+}
+
+TEST(Electrodes, RejectsElectrodesOffTheSkinOrOffTheMeshEnd) {
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "grids": [{"name": "far", "rows": 1, "columns": 1, "axial_position_mm": 80}]}})"));
+      },
+      {"'far'", "axial position 80 mm", "falls off the mesh end"});
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "grids": [{"name": "edge", "rows": 1, "columns": 1, "radius_mm": 4,
+                     "axial_position_mm": 1}]}})"));
+      },
+      {"'edge'", "the pad", "falls off the mesh end"});
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(), config_from(R"({"electrodes": {
+          "grids": [{"name": "long", "rows": 9, "columns": 1, "ied_mm": 8}]}})"));
+      },
+      {"'long'", "falls off the mesh end"});
+}
+
+TEST(Electrodes, ConfigIsStrictAndDefaultsToTheWrappedGrid) {
+  const auto d = config_from(R"({"electrodes": {}})");
+  ASSERT_EQ(d.grids.size(), 1U);
+  EXPECT_EQ(d.grids[0].rows * d.grids[0].columns, 320);
+  EXPECT_TRUE(d.grids[0].wrap);
+  EXPECT_EQ(d.reference, "average");
+  // The JSON form reads back to the same config.
+  const auto again = config_from(nlohmann::json{{"electrodes", to_json(d)}}.dump());
+  EXPECT_EQ(to_json(again), to_json(d));
+  expect_error<BadInput>([] { config_from(R"({"electrodes": {"grids": [{"shape": "hex"}]}})"); },
+                         {"electrodes.grids[0].shape", "hex"});
+  expect_error<BadInput>([] { config_from(R"({"electrodes": {"grids": [{"ied_mm": -8}]}})"); },
+                         {"electrodes.grids[0].ied_mm", "must be > 0"});
+  expect_error<BadInput>(
+      [] { config_from(R"({"electrodes": {"grids": [{"radius_mm": 2, "side_mm": 3}]}})"); },
+      {"side_mm", "unknown key"});
+  expect_error<BadInput>(
+      [] {
+        place_electrodes(cylinder(), cylinder_tissues(),
+                         config_from(R"({"electrodes": {"grids": [{"rows": 1, "columns": 1}],
+                                         "reference": "nowhere"}})"));
+      },
+      {"electrodes.reference", "nowhere", "names no electrode"});
+}
+
+TEST(LeadFieldCache, KeyChangesWithConductivityAndTheFileRoundTrips) {
+  const auto& mesh = cylinder();
+  const auto tissues = cylinder_tissues();
+  const auto layout = place_electrodes(
+      mesh, tissues,
+      config_from(R"({"electrodes": {"grids": [{"rows": 1, "columns": 2, "ied_mm": 10}]}})"));
+  const auto tensors = conductivity_tensors(mesh, tissues);
+  const auto key = lead_field_key(mesh, tensors, 0, layout);
+  EXPECT_EQ(key, lead_field_key(mesh, tensors, 0, layout));
+  auto changed = tissues;
+  changed.tissues[1].sigma_l_S_per_m = changed.tissues[1].sigma_t_S_per_m = 0.05;
+  EXPECT_NE(key, lead_field_key(mesh, conductivity_tensors(mesh, changed), 0, layout));
+  EXPECT_NE(key, lead_field_key(mesh, tensors, 1, layout));
+  auto moved = layout;
+  moved.electrodes[0].pad_faces(0, 0) += 1;
+  EXPECT_NE(key, lead_field_key(mesh, tensors, 0, moved));
+
+  myotwin::testing::TempDir dir;
+  LeadFieldCache c;
+  c.key = key_hex(key);
+  c.reference = "average";
+  c.method = "direct";
+  c.lead_fields_V_per_A = Eigen::MatrixXd::Random(mesh.n_nodes(), 2);
+  c.points_m = Eigen::MatrixX3d::Zero(2, 3);
+  c.points_m(1, 2) = 30e-3;
+  c.points_m(0, 2) = -5.0; // outside: sampled as NaN
+  c.locations = PointLocator(mesh).locate(c.points_m);
+  c.sampling_key = key_hex(sampling_key(key, c.points_m));
+  c.sampled_V_per_A = sample_or_nan(c.locations, c.lead_fields_V_per_A);
+  EXPECT_TRUE(std::isnan(c.sampled_V_per_A(0, 0)));
+  EXPECT_FALSE(std::isnan(c.sampled_V_per_A(1, 1)));
+  write_lead_field_cache(dir / "leadfields.h5", c);
+  EXPECT_EQ(read_cache_key(dir / "leadfields.h5"), c.key);
+  EXPECT_FALSE(read_lead_field_cache(dir / "leadfields.h5", key_hex(key + 1), "").has_value());
+  const auto back = read_lead_field_cache(dir / "leadfields.h5", c.key, c.sampling_key);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->lead_fields_V_per_A, c.lead_fields_V_per_A);
+  EXPECT_EQ(back->locations.tet, c.locations.tet);
+  EXPECT_EQ(back->locations.weights, c.locations.weights);
+  EXPECT_EQ(back->sampled_V_per_A(1, 1), c.sampled_V_per_A(1, 1));
+  const auto no_sampling = read_lead_field_cache(dir / "leadfields.h5", c.key, "other");
+  ASSERT_TRUE(no_sampling.has_value());
+  EXPECT_TRUE(no_sampling->sampling_key.empty());
+}
