@@ -24,8 +24,12 @@ echo "== 2. the sample subject's anatomy"
 echo "== 3. build the muscles: geometry, fibre fields, fibres, motor units (about 20 s)"
 "$exe" anatomy "$root/sample_data/forearm/subject.json" -o "$out"
 
+echo "== 4. mesh all tissues with the fibre directions of step 3 (CGAL, about 20 s)"
+"$exe" mesh "$root/sample_data/forearm/subject.json" -o "$out"
+
 echo
 echo "results: $out"
 echo "  phantom/   labels.nii.gz (open in ITK-SNAP or 3D Slicer), tissues.json, subject.json"
 echo "  anatomy/   anatomy_info.json; fibers.vtp (open in ParaView), motor_units.h5, anatomy.json"
+echo "  mesh/      mesh.vtu (tets with tissue_label, tissue_class, fibre_direction; ParaView), skin.vtp, mesh_quality.json"
 echo "  resolved_config.json   the configuration used (feed back with --config)"
