@@ -76,11 +76,41 @@ Eigen::Index muap_sample_count(double duration_s, double fs_Hz) {
   return static_cast<Eigen::Index>(std::floor(duration_s * fs_Hz + snap_tolerance)) + 1;
 }
 
+TransferFunction infinite_medium_transfer_function(const Eigen::MatrixX3d& electrodes_m,
+                                                   const AnisotropicMedium& medium) {
+  return [electrodes_m, medium](const Eigen::MatrixX3d& points_m,
+                                const Eigen::MatrixX3d& directions) {
+    return infinite_medium_transfer(points_m, directions, electrodes_m, medium);
+  };
+}
+
+TransferFunction lead_field_transfer_function(const PointLocator& locator,
+                                              const Eigen::MatrixXd& lead_fields_V_per_A) {
+  return [&locator, &lead_fields_V_per_A](const Eigen::MatrixX3d& points_m,
+                                          const Eigen::MatrixX3d& /*directions*/) {
+    return sample(locator.locate(points_m), lead_fields_V_per_A);
+  };
+}
+
 Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
                                           const anatomy::MotorUnitPool& pool, std::size_t unit,
                                           const Eigen::Ref<const Eigen::MatrixX3d>& electrodes_m,
                                           const AnisotropicMedium& medium, const MuapParams& params,
                                           const Eigen::Ref<const Eigen::VectorXd>& delays_s) {
+  if (electrodes_m.rows() == 0) {
+    throw BadInput("MUAP: no electrodes (electrode matrix has 0 rows)");
+  }
+  if (!electrodes_m.allFinite()) {
+    throw BadInput("MUAP: electrode positions must be finite");
+  }
+  return unit_muap(fibres, pool, unit, electrodes_m.rows(),
+                   infinite_medium_transfer_function(electrodes_m, medium), params, delays_s);
+}
+
+Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::MotorUnitPool& pool,
+                          std::size_t unit, Eigen::Index n_electrodes,
+                          const TransferFunction& transfer_of, const MuapParams& params,
+                          const Eigen::Ref<const Eigen::VectorXd>& delays_s) {
   // ---- checks ----
   if (unit >= pool.units.size()) {
     throw BadInput("MUAP: unit index " + std::to_string(unit) + " out of range: the pool has " +
@@ -90,11 +120,8 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
   if (members.empty()) {
     throw BadInput("MUAP: unit " + std::to_string(unit) + " has no fibres");
   }
-  if (electrodes_m.rows() == 0) {
-    throw BadInput("MUAP: no electrodes (electrode matrix has 0 rows)");
-  }
-  if (!electrodes_m.allFinite()) {
-    throw BadInput("MUAP: electrode positions must be finite");
+  if (n_electrodes <= 0) {
+    throw BadInput("MUAP: no electrodes (" + std::to_string(n_electrodes) + " requested)");
   }
   if (!(params.fs_Hz > 0.0) || !std::isfinite(params.fs_Hz)) {
     throw BadInput("MUAP: fs_Hz = " + format_number(params.fs_Hz) + ": must be finite and > 0");
@@ -161,12 +188,10 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
   }
   const double duration_s = params.duration_s > 0.0 ? params.duration_s : auto_duration_s;
   const Eigen::Index n_samples = muap_sample_count(duration_s, params.fs_Hz);
-  const Eigen::Index n_electrodes = electrodes_m.rows();
   const double dt_s = params.source.dt_s;
 
   // ---- fibres in parallel, summed in fibre order ----
   Eigen::MatrixXd muap = Eigen::MatrixXd::Zero(n_samples, n_electrodes);
-  const Eigen::MatrixX3d electrodes = electrodes_m;
   std::vector<Eigen::MatrixXd> buffers;
   std::vector<std::exception_ptr> errors;
   for (std::size_t begin = 0; begin < members.size(); begin += fibre_block) {
@@ -187,8 +212,12 @@ Eigen::MatrixXd unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres,
         const double source_s = std::min(fibre_source_duration_s(geometry[i]), remaining_s + dt_s);
         const FibreCurrents fc = fibre_current_density(geometry[i], params.source, source_s);
         const PolylineSamples samples = sample_polyline(fibre.points_m, fc.s_m);
-        const Eigen::MatrixXd transfer =
-            infinite_medium_transfer(samples.points_m, samples.directions, electrodes, medium);
+        const Eigen::MatrixXd transfer = transfer_of(samples.points_m, samples.directions);
+        if (transfer.rows() != samples.points_m.rows() || transfer.cols() != n_electrodes)
+          throw Error("MUAP: the volume conductor returned a " + std::to_string(transfer.rows()) +
+                      " x " + std::to_string(transfer.cols()) + " transfer for " +
+                      std::to_string(samples.points_m.rows()) + " points and " +
+                      std::to_string(n_electrodes) + " electrodes");
         const Eigen::MatrixXd phi = single_fibre_potentials(fc.current_A, transfer);
         Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n_samples, n_electrodes);
         resample_into(phi, dt_s, params.fs_Hz, delay[i], fibre.weight, out);

@@ -18,7 +18,9 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/forward/fibre_source.hpp"
 #include "myotwin/forward/infinite_medium.hpp"
+#include "myotwin/forward/lead_field.hpp"
 #include "myotwin/forward/muap.hpp"
+#include "myotwin/meshing/tet_mesh.hpp"
 
 namespace ma = myotwin::anatomy;
 namespace mf = myotwin::forward;
@@ -327,4 +329,42 @@ TEST(Muap, BadInput) {
                                             params);
       },
       "fibre 5");
+}
+
+TEST(Muap, FiniteElementMuapInALargeBoxMatchesTheInfiniteMedium) {
+  // A fibre along z in a homogeneous anisotropic box (80 x 80 x 120 mm, 2 mm cubes, 576k tets)
+  // and two point electrodes 10 mm beside it (5 mesh sizes): the single-differential FEM MUAP
+  // through lead fields must follow the infinite-medium closed form (the insulated walls are
+  // 30 mm beyond the electrodes). Measured: correlation 0.9918, NMSE 1.7 %; with 2.5 mm cubes
+  // 0.9834 and 3.9 %, so the difference is discretisation and falls with the mesh size.
+  namespace mm = myotwin::meshing;
+  mm::TetMesh mesh = mm::structured_box_mesh({-0.04, -0.04, -0.03}, {0.04, 0.04, 0.09}, {40, 40, 60});
+  mesh.fibre_direction.col(2).setOnes();
+  ma::TissueTable tissues;
+  tissues.tissues.push_back({1, "muscle", ma::TissueClass::muscle, 0.5, 0.1, "", 0});
+  mf::VolumeConductor conductor(mesh, tissues, mf::VolumeConductorParams{});
+  std::vector<mf::Electrode> electrodes(2);
+  electrodes[0].position_m = Eigen::Vector3d(0.010, 0.0, 0.020);
+  electrodes[1].position_m = Eigen::Vector3d(0.010, 0.0, 0.030);
+  const Eigen::MatrixXd lead = conductor.lead_fields(electrodes);
+  const StraightFibre s = straight_fibre(0.06, 0.02, 0.0, 0.0);
+  mf::MuapParams params;
+  params.fs_Hz = 4096.0;
+  params.duration_s = 0.025;
+  const Eigen::MatrixXd fem = mf::unit_muap(
+      s.fibres, s.pool, 0, 2, mf::lead_field_transfer_function(conductor.locator(), lead), params);
+  Points e(2, 3);
+  e.row(0) = electrodes[0].position_m.transpose();
+  e.row(1) = electrodes[1].position_m.transpose();
+  const Eigen::MatrixXd ref =
+      mf::unit_muap_infinite_medium(s.fibres, s.pool, 0, e, mf::AnisotropicMedium{}, params);
+  const Eigen::VectorXd d_fem = fem.col(0) - fem.col(1);
+  const Eigen::VectorXd d_ref = ref.col(0) - ref.col(1);
+  const double corr = d_fem.dot(d_ref) / (d_fem.norm() * d_ref.norm());
+  const double nmse = (d_fem - d_ref).squaredNorm() / d_ref.squaredNorm();
+  std::cout << "FEM vs infinite medium: correlation " << corr << ", NMSE " << 100.0 * nmse
+            << " %, peak-to-peak " << peak_to_peak(d_fem) * 1e6 << " vs "
+            << peak_to_peak(d_ref) * 1e6 << " uV\n";
+  EXPECT_GE(corr, 0.99);
+  EXPECT_LE(nmse, 0.05);
 }

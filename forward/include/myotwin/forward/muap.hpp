@@ -14,6 +14,7 @@
 /// buffers and summed in fibre order, so the result is the same bits at any thread count.
 
 #include <cstddef>
+#include <functional>
 
 #include <Eigen/Core>
 
@@ -21,6 +22,7 @@
 #include "myotwin/anatomy/motor_units.hpp"
 #include "myotwin/forward/fibre_source.hpp"
 #include "myotwin/forward/infinite_medium.hpp"
+#include "myotwin/forward/point_locator.hpp"
 
 namespace myotwin {
 class ConfigReader;
@@ -76,5 +78,33 @@ unit_muap_infinite_medium(const anatomy::MuscleFibres& fibres, const anatomy::Mo
                           std::size_t unit, const Eigen::Ref<const Eigen::MatrixX3d>& electrodes_m,
                           const AnisotropicMedium& medium, const MuapParams& params,
                           const Eigen::Ref<const Eigen::VectorXd>& delays_s = Eigen::VectorXd());
+
+/// The volume conductor as MUAP computation sees it: for #points source positions [m] with the
+/// local unit fibre directions, the #points x #electrodes potentials [V] that a unit point
+/// current (1 A) at each position produces at each electrode. Called from several threads at
+/// once: must be thread-safe.
+using TransferFunction = std::function<Eigen::MatrixXd(const Eigen::MatrixX3d& points_m,
+                                                       const Eigen::MatrixX3d& directions)>;
+
+/// MUAP of motor unit `unit` in any volume conductor given by `transfer` (see
+/// unit_muap_infinite_medium() for the model, arguments, result and errors).
+/// \param n_electrodes number of columns `transfer` returns (>= 1).
+Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::MotorUnitPool& pool,
+                          std::size_t unit, Eigen::Index n_electrodes,
+                          const TransferFunction& transfer, const MuapParams& params,
+                          const Eigen::Ref<const Eigen::VectorXd>& delays_s = Eigen::VectorXd());
+
+/// The infinite anisotropic medium as a TransferFunction (point electrodes, #electrodes x 3 [m]).
+TransferFunction infinite_medium_transfer_function(const Eigen::MatrixX3d& electrodes_m,
+                                                   const AnisotropicMedium& medium);
+
+/// The finite-element volume conductor as a TransferFunction, by reciprocity: the potential at
+/// electrode e of a unit current at x is the lead field of e at x (the potential at x for 1 A
+/// injected at e; lead_fields(), #nodes x #electrodes [V/A]), interpolated in the tet that
+/// contains x. The source's zero net current makes the grounded node's sink drop out. Keeps
+/// references: `locator` and `lead_fields_V_per_A` must outlive the function.
+/// The function throws BadInput naming the first source point that lies outside the mesh.
+TransferFunction lead_field_transfer_function(const PointLocator& locator,
+                                              const Eigen::MatrixXd& lead_fields_V_per_A);
 
 } // namespace myotwin::forward
