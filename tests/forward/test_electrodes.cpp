@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "myotwin/anatomy/label_volume.hpp"
 #include "myotwin/core/config.hpp"
@@ -286,4 +287,24 @@ TEST(LeadFieldCache, KeyChangesWithConductivityAndTheFileRoundTrips) {
   const auto no_sampling = read_lead_field_cache(dir / "leadfields.h5", c.key, "other");
   ASSERT_TRUE(no_sampling.has_value());
   EXPECT_TRUE(no_sampling->sampling_key.empty());
+}
+
+TEST(Electrodes, PlacementAndLeadFieldsAreIdenticalAtOneAndTwoThreads) {
+  const auto& mesh = cylinder();
+  const auto config = config_from(R"({"electrodes": {"grids": [{"rows": 2, "columns": 6,
+      "ied_mm": 8, "wrap": true}], "needles": [{"name": "n", "position_mm": [3, 0, 30]}]}})");
+  const auto compute = [&](int threads) {
+    omp_set_num_threads(threads);
+    const auto layout = place_electrodes(mesh, cylinder_tissues(), config);
+    VolumeConductor conductor(mesh, cylinder_tissues());
+    const Eigen::MatrixXd b =
+        layout_currents(mesh, conductor.locator(), layout, conductor.reference_node());
+    return std::pair{to_json(layout).dump(), apply_reference(conductor.solver().solve(b), layout)};
+  };
+  const int before = omp_get_max_threads();
+  const auto one = compute(1);
+  const auto two = compute(2);
+  omp_set_num_threads(before);
+  EXPECT_EQ(one.first, two.first);
+  EXPECT_EQ(one.second, two.second);
 }
