@@ -19,4 +19,7 @@ void add_mesh_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin leadfield SUBJECT.json -o OUT`.
 void add_leadfield_command(CLI::App& app, std::function<int()>& run);
 
+/// `myotwin simulate SUBJECT.json -o OUT`.
+void add_simulate_command(CLI::App& app, std::function<int()>& run);
+
 } // namespace myotwin::app

@@ -62,6 +62,8 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
       vc.optional<std::int64_t>("cg_max_iterations", 10000, int_in_range(1, 100000000));
   solver.block_columns = vc.optional<std::int64_t>("block_columns", 32, int_in_range(1, 100000));
   run.max_sampled_GiB = vc.optional<double>("max_sampled_GiB", 2.0, non_negative());
+  auto simulate_section = reader.section("simulate");
+  run.simulate = forward::read_simulation_params(simulate_section);
   reader.finish();
   run.resolved = reader.resolved();
   run.resolved["electrodes"] = forward::to_json(run.electrodes); // the default grid spelled out

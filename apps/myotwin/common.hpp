@@ -16,6 +16,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
 #include "myotwin/forward/electrodes.hpp"
+#include "myotwin/forward/simulation.hpp"
 #include "myotwin/forward/lead_field.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 
@@ -48,6 +49,7 @@ struct RunConfig {
   /// `volume_conductor.max_sampled_GiB`: the lead fields sampled at the fibre points are stored
   /// only up to this size [GiB] (the point locations always are).
   double max_sampled_GiB = 2.0;
+  forward::SimulationParams simulate; ///< section `simulate` (with `muap`, `drive`, `emg`)
   nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
 };
 

@@ -170,6 +170,16 @@ void H5Writer::write_vector(const std::string& name, const Eigen::Ref<const Eige
                 attributes);
 }
 
+void H5Writer::write_3d(const std::string& name, const std::vector<double>& data,
+                        const std::array<unsigned long long, 3>& dims,
+                        const Attributes& attributes) {
+  if (data.size() != dims[0] * dims[1] * dims[2])
+    throw BadInput("HDF5 dataset " + name + ": " + std::to_string(data.size()) +
+                   " values for dimensions " + std::to_string(dims[0]) + " x " +
+                   std::to_string(dims[1]) + " x " + std::to_string(dims[2]));
+  write_dataset(name, 3, {dims[0], dims[1], dims[2]}, false, data.data(), attributes);
+}
+
 void H5Writer::write_vector(const std::string& name, const Eigen::Ref<const VectorXi64>& data,
                             const Attributes& attributes) {
   const VectorXi64 copy = data;

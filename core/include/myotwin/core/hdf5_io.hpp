@@ -5,6 +5,7 @@
 /// that h5py sees the same (rows, columns) shape as Eigen. Groups in a name ("a/b/c") are
 /// created as needed.
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -46,6 +47,10 @@ public:
   /// A 1-D int64 dataset.
   void write_vector(const std::string& name, const Eigen::Ref<const VectorXi64>& data,
                     const Attributes& attributes = {});
+  /// A 3-D float64 dataset of dims[0] x dims[1] x dims[2] values in C order (last index
+  /// fastest). \throws BadInput when data.size() is not the product of dims.
+  void write_3d(const std::string& name, const std::vector<double>& data,
+                const std::array<unsigned long long, 3>& dims, const Attributes& attributes = {});
   /// Attributes on a group ("/" is the file) or dataset; the group is created if needed.
   void set_attributes(const std::string& object, const Attributes& attributes);
   /// Closes the file and renames it to its final path. \throws IoError.

@@ -1,0 +1,205 @@
+// `myotwin simulate SUBJECT.json -o OUT`: the EMG that the electrodes of `myotwin leadfield`
+// record from the subject's motor units: MUAPs through the FEM lead fields (reciprocity), the
+// motor-neuron drive (or real discharge times), EMG with noise, and the ground truth. Reads
+// OUT/anatomy, OUT/mesh, OUT/forward/leadfields.h5; writes OUT/forward/muaps.h5, emg.h5,
+// emg.mat and simulate_report.json.
+//
+// Steps: 1. configuration, subject, the three earlier stages' files; 2. the lead fields (cache,
+// same key as `myotwin leadfield`); 3. MUAPs, drive, EMG; 4. write; 5. report.
+
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "myotwin/anatomy/muscle_model.hpp"
+#include "myotwin/anatomy/subject.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/timer.hpp"
+#include "myotwin/forward/conductivity.hpp"
+#include "myotwin/forward/electrodes.hpp"
+#include "myotwin/forward/fem.hpp"
+#include "myotwin/forward/lead_field_cache.hpp"
+#include "myotwin/forward/point_locator.hpp"
+#include "myotwin/meshing/mesh_io.hpp"
+
+namespace myotwin::app {
+
+namespace {
+
+/// `path`, or an IoError naming the command that makes it.
+void require(const std::filesystem::path& path, const std::string& command) {
+  if (!std::filesystem::exists(path))
+    throw IoError(path.string() + ": not found: run `" + command + "` first");
+}
+
+} // namespace
+
+void add_simulate_command(CLI::App& app, std::function<int()>& run) {
+  auto options = std::make_shared<SharedOptions>();
+  auto subject = std::make_shared<std::filesystem::path>();
+  auto no_mat = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand(
+      "simulate",
+      "EMG of the subject's motor units at the electrodes of `myotwin leadfield`: MUAPs "
+      "through the FEM lead fields, motor-neuron drive or real discharge times, noise at an "
+      "SNR in dB; reads OUT/anatomy, OUT/mesh, OUT/forward/leadfields.h5, writes "
+      "OUT/forward/muaps.h5, emg.h5, emg.mat; config section `simulate` (muscles, "
+      "max_units_per_muscle, discharges, muap {fs_Hz, duration_ms}, drive {duration_s, rates in "
+      "pps, profile}, emg {fs_Hz, snr_dB})");
+  cmd->add_option("SUBJECT", *subject, "subject file (subject.json)")->required();
+  cmd->add_flag("--no-mat", *no_mat, "do not write emg.mat (MATLAB v5, DEMUSE layout)");
+  add_shared_options(*cmd, *options, true);
+  cmd->callback([&run, options, subject, no_mat] {
+    run = [options, subject, no_mat] {
+      // 1. Configuration, subject, and the earlier stages' files.
+      Stopwatch watch;
+      const RunConfig config = begin_run(*options);
+      const anatomy::SubjectFiles files = anatomy::read_subject_file(*subject);
+      const anatomy::TissueTable tissues = anatomy::read_tissue_table(files.tissues);
+      const std::string out = options->output.string();
+      const auto anatomy_dir = options->output / "anatomy";
+      const auto mesh_file = options->output / "mesh" / "mesh.vtu";
+      const auto dir = options->output / "forward";
+      require(anatomy_dir / "motor_units.h5", "myotwin anatomy " + subject->string() + " -o " + out);
+      require(mesh_file, "myotwin mesh " + subject->string() + " -o " + out);
+      require(dir / "leadfields.h5", "myotwin leadfield " + subject->string() + " -o " + out);
+      const anatomy::SubjectAnatomy anatomy = anatomy::read_subject_anatomy(anatomy_dir);
+      const meshing::TetMesh mesh = meshing::read_mesh_vtu(mesh_file, &tissues);
+
+      // 2. The lead fields of the same electrodes on the same mesh and conductivities.
+      const forward::ElectrodeLayout layout =
+          forward::place_electrodes(mesh, tissues, config.electrodes);
+      const forward::TensorArray tensors = forward::conductivity_tensors(mesh, tissues);
+      const std::int64_t ground = config.volume_conductor.reference_node >= 0
+                                      ? config.volume_conductor.reference_node
+                                      : forward::default_reference_node(mesh);
+      const auto key = forward::key_hex(forward::lead_field_key(mesh, tensors, ground, layout));
+      const auto cache = forward::read_lead_field_cache(dir / "leadfields.h5", key, "");
+      if (!cache)
+        throw BadInput((dir / "leadfields.h5").string() + ": its key (" +
+                       forward::read_cache_key(dir / "leadfields.h5") +
+                       ") is not that of this mesh, these conductivities and electrodes (" + key +
+                       "): run `myotwin leadfield " + subject->string() + " -o " + out +
+                       "` with the same config first");
+      log_info("lead fields: ", cache->lead_fields_V_per_A.cols(), " electrodes, reference ",
+               cache->reference, " (cache ", key, ")");
+      const forward::PointLocator locator(mesh);
+      const forward::TransferFunction transfer =
+          forward::lead_field_transfer_function(locator, cache->lead_fields_V_per_A);
+      const meshing::TriArray skin = meshing::boundary_faces(mesh);
+      std::vector<char> on_skin(static_cast<std::size_t>(mesh.n_nodes()), 0);
+      for (Eigen::Index f = 0; f < skin.rows(); ++f)
+        for (int c = 0; c < 3; ++c)
+          on_skin[static_cast<std::size_t>(skin(f, c))] = 1;
+      Eigen::MatrixX3d skin_points(std::count(on_skin.begin(), on_skin.end(), 1), 3);
+      for (std::size_t i = 0, row = 0; i < on_skin.size(); ++i)
+        if (on_skin[i])
+          skin_points.row(static_cast<Eigen::Index>(row++)) =
+              mesh.nodes_m.row(static_cast<Eigen::Index>(i));
+
+      // 3. MUAPs, drive, EMG.
+      ensure_output_dir(dir);
+      const forward::EmgSimulation sim = forward::simulate_emg(
+          anatomy, transfer, cache->lead_fields_V_per_A.cols(), skin_points, config.simulate,
+          config.seed, progress_display(*options));
+
+      // 4. Write.
+      forward::ChannelLayout channels;
+      const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
+      channels.grid_row_col.resize(n_ch, 2);
+      channels.position_m.resize(n_ch, 3);
+      for (Eigen::Index c = 0; c < n_ch; ++c) {
+        const auto& e = layout.electrodes[static_cast<std::size_t>(c)];
+        channels.grid_row_col(c, 0) = e.row;
+        channels.grid_row_col(c, 1) = e.column;
+        channels.position_m.row(c) = e.position_m.transpose();
+      }
+      channels.grid_name = layout.electrodes.empty() ? "" : layout.electrodes.front().group;
+      // The excitation is the reference signal when it is sampled like the EMG.
+      Eigen::VectorXd reference;
+      if (!sim.excitation.empty() && sim.excitation_fs_Hz == sim.emg.fs_Hz &&
+          static_cast<Eigen::Index>(sim.excitation.size()) == sim.emg.emg.cols())
+        reference = Eigen::Map<const Eigen::VectorXd>(sim.excitation.data(),
+                                                      static_cast<Eigen::Index>(sim.excitation.size()));
+      forward::write_muaps_h5(dir / "muaps.h5", sim);
+      forward::write_emg_h5(dir / "emg.h5", sim.emg, sim.properties, channels, reference);
+      bool grid_only = true;
+      for (const auto& e : layout.electrodes)
+        grid_only = grid_only && e.row >= 0;
+      if (!*no_mat) {
+        forward::ChannelLayout mat_channels = channels;
+        if (!grid_only)
+          mat_channels.grid_row_col.resize(0, 2); // needles: one SIG cell per channel
+        forward::write_emg_mat(dir / "emg.mat", sim.emg, sim.properties, mat_channels, reference);
+      }
+      std::map<std::string, int> per_muscle;
+      for (const auto& m : sim.properties.muscle)
+        ++per_muscle[m];
+      // Per unit: the channel with the largest peak-to-peak, and its duration (the span where
+      // |v| exceeds 5 % of its largest value).
+      double p2p_lo = 1e300, p2p_hi = 0.0;
+      nlohmann::json units = nlohmann::json::array();
+      for (std::size_t u = 0; u < sim.muaps.size(); ++u) {
+        const Eigen::MatrixXd& m = sim.muaps[u];
+        Eigen::Index best = 0;
+        const double p2p = (m.colwise().maxCoeff() - m.colwise().minCoeff()).maxCoeff(&best);
+        p2p_lo = std::min(p2p_lo, p2p);
+        p2p_hi = std::max(p2p_hi, p2p);
+        const Eigen::VectorXd v = m.col(best);
+        const double threshold = 0.05 * v.cwiseAbs().maxCoeff();
+        Eigen::Index first = -1, last = -1;
+        for (Eigen::Index n = 0; n < v.size(); ++n)
+          if (std::abs(v[n]) > threshold) {
+            first = first < 0 ? n : first;
+            last = n;
+          }
+        units.push_back({{"unit_id", sim.properties.unit_id[u]},
+                         {"muscle", sim.properties.muscle[u]},
+                         {"n_fibres", sim.properties.n_fibres[static_cast<Eigen::Index>(u)]},
+                         {"depth_mm", 1e3 * sim.properties.depth_m[static_cast<Eigen::Index>(u)]},
+                         {"peak_to_peak_uV", 1e6 * p2p},
+                         {"channel", best},
+                         {"duration_ms", 1e3 * static_cast<double>(last - first) / sim.muap_fs_Hz},
+                         {"n_discharges", sim.discharge_times_s[u].size()}});
+      }
+      nlohmann::json summary = {
+          {"n_units", sim.units.size()},
+          {"n_channels", n_ch},
+          {"units_per_muscle", per_muscle},
+          {"muap_fs_Hz", sim.muap_fs_Hz},
+          {"emg_fs_Hz", sim.emg.fs_Hz},
+          {"duration_s", config.simulate.drive.duration_s},
+          {"muap_peak_to_peak_V", {p2p_lo, p2p_hi}},
+          {"discharges", config.simulate.discharges ? config.simulate.discharges->string()
+                                                     : std::string("drive")},
+          {"time_s",
+           {{"muaps", sim.muap_time_s},
+            {"drive", sim.drive_time_s},
+            {"emg", sim.emg_time_s},
+            {"total", watch.elapsed_s()}}}};
+      summary["units"] = units;
+      write_text_file(dir / "simulate_report.json", summary.dump(2) + "\n");
+      write_resolved_config(options->output, config);
+
+      // 5. Report.
+      if (!options->quiet) {
+        std::cout << "simulated " << sim.units.size() << " units x " << n_ch << " channels, "
+                  << config.simulate.drive.duration_s << " s at " << sim.emg.fs_Hz << " Hz\n";
+        for (const auto& [name, count] : per_muscle)
+          std::cout << "  " << name << ": " << count << " units\n";
+        std::cout << std::setprecision(3) << "MUAP peak-to-peak (largest channel): "
+                  << p2p_lo * 1e6 << " to " << p2p_hi * 1e6 << " uV\n"
+                  << "time: MUAPs " << sim.muap_time_s << " s, drive " << sim.drive_time_s
+                  << " s, EMG " << sim.emg_time_s << " s, total " << watch.elapsed_s() << " s\n";
+      }
+      log_info("written: ", (dir / "emg.h5").string(), ", muaps.h5", *no_mat ? "" : ", emg.mat");
+      return 0;
+    };
+  });
+}
+
+} // namespace myotwin::app

@@ -1,0 +1,89 @@
+#pragma once
+/// \file simulation.hpp
+/// Surface / intramuscular EMG of a subject's motor units: MUAPs of every selected unit in a
+/// volume conductor (a TransferFunction: the FEM lead fields, or the infinite medium), the
+/// discharges of the pool (Fuglevand drive, or real discharge times mapped by recruitment
+/// order), and the EMG with noise, with the ground truth kept beside it (config section
+/// `simulate`, with sub-sections `muap`, `drive`, `emg`).
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "myotwin/anatomy/muscle_model.hpp"
+#include "myotwin/core/progress.hpp"
+#include "myotwin/core/random.hpp"
+#include "myotwin/forward/drive.hpp"
+#include "myotwin/forward/emg.hpp"
+#include "myotwin/forward/emg_io.hpp"
+#include "myotwin/forward/muap.hpp"
+
+namespace myotwin {
+class ConfigReader;
+}
+
+namespace myotwin::forward {
+
+/// Parameters of a simulation (config section `simulate`).
+struct SimulationParams {
+  /// Muscles to simulate by name (key `muscles`); empty: every muscle of the anatomy.
+  std::vector<std::string> muscles;
+  /// At most this many units per muscle, the first in recruitment order (key
+  /// `max_units_per_muscle`; 0: all).
+  std::int64_t max_units_per_muscle = 0;
+  /// Real discharge times (MAT `MUPulses` + `fsamp`, or CSV) mapped onto the simulated units by
+  /// recruitment order instead of the drive (key `discharges`, a path; absent: the drive).
+  std::optional<std::filesystem::path> discharges;
+  MuapParams muap;  ///< sub-section `muap`
+  DriveParams drive; ///< sub-section `drive` (its duration_s is the signal's length)
+  EmgParams emg;    ///< sub-section `emg`
+};
+
+/// Reads the `simulate` section. \throws BadInput naming the key.
+SimulationParams read_simulation_params(ConfigReader& section);
+
+/// One simulated unit.
+struct SimulatedUnit {
+  std::size_t muscle = 0; ///< index into SubjectAnatomy::muscles
+  std::size_t unit = 0;   ///< index into that muscle's pool.units
+};
+
+/// The result of simulate_emg().
+struct EmgSimulation {
+  std::vector<SimulatedUnit> units;          ///< in muscle order, then recruitment order
+  std::vector<Eigen::MatrixXd> muaps;        ///< per unit: #samples x #channels [V] at muap_fs_Hz
+  double muap_fs_Hz = 0.0;
+  std::vector<std::vector<double>> discharge_times_s; ///< per unit [s]
+  std::vector<double> excitation;            ///< the drive's excitation (empty for imported)
+  double excitation_fs_Hz = 0.0;
+  EmgResult emg;
+  UnitProperties properties;                 ///< ids, muscle, depth, centre, size, CV, end-plate
+  std::vector<std::int64_t> imported_unit;   ///< per unit: the imported unit, -1 (imported only)
+  double muap_time_s = 0.0;
+  double drive_time_s = 0.0;
+  double emg_time_s = 0.0;
+};
+
+/// Simulates the EMG of the selected units of `anatomy` at the `n_channels` electrodes that
+/// `transfer` describes. Unit ids are 1000 * (muscle label) + recruitment index. Depth is the
+/// distance from the unit's territory centre (in its muscle's seed plane) to the nearest of
+/// `skin_points_m` (#points x 3 [m]; empty: depth NaN). The drive draws from
+/// Rng(seed).split(1), the noise from Rng(seed).split(2); the result is the same at any thread
+/// count. \throws BadInput for a muscle name that is not in the anatomy, an empty unit set,
+/// a discharges file without units, and whatever the MUAP, drive and EMG stages reject.
+EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const TransferFunction& transfer,
+                           Eigen::Index n_channels,
+                           const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                           const SimulationParams& params, std::uint64_t seed,
+                           const ProgressCallback& progress = {});
+
+/// Writes `muaps.h5` atomically: attribute `fs_Hz`, dataset `muaps` (#units x #channels x
+/// #samples [V], zero-padded to the longest MUAP), `unit_id`, and the unit properties under
+/// `units/` as in emg.h5. \throws IoError.
+void write_muaps_h5(const std::filesystem::path& path, const EmgSimulation& simulation);
+
+} // namespace myotwin::forward
