@@ -584,7 +584,9 @@ ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::Ti
     }
     layout.grid_circumference_m.push_back(circumference);
     // Tangent frame at the centre (non-wrapped grids).
-    const Eigen::Vector3d n0 = surface.normal.row(centre_hit.face).transpose();
+    // The smoothed normal (area-weighted over the pad's neighbourhood), not one facet's.
+    placer.make_pad(gwho + " centre", g, centre_hit, rot, centre);
+    const Eigen::Vector3d n0 = centre.normal;
     Eigen::Vector3d u0 = ax.axis.cross(n0);
     u0 = u0.norm() > 1e-9 ? Eigen::Vector3d(u0.normalized()) : ax.e1;
     const Eigen::Vector3d v0 = n0.cross(u0);

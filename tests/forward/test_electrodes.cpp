@@ -149,6 +149,15 @@ TEST(Electrodes, PlanarGridAndNeedlesArePlacedAndReferenced) {
     EXPECT_NEAR(radial_m(e.position_m), radius_m, 0.8e-3) << e.name;
   }
   EXPECT_NEAR(layout.electrodes[0].angle_deg, 90.0, 15.0);
+  // Planar layout projected radially on the cylinder: neighbours ~5 mm apart (the projection
+  // shortens a 5 mm tangent offset by ~2 % at R = 20 mm).
+  for (int k : {0, 1, 3, 4}) {
+    const auto& a = layout.electrodes[static_cast<std::size_t>(k)];
+    const auto& b = layout.electrodes[static_cast<std::size_t>(k + 1)];
+    EXPECT_NEAR((a.position_m - b.position_m).norm(), 5e-3, 0.05 * 5e-3) << a.name;
+  }
+  EXPECT_NEAR((layout.electrodes[0].position_m - layout.electrodes[3].position_m).norm(), 5e-3,
+              0.05 * 5e-3);
   EXPECT_LT(layout.electrodes[6].position_m.y(), -19e-3); // the point's side of the limb
   EXPECT_EQ(layout.electrodes[8].kind, ElectrodeKind::line);
   EXPECT_EQ(layout.electrodes[8].contact_points_m.rows(), 4);
