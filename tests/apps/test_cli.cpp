@@ -15,28 +15,13 @@ using myotwin::testing::TempDir;
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output; // stdout and stderr together
-};
+using Result = myotwin::testing::CommandResult;
 
 Result run(const std::string& arguments) {
-  const std::string command = std::string(MYOTWIN_EXE) + " " + arguments + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr)
-    return r;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-    r.output += buffer;
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return myotwin::testing::run_myotwin(arguments);
 }
 
-std::string quoted(const fs::path& p) {
-  return "'" + p.string() + "'";
-}
+using myotwin::testing::quoted;
 
 bool same_bytes(const fs::path& a, const fs::path& b) {
   return myotwin::read_text_file(a) == myotwin::read_text_file(b);

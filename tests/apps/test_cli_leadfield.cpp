@@ -22,28 +22,13 @@ using namespace myotwin;
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output; // stdout and stderr together
-};
+using Result = myotwin::testing::CommandResult;
 
 Result run(const std::string& arguments) {
-  const std::string command = std::string(MYOTWIN_EXE) + " " + arguments + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr)
-    return r;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-    r.output += buffer;
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return myotwin::testing::run_myotwin(arguments);
 }
 
-std::string quoted(const fs::path& p) {
-  return "'" + p.string() + "'";
-}
+using myotwin::testing::quoted;
 
 anatomy::TissueTable tissues(double fat_sigma) {
   anatomy::TissueTable t;
