@@ -64,8 +64,8 @@ void add_mesh_command(CLI::App& app, std::function<int()>& run) {
                                                progress_display(*options));
 
       // 3. Fibre directions.
-      const auto directions = meshing::assign_fibre_directions(
-          result.mesh, s.tissues, fibres ? &*fibres : nullptr);
+      const auto directions =
+          meshing::assign_fibre_directions(result.mesh, s.tissues, fibres ? &*fibres : nullptr);
       log_info("fibre directions: ",
                fibres ? "from " + fibre_file.string() : std::string("principal axes (no anatomy)"));
 

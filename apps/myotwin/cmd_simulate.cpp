@@ -64,7 +64,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       const auto anatomy_dir = options->output / "anatomy";
       const auto mesh_file = options->output / "mesh" / "mesh.vtu";
       const auto dir = options->output / "forward";
-      require(anatomy_dir / "motor_units.h5", "myotwin anatomy " + subject->string() + " -o " + out);
+      require(anatomy_dir / "motor_units.h5",
+              "myotwin anatomy " + subject->string() + " -o " + out);
       require(mesh_file, "myotwin mesh " + subject->string() + " -o " + out);
       require(dir / "leadfields.h5", "myotwin leadfield " + subject->string() + " -o " + out);
       const anatomy::SubjectAnatomy anatomy = anatomy::read_subject_anatomy(anatomy_dir);
@@ -103,9 +104,9 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
 
       // 3. MUAPs, drive, EMG.
       ensure_output_dir(dir);
-      const forward::EmgSimulation sim = forward::simulate_emg(
-          anatomy, transfer, cache->lead_fields_V_per_A.cols(), skin_points, config.simulate,
-          config.seed, progress_display(*options));
+      const forward::EmgSimulation sim =
+          forward::simulate_emg(anatomy, transfer, cache->lead_fields_V_per_A.cols(), skin_points,
+                                config.simulate, config.seed, progress_display(*options));
 
       // 4. Write.
       forward::ChannelLayout channels;
@@ -123,8 +124,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       Eigen::VectorXd reference;
       if (!sim.excitation.empty() && sim.excitation_fs_Hz == sim.emg.fs_Hz &&
           static_cast<Eigen::Index>(sim.excitation.size()) == sim.emg.emg.cols())
-        reference = Eigen::Map<const Eigen::VectorXd>(sim.excitation.data(),
-                                                      static_cast<Eigen::Index>(sim.excitation.size()));
+        reference = Eigen::Map<const Eigen::VectorXd>(
+            sim.excitation.data(), static_cast<Eigen::Index>(sim.excitation.size()));
       forward::write_muaps_h5(dir / "muaps.h5", sim);
       forward::write_emg_h5(dir / "emg.h5", sim.emg, sim.properties, channels, reference);
       bool grid_only = true;
@@ -166,21 +167,21 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                          {"duration_ms", 1e3 * static_cast<double>(last - first) / sim.muap_fs_Hz},
                          {"n_discharges", sim.discharge_times_s[u].size()}});
       }
-      nlohmann::json summary = {
-          {"n_units", sim.units.size()},
-          {"n_channels", n_ch},
-          {"units_per_muscle", per_muscle},
-          {"muap_fs_Hz", sim.muap_fs_Hz},
-          {"emg_fs_Hz", sim.emg.fs_Hz},
-          {"duration_s", config.simulate.drive.duration_s},
-          {"muap_peak_to_peak_V", {p2p_lo, p2p_hi}},
-          {"discharges", config.simulate.discharges ? config.simulate.discharges->string()
-                                                     : std::string("drive")},
-          {"time_s",
-           {{"muaps", sim.muap_time_s},
-            {"drive", sim.drive_time_s},
-            {"emg", sim.emg_time_s},
-            {"total", watch.elapsed_s()}}}};
+      nlohmann::json summary = {{"n_units", sim.units.size()},
+                                {"n_channels", n_ch},
+                                {"units_per_muscle", per_muscle},
+                                {"muap_fs_Hz", sim.muap_fs_Hz},
+                                {"emg_fs_Hz", sim.emg.fs_Hz},
+                                {"duration_s", config.simulate.drive.duration_s},
+                                {"muap_peak_to_peak_V", {p2p_lo, p2p_hi}},
+                                {"discharges", config.simulate.discharges
+                                                   ? config.simulate.discharges->string()
+                                                   : std::string("drive")},
+                                {"time_s",
+                                 {{"muaps", sim.muap_time_s},
+                                  {"drive", sim.drive_time_s},
+                                  {"emg", sim.emg_time_s},
+                                  {"total", watch.elapsed_s()}}}};
       summary["units"] = units;
       write_text_file(dir / "simulate_report.json", summary.dump(2) + "\n");
       write_resolved_config(options->output, config);
@@ -191,8 +192,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                   << config.simulate.drive.duration_s << " s at " << sim.emg.fs_Hz << " Hz\n";
         for (const auto& [name, count] : per_muscle)
           std::cout << "  " << name << ": " << count << " units\n";
-        std::cout << std::setprecision(3) << "MUAP peak-to-peak (largest channel): "
-                  << p2p_lo * 1e6 << " to " << p2p_hi * 1e6 << " uV\n"
+        std::cout << std::setprecision(3) << "MUAP peak-to-peak (largest channel): " << p2p_lo * 1e6
+                  << " to " << p2p_hi * 1e6 << " uV\n"
                   << "time: MUAPs " << sim.muap_time_s << " s, drive " << sim.drive_time_s
                   << " s, EMG " << sim.emg_time_s << " s, total " << watch.elapsed_s() << " s\n";
       }

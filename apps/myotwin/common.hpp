@@ -16,8 +16,8 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
 #include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/simulation.hpp"
 #include "myotwin/forward/lead_field.hpp"
+#include "myotwin/forward/simulation.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 
 namespace myotwin::app {
@@ -44,13 +44,13 @@ struct RunConfig {
   anatomy::SurfaceImportParams surface_import;
   anatomy::AnatomyParams anatomy;
   meshing::MeshParams mesh;
-  forward::ElectrodeConfig electrodes;         ///< section `electrodes`
+  forward::ElectrodeConfig electrodes;             ///< section `electrodes`
   forward::VolumeConductorParams volume_conductor; ///< section `volume_conductor`
   /// `volume_conductor.max_sampled_GiB`: the lead fields sampled at the fibre points are stored
   /// only up to this size [GiB] (the point locations always are).
   double max_sampled_GiB = 2.0;
   forward::SimulationParams simulate; ///< section `simulate` (with `muap`, `drive`, `emg`)
-  nlohmann::json resolved; ///< the whole configuration with defaults, seed and version
+  nlohmann::json resolved;            ///< the whole configuration with defaults, seed and version
 };
 
 /// Reads the whole run configuration strictly from `reader` (unknown keys anywhere are

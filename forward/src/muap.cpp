@@ -78,10 +78,10 @@ Eigen::Index muap_sample_count(double duration_s, double fs_Hz) {
 
 TransferFunction infinite_medium_transfer_function(const Eigen::MatrixX3d& electrodes_m,
                                                    const AnisotropicMedium& medium) {
-  return [electrodes_m, medium](const Eigen::MatrixX3d& points_m,
-                                const Eigen::MatrixX3d& directions) {
-    return infinite_medium_transfer(points_m, directions, electrodes_m, medium);
-  };
+  return
+      [electrodes_m, medium](const Eigen::MatrixX3d& points_m, const Eigen::MatrixX3d& directions) {
+        return infinite_medium_transfer(points_m, directions, electrodes_m, medium);
+      };
 }
 
 TransferFunction lead_field_transfer_function(const PointLocator& locator,

@@ -15,8 +15,8 @@ namespace myotwin::forward {
 SimulationParams read_simulation_params(ConfigReader& section) {
   SimulationParams p;
   p.muscles = section.optional<std::vector<std::string>>("muscles", {});
-  p.max_units_per_muscle = section.optional<std::int64_t>("max_units_per_muscle", 0,
-                                                          int_in_range(0, 1000000));
+  p.max_units_per_muscle =
+      section.optional<std::int64_t>("max_units_per_muscle", 0, int_in_range(0, 1000000));
   p.discharges = section.optional_path("discharges");
   auto muap = section.section("muap");
   p.muap = read_muap_params(muap);
@@ -51,15 +51,14 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
       std::string names;
       for (const auto& m : anatomy.muscles)
         names += (names.empty() ? "" : ", ") + m.geometry.name;
-      throw BadInput("simulate.muscles: \"" + name + "\" is not a muscle of the anatomy (" +
-                     names + ")");
+      throw BadInput("simulate.muscles: \"" + name + "\" is not a muscle of the anatomy (" + names +
+                     ")");
     }
   }
   for (std::size_t mi = 0; mi < anatomy.muscles.size(); ++mi) {
     const auto& m = anatomy.muscles[mi];
-    if (!params.muscles.empty() &&
-        std::find(params.muscles.begin(), params.muscles.end(), m.geometry.name) ==
-            params.muscles.end())
+    if (!params.muscles.empty() && std::find(params.muscles.begin(), params.muscles.end(),
+                                             m.geometry.name) == params.muscles.end())
       continue;
     std::size_t n = m.pool.units.size();
     if (params.max_units_per_muscle > 0)
@@ -144,7 +143,8 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
     p.territory_centre_m.row(i) = c.transpose();
     double depth = std::numeric_limits<double>::quiet_NaN();
     if (skin_points_m.rows() > 0)
-      depth = std::sqrt((skin_points_m.rowwise() - c.transpose()).rowwise().squaredNorm().minCoeff());
+      depth =
+          std::sqrt((skin_points_m.rowwise() - c.transpose()).rowwise().squaredNorm().minCoeff());
     p.depth_m[i] = depth;
     p.n_fibres[i] = static_cast<std::int64_t>(std::llround(u.n_fibres));
     p.cv_m_per_s[i] = u.cv_m_per_s;

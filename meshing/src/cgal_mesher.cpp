@@ -6,17 +6,17 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
-#include <sstream>
 #include <map>
+#include <sstream>
 
 #include <CGAL/Exact_predicates_inexact_constructions_kernel.h>
 #include <CGAL/Image_3.h>
 #include <CGAL/Labeled_mesh_domain_3.h>
+#include <CGAL/Mesh_3/initialize_triangulation_from_labeled_image.h>
 #include <CGAL/Mesh_complex_3_in_triangulation_3.h>
 #include <CGAL/Mesh_criteria_3.h>
 #include <CGAL/Mesh_triangulation_3.h>
 #include <CGAL/Random.h>
-#include <CGAL/Mesh_3/initialize_triangulation_from_labeled_image.h>
 #include <CGAL/make_mesh_3.h>
 #include <CGAL/refine_mesh_3.h>
 
@@ -70,11 +70,10 @@ struct PatchField {
 };
 
 template <class Word> CGAL::Image_3 make_image(const CgalInput& in) {
-  _image* im = _createImage(static_cast<std::size_t>(in.size[0]),
-                            static_cast<std::size_t>(in.size[1]),
-                            static_cast<std::size_t>(in.size[2]), 1, in.spacing_mm[0],
-                            in.spacing_mm[1], in.spacing_mm[2], sizeof(Word), WK_FIXED,
-                            SGN_UNSIGNED);
+  _image* im =
+      _createImage(static_cast<std::size_t>(in.size[0]), static_cast<std::size_t>(in.size[1]),
+                   static_cast<std::size_t>(in.size[2]), 1, in.spacing_mm[0], in.spacing_mm[1],
+                   in.spacing_mm[2], sizeof(Word), WK_FIXED, SGN_UNSIGNED);
   if (im == nullptr)
     throw Error("meshing: could not allocate the CGAL image");
   auto* data = static_cast<Word*>(im->data);
@@ -86,8 +85,7 @@ template <class Word> CGAL::Image_3 make_image(const CgalInput& in) {
 
 } // namespace
 
-CgalOutput cgal_mesh(const CgalInput& in,
-                     const std::function<void(const std::string&)>& stage) {
+CgalOutput cgal_mesh(const CgalInput& in, const std::function<void(const std::string&)>& stage) {
   namespace params = CGAL::parameters;
   // Same seed, same mesh: the domain's initial points and the optimisers draw from these.
   CGAL::Random rng(static_cast<unsigned int>(in.seed ^ (in.seed >> 32)));
@@ -109,8 +107,7 @@ CgalOutput cgal_mesh(const CgalInput& in,
     max_distance = std::max(max_distance, in.facet_distance_mm[l]);
   const PatchField facet_size{&domain, &in.facet_size_mm, max_facet};
   const PatchField facet_distance{&domain, &in.facet_distance_mm, max_distance};
-  const Criteria criteria(params::facet_angle = in.facet_angle_deg,
-                          params::facet_size = facet_size,
+  const Criteria criteria(params::facet_angle = in.facet_angle_deg, params::facet_size = facet_size,
                           params::facet_distance = facet_distance,
                           params::cell_radius_edge_ratio = in.cell_radius_edge_ratio,
                           params::cell_size = cell_size);
@@ -129,10 +126,10 @@ CgalOutput cgal_mesh(const CgalInput& in,
     try {
       if (in.n_labels <= 255)
         initialize_triangulation_from_labeled_image(c3t3, domain, image, criteria,
-                                                                  static_cast<unsigned char>(0));
+                                                    static_cast<unsigned char>(0));
       else
         initialize_triangulation_from_labeled_image(c3t3, domain, image, criteria,
-                                                                  static_cast<unsigned short>(0));
+                                                    static_cast<unsigned short>(0));
     } catch (...) {
       std::cout.rdbuf(saved);
       throw;
@@ -181,8 +178,7 @@ CgalOutput cgal_mesh(const CgalInput& in,
       auto [it, inserted] = index.try_emplace(vh, static_cast<std::int32_t>(nodes.size()));
       if (inserted) {
         const auto& p = vh->point();
-        nodes.emplace_back(CGAL::to_double(p.x()), CGAL::to_double(p.y()),
-                           CGAL::to_double(p.z()));
+        nodes.emplace_back(CGAL::to_double(p.x()), CGAL::to_double(p.y()), CGAL::to_double(p.z()));
       }
       out.tets(t, v) = it->second;
     }

@@ -73,7 +73,9 @@ private:
             static_cast<std::int64_t>(std::floor(x[2] / cell_))};
   }
   static std::uint64_t key(const std::array<std::int64_t, 3>& c) {
-    const auto u = [](std::int64_t v) { return static_cast<std::uint64_t>(v + (1 << 20)) & 0x1FFFFF; };
+    const auto u = [](std::int64_t v) {
+      return static_cast<std::uint64_t>(v + (1 << 20)) & 0x1FFFFF;
+    };
     return u(c[0]) | (u(c[1]) << 21) | (u(c[2]) << 42);
   }
   std::vector<Eigen::Vector3d> points_;
@@ -91,9 +93,9 @@ Eigen::Vector3d centroid(const TetMesh& m, std::int64_t t) {
 } // namespace
 
 std::vector<MuscleFibreDirections> assign_fibre_directions(TetMesh& mesh,
-                                                          const anatomy::TissueTable& tissues,
-                                                          const anatomy::Polylines* fibres, int k,
-                                                          double max_distance_m) {
+                                                           const anatomy::TissueTable& tissues,
+                                                           const anatomy::Polylines* fibres, int k,
+                                                           double max_distance_m) {
   mesh.fibre_direction = Eigen::MatrixX3d::Zero(mesh.n_tets(), 3);
   const std::vector<std::int64_t>* fibre_label = nullptr;
   if (fibres != nullptr) {
@@ -157,9 +159,8 @@ std::vector<MuscleFibreDirections> assign_fibre_directions(TetMesh& mesh,
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
       const auto t = tets[static_cast<std::size_t>(i)];
-      Eigen::Vector3d f = buckets.empty()
-                              ? Eigen::Vector3d::Zero()
-                              : buckets.direction(centroid(mesh, t), k, max_distance_m);
+      Eigen::Vector3d f = buckets.empty() ? Eigen::Vector3d::Zero()
+                                          : buckets.direction(centroid(mesh, t), k, max_distance_m);
       from_fibre[static_cast<std::size_t>(i)] = f.squaredNorm() > 0.0;
       if (f.squaredNorm() == 0.0)
         f = axis;

@@ -28,8 +28,8 @@ MeshParams read_mesh_params(ConfigReader& section) {
   const MeshParams d;
   p.facet_angle_deg =
       section.optional<double>("facet_angle_deg", d.facet_angle_deg, in_range(1e-3, 30.0));
-  p.cell_radius_edge_ratio = section.optional<double>(
-      "cell_radius_edge_ratio", d.cell_radius_edge_ratio, in_range(2.0, 1e6));
+  p.cell_radius_edge_ratio = section.optional<double>("cell_radius_edge_ratio",
+                                                      d.cell_radius_edge_ratio, in_range(2.0, 1e6));
   auto sizes = section.section("cell_size_mm");
   for (auto& [cls, size] : p.class_cell_size_mm)
     size = sizes.optional<double>(anatomy::to_string(cls), size, positive());
@@ -56,8 +56,8 @@ MeshParams read_mesh_params(ConfigReader& section) {
   p.exude = section.optional<bool>("exude", d.exude);
   p.perturb_sliver_bound_deg = section.optional<double>(
       "perturb_sliver_bound_deg", d.perturb_sliver_bound_deg, in_range(0.0, 60.0));
-  p.exude_sliver_bound_deg = section.optional<double>("exude_sliver_bound_deg",
-                                                      d.exude_sliver_bound_deg, in_range(0.0, 60.0));
+  p.exude_sliver_bound_deg = section.optional<double>(
+      "exude_sliver_bound_deg", d.exude_sliver_bound_deg, in_range(0.0, 60.0));
   return p;
 }
 
@@ -224,7 +224,8 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
   }
   const auto& up = result.upsampling;
   for (int a = 0; a < 3; ++a) {
-    in.size[static_cast<std::size_t>(a)] = volume.size[static_cast<std::size_t>(a)] * up[static_cast<std::size_t>(a)];
+    in.size[static_cast<std::size_t>(a)] =
+        volume.size[static_cast<std::size_t>(a)] * up[static_cast<std::size_t>(a)];
     in.spacing_mm[static_cast<std::size_t>(a)] =
         units::m_to_mm(volume.spacing_m[a]) / up[static_cast<std::size_t>(a)];
   }
@@ -237,8 +238,8 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
     for (std::int64_t j = 0; j + 2 < in.size[1]; ++j)
       for (std::int64_t i = 0; i + 2 < in.size[0]; ++i) {
         const std::int32_t l = volume.at(i / up[0], j / up[1], k / up[2]);
-        in.labels[static_cast<std::size_t>((i + 1) + in.size[0] * ((j + 1) + in.size[1] * (k + 1)))] =
-            l == 0 ? 0 : compact.at(l);
+        in.labels[static_cast<std::size_t>(
+            (i + 1) + in.size[0] * ((j + 1) + in.size[1] * (k + 1)))] = l == 0 ? 0 : compact.at(l);
       }
   in.facet_angle_deg = params.facet_angle_deg;
   in.cell_radius_edge_ratio = params.cell_radius_edge_ratio;
@@ -302,9 +303,9 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
     for (int c = 0; c < 4; ++c)
       v[static_cast<std::size_t>(c)] = new_index[static_cast<std::size_t>(out.tets(t, c))];
     std::sort(v.begin(), v.end());
-    rows[static_cast<std::size_t>(t)] = {v[0], v[1], v[2], v[3],
-                                         present[static_cast<std::size_t>(
-                                             out.compact_labels[static_cast<std::size_t>(t)] - 1)]};
+    rows[static_cast<std::size_t>(t)] = {
+        v[0], v[1], v[2], v[3],
+        present[static_cast<std::size_t>(out.compact_labels[static_cast<std::size_t>(t)] - 1)]};
   }
   std::sort(rows.begin(), rows.end());
   mesh.tets.resize(n_tets, 4);

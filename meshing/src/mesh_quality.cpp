@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <limits>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <numbers>
 #include <ostream>
@@ -110,7 +110,8 @@ MeshQuality mesh_quality(const TetMesh& mesh, const anatomy::LabelVolume* volume
     tq.label = mesh.labels[t];
     ++tq.n_tets;
     tq.mesh_volume_m3 += tet_volume_m3(mesh, static_cast<std::int64_t>(t));
-    tq.min_dihedral_deg = tq.n_tets == 1 ? min_angle[t] : std::min(tq.min_dihedral_deg, min_angle[t]);
+    tq.min_dihedral_deg =
+        tq.n_tets == 1 ? min_angle[t] : std::min(tq.min_dihedral_deg, min_angle[t]);
   }
   q.mean_radius_edge_ratio = n ? ratio_sum / static_cast<double>(n) : 0.0;
   if (n) {
@@ -219,10 +220,9 @@ void print_quality_table(std::ostream& out, const MeshQuality& q) {
       << "parts" << std::setw(9) << "min_deg\n";
   for (const auto& t : q.tissues) {
     out << std::left << std::setw(6) << t.label << std::setw(static_cast<int>(w)) << t.name
-        << std::setw(8) << t.tissue_class << std::right << std::setw(9) << t.n_tets
-        << std::setw(11) << std::setprecision(2) << units::m3_to_cm3(t.mesh_volume_m3)
-        << std::setw(11) << units::m3_to_cm3(t.voxel_volume_m3) << std::setw(8)
-        << std::setprecision(3)
+        << std::setw(8) << t.tissue_class << std::right << std::setw(9) << t.n_tets << std::setw(11)
+        << std::setprecision(2) << units::m3_to_cm3(t.mesh_volume_m3) << std::setw(11)
+        << units::m3_to_cm3(t.voxel_volume_m3) << std::setw(8) << std::setprecision(3)
         << (t.voxel_volume_m3 > 0.0 ? t.mesh_volume_m3 / t.voxel_volume_m3 : 0.0) << std::setw(7)
         << t.n_components << std::setw(8) << std::setprecision(1) << t.min_dihedral_deg << "\n";
   }

@@ -111,8 +111,7 @@ TriArray label_surface(const TetMesh& mesh, std::int32_t label) {
 }
 
 std::vector<std::int32_t> tet_components(const TetMesh& mesh,
-                                         const std::vector<std::int32_t>& select,
-                                         bool same_label) {
+                                         const std::vector<std::int32_t>& select, bool same_label) {
   const auto n = static_cast<std::size_t>(mesh.n_tets());
   std::vector<char> selected(n, 1);
   if (!select.empty()) {

@@ -73,7 +73,8 @@ bool Pipeline::ok_ = true;
 } // namespace
 
 void Pipeline::check_surface_muaps() {
-  const auto r = nlohmann::json::parse(myotwin::read_text_file(out() / "forward/simulate_report.json"));
+  const auto r =
+      nlohmann::json::parse(myotwin::read_text_file(out() / "forward/simulate_report.json"));
   ASSERT_EQ(r.at("n_units").get<int>(), 80);
   ASSERT_EQ(r.at("n_channels").get<int>(), 320);
   double shallow_sum = 0.0, deep_sum = 0.0;
@@ -112,7 +113,8 @@ void Pipeline::check_surface_muaps() {
 }
 
 void Pipeline::check_truth_and_snr() {
-  const auto r = nlohmann::json::parse(myotwin::read_text_file(out() / "forward/simulate_report.json"));
+  const auto r =
+      nlohmann::json::parse(myotwin::read_text_file(out() / "forward/simulate_report.json"));
   const myotwin::H5Reader h5(out() / "forward/emg.h5");
   const auto ids = h5.read_int64("truth/unit_id");
   ASSERT_EQ(ids.size(), 80);

@@ -107,5 +107,4 @@ TEST(CliMesh, BadInputExitsWithTwoAndWritesNothing) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("2"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "o3/mesh/mesh.vtu"));
-
 }

@@ -169,8 +169,7 @@ TEST(ImageMesher, RejectsAnEmptyImageAndLabelsMissingFromTheTable) {
   empty.size = {4, 4, 4};
   empty.labels.assign(64, 0);
   myotwin::testing::expect_error<BadInput>(
-      [&] { mesh_label_volume(empty, two_tissues(), MeshParams{}, 1); },
-      {"no foreground voxels"});
+      [&] { mesh_label_volume(empty, two_tissues(), MeshParams{}, 1); }, {"no foreground voxels"});
   LabelVolume v = sphere_in_cube(10, 1e-3, 3e-3);
   v.labels[0] = 9;
   myotwin::testing::expect_error<BadInput>(
@@ -210,8 +209,8 @@ protected:
   static void SetUpTestSuite() {
     subject_ = new anatomy::Subject(anatomy::load_subject(
         std::filesystem::path(MYOTWIN_SOURCE_DIR) / "sample_data/forearm/subject.json"));
-    result_ = new ImageMeshResult(mesh_label_volume(subject_->volume, subject_->tissues,
-                                                    MeshParams{}, 1993));
+    result_ = new ImageMeshResult(
+        mesh_label_volume(subject_->volume, subject_->tissues, MeshParams{}, 1993));
   }
   static void TearDownTestSuite() {
     delete result_;
@@ -240,15 +239,14 @@ void ForearmMesh::check_skin_layer() {
   const TriArray faces = boundary_faces(m, &face_tet);
   std::int64_t n_side = 0, n_side_not_skin = 0;
   // The limb's cut ends: the extent of the mesh along the image's k axis (z).
-  const Eigen::VectorXd node_z =
-      (m.nodes_m.rowwise() - subject_->volume.origin_m.transpose()) * subject_->volume.direction.col(2);
+  const Eigen::VectorXd node_z = (m.nodes_m.rowwise() - subject_->volume.origin_m.transpose()) *
+                                 subject_->volume.direction.col(2);
   const double z_lo = node_z.minCoeff() + 3e-3, z_hi = node_z.maxCoeff() - 3e-3;
   for (Eigen::Index f = 0; f < faces.rows(); ++f) {
     const Eigen::Vector3d a = m.nodes_m.row(faces(f, 0));
-    const Eigen::Vector3d n =
-        (Eigen::Vector3d(m.nodes_m.row(faces(f, 1))) - a)
-            .cross(Eigen::Vector3d(m.nodes_m.row(faces(f, 2))) - a)
-            .normalized();
+    const Eigen::Vector3d n = (Eigen::Vector3d(m.nodes_m.row(faces(f, 1))) - a)
+                                  .cross(Eigen::Vector3d(m.nodes_m.row(faces(f, 2))) - a)
+                                  .normalized();
     // Away from the two cut ends, whose rims Mesh_3 rounds (no feature protection in 5.5).
     const double z = (subject_->volume.direction.transpose() * (a - subject_->volume.origin_m))[2];
     if (std::abs(n.dot(subject_->volume.direction.col(2))) > 0.5 || z < z_lo || z > z_hi)
@@ -318,8 +316,8 @@ TEST(ImageMesher, RealCtSegmentationMeshesWithAllItsLabels) {
   EXPECT_GT(q.min_dihedral_deg, 1.0);
   // The image is in an oblique frame (sform): the mesh must lie inside the image's extent.
   for (Eigen::Index i = 0; i < res.mesh.nodes_m.rows(); ++i) {
-    const Eigen::Vector3d c =
-        to_voxel_frame(s.volume, res.mesh.nodes_m.row(i).transpose()).cwiseQuotient(s.volume.spacing_m);
+    const Eigen::Vector3d c = to_voxel_frame(s.volume, res.mesh.nodes_m.row(i).transpose())
+                                  .cwiseQuotient(s.volume.spacing_m);
     for (int a = 0; a < 3; ++a) {
       // Surface points are found by bisection to 1e-3 of the image diagonal (CGAL's default).
       ASSERT_GE(c[a], -0.5 - 0.05);

@@ -54,8 +54,14 @@ TEST(TetMesh, LabelSurfaceAndComponentsSeeTwoSeparateBlocks) {
 }
 
 TEST(TetMesh, StructuredBoxRejectsBadSizes) {
-  myotwin::testing::expect_error<BadInput>([] { structured_box_mesh({0, 0, 0}, {1, 1, 1}, {0, 1, 1}); },
-                                  {"axis 0", "= 0", ">= 1"});
-  myotwin::testing::expect_error<BadInput>([] { structured_box_mesh({0, 0, 0}, {1, -1, 1}, {1, 1, 1}); },
-                                  {"axis 1", "must be > 0"});
+  myotwin::testing::expect_error<BadInput>(
+      [] {
+        structured_box_mesh({0, 0, 0}, {1, 1, 1}, {0, 1, 1});
+      },
+      {"axis 0", "= 0", ">= 1"});
+  myotwin::testing::expect_error<BadInput>(
+      [] {
+        structured_box_mesh({0, 0, 0}, {1, -1, 1}, {1, 1, 1});
+      },
+      {"axis 1", "must be > 0"});
 }

@@ -38,9 +38,9 @@ struct SimulationParams {
   /// Real discharge times (MAT `MUPulses` + `fsamp`, or CSV) mapped onto the simulated units by
   /// recruitment order instead of the drive (key `discharges`, a path; absent: the drive).
   std::optional<std::filesystem::path> discharges;
-  MuapParams muap;  ///< sub-section `muap`
+  MuapParams muap;   ///< sub-section `muap`
   DriveParams drive; ///< sub-section `drive` (its duration_s is the signal's length)
-  EmgParams emg;    ///< sub-section `emg`
+  EmgParams emg;     ///< sub-section `emg`
 };
 
 /// Reads the `simulate` section. \throws BadInput naming the key.
@@ -54,15 +54,15 @@ struct SimulatedUnit {
 
 /// The result of simulate_emg().
 struct EmgSimulation {
-  std::vector<SimulatedUnit> units;          ///< in muscle order, then recruitment order
-  std::vector<Eigen::MatrixXd> muaps;        ///< per unit: #samples x #channels [V] at muap_fs_Hz
+  std::vector<SimulatedUnit> units;   ///< in muscle order, then recruitment order
+  std::vector<Eigen::MatrixXd> muaps; ///< per unit: #samples x #channels [V] at muap_fs_Hz
   double muap_fs_Hz = 0.0;
   std::vector<std::vector<double>> discharge_times_s; ///< per unit [s]
-  std::vector<double> excitation;            ///< the drive's excitation (empty for imported)
+  std::vector<double> excitation; ///< the drive's excitation (empty for imported)
   double excitation_fs_Hz = 0.0;
   EmgResult emg;
-  UnitProperties properties;                 ///< ids, muscle, depth, centre, size, CV, end-plate
-  std::vector<std::int64_t> imported_unit;   ///< per unit: the imported unit, -1 (imported only)
+  UnitProperties properties;               ///< ids, muscle, depth, centre, size, CV, end-plate
+  std::vector<std::int64_t> imported_unit; ///< per unit: the imported unit, -1 (imported only)
   double muap_time_s = 0.0;
   double drive_time_s = 0.0;
   double emg_time_s = 0.0;

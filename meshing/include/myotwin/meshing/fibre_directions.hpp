@@ -23,8 +23,8 @@ struct MuscleFibreDirections {
   std::int32_t label = 0;
   std::string name;
   std::int64_t n_tets = 0;
-  std::int64_t n_from_fibres = 0;   ///< tets given the local fibre tangent
-  std::int64_t n_from_axis = 0;     ///< tets given the principal axis
+  std::int64_t n_from_fibres = 0; ///< tets given the local fibre tangent
+  std::int64_t n_from_axis = 0;   ///< tets given the principal axis
   double mean_angle_to_axis_deg = 0.0;
 };
 
@@ -33,9 +33,9 @@ struct MuscleFibreDirections {
 /// \param k nearest fibre points averaged per tet; \param max_distance_m search radius [m].
 /// \throws BadInput when `fibres` lacks `muscle_label`.
 std::vector<MuscleFibreDirections> assign_fibre_directions(TetMesh& mesh,
-                                                          const anatomy::TissueTable& tissues,
-                                                          const anatomy::Polylines* fibres,
-                                                          int k = 8, double max_distance_m = 5e-3);
+                                                           const anatomy::TissueTable& tissues,
+                                                           const anatomy::Polylines* fibres,
+                                                           int k = 8, double max_distance_m = 5e-3);
 
 /// The report as JSON.
 nlohmann::json to_json(const std::vector<MuscleFibreDirections>& report);

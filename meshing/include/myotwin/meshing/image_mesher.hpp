@@ -35,21 +35,23 @@ namespace myotwin::meshing {
 
 /// Mesh criteria and preprocessing (config section `mesh`). Sizes in millimetres.
 struct MeshParams {
-  double facet_angle_deg = 25.0;        ///< lower bound of surface triangle angles (`facet_angle_deg`, (0, 30])
-  double cell_radius_edge_ratio = 3.0;  ///< max circumradius / shortest edge of tets (`cell_radius_edge_ratio`, >= 2)
+  double facet_angle_deg =
+      25.0; ///< lower bound of surface triangle angles (`facet_angle_deg`, (0, 30])
+  double cell_radius_edge_ratio =
+      3.0; ///< max circumradius / shortest edge of tets (`cell_radius_edge_ratio`, >= 2)
   /// Cell size per tissue class (`cell_size_mm`: object with keys skin, fat, muscle, tendon,
   /// bone, other). Thin skin and fat fine, bone and deep muscle coarse.
   std::map<anatomy::TissueClass, double> class_cell_size_mm{
-      {anatomy::TissueClass::skin, 1.5}, {anatomy::TissueClass::fat, 2.5},
+      {anatomy::TissueClass::skin, 1.5},   {anatomy::TissueClass::fat, 2.5},
       {anatomy::TissueClass::muscle, 4.0}, {anatomy::TissueClass::tendon, 3.0},
-      {anatomy::TissueClass::bone, 6.0}, {anatomy::TissueClass::other, 5.0}};
+      {anatomy::TissueClass::bone, 6.0},   {anatomy::TissueClass::other, 5.0}};
   /// Largest distance between a surface triangle and the true boundary, per tissue class
   /// (`facet_distance_mm`: object with the class names); a boundary takes the smaller value of
   /// its two sides. Thin tendons need it small to keep their volume.
   std::map<anatomy::TissueClass, double> class_facet_distance_mm{
-      {anatomy::TissueClass::skin, 0.4}, {anatomy::TissueClass::fat, 0.4},
+      {anatomy::TissueClass::skin, 0.4},   {anatomy::TissueClass::fat, 0.4},
       {anatomy::TissueClass::muscle, 0.4}, {anatomy::TissueClass::tendon, 0.2},
-      {anatomy::TissueClass::bone, 0.4}, {anatomy::TissueClass::other, 0.4}};
+      {anatomy::TissueClass::bone, 0.4},   {anatomy::TissueClass::other, 0.4}};
   /// Per-tissue overrides by tissue name (`tissue_cell_sizes`: [{"tissue": "radius",
   /// "cell_size_mm": 8}]).
   std::map<std::string, double> tissue_cell_size_mm;
@@ -62,16 +64,16 @@ struct MeshParams {
   /// Image axes with a coarser spacing are upsampled by an integer factor (nearest neighbour)
   /// so that thin layers get at least two samples across (`max_voxel_size_mm`; 0 = never).
   double max_voxel_size_mm = 0.0;
-  bool lloyd = false;   ///< Lloyd smoothing (`lloyd`)
-  bool odt = false;     ///< ODT smoothing (`odt`)
-  bool perturb = true;  ///< sliver perturbation (`perturb`, CGAL default on)
-  /// Perturbation works on tets whose smallest dihedral angle is below this (`perturb_sliver_bound_deg`;
-  /// 0: CGAL's default, as long as it improves).
+  bool lloyd = false;  ///< Lloyd smoothing (`lloyd`)
+  bool odt = false;    ///< ODT smoothing (`odt`)
+  bool perturb = true; ///< sliver perturbation (`perturb`, CGAL default on)
+  /// Perturbation works on tets whose smallest dihedral angle is below this
+  /// (`perturb_sliver_bound_deg`; 0: CGAL's default, as long as it improves).
   double perturb_sliver_bound_deg = 0.0;
   /// Exudation works on tets below this angle (`exude_sliver_bound_deg`; 0: CGAL's default, as
   /// long as it improves, which took 38 s of a 48 s forearm mesh).
   double exude_sliver_bound_deg = 15.0;
-  bool exude = true;    ///< sliver exudation (`exude`, CGAL default on)
+  bool exude = true; ///< sliver exudation (`exude`, CGAL default on)
 
   /// The cell size [mm] of a tissue: its per-name override, else its class's size.
   [[nodiscard]] double cell_size_mm(const anatomy::Tissue& tissue) const;
@@ -83,8 +85,8 @@ MeshParams read_mesh_params(ConfigReader& section);
 /// One label's islands removed before meshing.
 struct IslandReport {
   std::int32_t label = 0;
-  std::int64_t n_islands = 0;  ///< components merged away
-  std::int64_t n_voxels = 0;   ///< voxels relabelled
+  std::int64_t n_islands = 0; ///< components merged away
+  std::int64_t n_voxels = 0;  ///< voxels relabelled
 };
 
 /// Merges every 6-connected component of a label with fewer than `min_voxels` voxels into
@@ -97,12 +99,12 @@ std::vector<IslandReport> remove_small_islands(anatomy::LabelVolume& volume,
 
 /// The mesh of a label volume with what happened on the way.
 struct ImageMeshResult {
-  TetMesh mesh;                        ///< physical frame [m], labels as in the volume
-  std::vector<IslandReport> islands;   ///< islands merged before meshing
+  TetMesh mesh;                           ///< physical frame [m], labels as in the volume
+  std::vector<IslandReport> islands;      ///< islands merged before meshing
   std::array<int, 3> upsampling{1, 1, 1}; ///< integer upsampling per image axis
-  double refine_time_s = 0.0;          ///< Mesh_3 refinement [s]
-  double optimise_time_s = 0.0;        ///< optimisation (perturb, exude, ...) [s]
-  double total_time_s = 0.0;           ///< everything [s]
+  double refine_time_s = 0.0;             ///< Mesh_3 refinement [s]
+  double optimise_time_s = 0.0;           ///< optimisation (perturb, exude, ...) [s]
+  double total_time_s = 0.0;              ///< everything [s]
 };
 
 /// Meshes every labelled tissue of `volume`. Labels absent from `tissues` are BadInput (listed

@@ -24,9 +24,9 @@ struct TissueQuality {
   std::string tissue_class;
   std::int64_t n_tets = 0;
   double mesh_volume_m3 = 0.0;
-  double voxel_volume_m3 = 0.0;    ///< voxel count x voxel volume (0 when no image given)
-  std::int64_t n_components = 0;   ///< face-connected components of its tets
-  double min_dihedral_deg = 0.0;   ///< smallest dihedral angle of its tets
+  double voxel_volume_m3 = 0.0;  ///< voxel count x voxel volume (0 when no image given)
+  std::int64_t n_components = 0; ///< face-connected components of its tets
+  double min_dihedral_deg = 0.0; ///< smallest dihedral angle of its tets
 };
 
 /// Quality of a whole mesh.
@@ -38,13 +38,13 @@ struct MeshQuality {
   /// Dihedral angle histogram: 18 bins of 10 degrees (0-10, ..., 170-180), counts of angles
   /// (6 per tet).
   std::vector<std::int64_t> dihedral_histogram;
-  double dihedral_p01_deg = 0.0;          ///< 1st percentile of the tets' smallest angles
-  double max_radius_edge_ratio = 0.0;     ///< circumradius / shortest edge, worst tet
+  double dihedral_p01_deg = 0.0;      ///< 1st percentile of the tets' smallest angles
+  double max_radius_edge_ratio = 0.0; ///< circumradius / shortest edge, worst tet
   double mean_radius_edge_ratio = 0.0;
-  std::int64_t n_degenerate = 0;          ///< tets with volume <= 1e-9 x longest edge^3
-  std::int64_t n_isolated = 0;            ///< tets that share no face with another tet
-  std::int64_t n_components = 0;          ///< face-connected components of the whole mesh
-  std::vector<TissueQuality> tissues;     ///< per label, in label order
+  std::int64_t n_degenerate = 0;      ///< tets with volume <= 1e-9 x longest edge^3
+  std::int64_t n_isolated = 0;        ///< tets that share no face with another tet
+  std::int64_t n_components = 0;      ///< face-connected components of the whole mesh
+  std::vector<TissueQuality> tissues; ///< per label, in label order
 };
 
 /// The six dihedral angles of tet `t` [deg] (one per edge).

@@ -21,10 +21,10 @@ using TriArray = Eigen::Matrix<std::int32_t, Eigen::Dynamic, 3, Eigen::RowMajor>
 
 /// A conforming multi-material tetrahedral mesh.
 struct TetMesh {
-  Eigen::MatrixX3d nodes_m;                     ///< #nodes x 3 positions [m]
-  TetArray tets;                                ///< #tets x 4 node indices (positive volume)
-  std::vector<std::int32_t> labels;             ///< #tets tissue labels
-  Eigen::MatrixX3d fibre_direction;             ///< #tets x 3 unit vectors (zero: no fibre)
+  Eigen::MatrixX3d nodes_m;         ///< #nodes x 3 positions [m]
+  TetArray tets;                    ///< #tets x 4 node indices (positive volume)
+  std::vector<std::int32_t> labels; ///< #tets tissue labels
+  Eigen::MatrixX3d fibre_direction; ///< #tets x 3 unit vectors (zero: no fibre)
 
   /// Number of nodes.
   [[nodiscard]] std::int64_t n_nodes() const { return nodes_m.rows(); }
