@@ -31,6 +31,7 @@
 #include "myotwin/forward/lead_field.hpp"
 #include "myotwin/forward/muap.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
+#include "straight_fibre.hpp"
 
 namespace ma = myotwin::anatomy;
 namespace mf = myotwin::forward;
@@ -109,33 +110,11 @@ ma::LabelVolume phantom_volume(const PhantomSetup& s) {
   return v;
 }
 
-/// One straight fibre along z at (x, y), z in [-half, half], end-plate at z = end_plate, as a
-/// one-unit pool.
-struct StraightFibre {
-  ma::MuscleFibres fibres;
-  ma::MotorUnitPool pool;
-};
+using myotwin::testing::StraightFibre;
 
+/// A fibre along z from -half to +half with its end-plate at z = end_plate_z [m].
 StraightFibre straight_fibre(double x_m, double y_m, double half_m, double end_plate_z_m) {
-  StraightFibre s;
-  ma::Fibre f;
-  const double length = 2.0 * half_m;
-  const int n = static_cast<int>(std::round(length / 0.5e-3)) + 1;
-  f.points_m.resize(n, 3);
-  for (int k = 0; k < n; ++k) {
-    f.points_m.row(k) << x_m, y_m, -half_m + length * k / (n - 1);
-  }
-  f.length_m = length;
-  f.end_plate_m = end_plate_z_m + half_m;
-  f.weight = 1.0;
-  s.fibres.fibres.push_back(f);
-  ma::MotorUnit u;
-  u.fibres = {0};
-  s.pool.units.push_back(u);
-  s.pool.fibre_unit = Eigen::VectorXi::Zero(1);
-  s.pool.fibre_cv_m_per_s = Eigen::VectorXd::Constant(1, 4.0);
-  s.pool.fibre_diameter_m = Eigen::VectorXd::Constant(1, 55e-6);
-  return s;
+  return myotwin::testing::straight_fibre(x_m, y_m, -half_m, 2.0 * half_m, end_plate_z_m + half_m);
 }
 
 /// Radius [m] at which the ray from the axis point (0, 0, z) in direction theta leaves the mesh

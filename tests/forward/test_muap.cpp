@@ -21,6 +21,7 @@
 #include "myotwin/forward/lead_field.hpp"
 #include "myotwin/forward/muap.hpp"
 #include "myotwin/meshing/tet_mesh.hpp"
+#include "straight_fibre.hpp"
 
 namespace ma = myotwin::anatomy;
 namespace mf = myotwin::forward;
@@ -79,32 +80,10 @@ double duration_above(const Eigen::VectorXd& v, double fraction, double fs_Hz) {
   return first < 0 ? 0.0 : static_cast<double>(last - first) / fs_Hz;
 }
 
-/// One straight fibre along z through (x, y), z in [0, length], as a MuscleFibres and a pool of
-/// one unit.
-struct StraightFibre {
-  ma::MuscleFibres fibres;
-  ma::MotorUnitPool pool;
-};
+using myotwin::testing::StraightFibre;
 
 StraightFibre straight_fibre(double length_m, double end_plate_m, double x_m, double y_m) {
-  StraightFibre s;
-  ma::Fibre f;
-  const int n = static_cast<int>(std::round(length_m / 0.5e-3)) + 1;
-  f.points_m.resize(n, 3);
-  for (int k = 0; k < n; ++k) {
-    f.points_m.row(k) << x_m, y_m, length_m * k / (n - 1);
-  }
-  f.length_m = length_m;
-  f.end_plate_m = end_plate_m;
-  f.weight = 1.0;
-  s.fibres.fibres.push_back(f);
-  ma::MotorUnit u;
-  u.fibres = {0};
-  s.pool.units.push_back(u);
-  s.pool.fibre_unit = Eigen::VectorXi::Zero(1);
-  s.pool.fibre_cv_m_per_s = Eigen::VectorXd::Constant(1, 4.0);
-  s.pool.fibre_diameter_m = Eigen::VectorXd::Constant(1, 55e-6);
-  return s;
+  return myotwin::testing::straight_fibre(x_m, y_m, 0.0, length_m, end_plate_m);
 }
 
 } // namespace
