@@ -17,6 +17,7 @@
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/conductivity.hpp"
@@ -136,6 +137,29 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
         if (!grid_only)
           mat_channels.grid_row_col.resize(0, 2); // needles: one SIG cell per channel
         forward::write_emg_mat(dir / "emg.mat", sim.emg, sim.properties, mat_channels, reference);
+      }
+      // Montages of the first grid (its channels only; a wrapped grid with evenly spread
+      // columns closes the ring).
+      if (!config.simulate.montages.empty()) {
+        MatrixXi64 grid_rc = channels.grid_row_col;
+        const std::string group = layout.electrodes.empty() ? "" : layout.electrodes.front().group;
+        for (Eigen::Index c = 0; c < n_ch; ++c)
+          if (layout.electrodes[static_cast<std::size_t>(c)].group != group)
+            grid_rc.row(c).setConstant(-1);
+        const bool ring = !config.electrodes.grids.empty() &&
+                          config.electrodes.grids.front().wrap &&
+                          config.electrodes.grids.front().even_columns;
+        H5Writer w(dir / "montages.h5");
+        w.set_attributes("/", {{"fs_Hz", sim.emg.fs_Hz}, {"grid", group}});
+        for (const auto m : config.simulate.montages) {
+          const auto mw = forward::montage_weights(grid_rc, m, ring);
+          const std::string name = forward::to_string(m);
+          w.write(name + "/emg", mw.weights * sim.emg.emg, {{"unit", std::string("V")}});
+          w.write(name + "/emg_clean", mw.weights * sim.emg.emg_clean,
+                  {{"unit", std::string("V")}});
+          w.write(name + "/anchor_row_col", mw.anchor_row_col);
+        }
+        w.commit();
       }
       std::map<std::string, int> per_muscle;
       for (const auto& m : sim.properties.muscle)

@@ -18,6 +18,13 @@ SimulationParams read_simulation_params(ConfigReader& section) {
   p.max_units_per_muscle =
       section.optional<std::int64_t>("max_units_per_muscle", 0, int_in_range(0, 1000000));
   p.discharges = section.optional_path("discharges");
+  for (const auto& name : section.optional<std::vector<std::string>>("montages", {})) {
+    try {
+      p.montages.push_back(montage_from_string(name));
+    } catch (const BadInput& e) {
+      section.fail("montages", e.what());
+    }
+  }
   auto muap = section.section("muap");
   p.muap = read_muap_params(muap);
   auto drive = section.section("drive");

@@ -33,6 +33,7 @@ protected:
       std::ofstream c(dir_->path() / "run.json");
       c << R"({"anatomy": {"muscles": ["ED", "FDP"]},
                "simulate": {"muscles": ["ED", "FDP"], "max_units_per_muscle": 40,
+                            "montages": ["sd_rows", "laplacian"],
                             "drive": {"duration_s": 2.0,
                                       "profile": {"type": "constant", "level": 0.3}},
                             "emg": {"snr_dB": 20}}})";
@@ -128,6 +129,17 @@ void Pipeline::check_truth_and_snr() {
   const Eigen::MatrixXd snr = h5.read_double("snr_dB");
   EXPECT_LE((snr.array() - 20.0).abs().maxCoeff(), 0.2);
   EXPECT_TRUE(fs::exists(out() / "forward/emg.mat"));
+  // Montages of the 10 x 32 ring: 9 x 32 row differentials, 8 x 32 Laplacians (columns wrap).
+  const myotwin::H5Reader montages(out() / "forward/montages.h5");
+  const Eigen::MatrixXd sd = montages.read_double("sd_rows/emg_clean");
+  EXPECT_EQ(sd.rows(), 9 * 32);
+  EXPECT_EQ(montages.read_double("laplacian/emg_clean").rows(), 8 * 32);
+  const Eigen::MatrixXd clean = h5.read_double("emg_clean");
+  const auto rc = montages.read_int64("sd_rows/anchor_row_col");
+  // The first row differential is channel (1, 0) minus channel (0, 0) (row-major channels).
+  EXPECT_EQ(rc(0, 0), 0);
+  EXPECT_EQ(rc(0, 1), 0);
+  EXPECT_LT((sd.row(0) - (clean.row(32) - clean.row(0))).cwiseAbs().maxCoeff(), 1e-15);
   EXPECT_TRUE(fs::exists(out() / "forward/muaps.h5"));
 }
 

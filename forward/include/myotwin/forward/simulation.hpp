@@ -20,6 +20,7 @@
 #include "myotwin/forward/drive.hpp"
 #include "myotwin/forward/emg.hpp"
 #include "myotwin/forward/emg_io.hpp"
+#include "myotwin/forward/montage.hpp"
 #include "myotwin/forward/muap.hpp"
 
 namespace myotwin {
@@ -38,6 +39,9 @@ struct SimulationParams {
   /// Real discharge times (MAT `MUPulses` + `fsamp`, or CSV) mapped onto the simulated units by
   /// recruitment order instead of the drive (key `discharges`, a path; absent: the drive).
   std::optional<std::filesystem::path> discharges;
+  /// Montages of the first grid written beside the monopolar EMG (key `montages`, names:
+  /// sd_rows, sd_columns, dd_rows, dd_columns, laplacian; default none).
+  std::vector<Montage> montages;
   MuapParams muap;   ///< sub-section `muap`
   DriveParams drive; ///< sub-section `drive` (its duration_s is the signal's length)
   EmgParams emg;     ///< sub-section `emg`
