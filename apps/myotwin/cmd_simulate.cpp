@@ -195,6 +195,7 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                                 {"n_channels", n_ch},
                                 {"units_per_muscle", per_muscle},
                                 {"muap_fs_Hz", sim.muap_fs_Hz},
+                                {"muap_tail_samples_dropped", sim.muap_samples_dropped},
                                 {"emg_fs_Hz", sim.emg.fs_Hz},
                                 {"duration_s", config.simulate.drive.duration_s},
                                 {"muap_peak_to_peak_V", {p2p_lo, p2p_hi}},

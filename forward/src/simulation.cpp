@@ -18,6 +18,8 @@ SimulationParams read_simulation_params(ConfigReader& section) {
   p.max_units_per_muscle =
       section.optional<std::int64_t>("max_units_per_muscle", 0, int_in_range(0, 1000000));
   p.discharges = section.optional_path("discharges");
+  p.muap_tail_fraction =
+      section.optional<double>("muap_tail_fraction", p.muap_tail_fraction, in_range(0.0, 0.1));
   for (const auto& name : section.optional<std::vector<std::string>>("montages", {})) {
     try {
       p.montages.push_back(montage_from_string(name));
@@ -83,7 +85,19 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
   sim.muap_fs_Hz = params.muap.fs_Hz;
   for (const auto& su : sim.units) {
     const auto& m = anatomy.muscles[su.muscle];
-    sim.muaps.push_back(unit_muap(m.fibres, m.pool, su.unit, n_channels, transfer, params.muap));
+    Eigen::MatrixXd muap = unit_muap(m.fibres, m.pool, su.unit, n_channels, transfer, params.muap);
+    // The quiet tail: samples after the last one where any channel exceeds
+    // muap_tail_fraction of the MUAP's largest |value| are dropped.
+    if (params.muap_tail_fraction > 0.0 && muap.rows() > 1) {
+      const Eigen::VectorXd row_max = muap.cwiseAbs().rowwise().maxCoeff();
+      const double limit = params.muap_tail_fraction * row_max.maxCoeff();
+      Eigen::Index last = muap.rows() - 1;
+      while (last > 0 && row_max[last] <= limit)
+        --last;
+      sim.muap_samples_dropped += muap.rows() - (last + 1);
+      muap.conservativeResize(last + 1, Eigen::NoChange);
+    }
+    sim.muaps.push_back(std::move(muap));
     report.advance();
   }
   report.finish();

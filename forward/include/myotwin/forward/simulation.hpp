@@ -42,6 +42,10 @@ struct SimulationParams {
   /// Montages of the first grid written beside the monopolar EMG (key `montages`, names:
   /// sd_rows, sd_columns, dd_rows, dd_columns, laplacian; default none).
   std::vector<Montage> montages;
+  /// Each MUAP's trailing samples where every channel stays within this fraction of the MUAP's
+  /// largest |value| are dropped before the synthesis (key `muap_tail_fraction`, default 1e-4;
+  /// 0 keeps the automatic length, until the slowest fibre's last wave is extinguished).
+  double muap_tail_fraction = 1e-4;
   MuapParams muap;   ///< sub-section `muap`
   DriveParams drive; ///< sub-section `drive` (its duration_s is the signal's length)
   EmgParams emg;     ///< sub-section `emg`
@@ -67,6 +71,7 @@ struct EmgSimulation {
   EmgResult emg;
   UnitProperties properties;               ///< ids, muscle, depth, centre, size, CV, end-plate
   std::vector<std::int64_t> imported_unit; ///< per unit: the imported unit, -1 (imported only)
+  std::int64_t muap_samples_dropped = 0;   ///< quiet-tail samples dropped, all units
   double muap_time_s = 0.0;
   double drive_time_s = 0.0;
   double emg_time_s = 0.0;
