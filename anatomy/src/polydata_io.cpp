@@ -7,21 +7,21 @@
 
 #include <vtkCellArray.h>
 #include <vtkCellData.h>
+#include <vtkCellType.h>
 #include <vtkCommand.h>
 #include <vtkDataArray.h>
 #include <vtkDoubleArray.h>
 #include <vtkIdTypeArray.h>
+#include <vtkIntArray.h>
 #include <vtkNew.h>
 #include <vtkPointData.h>
 #include <vtkPoints.h>
 #include <vtkPolyData.h>
 #include <vtkSmartPointer.h>
 #include <vtkTypeInt64Array.h>
+#include <vtkUnstructuredGrid.h>
 #include <vtkXMLPolyDataReader.h>
 #include <vtkXMLPolyDataWriter.h>
-#include <vtkCellType.h>
-#include <vtkIntArray.h>
-#include <vtkUnstructuredGrid.h>
 #include <vtkXMLUnstructuredGridReader.h>
 #include <vtkXMLUnstructuredGridWriter.h>
 
@@ -142,7 +142,8 @@ auto read_xml(const std::filesystem::path& path, const char* what, const char* e
   reader->Update();
   if (!messages->errors.empty())
     throw BadInput(path.string() + ": cannot read VTK " + what + ": " + messages->errors.front());
-  auto out = vtkSmartPointer<std::remove_pointer_t<decltype(reader->GetOutput())>>(reader->GetOutput());
+  auto out =
+      vtkSmartPointer<std::remove_pointer_t<decltype(reader->GetOutput())>>(reader->GetOutput());
   if (out == nullptr)
     throw BadInput(path.string() + ": cannot read VTK " + what);
   return out;

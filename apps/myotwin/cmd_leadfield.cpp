@@ -116,14 +116,12 @@ void add_leadfield_command(CLI::App& app, std::function<int()>& run) {
       }
 
       // 4. The cache.
-      const forward::TensorArray tensors = forward::conductivity_tensors(mesh, tissues);
-      const std::int64_t ground = config.volume_conductor.reference_node >= 0
-                                      ? config.volume_conductor.reference_node
-                                      : forward::default_reference_node(mesh);
-      const auto key = forward::key_hex(forward::lead_field_key(mesh, tensors, ground, layout));
+      const forward::LeadFieldIdentity identity = forward::lead_field_identity(
+          mesh, tissues, config.volume_conductor.reference_node, layout);
+      const std::int64_t ground = identity.reference_node;
+      const auto key = forward::key_hex(identity.key);
       const auto skey = points.rows() > 0
-                            ? forward::key_hex(forward::sampling_key(
-                                  forward::lead_field_key(mesh, tensors, ground, layout), points))
+                            ? forward::key_hex(forward::sampling_key(identity.key, points))
                             : std::string();
       const auto cache_file = dir / "leadfields.h5";
       std::optional<forward::LeadFieldCache> cache;

@@ -20,9 +20,7 @@
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/conductivity.hpp"
 #include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/fem.hpp"
 #include "myotwin/forward/lead_field_cache.hpp"
 #include "myotwin/forward/point_locator.hpp"
 #include "myotwin/meshing/mesh_io.hpp"
@@ -75,11 +73,10 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       // 2. The lead fields of the same electrodes on the same mesh and conductivities.
       const forward::ElectrodeLayout layout =
           forward::place_electrodes(mesh, tissues, config.electrodes);
-      const forward::TensorArray tensors = forward::conductivity_tensors(mesh, tissues);
-      const std::int64_t ground = config.volume_conductor.reference_node >= 0
-                                      ? config.volume_conductor.reference_node
-                                      : forward::default_reference_node(mesh);
-      const auto key = forward::key_hex(forward::lead_field_key(mesh, tensors, ground, layout));
+      const auto key =
+          forward::key_hex(forward::lead_field_identity(
+                               mesh, tissues, config.volume_conductor.reference_node, layout)
+                               .key);
       const auto cache = forward::read_lead_field_cache(dir / "leadfields.h5", key, "");
       if (!cache)
         throw BadInput((dir / "leadfields.h5").string() + ": its key (" +

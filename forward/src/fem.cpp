@@ -7,6 +7,7 @@
 
 #include <Eigen/Dense>
 
+#include "myotwin/core/disjoint_sets.hpp"
 #include "myotwin/core/error.hpp"
 
 namespace myotwin::forward {
@@ -98,39 +99,16 @@ SparseMatrixd assemble_stiffness(const Eigen::Ref<const Eigen::MatrixX3d>& nodes
 std::vector<std::int32_t> node_components(std::int64_t n_nodes, const meshing::TetArray& tets) {
   check_tets(n_nodes, tets, "node_components");
   const auto n = static_cast<std::size_t>(n_nodes);
-  std::vector<std::int64_t> parent(n);
-  std::iota(parent.begin(), parent.end(), 0);
-  auto find = [&](std::int64_t x) {
-    while (parent[static_cast<std::size_t>(x)] != x) {
-      parent[static_cast<std::size_t>(x)] =
-          parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(x)])];
-      x = parent[static_cast<std::size_t>(x)];
-    }
-    return x;
-  };
+  DisjointSets sets(n);
   std::vector<char> used(n, 0);
   for (Eigen::Index t = 0; t < tets.rows(); ++t) {
     used[static_cast<std::size_t>(tets(t, 0))] = 1;
     for (int k = 1; k < 4; ++k) {
       used[static_cast<std::size_t>(tets(t, k))] = 1;
-      const auto a = find(tets(t, 0));
-      const auto b = find(tets(t, k));
-      if (a != b)
-        parent[static_cast<std::size_t>(std::max(a, b))] = std::min(a, b);
+      sets.unite(static_cast<std::size_t>(tets(t, 0)), static_cast<std::size_t>(tets(t, k)));
     }
   }
-  std::vector<std::int32_t> id(n, -1);
-  std::vector<std::int32_t> root_id(n, -1);
-  std::int32_t next = 0;
-  for (std::size_t v = 0; v < n; ++v) {
-    if (!used[v])
-      continue;
-    const auto r = static_cast<std::size_t>(find(static_cast<std::int64_t>(v)));
-    if (root_id[r] < 0)
-      root_id[r] = next++;
-    id[v] = root_id[r];
-  }
-  return id;
+  return sets.component_ids(used);
 }
 
 namespace {

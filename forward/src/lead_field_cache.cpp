@@ -6,6 +6,7 @@
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/forward/fem.hpp"
 
 namespace myotwin::forward {
 
@@ -43,6 +44,18 @@ std::uint64_t sampling_key(std::uint64_t lead_key,
                            const Eigen::Ref<const Eigen::MatrixX3d>& points_m) {
   const Eigen::MatrixX3d p = points_m;
   return hash_matrix(p, lead_key);
+}
+
+LeadFieldIdentity lead_field_identity(const meshing::TetMesh& mesh,
+                                      const anatomy::TissueTable& tissues,
+                                      std::int64_t requested_reference_node,
+                                      const ElectrodeLayout& layout) {
+  LeadFieldIdentity id;
+  id.tensors = conductivity_tensors(mesh, tissues);
+  id.reference_node =
+      requested_reference_node >= 0 ? requested_reference_node : default_reference_node(mesh);
+  id.key = lead_field_key(mesh, id.tensors, id.reference_node, layout);
+  return id;
 }
 
 std::string key_hex(std::uint64_t key) {

@@ -4,6 +4,7 @@
 #include <numeric>
 #include <string>
 
+#include "myotwin/core/disjoint_sets.hpp"
 #include "myotwin/core/error.hpp"
 
 namespace myotwin::meshing {
@@ -118,17 +119,7 @@ std::vector<std::int32_t> tet_components(const TetMesh& mesh,
     for (std::size_t t = 0; t < n; ++t)
       selected[t] = std::find(select.begin(), select.end(), mesh.labels[t]) != select.end();
   }
-  // Union-find over face neighbours.
-  std::vector<std::int64_t> parent(n);
-  std::iota(parent.begin(), parent.end(), 0);
-  auto find = [&](std::int64_t x) {
-    while (parent[static_cast<std::size_t>(x)] != x) {
-      parent[static_cast<std::size_t>(x)] =
-          parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(x)])];
-      x = parent[static_cast<std::size_t>(x)];
-    }
-    return x;
-  };
+  DisjointSets sets(n); // face neighbours
   const auto faces = sorted_faces(mesh);
   for (std::size_t i = 0; i + 1 < faces.size(); ++i) {
     if (faces[i].key != faces[i + 1].key)
@@ -140,23 +131,9 @@ std::vector<std::int32_t> tet_components(const TetMesh& mesh,
     if (same_label &&
         mesh.labels[static_cast<std::size_t>(a)] != mesh.labels[static_cast<std::size_t>(b)])
       continue;
-    const auto ra = find(a);
-    const auto rb = find(b);
-    if (ra != rb)
-      parent[static_cast<std::size_t>(std::max(ra, rb))] = std::min(ra, rb);
+    sets.unite(static_cast<std::size_t>(a), static_cast<std::size_t>(b));
   }
-  std::vector<std::int32_t> id(n, -1);
-  std::vector<std::int32_t> root_id(n, -1);
-  std::int32_t next = 0;
-  for (std::size_t t = 0; t < n; ++t) {
-    if (!selected[t])
-      continue;
-    const auto r = static_cast<std::size_t>(find(static_cast<std::int64_t>(t)));
-    if (root_id[r] < 0)
-      root_id[r] = next++;
-    id[t] = root_id[r];
-  }
-  return id;
+  return sets.component_ids(selected);
 }
 
 TetMesh structured_box_mesh(const Eigen::Vector3d& lo_m, const Eigen::Vector3d& hi_m,

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
 #include <cstdio>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

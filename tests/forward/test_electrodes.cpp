@@ -269,6 +269,16 @@ TEST(LeadFieldCache, KeyChangesWithConductivityAndTheFileRoundTrips) {
   auto moved = layout;
   moved.electrodes[0].pad_faces(0, 0) += 1;
   EXPECT_NE(key, lead_field_key(mesh, tensors, 0, moved));
+  // The identity the commands use: the config's grounded node, or the default one.
+  const auto given = lead_field_identity(mesh, tissues, 0, layout);
+  EXPECT_EQ(given.key, key);
+  EXPECT_EQ(given.reference_node, 0);
+  const auto by_default = lead_field_identity(mesh, tissues, -1, layout);
+  EXPECT_EQ(by_default.reference_node, default_reference_node(mesh));
+  EXPECT_EQ(by_default.key, lead_field_key(mesh, tensors, default_reference_node(mesh), layout));
+  auto missing = tissues;
+  missing.tissues.pop_back();
+  EXPECT_THROW(lead_field_identity(mesh, missing, -1, layout), myotwin::BadInput);
 
   myotwin::testing::TempDir dir;
   LeadFieldCache c;

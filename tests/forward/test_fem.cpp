@@ -94,6 +94,27 @@ Eigen::VectorXd compatible_point_source(const mm::TetMesh& mesh, const mf::Tenso
 // ---------------------------------------------------------------------------------------------
 // Local stiffness and conductivity
 
+namespace {
+
+/// The boundary faces of `mesh` whose centroid [m] passes `keep`.
+template <class Keep> mm::TriArray boundary_faces_where(const mm::TetMesh& mesh, Keep keep) {
+  const mm::TriArray all = mm::boundary_faces(mesh);
+  std::vector<Eigen::Index> rows;
+  for (Eigen::Index f = 0; f < all.rows(); ++f) {
+    Eigen::Vector3d c = Eigen::Vector3d::Zero();
+    for (int k = 0; k < 3; ++k)
+      c += mesh.nodes_m.row(all(f, k)).transpose() / 3.0;
+    if (keep(c))
+      rows.push_back(f);
+  }
+  mm::TriArray out(static_cast<Eigen::Index>(rows.size()), 3);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    out.row(static_cast<Eigen::Index>(i)) = all.row(rows[i]);
+  return out;
+}
+
+} // namespace
+
 TEST(LocalStiffness, OfTheUnitRightTetWithUnitConductivityIsTheKnownMatrix) {
   Eigen::Matrix<double, 4, 3> x;
   x << 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1;
@@ -246,18 +267,9 @@ TEST(CurrentInjection, PointAndPadCurrentsSumToTheInjectedCurrent) {
   const Eigen::Vector3d moment = mesh.nodes_m.transpose() * b / 1.7e-3;
   EXPECT_LT((moment - p.row(0).transpose()).norm(), 1e-15);
   // A pad: the top boundary faces (z = 0.01) inside x, y in [0.005, 0.015].
-  const mm::TriArray all = mm::boundary_faces(mesh);
-  std::vector<Eigen::Index> keep;
-  for (Eigen::Index f = 0; f < all.rows(); ++f) {
-    Eigen::Vector3d c = Eigen::Vector3d::Zero();
-    for (int k = 0; k < 3; ++k)
-      c += mesh.nodes_m.row(all(f, k)).transpose() / 3.0;
-    if (c.z() > 0.0099 && c.x() > 0.005 && c.x() < 0.015 && c.y() > 0.005 && c.y() < 0.015)
-      keep.push_back(f);
-  }
-  mm::TriArray pad(static_cast<Eigen::Index>(keep.size()), 3);
-  for (std::size_t i = 0; i < keep.size(); ++i)
-    pad.row(static_cast<Eigen::Index>(i)) = all.row(keep[i]);
+  const mm::TriArray pad = boundary_faces_where(mesh, [](const Eigen::Vector3d& c) {
+    return c.z() > 0.0099 && c.x() > 0.005 && c.x() < 0.015 && c.y() > 0.005 && c.y() < 0.015;
+  });
   ASSERT_EQ(pad.rows(), 32); // 4 x 4 squares of 2 triangles
   const Eigen::VectorXd bp = mf::pad_current_rhs(mesh.nodes_m, pad, -2.5e-3);
   EXPECT_NEAR(bp.sum(), -2.5e-3, 1e-18);
@@ -503,18 +515,9 @@ std::vector<mf::Electrode> three_electrodes(const mm::TetMesh& mesh) {
   std::vector<mf::Electrode> el(3);
   el[0].position_m << 0.0123, 0.0171, 0.0137;
   el[1].position_m << 0.0291, 0.0219, 0.0021;
-  const mm::TriArray all = mm::boundary_faces(mesh);
-  std::vector<Eigen::Index> keep;
-  for (Eigen::Index f = 0; f < all.rows(); ++f) {
-    Eigen::Vector3d c = Eigen::Vector3d::Zero();
-    for (int k = 0; k < 3; ++k)
-      c += mesh.nodes_m.row(all(f, k)).transpose() / 3.0;
-    if (c.z() > 0.0199 && (c.head<2>() - Eigen::Vector2d(0.02, 0.025)).norm() < 0.006)
-      keep.push_back(f);
-  }
-  el[2].pad_faces.resize(static_cast<Eigen::Index>(keep.size()), 3);
-  for (std::size_t i = 0; i < keep.size(); ++i)
-    el[2].pad_faces.row(static_cast<Eigen::Index>(i)) = all.row(keep[i]);
+  el[2].pad_faces = boundary_faces_where(mesh, [](const Eigen::Vector3d& c) {
+    return c.z() > 0.0199 && (c.head<2>() - Eigen::Vector2d(0.02, 0.025)).norm() < 0.006;
+  });
   return el;
 }
 

@@ -317,7 +317,8 @@ TEST(Muap, FiniteElementMuapInALargeBoxMatchesTheInfiniteMedium) {
   // 30 mm beyond the electrodes). Measured: correlation 0.9918, NMSE 1.7 %; with 2.5 mm cubes
   // 0.9834 and 3.9 %, so the difference is discretisation and falls with the mesh size.
   namespace mm = myotwin::meshing;
-  mm::TetMesh mesh = mm::structured_box_mesh({-0.04, -0.04, -0.03}, {0.04, 0.04, 0.09}, {40, 40, 60});
+  mm::TetMesh mesh =
+      mm::structured_box_mesh({-0.04, -0.04, -0.03}, {0.04, 0.04, 0.09}, {40, 40, 60});
   mesh.fibre_direction.col(2).setOnes();
   ma::TissueTable tissues;
   tissues.tissues.push_back({1, "muscle", ma::TissueClass::muscle, 0.5, 0.1, "", 0});

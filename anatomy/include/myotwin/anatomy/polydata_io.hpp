@@ -76,7 +76,7 @@ SurfaceMesh read_surface_vtp(const std::filesystem::path& path);
 
 /// A tetrahedral grid with per-cell arrays, as stored in a `.vtu` file.
 struct TetGrid {
-  Eigen::MatrixX3d points_m;                                          ///< #points x 3 [m]
+  Eigen::MatrixX3d points_m;                                            ///< #points x 3 [m]
   Eigen::Matrix<std::int32_t, Eigen::Dynamic, 4, Eigen::RowMajor> tets; ///< #tets x 4 indices
   /// Per-cell integer arrays (name -> #tets values), int32 in the file.
   std::map<std::string, std::vector<std::int32_t>> cell_data_int;

@@ -20,10 +20,11 @@
 /// projected on the skin. With `wrap`, columns follow the circumference: a column's arc offset
 /// along the cross-section contour at its axial position is (column - (columns - 1) / 2) x ied,
 /// measured on the contour (360 rays from c(t), arc length = integral of r dtheta), so the
-/// angular step is ied / local radius. A pad is the set of boundary faces whose centroid lies within the pad shape around
-/// the projected centre (measured in the local tangent plane; circle of radius `radius_mm` or
-/// square of side `side_mm` aligned with the grid), on the same side (normal within 70 degrees
-/// of the centre's), and within one pad size of the plane; at least the face the ray hit.
+/// angular step is ied / local radius. A pad is the set of boundary faces whose centroid lies
+/// within the pad shape around the projected centre (measured in the local tangent plane; circle of
+/// radius `radius_mm` or square of side `side_mm` aligned with the grid), on the same side (normal
+/// within 70 degrees of the centre's), and within one pad size of the plane; at least the face the
+/// ray hit.
 ///
 /// Needles and fine wires: a point contact (`position_mm`) or a line contact (`start_mm`,
 /// `end_mm`, `n_points` points sharing the current equally), each point inside a muscle tet.

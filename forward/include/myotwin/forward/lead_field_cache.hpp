@@ -32,6 +32,22 @@ std::uint64_t lead_field_key(const meshing::TetMesh& mesh, const TensorArray& te
 std::uint64_t sampling_key(std::uint64_t lead_key,
                            const Eigen::Ref<const Eigen::MatrixX3d>& points_m);
 
+/// What identifies the lead fields of a run: the conductivity tensors, the grounded node and
+/// the key over them, the mesh and the layout.
+struct LeadFieldIdentity {
+  TensorArray tensors;             ///< conductivity_tensors(mesh, tissues) [S/m]
+  std::int64_t reference_node = 0; ///< `requested_reference_node` if >= 0, else the default
+  std::uint64_t key = 0;           ///< lead_field_key() of all of them
+};
+
+/// The identity `myotwin leadfield` stores its cache under and `myotwin simulate` looks for.
+/// \param requested_reference_node the config's grounded node, or -1 for
+/// default_reference_node(). 	hrows BadInput (conductivity_tensors()).
+LeadFieldIdentity lead_field_identity(const meshing::TetMesh& mesh,
+                                      const anatomy::TissueTable& tissues,
+                                      std::int64_t requested_reference_node,
+                                      const ElectrodeLayout& layout);
+
 /// A key as 16 lower-case hexadecimal digits.
 std::string key_hex(std::uint64_t key);
 
