@@ -162,6 +162,18 @@ void Pipeline::check_imported_discharges() {
   const auto run = run_myotwin("simulate " + *subject_ + " --quiet --no-mat --config " +
                                quoted(dir_->path() / "real.json") + " -o " + *out_);
   ASSERT_EQ(run.exit_code, 0) << run.output;
+  // A muscle the anatomy does not have: a clear message and exit code 2.
+  {
+    std::ofstream c(dir_->path() / "bad.json");
+    c << R"({"simulate": {"muscles": ["biceps"]}})";
+  }
+  const auto bad = run_myotwin("simulate " + *subject_ + " --config " +
+                               quoted(dir_->path() / "bad.json") + " -o " + *out_);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(
+      bad.output.find("simulate.muscles: \"biceps\" is not a muscle of the anatomy (ED, FDP)"),
+      std::string::npos)
+      << bad.output;
   const myotwin::H5Reader h5(out() / "forward/emg.h5");
   const auto ids = h5.read_int64("truth/unit_id");
   ASSERT_EQ(ids.size(), 10);

@@ -92,3 +92,22 @@ TEST(Hdf5, TheSameDataGiveTheSameBytes) {
       sb((std::istreambuf_iterator<char>(b)), {});
   EXPECT_EQ(sa, sb);
 }
+
+TEST(Hdf5, WritesThreeDimensionalArraysAndChecksTheirSize) {
+  TempDir dir;
+  const auto path = dir / "cube.h5";
+  {
+    H5Writer w(path);
+    const std::vector<double> data(2 * 3 * 4, 1.5);
+    w.write_3d("cube", data, {2, 3, 4});
+    expect_error<myotwin::BadInput>(
+        [&] {
+          w.write_3d("bad", data, {2, 3, 5});
+        },
+        {"bad", "24 values", "2 x 3 x 5"});
+    w.commit();
+  }
+  // The 2-D reader sees the dataset and names its rank.
+  H5Reader r(path);
+  expect_error<myotwin::BadInput>([&] { (void)r.read_double("cube"); }, {"cube", "rank 3"});
+}

@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <cmath>
 
 #include <gtest/gtest.h>
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/meshing/mesh_quality.hpp"
 #include "myotwin/meshing/tet_mesh.hpp"
 #include "test_support.hpp"
 
@@ -64,4 +66,28 @@ TEST(TetMesh, StructuredBoxRejectsBadSizes) {
         structured_box_mesh({0, 0, 0}, {1, -1, 1}, {1, 1, 1});
       },
       {"axis 1", "must be > 0"});
+}
+
+TEST(TetMesh, RegularTetHasTheClosedFormAnglesAndRadiusEdgeRatio) {
+  // Vertices of a regular tet inscribed in a cube: every dihedral angle is acos(1/3) =
+  // 70.5288 degrees, circumradius / edge = sqrt(6) / 4.
+  TetMesh m;
+  m.nodes_m.resize(4, 3);
+  m.nodes_m << 1, 1, 1, 1, -1, -1, -1, 1, -1, -1, -1, 1;
+  m.tets.resize(1, 4);
+  m.tets << 0, 1, 2, 3;
+  m.labels = {1};
+  if (tet_volume_m3(m, 0) < 0)
+    std::swap(m.tets(0, 2), m.tets(0, 3));
+  for (const double a : tet_dihedral_angles_deg(m, 0))
+    EXPECT_NEAR(a, std::acos(1.0 / 3.0) * 180.0 / 3.14159265358979323846, 1e-9);
+  EXPECT_NEAR(tet_radius_edge_ratio(m, 0), std::sqrt(6.0) / 4.0, 1e-12);
+  // A flat (degenerate) tet: angles 0 and 180, counted by the quality report.
+  m.nodes_m.row(3) << 0, 0, 0;
+  m.nodes_m.row(0) << 1, -1, 0;
+  m.nodes_m.row(1) << -1, -1, 0;
+  m.nodes_m.row(2) << 0, 1, 0;
+  const auto q = mesh_quality(m);
+  EXPECT_EQ(q.n_degenerate, 1);
+  EXPECT_EQ(q.n_isolated, 1);
 }
