@@ -48,7 +48,7 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       "SNR in dB; reads OUT/anatomy, OUT/mesh, OUT/forward/leadfields.h5, writes "
       "OUT/forward/muaps.h5, emg.h5, emg.mat; config section `simulate` (muscles, "
       "max_units_per_muscle, discharges, muap {fs_Hz, duration_ms}, drive {duration_s, rates in "
-      "pps, profile}, emg {fs_Hz, snr_dB})");
+      "pps, profile}, emg {fs_Hz, snr_dB}, force {contraction times}, jitter_us)");
   cmd->add_option("SUBJECT", *subject, "subject file (subject.json)")->required();
   cmd->add_flag("--no-mat", *no_mat, "do not write emg.mat (MATLAB v5, DEMUSE layout)");
   add_shared_options(*cmd, *options, true);
@@ -125,7 +125,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
         reference = Eigen::Map<const Eigen::VectorXd>(
             sim.excitation.data(), static_cast<Eigen::Index>(sim.excitation.size()));
       forward::write_muaps_h5(dir / "muaps.h5", sim);
-      forward::write_emg_h5(dir / "emg.h5", sim.emg, sim.properties, channels, reference);
+      const forward::MuscleForce force{sim.force, sim.force_muscles};
+      forward::write_emg_h5(dir / "emg.h5", sim.emg, sim.properties, channels, reference, force);
       bool grid_only = true;
       for (const auto& e : layout.electrodes)
         grid_only = grid_only && e.row >= 0;
@@ -133,7 +134,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
         forward::ChannelLayout mat_channels = channels;
         if (!grid_only)
           mat_channels.grid_row_col.resize(0, 2); // needles: one SIG cell per channel
-        forward::write_emg_mat(dir / "emg.mat", sim.emg, sim.properties, mat_channels, reference);
+        forward::write_emg_mat(dir / "emg.mat", sim.emg, sim.properties, mat_channels, reference,
+                               force);
       }
       // Montages of the first grid (its channels only; a wrapped grid with evenly spread
       // columns closes the ring).
@@ -187,6 +189,11 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                          {"channel", best},
                          {"duration_ms", 1e3 * static_cast<double>(last - first) / sim.muap_fs_Hz},
                          {"n_discharges", sim.discharge_times_s[u].size()}});
+        if (sim.contraction_time_s.size() > 0) {
+          units.back()["twitch_peak_force"] = sim.twitch_peak_force[static_cast<Eigen::Index>(u)];
+          units.back()["contraction_time_ms"] =
+              1e3 * sim.contraction_time_s[static_cast<Eigen::Index>(u)];
+        }
       }
       nlohmann::json summary = {{"n_units", sim.units.size()},
                                 {"n_channels", n_ch},
@@ -204,6 +211,16 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                                   {"drive", sim.drive_time_s},
                                   {"emg", sim.emg_time_s},
                                   {"total", watch.elapsed_s()}}}};
+      // Force: per muscle, the mean over the second half of the run and the peak.
+      nlohmann::json forces = nlohmann::json::object();
+      for (Eigen::Index k = 0; k < sim.force.rows(); ++k) {
+        const Eigen::VectorXd f = sim.force.row(k).transpose();
+        const Eigen::Index half = f.size() / 2;
+        forces[sim.force_muscles[static_cast<std::size_t>(k)]] = {
+            {"mean_second_half_fraction_of_max", f.tail(f.size() - half).mean()},
+            {"peak_fraction_of_max", f.maxCoeff()}};
+      }
+      summary["force"] = forces;
       summary["units"] = units;
       write_text_file(dir / "simulate_report.json", summary.dump(2) + "\n");
       write_resolved_config(options->output, config);
@@ -218,6 +235,11 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                   << " to " << p2p_hi * 1e6 << " uV\n"
                   << "time: MUAPs " << sim.muap_time_s << " s, drive " << sim.drive_time_s
                   << " s, EMG " << sim.emg_time_s << " s, total " << watch.elapsed_s() << " s\n";
+        for (const auto& [name, f] : forces.items())
+          std::cout << "force " << name << ": "
+                    << 100.0 * f["mean_second_half_fraction_of_max"].get<double>()
+                    << " % of maximum (mean of the second half), peak "
+                    << 100.0 * f["peak_fraction_of_max"].get<double>() << " %\n";
       }
       log_info("written: ", (dir / "emg.h5").string(), ", muaps.h5", *no_mat ? "" : ", emg.mat");
       return 0;

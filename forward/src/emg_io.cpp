@@ -32,7 +32,14 @@ void check_rows(const std::string& what, Eigen::Index rows, Eigen::Index expecte
 }
 
 void check(const EmgResult& emg, const UnitProperties& units, const ChannelLayout& layout,
-           const Eigen::Ref<const Eigen::VectorXd>& reference) {
+           const Eigen::Ref<const Eigen::VectorXd>& reference, const MuscleForce& force) {
+  if (force.fraction_of_max.size() > 0 || !force.muscles.empty()) {
+    if (force.fraction_of_max.cols() != emg.emg.cols())
+      throw BadInput("write EMG: force has " + std::to_string(force.fraction_of_max.cols()) +
+                     " samples: expected " + std::to_string(emg.emg.cols()));
+    check_rows("force", force.fraction_of_max.rows(),
+               static_cast<Eigen::Index>(force.muscles.size()), "muscle name");
+  }
   const auto n_units = static_cast<Eigen::Index>(emg.spike_samples.size());
   const Eigen::Index n_ch = emg.emg.rows();
   if (emg.emg_clean.rows() != emg.emg.rows() || emg.emg_clean.cols() != emg.emg.cols())
@@ -127,8 +134,8 @@ matvar_t* signal_cell(const char* name, const Eigen::MatrixXd& signal, const Cha
 
 void write_emg_h5(const std::filesystem::path& path, const EmgResult& emg,
                   const UnitProperties& units, const ChannelLayout& layout,
-                  const Eigen::Ref<const Eigen::VectorXd>& reference) {
-  check(emg, units, layout, reference);
+                  const Eigen::Ref<const Eigen::VectorXd>& reference, const MuscleForce& force) {
+  check(emg, units, layout, reference, force);
   const auto ids = unit_ids(emg, units);
   H5Writer w(path);
   w.set_attributes("/", {{"fs_Hz", emg.fs_Hz}});
@@ -138,6 +145,13 @@ void write_emg_h5(const std::filesystem::path& path, const EmgResult& emg,
     w.write_vector("snr_dB", emg.snr_dB);
   if (reference.size() > 0)
     w.write_vector("reference", reference);
+  if (!force.muscles.empty()) {
+    std::string names;
+    for (const auto& m : force.muscles)
+      names += (names.empty() ? "" : ";") + m;
+    w.write("force", force.fraction_of_max,
+            {{"unit", std::string("fraction of the muscle's maximum")}, {"muscles", names}});
+  }
   w.set_attributes("truth", {{"n_units", static_cast<std::int64_t>(ids.size())},
                              {"index_base", std::int64_t{0}}});
   w.write_vector("truth/unit_id", VectorXi64(Eigen::Map<const VectorXi64>(
@@ -185,8 +199,8 @@ void write_emg_h5(const std::filesystem::path& path, const EmgResult& emg,
 
 void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                    const UnitProperties& units, const ChannelLayout& layout,
-                   const Eigen::Ref<const Eigen::VectorXd>& reference) {
-  check(emg, units, layout, reference);
+                   const Eigen::Ref<const Eigen::VectorXd>& reference, const MuscleForce& force) {
+  check(emg, units, layout, reference, force);
   const auto ids = unit_ids(emg, units);
   const auto n_samples = static_cast<std::size_t>(emg.emg.cols());
   const auto n_units = emg.spike_samples.size();
@@ -235,6 +249,13 @@ void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                               : Eigen::VectorXd::Zero(static_cast<Eigen::Index>(n_samples));
     write_var(mat.get(), double_var("ref_signal", 1, n_samples, ref.data()), path, "ref_signal");
 
+    if (!force.muscles.empty()) {
+      Eigen::MatrixXd f = force.fraction_of_max; // column-major, as MATLAB
+      write_var(mat.get(),
+                double_var("force", static_cast<std::size_t>(f.rows()),
+                           static_cast<std::size_t>(f.cols()), f.data()),
+                path, "force");
+    }
     std::vector<double> id_values(ids.begin(), ids.end());
     write_var(mat.get(), double_var("unit_id", 1, id_values.size(), id_values.data()), path,
               "unit_id");

@@ -111,6 +111,15 @@ Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::Mo
                           std::size_t unit, Eigen::Index n_electrodes,
                           const TransferFunction& transfer_of, const MuapParams& params,
                           const Eigen::Ref<const Eigen::VectorXd>& delays_s) {
+  return unit_muap_groups(fibres, pool, unit, n_electrodes, transfer_of, params, delays_s, {})
+      .front();
+}
+
+std::vector<Eigen::MatrixXd>
+unit_muap_groups(const anatomy::MuscleFibres& fibres, const anatomy::MotorUnitPool& pool,
+                 std::size_t unit, Eigen::Index n_electrodes, const TransferFunction& transfer_of,
+                 const MuapParams& params, const Eigen::Ref<const Eigen::VectorXd>& delays_s,
+                 const std::vector<int>& groups) {
   // ---- checks ----
   if (unit >= pool.units.size()) {
     throw BadInput("MUAP: unit index " + std::to_string(unit) + " out of range: the pool has " +
@@ -155,6 +164,19 @@ Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::Mo
                    std::to_string(unit) + " with " + std::to_string(n_members) +
                    " fibres (give one per fibre, or none)");
   }
+  if (!groups.empty() && groups.size() != members.size()) {
+    throw BadInput("MUAP: " + std::to_string(groups.size()) + " fibre groups for unit " +
+                   std::to_string(unit) + " with " + std::to_string(n_members) +
+                   " fibres (give one per fibre, or none)");
+  }
+  int n_groups = 1;
+  for (const int g : groups) {
+    if (g < 0) {
+      throw BadInput("MUAP: negative fibre group " + std::to_string(g) + " in unit " +
+                     std::to_string(unit));
+    }
+    n_groups = std::max(n_groups, g + 1);
+  }
   for (Eigen::Index i = 0; i < delays_s.size(); ++i) {
     if (!(delays_s[i] >= 0.0) || !std::isfinite(delays_s[i])) {
       throw BadInput("MUAP: delay of fibre " + std::to_string(i) + " of unit " +
@@ -191,7 +213,8 @@ Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::Mo
   const double dt_s = params.source.dt_s;
 
   // ---- fibres in parallel, summed in fibre order ----
-  Eigen::MatrixXd muap = Eigen::MatrixXd::Zero(n_samples, n_electrodes);
+  std::vector<Eigen::MatrixXd> muaps(static_cast<std::size_t>(n_groups),
+                                     Eigen::MatrixXd::Zero(n_samples, n_electrodes));
   std::vector<Eigen::MatrixXd> buffers;
   std::vector<std::exception_ptr> errors;
   for (std::size_t begin = 0; begin < members.size(); begin += fibre_block) {
@@ -231,11 +254,11 @@ Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::Mo
         std::rethrow_exception(errors[j]);
       }
       if (buffers[j].size() != 0) {
-        muap += buffers[j];
+        muaps[groups.empty() ? 0 : static_cast<std::size_t>(groups[begin + j])] += buffers[j];
       }
     }
   }
-  return muap;
+  return muaps;
 }
 
 } // namespace myotwin::forward

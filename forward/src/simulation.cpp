@@ -8,6 +8,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/core/units.hpp"
 #include "myotwin/forward/discharge_import.hpp"
 
 namespace myotwin::forward {
@@ -27,6 +28,14 @@ SimulationParams read_simulation_params(ConfigReader& section) {
       section.fail("montages", e.what());
     }
   }
+  p.jitter_s = units::us_to_s(
+      section.optional<double>("jitter_us", units::s_to_us(p.jitter_s), in_range(0.0, 1000.0)));
+  p.jitter_groups =
+      section.optional<std::int64_t>("jitter_groups", p.jitter_groups, int_in_range(1, 1000));
+  auto branching = section.section("nerve_branching");
+  p.nerve_branching = read_nerve_branching_params(branching);
+  auto force = section.section("force");
+  p.force = read_twitch_params(force);
   auto muap = section.section("muap");
   p.muap = read_muap_params(muap);
   auto drive = section.section("drive");
@@ -42,6 +51,76 @@ namespace {
 Eigen::Vector3d territory_centre(const anatomy::MuscleModel& m, std::size_t unit) {
   const Eigen::Vector2d c = m.pool.units[unit].territory_centre_m;
   return m.fibres.plane_centre_m + c.x() * m.fibres.plane_e1 + c.y() * m.fibres.plane_e2;
+}
+
+/// Splits the fibres `members` of a unit into at most `n_groups` spatial groups: k-means
+/// (Lloyd, 20 rounds) of their seed positions in the section, started from the fibre nearest
+/// the centroid and then, one by one, the fibre farthest from the centres so far (ties to the
+/// lower index). Deterministic. Returns one group index per member.
+std::vector<int> fibre_groups(const anatomy::MuscleFibres& fibres,
+                              const std::vector<std::int64_t>& members, std::int64_t n_groups) {
+  const auto n = static_cast<Eigen::Index>(members.size());
+  const auto k = static_cast<Eigen::Index>(std::min<std::int64_t>(n_groups, n));
+  Eigen::MatrixX2d x(n, 2);
+  for (Eigen::Index i = 0; i < n; ++i)
+    x.row(i) = fibres.fibres[static_cast<std::size_t>(members[static_cast<std::size_t>(i)])]
+                   .seed_2d_m.transpose();
+  Eigen::MatrixX2d centres(k, 2);
+  Eigen::Index first = 0;
+  ((x.rowwise() - x.colwise().mean()).rowwise().squaredNorm()).minCoeff(&first);
+  centres.row(0) = x.row(first);
+  Eigen::VectorXd nearest = (x.rowwise() - centres.row(0)).rowwise().squaredNorm();
+  for (Eigen::Index c = 1; c < k; ++c) {
+    Eigen::Index far = 0;
+    nearest.maxCoeff(&far);
+    centres.row(c) = x.row(far);
+    nearest = nearest.cwiseMin((x.rowwise() - centres.row(c)).rowwise().squaredNorm());
+  }
+  std::vector<int> group(static_cast<std::size_t>(n), 0);
+  for (int round = 0; round < 20; ++round) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index best = 0;
+      (centres.rowwise() - x.row(i)).rowwise().squaredNorm().minCoeff(&best);
+      group[static_cast<std::size_t>(i)] = static_cast<int>(best);
+    }
+    Eigen::MatrixX2d sum = Eigen::MatrixX2d::Zero(k, 2);
+    Eigen::VectorXd count = Eigen::VectorXd::Zero(k);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      sum.row(group[static_cast<std::size_t>(i)]) += x.row(i);
+      count[group[static_cast<std::size_t>(i)]] += 1.0;
+    }
+    for (Eigen::Index c = 0; c < k; ++c)
+      if (count[c] > 0.0)
+        centres.row(c) = sum.row(c) / count[c];
+  }
+  // Renumber the non-empty groups 0 .. in order of first appearance.
+  std::vector<int> renumber(static_cast<std::size_t>(k), -1);
+  int next = 0;
+  for (int& g : group) {
+    if (renumber[static_cast<std::size_t>(g)] < 0)
+      renumber[static_cast<std::size_t>(g)] = next++;
+    g = renumber[static_cast<std::size_t>(g)];
+  }
+  return group;
+}
+
+/// Drops the quiet tail of a unit's MUAP (or of its groups, which share the length): samples
+/// after the last one where any channel of `total` exceeds `fraction` of its largest |value|.
+/// Returns the number of samples dropped.
+Eigen::Index trim_quiet_tail(Eigen::MatrixXd& total, std::vector<Eigen::MatrixXd>& groups,
+                             double fraction) {
+  if (!(fraction > 0.0) || total.rows() <= 1)
+    return 0;
+  const Eigen::VectorXd row_max = total.cwiseAbs().rowwise().maxCoeff();
+  const double limit = fraction * row_max.maxCoeff();
+  Eigen::Index last = total.rows() - 1;
+  while (last > 0 && row_max[last] <= limit)
+    --last;
+  const Eigen::Index dropped = total.rows() - (last + 1);
+  total.conservativeResize(last + 1, Eigen::NoChange);
+  for (auto& g : groups)
+    g.conservativeResize(last + 1, Eigen::NoChange);
+  return dropped;
 }
 
 } // namespace
@@ -83,19 +162,38 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
   Stopwatch muap_watch;
   ProgressReporter report(progress, "MUAPs (units)", sim.units.size());
   sim.muap_fs_Hz = params.muap.fs_Hz;
+  const bool jitter = params.jitter_s > 0.0;
+  const Rng branching_rng = Rng(seed).split(4);
+  // With jitter: per unit, its fibre groups' MUAPs and the jitter SD of each group.
+  std::vector<std::vector<Eigen::MatrixXd>> group_muaps;
+  std::vector<std::vector<double>> group_jitter_s;
   for (const auto& su : sim.units) {
     const auto& m = anatomy.muscles[su.muscle];
-    Eigen::MatrixXd muap = unit_muap(m.fibres, m.pool, su.unit, n_channels, transfer, params.muap);
-    // The quiet tail: samples after the last one where any channel exceeds
-    // muap_tail_fraction of the MUAP's largest |value| are dropped.
-    if (params.muap_tail_fraction > 0.0 && muap.rows() > 1) {
-      const Eigen::VectorXd row_max = muap.cwiseAbs().rowwise().maxCoeff();
-      const double limit = params.muap_tail_fraction * row_max.maxCoeff();
-      Eigen::Index last = muap.rows() - 1;
-      while (last > 0 && row_max[last] <= limit)
-        --last;
-      sim.muap_samples_dropped += muap.rows() - (last + 1);
-      muap.conservativeResize(last + 1, Eigen::NoChange);
+    const auto& members = m.pool.units[su.unit].fibres;
+    std::vector<int> groups;
+    if (jitter)
+      groups = fibre_groups(m.fibres, members, params.jitter_groups);
+    const Eigen::VectorXd delays =
+        nerve_branch_delays_s(m.fibres, m.pool, su.unit, params.nerve_branching,
+                              branching_rng.split(static_cast<std::uint64_t>(m.geometry.label)));
+    std::vector<Eigen::MatrixXd> parts = unit_muap_groups(m.fibres, m.pool, su.unit, n_channels,
+                                                          transfer, params.muap, delays, groups);
+    Eigen::MatrixXd muap = parts.front();
+    for (std::size_t g = 1; g < parts.size(); ++g)
+      muap += parts[g];
+    if (!jitter)
+      parts.clear();
+    sim.muap_samples_dropped += trim_quiet_tail(muap, parts, params.muap_tail_fraction);
+    if (jitter) {
+      std::vector<double> real_fibres(parts.size(), 0.0);
+      for (std::size_t i = 0; i < members.size(); ++i)
+        real_fibres[static_cast<std::size_t>(groups[i])] +=
+            m.fibres.fibres[static_cast<std::size_t>(members[i])].weight;
+      std::vector<double> sd(parts.size());
+      for (std::size_t g = 0; g < parts.size(); ++g)
+        sd[g] = params.jitter_s / std::sqrt(std::max(real_fibres[g], 1.0));
+      group_muaps.push_back(std::move(parts));
+      group_jitter_s.push_back(std::move(sd));
     }
     sim.muaps.push_back(std::move(muap));
     report.advance();
@@ -141,9 +239,87 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
 
   // 4. EMG.
   Stopwatch emg_watch;
-  sim.emg = synthesize_emg(sim.muaps, sim.muap_fs_Hz, sim.discharge_times_s,
-                           params.drive.duration_s, params.emg, rng.split(2));
+  if (!jitter) {
+    sim.emg = synthesize_emg(sim.muaps, sim.muap_fs_Hz, sim.discharge_times_s,
+                             params.drive.duration_s, params.emg, rng.split(2));
+  } else {
+    // Each fibre group of each unit is a source of its own, discharging at the unit's times
+    // moved by the group's jitter (drawn from rng.split(3).split(unit).split(group), in
+    // discharge order; kept inside the signal).
+    std::vector<Eigen::MatrixXd> sources;
+    std::vector<std::vector<double>> times;
+    const Rng jitter_rng = rng.split(3);
+    const double last_time = std::nextafter(params.drive.duration_s, 0.0);
+    for (std::size_t u = 0; u < sim.units.size(); ++u)
+      for (std::size_t g = 0; g < group_muaps[u].size(); ++g) {
+        Rng r = jitter_rng.split(u).split(g);
+        std::vector<double> t = sim.discharge_times_s[u];
+        for (double& ti : t)
+          ti = std::clamp(ti + group_jitter_s[u][g] * r.normal(), 0.0, last_time);
+        sources.push_back(std::move(group_muaps[u][g]));
+        times.push_back(std::move(t));
+      }
+    EmgResult all = synthesize_emg(sources, sim.muap_fs_Hz, times, params.drive.duration_s,
+                                   params.emg, rng.split(2));
+    // The truth is the units' own discharges (the activation instants), not the groups'.
+    all.spike_samples.clear();
+    const auto n_samples = all.emg.cols();
+    for (const auto& t : sim.discharge_times_s) {
+      std::vector<std::int64_t> samples;
+      for (const double ti : t)
+        samples.push_back(std::min<std::int64_t>(std::llround(ti * all.fs_Hz), n_samples - 1));
+      all.spike_samples.push_back(std::move(samples));
+    }
+    sim.emg = std::move(all);
+  }
   sim.emg_time_s = emg_watch.elapsed_s();
+
+  // 4b. Force: per muscle, the twitches of its simulated units, as a fraction of the force of
+  // its whole pool at peak rates (the drive's rate law on the pool's thresholds).
+  if (params.force.enabled) {
+    std::vector<std::size_t> muscles;
+    for (const auto& su : sim.units)
+      if (std::find(muscles.begin(), muscles.end(), su.muscle) == muscles.end())
+        muscles.push_back(su.muscle);
+    const auto n_samples = sim.emg.emg.cols();
+    sim.force = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(muscles.size()), n_samples);
+    sim.twitch_peak_force.resize(static_cast<Eigen::Index>(sim.units.size()));
+    sim.contraction_time_s.resize(static_cast<Eigen::Index>(sim.units.size()));
+    for (std::size_t k = 0; k < muscles.size(); ++k) {
+      const auto& pool = anatomy.muscles[muscles[k]].pool;
+      Eigen::VectorXd sizes(static_cast<Eigen::Index>(pool.units.size()));
+      std::vector<double> pool_thresholds;
+      for (std::size_t u = 0; u < pool.units.size(); ++u) {
+        // A unit that got no fibres counts as the smallest possible (one fibre).
+        sizes[static_cast<Eigen::Index>(u)] = std::max(pool.units[u].n_fibres, 1.0);
+        pool_thresholds.push_back(pool.units[u].recruitment_threshold);
+      }
+      const TwitchProperties twitches = twitch_properties(sizes, params.force);
+      const std::vector<double> peak = peak_rates_pps(params.drive, pool_thresholds);
+      const double f_max = maximum_force(
+          twitches,
+          Eigen::Map<const Eigen::VectorXd>(peak.data(), static_cast<Eigen::Index>(peak.size())));
+      std::vector<std::vector<double>> times;
+      TwitchProperties selected;
+      std::vector<Eigen::Index> rows;
+      for (std::size_t i = 0; i < sim.units.size(); ++i)
+        if (sim.units[i].muscle == muscles[k]) {
+          const auto u = static_cast<Eigen::Index>(sim.units[i].unit);
+          sim.twitch_peak_force[static_cast<Eigen::Index>(i)] = twitches.peak_force[u];
+          sim.contraction_time_s[static_cast<Eigen::Index>(i)] = twitches.contraction_time_s[u];
+          rows.push_back(u);
+          std::vector<double> t = sim.discharge_times_s[i];
+          std::sort(t.begin(), t.end());
+          times.push_back(std::move(t));
+        }
+      selected.peak_force = twitches.peak_force(rows);
+      selected.contraction_time_s = twitches.contraction_time_s(rows);
+      const Eigen::MatrixXd forces =
+          unit_forces(times, selected, sim.emg.fs_Hz, n_samples, params.force);
+      sim.force.row(static_cast<Eigen::Index>(k)) = forces.colwise().sum() / f_max;
+      sim.force_muscles.push_back(anatomy.muscles[muscles[k]].geometry.name);
+    }
+  }
 
   // 5. Ground truth properties.
   const auto n = static_cast<Eigen::Index>(sim.units.size());

@@ -141,6 +141,19 @@ void Pipeline::check_truth_and_snr() {
   EXPECT_EQ(rc(0, 1), 0);
   EXPECT_LT((sd.row(0) - (clean.row(32) - clean.row(0))).cwiseAbs().maxCoeff(), 1e-15);
   EXPECT_TRUE(fs::exists(out() / "forward/muaps.h5"));
+  // Force of the two muscles (40 of their units each at 30 % excitation): positive, below the
+  // maximum, and the same in the report.
+  const Eigen::MatrixXd force = h5.read_double("force");
+  ASSERT_EQ(force.rows(), 2);
+  ASSERT_EQ(force.cols(), clean.cols());
+  for (Eigen::Index k = 0; k < 2; ++k) {
+    const double mean = force.row(k).tail(force.cols() / 2).mean();
+    EXPECT_GT(mean, 0.005);
+    EXPECT_LT(mean, 0.5);
+    const std::string name = k == 0 ? "ED" : "FDP";
+    EXPECT_NEAR(r.at("force").at(name).at("mean_second_half_fraction_of_max").get<double>(), mean,
+                1e-12);
+  }
 }
 
 void Pipeline::check_imported_discharges() {
@@ -157,7 +170,7 @@ void Pipeline::check_imported_discharges() {
     std::ofstream c(dir_->path() / "real.json");
     c << R"({"simulate": {"muscles": ["ED"], "max_units_per_muscle": 10, "discharges": )"
       << nlohmann::json(mat.string()).dump() << R"(, "drive": {"duration_s": )" << last + 0.5
-      << R"(}, "emg": {"noise": "none"}}})";
+      << R"(}, "emg": {"noise": "none"}, "jitter_us": 35}})";
   }
   const auto run = run_myotwin("simulate " + *subject_ + " --quiet --no-mat --config " +
                                quoted(dir_->path() / "real.json") + " -o " + *out_);
@@ -179,7 +192,8 @@ void Pipeline::check_imported_discharges() {
   ASSERT_EQ(ids.size(), 10);
   // The model's units take the imported ones by recruitment order: the imported unit with the
   // earliest first discharge goes to the lowest threshold, and so on. Every imported train must
-  // appear unchanged (2048 Hz in the file and in the EMG: the same sample indices).
+  // appear unchanged (2048 Hz in the file and in the EMG: the same sample indices), also with
+  // the end-plate jitter on, which moves the fibres' potentials but not the discharges.
   std::vector<std::vector<std::int64_t>> file_trains;
   for (const auto& t : imported.times_s) {
     std::vector<std::int64_t> s;

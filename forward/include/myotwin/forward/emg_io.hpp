@@ -45,6 +45,14 @@ struct ChannelLayout {
   std::string grid_name;
 };
 
+/// Force of the simulated muscles beside the EMG (both members empty = not written).
+struct MuscleForce {
+  /// #muscles x #samples, each a fraction of that muscle's maximum force (see force.hpp).
+  Eigen::MatrixXd fraction_of_max;
+  /// Name of the muscle of each row.
+  std::vector<std::string> muscles;
+};
+
 /// Writes `emg.h5` atomically: dataset `emg` (#channels x #samples [V]) with attribute `fs_Hz`
 /// (also on the root), `emg_clean`, `snr_dB` (realised, per channel), group `truth` with
 /// `truth/unit_id` and one int64 dataset of 0-based discharge sample indices per unit
@@ -52,24 +60,27 @@ struct ChannelLayout {
 /// `territory_centre_m`, `n_fibres`, `cv_m_per_s`, `end_plate_m`, `muscle_index` with attribute
 /// `muscles` = the names joined by ';'), and the layout under `channels/` (`grid_row_col`,
 /// `position_m`, attribute `grid_name`). `reference` (optional, #samples): the excitation or
-/// force, written as `reference`.
+/// force, written as `reference`. `force` (optional): dataset `force` (#muscles x #samples,
+/// fraction of each muscle's maximum) with attribute `muscles` (names joined by ';').
 /// \throws BadInput when a property or the layout does not have one row per unit / channel;
 /// IoError when the file cannot be written.
 void write_emg_h5(const std::filesystem::path& path, const EmgResult& emg,
                   const UnitProperties& units = {}, const ChannelLayout& layout = {},
-                  const Eigen::Ref<const Eigen::VectorXd>& reference = Eigen::VectorXd());
+                  const Eigen::Ref<const Eigen::VectorXd>& reference = Eigen::VectorXd(),
+                  const MuscleForce& force = {});
 
 /// Writes a MATLAB v5 `.mat` atomically in the DEMUSE layout: `SIG` (cell, grid rows x grid
 /// columns when the layout has grid_row_col, else #channels x 1, each a 1 x #samples double
 /// [V]; empty cells for unused grid positions), `fsamp` [Hz], `MUPulses` (1 x #units cell of
 /// 1 x n double, 1-based sample indices), `IPTs` (#units x #samples, 1 at each discharge),
 /// `ref_signal` (1 x #samples: `reference`, or zeros), `SIG_clean` (like SIG, noise-free) and
-/// `unit_id`. v5 limits a variable to 2^31 bytes: larger signals throw (use emg.h5).
-/// MUPulses reads back with read_discharges_mat().
-/// \throws BadInput for a layout of the wrong size or a signal too large for v5; IoError when
-/// the file cannot be written.
+/// `unit_id`, and, when given, `force` (#muscles x #samples, rows as in emg.h5). v5 limits a
+/// variable to 2^31 bytes: larger signals throw (use emg.h5). MUPulses reads back with
+/// read_discharges_mat(). \throws BadInput for a layout of the wrong size or a signal too large for
+/// v5; IoError when the file cannot be written.
 void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                    const UnitProperties& units = {}, const ChannelLayout& layout = {},
-                   const Eigen::Ref<const Eigen::VectorXd>& reference = Eigen::VectorXd());
+                   const Eigen::Ref<const Eigen::VectorXd>& reference = Eigen::VectorXd(),
+                   const MuscleForce& force = {});
 
 } // namespace myotwin::forward

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -93,6 +94,18 @@ Eigen::MatrixXd unit_muap(const anatomy::MuscleFibres& fibres, const anatomy::Mo
                           std::size_t unit, Eigen::Index n_electrodes,
                           const TransferFunction& transfer, const MuapParams& params,
                           const Eigen::Ref<const Eigen::VectorXd>& delays_s = Eigen::VectorXd());
+
+/// The MUAP of unit `unit` split by fibre group: entry g is the sum over the unit's fibres i
+/// with groups[i] == g (i in the order of pool.units[unit].fibres), all entries the same length
+/// (that of the whole unit); their sum is unit_muap(). `groups`: one group index >= 0 per fibre
+/// of the unit, or empty (one group). Used for per-discharge variability: each group is shifted
+/// by its own jitter at each discharge. Other arguments, result and errors as unit_muap().
+/// \throws BadInput also for a group vector of the wrong size or a negative group.
+std::vector<Eigen::MatrixXd>
+unit_muap_groups(const anatomy::MuscleFibres& fibres, const anatomy::MotorUnitPool& pool,
+                 std::size_t unit, Eigen::Index n_electrodes, const TransferFunction& transfer,
+                 const MuapParams& params, const Eigen::Ref<const Eigen::VectorXd>& delays_s,
+                 const std::vector<int>& groups);
 
 /// The infinite anisotropic medium as a TransferFunction (point electrodes, #electrodes x 3 [m]).
 TransferFunction infinite_medium_transfer_function(const Eigen::MatrixX3d& electrodes_m,

@@ -20,8 +20,10 @@
 #include "myotwin/forward/drive.hpp"
 #include "myotwin/forward/emg.hpp"
 #include "myotwin/forward/emg_io.hpp"
+#include "myotwin/forward/force.hpp"
 #include "myotwin/forward/montage.hpp"
 #include "myotwin/forward/muap.hpp"
+#include "myotwin/forward/nerve_branching.hpp"
 
 namespace myotwin {
 class ConfigReader;
@@ -46,9 +48,25 @@ struct SimulationParams {
   /// largest |value| are dropped before the synthesis (key `muap_tail_fraction`, default 1e-4;
   /// 0 keeps the automatic length, until the slowest fibre's last wave is extinguished).
   double muap_tail_fraction = 1e-4;
-  MuapParams muap;   ///< sub-section `muap`
-  DriveParams drive; ///< sub-section `drive` (its duration_s is the signal's length)
-  EmgParams emg;     ///< sub-section `emg`
+  /// Standard deviation of the neuromuscular-junction jitter [s] (key `jitter_us`, default 0:
+  /// off; 35 us is the physiological value, REFERENCE_VALUES.md). With jitter each unit's
+  /// fibres are split into `jitter_groups` spatial groups (k-means of their positions in the
+  /// section); at every discharge each group's MUAP is shifted by its own Gaussian delay of
+  /// SD jitter / sqrt(W_g), W_g the real fibres of the group, which gives the MUAP the same
+  /// discharge-to-discharge variance (to first order in the jitter) as independent jitter of
+  /// every real fibre.
+  double jitter_s = 0.0;
+  /// Fibre groups per unit for the jitter (key `jitter_groups`, default 8, >= 1); the EMG
+  /// synthesis costs this many times more with jitter on.
+  std::int64_t jitter_groups = 8;
+  /// Sub-section `nerve_branching`: per-fibre delays from the two-layer terminal branching
+  /// (on by default; unit u of the muscle with label L draws from
+  /// Rng(seed).split(4).split(L).split(u)).
+  NerveBranchingParams nerve_branching;
+  TwitchParams force; ///< sub-section `force`: the twitch model
+  MuapParams muap;    ///< sub-section `muap`
+  DriveParams drive;  ///< sub-section `drive` (its duration_s is the signal's length)
+  EmgParams emg;      ///< sub-section `emg`
 };
 
 /// Reads the `simulate` section. \throws BadInput naming the key.
@@ -72,6 +90,12 @@ struct EmgSimulation {
   UnitProperties properties;               ///< ids, muscle, depth, centre, size, CV, end-plate
   std::vector<std::int64_t> imported_unit; ///< per unit: the imported unit, -1 (imported only)
   std::int64_t muap_samples_dropped = 0;   ///< quiet-tail samples dropped, all units
+  /// Force of each simulated muscle (#muscles x #samples at the EMG's fs_Hz), a fraction of
+  /// that muscle's maximum (see force.hpp); empty when the twitch model is off.
+  Eigen::MatrixXd force;
+  std::vector<std::string> force_muscles; ///< names of the rows of `force`
+  Eigen::VectorXd twitch_peak_force;      ///< per unit: P (units of the muscle's smallest twitch)
+  Eigen::VectorXd contraction_time_s;     ///< per unit: T [s]
   double muap_time_s = 0.0;
   double drive_time_s = 0.0;
   double emg_time_s = 0.0;
