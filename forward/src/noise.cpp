@@ -125,6 +125,9 @@ double broadband_shape(double f, const NoiseParams& p) {
   return v;
 }
 
+/// The stream of the mains frequency walk, shared by all channels.
+constexpr std::uint64_t mains_stream = ~std::uint64_t{0};
+
 bool powerline_on(const NoiseParams& p) {
   if (!(p.powerline_Hz > 0.0) || !(p.powerline_amplitude_ratio > 0.0))
     return false;
@@ -155,7 +158,7 @@ double mixture_kurtosis(double a, const std::vector<double>& g, const std::vecto
 }
 
 RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm, const Fft& fft,
-                             Rng& r) {
+                             Rng& mains, Rng& r) {
   const std::size_t n2 = fft.size();
   const bool drift_on = prm.drift_rms_V > 0.0;
   const double df = fs_Hz / static_cast<double>(n2);
@@ -250,14 +253,14 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
     const double c_d = prm.powerline_drift_Hz * std::sqrt(1.0 - rho_d * rho_d);
     const double rho_a = std::exp(-1.0 / (fs_Hz * prm.powerline_am_tau_s));
     const double c_a = std::sqrt(1.0 - rho_a * rho_a);
-    double delta = prm.powerline_drift_Hz * r.normal();
+    double delta = prm.powerline_drift_Hz * mains.normal();
     double v = r.normal();
     double phi = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
       if (i > 0) {
         phi += two_pi * (prm.powerline_Hz + delta) / fs_Hz;
         phi -= two_pi * std::floor(phi / two_pi);
-        delta = rho_d * delta + c_d * r.normal();
+        delta = rho_d * delta + c_d * mains.normal();
         v = rho_a * v + c_a * r.normal();
       }
       const double am = std::max(0.0, 1.0 + prm.powerline_am_depth * v);
@@ -369,7 +372,8 @@ NoiseResult noise_rows(Eigen::Index n_channels, Eigen::Index n_samples, double f
       for (std::size_t i = 0; i < n; ++i)
         y[i] = r.normal();
     } else {
-      RealisticDraw d = draw_realistic(n, fs_Hz, params, *fft, r);
+      Rng mains = rng.split(mains_stream);
+      RealisticDraw d = draw_realistic(n, fs_Hz, params, *fft, mains, r);
       y = std::move(d.y);
       drift = std::move(d.drift);
     }
@@ -657,6 +661,7 @@ struct Line {
   double spread_Hz2 = 0.0; ///< second central moment
   double ratio = 0.0;      ///< line power / floor power in the band
   double half_width_Hz = 0.0;
+  double n_bins = 0.0; ///< Welch bins in the band
 };
 
 Line measure_line(const Eigen::VectorXd& psd, double df, double f0, double half_width) {
@@ -684,6 +689,7 @@ Line measure_line(const Eigen::VectorXd& psd, double df, double f0, double half_
     }
   }
   line.power = std::max(0.0, p);
+  line.n_bins = n_in;
   line.ratio = line.power / std::max(1e-300, floor * df * n_in);
   line.centroid_Hz = p > 0.0 ? pf / p : f0;
   double m2 = 0.0;
@@ -853,14 +859,24 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
     out.powerline_harmonic_ratios.clear();
     nlohmann::json jl = nlohmann::json::array();
     std::size_t best_k = 0;
+    // A harmonic counts when its line exceeds 3 standard deviations of the floor's band power
+    // (Welch bins x segments x channels averaged); otherwise its ratio is 0.
+    const double n_seg =
+        std::floor(static_cast<double>(n - seg) / static_cast<double>(seg / 2)) + 1.0;
     for (std::size_t k = 0; k < lines.size(); ++k) {
-      out.powerline_harmonic_ratios.push_back(std::sqrt(lines[k].power / lines[0].power));
+      const double threshold =
+          3.0 / std::sqrt(std::max(1.0, lines[k].n_bins * n_seg * static_cast<double>(n_ch)));
+      const bool detected = k == 0 || lines[k].ratio > threshold;
+      out.powerline_harmonic_ratios.push_back(detected ? std::sqrt(lines[k].power / lines[0].power)
+                                                       : 0.0);
       jl.push_back({{"harmonic", k + 1},
                     {"centroid_Hz", lines[k].centroid_Hz},
                     {"power_rel", lines[k].power},
-                    {"line_to_floor", lines[k].ratio}});
-      if (lines[k].ratio * static_cast<double>((k + 1) * (k + 1)) >
-          lines[best_k].ratio * static_cast<double>((best_k + 1) * (best_k + 1)))
+                    {"line_to_floor", lines[k].ratio},
+                    {"detection_threshold", threshold},
+                    {"detected", detected}});
+      if (detected && lines[k].ratio * static_cast<double>((k + 1) * (k + 1)) >
+                          lines[best_k].ratio * static_cast<double>((best_k + 1) * (best_k + 1)))
         best_k = k;
     }
     // Frequency walk from the width of the clearest line: spread^2 = (k sigma)^2 + the Hann

@@ -34,7 +34,10 @@
 /// phi(t) = 2 pi integral of (powerline_Hz + delta(t)) with delta an Ornstein-Uhlenbeck walk of
 /// standard deviation powerline_drift_Hz and time constant powerline_drift_tau_s, v an
 /// Ornstein-Uhlenbeck process of unit standard deviation and time constant powerline_am_tau_s
-/// (the factor is clamped at 0), theta_k uniform phases.
+/// (the factor is clamped at 0), theta_k uniform phases. delta is the mains frequency, the same
+/// on every channel (drawn from rng.split(2^64 - 1)); v and theta_k are per channel. Over a
+/// record of T seconds the realised mean frequency deviates from powerline_Hz by about
+/// powerline_drift_Hz * sqrt(2 tau / T) (0.2 Hz for 10 s).
 ///
 /// Drift d. A Gaussian process with P(f) ~ f^-drift_alpha on [drift_low_Hz, drift_high_Hz]
 /// (drift_low_Hz = 0: from the lowest frequency of the grid) and 0 elsewhere, mean removed,
@@ -45,7 +48,8 @@
 /// is 0 gets no noise. "gaussian" draws #samples normals from rng.split(c) and scales them the
 /// same way, bit for bit the white noise of synthesize_emg().
 ///
-/// Threads. Channel c draws from rng.split(c) only; channels run in parallel with no shared
+/// Threads. Channel c draws from rng.split(c) and the mains walk from rng.split(2^64 - 1) only
+/// (recomputed per channel); channels run in parallel with no shared
 /// sums: the result is identical at any thread count.
 
 #include <string>

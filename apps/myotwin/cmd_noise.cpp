@@ -1,0 +1,393 @@
+// `myotwin noise calibrate RECORDING -o noise.json`: the realistic-noise parameters estimated
+// from a recording's rest segment, written as a config with a `noise` section that
+// `myotwin noise generate`, `myotwin iemg` and `myotwin simulate` read back.
+// `myotwin noise generate --config noise.json --fs-Hz 10240 --duration-s 10 -o noise.h5`: noise
+// alone, to inspect a model.
+//
+// Sample runs:
+//   myotwin noise calibrate rest.h5 --start-s 1 --end-s 11 -o noise.json --report report.json
+//   myotwin noise calibrate rest.csv --unit uV -o noise.json
+//   myotwin noise generate --config noise.json --fs-Hz 10240 --duration-s 10 -o noise.h5
+//
+// Recordings: an HDF5 file with a dataset `emg` (or `noise`, or --dataset) of
+// #channels x #samples [V] and attribute `fs_Hz` (on the dataset or the root), as emg.h5; or a
+// CSV with one row per sample and one column per channel, whose first column is the time [s]
+// when the header names it `time...` or `t` (or with --time-column), else the rate comes from a
+// `# fs_Hz = X` comment line or --fs-Hz.
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "commands.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/random.hpp"
+#include "myotwin/core/timer.hpp"
+#include "myotwin/forward/noise.hpp"
+
+#include <omp.h>
+
+namespace myotwin::app {
+
+namespace {
+
+struct Recording {
+  Eigen::MatrixXd x_V; ///< #channels x #samples
+  double fs_Hz = 0.0;
+};
+
+std::optional<double> parse_number(const std::string& text) {
+  std::string t = text;
+  t.erase(0, t.find_first_not_of(" \t\r\""));
+  t.erase(t.find_last_not_of(" \t\r\"") + 1);
+  if (t.empty())
+    return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(t.c_str(), &end);
+  if (end != t.c_str() + t.size())
+    return std::nullopt;
+  return v;
+}
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string field;
+  std::istringstream s(line);
+  while (std::getline(s, field, sep))
+    out.push_back(field);
+  return out;
+}
+
+Recording read_csv(const std::filesystem::path& path, double fs_option, bool time_column) {
+  std::istringstream in(read_text_file(path));
+  const std::string name = path.string();
+  std::string line;
+  std::vector<std::vector<double>> rows;
+  double fs_comment = 0.0;
+  bool header_seen = false;
+  std::size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos)
+      continue;
+    if (line[0] == '#') {
+      const auto at = line.find("fs_Hz");
+      if (at != std::string::npos) {
+        auto rest = line.substr(at + 5);
+        rest.erase(0, rest.find_first_not_of(" \t=:"));
+        const auto v = parse_number(rest);
+        if (!v || !(*v > 0.0))
+          throw BadInput(name + ":" + std::to_string(line_no) + ": fs_Hz comment \"" + line +
+                         "\": expected `# fs_Hz = <number > 0>`");
+        fs_comment = *v;
+      }
+      continue;
+    }
+    const char sep = line.find(',') != std::string::npos    ? ','
+                     : line.find(';') != std::string::npos  ? ';'
+                     : line.find('\t') != std::string::npos ? '\t'
+                                                            : ' ';
+    const auto fields = split(line, sep);
+    std::vector<double> values;
+    bool numeric = true;
+    for (const auto& f : fields) {
+      const auto v = parse_number(f);
+      if (!v) {
+        numeric = false;
+        break;
+      }
+      values.push_back(*v);
+    }
+    if (!numeric) {
+      if (header_seen || !rows.empty())
+        throw BadInput(name + ":" + std::to_string(line_no) + ": \"" + line.substr(0, 60) +
+                       "\": expected numbers");
+      header_seen = true;
+      std::string first = fields.empty() ? "" : fields[0];
+      first.erase(0, first.find_first_not_of(" \t\""));
+      std::transform(first.begin(), first.end(), first.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (first.rfind("time", 0) == 0 || first == "t" || first == "t_s\"" || first == "t_s")
+        time_column = true;
+      continue;
+    }
+    if (!rows.empty() && values.size() != rows.front().size())
+      throw BadInput(name + ":" + std::to_string(line_no) + ": " + std::to_string(values.size()) +
+                     " columns: expected " + std::to_string(rows.front().size()) +
+                     " as on the first data row");
+    rows.push_back(std::move(values));
+  }
+  const std::size_t n_cols = rows.empty() ? 0 : rows.front().size();
+  const std::size_t first_channel = time_column ? 1 : 0;
+  if (rows.size() < 2 || n_cols <= first_channel)
+    throw BadInput(name + ": " + std::to_string(rows.size()) + " data rows of " +
+                   std::to_string(n_cols) + " columns: expected >= 2 rows and >= 1 channel");
+  Recording r;
+  const auto n = static_cast<Eigen::Index>(rows.size());
+  r.x_V.resize(static_cast<Eigen::Index>(n_cols - first_channel), n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (std::size_t c = first_channel; c < n_cols; ++c)
+      r.x_V(static_cast<Eigen::Index>(c - first_channel), i) = rows[static_cast<std::size_t>(i)][c];
+  if (time_column) {
+    const double dt = (rows.back()[0] - rows.front()[0]) / static_cast<double>(rows.size() - 1);
+    for (std::size_t i = 1; i < rows.size(); ++i)
+      if (!(std::abs(rows[i][0] - rows[i - 1][0] - dt) <= 0.01 * std::abs(dt)))
+        throw BadInput(name + ": time column: step " + format_number(rows[i][0] - rows[i - 1][0]) +
+                       " s at data row " + std::to_string(i + 1) + ": expected a uniform step of " +
+                       format_number(dt) + " s");
+    if (!(dt > 0.0))
+      throw BadInput(name + ": time column: step " + format_number(dt) + " s: must be > 0");
+    r.fs_Hz = 1.0 / dt;
+  } else {
+    r.fs_Hz = fs_comment;
+  }
+  if (fs_option > 0.0)
+    r.fs_Hz = fs_option;
+  if (!(r.fs_Hz > 0.0))
+    throw BadInput(name + ": no sampling rate: give a time column (header `time_s`), a "
+                          "`# fs_Hz = X` comment line or --fs-Hz");
+  return r;
+}
+
+Recording read_h5(const std::filesystem::path& path, std::string dataset, double fs_option) {
+  const H5Reader h5(path);
+  if (dataset.empty())
+    dataset = h5.contains("emg") ? "emg" : "noise";
+  if (!h5.contains(dataset))
+    throw BadInput(path.string() + ": no dataset `" + dataset +
+                   "`: expected `emg` (#channels x #samples [V]) or --dataset NAME");
+  Recording r;
+  r.x_V = h5.read_double(dataset);
+  for (const std::string& object : {dataset, std::string("/")}) {
+    const Attributes a = h5.attributes(object);
+    const auto it = a.find("fs_Hz");
+    if (it != a.end() && r.fs_Hz == 0.0) {
+      if (const auto* d = std::get_if<double>(&it->second))
+        r.fs_Hz = *d;
+      else if (const auto* i = std::get_if<std::int64_t>(&it->second))
+        r.fs_Hz = static_cast<double>(*i);
+    }
+  }
+  if (fs_option > 0.0)
+    r.fs_Hz = fs_option;
+  if (!(r.fs_Hz > 0.0))
+    throw BadInput(path.string() + ": `" + dataset +
+                   "` has no attribute fs_Hz (on it or the root): give --fs-Hz");
+  return r;
+}
+
+/// "0,2-5" -> {0, 2, 3, 4, 5}.
+std::vector<Eigen::Index> parse_channels(const std::string& text, Eigen::Index n_channels) {
+  std::vector<Eigen::Index> out;
+  for (const auto& part : split(text, ',')) {
+    const auto dash = part.find('-');
+    const auto a = parse_number(part.substr(0, dash));
+    const auto b = dash == std::string::npos ? a : parse_number(part.substr(dash + 1));
+    if (!a || !b || *a < 0 || *b < *a || *a != std::floor(*a) || *b != std::floor(*b) ||
+        *b >= static_cast<double>(n_channels))
+      throw BadInput("--channels \"" + text + "\": \"" + part +
+                     "\": expected 0-based indices or ranges (0,2-5) below " +
+                     std::to_string(n_channels));
+    for (auto c = static_cast<Eigen::Index>(*a); c <= static_cast<Eigen::Index>(*b); ++c)
+      out.push_back(c);
+  }
+  return out;
+}
+
+struct CalibrateOptions {
+  std::filesystem::path recording;
+  std::filesystem::path output;
+  std::filesystem::path report;
+  std::string channels;
+  std::string dataset;
+  std::string unit = "V";
+  double start_s = 0.0;
+  double end_s = -1.0;
+  double fs_Hz = 0.0;
+  bool time_column = false;
+  double snr_dB = 20.0;
+  int threads = 0;
+  bool quiet = false;
+};
+
+int run_calibrate(const CalibrateOptions& o) {
+  Stopwatch watch;
+  if (o.threads > 0)
+    omp_set_num_threads(o.threads);
+  // 1. The recording.
+  std::string ext = o.recording.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (!std::filesystem::exists(o.recording))
+    throw IoError(o.recording.string() + ": no such file");
+  Recording rec = (ext == ".csv" || ext == ".txt" || ext == ".tsv")
+                      ? read_csv(o.recording, o.fs_Hz, o.time_column)
+                      : read_h5(o.recording, o.dataset, o.fs_Hz);
+  const double scale = o.unit == "V" ? 1.0 : o.unit == "mV" ? 1e-3 : 1e-6;
+  rec.x_V *= scale;
+
+  // 2. Channels and the rest segment.
+  Eigen::MatrixXd x = rec.x_V;
+  if (!o.channels.empty()) {
+    const auto idx = parse_channels(o.channels, rec.x_V.rows());
+    x.resize(static_cast<Eigen::Index>(idx.size()), rec.x_V.cols());
+    for (std::size_t i = 0; i < idx.size(); ++i)
+      x.row(static_cast<Eigen::Index>(i)) = rec.x_V.row(idx[i]);
+  }
+  const double duration_s = static_cast<double>(x.cols()) / rec.fs_Hz;
+  const double end_s = o.end_s < 0.0 ? duration_s : o.end_s;
+  if (!(o.start_s >= 0.0 && end_s > o.start_s && end_s <= duration_s + 0.5 / rec.fs_Hz))
+    throw BadInput("--start-s " + format_number(o.start_s) + " --end-s " + format_number(end_s) +
+                   ": expected 0 <= start < end <= the recording's " + format_number(duration_s) +
+                   " s");
+  const auto i0 = static_cast<Eigen::Index>(std::llround(o.start_s * rec.fs_Hz));
+  const auto i1 = std::min<Eigen::Index>(x.cols(), std::llround(end_s * rec.fs_Hz));
+  const Eigen::MatrixXd rest = x.middleCols(i0, i1 - i0);
+
+  // 3. Calibrate.
+  forward::NoiseCalibrationOptions copt;
+  copt.snr_dB = o.snr_dB;
+  forward::NoiseCalibration cal = forward::calibrate_noise(rest, rec.fs_Hz, copt);
+  cal.report["recording"] = o.recording.string();
+  cal.report["segment_s"] = {o.start_s, end_s};
+
+  // 4. Write the config (and the report).
+  const nlohmann::json config = {{"noise", forward::to_json(cal.params)}};
+  write_text_file(o.output, config.dump(2) + "\n");
+  if (!o.report.empty())
+    write_text_file(o.report, cal.report.dump(2) + "\n");
+  if (!o.quiet) {
+    const auto& p = cal.params;
+    std::cout << "noise calibrate: " << rest.rows() << " channels x " << rest.cols()
+              << " samples at " << format_number(rec.fs_Hz) << " Hz ("
+              << format_number(static_cast<double>(rest.cols()) / rec.fs_Hz) << " s)\n"
+              << "  psd_slope " << format_number(p.psd_slope) << ", midband "
+              << format_number(p.midband_Hz) << " Hz (" << format_number(p.midband_gain_dB)
+              << " dB, " << format_number(p.midband_width_oct) << " oct), high-pass "
+              << format_number(p.highpass_Hz) << " Hz\n"
+              << "  excess kurtosis " << format_number(p.excess_kurtosis) << "\n"
+              << "  powerline " << format_number(p.powerline_Hz) << " Hz";
+    if (p.powerline_Hz > 0.0) {
+      std::cout << ", amplitude " << format_number(p.powerline_amplitude_ratio)
+                << " of the broadband RMS, harmonics";
+      for (double r : p.powerline_harmonic_ratios)
+        std::cout << " " << format_number(r);
+      std::cout << ", frequency drift " << format_number(p.powerline_drift_Hz) << " Hz";
+    }
+    std::cout << "\n  baseline drift " << format_number(1e6 * p.drift_rms_V) << " uV RMS";
+    if (p.drift_rms_V > 0.0)
+      std::cout << " (alpha " << format_number(p.drift_alpha) << ")";
+    std::cout << "\n  wrote " << o.output.string() << " in " << format_number(watch.elapsed_s())
+              << " s\n";
+  }
+  return 0;
+}
+
+struct GenerateOptions {
+  std::filesystem::path config;
+  std::filesystem::path output;
+  double fs_Hz = 10240.0;
+  double duration_s = 10.0;
+  int n_channels = 1;
+  double rms_uV = 10.0;
+  std::uint64_t seed = default_seed;
+  int threads = 0;
+  bool quiet = false;
+};
+
+int run_generate(const GenerateOptions& o) {
+  Stopwatch watch;
+  if (o.threads > 0)
+    omp_set_num_threads(o.threads);
+  // 1. The noise section (other top-level keys are left alone, so a run config works too).
+  ConfigReader cfg = o.config.empty()
+                         ? ConfigReader(nlohmann::json::object(), "default configuration")
+                         : ConfigReader::from_file(o.config);
+  ConfigReader section = cfg.section("noise");
+  const forward::NoiseParams params = forward::read_noise_params(section);
+  section.finish();
+  if (!(o.fs_Hz > 0.0) || !(o.duration_s > 0.0) || !(o.rms_uV > 0.0))
+    throw BadInput("--fs-Hz " + format_number(o.fs_Hz) + " --duration-s " +
+                   format_number(o.duration_s) + " --rms-uV " + format_number(o.rms_uV) +
+                   ": each must be > 0");
+  const auto n = static_cast<Eigen::Index>(std::llround(o.duration_s * o.fs_Hz));
+  // 2. Generate.
+  const forward::NoiseResult r =
+      forward::generate_noise(o.n_channels, n, o.fs_Hz, 1e-6 * o.rms_uV, params, Rng(o.seed));
+  // 3. Write.
+  H5Writer h5(o.output);
+  h5.set_attributes("/", {{"fs_Hz", o.fs_Hz}, {"seed", static_cast<std::int64_t>(o.seed)}});
+  h5.write("noise", r.noise_V,
+           {{"fs_Hz", o.fs_Hz},
+            {"unit", std::string("V")},
+            {"noise_params", forward::to_json(params).dump()}});
+  h5.write_vector("excess_kurtosis", r.excess_kurtosis);
+  h5.write_vector("noise_rms_V", r.noise_rms_V);
+  h5.commit();
+  if (!o.quiet)
+    std::cout << "noise generate: " << forward::to_string(params.type) << ", " << o.n_channels
+              << " channels x " << n << " samples at " << format_number(o.fs_Hz) << " Hz; wrote "
+              << o.output.string() << " in " << format_number(watch.elapsed_s()) << " s\n";
+  return 0;
+}
+
+} // namespace
+
+void add_noise_command(CLI::App& app, std::function<int()>& run) {
+  auto* noise = app.add_subcommand(
+      "noise", "EMG noise models: calibrate them from a rest recording, generate noise alone");
+  noise->require_subcommand(1);
+
+  auto c = std::make_shared<CalibrateOptions>();
+  auto* cal = noise->add_subcommand(
+      "calibrate",
+      "estimate the realistic-noise parameters (PSD slope, mid-band emphasis, high-pass, "
+      "kurtosis, powerline frequency, harmonic ratios and frequency drift, baseline drift) from "
+      "a rest segment; writes a config with a `noise` section");
+  cal->add_option("RECORDING", c->recording,
+                  "emg.h5 (dataset `emg` [V], attribute fs_Hz) or CSV (rows = samples)")
+      ->required();
+  cal->add_option("-o,--output", c->output, "the noise config to write (noise.json)")->required();
+  cal->add_option("--report", c->report, "also write what was measured (JSON)");
+  cal->add_option("--channels", c->channels, "0-based channels to use, e.g. 0,2-5 (default all)");
+  cal->add_option("--start-s", c->start_s, "start of the rest segment [s]");
+  cal->add_option("--end-s", c->end_s, "end of the rest segment [s] (default: the end)");
+  cal->add_option("--dataset", c->dataset, "HDF5 dataset (default `emg`, else `noise`)");
+  cal->add_option("--fs-Hz", c->fs_Hz, "sampling rate [Hz] (overrides the file's)");
+  cal->add_flag("--time-column", c->time_column, "CSV: the first column is the time [s]");
+  cal->add_option("--unit", c->unit, "unit of the values in the file")
+      ->check(CLI::IsMember({"V", "mV", "uV"}));
+  cal->add_option("--snr-dB", c->snr_dB, "snr_dB written to the config [dB]");
+  cal->add_option("--threads", c->threads, "threads to use (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cal->add_flag("--quiet", c->quiet, "print warnings and errors only");
+  cal->callback([&run, c] { run = [c] { return run_calibrate(*c); }; });
+
+  auto g = std::make_shared<GenerateOptions>();
+  auto* gen = noise->add_subcommand(
+      "generate", "noise alone from a config's `noise` section; writes noise.h5 (dataset "
+                  "`noise`, #channels x #samples [V], attribute fs_Hz)");
+  gen->add_option("--config", g->config, "config with a `noise` section (default: defaults)");
+  gen->add_option("-o,--output", g->output, "the HDF5 file to write (noise.h5)")->required();
+  gen->add_option("--fs-Hz", g->fs_Hz, "sampling rate [Hz]");
+  gen->add_option("--duration-s", g->duration_s, "duration [s]");
+  gen->add_option("--n-channels", g->n_channels, "number of channels")
+      ->check(CLI::Range(1, 100000));
+  gen->add_option("--rms-uV", g->rms_uV, "RMS of every channel without drift [uV]");
+  gen->add_option("--seed", g->seed, "random seed");
+  gen->add_option("--threads", g->threads, "threads to use (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  gen->add_flag("--quiet", g->quiet, "print warnings and errors only");
+  gen->callback([&run, g] { run = [g] { return run_generate(*g); }; });
+}
+
+} // namespace myotwin::app
