@@ -21,9 +21,11 @@
 #include "myotwin/forward/cylinder_conductor.hpp"
 #include "myotwin/forward/infinite_medium.hpp"
 #include "myotwin/forward/muap.hpp"
+#include "xcorr.hpp"
 
 namespace ma = myotwin::anatomy;
 namespace mf = myotwin::forward;
+using myotwin::testing::xcorr_delay_s;
 
 namespace {
 
@@ -76,33 +78,6 @@ StraightUnit straight_unit(const std::vector<Eigen::Vector2d>& xy, double length
 
 double peak_to_peak(const Eigen::VectorXd& v) {
   return v.maxCoeff() - v.minCoeff();
-}
-
-/// Delay [s] of b relative to a by the cross-correlation peak, refined by a parabola.
-double xcorr_delay_s(const Eigen::VectorXd& a, const Eigen::VectorXd& b, double fs_Hz,
-                     int max_lag) {
-  auto xc = [&](int lag) {
-    double s = 0.0;
-    for (Eigen::Index n = 0; n < a.size(); ++n) {
-      const Eigen::Index m = n + lag;
-      if (m >= 0 && m < b.size()) {
-        s += a[n] * b[m];
-      }
-    }
-    return s;
-  };
-  int best = 0;
-  double best_v = -1e300;
-  for (int lag = -max_lag; lag <= max_lag; ++lag) {
-    const double v = xc(lag);
-    if (v > best_v) {
-      best_v = v;
-      best = lag;
-    }
-  }
-  const double ym = xc(best - 1), y0 = best_v, yp = xc(best + 1);
-  const double shift = 0.5 * (ym - yp) / (ym - 2.0 * y0 + yp);
-  return (best + shift) / fs_Hz;
 }
 
 template <class F> std::string error_message(F&& f) {
