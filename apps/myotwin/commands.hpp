@@ -24,6 +24,11 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin noise calibrate RECORDING -o noise.json`, `myotwin noise generate -o noise.h5`.
 void add_noise_command(CLI::App& app, std::function<int()>& run);
 
+/// `myotwin decompose EMG -o OUT`.
+void add_decompose_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin score DECOMP TRUTH`.
+void add_score_command(CLI::App& app, std::function<int()>& run);
+
 /// `myotwin pipeline SUBJECT.json -o OUT`: every stage, reusing unchanged ones.
 void add_pipeline_command(CLI::App& app, std::function<int()>& run);
 } // namespace myotwin::app

@@ -1,0 +1,93 @@
+// `myotwin score DECOMP TRUTH`: agreement of a decomposition with the ground truth: rate of
+// agreement (RoA) after the best lag, sensitivity and precision per matched unit (one-to-one,
+// greedy on RoA). DECOMP and TRUTH are decomposition.h5, emg.h5 (truth/spikes) or a .mat with
+// MUPulses and fsamp. Prints a table; writes score.json into -o DIR (default: beside DECOMP).
+//
+// Sample run:
+//   myotwin score out/demo/decomposition/decomposition.h5 out/demo/forward/emg.h5
+
+#include <iomanip>
+#include <iostream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/inversion/score.hpp"
+
+namespace myotwin::app {
+
+void add_score_command(CLI::App& app, std::function<int()>& run) {
+  auto options = std::make_shared<SharedOptions>();
+  auto decomp = std::make_shared<std::filesystem::path>();
+  auto truth = std::make_shared<std::filesystem::path>();
+  auto tolerance_ms = std::make_shared<std::optional<double>>();
+  auto max_lag_ms = std::make_shared<std::optional<double>>();
+  auto* cmd = app.add_subcommand(
+      "score",
+      "rate of agreement (RoA = common / (common + only decomposed + only true)) of a "
+      "decomposition with the ground truth after the best lag, sensitivity, precision, "
+      "one-to-one matching; DECOMP and TRUTH: decomposition.h5, emg.h5 or .mat (MUPulses, "
+      "fsamp); writes score.json; config section `score` (tolerance_ms, max_lag_ms, min_roa)");
+  cmd->add_option("DECOMP", *decomp, "decomposition (decomposition.h5 or .mat)")->required();
+  cmd->add_option("TRUTH", *truth, "ground truth (emg.h5 or .mat)")->required();
+  cmd->add_option("--tolerance-ms", *tolerance_ms, "tolerance on a discharge [ms] (0.5)");
+  cmd->add_option("--max-lag-ms", *max_lag_ms, "largest lag searched [ms] (50)");
+  add_shared_options(*cmd, *options, false);
+  cmd->callback([&run, options, decomp, truth, tolerance_ms, max_lag_ms] {
+    run = [options, decomp, truth, tolerance_ms, max_lag_ms] {
+      // 1. Configuration: only the `score` section is read; other sections belong to others.
+      set_log_level(options->quiet ? LogLevel::warning : LogLevel::info);
+      nlohmann::json section = nlohmann::json::object();
+      std::string source = "default configuration";
+      if (!options->config.empty()) {
+        (void)ConfigReader::from_file(options->config);
+        const auto doc = nlohmann::json::parse(read_text_file(options->config));
+        if (doc.contains("score"))
+          section = doc["score"];
+        source = options->config.string();
+      }
+      ConfigReader root(nlohmann::json::object({{"score", section}}), source);
+      auto reader = root.section("score");
+      inversion::ScoreParams params = inversion::read_score_params(reader);
+      root.finish();
+      if (*tolerance_ms)
+        params.tolerance_ms = **tolerance_ms;
+      if (*max_lag_ms)
+        params.max_lag_ms = **max_lag_ms;
+
+      // 2. Read and score.
+      const auto d = inversion::read_spike_trains(*decomp);
+      const auto t = inversion::read_spike_trains(*truth);
+      const auto result = inversion::score(d, t, params);
+
+      // 3. Write and print.
+      const auto dir = options->output.empty() ? decomp->parent_path() : options->output;
+      if (!dir.empty())
+        ensure_output_dir(dir);
+      const auto json_path = dir / "score.json";
+      auto json = inversion::to_json(result, d, t);
+      json["parameters"] = {{"tolerance_ms", params.tolerance_ms},
+                            {"max_lag_ms", params.max_lag_ms},
+                            {"min_roa", params.min_roa}};
+      write_text_file(json_path, json.dump(2) + "\n");
+      std::cout << "decomposed unit  true unit    RoA  sensitivity  precision  lag_ms\n";
+      for (const auto& m : result.matches)
+        std::cout << std::setw(15) << d.unit_id[static_cast<std::size_t>(m.decomposed)]
+                  << std::setw(11) << t.unit_id[static_cast<std::size_t>(m.truth)] << std::fixed
+                  << std::setprecision(3) << std::setw(7) << m.agreement.roa << std::setw(13)
+                  << m.sensitivity << std::setw(11) << m.precision << std::setprecision(2)
+                  << std::setw(8)
+                  << 1e3 * static_cast<double>(m.agreement.lag_samples) / result.fs_Hz << "\n";
+      std::cout << result.matches.size() << " of " << result.n_decomposed
+                << " decomposed units match one of " << result.n_truth << " true units; mean RoA "
+                << std::setprecision(3) << result.mean_roa << " (tolerance "
+                << format_number(params.tolerance_ms) << " ms); " << json_path.string() << "\n";
+      return 0;
+    };
+  });
+}
+
+} // namespace myotwin::app

@@ -1,0 +1,134 @@
+// Accuracy and speed of the motor-unit decomposition (not run by ctest).
+//
+// Usage:
+//   bench_decompose OUT1/forward/emg.h5 [OUT2/forward/emg.h5 ...]
+//       decomposes each simulated recording (myotwin simulate) and scores it against its truth:
+//       one table row per file (SNR, units recruited, accepted, identified at RoA >= 0.9, mean
+//       RoA of the matches, accepted units below 0.9 RoA, time).
+//   bench_decompose --speed
+//       times synthetic recordings of 64 channels x 20 s and 320 channels x 10 s at 2048 Hz.
+// docs/benchmarks.md says how the simulated forearm recordings are made.
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/random.hpp"
+#include "myotwin/core/timer.hpp"
+#include "myotwin/forward/drive.hpp"
+#include "myotwin/forward/emg.hpp"
+#include "myotwin/inversion/decompose.hpp"
+#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/inversion/score.hpp"
+
+namespace mi = myotwin::inversion;
+
+namespace {
+
+/// Synthetic recording: n_units units with Gaussian-derivative MUAPs under a rows x cols grid.
+mi::EmgRecording synthetic(int rows, int cols, double duration_s, int n_units) {
+  const double muap_fs = 10240.0, ied = 8e-3;
+  const int n_ch = rows * cols, n_muap = static_cast<int>(0.025 * muap_fs);
+  myotwin::Rng rng(77);
+  std::vector<Eigen::MatrixXd> muaps;
+  std::vector<double> thresholds;
+  for (int u = 0; u < n_units; ++u) {
+    auto r = rng.split(static_cast<std::uint64_t>(u));
+    const double ux = r.uniform(0.0, (cols - 1) * ied), uy = r.uniform(0.0, (rows - 1) * ied);
+    const double depth = r.uniform(5e-3, 15e-3), sigma = r.uniform(0.5e-3, 1.3e-3);
+    Eigen::MatrixXd m(n_muap, n_ch);
+    for (int c = 0; c < n_ch; ++c) {
+      const double dx = (c % cols) * ied - ux, dy = (c / cols) * ied - uy;
+      const double a = 1e-4 / std::pow(1.0 + (dx * dx + dy * dy) / (depth * depth), 1.5);
+      for (int k = 0; k < n_muap; ++k) {
+        const double t = k / muap_fs - 0.008 - std::abs(dy) / 4.0;
+        m(k, c) = -a * t / sigma * std::exp(-0.5 * t * t / (sigma * sigma));
+      }
+    }
+    muaps.push_back(m);
+    thresholds.push_back(0.01 * (u + 1));
+  }
+  myotwin::forward::DriveParams drive;
+  drive.duration_s = duration_s;
+  drive.profile.type = myotwin::forward::ProfileType::constant;
+  drive.profile.level = 0.15;
+  const auto d = myotwin::forward::simulate_drive(drive, thresholds, rng.split(999));
+  myotwin::forward::EmgParams p;
+  p.snr_dB = 20.0;
+  const auto emg =
+      myotwin::forward::synthesize_emg(muaps, muap_fs, d.discharge_times_s, duration_s, p, rng);
+  mi::EmgRecording rec;
+  rec.source = "synthetic " + std::to_string(n_ch) + " ch";
+  rec.fs_Hz = emg.fs_Hz;
+  rec.emg = emg.emg;
+  return rec;
+}
+
+int speed() {
+  std::printf("| recording | threads | extension | whitened dims | whiten [s] | iterations [s] | "
+              "total [s] | units |\n|---|---|---|---|---|---|---|---|\n");
+  for (const auto& [rows, cols, duration] :
+       {std::tuple<int, int, double>{13, 5, 20.0}, {10, 32, 10.0}}) {
+    const auto rec = synthetic(rows, cols, duration, 20);
+    myotwin::Stopwatch watch;
+    const auto d = mi::decompose(rec, {});
+    std::printf("| %d ch x %.0f s | %d | %lld | %lld | %.1f | %.1f | %.1f | %zu |\n", rows * cols,
+                duration, omp_get_max_threads(), static_cast<long long>(d.extension_factor),
+                static_cast<long long>(d.stats.n_whitened), d.stats.time_whiten_s,
+                d.stats.time_iterations_s, watch.elapsed_s(), d.units.size());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  myotwin::set_log_level(myotwin::LogLevel::warning);
+  if (argc == 2 && std::string(argv[1]) == "--speed")
+    return speed();
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_decompose EMG.h5... | --speed\n");
+    return 2;
+  }
+  std::printf("| file | SNR [dB] | recruited | accepted | identified (RoA >= 0.9) | mean RoA of "
+              "matches | accepted with RoA < 0.9 | time [s] |\n"
+              "|---|---|---|---|---|---|---|---|\n");
+  for (int i = 1; i < argc; ++i) {
+    const std::string path = argv[i];
+    const auto rec = mi::read_emg(path);
+    const myotwin::H5Reader h5(path);
+    const double snr = h5.contains("snr_dB") ? h5.read_double("snr_dB").mean() : NAN;
+    const auto truth = mi::read_spike_trains(path);
+    std::size_t recruited = 0;
+    for (const auto& t : truth.samples)
+      recruited += t.size() >= 10 ? 1 : 0; // at least the minimum of an accepted unit
+    myotwin::Stopwatch watch;
+    const auto d = mi::decompose(rec, {});
+    const double seconds = watch.elapsed_s();
+    mi::SpikeTrains dec{"decomposition", d.fs_Hz, {}, {}};
+    for (std::size_t u = 0; u < d.units.size(); ++u) {
+      dec.unit_id.push_back(static_cast<std::int64_t>(u));
+      dec.samples.push_back(d.units[u].discharges);
+    }
+    const auto s = mi::score(dec, truth);
+    std::size_t identified = 0;
+    double roa_sum = 0.0;
+    for (const auto& m : s.matches) {
+      identified += m.agreement.roa >= 0.9 ? 1 : 0;
+      roa_sum += m.agreement.roa;
+    }
+    const std::size_t bad = d.units.size() - identified;
+    std::printf("| %s | %.1f | %zu | %zu | %zu | %.3f | %zu | %.1f |\n", path.c_str(), snr,
+                recruited, d.units.size(), identified,
+                s.matches.empty() ? 0.0 : roa_sum / static_cast<double>(s.matches.size()), bad,
+                seconds);
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,198 @@
+#pragma once
+/// \file decompose.hpp
+/// Motor-unit decomposition of multichannel surface EMG by convolutive blind source separation,
+/// after Negro, Muceli, Castronovo, Holobar and Farina 2016 (J Neural Eng 13:026027) and the
+/// tools built on it (docs/inversion.md has the full description and the references).
+///
+/// Steps:
+/// 1. Preprocessing (preprocess.hpp): band-pass, notch, bad-channel rejection.
+/// 2. Extension: each kept channel x_c (mean removed) with R - 1 delayed copies, row c R + d
+///    holding x_c(n - d) (0 before the start); R = extension_factor, or round(target / #kept).
+/// 3. Whitening: eigen-decomposition of the extended covariance C = X X^T / N; eigenvalues
+///    below the mean of the lower half are dropped (regularisation); Z = D^-1/2 V^T X.
+/// 4. For each of n_iterations candidates: w0 = Z(:, n*) at the instant n* of the largest
+///    activity ||Z(:, n)||^2 not yet used (instants within +-R samples are then used too);
+///    fixed-point iterations w <- E[z g(w^T z)] - E[g'(w^T z)] w, Gram-Schmidt deflation
+///    against every earlier candidate's w, normalisation, until |1 - |w_new . w|| < tolerance;
+///    the sign makes the source's skewness positive.
+/// 5. Refinement (CKC-style MU filter update): w <- mean of z at the detected discharges, kept
+///    while the CoV of the inter-spike intervals decreases.
+/// 6. Spike detection on t = s |s|: local maxima at least min_peak_distance_ms apart, split by
+///    two-class k-means on their heights (centroids started at the lowest and highest); the
+///    upper class are the discharges. SIL = (B - W) / max(B, W), with W and B the sums of the
+///    squared distances of the discharge heights to the discharge and to the noise centroid
+///    (squared Euclidean, the k-means distance of the tools that set the 0.9 threshold).
+/// 7. Acceptance: SIL >= sil_threshold, >= min_discharges, CoV of ISI <= max_cov_isi. A unit
+///    sharing >= duplicate_fraction of the discharges of the smaller one (within
+///    duplicate_tolerance_ms after the best lag within duplicate_max_lag_ms) with an accepted
+///    unit is a duplicate: the one with the lower CoV of ISI is kept. The search stops after
+///    max_stalled_candidates candidates in a row without a new unit.
+/// 8. Peel-off: the accepted unit's spike-triggered average of Z (+- peel_off_window_ms / 2)
+///    is subtracted from Z at each discharge, so that later candidates find other units.
+/// Per unit: discharges, filter f = W^T w on the extended channels (#channels x R; 0 for
+/// rejected channels; s(n) = sum_c,d f(c, d) x_c(n - d) on the filtered, mean-free EMG),
+/// the source (IPT, scaled so that its mean at the discharges is 1), MUAP by spike-triggered
+/// averaging of the filtered EMG on every channel, SIL, PNR, CoV of ISI and rate. The neural
+/// drive is the sum of all units' spike trains smoothed by a unit-area Hann window.
+///
+/// Threads: sums over samples are taken in fixed blocks combined in a fixed order, every other
+/// parallel loop computes independent items: results are identical at any thread count.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "myotwin/core/progress.hpp"
+#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/inversion/preprocess.hpp"
+
+namespace myotwin {
+class ConfigReader;
+}
+
+namespace myotwin::inversion {
+
+/// Contrast function of the fixed-point iteration: G(x) = x^3 / 3 (skew), log cosh x, x^4 / 4.
+enum class Contrast { skew, log_cosh, kurtosis };
+
+/// "skew", "log_cosh" or "kurtosis".
+std::string to_string(Contrast contrast);
+
+/// Parameters of decompose(). Config section `decompose` (keys = field names, plus those of
+/// PreprocessParams).
+struct DecomposeParams {
+  /// Preprocessing (same section).
+  PreprocessParams preprocess;
+  /// Extension factor R (>= 1; 0: round(target_extended_channels / #kept channels), >= 1).
+  std::int64_t extension_factor = 0;
+  /// #kept channels x R aimed at when extension_factor = 0 (>= 1).
+  double target_extended_channels = 1000.0;
+  /// Number of candidate sources (outer iterations) (>= 1).
+  std::int64_t n_iterations = 80;
+  /// Fixed-point iterations per candidate at most (>= 1).
+  std::int64_t max_fixed_point_iterations = 75;
+  /// Stop after this many consecutive candidates without a new unit (0: never).
+  std::int64_t max_stalled_candidates = 20;
+  /// Convergence tolerance on 1 - |w_new . w| (> 0).
+  double tolerance = 1e-4;
+  /// Contrast function (key `contrast`: "skew", "log_cosh", "kurtosis").
+  Contrast contrast = Contrast::skew;
+  /// CoV-of-ISI refinement steps at most (>= 0).
+  std::int64_t max_refinement_iterations = 10;
+  /// SIL acceptance threshold, in [0, 1].
+  double sil_threshold = 0.9;
+  /// Minimum distance between detected discharges [ms] (> 0).
+  double min_peak_distance_ms = 10.0;
+  /// Fewest discharges of an accepted unit (>= 2).
+  std::int64_t min_discharges = 10;
+  /// Largest CoV of ISI of an accepted unit (> 0). 0.4 separated the two 20 dB forearm units
+  /// with RoA < 0.9 (CoV 0.45, 0.49) from the 48 with RoA >= 0.93 (CoV <= 0.33).
+  double max_cov_isi = 0.4;
+  /// ISIs longer than this are pauses, left out of CoV and rate [s] (> 0).
+  double max_isi_s = 0.5;
+  /// Fraction of shared discharges that makes two units one, in (0, 1].
+  double duplicate_fraction = 0.3;
+  /// Tolerance of a shared discharge [ms] (>= 0).
+  double duplicate_tolerance_ms = 0.5;
+  /// Largest lag searched between two units [ms] (>= 0).
+  double duplicate_max_lag_ms = 25.0;
+  /// Subtract accepted units from the whitened data.
+  bool peel_off = true;
+  /// Window of the peel-off average [ms] (> 0).
+  double peel_off_window_ms = 50.0;
+  /// Window of the MUAPs [ms], centred on the discharge (> 0).
+  double muap_window_ms = 50.0;
+  /// Length of the Hann window that smooths the neural drive [ms] (> 0).
+  double drive_window_ms = 400.0;
+};
+
+/// One decomposed motor unit.
+struct MotorUnit {
+  /// Discharge sample indices, 0-based, increasing.
+  std::vector<std::int64_t> discharges;
+  /// Separation filter on the extended channels, #channels x R (rows of rejected channels 0).
+  Eigen::MatrixXd filter;
+  /// Source (innervation pulse train), #samples, scaled to mean 1 at the discharges.
+  Eigen::VectorXd source;
+  /// MUAP, #channels x #window samples [V]; column k at sample offset muap_first_offset + k
+  /// from the discharge.
+  Eigen::MatrixXd muap;
+  std::int64_t muap_first_offset = 0;
+  double sil = 0.0;          ///< silhouette
+  double pnr_dB = 0.0;       ///< pulse-to-noise ratio [dB]
+  double cov_isi = 0.0;      ///< CoV of the inter-spike intervals (pauses excluded)
+  double rate_pps = 0.0;     ///< mean discharge rate [pps] (1 / mean ISI, pauses excluded)
+  std::int64_t found_at = 0; ///< candidate (outer iteration) that found it
+};
+
+/// Counts of what the candidates became.
+struct DecomposeStats {
+  std::int64_t n_candidates = 0;
+  std::int64_t n_converged = 0;              ///< converged within max_fixed_point_iterations
+  std::int64_t n_low_sil = 0;                ///< SIL below threshold
+  std::int64_t n_few_spikes = 0;             ///< fewer than min_discharges
+  std::int64_t n_high_cov = 0;               ///< CoV of ISI above max_cov_isi
+  std::int64_t n_duplicates = 0;             ///< duplicates of an accepted unit
+  std::int64_t n_whitened = 0;               ///< dimensions kept by the whitening
+  std::int64_t n_fixed_point_iterations = 0; ///< over all candidates
+  double time_preprocess_s = 0.0, time_whiten_s = 0.0, time_iterations_s = 0.0;
+};
+
+/// The output of decompose().
+struct Decomposition {
+  double fs_Hz = 0.0;
+  std::int64_t n_samples = 0;
+  std::int64_t n_channels = 0;
+  std::int64_t extension_factor = 0;
+  /// Accepted units, in the order found.
+  std::vector<MotorUnit> units;
+  /// Neural drive [pps summed over units], #samples.
+  Eigen::VectorXd neural_drive_pps;
+  /// Preprocessing result (filtered signals, channel report).
+  PreprocessResult preprocessing;
+  DecomposeStats stats;
+};
+
+/// Reads DecomposeParams (and the PreprocessParams) from the config section `decompose`.
+/// \throws BadInput naming the key, value and expectation.
+DecomposeParams read_decompose_params(ConfigReader& section);
+
+/// Checks the parameters. \throws BadInput naming the field and value.
+void validate(const DecomposeParams& params);
+
+/// The parameters as JSON (the layout read_decompose_params() reads).
+nlohmann::json to_json(const DecomposeParams& params);
+
+/// Decomposes `recording`. Progress: task "decompose" over the candidates (log lines name each
+/// accepted unit). \throws BadInput for invalid params, all channels rejected, or a recording
+/// too short for the extension (#samples < 4 x #kept channels x R); NumericalError when the
+/// whitening finds no signal.
+Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
+                        const ProgressCallback& progress = {});
+
+/// Spike detection of step 6 on `source` (#samples) with peaks >= min_distance samples apart.
+struct SpikeDetection {
+  std::vector<std::int64_t> discharges; ///< increasing sample indices
+  double sil = 0.0;
+};
+SpikeDetection detect_spikes(const Eigen::Ref<const Eigen::VectorXd>& source,
+                             std::int64_t min_distance);
+
+/// CoV of the intervals of `discharges` at fs_Hz, leaving out intervals > max_isi_s; 0 with
+/// fewer than 2 intervals. Also returns the rate [pps] in `rate_pps` when not null.
+double cov_isi(const std::vector<std::int64_t>& discharges, double fs_Hz, double max_isi_s,
+               double* rate_pps = nullptr);
+
+/// PNR [dB] = 10 log10(mean s^2 at the discharges / mean s^2 elsewhere).
+double pnr_dB(const Eigen::Ref<const Eigen::VectorXd>& source,
+              const std::vector<std::int64_t>& discharges);
+
+/// Neural drive [pps]: the sum of the trains smoothed by a unit-area Hann window of
+/// window_samples (>= 1) samples, #samples values.
+Eigen::VectorXd neural_drive(const std::vector<std::vector<std::int64_t>>& trains,
+                             std::int64_t n_samples, double fs_Hz, std::int64_t window_samples);
+
+} // namespace myotwin::inversion

@@ -1,0 +1,273 @@
+#include "myotwin/inversion/decomposition_io.hpp"
+
+#include <memory>
+
+#include <matio.h>
+
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+
+namespace myotwin::inversion {
+
+namespace {
+
+struct MatCloser {
+  void operator()(mat_t* m) const { Mat_Close(m); }
+};
+struct VarFreer {
+  void operator()(matvar_t* v) const { Mat_VarFree(v); }
+};
+using MatPtr = std::unique_ptr<mat_t, MatCloser>;
+using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
+
+/// A double matrix variable; `data` (column-major rows x cols) must outlive the variable.
+matvar_t* double_var(const char* name, std::size_t rows, std::size_t cols, double* data) {
+  std::size_t dims[2] = {rows, cols};
+  return Mat_VarCreate(name, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, data, MAT_F_DONT_COPY_DATA);
+}
+
+void write_var(mat_t* mat, matvar_t* var, const std::filesystem::path& path,
+               const std::string& name) {
+  VarPtr owned(var);
+  if (var == nullptr || Mat_VarWrite(mat, var, MAT_COMPRESSION_NONE) != 0)
+    throw IoError(path.string() + ": cannot write MATLAB variable " + name);
+}
+
+/// A 1 x n cell of matrices; `store` keeps the data alive until written.
+matvar_t* cell_row(const char* name, std::vector<Eigen::MatrixXd>& store) {
+  std::size_t dims[2] = {1, store.size()};
+  matvar_t* cell = Mat_VarCreate(name, MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
+  for (std::size_t i = 0; cell != nullptr && i < store.size(); ++i)
+    Mat_VarSetCell(cell, static_cast<int>(i),
+                   double_var(nullptr, static_cast<std::size_t>(store[i].rows()),
+                              static_cast<std::size_t>(store[i].cols()),
+                              store[i].size() > 0 ? store[i].data() : nullptr));
+  return cell;
+}
+
+std::vector<double> units_values(const Decomposition& d, double MotorUnit::*member) {
+  std::vector<double> v;
+  for (const auto& u : d.units)
+    v.push_back(u.*member);
+  return v;
+}
+
+} // namespace
+
+void write_decomposition_h5(const std::filesystem::path& path, const Decomposition& d,
+                            const EmgRecording& recording) {
+  H5Writer w(path);
+  const auto n_units = static_cast<std::int64_t>(d.units.size());
+  w.set_attributes("/", {{"fs_Hz", d.fs_Hz},
+                         {"n_samples", d.n_samples},
+                         {"n_channels", d.n_channels},
+                         {"extension_factor", d.extension_factor},
+                         {"n_units", n_units},
+                         {"source", recording.source.string()},
+                         {"format", std::string("myotwin decomposition 1")}});
+  VectorXi64 ids(n_units), n_discharges(n_units);
+  Eigen::VectorXd sil(n_units), pnr(n_units), cov(n_units), rate(n_units);
+  for (std::int64_t u = 0; u < n_units; ++u) {
+    const auto& unit = d.units[static_cast<std::size_t>(u)];
+    ids[u] = u;
+    n_discharges[u] = static_cast<std::int64_t>(unit.discharges.size());
+    sil[u] = unit.sil;
+    pnr[u] = unit.pnr_dB;
+    cov[u] = unit.cov_isi;
+    rate[u] = unit.rate_pps;
+    w.write_vector("units/discharges/" + std::to_string(u),
+                   VectorXi64(Eigen::Map<const VectorXi64>(
+                       unit.discharges.data(), static_cast<Eigen::Index>(unit.discharges.size()))),
+                   {{"unit", std::string("sample (0-based)")}});
+  }
+  w.write_vector("units/unit_id", ids);
+  w.write_vector("units/n_discharges", n_discharges);
+  w.write_vector("units/sil", sil);
+  w.write_vector("units/pnr_dB", pnr);
+  w.write_vector("units/cov_isi", cov);
+  w.write_vector("units/rate_pps", rate);
+  if (n_units > 0) {
+    Eigen::MatrixXd sources(n_units, d.n_samples);
+    for (std::int64_t u = 0; u < n_units; ++u)
+      sources.row(u) = d.units[static_cast<std::size_t>(u)].source.transpose();
+    w.write("units/sources", sources);
+    const auto& first = d.units.front();
+    std::vector<double> filters, muaps;
+    filters.reserve(static_cast<std::size_t>(n_units * first.filter.size()));
+    muaps.reserve(static_cast<std::size_t>(n_units * first.muap.size()));
+    for (const auto& unit : d.units) {
+      for (Eigen::Index c = 0; c < unit.filter.rows(); ++c)
+        for (Eigen::Index k = 0; k < unit.filter.cols(); ++k)
+          filters.push_back(unit.filter(c, k));
+      for (Eigen::Index c = 0; c < unit.muap.rows(); ++c)
+        for (Eigen::Index k = 0; k < unit.muap.cols(); ++k)
+          muaps.push_back(unit.muap(c, k));
+    }
+    w.write_3d("units/filters", filters,
+               {static_cast<unsigned long long>(n_units),
+                static_cast<unsigned long long>(first.filter.rows()),
+                static_cast<unsigned long long>(first.filter.cols())});
+    w.write_3d("units/muaps", muaps,
+               {static_cast<unsigned long long>(n_units),
+                static_cast<unsigned long long>(first.muap.rows()),
+                static_cast<unsigned long long>(first.muap.cols())},
+               {{"first_offset_samples", first.muap_first_offset}, {"unit", std::string("V")}});
+  }
+  w.write_vector("neural_drive_pps", d.neural_drive_pps, {{"unit", std::string("pps")}});
+  const auto& pre = d.preprocessing;
+  VectorXi64 kept =
+      Eigen::Map<const VectorXi64>(pre.kept.data(), static_cast<Eigen::Index>(pre.kept.size()));
+  std::vector<std::int64_t> rejected;
+  Eigen::VectorXd rms(static_cast<Eigen::Index>(pre.channels.size()));
+  for (std::size_t c = 0; c < pre.channels.size(); ++c) {
+    rms[static_cast<Eigen::Index>(c)] = pre.channels[c].rms;
+    if (!pre.channels[c].rejected.empty())
+      rejected.push_back(pre.channels[c].index);
+  }
+  w.write_vector("channels/kept", kept);
+  w.write_vector("channels/rejected",
+                 VectorXi64(Eigen::Map<const VectorXi64>(
+                     rejected.data(), static_cast<Eigen::Index>(rejected.size()))));
+  w.write_vector("channels/rms_V", rms);
+  if (recording.grid_row_col.size() > 0)
+    w.write("channels/grid_row_col", recording.grid_row_col);
+  w.commit();
+}
+
+void write_decomposition_mat(const std::filesystem::path& path, const Decomposition& d,
+                             const EmgRecording& recording) {
+  constexpr double v5_limit_bytes = 2147483647.0;
+  const auto n_units = d.units.size();
+  const auto n_samples = static_cast<std::size_t>(d.n_samples);
+  if (8.0 * static_cast<double>(recording.emg.size()) > v5_limit_bytes ||
+      8.0 * static_cast<double>(n_units) * static_cast<double>(n_samples) > v5_limit_bytes)
+    throw BadInput(path.string() + ": the signal (" + std::to_string(recording.emg.rows()) + " x " +
+                   std::to_string(n_samples) +
+                   ") is too large for a MATLAB v5 file (2 GiB per variable): use "
+                   "decomposition.h5");
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    MatPtr mat(Mat_CreateVer(tmp.c_str(), nullptr, MAT_FT_MAT5));
+    if (!mat)
+      throw IoError(tmp.string() + ": cannot create MATLAB file");
+    double fsamp = d.fs_Hz;
+    write_var(mat.get(), double_var("fsamp", 1, 1, &fsamp), path, "fsamp");
+    std::vector<Eigen::MatrixXd> pulses, filters;
+    for (const auto& u : d.units) {
+      Eigen::MatrixXd p(1, static_cast<Eigen::Index>(u.discharges.size()));
+      for (std::size_t i = 0; i < u.discharges.size(); ++i)
+        p(0, static_cast<Eigen::Index>(i)) = static_cast<double>(u.discharges[i] + 1);
+      pulses.push_back(std::move(p));
+      filters.push_back(u.filter);
+    }
+    write_var(mat.get(), cell_row("MUPulses", pulses), path, "MUPulses");
+    write_var(mat.get(), cell_row("MUFilters", filters), path, "MUFilters");
+    Eigen::MatrixXd ipts(static_cast<Eigen::Index>(n_units), d.n_samples);
+    for (std::size_t u = 0; u < n_units; ++u)
+      ipts.row(static_cast<Eigen::Index>(u)) = d.units[u].source.transpose();
+    write_var(mat.get(),
+              double_var("IPTs", n_units, n_samples, ipts.size() ? ipts.data() : nullptr), path,
+              "IPTs");
+    ipts.resize(0, 0);
+    for (const auto& [name, member] :
+         {std::pair<const char*, double MotorUnit::*>{"SIL", &MotorUnit::sil},
+          {"PNR", &MotorUnit::pnr_dB},
+          {"CoV_ISI", &MotorUnit::cov_isi}}) {
+      auto values = units_values(d, member);
+      write_var(mat.get(),
+                double_var(name, 1, values.size(), values.empty() ? nullptr : values.data()), path,
+                name);
+    }
+    // SIG: the input EMG as a cell grid (DEMUSE layout).
+    const Eigen::Index n_ch = recording.emg.rows();
+    std::size_t grid_rows = static_cast<std::size_t>(n_ch), grid_cols = 1;
+    const bool grid = recording.grid_row_col.rows() == n_ch && recording.grid_row_col.cols() == 2;
+    if (grid) {
+      grid_rows = static_cast<std::size_t>(recording.grid_row_col.col(0).maxCoeff()) + 1;
+      grid_cols = static_cast<std::size_t>(recording.grid_row_col.col(1).maxCoeff()) + 1;
+    }
+    std::size_t dims[2] = {grid_rows, grid_cols};
+    matvar_t* sig = Mat_VarCreate("SIG", MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
+    std::vector<Eigen::RowVectorXd> rows(static_cast<std::size_t>(n_ch));
+    std::vector<bool> set(grid_rows * grid_cols, false);
+    for (Eigen::Index c = 0; sig != nullptr && c < n_ch; ++c) {
+      std::size_t index = static_cast<std::size_t>(c);
+      if (grid)
+        index = static_cast<std::size_t>(recording.grid_row_col(c, 0)) +
+                grid_rows * static_cast<std::size_t>(recording.grid_row_col(c, 1));
+      if (index >= set.size() || set[index]) {
+        Mat_VarFree(sig);
+        throw BadInput(recording.source.string() + ": two channels at one grid position");
+      }
+      set[index] = true;
+      rows[static_cast<std::size_t>(c)] = recording.emg.row(c);
+      Mat_VarSetCell(sig, static_cast<int>(index),
+                     double_var(nullptr, 1, n_samples, rows[static_cast<std::size_t>(c)].data()));
+    }
+    for (std::size_t i = 0; sig != nullptr && i < set.size(); ++i)
+      if (!set[i])
+        Mat_VarSetCell(sig, static_cast<int>(i), double_var(nullptr, 0, 0, nullptr));
+    write_var(mat.get(), sig, path, "SIG");
+    rows.clear();
+    Eigen::VectorXd zeros = Eigen::VectorXd::Zero(d.n_samples);
+    write_var(mat.get(), double_var("ref_signal", 1, n_samples, zeros.data()), path, "ref_signal");
+    Eigen::VectorXd drive = d.neural_drive_pps;
+    write_var(mat.get(), double_var("neural_drive", 1, n_samples, drive.data()), path,
+              "neural_drive");
+    std::vector<double> discard;
+    for (const auto& st : d.preprocessing.channels)
+      discard.push_back(st.rejected.empty() ? 0.0 : 1.0);
+    write_var(mat.get(), double_var("discardChannelsVec", 1, discard.size(), discard.data()), path,
+              "discardChannelsVec");
+  });
+}
+
+nlohmann::json summary_json(const Decomposition& d, const EmgRecording& recording,
+                            const DecomposeParams& params) {
+  nlohmann::json units = nlohmann::json::array();
+  for (std::size_t u = 0; u < d.units.size(); ++u) {
+    const auto& unit = d.units[u];
+    double p2p = 0.0;
+    Eigen::Index channel = 0;
+    if (unit.muap.size() > 0)
+      p2p = (unit.muap.rowwise().maxCoeff() - unit.muap.rowwise().minCoeff()).maxCoeff(&channel);
+    units.push_back(
+        {{"unit_id", u},
+         {"n_discharges", unit.discharges.size()},
+         {"sil", unit.sil},
+         {"pnr_dB", unit.pnr_dB},
+         {"cov_isi", unit.cov_isi},
+         {"rate_pps", unit.rate_pps},
+         {"first_discharge_s",
+          unit.discharges.empty() ? 0.0 : static_cast<double>(unit.discharges.front()) / d.fs_Hz},
+         {"muap_peak_to_peak_V", p2p},
+         {"muap_largest_channel", channel},
+         {"found_at_candidate", unit.found_at}});
+  }
+  const auto& s = d.stats;
+  return {{"input", recording.source.string()},
+          {"fs_Hz", d.fs_Hz},
+          {"n_samples", d.n_samples},
+          {"duration_s", static_cast<double>(d.n_samples) / d.fs_Hz},
+          {"n_channels", d.n_channels},
+          {"extension_factor", d.extension_factor},
+          {"n_whitened", s.n_whitened},
+          {"n_units", d.units.size()},
+          {"candidates",
+           {{"total", s.n_candidates},
+            {"converged", s.n_converged},
+            {"fixed_point_iterations", s.n_fixed_point_iterations},
+            {"rejected_low_sil", s.n_low_sil},
+            {"rejected_few_discharges", s.n_few_spikes},
+            {"rejected_high_cov_isi", s.n_high_cov},
+            {"duplicates", s.n_duplicates}}},
+          {"time_s",
+           {{"preprocess", s.time_preprocess_s},
+            {"whiten", s.time_whiten_s},
+            {"iterations", s.time_iterations_s}}},
+          {"channels", to_json(d.preprocessing)},
+          {"parameters", to_json(params)},
+          {"units", units}};
+}
+
+} // namespace myotwin::inversion

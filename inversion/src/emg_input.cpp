@@ -1,0 +1,395 @@
+#include "myotwin/inversion/emg_input.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <matio.h>
+
+#include "myotwin/core/error.hpp"
+
+namespace myotwin::inversion {
+
+namespace {
+
+struct MatCloser {
+  void operator()(mat_t* m) const { Mat_Close(m); }
+};
+struct VarFreer {
+  void operator()(matvar_t* v) const { Mat_VarFree(v); }
+};
+using MatPtr = std::unique_ptr<mat_t, MatCloser>;
+using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
+
+std::size_t n_elements(const matvar_t* v) {
+  std::size_t n = 1;
+  for (int d = 0; d < v->rank; ++d)
+    n *= v->dims[d];
+  return n;
+}
+
+/// The elements of a real numeric array as doubles (column-major); false when `v` is not one.
+bool numeric_values(const matvar_t* v, std::vector<double>& out) {
+  out.clear();
+  if (v == nullptr || v->isComplex || v->class_type == MAT_C_CELL ||
+      v->class_type == MAT_C_STRUCT || v->class_type == MAT_C_CHAR)
+    return false;
+  const std::size_t n = n_elements(v);
+  if (n == 0)
+    return true;
+  if (v->data == nullptr)
+    return false;
+  out.resize(n);
+  const void* d = v->data;
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (v->data_type) {
+    case MAT_T_DOUBLE:
+      out[i] = static_cast<const double*>(d)[i];
+      break;
+    case MAT_T_SINGLE:
+      out[i] = static_cast<const float*>(d)[i];
+      break;
+    case MAT_T_INT8:
+      out[i] = static_cast<const std::int8_t*>(d)[i];
+      break;
+    case MAT_T_UINT8:
+      out[i] = static_cast<const std::uint8_t*>(d)[i];
+      break;
+    case MAT_T_INT16:
+      out[i] = static_cast<const std::int16_t*>(d)[i];
+      break;
+    case MAT_T_UINT16:
+      out[i] = static_cast<const std::uint16_t*>(d)[i];
+      break;
+    case MAT_T_INT32:
+      out[i] = static_cast<const std::int32_t*>(d)[i];
+      break;
+    case MAT_T_UINT32:
+      out[i] = static_cast<const std::uint32_t*>(d)[i];
+      break;
+    case MAT_T_INT64:
+      out[i] = static_cast<double>(static_cast<const std::int64_t*>(d)[i]);
+      break;
+    case MAT_T_UINT64:
+      out[i] = static_cast<double>(static_cast<const std::uint64_t*>(d)[i]);
+      break;
+    default:
+      return false;
+    }
+  }
+  return true;
+}
+
+/// A numeric scalar; std::nullopt when `v` is not one.
+std::optional<double> numeric_scalar(const matvar_t* v) {
+  std::vector<double> values;
+  if (!numeric_values(v, values) || values.size() != 1)
+    return std::nullopt;
+  return values[0];
+}
+
+/// A numeric matrix variable as #channels x #samples.
+Eigen::MatrixXd matrix_signal(const matvar_t* v, const std::string& where) {
+  std::vector<double> values;
+  if (v->rank != 2 || !numeric_values(v, values) || values.empty())
+    throw BadInput(where + ": expected a non-empty real numeric 2-D matrix (channels x samples)");
+  const auto rows = static_cast<Eigen::Index>(v->dims[0]);
+  const auto cols = static_cast<Eigen::Index>(v->dims[1]);
+  Eigen::MatrixXd m = Eigen::Map<const Eigen::MatrixXd>(values.data(), rows, cols);
+  if (rows > cols)
+    m.transposeInPlace(); // #samples x #channels
+  return m;
+}
+
+EmgRecording read_mat(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  MatPtr mat(Mat_Open(file.c_str(), MAT_ACC_RDONLY));
+  if (!mat)
+    throw IoError(file + ": cannot open as a MATLAB file (v5 or v7.3)");
+  EmgRecording r;
+  r.source = path;
+  std::optional<double> fs;
+  for (const char* name : {"fsamp", "fs_Hz", "SamplingFrequency"}) {
+    VarPtr v(Mat_VarRead(mat.get(), name));
+    if (v) {
+      fs = numeric_scalar(v.get());
+      if (!fs)
+        throw BadInput(file + ": variable " + std::string(name) +
+                       ": expected a numeric scalar sampling rate [Hz]");
+      break;
+    }
+  }
+  // MUedit: a struct `signal` with `data` and `fsamp`.
+  VarPtr signal(Mat_VarRead(mat.get(), "signal"));
+  if (signal && signal->class_type == MAT_C_STRUCT) {
+    matvar_t* data = Mat_VarGetStructFieldByName(signal.get(), "data", 0);
+    matvar_t* fsamp = Mat_VarGetStructFieldByName(signal.get(), "fsamp", 0);
+    if (data == nullptr)
+      throw BadInput(file + ": struct signal has no field data");
+    r.emg = matrix_signal(data, file + ": signal.data");
+    if (!fs && fsamp != nullptr)
+      fs = numeric_scalar(fsamp);
+  } else {
+    VarPtr sig(Mat_VarRead(mat.get(), "SIG"));
+    const char* name = "SIG";
+    for (const char* alternative : {"data", "Data"}) {
+      if (sig)
+        break;
+      sig.reset(Mat_VarRead(mat.get(), alternative));
+      name = alternative;
+    }
+    if (!sig)
+      throw BadInput(file + ": no EMG: expected a variable SIG (cell grid or channels x samples "
+                            "matrix), data, Data, or a struct signal with field data");
+    if (sig->class_type == MAT_C_CELL) {
+      const std::size_t grid_rows = sig->rank >= 1 ? sig->dims[0] : 0;
+      const std::size_t grid_cols = sig->rank >= 2 ? sig->dims[1] : 1;
+      std::vector<std::vector<double>> channels;
+      std::vector<std::array<std::int64_t, 2>> positions;
+      for (std::size_t c = 0; c < grid_cols; ++c)
+        for (std::size_t row = 0; row < grid_rows; ++row) {
+          const matvar_t* cell = Mat_VarGetCell(sig.get(), static_cast<int>(row + grid_rows * c));
+          std::vector<double> values;
+          const std::string where =
+              file + ": SIG{" + std::to_string(row + 1) + "," + std::to_string(c + 1) + "}";
+          if (cell == nullptr || n_elements(cell) == 0)
+            continue;
+          if (!numeric_values(cell, values))
+            throw BadInput(where + ": expected a real numeric vector");
+          if (!channels.empty() && values.size() != channels.front().size())
+            throw BadInput(where + ": " + std::to_string(values.size()) + " samples: expected " +
+                           std::to_string(channels.front().size()) + " as in the first channel");
+          channels.push_back(std::move(values));
+          positions.push_back({static_cast<std::int64_t>(row), static_cast<std::int64_t>(c)});
+        }
+      if (channels.empty())
+        throw BadInput(file + ": SIG: every cell is empty");
+      r.emg.resize(static_cast<Eigen::Index>(channels.size()),
+                   static_cast<Eigen::Index>(channels.front().size()));
+      r.grid_row_col.resize(static_cast<Eigen::Index>(channels.size()), 2);
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        r.emg.row(static_cast<Eigen::Index>(i)) = Eigen::Map<const Eigen::RowVectorXd>(
+            channels[i].data(), static_cast<Eigen::Index>(channels[i].size()));
+        r.grid_row_col(static_cast<Eigen::Index>(i), 0) = positions[i][0];
+        r.grid_row_col(static_cast<Eigen::Index>(i), 1) = positions[i][1];
+      }
+    } else {
+      r.emg = matrix_signal(sig.get(), file + ": variable " + std::string(name));
+    }
+  }
+  if (!fs)
+    throw BadInput(file + ": no sampling rate: expected a numeric scalar fsamp [Hz]");
+  r.fs_Hz = *fs;
+  return r;
+}
+
+EmgRecording read_h5(const std::filesystem::path& path) {
+  const H5Reader h5(path);
+  EmgRecording r;
+  r.source = path;
+  if (!h5.contains("emg"))
+    throw BadInput(path.string() + ": no dataset emg (#channels x #samples)");
+  r.emg = h5.read_double("emg");
+  for (const std::string object : {"emg", "/"}) {
+    const auto attrs = h5.attributes(object);
+    const auto it = attrs.find("fs_Hz");
+    if (it == attrs.end())
+      continue;
+    if (const auto* d = std::get_if<double>(&it->second))
+      r.fs_Hz = *d;
+    else if (const auto* i = std::get_if<std::int64_t>(&it->second))
+      r.fs_Hz = static_cast<double>(*i);
+    else
+      throw BadInput(path.string() + ": attribute fs_Hz: expected a number [Hz]");
+    break;
+  }
+  if (r.fs_Hz == 0.0)
+    throw BadInput(path.string() + ": emg: no attribute fs_Hz (sampling rate [Hz])");
+  if (h5.contains("channels/grid_row_col"))
+    r.grid_row_col = h5.read_int64("channels/grid_row_col");
+  return r;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos)
+    return "";
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> out;
+  std::stringstream ss(line);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    out.push_back(trim(item));
+  if (!line.empty() && line.back() == ',')
+    out.emplace_back();
+  return out;
+}
+
+EmgRecording read_csv(const std::filesystem::path& path, const EmgReadOptions& options) {
+  std::ifstream in(path);
+  if (!in)
+    throw IoError(path.string() + ": cannot read");
+  EmgRecording r;
+  r.source = path;
+  std::optional<double> fs;
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> columns;
+  std::string line;
+  std::size_t line_no = 0;
+  int time_column = -1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string t = trim(line);
+    if (t.empty())
+      continue;
+    if (t[0] == '#') {
+      const auto eq = t.find('=');
+      if (eq != std::string::npos && trim(t.substr(1, eq - 1)) == "fs_Hz") {
+        try {
+          fs = std::stod(t.substr(eq + 1));
+        } catch (const std::exception&) {
+          throw BadInput(path.string() + ":" + std::to_string(line_no) +
+                         ": fs_Hz: expected a number [Hz]");
+        }
+      }
+      continue;
+    }
+    const auto fields = split_csv(t);
+    if (header.empty()) {
+      header = fields;
+      columns.assign(header.size(), {});
+      for (std::size_t i = 0; i < header.size(); ++i)
+        if (header[i] == "time_s")
+          time_column = static_cast<int>(i);
+      continue;
+    }
+    if (fields.size() != header.size())
+      throw BadInput(path.string() + ":" + std::to_string(line_no) + ": " +
+                     std::to_string(fields.size()) + " fields: expected " +
+                     std::to_string(header.size()) + " as in the header");
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      std::size_t used = 0;
+      double v = 0.0;
+      try {
+        v = std::stod(fields[i], &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != fields[i].size()) {
+        const std::string lower = [&] {
+          std::string s = fields[i];
+          std::transform(s.begin(), s.end(), s.begin(),
+                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+          return s;
+        }();
+        if (lower == "nan" || lower == "inf" || lower == "-inf")
+          v = lower == "nan" ? std::nan("") : (lower[0] == '-' ? -HUGE_VAL : HUGE_VAL);
+        else
+          throw BadInput(path.string() + ":" + std::to_string(line_no) + ": column " + header[i] +
+                         " = '" + fields[i] + "': expected a number");
+      }
+      columns[i].push_back(v);
+    }
+  }
+  if (header.empty() || columns.empty() || columns.front().empty())
+    throw BadInput(path.string() + ": no samples: expected a header line and one row per sample");
+  const auto n = static_cast<Eigen::Index>(columns.front().size());
+  const auto n_ch = static_cast<Eigen::Index>(header.size()) - (time_column >= 0 ? 1 : 0);
+  if (n_ch < 1)
+    throw BadInput(path.string() + ": no channel columns besides time_s");
+  r.emg.resize(n_ch, n);
+  Eigen::Index c = 0;
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (static_cast<int>(i) == time_column)
+      continue;
+    r.channel_names.push_back(header[i]);
+    r.emg.row(c++) = Eigen::Map<const Eigen::RowVectorXd>(columns[i].data(), n);
+  }
+  if (time_column >= 0 && n >= 2) {
+    const auto& t = columns[static_cast<std::size_t>(time_column)];
+    const double dt = (t.back() - t.front()) / static_cast<double>(n - 1);
+    for (Eigen::Index k = 1; k < n; ++k) {
+      const double step = t[static_cast<std::size_t>(k)] - t[static_cast<std::size_t>(k - 1)];
+      if (!(std::abs(step - dt) <= 1e-3 * dt))
+        throw BadInput(path.string() + ": time_s is not uniformly sampled: step " +
+                       format_number(step) + " s at row " + std::to_string(k + 1) + ", expected " +
+                       format_number(dt) + " s");
+    }
+    const double fs_time = 1.0 / dt;
+    const auto declared = fs ? fs : options.fs_Hz;
+    if (declared && std::abs(*declared - fs_time) > 1e-3 * fs_time)
+      throw BadInput(path.string() + ": fs_Hz = " + format_number(*declared) +
+                     " does not match the time_s column (" + format_number(fs_time) + " Hz)");
+    if (!fs)
+      fs = fs_time;
+  }
+  if (!fs && !options.fs_Hz)
+    throw BadInput(path.string() + ": no sampling rate: expected a `# fs_Hz = ...` line, a "
+                                   "time_s column, or --fs-Hz");
+  r.fs_Hz = fs ? *fs : *options.fs_Hz;
+  return r;
+}
+
+} // namespace
+
+void check_recording(const EmgRecording& recording, const EmgReadOptions& options) {
+  const std::string src = recording.source.string();
+  if (!(recording.fs_Hz > 0.0) || !std::isfinite(recording.fs_Hz))
+    throw BadInput(src + ": fs_Hz = " + format_number(recording.fs_Hz) +
+                   ": must be a finite number > 0 [Hz]");
+  if (options.fs_Hz && std::abs(*options.fs_Hz - recording.fs_Hz) > 1e-6 * recording.fs_Hz)
+    throw BadInput(src + ": fs_Hz = " + format_number(*options.fs_Hz) +
+                   " was given but the file says " + format_number(recording.fs_Hz) + " Hz");
+  if (recording.emg.rows() < 1 || recording.emg.cols() < 2)
+    throw BadInput(src + ": emg is " + std::to_string(recording.emg.rows()) + " x " +
+                   std::to_string(recording.emg.cols()) +
+                   ": expected >= 1 channel and >= 2 samples");
+  for (Eigen::Index n = 0; n < recording.emg.cols(); ++n)
+    for (Eigen::Index c = 0; c < recording.emg.rows(); ++c)
+      if (!std::isfinite(recording.emg(c, n)))
+        throw BadInput(src + ": channel " + std::to_string(c) + " sample " + std::to_string(n) +
+                       " = " + format_number(recording.emg(c, n)) +
+                       ": every sample must be finite (no NaN or Inf)");
+  if (recording.grid_row_col.size() > 0 &&
+      (recording.grid_row_col.rows() != recording.emg.rows() || recording.grid_row_col.cols() != 2))
+    throw BadInput(src + ": grid_row_col is " + std::to_string(recording.grid_row_col.rows()) +
+                   " x " + std::to_string(recording.grid_row_col.cols()) + ": expected " +
+                   std::to_string(recording.emg.rows()) + " x 2 (one row per channel)");
+  if (options.duration_s) {
+    const double expected = *options.duration_s * recording.fs_Hz;
+    const auto n = static_cast<double>(recording.emg.cols());
+    if (!(std::abs(n - expected) <= 1.0))
+      throw BadInput(src + ": " + std::to_string(recording.emg.cols()) + " samples at fs_Hz = " +
+                     format_number(recording.fs_Hz) + " is " + format_number(n / recording.fs_Hz) +
+                     " s, but duration_s = " + format_number(*options.duration_s) +
+                     " was declared (expected " + format_number(std::round(expected)) +
+                     " samples): wrong sampling rate?");
+  }
+}
+
+EmgRecording read_emg(const std::filesystem::path& path, const EmgReadOptions& options) {
+  if (!std::filesystem::exists(path))
+    throw IoError(path.string() + ": not found");
+  auto ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  EmgRecording r;
+  if (ext == ".h5" || ext == ".hdf5")
+    r = read_h5(path);
+  else if (ext == ".mat")
+    r = read_mat(path);
+  else if (ext == ".csv")
+    r = read_csv(path, options);
+  else
+    throw BadInput(path.string() + ": extension '" + ext + "': expected .h5, .hdf5, .mat or .csv");
+  check_recording(r, options);
+  return r;
+}
+
+} // namespace myotwin::inversion
