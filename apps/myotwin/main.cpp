@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   myotwin::app::add_mesh_command(app, run);
   myotwin::app::add_leadfield_command(app, run);
   myotwin::app::add_simulate_command(app, run);
+  myotwin::app::add_iemg_command(app, run);
   myotwin::app::add_pipeline_command(app, run);
   myotwin::app::add_noise_command(app, run);
   myotwin::app::add_decompose_command(app, run);

@@ -519,11 +519,11 @@ std::string to_string(Differentiation differentiation) {
 IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
   IemgElectrodes e;
   const auto type = section.optional<std::string>("type", "array", one_of({"array", "fine_wire"}));
-  e.kind = type == "array" ? ElectrodeKind::array : ElectrodeKind::fine_wire;
+  e.kind = type == "array" ? IemgElectrodeKind::array : IemgElectrodeKind::fine_wire;
   const auto rel = section.optional<std::string>("relative_to", "muscle_centre",
                                                  one_of({"muscle_centre", "absolute"}));
   e.relative_to_centre = rel == "muscle_centre";
-  if (e.kind == ElectrodeKind::array) {
+  if (e.kind == IemgElectrodeKind::array) {
     e.n_contacts = section.optional<std::int64_t>("n_contacts", e.n_contacts, positive_int());
     e.spacing_m = units::mm_to_m(
         section.optional<double>("spacing_mm", units::m_to_mm(e.spacing_m), positive()));
@@ -568,7 +568,7 @@ IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
 Eigen::MatrixX3d iemg_contacts(const IemgElectrodes& e, const Eigen::Vector3d& centre_m,
                                std::int64_t position) {
   const Eigen::Vector3d origin = e.relative_to_centre ? centre_m : Eigen::Vector3d::Zero();
-  if (e.kind == ElectrodeKind::fine_wire) {
+  if (e.kind == IemgElectrodeKind::fine_wire) {
     if (position != 0) {
       throw BadInput("iemg_contacts: fine wires have one position, asked for " +
                      std::to_string(position));
@@ -602,7 +602,7 @@ Eigen::MatrixX3d iemg_contacts(const IemgElectrodes& e, const Eigen::Vector3d& c
 }
 
 Eigen::MatrixXd iemg_channel_weights(const IemgElectrodes& e) {
-  if (e.kind == ElectrodeKind::fine_wire) {
+  if (e.kind == IemgElectrodeKind::fine_wire) {
     const auto n = static_cast<Eigen::Index>(e.pairs_m.size());
     Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n, 2 * n);
     for (Eigen::Index i = 0; i < n; ++i) {

@@ -185,15 +185,15 @@ IemgEmg synthesize_iemg(const std::vector<UnitMuap>& muaps,
                         double duration_s, double fs_Hz, double jitter_s, const Rng& rng);
 
 /// Electrode kinds.
-enum class ElectrodeKind { array, fine_wire };
+enum class IemgElectrodeKind { array, fine_wire };
 /// Differentiation of an array's contacts.
 enum class Differentiation { none, consecutive, reference };
 
 /// Electrodes of an intramuscular recording (config section `electrodes`).
 struct IemgElectrodes {
-  ElectrodeKind kind = ElectrodeKind::array; ///< key `type`: "array" | "fine_wire"
-  std::int64_t n_contacts = 4;               ///< key `n_contacts` (array)
-  double spacing_m = 1e-3;                   ///< key `spacing_mm` (array, default 1 mm)
+  IemgElectrodeKind kind = IemgElectrodeKind::array; ///< key `type`: "array" | "fine_wire"
+  std::int64_t n_contacts = 4;                       ///< key `n_contacts` (array)
+  double spacing_m = 1e-3;                           ///< key `spacing_mm` (array, default 1 mm)
   /// Centre of the array [m] (key `position_mm`, default [0, 0, 20] mm: 20 mm from the
   /// end-plate band of a cylinder), relative to the muscle centre unless `relative_to` is
   /// "absolute".
