@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -37,6 +38,13 @@
 namespace myotwin::app {
 
 namespace {
+
+/// A number with 4 significant digits for the summary.
+std::string num(double v) {
+  std::ostringstream s;
+  s << std::setprecision(4) << v;
+  return s.str();
+}
 
 struct Recording {
   Eigen::MatrixXd x_V; ///< #channels x #samples
@@ -269,25 +277,23 @@ int run_calibrate(const CalibrateOptions& o) {
     const auto& p = cal.params;
     std::cout << "noise calibrate: " << rest.rows() << " channels x " << rest.cols()
               << " samples at " << format_number(rec.fs_Hz) << " Hz ("
-              << format_number(static_cast<double>(rest.cols()) / rec.fs_Hz) << " s)\n"
-              << "  psd_slope " << format_number(p.psd_slope) << ", midband "
-              << format_number(p.midband_Hz) << " Hz (" << format_number(p.midband_gain_dB)
-              << " dB, " << format_number(p.midband_width_oct) << " oct), high-pass "
-              << format_number(p.highpass_Hz) << " Hz\n"
-              << "  excess kurtosis " << format_number(p.excess_kurtosis) << "\n"
-              << "  powerline " << format_number(p.powerline_Hz) << " Hz";
+              << num(static_cast<double>(rest.cols()) / rec.fs_Hz) << " s)\n"
+              << "  psd_slope " << num(p.psd_slope) << ", midband " << num(p.midband_Hz) << " Hz ("
+              << num(p.midband_gain_dB) << " dB, " << num(p.midband_width_oct)
+              << " oct), high-pass " << num(p.highpass_Hz) << " Hz\n"
+              << "  excess kurtosis " << num(p.excess_kurtosis) << "\n"
+              << "  powerline " << num(p.powerline_Hz) << " Hz";
     if (p.powerline_Hz > 0.0) {
-      std::cout << ", amplitude " << format_number(p.powerline_amplitude_ratio)
+      std::cout << ", amplitude " << num(p.powerline_amplitude_ratio)
                 << " of the broadband RMS, harmonics";
       for (double r : p.powerline_harmonic_ratios)
-        std::cout << " " << format_number(r);
-      std::cout << ", frequency drift " << format_number(p.powerline_drift_Hz) << " Hz";
+        std::cout << " " << num(r);
+      std::cout << ", frequency drift " << num(p.powerline_drift_Hz) << " Hz";
     }
-    std::cout << "\n  baseline drift " << format_number(1e6 * p.drift_rms_V) << " uV RMS";
+    std::cout << "\n  baseline drift " << num(1e6 * p.drift_rms_V) << " uV RMS";
     if (p.drift_rms_V > 0.0)
-      std::cout << " (alpha " << format_number(p.drift_alpha) << ")";
-    std::cout << "\n  wrote " << o.output.string() << " in " << format_number(watch.elapsed_s())
-              << " s\n";
+      std::cout << " (alpha " << num(p.drift_alpha) << ")";
+    std::cout << "\n  wrote " << o.output.string() << " in " << num(watch.elapsed_s()) << " s\n";
   }
   return 0;
 }

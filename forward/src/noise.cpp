@@ -142,13 +142,42 @@ struct RealisticDraw {
   std::vector<double> drift;
 };
 
-/// Kurtosis of (e^(a u) g) / RMS + p over n samples.
+/// Samples between the knots of the slow processes (heavy-tail envelope, mains walk, amplitude
+/// modulation), which are drawn at the knot rate and interpolated linearly: a rate of at least
+/// 256 Hz and 32 times their bandwidths.
+std::size_t knot_step(double fs_Hz, const NoiseParams& p) {
+  const double rate =
+      std::max({256.0, 32.0 * p.envelope_bandwidth_Hz, 32.0 / (two_pi * p.powerline_am_tau_s),
+                32.0 / (two_pi * p.powerline_drift_tau_s)});
+  return std::max<std::size_t>(1, static_cast<std::size_t>(std::floor(fs_Hz / rate)));
+}
+
+/// Knots j = 0..K-1 at samples j h cover samples 0..n-1.
+std::size_t knot_count(std::size_t n, std::size_t h) {
+  return (n + h - 2) / h + 1;
+}
+
+/// The linear interpolation of `knots` (step h) at sample i.
+double at_sample(const std::vector<double>& knots, std::size_t h, std::size_t i) {
+  const std::size_t j = i / h;
+  if (j + 1 >= knots.size())
+    return knots[j];
+  const double t = static_cast<double>(i - j * h) / static_cast<double>(h);
+  return (1.0 - t) * knots[j] + t * knots[j + 1];
+}
+
+/// Kurtosis of y = (e g) / RMS(e g) + p over n samples, e the interpolation of exp(a u_knots);
+/// y is left in `work`.
 double mixture_kurtosis(double a, const std::vector<double>& g, const std::vector<double>& u,
-                        const std::vector<double>& p, std::vector<double>& work) {
+                        std::size_t h, const std::vector<double>& p, std::vector<double>& e,
+                        std::vector<double>& work) {
   const std::size_t n = g.size();
+  e.resize(u.size());
+  for (std::size_t j = 0; j < u.size(); ++j)
+    e[j] = std::exp(a * u[j]);
   double s2 = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    work[i] = std::exp(a * u[i]) * g[i];
+    work[i] = at_sample(e, h, i) * g[i];
     s2 += work[i] * work[i];
   }
   const double scale = 1.0 / std::sqrt(s2 / static_cast<double>(n));
@@ -157,20 +186,41 @@ double mixture_kurtosis(double a, const std::vector<double>& g, const std::vecto
   return kurtosis_of(work.data(), n);
 }
 
-RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm, const Fft& fft,
-                             Rng& mains, Rng& r) {
-  const std::size_t n2 = fft.size();
-  const bool drift_on = prm.drift_rms_V > 0.0;
+/// Square roots of the broadband and drift PSD shapes at k fs / n2, k = 0..n2/2 (the same for
+/// every channel).
+struct SpectralShapes {
+  std::vector<double> broadband;
+  std::vector<double> drift;
+};
+
+SpectralShapes spectral_shapes(std::size_t n2, double fs_Hz, const NoiseParams& prm) {
+  SpectralShapes s;
+  s.broadband.assign(n2 / 2 + 1, 0.0);
+  s.drift.assign(n2 / 2 + 1, 0.0);
   const double df = fs_Hz / static_cast<double>(n2);
   const double drift_lo = std::max(prm.drift_low_Hz, df);
+  for (std::size_t k = 1; k <= n2 / 2; ++k) {
+    const double f = df * static_cast<double>(k);
+    s.broadband[k] = std::sqrt(broadband_shape(f, prm));
+    if (f >= drift_lo && f <= prm.drift_high_Hz && k < n2 / 2)
+      s.drift[k] = std::sqrt(std::pow(f, -prm.drift_alpha));
+  }
+  return s;
+}
+
+RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm, const Fft& fft,
+                             const SpectralShapes& shapes, Rng& mains, Rng& r) {
+  const std::size_t n2 = fft.size();
+  const bool drift_on = prm.drift_rms_V > 0.0;
+  const std::vector<double>& amp_b = shapes.broadband;
+  const std::vector<double>& amp_d = shapes.drift;
 
   // 1. Broadband (real part) and drift (imaginary part) from one inverse FFT of Hermitian
   //    spectra with complex Gaussian coefficients.
   std::vector<Complex> spec(n2, Complex(0.0, 0.0));
   for (std::size_t k = 1; k <= n2 / 2; ++k) {
-    const double f = df * static_cast<double>(k);
     const bool nyquist = k == n2 / 2;
-    const double sb = std::sqrt(broadband_shape(f, prm));
+    const double sb = amp_b[k];
     Complex xb;
     if (nyquist)
       xb = Complex(r.normal() * sb, 0.0);
@@ -181,9 +231,7 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
     }
     Complex xd(0.0, 0.0);
     if (drift_on) {
-      const double sd = (f >= drift_lo && f <= prm.drift_high_Hz && !nyquist)
-                            ? std::sqrt(std::pow(f, -prm.drift_alpha))
-                            : 0.0;
+      const double sd = amp_d[k];
       const double re = r.normal();
       const double im = r.normal();
       xd = Complex(re, im) * (sd * std::numbers::sqrt2 / 2.0);
@@ -211,76 +259,89 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
       v *= s > 0.0 ? prm.drift_rms_V / s : 0.0;
   }
 
-  // 2. Envelope u: white noise through two one-pole low-passes at envelope_bandwidth_Hz,
-  //    standardised.
-  std::vector<double> u;
+  // 2. Envelope u at the knots: white noise through two one-pole low-passes at
+  //    envelope_bandwidth_Hz, standardised.
+  const std::size_t h = knot_step(fs_Hz, prm);
+  const std::size_t n_k = knot_count(n, h);
+  const double dt_k = static_cast<double>(h) / fs_Hz;
+  std::vector<double> u(n_k, 0.0);
   if (prm.excess_kurtosis > 0.0) {
-    u.resize(n);
-    const double rho = std::exp(-two_pi * prm.envelope_bandwidth_Hz / fs_Hz);
+    const double rho = std::exp(-two_pi * prm.envelope_bandwidth_Hz * dt_k);
     const double c = std::sqrt(1.0 - rho * rho);
     double u1 = r.normal();
     double u2 = u1;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i > 0) {
+    for (std::size_t j = 0; j < n_k; ++j) {
+      if (j > 0) {
         u1 = rho * u1 + c * r.normal();
         u2 = rho * u2 + c * u1;
       }
-      u[i] = u2;
+      u[j] = u2;
     }
     double mean = 0.0;
     for (double v : u)
       mean += v;
-    mean /= static_cast<double>(n);
+    mean /= static_cast<double>(n_k);
     double var = 0.0;
     for (auto& v : u) {
       v -= mean;
       var += v * v;
     }
-    const double sd = std::sqrt(var / static_cast<double>(n));
+    const double sd = std::sqrt(var / static_cast<double>(n_k));
     for (auto& v : u)
       v = sd > 0.0 ? v / sd : 0.0;
   }
 
-  // 3. Powerline, relative to a unit-RMS broadband.
+  // 3. Powerline, relative to a unit-RMS broadband: the mains walk and the amplitude modulation
+  //    at the knots, the phase integrated per sample, the harmonics by complex powers.
   std::vector<double> p;
   if (powerline_on(prm)) {
     p.assign(n, 0.0);
-    const std::size_t n_h = prm.powerline_harmonic_ratios.size();
-    std::vector<double> theta(n_h);
-    for (auto& t : theta)
-      t = two_pi * r.uniform();
-    const double rho_d = std::exp(-1.0 / (fs_Hz * prm.powerline_drift_tau_s));
+    std::size_t n_h = 0;
+    while (n_h < prm.powerline_harmonic_ratios.size() &&
+           static_cast<double>(n_h + 1) * prm.powerline_Hz < 0.5 * fs_Hz)
+      ++n_h;
+    std::vector<Complex> rotation(prm.powerline_harmonic_ratios.size());
+    for (std::size_t k = 0; k < rotation.size(); ++k)
+      rotation[k] = prm.powerline_harmonic_ratios[k] * std::polar(1.0, two_pi * r.uniform());
+    const double rho_d = std::exp(-dt_k / prm.powerline_drift_tau_s);
     const double c_d = prm.powerline_drift_Hz * std::sqrt(1.0 - rho_d * rho_d);
-    const double rho_a = std::exp(-1.0 / (fs_Hz * prm.powerline_am_tau_s));
+    const double rho_a = std::exp(-dt_k / prm.powerline_am_tau_s);
     const double c_a = std::sqrt(1.0 - rho_a * rho_a);
-    double delta = prm.powerline_drift_Hz * mains.normal();
-    double v = r.normal();
+    std::vector<double> delta(n_k);
+    std::vector<double> am(n_k);
+    delta[0] = prm.powerline_drift_Hz * mains.normal();
+    am[0] = r.normal();
+    for (std::size_t j = 1; j < n_k; ++j) {
+      delta[j] = rho_d * delta[j - 1] + c_d * mains.normal();
+      am[j] = rho_a * am[j - 1] + c_a * r.normal();
+    }
+    for (auto& v : am)
+      v = std::max(0.0, 1.0 + prm.powerline_am_depth * v);
     double phi = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
       if (i > 0) {
-        phi += two_pi * (prm.powerline_Hz + delta) / fs_Hz;
+        phi += two_pi * (prm.powerline_Hz + at_sample(delta, h, i - 1)) / fs_Hz;
         phi -= two_pi * std::floor(phi / two_pi);
-        delta = rho_d * delta + c_d * mains.normal();
-        v = rho_a * v + c_a * r.normal();
       }
-      const double am = std::max(0.0, 1.0 + prm.powerline_am_depth * v);
-      double s = 0.0;
+      // sum_k r_k sin(k phi + theta_k) = Im sum_k (r_k e^(i theta_k)) z^k, z = e^(i phi).
+      const Complex z = std::polar(1.0, phi);
+      Complex zk = z;
+      double s_sum = 0.0;
       for (std::size_t k = 0; k < n_h; ++k) {
-        const double h = static_cast<double>(k + 1);
-        if (h * prm.powerline_Hz >= 0.5 * fs_Hz)
-          break;
-        s += prm.powerline_harmonic_ratios[k] * std::sin(h * phi + theta[k]);
+        s_sum += (rotation[k] * zk).imag();
+        zk *= z;
       }
-      p[i] = prm.powerline_amplitude_ratio * am * s;
+      p[i] = prm.powerline_amplitude_ratio * at_sample(am, h, i) * s_sum;
     }
   }
 
   // 4. Solve the envelope exponent a for the target kurtosis of b + p (regula falsi, Illinois).
   std::vector<double> work(n);
+  std::vector<double> e;
   double a = 0.0;
-  if (!u.empty()) {
+  if (prm.excess_kurtosis > 0.0) {
     const double target = prm.excess_kurtosis;
-    auto f = [&](double x) { return mixture_kurtosis(x, g, u, p, work) - target; };
+    auto f = [&](double x) { return mixture_kurtosis(x, g, u, h, p, e, work) - target; };
     double lo = 0.0;
     double f_lo = f(lo);
     if (f_lo < 0.0) {
@@ -317,7 +378,7 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
       }
     }
   }
-  mixture_kurtosis(a, g, u.empty() ? std::vector<double>(n, 0.0) : u, p, work);
+  mixture_kurtosis(a, g, u, h, p, e, work);
   out.y = std::move(work);
   return out;
 }
@@ -357,6 +418,9 @@ NoiseResult noise_rows(Eigen::Index n_channels, Eigen::Index n_samples, double f
   const auto n = static_cast<std::size_t>(n_samples);
   const std::optional<Fft> fft =
       params.type == NoiseType::realistic ? std::optional<Fft>(Fft(next_pow2(n))) : std::nullopt;
+  const SpectralShapes shapes = params.type == NoiseType::realistic
+                                    ? spectral_shapes(fft->size(), fs_Hz, params)
+                                    : SpectralShapes{};
 #pragma omp parallel for schedule(dynamic)
   for (Eigen::Index c = 0; c < n_channels; ++c) {
     const double target = target_rms[c];
@@ -373,7 +437,7 @@ NoiseResult noise_rows(Eigen::Index n_channels, Eigen::Index n_samples, double f
         y[i] = r.normal();
     } else {
       Rng mains = rng.split(mains_stream);
-      RealisticDraw d = draw_realistic(n, fs_Hz, params, *fft, mains, r);
+      RealisticDraw d = draw_realistic(n, fs_Hz, params, *fft, shapes, mains, r);
       y = std::move(d.y);
       drift = std::move(d.drift);
     }
@@ -661,7 +725,8 @@ struct Line {
   double spread_Hz2 = 0.0; ///< second central moment
   double ratio = 0.0;      ///< line power / floor power in the band
   double half_width_Hz = 0.0;
-  double n_bins = 0.0; ///< Welch bins in the band
+  double n_bins = 0.0;       ///< Welch bins in the band
+  double signed_ratio = 0.0; ///< (band power - floor) / floor power in the band, unclamped
 };
 
 Line measure_line(const Eigen::VectorXd& psd, double df, double f0, double half_width) {
@@ -690,6 +755,7 @@ Line measure_line(const Eigen::VectorXd& psd, double df, double f0, double half_
   }
   line.power = std::max(0.0, p);
   line.n_bins = n_in;
+  line.signed_ratio = p / std::max(1e-300, floor * df * n_in);
   line.ratio = line.power / std::max(1e-300, floor * df * n_in);
   line.centroid_Hz = p > 0.0 ? pf / p : f0;
   double m2 = 0.0;
@@ -863,9 +929,26 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
     // (Welch bins x segments x channels averaged); otherwise its ratio is 0.
     const double n_seg =
         std::floor(static_cast<double>(n - seg) / static_cast<double>(seg / 2)) + 1.0;
+    // The null distribution of the ratio, measured half-way between the harmonics (1.5 f0,
+    // 2.5 f0, ...): the broadband's own fluctuations (heavy tails, correlated Welch bins)
+    // exceed the chi-square estimate.
+    double null_sq = 0.0;
+    double n_null = 0.0;
+    for (std::size_t k = 1; k <= lines.size(); ++k) {
+      const double fk = (static_cast<double>(k) + 0.5) * f1;
+      const double hw = line_half_width(static_cast<int>(k));
+      if (fk + hw + 6.0 >= 0.5 * fs_Hz)
+        break;
+      const double r0 = measure_line(psd, df, fk, hw).signed_ratio;
+      null_sq += r0 * r0;
+      n_null += 1.0;
+    }
+    const double null_rms = n_null > 0.0 ? std::sqrt(null_sq / n_null) : 0.0;
+    report_pl["null_ratio_rms"] = null_rms;
     for (std::size_t k = 0; k < lines.size(); ++k) {
-      const double threshold =
-          3.0 / std::sqrt(std::max(1.0, lines[k].n_bins * n_seg * static_cast<double>(n_ch)));
+      const double threshold = std::max(
+          3.0 * null_rms,
+          3.0 / std::sqrt(std::max(1.0, lines[k].n_bins * n_seg * static_cast<double>(n_ch))));
       const bool detected = k == 0 || lines[k].ratio > threshold;
       out.powerline_harmonic_ratios.push_back(detected ? std::sqrt(lines[k].power / lines[0].power)
                                                        : 0.0);
@@ -881,9 +964,13 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
     }
     // Frequency walk from the width of the clearest line: spread^2 = (k sigma)^2 + the Hann
     // window's own second moment 1 / (3 T^2).
+    // Only a line well above its floor (ratio >= 5) has a usable width; else the default stays.
     const double t_seg = static_cast<double>(seg) / fs_Hz;
     const double excess = lines[best_k].spread_Hz2 - 1.0 / (3.0 * t_seg * t_seg);
-    out.powerline_drift_Hz = std::sqrt(std::max(0.0, excess)) / static_cast<double>(best_k + 1);
+    const bool width_usable = lines[best_k].ratio >= 5.0;
+    if (width_usable)
+      out.powerline_drift_Hz = std::sqrt(std::max(0.0, excess)) / static_cast<double>(best_k + 1);
+    report_pl["frequency_drift_estimated"] = width_usable;
     const double bb = std::max(1e-12, 1.0 - line_total);
     const double m = out.powerline_am_depth;
     out.powerline_amplitude_ratio = std::sqrt(2.0 * lines[0].power / (1.0 + m * m) / bb);
@@ -1062,7 +1149,7 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
       jd_ch.push_back(1e6 * std::sqrt(d));
     }
     out.drift_rms_V = any ? median(dr) : 0.0;
-    out.drift_alpha = alpha;
+    out.drift_alpha = any ? alpha : NoiseParams{}.drift_alpha;
     cal.report["drift"] = {{"rms_uV_per_channel", jd_ch},
                            {"alpha", alpha},
                            {"band_Hz", {2.0 / t, options.drift_high_Hz}},

@@ -43,6 +43,9 @@
 /// (drift_low_Hz = 0: from the lowest frequency of the grid) and 0 elsewhere, mean removed,
 /// scaled to an RMS of exactly drift_rms_V. The drift is an absolute level, outside the SNR.
 ///
+/// Slow processes. The envelope u, the mains walk delta and the modulation v are drawn at a knot
+/// rate of max(256 Hz, 32 x their bandwidths) and interpolated linearly to the samples.
+///
 /// SNR. s is set so that RMS(s (b + p)) = RMS(clean channel) / 10^(snr_dB / 20) exactly: the
 /// realised SNR (drift excluded) equals the request to rounding. A channel whose clean signal
 /// is 0 gets no noise. "gaussian" draws #samples normals from rng.split(c) and scales them the
