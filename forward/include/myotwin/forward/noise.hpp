@@ -24,9 +24,11 @@
 /// with the envelope's spectrum, a few Hz wide) and the kurtosis survives the colouring (the
 /// colouring is applied before the mixing; a memoryless transform of white noise followed by
 /// the colouring filter would instead lose most of its excess kurtosis to the central limit).
-/// The exponent a is solved per channel by bisection so that the realised excess kurtosis of
+/// The exponent a is solved per channel (regula falsi) so that the realised excess kurtosis of
 /// b + p over the #samples drawn equals excess_kurtosis (to 1e-6), exact by construction; when
-/// the target is below the kurtosis of the Gaussian draw (a = 0), a = 0 is used.
+/// the target is below the kurtosis of the Gaussian draw (a = 0), a = 0 is used, and when it is
+/// not reached at a = 8 (only for very short signals), a = 8; NoiseResult::excess_kurtosis has
+/// the realised value.
 ///
 /// Powerline p. sum_k A r_k (1 + powerline_am_depth v(t)) sin(k phi(t) + theta_k) over the
 /// harmonics k = 1..#powerline_harmonic_ratios below fs/2, A = powerline_amplitude_ratio (the
@@ -151,7 +153,8 @@ struct NoiseResult {
   /// The noise, #channels x #samples [V].
   Eigen::MatrixXd noise_V;
   /// Per channel: realised SNR [dB] = 20 log10(RMS(clean) / RMS(noise without drift)); +inf
-  /// for "none", NaN for a channel whose clean signal is 0 (and for generate_noise()).
+  /// for "none", NaN for a channel whose clean signal is 0 and for every channel of
+  /// generate_noise() (except "none").
   Eigen::VectorXd snr_dB;
   /// Per channel: RMS of the whole noise row [V] (drift included).
   Eigen::VectorXd noise_rms_V;
