@@ -110,6 +110,8 @@ IemgParams read_iemg_params(ConfigReader& section) {
       "jitter_energy_fraction", p.jitter_energy_fraction, in_range(1e-9, 1.0));
   p.max_jitter_fibres =
       section.optional<std::int64_t>("max_jitter_fibres", p.max_jitter_fibres, positive_int());
+  p.jitter_min_V = units::uV_to_V(
+      section.optional<double>("jitter_min_uV", units::V_to_uV(p.jitter_min_V), non_negative()));
   p.sub_fibre_end_plate_sd_m = units::mm_to_m(section.optional<double>(
       "sub_fibre_end_plate_sd_mm", units::m_to_mm(p.sub_fibre_end_plate_sd_m), non_negative()));
   p.muap_duration_s = units::ms_to_s(section.optional<double>(
@@ -330,6 +332,7 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
     const std::size_t n_chunks = (ids.size() + chunk - 1) / chunk;
     std::vector<Eigen::MatrixXd> c0(n_chunks), c1(n_chunks), c2(n_chunks);
     Eigen::VectorXd energy = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size()));
+    Eigen::VectorXd peak_rate = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size()));
 #pragma omp parallel for schedule(dynamic)
     for (std::size_t c = 0; c < n_chunks; ++c) {
       c0[c] = Eigen::MatrixXd::Zero(n_samples, n_c);
@@ -344,6 +347,7 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
         c1[c] += p.dphi_V_per_s;
         c2[c] += p.d2phi_V_per_s2;
         energy[static_cast<Eigen::Index>(k)] = p.dphi_V_per_s.squaredNorm();
+        peak_rate[static_cast<Eigen::Index>(k)] = p.dphi_V_per_s.cwiseAbs().maxCoeff();
       }
       reporter.advance(end - c * chunk);
     }
@@ -369,6 +373,9 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
             (e_total > 0.0 && e_kept >= params.jitter_energy_fraction * e_total)) {
           break;
         }
+        if (params.jitter_s * peak_rate[k] < params.jitter_min_V) {
+          continue; // its jitter moves it by less than jitter_min_V: taken at its mean timing
+        }
         keep.push_back(k);
         e_kept += energy[k];
       }
@@ -387,7 +394,8 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
         const auto p = fibre_potentials(sub_fibre_path(muscle, f), contacts, params.medium,
                                         params.fibre, fs, f.delay_s, n_samples, true);
         const Eigen::VectorXd d = p.dphi_V_per_s.cwiseAbs().rowwise().maxCoeff();
-        const double threshold = 1e-3 * d.maxCoeff();
+        const double threshold =
+            std::max(1e-3 * d.maxCoeff(), 0.1 * params.jitter_min_V / params.jitter_s);
         Eigen::Index first = 0;
         Eigen::Index last = n_samples - 1;
         while (first < last && d[first] <= threshold) {

@@ -22,7 +22,8 @@
 /// Jitter. At every discharge every fibre's potential is shifted by its own normal draw of sd
 /// jitter_s. Fibres are ranked by the energy of their time derivative at the contacts (the
 /// jitter's first-order effect is -j dphi/dt); the smallest set carrying jitter_energy_fraction
-/// of the unit's total (at most max_jitter_fibres) is kept with its potential, which is moved
+/// of the unit's total (at most max_jitter_fibres, and only fibres whose jitter moves them by at
+/// least jitter_min_V) is kept with its potential, which is moved
 /// exactly per discharge (Hermite), the remaining fibres are taken at their mean timing. The
 /// share of the derivative energy so left out is reported per unit (jitter_energy_captured).
 ///
@@ -83,6 +84,10 @@ struct IemgParams {
   /// Share of the derivative energy whose fibres are jittered exactly (key
   /// `jitter_energy_fraction`, default 0.99, in (0, 1]).
   double jitter_energy_fraction = 0.99;
+  /// Fibres whose jitter moves their potential by less than this (jitter_s times the peak of
+  /// |dphi/dt| over time and contacts) are not jittered [V] (key `jitter_min_uV`, default
+  /// 0.05 uV, far below any recording's noise).
+  double jitter_min_V = 0.05e-6;
   /// At most this many jittered fibres per unit (key `max_jitter_fibres`, default 200).
   std::int64_t max_jitter_fibres = 200;
   /// Sd of a sub-fibre's end-plate about its model fibre's [m] (key
