@@ -81,6 +81,39 @@ FieldSample FibreField::sample(const Eigen::Vector3d& x_m) const {
   return out;
 }
 
+double FibreField::wall_at(const Eigen::Vector3d& x_m, Eigen::Vector3d& gradient_per_m) const {
+  gradient_per_m.setZero();
+  if (wall.empty())
+    return 0.0;
+  const Eigen::Vector3d c = continuous_index(x_m);
+  const Eigen::Vector3d f = c.array().floor();
+  const Eigen::Vector3d t = c - f;
+  double v = 0.0;
+  Eigen::Vector3d g = Eigen::Vector3d::Zero();
+  for (int corner = 0; corner < 8; ++corner) {
+    const int d[3] = {corner & 1, (corner >> 1) & 1, (corner >> 2) & 1};
+    const std::int64_t i = static_cast<std::int64_t>(f[0]) + d[0];
+    const std::int64_t j = static_cast<std::int64_t>(f[1]) + d[1];
+    const std::int64_t k = static_cast<std::int64_t>(f[2]) + d[2];
+    if (i < 0 || j < 0 || k < 0 || i >= size[0] || j >= size[1] || k >= size[2])
+      continue;
+    const double w_c = wall[static_cast<std::size_t>(index(i, j, k))];
+    double w = w_c;
+    for (int a = 0; a < 3; ++a)
+      w *= d[a] ? t[a] : 1.0 - t[a];
+    v += w;
+    for (int a = 0; a < 3; ++a) {
+      double ga = d[a] ? w_c : -w_c;
+      for (int b = 0; b < 3; ++b)
+        if (b != a)
+          ga *= d[b] ? t[b] : 1.0 - t[b];
+      g[a] += ga;
+    }
+  }
+  gradient_per_m = direction * spacing_m.cwiseInverse().asDiagonal() * g;
+  return v;
+}
+
 FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& geometry,
                              const FibreFieldParams& params) {
   const std::string id = muscle_id(geometry);
@@ -110,15 +143,18 @@ FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& ge
   }
   FibreField field;
   field.label = geometry.label;
+  // pad voxels on each side: room for the smoothed wall indicator (kernel radius 3).
+  constexpr std::int64_t pad = FibreField::padding;
   for (std::size_t a = 0; a < 3; ++a)
-    field.size[a] = (hi[a] - lo[a] + 1) * f + 2;
+    field.size[a] = (hi[a] - lo[a] + 1) * f + 2 * pad;
   field.spacing_m = volume.spacing_m / static_cast<double>(f);
   field.direction = volume.direction;
   const double fd = static_cast<double>(f);
-  // Grid index g of volume index c: c = lo - 0.5 + (g - 0.5) / f.
-  field.origin_m = volume.physical_point(static_cast<double>(lo[0]) - 0.5 - 0.5 / fd,
-                                         static_cast<double>(lo[1]) - 0.5 - 0.5 / fd,
-                                         static_cast<double>(lo[2]) - 0.5 - 0.5 / fd);
+  // Grid index g of volume index c: c = lo - 0.5 + (g - pad + 0.5) / f.
+  const double g0 = (0.5 - static_cast<double>(pad)) / fd;
+  field.origin_m = volume.physical_point(static_cast<double>(lo[0]) - 0.5 + g0,
+                                         static_cast<double>(lo[1]) - 0.5 + g0,
+                                         static_cast<double>(lo[2]) - 0.5 + g0);
   const auto n_grid = static_cast<std::size_t>(field.n_voxels());
   std::vector<std::uint8_t> state(n_grid, outside);
   auto mark = [&](const std::vector<std::int64_t>& voxels, std::uint8_t s) {
@@ -127,9 +163,9 @@ FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& ge
       for (std::int64_t a = 0; a < f; ++a)
         for (std::int64_t b = 0; b < f; ++b)
           for (std::int64_t e = 0; e < f; ++e)
-            state[static_cast<std::size_t>(field.index((c[0] - lo[0]) * f + a + 1,
-                                                       (c[1] - lo[1]) * f + b + 1,
-                                                       (c[2] - lo[2]) * f + e + 1))] = s;
+            state[static_cast<std::size_t>(field.index((c[0] - lo[0]) * f + a + pad,
+                                                       (c[1] - lo[1]) * f + b + pad,
+                                                       (c[2] - lo[2]) * f + e + pad))] = s;
     }
   };
   mark(geometry.voxels, free_voxel);
@@ -368,6 +404,76 @@ FibreField solve_fibre_field(const LabelVolume& volume, const MuscleGeometry& ge
       break;
     for (const auto& [p, d] : updates)
       field.gradient_direction[p] = d;
+  }
+
+  // 5. The smoothed wall indicator: the domain's indicator (tendon interfaces extended outwards)
+  // convolved with a Gaussian of one grid voxel per axis (separable, radius 3, normalised).
+  {
+    std::vector<float> ind(n_grid, 0.0f);
+    for (std::size_t p = 0; p < n_grid; ++p)
+      if (field.inside[p])
+        ind[p] = 1.0f;
+    const auto ijk = [&](std::size_t p) {
+      const auto q = static_cast<std::int64_t>(p);
+      return std::array<std::int64_t, 3>{q % field.size[0], (q / stride[1]) % field.size[1],
+                                         q / stride[2]};
+    };
+    // The faces of origin and insertion voxels that the fibres cross (the fibre direction within
+    // 60 degrees of the face's outward normal) are the tendon interface, no wall: the columns of
+    // three outside voxels beyond them count as inside.
+    std::vector<std::uint8_t> extended(n_grid, 0);
+    for (std::size_t p = 0; p < n_grid; ++p) {
+      if (state[p] != origin_voxel && state[p] != insertion_voxel)
+        continue;
+      const Eigen::Vector3d fibre =
+          (state[p] == insertion_voxel ? 1.0 : -1.0) * field.gradient_direction[p];
+      const auto c = ijk(p);
+      for (std::size_t a = 0; a < 3; ++a)
+        for (const std::int64_t d : {-1, 1}) {
+          const Eigen::Vector3d normal =
+              static_cast<double>(d) * field.direction.col(static_cast<Eigen::Index>(a));
+          if (fibre.dot(normal) < 0.5)
+            continue;
+          for (std::int64_t layer = 1; layer <= 3; ++layer) {
+            const std::int64_t n = c[a] + d * layer;
+            if (n < 0 || n >= field.size[a])
+              break;
+            const auto q =
+                static_cast<std::size_t>(static_cast<std::int64_t>(p) + d * layer * stride[a]);
+            if (field.inside[q])
+              break;
+            extended[q] = 1;
+          }
+        }
+    }
+    for (std::size_t p = 0; p < n_grid; ++p)
+      if (extended[p])
+        ind[p] = 1.0f;
+    std::array<float, 7> kernel{};
+    float k_sum = 0.0f;
+    for (int t = -3; t <= 3; ++t) {
+      kernel[static_cast<std::size_t>(t + 3)] = std::exp(-0.5f * static_cast<float>(t * t));
+      k_sum += kernel[static_cast<std::size_t>(t + 3)];
+    }
+    for (auto& k : kernel)
+      k /= k_sum;
+    std::vector<float> tmp(n_grid, 0.0f);
+    for (std::size_t a = 0; a < 3; ++a) {
+      for (std::size_t p = 0; p < n_grid; ++p) {
+        const auto c = ijk(p);
+        float acc = 0.0f;
+        for (std::int64_t t = -3; t <= 3; ++t) {
+          const std::int64_t n = c[a] + t;
+          if (n < 0 || n >= field.size[a])
+            continue;
+          acc += kernel[static_cast<std::size_t>(t + 3)] *
+                 ind[static_cast<std::size_t>(static_cast<std::int64_t>(p) + t * stride[a])];
+        }
+        tmp[p] = acc;
+      }
+      std::swap(ind, tmp);
+    }
+    field.wall = std::move(ind);
   }
   field.solve_time_s = watch.elapsed_s();
   return field;

@@ -167,85 +167,121 @@ struct Trace {
   bool reached = false;
 };
 
-/// Outward unit normal of the domain at `x` (minus the gradient of the trilinear interpolant
-/// of the in-domain indicator), or zero where the indicator is flat.
-Eigen::Vector3d outward_normal(const FibreField& field, const Eigen::Vector3d& x) {
+/// Wall indicator above which the field direction is left as it is (about 1.6 voxels below a
+/// flat side); between it and the wall (0.5) the part of the direction normal to the wall is
+/// removed progressively, fully at the wall.
+constexpr double wall_deep = 0.95;
+
+/// The tracer's view of the field at a point.
+struct Probe {
+  bool valid = false;          ///< false: too far from the domain
+  double value = 0.0;          ///< u
+  double nearest_value = -1.0; ///< u of the nearest voxel if it is in the domain, else -1
+  Eigen::Vector3d direction = Eigen::Vector3d::Zero(); ///< unit tracing direction
+};
+
+/// Value and tracing direction at `x`: u and grad u interpolated trilinearly over the in-domain
+/// voxels among the 8 surrounding voxel centres (weights renormalised; valid wherever one of
+/// them is in the domain, so the trace may cross the staircase surface), then, near the smoothed
+/// wall (FibreField::wall), the direction is made tangent to the wall, where the zero-flux
+/// condition wants it, and beyond the wall it is pulled back inside.
+Probe probe(const FibreField& field, const Eigen::Vector3d& x, double sign) {
+  Probe out;
   const Eigen::Vector3d c = field.continuous_index(x);
   const Eigen::Vector3d f = c.array().floor();
   const Eigen::Vector3d t = c - f;
-  Eigen::Vector3d g = Eigen::Vector3d::Zero();
+  double w_sum = 0.0, v_sum = 0.0;
+  Eigen::Vector3d d_sum = Eigen::Vector3d::Zero();
   for (int corner = 0; corner < 8; ++corner) {
-    const int d[3] = {corner & 1, (corner >> 1) & 1, (corner >> 2) & 1};
-    const std::int64_t i = static_cast<std::int64_t>(f[0]) + d[0];
-    const std::int64_t j = static_cast<std::int64_t>(f[1]) + d[1];
-    const std::int64_t k = static_cast<std::int64_t>(f[2]) + d[2];
+    const int di = corner & 1, dj = (corner >> 1) & 1, dk = (corner >> 2) & 1;
+    const std::int64_t i = static_cast<std::int64_t>(f[0]) + di;
+    const std::int64_t j = static_cast<std::int64_t>(f[1]) + dj;
+    const std::int64_t k = static_cast<std::int64_t>(f[2]) + dk;
     if (i < 0 || j < 0 || k < 0 || i >= field.size[0] || j >= field.size[1] || k >= field.size[2])
       continue;
-    if (!field.inside[static_cast<std::size_t>(field.index(i, j, k))])
+    const auto idx = static_cast<std::size_t>(field.index(i, j, k));
+    if (field.inside[idx] == 0)
       continue;
-    for (int a = 0; a < 3; ++a) {
-      double w = d[a] ? 1.0 : -1.0;
-      for (int b = 0; b < 3; ++b)
-        if (b != a)
-          w *= d[b] ? t[b] : 1.0 - t[b];
-      g[a] += w;
+    const double w = (di ? t[0] : 1.0 - t[0]) * (dj ? t[1] : 1.0 - t[1]) * (dk ? t[2] : 1.0 - t[2]);
+    w_sum += w;
+    v_sum += w * field.value[idx];
+    d_sum += w * field.gradient_direction[idx];
+  }
+  if (!(w_sum > 1e-9))
+    return out;
+  out.value = v_sum / w_sum;
+  {
+    const auto ni = static_cast<std::int64_t>(f[0]) + (t[0] >= 0.5 ? 1 : 0);
+    const auto nj = static_cast<std::int64_t>(f[1]) + (t[1] >= 0.5 ? 1 : 0);
+    const auto nk = static_cast<std::int64_t>(f[2]) + (t[2] >= 0.5 ? 1 : 0);
+    if (ni >= 0 && nj >= 0 && nk >= 0 && ni < field.size[0] && nj < field.size[1] &&
+        nk < field.size[2]) {
+      const auto idx = static_cast<std::size_t>(field.index(ni, nj, nk));
+      if (field.inside[idx])
+        out.nearest_value = field.value[idx];
     }
   }
-  const Eigen::Vector3d n = -(field.direction * field.spacing_m.cwiseInverse().asDiagonal() * g);
-  const double norm = n.norm();
-  return norm > 0.0 ? Eigen::Vector3d(n / norm) : Eigen::Vector3d::Zero();
+  Eigen::Vector3d d = sign * d_sum;
+  if (!(d.norm() > 1e-12))
+    return out;
+  d.normalize();
+  Eigen::Vector3d g;
+  const double wall = field.wall_at(x, g);
+  const double g_norm = g.norm();
+  if (wall < wall_deep && g_norm > 0.0) {
+    const Eigen::Vector3d n_in = g / g_norm;
+    const double w = std::clamp((wall_deep - wall) / (wall_deep - 0.5), 0.0, 1.0);
+    d -= w * d.dot(n_in) * n_in;
+    // Pulled back only where the trace has left the voxels (the smoothed wall cuts the corners
+    // of the staircase: a fibre that runs in such a corner is left there).
+    if (wall < 0.5 && out.nearest_value < 0.0)
+      d += std::min(1.0, 4.0 * (0.5 - wall)) * n_in;
+  }
+  const double norm = d.norm();
+  if (!(norm > 1e-3))
+    return out;
+  out.direction = d / norm;
+  out.valid = true;
+  return out;
 }
 
-/// Traces from `x0` along `sign` * grad u until u reaches the target (1 for sign > 0, 0 for
-/// sign < 0) or the tracer leaves the muscle.
+/// Traces from `x0` along `sign` * grad u (see probe()) with classical RK4 until u reaches the
+/// target (1 for sign > 0, 0 for sign < 0). Stops without reaching it when no step of at least
+/// h0 / 64 stays near the domain, after 16 consecutive steps without progress in u, or after
+/// `max_steps` steps.
 Trace trace(const FibreField& field, const Eigen::Vector3d& x0, double sign, double h0, bool extend,
             std::int64_t max_steps) {
   Trace out;
   const double target = sign > 0 ? 1.0 : 0.0;
   Eigen::Vector3d x = x0;
-  FieldSample s = field.sample(x);
-  if (!s.inside)
+  Probe s = probe(field, x, sign);
+  if (!s.valid)
     return out;
   double h = h0;
-  Eigen::Vector3d last_dir = sign * s.direction;
+  int n_stalled = 0;
+  Eigen::Vector3d last_dir = s.direction;
   for (std::int64_t step = 0; step < max_steps; ++step) {
-    if (s.direction.squaredNorm() == 0.0)
-      break; // flat field (inside a thick end cap): stop
-    const Eigen::Vector3d k1 = sign * s.direction;
-    const FieldSample s2 = field.sample(x + 0.5 * h * k1);
-    const FieldSample s3 = s2.inside ? field.sample(x + 0.5 * h * sign * s2.direction) : s2;
-    const FieldSample s4 = s3.inside ? field.sample(x + h * sign * s3.direction) : s3;
-    FieldSample sn;
+    const Eigen::Vector3d& k1 = s.direction;
+    const Probe s2 = probe(field, x + 0.5 * h * k1, sign);
+    const Probe s3 = s2.valid ? probe(field, x + 0.5 * h * s2.direction, sign) : s2;
+    const Probe s4 = s3.valid ? probe(field, x + h * s3.direction, sign) : s3;
+    Probe sn;
     Eigen::Vector3d xn;
-    if (s4.inside) {
-      const Eigen::Vector3d k =
-          (k1 + 2.0 * sign * s2.direction + 2.0 * sign * s3.direction + sign * s4.direction) / 6.0;
-      xn = x + h * k;
-      sn = field.sample(xn);
+    if (s4.valid) {
+      xn = x + h * (k1 + 2.0 * s2.direction + 2.0 * s3.direction + s4.direction) / 6.0;
+      sn = probe(field, xn, sign);
     }
-    if (!s4.inside || !sn.inside) {
-      // Slide along the surface: an Euler step with the outward part of the direction removed.
-      const Eigen::Vector3d n_out = outward_normal(field, x);
-      const double outward = k1.dot(n_out);
-      if (outward > 0.0) {
-        const Eigen::Vector3d k_t = k1 - outward * n_out;
-        if (k_t.norm() > 1e-3) {
-          const Eigen::Vector3d xt = x + h * k_t.normalized();
-          const FieldSample st = field.sample(xt);
-          if (st.inside && sign * (st.value - s.value) > 0.0) {
-            xn = xt;
-            sn = st;
-            goto accepted;
-          }
-        }
-      }
+    if (!sn.valid) {
       h *= 0.5;
       if (h < h0 / 64.0)
         break; // left the muscle
       continue;
     }
-  accepted:
-    const bool done = sign > 0 ? sn.value >= target - 1e-12 : sn.value <= target + 1e-12;
+    // Reached: u interpolates to the target, or the nearest voxel is an origin (insertion)
+    // voxel, where u is fixed (inside a single fixed layer at the tendon the interpolated u
+    // reaches the target only in the outer half, where the wall turns the direction).
+    const bool done = sign > 0 ? sn.value >= target - 1e-12 || sn.nearest_value == target
+                               : sn.value <= target + 1e-12 || sn.nearest_value == target;
     if (done) {
       const double dv = sn.value - s.value;
       const double t = dv != 0.0 ? std::clamp((target - s.value) / dv, 0.0, 1.0) : 1.0;
@@ -255,6 +291,9 @@ Trace trace(const FibreField& field, const Eigen::Vector3d& x0, double sign, dou
       out.reached = true;
       break;
     }
+    n_stalled = sign * (sn.value - s.value) > 0.0 ? 0 : n_stalled + 1;
+    if (n_stalled > 16)
+      break;
     last_dir = xn - x;
     x = xn;
     s = sn;
@@ -483,7 +522,8 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
                                                         static_cast<double>(field.size[1]),
                                                         static_cast<double>(field.size[2])))
                           .norm();
-  const auto max_steps = static_cast<std::int64_t>(4.0 * diag / h0) + 100;
+  // Each half of a fibre is at most 1.5 grid diagonals long (the grid holds the muscle).
+  const auto max_steps = static_cast<std::int64_t>(1.5 * diag / h0) + 100;
   const Rng fibre_rng = rng.split(1);
   const auto n_seeds = static_cast<std::int64_t>(seeds_2d.size());
   std::vector<std::optional<Fibre>> traced(static_cast<std::size_t>(n_seeds));

@@ -51,8 +51,10 @@ struct FieldSample {
 };
 
 /// The solved field on a cropped grid: the bounding box of the muscle (in the possibly
-/// upsampled grid) plus one voxel on each side.
+/// upsampled grid) plus `padding` voxels on each side.
 struct FibreField {
+  /// Grid voxels of outside margin around the muscle's bounding box.
+  static constexpr std::int64_t padding = 3;
   std::int32_t label = 0;                                  ///< muscle label
   std::array<std::int64_t, 3> size{0, 0, 0};               ///< grid voxels along i, j, k
   Eigen::Vector3d spacing_m = Eigen::Vector3d::Ones();     ///< voxel size [m]
@@ -67,6 +69,16 @@ struct FibreField {
   /// one-sided where a neighbour is outside; where grad u = 0 (inside a thick origin or
   /// insertion region) the mean direction of the neighbours, filled in layer by layer. #voxels.
   std::vector<Eigen::Vector3d> gradient_direction;
+  /// Per grid voxel: the smoothed wall indicator, a sub-voxel description of the muscle's
+  /// zero-flux surface: the indicator of the domain convolved with a Gaussian of one grid voxel
+  /// per axis (radius 3 voxels). The faces of origin and insertion voxels that the fibres cross
+  /// (fibre direction within 60 degrees of the face normal) are no wall: the three outside
+  /// voxels beyond each count as inside. The wall is the 0.5 level set (the voxel faces of a
+  /// flat side; staircase corners are cut), the gradient its inward normal. #voxels, in [0, 1].
+  std::vector<float> wall;
+  /// The wall indicator at `x_m` (trilinear) and its gradient in the physical frame [1/m] in
+  /// `gradient_per_m`; 0 and zero outside the grid.
+  [[nodiscard]] double wall_at(const Eigen::Vector3d& x_m, Eigen::Vector3d& gradient_per_m) const;
   std::int64_t n_unknowns = 0;       ///< free unknowns of the linear system
   std::int64_t n_dirichlet = 0;      ///< voxels with u fixed (origin and insertion)
   std::int64_t n_voxels_dropped = 0; ///< muscle voxels cut off from origin or insertion

@@ -8,9 +8,16 @@
 /// direction there); seeds are spread over that projected cross-section by Poisson-disk sampling
 /// (Bridson 2007, seeded) at the model density, and lifted back onto the iso-surface along the
 /// plane normal. Each fibre is traced both ways from its seed with classical RK4 (step <= a quarter
-/// of the smallest voxel size) until u reaches 0 (origin) or 1 (insertion) or the tracer leaves the
-/// muscle, optionally extended straight to the muscle surface, and resampled at a fixed arc-length
-/// step. Fibres run from the origin end to the insertion end.
+/// of the smallest voxel size) until u reaches 0 (origin) or 1 (insertion) or the nearest voxel is
+/// an origin (insertion) voxel. The trace does not stop at the staircase voxel surface: u and
+/// grad u are interpolated over the in-domain voxels among the 8 around a point (valid up to a
+/// voxel outside), and near the smoothed wall (FibreField::wall) the direction loses its part
+/// normal to the wall (progressively from wall level 0.95, about 1.6 voxels deep, fully at the
+/// wall, 0.5), as the zero-flux condition asks; a trace outside both the wall and the voxels is
+/// pulled back inside. A trace stops short (reaches_origin / reaches_insertion false) when no step
+/// of h / 64 stays within a voxel of the domain, after 16 steps without progress in u, or after
+/// 1.5 grid diagonals. Fibres are optionally extended straight to the muscle surface, resampled at
+/// a fixed arc-length step, and run from the origin end to the insertion end.
 ///
 /// Each model fibre stands for `weight` real fibres: weight = real density * section area /
 /// number of fibres (about real density / model density), so that the weights sum to the
@@ -79,7 +86,7 @@ struct Fibre {
   Eigen::Vector3d seed_m = Eigen::Vector3d::Zero();    ///< seed on the seed surface u = c [m]
   Eigen::Vector2d seed_2d_m = Eigen::Vector2d::Zero(); ///< seed in the section plane [m]
   double weight = 1.0;                                 ///< real fibres this model fibre stands for
-  bool reaches_origin = false;    ///< the trace reached u = 0 (not stopped by the surface)
+  bool reaches_origin = false;    ///< the trace reached u = 0 (not stopped short)
   bool reaches_insertion = false; ///< the trace reached u = 1
   /// First point (origin end) [m].
   [[nodiscard]] Eigen::Vector3d origin_end_m() const { return points_m.row(0).transpose(); }
