@@ -219,7 +219,6 @@ void add_iemg_command(CLI::App& app, std::function<int()>& run) {
         // 5. Write this position.
         const std::string group = "position_" + std::to_string(p) + "/";
         const auto n_u = static_cast<unsigned long long>(muaps.size());
-        const auto n_s = static_cast<unsigned long long>(muaps.empty() ? 0 : muaps[0].phi_V.rows());
         std::size_t max_rows = 0;
         for (const auto& m : muaps) {
           max_rows = std::max(max_rows, static_cast<std::size_t>(m.phi_V.rows()));
@@ -228,7 +227,6 @@ void add_iemg_command(CLI::App& app, std::function<int()>& run) {
         const auto n_ch = static_cast<unsigned long long>(weights.rows());
         std::vector<double> mono(n_u * n_c * max_rows, 0.0);
         std::vector<double> chan(n_u * n_ch * max_rows, 0.0);
-        (void)n_s;
         forward::UnitProperties props;
         props.n_fibres.resize(static_cast<Eigen::Index>(muaps.size()));
         props.cv_m_per_s.resize(static_cast<Eigen::Index>(muaps.size()));
@@ -283,8 +281,7 @@ void add_iemg_command(CLI::App& app, std::function<int()>& run) {
         const std::string stem = p == 0 ? "emg" : "emg_position_" + std::to_string(p);
         forward::write_emg_h5(dir / (stem + ".h5"), result, props, layout);
         if (!*no_mat) {
-          forward::ChannelLayout mat_layout = layout;
-          forward::write_emg_mat(dir / (stem + ".mat"), result, props, mat_layout);
+          forward::write_emg_mat(dir / (stem + ".mat"), result, props, layout);
         }
       }
       VectorXi64 unit_ids(static_cast<Eigen::Index>(units.size()));

@@ -71,7 +71,7 @@ struct IemgParams {
   /// Sampling frequency of MUAPs and EMG [Hz] (key `fs_Hz`, default 10240, Akhmadeev 2020).
   double fs_Hz = 10240.0;
   /// Fibre source and its discretisation (keys `spatial_resolution_mm` 0.01, `coarse_step_mm`
-  /// 0.5, `near_radius_mm` 1, `sigma_i_S_per_m` 1.01).
+  /// 1, `near_radius_mm` 1, `sigma_i_S_per_m` 1.01).
   FibrePotentialParams fibre;
   /// Extracellular medium (keys `sigma_l_S_per_m` 0.33, `sigma_t_S_per_m` 0.063, Akhmadeev
   /// 2020); the radial distance is clamped at each fibre's radius.
