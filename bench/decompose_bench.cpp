@@ -124,6 +124,16 @@ int main(int argc, char** argv) {
       roa_sum += m.agreement.roa;
     }
     const std::size_t bad = d.units.size() - identified;
+    // The accepted units below 0.9 RoA, on stderr: what their statistics look like.
+    std::vector<double> best(d.units.size(), 0.0);
+    for (std::size_t u = 0; u < d.units.size(); ++u)
+      for (Eigen::Index t = 0; t < s.roa.cols(); ++t)
+        best[u] = std::max(best[u], s.roa(static_cast<Eigen::Index>(u), t));
+    for (std::size_t u = 0; u < d.units.size(); ++u)
+      std::fprintf(stderr,
+                   "%s unit %zu: best RoA %.3f, SIL %.3f, PNR %.1f dB, CoV %.3f, %zu discharges\n",
+                   path.c_str(), u, best[u], d.units[u].sil, d.units[u].pnr_dB, d.units[u].cov_isi,
+                   d.units[u].discharges.size());
     std::printf("| %s | %.1f | %zu | %zu | %zu | %.3f | %zu | %.1f |\n", path.c_str(), snr,
                 recruited, d.units.size(), identified,
                 s.matches.empty() ? 0.0 : roa_sum / static_cast<double>(s.matches.size()), bad,

@@ -23,7 +23,8 @@ namespace {
 mi::DecomposeParams small_params() {
   mi::DecomposeParams p;
   p.extension_factor = 12;
-  p.n_iterations = 25;
+  p.n_iterations = 16;
+  p.max_stalled_candidates = 6;
   return p;
 }
 
@@ -210,4 +211,19 @@ TEST(DecompositionIo, WritesH5AndAMatWhoseMuPulsesReadBackOneBased) {
             (std::vector<std::size_t>{d.units.size(), 16,
                                       static_cast<std::size_t>(d.units[0].muap.cols())}));
   EXPECT_EQ(h5.read_double("neural_drive_pps").rows(), d.n_samples);
+}
+
+TEST(Decompose, FindsUnitsWithTheLogCoshAndKurtosisContrastsToo) {
+  const auto syn = make_synthetic_emg(4, 4, 4, 6.0, 20.0, 31);
+  for (const auto contrast : {mi::Contrast::log_cosh, mi::Contrast::kurtosis}) {
+    auto params = small_params();
+    params.contrast = contrast;
+    params.n_iterations = 10;
+    params.max_stalled_candidates = 0;
+    const auto d = mi::decompose(syn.recording, params);
+    const auto roa = best_roa(d, syn.truth, syn.recording.fs_Hz);
+    EXPECT_GE(d.units.size(), 2u) << mi::to_string(contrast);
+    for (const double r : roa)
+      EXPECT_GE(r, 0.9) << mi::to_string(contrast);
+  }
 }
