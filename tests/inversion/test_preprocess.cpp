@@ -3,6 +3,7 @@
 #include <numbers>
 
 #include <gtest/gtest.h>
+#include <matio.h>
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
@@ -145,4 +146,47 @@ TEST(ReadEmg, NamesTheFileLineAndValueOfBadCsv) {
   std::ofstream(dir / "emg.txt") << "1\n";
   expect_error<BadInput>([&] { mi::read_emg(dir / "emg.txt"); },
                          {"emg.txt", "expected .h5, .hdf5, .mat or .csv"});
+}
+
+TEST(ReadEmg, ReadsMueditsSignalStructAndASamplesByChannelsMatrix) {
+  const myotwin::testing::TempDir dir;
+  Eigen::MatrixXd data(3, 50); // channels x samples
+  for (Eigen::Index c = 0; c < 3; ++c)
+    for (Eigen::Index k = 0; k < 50; ++k)
+      data(c, k) = static_cast<double>(100 * c + k);
+  {
+    const std::string file = (dir / "muedit.mat").string();
+    mat_t* mat = Mat_CreateVer(file.c_str(), nullptr, MAT_FT_MAT73);
+    ASSERT_NE(mat, nullptr);
+    const char* fields[] = {"data", "fsamp"};
+    std::size_t one[2] = {1, 1};
+    matvar_t* signal = Mat_VarCreateStruct("signal", 2, one, fields, 2);
+    std::size_t dims[2] = {3, 50};
+    double fs = 2048.0;
+    Mat_VarSetStructFieldByName(
+        signal, "data", 0,
+        Mat_VarCreate(nullptr, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, data.data(), 0));
+    Mat_VarSetStructFieldByName(signal, "fsamp", 0,
+                                Mat_VarCreate(nullptr, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &fs, 0));
+    Mat_VarWrite(mat, signal, MAT_COMPRESSION_NONE);
+    Mat_VarFree(signal);
+    // A samples x channels matrix `Data` with `fsamp`, as OT BioLab exports.
+    const std::string file2 = (dir / "otb.mat").string();
+    mat_t* mat2 = Mat_CreateVer(file2.c_str(), nullptr, MAT_FT_MAT5);
+    Eigen::MatrixXd t = data.transpose();
+    std::size_t dims2[2] = {50, 3};
+    matvar_t* v = Mat_VarCreate("Data", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims2, t.data(), 0);
+    Mat_VarWrite(mat2, v, MAT_COMPRESSION_NONE);
+    Mat_VarFree(v);
+    v = Mat_VarCreate("fsamp", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &fs, 0);
+    Mat_VarWrite(mat2, v, MAT_COMPRESSION_NONE);
+    Mat_VarFree(v);
+    Mat_Close(mat2);
+    Mat_Close(mat);
+  }
+  for (const auto* name : {"muedit.mat", "otb.mat"}) {
+    const auto r = mi::read_emg(dir / name);
+    EXPECT_DOUBLE_EQ(r.fs_Hz, 2048.0) << name;
+    EXPECT_TRUE(r.emg == data) << name;
+  }
 }
