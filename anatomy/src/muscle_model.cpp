@@ -388,6 +388,14 @@ void write_motor_units_h5(const std::filesystem::path& path, const SubjectAnatom
     w.write_vector(g + "/fibres/weight", weight, {{"unit", std::string("real fibres")}});
     w.write_vector(g + "/fibres/cv_m_per_s", m.pool.fibre_cv_m_per_s);
     w.write_vector(g + "/fibres/diameter_m", m.pool.fibre_diameter_m);
+    Eigen::MatrixXd seeds(n_fibres, 3), seeds_2d(n_fibres, 2);
+    for (Eigen::Index i = 0; i < n_fibres; ++i) {
+      seeds.row(i) = m.fibres.fibres[static_cast<std::size_t>(i)].seed_m.transpose();
+      seeds_2d.row(i) = m.fibres.fibres[static_cast<std::size_t>(i)].seed_2d_m.transpose();
+    }
+    w.write(g + "/fibres/seed_m", seeds, {{"frame", std::string("LPS")}});
+    w.write(g + "/fibres/seed_2d_m", seeds_2d,
+            {{"meaning", std::string("seed in the plane: (e1, e2) coordinates from its centre")}});
     // Seed plane: the frame of the 2-D territory centres.
     w.write_vector(g + "/plane/centre_m", Eigen::VectorXd(m.fibres.plane_centre_m),
                    {{"frame", std::string("LPS")}});
@@ -513,6 +521,8 @@ MuscleModel read_muscle(const H5Reader& h5, const std::string& file, const std::
   const Eigen::VectorXd length = r.vector("fibres/length_m", n_fibres);
   const Eigen::VectorXd end_plate = r.vector("fibres/end_plate_m", n_fibres);
   const Eigen::VectorXd weight = r.vector("fibres/weight", n_fibres);
+  const Eigen::MatrixXd seeds = r.matrix("fibres/seed_m", n_fibres, 3);
+  const Eigen::MatrixXd seeds_2d = r.matrix("fibres/seed_2d_m", n_fibres, 2);
   m.fibres.fibres.resize(static_cast<std::size_t>(n_fibres));
   for (Eigen::Index i = 0; i < n_fibres; ++i) {
     auto& f = m.fibres.fibres[static_cast<std::size_t>(i)];
@@ -520,6 +530,8 @@ MuscleModel read_muscle(const H5Reader& h5, const std::string& file, const std::
     f.length_m = length[i];
     f.end_plate_m = end_plate[i];
     f.weight = weight[i];
+    f.seed_m = seeds.row(i).transpose();
+    f.seed_2d_m = seeds_2d.row(i).transpose();
   }
 
   // Units.

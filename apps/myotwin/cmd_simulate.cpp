@@ -21,21 +21,9 @@
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/lead_field_cache.hpp"
-#include "myotwin/forward/point_locator.hpp"
-#include "myotwin/meshing/mesh_io.hpp"
+#include "myotwin/forward/subject_model.hpp"
 
 namespace myotwin::app {
-
-namespace {
-
-/// `path`, or an IoError naming the command that makes it.
-void require(const std::filesystem::path& path, const std::string& command) {
-  if (!std::filesystem::exists(path))
-    throw IoError(path.string() + ": not found: run `" + command + "` first");
-}
-
-} // namespace
 
 void add_simulate_command(CLI::App& app, std::function<int()>& run) {
   auto options = std::make_shared<SharedOptions>();
@@ -57,54 +45,16 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       // 1. Configuration, subject, and the earlier stages' files.
       Stopwatch watch;
       const RunConfig config = begin_run(*options);
-      const anatomy::SubjectFiles files = anatomy::read_subject_file(*subject);
-      const anatomy::TissueTable tissues = anatomy::read_tissue_table(files.tissues);
-      const std::string out = options->output.string();
-      const auto anatomy_dir = options->output / "anatomy";
-      const auto mesh_file = options->output / "mesh" / "mesh.vtu";
       const auto dir = options->output / "forward";
-      require(anatomy_dir / "motor_units.h5",
-              "myotwin anatomy " + subject->string() + " -o " + out);
-      require(mesh_file, "myotwin mesh " + subject->string() + " -o " + out);
-      require(dir / "leadfields.h5", "myotwin leadfield " + subject->string() + " -o " + out);
-      const anatomy::SubjectAnatomy anatomy = anatomy::read_subject_anatomy(anatomy_dir);
-      const meshing::TetMesh mesh = meshing::read_mesh_vtu(mesh_file, &tissues);
-
-      // 2. The lead fields of the same electrodes on the same mesh and conductivities.
-      const forward::ElectrodeLayout layout =
-          forward::place_electrodes(mesh, tissues, config.electrodes);
-      const auto key =
-          forward::key_hex(forward::lead_field_identity(
-                               mesh, tissues, config.volume_conductor.reference_node, layout)
-                               .key);
-      const auto cache = forward::read_lead_field_cache(dir / "leadfields.h5", key, "");
-      if (!cache)
-        throw BadInput((dir / "leadfields.h5").string() + ": its key (" +
-                       forward::read_cache_key(dir / "leadfields.h5") +
-                       ") is not that of this mesh, these conductivities and electrodes (" + key +
-                       "): run `myotwin leadfield " + subject->string() + " -o " + out +
-                       "` with the same config first");
-      log_info("lead fields: ", cache->lead_fields_V_per_A.cols(), " electrodes, reference ",
-               cache->reference, " (cache ", key, ")");
-      const forward::PointLocator locator(mesh);
-      const forward::TransferFunction transfer =
-          forward::lead_field_transfer_function(locator, cache->lead_fields_V_per_A);
-      const meshing::TriArray skin = meshing::boundary_faces(mesh);
-      std::vector<char> on_skin(static_cast<std::size_t>(mesh.n_nodes()), 0);
-      for (Eigen::Index f = 0; f < skin.rows(); ++f)
-        for (int c = 0; c < 3; ++c)
-          on_skin[static_cast<std::size_t>(skin(f, c))] = 1;
-      Eigen::MatrixX3d skin_points(std::count(on_skin.begin(), on_skin.end(), 1), 3);
-      for (std::size_t i = 0, row = 0; i < on_skin.size(); ++i)
-        if (on_skin[i])
-          skin_points.row(static_cast<Eigen::Index>(row++)) =
-              mesh.nodes_m.row(static_cast<Eigen::Index>(i));
+      const auto model = forward::load_subject_forward_model(
+          *subject, options->output, config.electrodes, config.volume_conductor.reference_node);
+      const forward::ElectrodeLayout& layout = model->layout;
 
       // 3. MUAPs, drive, EMG.
       ensure_output_dir(dir);
-      const forward::EmgSimulation sim =
-          forward::simulate_emg(anatomy, transfer, cache->lead_fields_V_per_A.cols(), skin_points,
-                                config.simulate, config.seed, progress_display(*options));
+      const forward::EmgSimulation sim = forward::simulate_emg(
+          model->anatomy, model->transfer, model->lead_fields.lead_fields_V_per_A.cols(),
+          model->skin_points_m, config.simulate, config.seed, progress_display(*options));
 
       // 4. Write.
       forward::ChannelLayout channels;

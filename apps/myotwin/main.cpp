@@ -30,10 +30,10 @@ int main(int argc, char** argv) {
   myotwin::app::add_leadfield_command(app, run);
   myotwin::app::add_simulate_command(app, run);
   myotwin::app::add_iemg_command(app, run);
-  myotwin::app::add_pipeline_command(app, run);
   myotwin::app::add_noise_command(app, run);
   myotwin::app::add_decompose_command(app, run);
   myotwin::app::add_score_command(app, run);
+  myotwin::app::add_pipeline_command(app, run);
 
   // 2. Parse: help and version exit 0, usage errors exit 2.
   try {

@@ -13,79 +13,11 @@
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/inversion/score.hpp"
+#include "myotwin/inversion/separation.hpp"
 
 namespace myotwin::inversion {
 
 namespace {
-
-/// Columns per block of the sums over samples (fixed: the blocks, not the threads, decide the
-/// order of the sums).
-constexpr Eigen::Index block_cols = 2048;
-/// Number of partial covariance accumulators (fixed, independent of the thread count).
-constexpr int n_cov_groups = 8;
-
-/// Columns [n0, n0 + nb) of the extended signals: row c R + d holds x_c(n - d).
-void extended_block(const Eigen::MatrixXd& x, Eigen::Index r, Eigen::Index n0, Eigen::Index nb,
-                    Eigen::MatrixXd& out) {
-  out.resize(x.rows() * r, nb);
-  for (Eigen::Index c = 0; c < x.rows(); ++c)
-    for (Eigen::Index d = 0; d < r; ++d) {
-      const Eigen::Index row = c * r + d;
-      for (Eigen::Index k = 0; k < nb; ++k) {
-        const Eigen::Index n = n0 + k - d;
-        out(row, k) = n >= 0 ? x(c, n) : 0.0;
-      }
-    }
-}
-
-Eigen::Index n_blocks(Eigen::Index n) {
-  return (n + block_cols - 1) / block_cols;
-}
-
-/// s = Z^T w (float data, double result), parallel over blocks.
-Eigen::VectorXd project(const Eigen::MatrixXf& z, const Eigen::VectorXd& w) {
-  const Eigen::VectorXf wf = w.cast<float>();
-  const Eigen::Index n = z.cols();
-  Eigen::VectorXd s(n);
-  const Eigen::Index nb = n_blocks(n);
-#pragma omp parallel for schedule(static)
-  for (Eigen::Index b = 0; b < nb; ++b) {
-    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-    s.segment(n0, len) = (z.middleCols(n0, len).transpose() * wf).cast<double>();
-  }
-  return s;
-}
-
-/// Z g: per-block partial sums in parallel, combined in block order.
-Eigen::VectorXd weighted_sum(const Eigen::MatrixXf& z, const Eigen::VectorXd& g) {
-  const Eigen::Index n = z.cols();
-  const Eigen::Index nb = n_blocks(n);
-  std::vector<Eigen::VectorXd> partial(static_cast<std::size_t>(nb));
-#pragma omp parallel for schedule(static)
-  for (Eigen::Index b = 0; b < nb; ++b) {
-    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-    const Eigen::VectorXf gf = g.segment(n0, len).cast<float>();
-    partial[static_cast<std::size_t>(b)] = (z.middleCols(n0, len) * gf).cast<double>();
-  }
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(z.rows());
-  for (const auto& p : partial)
-    sum += p;
-  return sum;
-}
-
-/// Gram-Schmidt: w minus its projections on `basis` (in order).
-void deflate(Eigen::VectorXd& w, const std::vector<Eigen::VectorXd>& basis) {
-  for (const auto& b : basis)
-    w -= b.dot(w) * b;
-}
-
-/// Mean of the columns of z at `discharges`.
-Eigen::VectorXd mean_at(const Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges) {
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(z.rows());
-  for (const auto j : discharges)
-    sum += z.col(static_cast<Eigen::Index>(j)).cast<double>();
-  return sum / static_cast<double>(std::max<std::size_t>(1, discharges.size()));
-}
 
 std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
@@ -363,118 +295,22 @@ Eigen::VectorXd neural_drive(const std::vector<std::vector<std::int64_t>>& train
 
 Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
                         const ProgressCallback& progress) {
-  validate(params);
-  check_recording(recording);
-  Decomposition out;
-  const double fs = recording.fs_Hz;
-  out.fs_Hz = fs;
-  out.n_samples = recording.emg.cols();
-  out.n_channels = recording.emg.rows();
-  const Eigen::Index n = recording.emg.cols();
-  const std::string src = recording.source.string();
+  // 1-3. Preprocessing, extension, whitening.
+  DecomposeStats stats;
+  WhitenedEmg data = whiten_emg(recording, params, stats);
+  const Eigen::Index n = data.n_samples, r = data.extension_factor;
+  const double fs = data.fs_Hz;
 
-  // 1. Preprocessing.
+  // 4-8. Candidates from the instants of highest activity.
   Stopwatch watch;
-  out.preprocessing = preprocess(recording.emg, fs, recording.grid_row_col, params.preprocess);
-  const auto& kept = out.preprocessing.kept;
-  const auto n_kept = static_cast<Eigen::Index>(kept.size());
-  Eigen::MatrixXd x(n_kept, n);
-  for (Eigen::Index i = 0; i < n_kept; ++i) {
-    x.row(i) = out.preprocessing.filtered.row(kept[static_cast<std::size_t>(i)]);
-    x.row(i).array() -= x.row(i).mean();
-  }
-  out.stats.time_preprocess_s = watch.elapsed_s();
-
-  // 2. Extension.
-  const Eigen::Index r =
-      params.extension_factor > 0
-          ? params.extension_factor
-          : std::max<Eigen::Index>(
-                1, static_cast<Eigen::Index>(std::llround(params.target_extended_channels /
-                                                          static_cast<double>(n_kept))));
-  out.extension_factor = r;
-  const Eigen::Index n_ext = n_kept * r;
-  if (n < 4 * n_ext)
-    throw BadInput(src + ": " + std::to_string(n) + " samples are too few for " +
-                   std::to_string(n_kept) + " channels x extension factor " + std::to_string(r) +
-                   " = " + std::to_string(n_ext) +
-                   " extended channels: need >= " + std::to_string(4 * n_ext) +
-                   " samples (a longer recording or a smaller extension_factor)");
-  if (n_ext < 2)
-    throw BadInput(src + ": 1 channel x extension factor 1: the extension needs >= 2 extended "
-                         "channels (set extension_factor >= 2)");
-
-  // 3. Whitening.
-  watch.restart();
-  const Eigen::Index nb = n_blocks(n);
-  std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
-#pragma omp parallel for schedule(dynamic)
-  for (int g = 0; g < n_cov_groups; ++g) {
-    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n_ext, n_ext);
-    Eigen::MatrixXd block;
-    for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
-      const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-      extended_block(x, r, n0, len, block);
-      c.selfadjointView<Eigen::Lower>().rankUpdate(block);
-    }
-    cov_parts[static_cast<std::size_t>(g)] = std::move(c);
-  }
-  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
-  for (const auto& c : cov_parts)
-    cov += c;
-  cov_parts.clear();
-  cov = Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
-  if (eig.info() != Eigen::Success)
-    throw NumericalError(src + ": the eigen-decomposition of the extended covariance failed");
-  const Eigen::VectorXd& evals = eig.eigenvalues(); // ascending
-  const Eigen::Index half = std::max<Eigen::Index>(1, n_ext / 2);
-  const double reg = evals.head(half).mean();
-  std::vector<Eigen::Index> keep;
-  for (Eigen::Index i = 0; i < n_ext; ++i)
-    if (evals[i] > reg && evals[i] > 0.0)
-      keep.push_back(i);
-  if (keep.empty())
-    throw NumericalError(src + ": the extended signals have no variance above the "
-                               "regularisation level (all channels constant?)");
-  const auto n_w = static_cast<Eigen::Index>(keep.size());
-  out.stats.n_whitened = n_w;
-  Eigen::MatrixXd whiten(n_w, n_ext);
-  for (Eigen::Index i = 0; i < n_w; ++i)
-    whiten.row(i) = eig.eigenvectors().col(keep[static_cast<std::size_t>(i)]).transpose() /
-                    std::sqrt(evals[keep[static_cast<std::size_t>(i)]]);
-  cov.resize(0, 0);
-  Eigen::MatrixXf z(n_w, n);
-#pragma omp parallel for schedule(dynamic)
-  for (Eigen::Index b = 0; b < nb; ++b) {
-    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-    Eigen::MatrixXd block;
-    extended_block(x, r, n0, len, block);
-    z.middleCols(n0, len) = (whiten * block).cast<float>();
-  }
-  out.stats.time_whiten_s = watch.elapsed_s();
-  log_debug("decompose: ", n_kept, " channels x R = ", r, " -> ", n_ext, " extended, ", n_w,
-            " whitened dimensions (", format_number(out.stats.time_whiten_s), " s)");
-
-  // 4-8. Candidates.
-  watch.restart();
   Eigen::VectorXd activity(n);
   for (Eigen::Index k = 0; k < n; ++k)
-    activity[k] = static_cast<double>(z.col(k).squaredNorm());
+    activity[k] = static_cast<double>(data.z.col(k).squaredNorm());
   std::vector<char> used(static_cast<std::size_t>(n), 0);
   std::vector<Eigen::VectorXd> basis;
-  const std::int64_t min_distance =
-      std::max<std::int64_t>(1, ms_to_samples(params.min_peak_distance_ms, fs));
-  const std::int64_t dup_tol = ms_to_samples(params.duplicate_tolerance_ms, fs);
-  const std::int64_t dup_lag = ms_to_samples(params.duplicate_max_lag_ms, fs);
   const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, fs);
-  struct Accepted {
-    MotorUnit unit;
-    Eigen::VectorXd w;
-  };
-  std::vector<Accepted> accepted;
+  AcceptedUnits accepted;
   ProgressReporter reporter(progress, "decompose", static_cast<std::size_t>(params.n_iterations));
-  const auto dn = static_cast<double>(n);
   std::int64_t stalled = 0;
   for (std::int64_t it = 0; it < params.n_iterations; ++it) {
     reporter.advance();
@@ -494,188 +330,31 @@ Decomposition decompose(const EmgRecording& recording, const DecomposeParams& pa
       break;
     for (Eigen::Index k = std::max<Eigen::Index>(0, best - r); k <= std::min(n - 1, best + r); ++k)
       used[static_cast<std::size_t>(k)] = 1;
-    ++out.stats.n_candidates;
-    Eigen::VectorXd w = z.col(best).cast<double>();
-    deflate(w, basis);
-    if (!(w.norm() > 0.0))
+    ++stats.n_candidates;
+    SeparatedSource source = separate_from(data, data.z.col(best).cast<double>(), basis, params);
+    if (source.w.size() == 0)
       continue;
-    w.normalize();
-    bool converged = false;
-    Eigen::VectorXd s;
-    std::int64_t n_fp = 0;
-    for (std::int64_t k = 0; k < params.max_fixed_point_iterations; ++k) {
-      ++n_fp;
-      s = project(z, w);
-      Eigen::VectorXd g(n);
-      double gp_sum = 0.0;
-      switch (params.contrast) {
-      case Contrast::skew:
-        g = s.array().square();
-        gp_sum = 2.0 * s.sum();
-        break;
-      case Contrast::log_cosh:
-        g = s.array().tanh();
-        gp_sum = (1.0 - g.array().square()).sum();
-        break;
-      case Contrast::kurtosis:
-        g = s.array().cube();
-        gp_sum = 3.0 * s.array().square().sum();
-        break;
-      }
-      Eigen::VectorXd w_new = weighted_sum(z, g) / dn - (gp_sum / dn) * w;
-      deflate(w_new, basis);
-      const double norm = w_new.norm();
-      if (!(norm > 0.0) || !std::isfinite(norm))
-        break;
-      w_new /= norm;
-      const double delta = std::abs(1.0 - std::abs(w_new.dot(w)));
-      w = w_new;
-      if (delta < params.tolerance) {
-        converged = true;
-        break;
-      }
-    }
-    basis.push_back(w);
-    out.stats.n_fixed_point_iterations += n_fp;
-    if (converged)
-      ++out.stats.n_converged;
-    s = project(z, w);
-    if (s.array().cube().sum() < 0.0) {
-      w = -w;
-      s = -s;
-    }
-    // 5. Refinement: the MU filter from the discharges while the CoV of ISI decreases.
-    SpikeDetection det = detect_spikes(s, min_distance);
-    double cov_value = cov_isi(det.discharges, fs, params.max_isi_s);
-    for (std::int64_t k = 0; k < params.max_refinement_iterations; ++k) {
-      if (det.discharges.size() < 2)
-        break;
-      Eigen::VectorXd w_new = mean_at(z, det.discharges);
-      if (!(w_new.norm() > 0.0))
-        break;
-      w_new.normalize();
-      Eigen::VectorXd s_new = project(z, w_new);
-      SpikeDetection det_new = detect_spikes(s_new, min_distance);
-      const double cov_new = cov_isi(det_new.discharges, fs, params.max_isi_s);
-      if (det_new.discharges.size() < 2 || !(cov_new < cov_value))
-        break;
-      w = std::move(w_new);
-      s = std::move(s_new);
-      det = std::move(det_new);
-      cov_value = cov_new;
-    }
-    log_debug("decompose: candidate ", it + 1, ": ", n_fp, " fixed-point iterations",
-              converged ? "" : " (not converged)", ", ", det.discharges.size(), " discharges, SIL ",
-              format_number(det.sil), ", CoV ISI ", format_number(cov_value));
-    // 7. Acceptance.
-    if (static_cast<std::int64_t>(det.discharges.size()) < params.min_discharges) {
-      ++out.stats.n_few_spikes;
+    basis.push_back(source.w_fixed_point);
+    log_debug("decompose: candidate ", it + 1, ": ", source.n_fixed_point,
+              " fixed-point iterations", source.converged ? "" : " (not converged)", ", ",
+              source.detection.discharges.size(), " discharges, SIL ",
+              format_number(source.detection.sil), ", CoV ISI ", format_number(source.cov_isi));
+    const std::vector<std::int64_t> discharges = source.detection.discharges;
+    if (accepted.offer(std::move(source), it, data, params, stats) != Verdict::accepted)
       continue;
-    }
-    if (det.sil < params.sil_threshold) {
-      ++out.stats.n_low_sil;
-      continue;
-    }
-    if (cov_value > params.max_cov_isi) {
-      ++out.stats.n_high_cov;
-      continue;
-    }
-    MotorUnit unit;
-    unit.discharges = det.discharges;
-    unit.sil = det.sil;
-    unit.cov_isi = cov_isi(det.discharges, fs, params.max_isi_s, &unit.rate_pps);
-    unit.found_at = it;
-    double mean_peak = 0.0;
-    for (const auto j : det.discharges)
-      mean_peak += s[static_cast<Eigen::Index>(j)];
-    mean_peak /= static_cast<double>(det.discharges.size());
-    unit.source = mean_peak > 0.0 ? Eigen::VectorXd(s / mean_peak) : s;
-    unit.pnr_dB = pnr_dB(unit.source, unit.discharges);
-    std::int64_t duplicate_of = -1;
-    for (std::size_t a = 0; a < accepted.size() && duplicate_of < 0; ++a) {
-      const auto& other = accepted[a].unit.discharges;
-      const auto agreement = compare_trains(unit.discharges, other, dup_tol, dup_lag);
-      const auto smaller = std::min(unit.discharges.size(), other.size());
-      if (static_cast<double>(agreement.common) >=
-          params.duplicate_fraction * static_cast<double>(smaller))
-        duplicate_of = static_cast<std::int64_t>(a);
-    }
-    if (duplicate_of >= 0) {
-      ++out.stats.n_duplicates;
-      auto& other = accepted[static_cast<std::size_t>(duplicate_of)];
-      if (unit.cov_isi < other.unit.cov_isi) {
-        log_debug("decompose: candidate ", it, " replaces unit ", duplicate_of,
-                  " (duplicate with a lower CoV of ISI)");
-        other = {std::move(unit), w};
-      }
-      continue;
-    }
-    log_info("decompose: candidate ", it + 1, "/", params.n_iterations, ": unit ",
-             accepted.size() + 1, " accepted (", unit.discharges.size(), " discharges, SIL ",
-             format_number(std::round(unit.sil * 1000.0) / 1000.0), ", CoV ISI ",
-             format_number(std::round(unit.cov_isi * 1000.0) / 1000.0), ")");
-    // 8. Peel-off of the accepted unit from the whitened data.
-    if (params.peel_off && peel_half > 0) {
-      const Eigen::Index width = 2 * peel_half + 1;
-      Eigen::MatrixXd avg = Eigen::MatrixXd::Zero(n_w, width);
-      Eigen::VectorXd count = Eigen::VectorXd::Zero(width);
-      for (const auto j : unit.discharges)
-        for (Eigen::Index k = 0; k < width; ++k) {
-          const Eigen::Index m = j + k - peel_half;
-          if (m >= 0 && m < n) {
-            avg.col(k) += z.col(m).cast<double>();
-            count[k] += 1.0;
-          }
-        }
-      for (Eigen::Index k = 0; k < width; ++k)
-        if (count[k] > 0.0)
-          avg.col(k) /= count[k];
-      const Eigen::MatrixXf avg_f = avg.cast<float>();
-      for (const auto j : unit.discharges)
-        for (Eigen::Index k = 0; k < width; ++k) {
+    // The peeled-off instants' activity.
+    if (params.peel_off && peel_half > 0)
+      for (const auto j : discharges)
+        for (Eigen::Index k = 0; k < 2 * peel_half + 1; ++k) {
           const Eigen::Index m = j + k - peel_half;
           if (m >= 0 && m < n)
-            z.col(m) -= avg_f.col(k);
+            activity[m] = static_cast<double>(data.z.col(m).squaredNorm());
         }
-      for (const auto j : unit.discharges)
-        for (Eigen::Index k = 0; k < width; ++k) {
-          const Eigen::Index m = j + k - peel_half;
-          if (m >= 0 && m < n)
-            activity[m] = static_cast<double>(z.col(m).squaredNorm());
-        }
-    }
-    accepted.push_back({std::move(unit), w});
     stalled = 0;
   }
   reporter.finish();
-  out.stats.time_iterations_s = watch.elapsed_s();
-
-  // Per unit: filter on the extended channels, MUAPs.
-  const std::int64_t muap_half = ms_to_samples(params.muap_window_ms / 2.0, fs);
-  std::vector<std::vector<std::int64_t>> trains;
-  for (auto& a : accepted) {
-    MotorUnit& u = a.unit;
-    const Eigen::VectorXd f = whiten.transpose() * a.w;
-    u.filter = Eigen::MatrixXd::Zero(out.n_channels, r);
-    for (Eigen::Index i = 0; i < n_kept; ++i)
-      for (Eigen::Index d = 0; d < r; ++d)
-        u.filter(kept[static_cast<std::size_t>(i)], d) = f[i * r + d];
-    const Eigen::Index width = 2 * muap_half + 1;
-    u.muap_first_offset = -muap_half;
-    u.muap = Eigen::MatrixXd::Zero(out.n_channels, width);
-    std::int64_t used_spikes = 0;
-    for (const auto j : u.discharges)
-      if (j - muap_half >= 0 && j + muap_half < n) {
-        u.muap += out.preprocessing.filtered.middleCols(j - muap_half, width);
-        ++used_spikes;
-      }
-    if (used_spikes > 0)
-      u.muap /= static_cast<double>(used_spikes);
-    trains.push_back(u.discharges);
-    out.units.push_back(std::move(u));
-  }
-  out.neural_drive_pps = neural_drive(trains, n, fs, ms_to_samples(params.drive_window_ms, fs));
-  return out;
+  stats.time_iterations_s = watch.elapsed_s();
+  return accepted.finish(data, params, stats);
 }
 
 } // namespace myotwin::inversion

@@ -1,0 +1,127 @@
+#pragma once
+
+/// \file bmiss.hpp
+/// Model-informed source separation (after the biophysical-model-informed source separation
+/// of Halatsis, Mamidanna, Pereira and Farina 2025, rebuilt on this subject's own forward
+/// model, forward/muap_model.hpp, instead of a neural surrogate).
+///
+/// The recording is preprocessed, extended and whitened once, exactly as by decompose()
+/// (separation.hpp). A candidate unit theta (territory centre in the muscle's section, size,
+/// end-plate shift, conduction velocity; the territory radius follows from the size as in the
+/// anatomy, area proportional to fibre count) gives a MUAP through the model; the MUAP,
+/// band-passed like the EMG, gives the extended mixing column c of the unit at the delay d*
+/// where the R-sample window of the MUAP holds the most energy, c[i R + k] = m_i(d* - k), and
+/// the separation vector w = W c / |W c| in the whitened space (W the whitening matrix): for
+/// whitened data this is the matched filter of that column. The source s = w^T z is scored by
+/// its excess kurtosis E[s^4] - 3 (s has unit variance).
+///
+/// Each iteration:
+/// 1. Probe: n_probe candidates from a Halton sequence over the bounds (a centre drawn among
+///    the section's cells so that every candidate lies in the muscle; log-uniform size;
+///    uniform shift and CV), each scored.
+/// 2. Refine: the n_refine best distinct candidates (centres at least a cell apart) are
+///    improved by Nelder-Mead on the same score, parameters clamped to the bounds.
+/// 3. Hand-over: each refined candidate's w, deflated against the accepted units, starts the
+///    blind separation's fixed-point and CoV-of-ISI refinement (separate_from()); the result
+///    is offered to the accepted-unit set (SIL threshold, duplicates, peel-off: AcceptedUnits).
+/// Accepted units are peeled off and their separation vectors deflate every later candidate,
+/// so the search does not return to them (the published code did not remove found units).
+///
+/// Properties: each accepted unit's spike-triggered MUAP (band-passed EMG) is fitted by least
+/// squares through the model, MUAP(theta) * a, from n_fit_starts starts (the refined candidate
+/// and Halton points), Nelder-Mead; reported with the residual and, as an uncertainty, the
+/// spread of the parameters over the starts whose residual is within 10 % of the best.
+
+#include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "myotwin/anatomy/muscle_model.hpp"
+#include "myotwin/core/progress.hpp"
+#include "myotwin/forward/muap_model.hpp"
+#include "myotwin/inversion/decompose.hpp"
+#include "myotwin/inversion/separation.hpp"
+
+namespace myotwin {
+class ConfigReader;
+}
+
+namespace myotwin::inversion {
+
+/// Parameters of invert() (config section `invert`; `separation` is read from `decompose`).
+struct BmissParams {
+  DecomposeParams separation;                ///< preprocessing, extension, refinement, acceptance
+  std::int64_t n_iterations = 10;            ///< key `n_iterations` (>= 1)
+  std::int64_t n_probe = 1000;               ///< quasi-random candidates per iteration (`n_probe`)
+  std::int64_t n_refine = 10;                ///< candidates refined and handed over per iteration
+  std::int64_t nelder_mead_evaluations = 60; ///< per refined candidate (`nelder_mead_evaluations`)
+  std::int64_t n_fit_starts = 6;             ///< starts of the property fit (`n_fit_starts`)
+  /// Fixed-point iterations at most when a refined candidate is handed over to the blind
+  /// separation (`handover_fixed_point`, default 3): the model's vector is already near the
+  /// unit; many iterations let the skew contrast pull it to outliers or to another unit.
+  std::int64_t handover_fixed_point = 3;
+  double size_min_fibres = 0.0; ///< size bounds [real fibres] (0: the pool's range)
+  double size_max_fibres = 0.0;
+  double cv_min_m_per_s = 3.0; ///< CV bounds [m/s] (`cv_min_m_per_s`, `cv_max_m_per_s`)
+  double cv_max_m_per_s = 5.5;
+};
+
+/// Reads `invert` (and the separation from `decompose` passed in). \throws BadInput.
+BmissParams read_bmiss_params(ConfigReader& section, const DecomposeParams& separation);
+nlohmann::json to_json(const BmissParams& params);
+
+/// A fitted unit: its properties in physical units and the quality of the fit.
+struct FittedProperties {
+  forward::UnitParameters theta;  ///< best fit
+  forward::UnitParameters spread; ///< SD over the near-best starts (same fields)
+  double amplitude_scale = 1.0;   ///< least-squares scale of the model MUAP
+  double relative_residual = 0.0; ///< |m - a MUAP(theta)| / |m|
+  double depth_m = 0.0;           ///< depth of the centre below the skin [m] (NaN: unknown)
+};
+
+/// Per iteration.
+struct BmissIteration {
+  std::int64_t n_probed = 0;
+  std::int64_t n_refined = 0;
+  std::int64_t n_accepted = 0;    ///< new units this iteration
+  std::int64_t n_units_total = 0; ///< accepted so far
+  double best_score = 0.0;        ///< best kurtosis of the probe
+  double time_s = 0.0;
+};
+
+/// The result of invert().
+struct BmissResult {
+  Decomposition decomposition;              ///< as decompose() (units, filters, MUAPs, drive)
+  std::vector<FittedProperties> properties; ///< per unit of decomposition.units
+  std::vector<BmissIteration> iterations;
+};
+
+/// A candidate's score: the excess kurtosis of its source, and its separation vector
+/// (whitened space, deflated, unit norm; empty when nothing is left after the deflation).
+struct CandidateScore {
+  double kurtosis = -3.0;
+  Eigen::VectorXd w;
+};
+
+/// Model-informed separation of `recording` with `model`, the MUAP model of `muscle` built
+/// for the recording's electrodes in the same order. The pool of `muscle` gives the size
+/// bounds (0 in params) and the territory radius of a size (r = c sqrt(N), c the pool's
+/// median r / sqrt(N)); its seed plane maps centres to 3-D for depths below `skin_points_m`
+/// (#points x 3 [m]; empty: depth NaN).
+/// \throws BadInput when the model's channel count differs from the recording's, and
+/// whatever the separation rejects.
+BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
+                   const anatomy::MuscleModel& muscle,
+                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                   const BmissParams& params, const ProgressCallback& progress = {});
+
+/// The score of the separation vector that `muap` (#samples x #channels [V] at the
+/// recording's rate, unfiltered) gives in `data` (see the file comment), deflated against
+/// `basis`.
+CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const WhitenedEmg& data,
+                          const std::vector<Eigen::VectorXd>& basis,
+                          const PreprocessParams& filter);
+
+} // namespace myotwin::inversion

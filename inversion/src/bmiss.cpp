@@ -1,0 +1,472 @@
+#include "myotwin/inversion/bmiss.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/timer.hpp"
+
+namespace myotwin::inversion {
+
+namespace {
+
+/// The search space: x, y of the centre [m], log of the size [log fibres], end-plate shift
+/// [m], CV [m/s].
+constexpr int n_dims = 5;
+using Point = Eigen::Matrix<double, n_dims, 1>;
+
+/// Radical inverse of `index` in base `base` (the Halton sequence).
+double halton(std::uint64_t index, std::uint64_t base) {
+  double f = 1.0, r = 0.0;
+  while (index > 0) {
+    f /= static_cast<double>(base);
+    r += f * static_cast<double>(index % base);
+    index /= base;
+  }
+  return r;
+}
+
+struct SearchSpace {
+  Eigen::MatrixX2d cells; ///< the muscle's fibre seeds in the section [m]
+  double cell_size_m = 0.0;
+  Point lo, hi; ///< bounds of each coordinate
+  double radius_per_sqrt_fibre = 0.0;
+
+  [[nodiscard]] Point clamp(Point p) const { return p.cwiseMax(lo).cwiseMin(hi); }
+
+  /// Distance from the centre to the nearest cell centre [m].
+  [[nodiscard]] double outside_m(const Point& p) const {
+    return std::sqrt(
+        (cells.rowwise() - p.head<2>().transpose()).rowwise().squaredNorm().minCoeff());
+  }
+
+  [[nodiscard]] forward::UnitParameters theta(const Point& p) const {
+    forward::UnitParameters t;
+    t.centre_m = p.head<2>();
+    t.n_fibres = std::exp(p[2]);
+    t.radius_m = radius_per_sqrt_fibre * std::sqrt(t.n_fibres);
+    t.end_plate_shift_m = p[3];
+    t.end_plate_spread_m = 0.0;
+    t.cv_m_per_s = p[4];
+    return t;
+  }
+
+  [[nodiscard]] Point point(const forward::UnitParameters& t) const {
+    Point p;
+    p << t.centre_m.x(), t.centre_m.y(), std::log(t.n_fibres), t.end_plate_shift_m, t.cv_m_per_s;
+    return clamp(p);
+  }
+
+  /// The k-th probe: a cell (first Halton coordinate), a point inside it, then the others.
+  [[nodiscard]] Point probe(std::uint64_t k) const {
+    const auto n_cells = static_cast<double>(cells.rows());
+    const auto c =
+        std::min<Eigen::Index>(cells.rows() - 1, static_cast<Eigen::Index>(halton(k, 2) * n_cells));
+    Point p;
+    p[0] = cells(c, 0) + (halton(k, 3) - 0.5) * cell_size_m;
+    p[1] = cells(c, 1) + (halton(k, 5) - 0.5) * cell_size_m;
+    for (int d = 2; d < n_dims; ++d) {
+      static constexpr std::uint64_t bases[] = {7, 11, 13};
+      p[d] = lo[d] + halton(k, bases[d - 2]) * (hi[d] - lo[d]);
+    }
+    return p;
+  }
+};
+
+/// The MUAP band-passed like the EMG: zero padding of a quarter second on both sides (the
+/// zero-phase filter's transients), filtered, cropped. #samples x #channels.
+Eigen::MatrixXd filtered_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,
+                              const PreprocessParams& filter) {
+  const auto pad = static_cast<Eigen::Index>(std::ceil(0.25 * fs_Hz));
+  Eigen::MatrixXd rows = Eigen::MatrixXd::Zero(muap.cols(), muap.rows() + 2 * pad);
+  rows.middleCols(pad, muap.rows()) = muap.transpose();
+  (void)filter_signals(rows, fs_Hz, filter);
+  return rows.middleCols(pad, muap.rows()).transpose();
+}
+
+double excess_kurtosis(const Eigen::VectorXd& s) {
+  const double m2 = s.squaredNorm() / static_cast<double>(s.size());
+  if (!(m2 > 0.0))
+    return -3.0;
+  return s.array().square().square().mean() / (m2 * m2) - 3.0;
+}
+
+/// Nelder-Mead maximisation of `f` from `start` with initial steps `step`, at most
+/// `max_evaluations` evaluations; points are clamped by `space`.
+template <class F>
+Point nelder_mead(const F& f, const Point& start, const Point& step, std::int64_t max_evaluations,
+                  const SearchSpace& space, double& best_value) {
+  std::vector<Point> x(n_dims + 1, start);
+  std::vector<double> y(n_dims + 1);
+  y[0] = f(start);
+  std::int64_t evaluations = 1;
+  for (int d = 0; d < n_dims; ++d) {
+    x[d + 1][d] += step[d];
+    x[d + 1] = space.clamp(x[d + 1]);
+    y[d + 1] = f(x[d + 1]);
+    ++evaluations;
+  }
+  std::vector<int> order(n_dims + 1);
+  while (evaluations < max_evaluations) {
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return y[a] > y[b]; });
+    const int worst = order.back(), second = order[n_dims - 1], best = order.front();
+    Point centroid = Point::Zero();
+    for (int i = 0; i < n_dims; ++i)
+      centroid += x[order[i]] / n_dims;
+    const Point reflected = space.clamp(centroid + (centroid - x[worst]));
+    const double y_r = f(reflected);
+    ++evaluations;
+    if (y_r > y[best]) {
+      const Point expanded = space.clamp(centroid + 2.0 * (centroid - x[worst]));
+      const double y_e = f(expanded);
+      ++evaluations;
+      if (y_e > y_r) {
+        x[worst] = expanded;
+        y[worst] = y_e;
+      } else {
+        x[worst] = reflected;
+        y[worst] = y_r;
+      }
+    } else if (y_r > y[second]) {
+      x[worst] = reflected;
+      y[worst] = y_r;
+    } else {
+      const Point contracted = space.clamp(centroid + 0.5 * (x[worst] - centroid));
+      const double y_c = f(contracted);
+      ++evaluations;
+      if (y_c > y[worst]) {
+        x[worst] = contracted;
+        y[worst] = y_c;
+      } else {
+        for (int i = 0; i <= n_dims; ++i)
+          if (i != best) {
+            x[i] = space.clamp(x[best] + 0.5 * (x[i] - x[best]));
+            y[i] = f(x[i]);
+            ++evaluations;
+          }
+      }
+    }
+  }
+  const auto it = std::max_element(y.begin(), y.end());
+  best_value = *it;
+  return x[static_cast<std::size_t>(it - y.begin())];
+}
+
+/// Least-squares fit of a unit's spike-triggered MUAP `sta` (#channels x #window, column k at
+/// offset first + k from the discharge) through the model: for theta, the model MUAP filtered,
+/// aligned at the lag of the largest summed cross-correlation, scaled by least squares.
+/// Returns the relative residual and sets `scale`.
+double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& sta, double& scale) {
+  // model: #samples x #channels; sta: #channels x #window. Try every lag of the model's start
+  // against the window.
+  const Eigen::Index n_m = model_muap.rows(), n_w = sta.cols();
+  const double sta_norm2 = sta.squaredNorm();
+  double best = std::numeric_limits<double>::infinity();
+  scale = 0.0;
+  for (Eigen::Index lag = -n_m + 1; lag < n_w; ++lag) {
+    // Window column k holds model sample k - lag.
+    const Eigen::Index k0 = std::max<Eigen::Index>(0, lag);
+    const Eigen::Index k1 = std::min<Eigen::Index>(n_w, lag + n_m);
+    if (k1 <= k0)
+      continue;
+    const Eigen::MatrixXd part = model_muap.middleRows(k0 - lag, k1 - k0).transpose();
+    const double mm = part.squaredNorm();
+    if (!(mm > 0.0))
+      continue;
+    const double sm = (sta.middleCols(k0, k1 - k0).array() * part.array()).sum();
+    const double a = sm / mm;
+    const double residual = sta_norm2 - a * sm; // |sta - a m|^2 with m zero outside
+    if (residual < best) {
+      best = residual;
+      scale = a;
+    }
+  }
+  return std::sqrt(std::max(0.0, best) / sta_norm2);
+}
+
+} // namespace
+
+BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation) {
+  BmissParams p;
+  p.separation = separation;
+  p.n_iterations = s.optional<std::int64_t>("n_iterations", p.n_iterations, int_in_range(1, 1000));
+  p.n_probe = s.optional<std::int64_t>("n_probe", p.n_probe, int_in_range(1, 10000000));
+  p.n_refine = s.optional<std::int64_t>("n_refine", p.n_refine, int_in_range(0, 10000));
+  p.nelder_mead_evaluations = s.optional<std::int64_t>(
+      "nelder_mead_evaluations", p.nelder_mead_evaluations, int_in_range(n_dims + 1, 100000));
+  p.n_fit_starts = s.optional<std::int64_t>("n_fit_starts", p.n_fit_starts, int_in_range(1, 1000));
+  p.handover_fixed_point = s.optional<std::int64_t>("handover_fixed_point", p.handover_fixed_point,
+                                                    int_in_range(0, 10000));
+  p.size_min_fibres = s.optional<double>("size_min_fibres", p.size_min_fibres, non_negative());
+  p.size_max_fibres = s.optional<double>("size_max_fibres", p.size_max_fibres, non_negative());
+  p.cv_min_m_per_s = s.optional<double>("cv_min_m_per_s", p.cv_min_m_per_s, positive());
+  p.cv_max_m_per_s = s.optional<double>("cv_max_m_per_s", p.cv_max_m_per_s, positive());
+  if (p.cv_max_m_per_s < p.cv_min_m_per_s)
+    s.fail("cv_max_m_per_s", "expected >= cv_min_m_per_s (" + format_number(p.cv_min_m_per_s) +
+                                 "), got " + format_number(p.cv_max_m_per_s));
+  if (p.size_max_fibres > 0.0 && p.size_max_fibres < p.size_min_fibres)
+    s.fail("size_max_fibres", "expected >= size_min_fibres (" + format_number(p.size_min_fibres) +
+                                  "), got " + format_number(p.size_max_fibres));
+  return p;
+}
+
+nlohmann::json to_json(const BmissParams& p) {
+  return {{"n_iterations", p.n_iterations},
+          {"n_probe", p.n_probe},
+          {"n_refine", p.n_refine},
+          {"nelder_mead_evaluations", p.nelder_mead_evaluations},
+          {"n_fit_starts", p.n_fit_starts},
+          {"handover_fixed_point", p.handover_fixed_point},
+          {"size_min_fibres", p.size_min_fibres},
+          {"size_max_fibres", p.size_max_fibres},
+          {"cv_min_m_per_s", p.cv_min_m_per_s},
+          {"cv_max_m_per_s", p.cv_max_m_per_s}};
+}
+
+CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const WhitenedEmg& data,
+                          const std::vector<Eigen::VectorXd>& basis,
+                          const PreprocessParams& filter) {
+  CandidateScore out;
+  const Eigen::MatrixXd m = filtered_muap(muap, data.fs_Hz, filter);
+  const auto& kept = data.preprocessing.kept;
+  const Eigen::Index r = data.extension_factor;
+  // The delay d* whose R-sample window [d* - R + 1, d*] holds the most energy.
+  Eigen::VectorXd energy = Eigen::VectorXd::Zero(m.rows());
+  for (const auto c : kept)
+    energy += m.col(static_cast<Eigen::Index>(c)).cwiseAbs2();
+  Eigen::Index best_d = 0;
+  double best_e = -1.0, window = 0.0;
+  for (Eigen::Index d = 0; d < m.rows() + r - 1; ++d) {
+    if (d < m.rows())
+      window += energy[d];
+    if (d - r >= 0)
+      window -= energy[d - r];
+    if (window > best_e) {
+      best_e = window;
+      best_d = d;
+    }
+  }
+  Eigen::VectorXd column(static_cast<Eigen::Index>(kept.size()) * r);
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    for (Eigen::Index k = 0; k < r; ++k) {
+      const Eigen::Index t = best_d - k;
+      column[static_cast<Eigen::Index>(i) * r + k] =
+          t >= 0 && t < m.rows() ? m(t, static_cast<Eigen::Index>(kept[i])) : 0.0;
+    }
+  Eigen::VectorXd w = data.whiten * column;
+  for (const auto& b : basis)
+    w -= b.dot(w) * b;
+  const double norm = w.norm();
+  if (!(norm > 0.0) || !std::isfinite(norm))
+    return out;
+  w /= norm;
+  out.kurtosis = excess_kurtosis(project(data.z, w));
+  out.w = std::move(w);
+  return out;
+}
+
+BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
+                   const anatomy::MuscleModel& muscle,
+                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                   const BmissParams& params, const ProgressCallback& progress) {
+  if (model.n_channels() != recording.emg.rows())
+    throw BadInput(recording.source.string() + ": " + std::to_string(recording.emg.rows()) +
+                   " channels, but the subject's forward model has " +
+                   std::to_string(model.n_channels()) +
+                   " electrodes: the EMG must come from the config's electrodes, in order");
+  if (std::abs(model.params().fs_Hz - recording.fs_Hz) > 1e-9 * recording.fs_Hz)
+    throw BadInput(recording.source.string() + ": sampled at " + format_number(recording.fs_Hz) +
+                   " Hz, the MUAP model at " + format_number(model.params().fs_Hz) +
+                   " Hz (set muap_model.fs_Hz)");
+  validate(params.separation);
+  BmissResult result;
+  DecomposeStats stats;
+  WhitenedEmg data = whiten_emg(recording, params.separation, stats);
+
+  // The search space.
+  SearchSpace space;
+  space.cell_size_m = model.params().cell_size_m;
+  const auto& b = model.bounds();
+  // Candidates sit near the muscle's fibre seeds (probes pick a seed, then a point within a
+  // cell of it; a point farther than a cell from every seed is outside the muscle).
+  space.cells.resize(static_cast<Eigen::Index>(muscle.fibres.fibres.size()), 2);
+  for (std::size_t i = 0; i < muscle.fibres.fibres.size(); ++i)
+    space.cells.row(static_cast<Eigen::Index>(i)) = muscle.fibres.fibres[i].seed_2d_m.transpose();
+  double n_min = params.size_min_fibres, n_max = params.size_max_fibres;
+  std::vector<double> ratio;
+  double pool_min = std::numeric_limits<double>::infinity(), pool_max = 0.0;
+  for (const auto& u : muscle.pool.units)
+    if (u.n_fibres > 0.0) {
+      pool_min = std::min(pool_min, u.n_fibres);
+      pool_max = std::max(pool_max, u.n_fibres);
+      ratio.push_back(u.territory_radius_m / std::sqrt(u.n_fibres));
+    }
+  if (ratio.empty())
+    throw BadInput("invert: muscle \"" + muscle.geometry.name +
+                   "\" has no motor units with fibres");
+  std::nth_element(ratio.begin(), ratio.begin() + static_cast<std::ptrdiff_t>(ratio.size() / 2),
+                   ratio.end());
+  space.radius_per_sqrt_fibre = ratio[ratio.size() / 2];
+  if (!(n_min > 0.0))
+    n_min = pool_min;
+  if (!(n_max > 0.0))
+    n_max = pool_max;
+  space.lo << b.centre_min_m.x(), b.centre_min_m.y(), std::log(n_min), b.end_plate_shift_min_m,
+      params.cv_min_m_per_s;
+  space.hi << b.centre_max_m.x(), b.centre_max_m.y(), std::log(std::max(n_max, n_min * 1.0001)),
+      b.end_plate_shift_max_m, params.cv_max_m_per_s;
+  const Point step = 0.1 * (space.hi - space.lo).cwiseMax(Point::Constant(1e-6));
+
+  const auto& filter = params.separation.preprocess;
+  AcceptedUnits accepted;
+  // Candidates outside the muscle (more than a cell from every fibre seed) score -3.
+  auto score_point = [&](const Point& p, const std::vector<Eigen::VectorXd>& basis) {
+    if (space.outside_m(p) > space.cell_size_m)
+      return CandidateScore{};
+    return score_muap(model.muap(space.theta(p)), data, basis, filter);
+  };
+  ProgressReporter report(progress, "model-informed separation (iterations)",
+                          static_cast<std::size_t>(params.n_iterations));
+  std::uint64_t probe_index = 1;
+  for (std::int64_t it = 0; it < params.n_iterations; ++it) {
+    Stopwatch watch;
+    BmissIteration stat;
+    const std::vector<Eigen::VectorXd> basis = accepted.vectors();
+    // 1. Probe (parallel over candidates; each score is independent).
+    std::vector<Point> points(static_cast<std::size_t>(params.n_probe));
+    std::vector<double> scores(points.size());
+    for (std::size_t k = 0; k < points.size(); ++k)
+      points[k] = space.probe(probe_index++);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (std::int64_t k = 0; k < params.n_probe; ++k)
+      scores[static_cast<std::size_t>(k)] =
+          score_point(points[static_cast<std::size_t>(k)], basis).kurtosis;
+    stat.n_probed = params.n_probe;
+    std::vector<std::size_t> order(points.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t c) {
+      return scores[a] > scores[c] || (scores[a] == scores[c] && a < c);
+    });
+    stat.best_score = order.empty() ? -3.0 : scores[order.front()];
+    // 2. Refine the best distinct candidates (centres at least a cell apart).
+    std::vector<Point> chosen;
+    for (const auto k : order) {
+      if (static_cast<std::int64_t>(chosen.size()) >= params.n_refine)
+        break;
+      const bool distinct = std::none_of(chosen.begin(), chosen.end(), [&](const Point& c) {
+        return (c.head<2>() - points[k].head<2>()).norm() < space.cell_size_m;
+      });
+      if (distinct)
+        chosen.push_back(points[k]);
+    }
+    std::vector<Point> refined(chosen.size());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t k = 0; k < static_cast<std::int64_t>(chosen.size()); ++k) {
+      double value = 0.0;
+      refined[static_cast<std::size_t>(k)] = nelder_mead(
+          [&](const Point& p) { return score_point(p, basis).kurtosis; },
+          chosen[static_cast<std::size_t>(k)], step, params.nelder_mead_evaluations, space, value);
+    }
+    stat.n_refined = static_cast<std::int64_t>(refined.size());
+    // 3. Hand-over to the fixed-point refinement, in order of the refined candidates.
+    for (const auto& p : refined) {
+      const CandidateScore c = score_point(p, accepted.vectors());
+      if (c.w.size() == 0)
+        continue;
+      // The model's vector is already close to the unit: a few fixed-point steps only, so
+      // that the source does not drift to another unit or an outlier, then the CoV-of-ISI
+      // refinement.
+      DecomposeParams handover = params.separation;
+      handover.max_fixed_point_iterations =
+          std::min<std::int64_t>(handover.max_fixed_point_iterations, params.handover_fixed_point);
+      SeparatedSource source = separate_from(data, c.w, accepted.vectors(), handover);
+      if (source.w.size() == 0)
+        continue;
+      ++stats.n_candidates;
+      const std::size_t before = accepted.size();
+      const double sil = source.detection.sil, cov = source.cov_isi;
+      const auto n_d = source.detection.discharges.size();
+      const Verdict v = accepted.offer(std::move(source), it, data, params.separation, stats);
+      log_debug("invert: candidate kurtosis ", format_number(c.kurtosis), ": ", n_d,
+                " discharges, SIL ", format_number(sil), ", CoV ", format_number(cov), ", verdict ",
+                static_cast<int>(v));
+      if (v == Verdict::accepted && accepted.size() > before)
+        ++stat.n_accepted;
+    }
+    stat.n_units_total = static_cast<std::int64_t>(accepted.size());
+    stat.time_s = watch.elapsed_s();
+    log_info("invert: iteration ", it + 1, "/", params.n_iterations, ": best kurtosis ",
+             format_number(stat.best_score), ", ", stat.n_accepted, " new units (",
+             stat.n_units_total, " in all), ", format_number(stat.time_s), " s");
+    result.iterations.push_back(stat);
+    report.advance();
+  }
+  report.finish();
+  result.decomposition = accepted.finish(data, params.separation, stats);
+
+  // Properties: least squares through the model from several starts.
+  const auto& units = result.decomposition.units;
+  result.properties.resize(units.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui) {
+    const MotorUnit& unit = units[static_cast<std::size_t>(ui)];
+    std::vector<std::pair<double, Point>> fits;
+    for (std::int64_t k = 0; k < params.n_fit_starts; ++k) {
+      const Point start = space.probe(1000003ULL * static_cast<std::uint64_t>(ui + 1) +
+                                      static_cast<std::uint64_t>(k));
+      auto residual = [&](const Point& p) {
+        if (space.outside_m(p) > space.cell_size_m)
+          return -1e9;
+        double scale = 0.0;
+        const Eigen::MatrixXd m = filtered_muap(model.muap(space.theta(p)), data.fs_Hz, filter);
+        return -fit_residual(m, unit.muap, scale);
+      };
+      double value = 0.0;
+      const Point best =
+          nelder_mead(residual, start, step, params.nelder_mead_evaluations * 2, space, value);
+      fits.emplace_back(-value, best);
+    }
+    std::sort(fits.begin(), fits.end(),
+              [](const auto& a, const auto& c) { return a.first < c.first; });
+    FittedProperties& fp = result.properties[static_cast<std::size_t>(ui)];
+    const Point& best = fits.front().second;
+    fp.theta = space.theta(best);
+    const Eigen::MatrixXd m = filtered_muap(model.muap(fp.theta), data.fs_Hz, filter);
+    fp.relative_residual = fit_residual(m, unit.muap, fp.amplitude_scale);
+    // Spread over the starts within 10 % of the best residual.
+    Point mean = Point::Zero(), square = Point::Zero();
+    int n_near = 0;
+    for (const auto& [res, p] : fits)
+      if (res <= 1.1 * fits.front().first + 1e-12) {
+        Point q = p;
+        q[2] = std::exp(p[2]);
+        mean += q;
+        square += q.cwiseAbs2();
+        ++n_near;
+      }
+    mean /= n_near;
+    const Point sd = (square / n_near - mean.cwiseAbs2()).cwiseMax(Point::Zero()).cwiseSqrt();
+    fp.spread.centre_m = sd.head<2>();
+    fp.spread.n_fibres = sd[2];
+    fp.spread.radius_m = space.radius_per_sqrt_fibre * sd[2] / (2.0 * std::sqrt(fp.theta.n_fibres));
+    fp.spread.end_plate_shift_m = sd[3];
+    fp.spread.end_plate_spread_m = 0.0;
+    fp.spread.cv_m_per_s = sd[4];
+    const Eigen::Vector3d centre = muscle.fibres.plane_centre_m +
+                                   fp.theta.centre_m.x() * muscle.fibres.plane_e1 +
+                                   fp.theta.centre_m.y() * muscle.fibres.plane_e2;
+    fp.depth_m =
+        skin_points_m.rows() > 0
+            ? std::sqrt(
+                  (skin_points_m.rowwise() - centre.transpose()).rowwise().squaredNorm().minCoeff())
+            : std::numeric_limits<double>::quiet_NaN();
+  }
+  return result;
+}
+
+} // namespace myotwin::inversion
