@@ -21,27 +21,20 @@ echo "identical to sample_data/forearm"
 echo "== 2. the sample subject's anatomy"
 "$exe" anatomy info "$root/sample_data/forearm/subject.json" -o "$out/anatomy"
 
-echo "== 3. build the muscles: geometry, fibre fields, fibres, motor units (about 20 s)"
-"$exe" anatomy "$root/sample_data/forearm/subject.json" -o "$out"
+echo "== 3. the whole chain on two muscles (ED, FDP), a 13 x 5 grid over ED and 10 s of a 10 % trapezoid:"
+echo "   anatomy, mesh, lead fields, simulate, decompose, score (myotwin pipeline, about 1-2 minutes)"
+"$exe" pipeline "$root/sample_data/forearm/subject.json" --config "$root/sample_data/forearm/pipeline.json" -o "$out"
 
-echo "== 4. mesh all tissues with the fibre directions of step 3 (CGAL, about 20 s)"
-"$exe" mesh "$root/sample_data/forearm/subject.json" -o "$out"
-
-echo "== 5. electrodes (10 x 32 wrapped grid) and their lead fields by reciprocity (about 25 s)"
-"$exe" leadfield "$root/sample_data/forearm/subject.json" -o "$out"
-
-echo "== 6. surface EMG of 40 ED units for 5 s of a 30 % contraction (about 20 s)"
-cat > "$out/simulate.json" <<'JSON'
-{"simulate": {"muscles": ["ED"], "max_units_per_muscle": 40,
-              "drive": {"duration_s": 5.0, "profile": {"type": "constant", "level": 0.3}},
-              "emg": {"snr_dB": 20}}}
-JSON
-"$exe" simulate "$root/sample_data/forearm/subject.json" --config "$out/simulate.json" -o "$out"
-
+echo "== 4. model-informed separation of the same EMG through the subject's model (myotwin invert)"
+"$exe" invert "$out/forward/emg.h5" --subject "$root/sample_data/forearm/subject.json" \
+  --config "$root/sample_data/forearm/pipeline.json" -o "$out"
 echo
 echo "results: $out"
 echo "  phantom/   labels.nii.gz (open in ITK-SNAP or 3D Slicer), tissues.json, subject.json"
 echo "  anatomy/   anatomy_info.json; fibers.vtp (open in ParaView), motor_units.h5, anatomy.json"
 echo "  mesh/      mesh.vtu (tets with tissue_label, tissue_class, fibre_direction; ParaView), skin.vtp, mesh_quality.json"
-echo "  forward/   electrodes.json/.vtp, leadfields.h5 (cache), muaps.h5, emg.h5 (EMG + ground truth), emg.mat (DEMUSE layout)"
+echo "  forward/   electrodes.json/.vtp, leadfields.h5 (cache), muaps.h5, emg.h5 (EMG + ground truth + force), emg.mat (DEMUSE layout)"
+echo "  decomposition/  decomposition.h5, summary.json, decomposition.mat (MUPulses), score.json (RoA against the truth)"
+echo "  inversion/ the model-informed decomposition and properties.json (territory, depth, size, CV per unit)"
+echo "  pipeline/  stage keys (unchanged stages are reused) and summary.json"
 echo "  resolved_config.json   the configuration used (feed back with --config)"

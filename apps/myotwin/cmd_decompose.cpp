@@ -71,34 +71,10 @@ void add_decompose_command(CLI::App& app, std::function<int()>& run) {
   add_shared_options(*cmd, *options, true);
   cmd->callback([&run, options, o] {
     run = [options, o] {
-      // 1. Configuration: the `decompose` section, the other sections as for every command.
+      // 1. Configuration: the `decompose` section of the run configuration, then the options.
       Stopwatch watch;
-      nlohmann::json doc = nlohmann::json::object();
-      std::string source = "default configuration";
-      std::filesystem::path base;
-      if (!options->config.empty()) {
-        (void)ConfigReader::from_file(options->config); // file, JSON and object checks
-        doc = nlohmann::json::parse(read_text_file(options->config));
-        source = options->config.string();
-        base = options->config.parent_path();
-      }
-      const nlohmann::json section =
-          doc.contains("decompose") ? doc["decompose"] : nlohmann::json::object();
-      doc.erase("decompose");
-      doc.erase("score"); // read by `myotwin score`
-      SharedOptions shared = *options;
-      shared.config.clear();
-      RunConfig config = begin_run(shared); // log level, threads, output folder
-      ConfigReader others(doc, source, base);
-      const RunConfig file_config = read_run_config(others, options->seed); // strict
-      config.resolved = file_config.resolved;
-      if (options->threads > 0 || file_config.threads > 0)
-        omp_set_num_threads(options->threads > 0 ? options->threads : file_config.threads);
-      config.resolved["threads"] = options->threads > 0 ? options->threads : file_config.threads;
-      ConfigReader root(nlohmann::json::object({{"decompose", section}}), source, base);
-      auto reader = root.section("decompose");
-      inversion::DecomposeParams params = inversion::read_decompose_params(reader);
-      root.finish();
+      RunConfig config = begin_run(*options);
+      inversion::DecomposeParams params = config.decompose;
       if (o->extension_factor)
         params.extension_factor = *o->extension_factor;
       if (o->n_iterations)

@@ -38,21 +38,9 @@ void add_score_command(CLI::App& app, std::function<int()>& run) {
   add_shared_options(*cmd, *options, false);
   cmd->callback([&run, options, decomp, truth, tolerance_ms, max_lag_ms] {
     run = [options, decomp, truth, tolerance_ms, max_lag_ms] {
-      // 1. Configuration: only the `score` section is read; other sections belong to others.
-      set_log_level(options->quiet ? LogLevel::warning : LogLevel::info);
-      nlohmann::json section = nlohmann::json::object();
-      std::string source = "default configuration";
-      if (!options->config.empty()) {
-        (void)ConfigReader::from_file(options->config);
-        const auto doc = nlohmann::json::parse(read_text_file(options->config));
-        if (doc.contains("score"))
-          section = doc["score"];
-        source = options->config.string();
-      }
-      ConfigReader root(nlohmann::json::object({{"score", section}}), source);
-      auto reader = root.section("score");
-      inversion::ScoreParams params = inversion::read_score_params(reader);
-      root.finish();
+      // 1. Configuration: the `score` section of the run configuration, then the options.
+      const RunConfig config = begin_run(*options);
+      inversion::ScoreParams params = config.score;
       if (*tolerance_ms)
         params.tolerance_ms = **tolerance_ms;
       if (*max_lag_ms)

@@ -64,6 +64,14 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.max_sampled_GiB = vc.optional<double>("max_sampled_GiB", 2.0, non_negative());
   auto simulate_section = reader.section("simulate");
   run.simulate = forward::read_simulation_params(simulate_section);
+  auto decompose_section = reader.section("decompose");
+  run.decompose = inversion::read_decompose_params(decompose_section);
+  auto score_section = reader.section("score");
+  run.score = inversion::read_score_params(score_section);
+  auto invert_section = reader.section("invert");
+  run.invert = inversion::read_bmiss_params(invert_section, run.decompose);
+  auto muap_model_section = reader.section("muap_model");
+  run.muap_model = forward::read_muap_model_params(muap_model_section);
   reader.finish();
   run.resolved = reader.resolved();
   run.resolved["electrodes"] = forward::to_json(run.electrodes); // the default grid spelled out

@@ -18,6 +18,9 @@
 #include "myotwin/forward/electrodes.hpp"
 #include "myotwin/forward/lead_field.hpp"
 #include "myotwin/forward/simulation.hpp"
+#include "myotwin/inversion/bmiss.hpp"
+#include "myotwin/inversion/decompose.hpp"
+#include "myotwin/inversion/score.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 
 namespace myotwin::app {
@@ -49,8 +52,12 @@ struct RunConfig {
   /// `volume_conductor.max_sampled_GiB`: the lead fields sampled at the fibre points are stored
   /// only up to this size [GiB] (the point locations always are).
   double max_sampled_GiB = 2.0;
-  forward::SimulationParams simulate; ///< section `simulate` (with `muap`, `drive`, `emg`)
-  nlohmann::json resolved;            ///< the whole configuration with defaults, seed and version
+  forward::SimulationParams simulate;   ///< section `simulate` (with `muap`, `drive`, `emg`)
+  inversion::DecomposeParams decompose; ///< section `decompose`
+  inversion::ScoreParams score;         ///< section `score`
+  inversion::BmissParams invert;        ///< section `invert` (its separation from `decompose`)
+  forward::MuapModelParams muap_model;  ///< section `muap_model`
+  nlohmann::json resolved;              ///< the whole configuration with defaults, seed and version
 };
 
 /// Reads the whole run configuration strictly from `reader` (unknown keys anywhere are

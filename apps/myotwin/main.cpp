@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   myotwin::app::add_noise_command(app, run);
   myotwin::app::add_decompose_command(app, run);
   myotwin::app::add_score_command(app, run);
+  myotwin::app::add_invert_command(app, run);
   myotwin::app::add_pipeline_command(app, run);
 
   // 2. Parse: help and version exit 0, usage errors exit 2.

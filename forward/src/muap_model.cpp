@@ -66,7 +66,7 @@ MuapModelParams read_muap_model_params(ConfigReader& section) {
   p.model_fs_Hz = section.optional<double>("model_fs_Hz", p.model_fs_Hz, positive());
   p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive());
   auto source = section.section("fibre_source");
-  p.source = read_fibre_source_params(source);
+  p.source = read_fibre_source_params(source, p.source);
   return p;
 }
 

@@ -83,7 +83,7 @@ SpikeTrains read_spike_trains(const std::filesystem::path& path) {
     }
     return t;
   }
-  if (h5.contains("units/discharges")) {
+  if (h5.contains("units/discharges") || h5.contains("units/unit_id")) { // 0 units: no group
     t.fs_Hz = fs_attribute(h5, "/", file);
     const auto m = h5.read_int64("units/unit_id");
     for (Eigen::Index k = 0; k < m.size(); ++k) {

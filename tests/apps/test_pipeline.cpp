@@ -1,9 +1,11 @@
-// The whole chain on the sample forearm through the real executable: anatomy (two muscles),
-// mesh, lead fields of the default 10 x 32 wrapped grid, simulate. Checks the surface MUAPs
+// The whole chain on the sample forearm through the real executable (`myotwin pipeline`):
+// anatomy (two muscles), mesh, lead fields of the default 10 x 32 wrapped grid, simulate,
+// decompose, score. Checks the surface MUAPs
 // against published ranges, the ground truth against the drive and imported real discharges,
 // and the realised SNR. About a minute on 2 cores.
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <vector>
 
@@ -34,16 +36,16 @@ protected:
       c << R"({"anatomy": {"muscles": ["ED", "FDP"]},
                "simulate": {"muscles": ["ED", "FDP"], "max_units_per_muscle": 40,
                             "montages": ["sd_rows", "laplacian"],
-                            "drive": {"duration_s": 2.0,
+                            "drive": {"duration_s": 4.0,
                                       "profile": {"type": "constant", "level": 0.3}},
                             "emg": {"snr_dB": 20}}})";
     }
     config_ = new std::string(" --quiet --config " + quoted(dir_->path() / "run.json"));
-    for (const char* stage : {"anatomy", "mesh", "leadfield", "simulate"}) {
-      const auto r = run_myotwin(std::string(stage) + " " + *subject_ + *config_ + " -o " + *out_);
-      log_ += std::string(stage) + ": exit " + std::to_string(r.exit_code) + "\n" + r.output;
-      ok_ = ok_ && r.exit_code == 0;
-    }
+    // The whole chain through `myotwin pipeline`: anatomy, mesh, leadfield, simulate,
+    // decompose, score.
+    const auto r = run_myotwin("pipeline " + *subject_ + *config_ + " -o " + *out_);
+    log_ += "pipeline: exit " + std::to_string(r.exit_code) + "\n" + r.output;
+    ok_ = r.exit_code == 0;
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -57,6 +59,7 @@ protected:
   void check_surface_muaps();
   void check_truth_and_snr();
   void check_imported_discharges();
+  void check_pipeline_reuse_and_scores();
   static TempDir* dir_;
   static std::string* subject_;
   static std::string* out_;
@@ -156,6 +159,46 @@ void Pipeline::check_truth_and_snr() {
   }
 }
 
+void Pipeline::check_pipeline_reuse_and_scores() {
+  // The summary: units simulated, recruited, identified, and the matches.
+  const auto summary =
+      nlohmann::json::parse(myotwin::read_text_file(out() / "pipeline/summary.json"));
+  EXPECT_EQ(summary.at("units_simulated").get<int>(), 80);
+  EXPECT_GT(summary.at("units_recruited").get<int>(), 40);
+  EXPECT_GT(summary.at("units_identified").get<int>(), 0);
+  EXPECT_EQ(summary.at("matches").size(), summary.at("units_matched").get<std::size_t>());
+  // Run again: every stage's key is unchanged, nothing reruns.
+  const auto again = run_myotwin("pipeline " + *subject_ + " --config " +
+                                 quoted(dir_->path() / "run.json") + " -o " + *out_);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  std::size_t reused = 0;
+  for (std::size_t at = again.output.find("unchanged, reused"); at != std::string::npos;
+       at = again.output.find("unchanged, reused", at + 1))
+    ++reused;
+  EXPECT_EQ(reused, 6U) << again.output;
+  // `invert` names the mismatch between the EMG and the subject's electrodes, and the stage
+  // that is missing in a folder without the earlier stages.
+  {
+    std::ofstream csv(dir_->path() / "three.csv");
+    csv << "# fs_Hz = 2048\n";
+    for (int k = 0; k < 9000; ++k)
+      csv << 1e-6 * std::sin(0.01 * k) << "," << 1e-6 * std::cos(0.013 * k) << ","
+          << 1e-6 * std::sin(0.017 * k + 1.0) << "\n";
+  }
+  const auto wrong = run_myotwin("invert " + quoted(dir_->path() / "three.csv") + " --subject " +
+                                 *subject_ + " --muscle ED --quiet -o " + *out_);
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+  EXPECT_NE(wrong.output.find("3 channels, but the config places 320 electrodes"),
+            std::string::npos)
+      << wrong.output;
+  const auto missing =
+      run_myotwin("invert " + quoted(dir_->path() / "three.csv") + " --subject " + *subject_ +
+                  " --muscle ED --quiet -o " + quoted(dir_->path() / "empty"));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("not found: run `myotwin anatomy"), std::string::npos)
+      << missing.output;
+}
+
 void Pipeline::check_imported_discharges() {
   const auto mat = myotwin::testing::shared_data("real/caillet2023/S1_30_64L.mat");
   if (mat.empty()) {
@@ -219,6 +262,10 @@ TEST_F(Pipeline, ForearmChainGivesPublishedMuapsTrueDischargesAndTheRequestedSnr
   {
     SCOPED_TRACE("truth and SNR");
     check_truth_and_snr();
+  }
+  {
+    SCOPED_TRACE("pipeline summary, reuse, invert's bad input");
+    check_pipeline_reuse_and_scores();
   }
   {
     SCOPED_TRACE("imported real discharges");

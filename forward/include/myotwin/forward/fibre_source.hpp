@@ -75,8 +75,10 @@ struct FibreSourceParams {
 };
 
 /// Reads FibreSourceParams from a config section (keys `sigma_i_S_per_m`, `dz_mm`, `dt_ms`, all
-/// > 0). \throws BadInput naming the key for a missing-type or non-positive value.
-FibreSourceParams read_fibre_source_params(ConfigReader& section);
+/// > 0); absent keys keep `defaults`. \throws BadInput naming the key for a missing-type or
+/// non-positive value.
+FibreSourceParams read_fibre_source_params(ConfigReader& section,
+                                           const FibreSourceParams& defaults = {});
 
 /// The sampled currents of one fibre.
 struct FibreCurrents {

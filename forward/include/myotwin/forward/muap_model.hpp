@@ -58,14 +58,21 @@ struct MuapModelParams {
   /// Step between end-plate shifts [m] (key `end_plate_step_mm`, default 2 mm).
   double end_plate_step_m = 2e-3;
   /// Number of end-plate shifts, odd: -(n - 1) / 2 .. (n - 1) / 2 steps (key
-  /// `end_plate_shifts`, default 7: +/- 6 mm).
-  int n_end_plate_shifts = 7;
+  /// `end_plate_shifts`, default 5: +/- 4 mm).
+  int n_end_plate_shifts = 5;
   /// Sampling rate of the precomputed potentials [Hz] (key `model_fs_Hz`, default 8192).
   double model_fs_Hz = 8192.0;
   /// Sampling rate of the MUAPs returned [Hz] (key `fs_Hz`, default 2048).
   double fs_Hz = 2048.0;
-  /// Fibre source steps (sub-section `fibre_source`).
-  FibreSourceParams source;
+  /// Fibre source steps (sub-section `fibre_source`; defaults here 0.25 mm and 0.1 ms, coarser
+  /// than the simulation's 0.1 mm and 0.05 ms: a tenth of the precomputation, for MUAPs
+  /// returned at 2048 Hz).
+  FibreSourceParams source = [] {
+    FibreSourceParams s;
+    s.dz_m = 0.25e-3;
+    s.dt_s = 0.1e-3;
+    return s;
+  }();
 };
 
 /// Reads MuapModelParams (keys above, all optional). \throws BadInput naming the key.
