@@ -38,14 +38,33 @@ Eigen::Index n_blocks(Eigen::Index n) {
   return (n + block_cols - 1) / block_cols;
 }
 
-/// Z g: per-block partial sums in parallel, combined in block order.
-Eigen::VectorXd weighted_sum(const Eigen::MatrixXf& z, const Eigen::VectorXd& g) {
+/// One fixed-point pass over z: s = z^T w, g = the contrast's g(s) elementwise, and z g, block
+/// by block so that each block of z is read once while it is in cache (the same operations in
+/// the same order as project() followed by the per-block sums of z g combined in block order,
+/// as before the two were fused: the same bits). Returns z g.
+Eigen::VectorXd fixed_point_pass(const Eigen::MatrixXf& z, const Eigen::VectorXd& w,
+                                 Contrast contrast, Eigen::VectorXd& s, Eigen::VectorXd& g) {
+  const Eigen::VectorXf wf = w.cast<float>();
   const Eigen::Index n = z.cols();
   const Eigen::Index nb = n_blocks(n);
+  s.resize(n);
+  g.resize(n);
   std::vector<Eigen::VectorXd> partial(static_cast<std::size_t>(nb));
 #pragma omp parallel for schedule(static)
   for (Eigen::Index b = 0; b < nb; ++b) {
     const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
+    s.segment(n0, len) = (z.middleCols(n0, len).transpose() * wf).cast<double>();
+    switch (contrast) {
+    case Contrast::skew:
+      g.segment(n0, len) = s.segment(n0, len).array().square();
+      break;
+    case Contrast::log_cosh:
+      g.segment(n0, len) = s.segment(n0, len).array().tanh();
+      break;
+    case Contrast::kurtosis:
+      g.segment(n0, len) = s.segment(n0, len).array().cube();
+      break;
+    }
     const Eigen::VectorXf gf = g.segment(n0, len).cast<float>();
     partial[static_cast<std::size_t>(b)] = (z.middleCols(n0, len) * gf).cast<double>();
   }
@@ -203,24 +222,21 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
   Eigen::VectorXd s;
   for (std::int64_t k = 0; k < params.max_fixed_point_iterations; ++k) {
     ++out.n_fixed_point;
-    s = project(z, w);
-    Eigen::VectorXd g(n);
+    Eigen::VectorXd g;
+    const Eigen::VectorXd zg = fixed_point_pass(z, w, params.contrast, s, g);
     double gp_sum = 0.0;
     switch (params.contrast) {
     case Contrast::skew:
-      g = s.array().square();
       gp_sum = 2.0 * s.sum();
       break;
     case Contrast::log_cosh:
-      g = s.array().tanh();
       gp_sum = (1.0 - g.array().square()).sum();
       break;
     case Contrast::kurtosis:
-      g = s.array().cube();
       gp_sum = 3.0 * s.array().square().sum();
       break;
     }
-    Eigen::VectorXd w_new = weighted_sum(z, g) / dn - (gp_sum / dn) * w;
+    Eigen::VectorXd w_new = zg / dn - (gp_sum / dn) * w;
     deflate(w_new, basis);
     const double norm = w_new.norm();
     if (!(norm > 0.0) || !std::isfinite(norm))
