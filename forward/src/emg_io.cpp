@@ -6,12 +6,18 @@
 
 #include <matio.h>
 
+#include "myotwin/forward/mat_file.hpp"
+
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 
 namespace myotwin::forward {
 
 namespace {
+
+using forward::mat::double_var;
+using forward::mat::write_var;
+using MatPtr = forward::mat::FilePtr;
 
 std::vector<std::int64_t> unit_ids(const EmgResult& emg, const UnitProperties& units) {
   const std::size_t n = emg.spike_samples.size();
@@ -66,28 +72,6 @@ void check(const EmgResult& emg, const UnitProperties& units, const ChannelLayou
     for (std::size_t b = a + 1; b < ids.size(); ++b)
       if (ids[a] == ids[b])
         throw BadInput("write EMG: unit id " + std::to_string(ids[a]) + " appears twice");
-}
-
-struct MatCloser {
-  void operator()(mat_t* m) const { Mat_Close(m); }
-};
-struct VarFreer {
-  void operator()(matvar_t* v) const { Mat_VarFree(v); }
-};
-using MatPtr = std::unique_ptr<mat_t, MatCloser>;
-using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
-
-/// A double matrix variable; `data` (column-major rows x cols) must outlive the variable.
-matvar_t* double_var(const char* name, std::size_t rows, std::size_t cols, double* data) {
-  std::size_t dims[2] = {rows, cols};
-  return Mat_VarCreate(name, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, data, MAT_F_DONT_COPY_DATA);
-}
-
-void write_var(mat_t* mat, matvar_t* var, const std::filesystem::path& path,
-               const std::string& name) {
-  VarPtr owned(var);
-  if (var == nullptr || Mat_VarWrite(mat, var, MAT_COMPRESSION_NONE) != 0)
-    throw IoError(path.string() + ": cannot write MATLAB variable " + name);
 }
 
 /// SIG-like cell of channel rows of `signal` (#channels x #samples); `rows` keeps the row data

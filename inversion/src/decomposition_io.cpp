@@ -4,6 +4,8 @@
 
 #include <matio.h>
 
+#include "myotwin/forward/mat_file.hpp"
+
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
@@ -12,27 +14,9 @@ namespace myotwin::inversion {
 
 namespace {
 
-struct MatCloser {
-  void operator()(mat_t* m) const { Mat_Close(m); }
-};
-struct VarFreer {
-  void operator()(matvar_t* v) const { Mat_VarFree(v); }
-};
-using MatPtr = std::unique_ptr<mat_t, MatCloser>;
-using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
-
-/// A double matrix variable; `data` (column-major rows x cols) must outlive the variable.
-matvar_t* double_var(const char* name, std::size_t rows, std::size_t cols, double* data) {
-  std::size_t dims[2] = {rows, cols};
-  return Mat_VarCreate(name, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, data, MAT_F_DONT_COPY_DATA);
-}
-
-void write_var(mat_t* mat, matvar_t* var, const std::filesystem::path& path,
-               const std::string& name) {
-  VarPtr owned(var);
-  if (var == nullptr || Mat_VarWrite(mat, var, MAT_COMPRESSION_NONE) != 0)
-    throw IoError(path.string() + ": cannot write MATLAB variable " + name);
-}
+using forward::mat::double_var;
+using forward::mat::write_var;
+using MatPtr = forward::mat::FilePtr;
 
 /// A 1 x n cell of matrices; `store` keeps the data alive until written.
 matvar_t* cell_row(const char* name, std::vector<Eigen::MatrixXd>& store) {

@@ -8,79 +8,18 @@
 
 #include <matio.h>
 
+#include "myotwin/forward/mat_file.hpp"
+
 #include "myotwin/core/error.hpp"
 
 namespace myotwin::inversion {
 
 namespace {
 
-struct MatCloser {
-  void operator()(mat_t* m) const { Mat_Close(m); }
-};
-struct VarFreer {
-  void operator()(matvar_t* v) const { Mat_VarFree(v); }
-};
-using MatPtr = std::unique_ptr<mat_t, MatCloser>;
-using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
-
-std::size_t n_elements(const matvar_t* v) {
-  std::size_t n = 1;
-  for (int d = 0; d < v->rank; ++d)
-    n *= v->dims[d];
-  return n;
-}
-
-/// The elements of a real numeric array as doubles (column-major); false when `v` is not one.
-bool numeric_values(const matvar_t* v, std::vector<double>& out) {
-  out.clear();
-  if (v == nullptr || v->isComplex || v->class_type == MAT_C_CELL ||
-      v->class_type == MAT_C_STRUCT || v->class_type == MAT_C_CHAR)
-    return false;
-  const std::size_t n = n_elements(v);
-  if (n == 0)
-    return true;
-  if (v->data == nullptr)
-    return false;
-  out.resize(n);
-  const void* d = v->data;
-  for (std::size_t i = 0; i < n; ++i) {
-    switch (v->data_type) {
-    case MAT_T_DOUBLE:
-      out[i] = static_cast<const double*>(d)[i];
-      break;
-    case MAT_T_SINGLE:
-      out[i] = static_cast<const float*>(d)[i];
-      break;
-    case MAT_T_INT8:
-      out[i] = static_cast<const std::int8_t*>(d)[i];
-      break;
-    case MAT_T_UINT8:
-      out[i] = static_cast<const std::uint8_t*>(d)[i];
-      break;
-    case MAT_T_INT16:
-      out[i] = static_cast<const std::int16_t*>(d)[i];
-      break;
-    case MAT_T_UINT16:
-      out[i] = static_cast<const std::uint16_t*>(d)[i];
-      break;
-    case MAT_T_INT32:
-      out[i] = static_cast<const std::int32_t*>(d)[i];
-      break;
-    case MAT_T_UINT32:
-      out[i] = static_cast<const std::uint32_t*>(d)[i];
-      break;
-    case MAT_T_INT64:
-      out[i] = static_cast<double>(static_cast<const std::int64_t*>(d)[i]);
-      break;
-    case MAT_T_UINT64:
-      out[i] = static_cast<double>(static_cast<const std::uint64_t*>(d)[i]);
-      break;
-    default:
-      return false;
-    }
-  }
-  return true;
-}
+using forward::mat::n_elements;
+using forward::mat::numeric_values;
+using forward::mat::VarPtr;
+using MatPtr = forward::mat::FilePtr;
 
 /// A numeric scalar; std::nullopt when `v` is not one.
 std::optional<double> numeric_scalar(const matvar_t* v) {
