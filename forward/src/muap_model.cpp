@@ -165,9 +165,9 @@ MuapModel::MuapModel(const anatomy::MuscleFibres& fibres, const anatomy::MotorUn
   // 3. Drop the common quiet tail (below 1e-5 of the largest cell potential).
   const Eigen::Index keep = active_length(per_shift, n_model_samples_, n_channels, 1e-5);
   for (auto& p : per_shift) {
-    Eigen::MatrixXd trimmed(keep * n_channels, p.cols());
+    Eigen::MatrixXf trimmed(keep * n_channels, p.cols());
     for (Eigen::Index ch = 0; ch < n_channels; ++ch)
-      trimmed.middleRows(ch * keep, keep) = p.middleRows(ch * n_model_samples_, keep);
+      trimmed.middleRows(ch * keep, keep) = p.middleRows(ch * n_model_samples_, keep).cast<float>();
     potentials_.push_back(std::move(trimmed));
   }
   n_model_samples_ = keep;
@@ -210,9 +210,12 @@ Eigen::MatrixXd MuapModel::muap(const UnitParameters& theta) const {
     a /= total;
   }
   a *= theta.n_fibres;
+  // Cells whose weight is below 1e-4 of the largest are left out: for the Gaussian territory
+  // they lie beyond 4.3 sigma and hold about 1e-4 of its fibres.
+  const double a_min = 1e-4 * a.maxCoeff();
   std::vector<Eigen::Index> active;
   for (Eigen::Index c = 0; c < a.size(); ++c)
-    if (a[c] > 1e-9 * theta.n_fibres)
+    if (a[c] >= a_min)
       active.push_back(c);
 
   // End-plate weights on the hat functions of the shift grid (clamped to the band).
@@ -233,15 +236,17 @@ Eigen::MatrixXd MuapModel::muap(const UnitParameters& theta) const {
       u[static_cast<std::size_t>(i0 + 1)] += w * frac;
   }
 
-  // The unit at the reference CV, at the model rate.
-  Eigen::VectorXd m = Eigen::VectorXd::Zero(n_model_samples_ * n_channels_);
+  // The unit at the reference CV, at the model rate (potentials stored in single precision:
+  // the sum streams them from memory, and half the bytes is twice the speed).
+  Eigen::VectorXf mf = Eigen::VectorXf::Zero(n_model_samples_ * n_channels_);
   for (int b = 0; b < n_b; ++b) {
     if (u[static_cast<std::size_t>(b)] == 0.0)
       continue;
-    const Eigen::MatrixXd& p = potentials_[static_cast<std::size_t>(b)];
+    const Eigen::MatrixXf& p = potentials_[static_cast<std::size_t>(b)];
     for (const auto c : active)
-      m.noalias() += (u[static_cast<std::size_t>(b)] * a[c]) * p.col(c);
+      mf.noalias() += static_cast<float>(u[static_cast<std::size_t>(b)] * a[c]) * p.col(c);
   }
+  const Eigen::VectorXd m = mf.cast<double>();
 
   // Time scaling to the unit's CV and the output rate (4-point Lagrange interpolation).
   Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n_out_samples_, n_channels_);

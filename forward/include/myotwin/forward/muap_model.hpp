@@ -26,7 +26,8 @@
 ///     u_b  = the end-plate distribution N(mu, s^2) integrated over bin b (linear hat bins),
 ///
 /// with n_c the real fibres of cell c and x_c its fibres' mean seed: the territory's fibre
-/// density (the anatomy's Gaussian territory, sigma = half the radius) times the muscle's. The
+/// density (the anatomy's Gaussian territory, sigma = half the radius) times the muscle's
+/// (cells with a_c below 1e-4 of the largest, beyond 4.3 sigma, are left out). The
 /// conduction velocity enters exactly as a time scaling: a fibre whose action potentials travel
 /// at v has Vm(s, t) = Vm_R(z_e + v t - s), so its potential at any electrode, including
 /// generation at the end-plate and extinction at the tendons, depends on time only through
@@ -134,8 +135,8 @@ private:
   Eigen::MatrixX2d cell_centre_m_; ///< #cells x 2: mean seed of each cell's fibres [m]
   Eigen::VectorXd cell_fibres_;    ///< #cells: real fibres per cell
   /// Per end-plate shift b: (#model samples * #channels) x #cells, column c = S_cb (sample
-  /// major within a channel: row = channel * #model samples + sample).
-  std::vector<Eigen::MatrixXd> potentials_;
+  /// major within a channel: row = channel * #model samples + sample), single precision.
+  std::vector<Eigen::MatrixXf> potentials_;
   UnitParameterBounds bounds_;
 };
 
