@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/random.hpp"
@@ -203,4 +204,25 @@ TEST(Bmiss, BadInputGivesClearMessages) {
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::invert(p.recording, model, p.muscle, Eigen::MatrixX3d(), small_params()); },
       {"30 channels, but the subject's forward model has 20 electrodes"});
+  const mf::MuapModel full(
+      p.muscle.fibres, p.muscle.pool,
+      mf::infinite_medium_transfer_function(p.electrodes, mf::AnisotropicMedium{}), 30,
+      model_params());
+  mi::BmissParams too_large = small_params();
+  too_large.size_min_fibres = 1e7;
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::invert(p.recording, full, p.muscle, Eigen::MatrixX3d(), too_large); },
+      {"size bounds [10000000", "exclude every motor unit of muscle"});
+}
+
+TEST(BmissParams, NameTheKeyOfABadValue) {
+  myotwin::ConfigReader cfg(nlohmann::json{{"cv_min_m_per_s", 5.0}, {"cv_max_m_per_s", 4.0}},
+                            "run.json");
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::read_bmiss_params(cfg, mi::DecomposeParams{}); },
+      {"run.json", "cv_max_m_per_s", "expected >= cv_min_m_per_s (5), got 4"});
+  myotwin::ConfigReader cfg2(nlohmann::json{{"n_fit_starts", 5}, {"n_fit_probe", 2}}, "run.json");
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::read_bmiss_params(cfg2, mi::DecomposeParams{}); },
+      {"n_fit_probe", "expected >= n_fit_starts (5), got 2"});
 }

@@ -28,11 +28,13 @@
 /// so the search does not return to them (the published code did not remove found units).
 ///
 /// Properties: each accepted unit's spike-triggered MUAP (band-passed EMG) is fitted by least
-/// squares through the model, MUAP(theta) * a, from n_fit_starts starts (the refined candidate
-/// and Halton points), Nelder-Mead; reported with the residual and, as an uncertainty, the
-/// spread of the parameters over the starts whose residual is within 10 % of the best.
+/// squares through the model, MUAP(theta) * a at the best lag: n_fit_probe Halton points over
+/// the bounds, then Nelder-Mead from the n_fit_starts best; reported with the residual and, as
+/// an uncertainty, the spread of the parameters over the starts whose residual is within 10 %
+/// of the best.
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <Eigen/Core>
@@ -57,7 +59,9 @@ struct BmissParams {
   std::int64_t n_probe = 1000;               ///< quasi-random candidates per iteration (`n_probe`)
   std::int64_t n_refine = 10;                ///< candidates refined and handed over per iteration
   std::int64_t nelder_mead_evaluations = 60; ///< per refined candidate (`nelder_mead_evaluations`)
-  std::int64_t n_fit_starts = 6;             ///< starts of the property fit (`n_fit_starts`)
+  std::int64_t n_fit_probe = 200;            ///< quasi-random points probed by the property fit
+  std::int64_t n_fit_starts =
+      3; ///< Nelder-Mead starts of the fit: its best probes (`n_fit_starts`)
   /// Fixed-point iterations at most when a refined candidate is handed over to the blind
   /// separation (`handover_fixed_point`, default 3): the model's vector is already near the
   /// unit; many iterations let the skew contrast pull it to outliers or to another unit.
@@ -123,5 +127,14 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
 CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const WhitenedEmg& data,
                           const std::vector<Eigen::VectorXd>& basis,
                           const PreprocessParams& filter);
+
+/// Step 3 for one separation vector `w` (whitened space): at most params.handover_fixed_point
+/// fixed-point iterations and the CoV-of-ISI refinement from `w` (separate_from(), deflated
+/// against `accepted`), then the offer to `accepted` stamped with `iteration`. Returns the
+/// verdict, or nothing when `w` lies in the span of the accepted vectors. Used by invert() and
+/// by the benchmark's upper bound (vectors from the true MUAPs).
+std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteration,
+                                 WhitenedEmg& data, AcceptedUnits& accepted,
+                                 const BmissParams& params, DecomposeStats& stats);
 
 } // namespace myotwin::inversion
