@@ -5,13 +5,13 @@
 // the seed, the version and the key of the stage before it, kept in OUT/pipeline/<stage>.key
 // (removed before the stage runs, written after it succeeds, so an interrupted stage reruns).
 // Ends with a summary table: units simulated, recruited, identified, and RoA per unit.
+// `--until STAGE` stops after that stage (e.g. `--until leadfield` for a subject's forward model,
+// as `myotwin bench bmiss` uses it).
 
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sys/wait.h>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -33,13 +33,6 @@ struct Stage {
   std::filesystem::path product; ///< relative to OUT
 };
 
-std::string shell_quoted(const std::string& s) {
-  std::string q = "'";
-  for (const char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 std::uint64_t hash_text(const std::string& text, std::uint64_t hash) {
   return forward::fnv1a64(text.data(), text.size(), hash);
 }
@@ -54,33 +47,13 @@ std::string hex(std::uint64_t value) {
   return buffer;
 }
 
-/// Runs `myotwin ARGS` (this executable) and returns its exit code.
-int run_self(const std::vector<std::string>& args) {
-  std::string command = shell_quoted(std::filesystem::read_symlink("/proc/self/exe").string());
-  for (const auto& a : args)
-    command += " " + shell_quoted(a);
-  std::cout.flush();
-  std::cerr.flush();
-  const int status = std::system(command.c_str());
-  if (status == -1)
-    throw Error("pipeline: cannot start " + command);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : static_cast<int>(ExitCode::runtime);
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw IoError(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
 } // namespace
 
 void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
   auto options = std::make_shared<SharedOptions>();
   auto subject = std::make_shared<std::filesystem::path>();
   auto force = std::make_shared<bool>(false);
+  auto until = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand(
       "pipeline",
       "the whole chain in OUT: anatomy, mesh, leadfield, simulate, decompose (the simulated "
@@ -88,9 +61,12 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       "prints units simulated, recruited, identified and the RoA of each");
   cmd->add_option("SUBJECT", *subject, "subject file (subject.json)")->required();
   cmd->add_flag("--force", *force, "rerun every stage even when its key has not changed");
+  cmd->add_option("--until", *until,
+                  "stop after this stage (anatomy, mesh, leadfield, simulate, decompose; default: "
+                  "score, the whole chain)");
   add_shared_options(*cmd, *options, true);
-  cmd->callback([&run, options, subject, force] {
-    run = [options, subject, force] {
+  cmd->callback([&run, options, subject, force, until] {
+    run = [options, subject, force, until] {
       Stopwatch watch;
       // 1. The configuration is checked once here (every stage reads the same file strictly).
       const RunConfig config = begin_run(*options);
@@ -111,6 +87,19 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
           {"simulate", {"simulate"}, "forward/emg.h5"},
           {"decompose", {"decompose"}, "decomposition/decomposition.h5"},
           {"score", {"score"}, "decomposition/score.json"}};
+      std::size_t n_stages = stages.size();
+      if (!until->empty()) {
+        std::string names;
+        n_stages = 0;
+        for (std::size_t k = 0; k < stages.size(); ++k) {
+          names += (k > 0 ? ", " : "") + stages[k].name;
+          if (stages[k].name == *until)
+            n_stages = k + 1;
+        }
+        if (n_stages == 0)
+          throw BadInput("pipeline: --until \"" + *until + "\" is not a stage (expected one of " +
+                         names + ")");
+      }
       std::vector<std::string> shared;
       if (!options->config.empty())
         shared.insert(shared.end(), {"--config", options->config.string()});
@@ -124,7 +113,8 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       // 2. The stages, in order; a changed stage makes every later one rerun (its key is in
       // theirs).
       const auto resolved = config.resolved;
-      for (const auto& stage : stages) {
+      for (std::size_t k = 0; k < n_stages; ++k) {
+        const Stage& stage = stages[k];
         for (const auto& section : stage.sections)
           key = hash_text(
               section + "=" +
@@ -165,6 +155,13 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
           throw Error(message);
         }
         write_text_file(key_file, wanted + "\n");
+      }
+
+      if (n_stages < stages.size()) {
+        if (!options->quiet)
+          std::cout << "pipeline: stopped after `" << *until << "` in " << std::setprecision(3)
+                    << watch.elapsed_s() << " s; results in " << out.string() << "\n";
+        return 0;
       }
 
       // 3. Summary.

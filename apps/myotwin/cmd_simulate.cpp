@@ -57,17 +57,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
           model->skin_points_m, config.simulate, config.seed, progress_display(*options));
 
       // 4. Write.
-      forward::ChannelLayout channels;
+      const forward::ChannelLayout channels = channel_layout(layout);
       const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
-      channels.grid_row_col.resize(n_ch, 2);
-      channels.position_m.resize(n_ch, 3);
-      for (Eigen::Index c = 0; c < n_ch; ++c) {
-        const auto& e = layout.electrodes[static_cast<std::size_t>(c)];
-        channels.grid_row_col(c, 0) = e.row;
-        channels.grid_row_col(c, 1) = e.column;
-        channels.position_m.row(c) = e.position_m.transpose();
-      }
-      channels.grid_name = layout.electrodes.empty() ? "" : layout.electrodes.front().group;
       // The excitation is the reference signal when it is sampled like the EMG.
       Eigen::VectorXd reference;
       if (!sim.excitation.empty() && sim.excitation_fs_Hz == sim.emg.fs_Hz &&

@@ -35,4 +35,7 @@ void add_score_command(CLI::App& app, std::function<int()>& run);
 void add_pipeline_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin invert EMG --subject SUBJECT.json -o OUT`: model-informed separation.
 void add_invert_command(CLI::App& app, std::function<int()>& run);
+
+/// `myotwin bench bmiss`: the model-informed separation benchmark.
+void add_bench_command(CLI::App& app, std::function<int()>& run);
 } // namespace myotwin::app

@@ -1,6 +1,8 @@
 #include "common.hpp"
 
+#include <cstdlib>
 #include <iostream>
+#include <sys/wait.h>
 
 #include <omp.h>
 
@@ -106,6 +108,52 @@ ProgressCallback progress_display(const SharedOptions& options) {
   if (options.quiet)
     return {};
   return make_console_progress(std::cerr, stderr_is_interactive());
+}
+
+namespace {
+
+std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s)
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+} // namespace
+
+int run_self(const std::vector<std::string>& args) {
+  std::string command = shell_quoted(std::filesystem::read_symlink("/proc/self/exe").string());
+  for (const auto& a : args)
+    command += " " + shell_quoted(a);
+  std::cout.flush();
+  std::cerr.flush();
+  const int status = std::system(command.c_str());
+  if (status == -1)
+    throw Error("cannot start " + command);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : static_cast<int>(ExitCode::runtime);
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  try {
+    return nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout) {
+  forward::ChannelLayout channels;
+  const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
+  channels.grid_row_col.resize(n_ch, 2);
+  channels.position_m.resize(n_ch, 3);
+  for (Eigen::Index c = 0; c < n_ch; ++c) {
+    const auto& e = layout.electrodes[static_cast<std::size_t>(c)];
+    channels.grid_row_col(c, 0) = e.row;
+    channels.grid_row_col(c, 1) = e.column;
+    channels.position_m.row(c) = e.position_m.transpose();
+  }
+  channels.grid_name = layout.electrodes.empty() ? "" : layout.electrodes.front().group;
+  return channels;
 }
 
 } // namespace myotwin::app

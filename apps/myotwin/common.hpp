@@ -78,6 +78,16 @@ ProgressCallback progress_display(const SharedOptions& options);
 /// The version string, e.g. "0.1.0".
 const char* version();
 
+/// The channel layout written beside EMG (grid row and column, position) of placed electrodes.
+forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout);
+
+/// Runs `myotwin ARGS` (this executable, as a child process) and returns its exit code.
+/// \throws Error when the process cannot be started.
+int run_self(const std::vector<std::string>& args);
+
+/// Parses the JSON file `path`. \throws IoError naming the file when it is not valid JSON.
+nlohmann::json read_json(const std::filesystem::path& path);
+
 } // namespace myotwin::app
 
 namespace myotwin::anatomy {

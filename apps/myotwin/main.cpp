@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   myotwin::app::add_score_command(app, run);
   myotwin::app::add_invert_command(app, run);
   myotwin::app::add_pipeline_command(app, run);
+  myotwin::app::add_bench_command(app, run);
 
   // 2. Parse: help and version exit 0, usage errors exit 2.
   try {

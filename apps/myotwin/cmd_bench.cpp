@@ -1,0 +1,652 @@
+// `myotwin bench bmiss -o OUT`: the model-informed separation benchmark (issue 9, after the
+// setting of Halatsis et al. 2025). N motor units (default 100) in one muscle of the subject
+// (default: the sample forearm's ED), a 10 x 32 grid wrapped around the forearm (the config's
+// `electrodes`, whose default this is), 10 s at 2048 Hz of independent discharges (renewal, mean
+// rate 10 Hz, CoV of ISI 0.3), white noise at 20, 10 and 0 dB. For every noise level the
+// recording is separated three ways, with the same budget of hand-overs to the fixed-point
+// refinement per iteration (invert.n_refine):
+//   - BMISS: invert() through the MUAP model of the subject;
+//   - blind: decompose() with n_iterations = iterations x n_refine candidates;
+//   - upper bound: separation vectors from the true MUAPs (n_refine per iteration, largest
+//     first), each handed over exactly as BMISS hands over its refined candidates;
+// and, with a perturbed forward model (the phantom regenerated with subcutaneous fat 20 %
+// thicker, muscle conductivities 20 % higher and fat conductivity 20 % lower, the fibres and
+// electrodes of that model), BMISS again. Units recovered (RoA >= 0.9 at 0.5 ms tolerance)
+// after each iteration, property errors of the recovered BMISS units (depth mm, end-plate shift
+// mm, CV m/s, fibre count %) and times; table on stdout, OUT/bench_bmiss.json and .md.
+//
+// The earlier stages (anatomy, mesh, lead fields) run through `myotwin pipeline --until
+// leadfield` in OUT/nominal (and OUT/perturbed), so that a rerun reuses them.
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "myotwin/anatomy/subject.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/log.hpp"
+#include "myotwin/core/random.hpp"
+#include "myotwin/core/timer.hpp"
+#include "myotwin/forward/subject_model.hpp"
+#include "myotwin/inversion/bmiss.hpp"
+#include "myotwin/inversion/score.hpp"
+
+namespace myotwin::app {
+
+namespace {
+
+/// The benchmark's own settings (command-line options).
+struct BmissBenchOptions {
+  std::filesystem::path subject;
+  std::string muscle = "ED";
+  std::int64_t n_units = 100;
+  double duration_s = 10.0;
+  double rate_pps = 10.0;
+  double isi_cov = 0.3;
+  std::vector<double> snr_dB = {20.0, 10.0, 0.0};
+  double perturbation = 0.2;
+  bool perturbed = true;
+  double min_roa = 0.9;
+};
+
+/// Independent renewal discharges: Gaussian ISIs of mean 1 / rate and SD cov / rate (redrawn
+/// below 20 ms), the first at a uniform phase of the first interval; unit u draws from
+/// rng.split(u).
+std::vector<std::vector<double>> renewal_discharges(std::size_t n_units, double duration_s,
+                                                    double rate_pps, double cov, const Rng& rng) {
+  std::vector<std::vector<double>> times(n_units);
+  const double mean = 1.0 / rate_pps, sd = cov * mean;
+  for (std::size_t u = 0; u < n_units; ++u) {
+    Rng r = rng.split(u);
+    auto isi = [&] {
+      for (;;) {
+        const double d = r.normal(mean, sd);
+        if (d >= 0.02)
+          return d;
+      }
+    };
+    for (double t = r.uniform() * isi(); t < duration_s; t += isi())
+      times[u].push_back(t);
+  }
+  return times;
+}
+
+/// A subject folder beside `out`: the labels of `labels` (by absolute path), the tissue table
+/// `tissues` with muscle `muscle` given `n_units` motor units and, for `scale` != 0, muscle
+/// conductivities times (1 + scale) and fat conductivities times (1 - scale). Returns the
+/// subject file.
+std::filesystem::path write_bench_subject(const std::filesystem::path& dir,
+                                          const std::filesystem::path& labels,
+                                          const std::filesystem::path& tissues,
+                                          const std::string& muscle, std::int64_t n_units,
+                                          double scale) {
+  ensure_output_dir(dir);
+  nlohmann::json table = read_json(tissues);
+  bool found = false;
+  for (auto& t : table.at("tissues")) {
+    const std::string cls = t.value("class", "");
+    if (cls == "muscle") {
+      for (const char* key : {"sigma_l_S_per_m", "sigma_t_S_per_m"})
+        if (t.contains(key))
+          t[key] = t[key].get<double>() * (1.0 + scale);
+      if (t.value("name", "") == muscle) {
+        t["n_motor_units"] = n_units;
+        found = true;
+      }
+    } else if (cls == "fat" && t.contains("sigma_S_per_m")) {
+      t["sigma_S_per_m"] = t["sigma_S_per_m"].get<double>() * (1.0 - scale);
+    }
+  }
+  if (!found)
+    throw BadInput("bench bmiss: --muscle \"" + muscle + "\" is not a muscle of " +
+                   tissues.string());
+  write_text_file(dir / "tissues.json", table.dump(2) + "\n");
+  const nlohmann::json subject = {
+      {"name", "bench_bmiss"}, {"labels", labels.string()}, {"tissues", "tissues.json"}};
+  write_text_file(dir / "subject.json", subject.dump(2) + "\n");
+  return dir / "subject.json";
+}
+
+/// Runs `myotwin ARGS`; throws naming `what` when it fails.
+void run_stage(const std::string& what, const std::vector<std::string>& args) {
+  const int code = run_self(args);
+  if (code != 0) {
+    const std::string message =
+        "bench bmiss: " + what + " failed (exit code " + std::to_string(code) + ")";
+    if (code == static_cast<int>(ExitCode::bad_input))
+      throw BadInput(message);
+    throw Error(message);
+  }
+}
+
+const anatomy::MuscleModel& find_muscle(const anatomy::SubjectAnatomy& anatomy,
+                                        const std::string& name) {
+  std::string names;
+  for (const auto& m : anatomy.muscles) {
+    if (m.geometry.name == name)
+      return m;
+    names += (names.empty() ? "" : ", ") + m.geometry.name;
+  }
+  throw BadInput("bench bmiss: muscle \"" + name + "\" is not in the anatomy (" + names + ")");
+}
+
+/// Discharge trains of a decomposition.
+inversion::SpikeTrains trains_of(const inversion::Decomposition& d) {
+  inversion::SpikeTrains t;
+  t.source = "decomposition";
+  t.fs_Hz = d.fs_Hz;
+  for (std::size_t k = 0; k < d.units.size(); ++k) {
+    t.unit_id.push_back(static_cast<std::int64_t>(k));
+    t.samples.push_back(d.units[k].discharges);
+  }
+  return t;
+}
+
+/// Per decomposed unit: the true unit it recovers (RoA >= min_roa), or -1.
+std::vector<std::int64_t> recovered_truth(const inversion::Decomposition& d,
+                                          const inversion::SpikeTrains& truth, double min_roa) {
+  std::vector<std::int64_t> out(d.units.size(), -1);
+  if (d.units.empty())
+    return out;
+  inversion::ScoreParams sp;
+  sp.tolerance_ms = 0.5;
+  const auto result = inversion::score(trains_of(d), truth, sp);
+  for (const auto& m : result.matches)
+    if (m.agreement.roa >= min_roa)
+      out[static_cast<std::size_t>(m.decomposed)] = m.truth;
+  return out;
+}
+
+/// Units recovered among those found before candidate (or iteration) `limit`.
+std::int64_t recovered_before(const inversion::Decomposition& d,
+                              const std::vector<std::int64_t>& match, std::int64_t limit) {
+  std::int64_t n = 0;
+  for (std::size_t k = 0; k < d.units.size(); ++k)
+    n += match[k] >= 0 && d.units[k].found_at < limit;
+  return n;
+}
+
+/// The upper bound: separation vectors from the true MUAPs (`muaps` at the recording's rate,
+/// unfiltered), n_refine per iteration in the order `order`, each handed over as in invert().
+inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
+                                     const std::vector<Eigen::MatrixXd>& muaps,
+                                     const std::vector<std::size_t>& order,
+                                     const inversion::BmissParams& params) {
+  inversion::DecomposeStats stats;
+  inversion::WhitenedEmg data = inversion::whiten_emg(recording, params.separation, stats);
+  inversion::AcceptedUnits accepted;
+  const auto per_iteration = std::max<std::int64_t>(1, params.n_refine);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const auto c = inversion::score_muap(muaps[order[k]], data, accepted.vectors(),
+                                         params.separation.preprocess);
+    if (c.w.size() == 0)
+      continue;
+    (void)inversion::hand_over(c.w, static_cast<std::int64_t>(k) / per_iteration, data, accepted,
+                               params, stats);
+  }
+  return accepted.finish(data, params.separation, stats);
+}
+
+/// Property errors of the recovered units of a BMISS result.
+struct PropertyErrors {
+  std::vector<double> depth_mm, end_plate_mm, cv_m_per_s, fibres_percent;
+  double normalised_mse = 0.0; ///< mean over units and the four of (error / range)^2
+};
+
+double median(std::vector<double> v) {
+  if (v.empty())
+    return std::numeric_limits<double>::quiet_NaN();
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double mean_abs(const std::vector<double>& v) {
+  if (v.empty())
+    return std::numeric_limits<double>::quiet_NaN();
+  double s = 0.0;
+  for (const double x : v)
+    s += std::abs(x);
+  return s / static_cast<double>(v.size());
+}
+
+/// Outcome of one separation method on one recording.
+struct MethodRun {
+  std::string name;
+  std::vector<std::int64_t> recovered_per_iteration;
+  std::int64_t n_units = 0;
+  double time_s = 0.0;
+  std::vector<double> iteration_time_s;
+  PropertyErrors errors;
+  bool has_properties = false;
+};
+
+nlohmann::json stats_json(const std::vector<double>& v) {
+  return {{"n", v.size()},
+          {"median_abs", median([&] {
+             std::vector<double> a;
+             for (const double x : v)
+               a.push_back(std::abs(x));
+             return a;
+           }())},
+          {"mean_abs", mean_abs(v)},
+          {"mean_signed",
+           v.empty() ? std::numeric_limits<double>::quiet_NaN()
+                     : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size())}};
+}
+
+nlohmann::json to_json(const MethodRun& r) {
+  nlohmann::json j = {{"method", r.name},
+                      {"units_accepted", r.n_units},
+                      {"recovered_per_iteration", r.recovered_per_iteration},
+                      {"time_s", r.time_s}};
+  if (!r.iteration_time_s.empty())
+    j["iteration_time_s"] = r.iteration_time_s;
+  if (r.has_properties)
+    j["property_errors"] = {{"depth_mm", stats_json(r.errors.depth_mm)},
+                            {"end_plate_shift_mm", stats_json(r.errors.end_plate_mm)},
+                            {"cv_m_per_s", stats_json(r.errors.cv_m_per_s)},
+                            {"fibres_percent", stats_json(r.errors.fibres_percent)},
+                            {"normalised_mse", r.errors.normalised_mse}};
+  return j;
+}
+
+/// A scored run of a decomposition whose units' found_at count candidates (or iterations):
+/// recovered after iteration k = matched units found before candidate k x per_iteration.
+MethodRun scored_run(const std::string& name, const inversion::Decomposition& d, double time_s,
+                     const inversion::SpikeTrains& truth, double min_roa, std::int64_t n_iterations,
+                     std::int64_t per_iteration) {
+  MethodRun r;
+  r.name = name;
+  r.time_s = time_s;
+  r.n_units = static_cast<std::int64_t>(d.units.size());
+  const auto match = recovered_truth(d, truth, min_roa);
+  for (std::int64_t it = 1; it <= n_iterations; ++it)
+    r.recovered_per_iteration.push_back(recovered_before(d, match, it * per_iteration));
+  return r;
+}
+
+/// BMISS on `recording` with `model` (of `muscle`, skin `skin`), scored against `truth`;
+/// property errors against the true units `props` (rows of the simulation's properties).
+MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& recording,
+                    const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
+                    const Eigen::MatrixX3d& skin, const inversion::BmissParams& params,
+                    const inversion::SpikeTrains& truth, const forward::UnitProperties& props,
+                    double min_roa, const ProgressCallback& progress) {
+  Stopwatch watch;
+  const auto result = inversion::invert(recording, model, muscle, skin, params, progress);
+  MethodRun run = scored_run(name, result.decomposition, watch.elapsed_s(), truth, min_roa,
+                             params.n_iterations, 1);
+  const auto match = recovered_truth(result.decomposition, truth, min_roa);
+  for (const auto& it : result.iterations)
+    run.iteration_time_s.push_back(it.time_s);
+  // Ranges for the normalised error: the true units' depths and sizes, the model's bounds.
+  const double depth_range = props.depth_m.maxCoeff() - props.depth_m.minCoeff();
+  const double log_size_range =
+      std::log(static_cast<double>(props.n_fibres.maxCoeff()) /
+               static_cast<double>(std::max<std::int64_t>(1, props.n_fibres.minCoeff())));
+  const double shift_range =
+      model.bounds().end_plate_shift_max_m - model.bounds().end_plate_shift_min_m;
+  const double cv_range = params.cv_max_m_per_s - params.cv_min_m_per_s;
+  double nmse = 0.0;
+  int n_terms = 0;
+  auto add = [&](double e, double range) {
+    if (range > 0.0 && std::isfinite(e)) {
+      nmse += (e / range) * (e / range);
+      ++n_terms;
+    }
+  };
+  for (std::size_t k = 0; k < match.size(); ++k) {
+    if (match[k] < 0)
+      continue;
+    const auto u = static_cast<Eigen::Index>(match[k]);
+    const auto& p = result.properties[k];
+    const double depth_err = p.depth_m - props.depth_m[u];
+    const double shift_err = p.theta.end_plate_shift_m; // the truth is each fibre's own end-plate
+    const double cv_err = p.theta.cv_m_per_s - props.cv_m_per_s[u];
+    const auto n_true = static_cast<double>(props.n_fibres[u]);
+    run.errors.depth_mm.push_back(1e3 * depth_err);
+    run.errors.end_plate_mm.push_back(1e3 * shift_err);
+    run.errors.cv_m_per_s.push_back(cv_err);
+    run.errors.fibres_percent.push_back(100.0 * (p.theta.n_fibres - n_true) / n_true);
+    add(depth_err, depth_range);
+    add(shift_err, shift_range);
+    add(cv_err, cv_range);
+    add(std::log(p.theta.n_fibres / n_true), log_size_range);
+  }
+  run.errors.normalised_mse =
+      n_terms > 0 ? nmse / n_terms : std::numeric_limits<double>::quiet_NaN();
+  run.has_properties = true;
+  return run;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+} // namespace
+
+void add_bench_command(CLI::App& app, std::function<int()>& run) {
+  auto* bench =
+      app.add_subcommand("bench", "benchmarks that print a table (see docs/benchmarks.md)");
+  bench->require_subcommand(1);
+  auto options = std::make_shared<SharedOptions>();
+  auto bo = std::make_shared<BmissBenchOptions>();
+  auto no_perturbed = std::make_shared<bool>(false);
+  auto emg_only = std::make_shared<bool>(false);
+  auto* cmd = bench->add_subcommand(
+      "bmiss",
+      "model-informed separation benchmark: N units in one muscle, the config's electrodes (10 x "
+      "32 wrapped), independent 10 Hz discharges, white noise; BMISS vs blind separation vs the "
+      "true-MUAP upper bound, per iteration, property errors, a perturbed forward model; writes "
+      "OUT/bench_bmiss.json and .md");
+  bo->subject = std::filesystem::path(MYOTWIN_SOURCE_DIR) / "sample_data/forearm/subject.json";
+  cmd->add_option("--subject", bo->subject, "subject file (default: the sample forearm)");
+  cmd->add_option("--muscle", bo->muscle, "muscle whose units are simulated and searched")
+      ->capture_default_str();
+  cmd->add_option("--units", bo->n_units, "motor units of the muscle (its whole pool)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--duration", bo->duration_s, "signal length [s]")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--rate", bo->rate_pps, "mean discharge rate [pps]")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--isi-cov", bo->isi_cov, "CoV of the inter-spike intervals")
+      ->check(CLI::Range(0.0, 0.6))
+      ->capture_default_str();
+  cmd->add_option("--snr", bo->snr_dB, "noise levels [dB]")->delimiter(',')->capture_default_str();
+  cmd->add_option("--perturbation", bo->perturbation,
+                  "relative change of fat thickness and conductivities in the perturbed model")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
+  cmd->add_flag("--no-perturbed", *no_perturbed, "skip the run with the perturbed model");
+  cmd->add_flag("--emg-only", *emg_only,
+                "write the recordings (OUT/emg_<SNR>dB.h5, with their truth) and stop");
+  add_shared_options(*cmd, *options, true);
+  cmd->callback([&run, options, bo, no_perturbed, emg_only] {
+    run = [options, bo, no_perturbed, emg_only] {
+      Stopwatch total;
+      BmissBenchOptions b = *bo;
+      b.perturbed = !*no_perturbed && !*emg_only;
+      for (const double snr : b.snr_dB)
+        if (!std::isfinite(snr))
+          throw BadInput("bench bmiss: --snr: expected finite values [dB], got " +
+                         format_number(snr));
+      const auto out = options->output;
+      ensure_output_dir(out);
+
+      // 1. The run configuration: the bench's muscle and units under the user's config.
+      nlohmann::json cfg = {{"anatomy", {{"muscles", {b.muscle}}}},
+                            {"simulate", {{"muscles", {b.muscle}}}}};
+      if (!options->config.empty())
+        cfg.merge_patch(read_json(options->config));
+      const auto cfg_file = out / "bench_config.json";
+      write_text_file(cfg_file, cfg.dump(2) + "\n");
+      SharedOptions run_options = *options;
+      run_options.config = cfg_file;
+      const RunConfig config = begin_run(run_options);
+      std::vector<std::string> shared = {"--config", cfg_file.string(), "--quiet"};
+      if (options->seed)
+        shared.insert(shared.end(), {"--seed", std::to_string(*options->seed)});
+      if (options->threads > 0)
+        shared.insert(shared.end(), {"--threads", std::to_string(options->threads)});
+      auto with = [&](std::vector<std::string> args) {
+        args.insert(args.end(), shared.begin(), shared.end());
+        return args;
+      };
+
+      // 2. Subjects and their forward models (reused by the pipeline's keys).
+      const anatomy::SubjectFiles files = anatomy::read_subject_file(b.subject);
+      const auto nominal_subject = write_bench_subject(out / "nominal_subject", files.labels,
+                                                       files.tissues, b.muscle, b.n_units, 0.0);
+      log_info("bench bmiss: forward model of the subject (anatomy, mesh, lead fields)");
+      run_stage("the nominal model's stages",
+                with({"pipeline", nominal_subject.string(), "-o", (out / "nominal").string(),
+                      "--until", "leadfield"}));
+      std::filesystem::path perturbed_subject;
+      if (b.perturbed) {
+        // The perturbed model is the phantom with thicker fat: the subject must be the phantom
+        // of this config, checked by regenerating it.
+        nlohmann::json pcfg = cfg;
+        run_stage("the phantom", with({"phantom", "-o", (out / "phantom_nominal").string()}));
+        if (read_text_file(out / "phantom_nominal/labels.nii.gz") != read_text_file(files.labels))
+          throw BadInput("bench bmiss: the perturbed model regenerates the subject with `myotwin "
+                         "phantom`, but " +
+                         files.labels.string() +
+                         " is not the phantom of this config (and seed); use --no-perturbed");
+        const auto& ph = config.resolved.at("phantom");
+        pcfg["phantom"]["fat_flexor_mm"] =
+            ph.at("fat_flexor_mm").get<double>() * (1 + b.perturbation);
+        pcfg["phantom"]["fat_extensor_mm"] =
+            ph.at("fat_extensor_mm").get<double>() * (1 + b.perturbation);
+        const auto pcfg_file = out / "bench_config_perturbed.json";
+        write_text_file(pcfg_file, pcfg.dump(2) + "\n");
+        std::vector<std::string> phantom_args = {
+            "phantom",          "-o",     (out / "phantom_perturbed").string(), "--config",
+            pcfg_file.string(), "--quiet"};
+        if (options->seed)
+          phantom_args.insert(phantom_args.end(), {"--seed", std::to_string(*options->seed)});
+        run_stage("the perturbed phantom", phantom_args);
+        perturbed_subject = write_bench_subject(
+            out / "perturbed_subject", out / "phantom_perturbed/labels.nii.gz",
+            out / "phantom_perturbed/tissues.json", b.muscle, b.n_units, b.perturbation);
+        run_stage("the perturbed model's stages",
+                  with({"pipeline", perturbed_subject.string(), "-o", (out / "perturbed").string(),
+                        "--until", "leadfield"}));
+      }
+      const auto model =
+          forward::load_subject_forward_model(nominal_subject, out / "nominal", config.electrodes,
+                                              config.volume_conductor.reference_node);
+      const anatomy::MuscleModel& muscle = find_muscle(model->anatomy, b.muscle);
+      const auto n_ch = model->lead_fields.lead_fields_V_per_A.cols();
+
+      // 3. The true MUAPs (the simulation's: nerve-branch delays, every fibre) and discharges.
+      forward::SimulationParams sim_params = config.simulate;
+      sim_params.muscles = {b.muscle};
+      sim_params.max_units_per_muscle = 0;
+      sim_params.drive.duration_s = std::min(sim_params.drive.duration_s, 1.0);
+      sim_params.emg.add_noise = false;
+      sim_params.force.enabled = false;
+      Stopwatch muap_watch;
+      log_info("bench bmiss: MUAPs of the ", muscle.pool.units.size(), " units of ", b.muscle,
+               " at ", n_ch, " electrodes");
+      const forward::EmgSimulation sim =
+          forward::simulate_emg(model->anatomy, model->transfer, n_ch, model->skin_points_m,
+                                sim_params, config.seed, progress_display(*options));
+      const double muap_time_s = muap_watch.elapsed_s();
+      const std::size_t n_units = sim.muaps.size();
+      const double fs = config.simulate.emg.fs_Hz;
+      const auto times = renewal_discharges(n_units, b.duration_s, b.rate_pps, b.isi_cov,
+                                            Rng(config.seed).split(7));
+      // True MUAPs at the recording's rate (for the upper bound), and their energy order.
+      std::vector<Eigen::MatrixXd> muaps_fs(n_units);
+      std::vector<double> energy(n_units);
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t u = 0; u < static_cast<std::int64_t>(n_units); ++u) {
+        const auto& m = sim.muaps[static_cast<std::size_t>(u)];
+        const auto n = static_cast<Eigen::Index>(
+            std::floor(static_cast<double>(m.rows()) / sim.muap_fs_Hz * fs));
+        const Eigen::VectorXd tau =
+            Eigen::VectorXd::LinSpaced(n, 0.0, static_cast<double>(n - 1) / fs);
+        Eigen::MatrixXd r(n, m.cols());
+        for (Eigen::Index c = 0; c < m.cols(); ++c)
+          r.col(c) = forward::resample_muap(m.col(c), sim.muap_fs_Hz, tau, fs, config.simulate.emg);
+        energy[static_cast<std::size_t>(u)] = r.squaredNorm();
+        muaps_fs[static_cast<std::size_t>(u)] = std::move(r);
+      }
+      std::vector<std::size_t> by_energy(n_units);
+      std::iota(by_energy.begin(), by_energy.end(), 0);
+      std::stable_sort(by_energy.begin(), by_energy.end(),
+                       [&](std::size_t a, std::size_t c) { return energy[a] > energy[c]; });
+
+      // The recording at noise level `level`, written to OUT/emg_<SNR>dB.h5 with its truth.
+      auto recording_at = [&](std::size_t level) {
+        forward::EmgParams ep = config.simulate.emg;
+        ep.add_noise = true;
+        ep.snr_dB = b.snr_dB[level];
+        forward::EmgResult emg =
+            forward::synthesize_emg(sim.muaps, sim.muap_fs_Hz, times, b.duration_s, ep,
+                                    Rng(config.seed).split(8).split(level));
+        forward::write_emg_h5(out / ("emg_" + format_number(ep.snr_dB) + "dB.h5"), emg,
+                              sim.properties, channel_layout(model->layout));
+        return emg;
+      };
+      if (*emg_only) {
+        for (std::size_t level = 0; level < b.snr_dB.size(); ++level)
+          (void)recording_at(level);
+        std::cout << "bench bmiss: recordings written in " << out.string() << "\n";
+        return 0;
+      }
+
+      // 4. The MUAP models.
+      forward::MuapModelParams mp = config.muap_model;
+      mp.fs_Hz = fs;
+      Stopwatch model_watch;
+      log_info("bench bmiss: MUAP model of ", b.muscle);
+      const forward::MuapModel muap_model(muscle.fibres, muscle.pool, model->transfer, n_ch, mp,
+                                          progress_display(*options));
+      const double model_time_s = model_watch.elapsed_s();
+      std::unique_ptr<forward::SubjectForwardModel> pmodel;
+      std::unique_ptr<forward::MuapModel> pmuap;
+      const anatomy::MuscleModel* pmuscle = nullptr;
+      if (b.perturbed) {
+        pmodel = forward::load_subject_forward_model(perturbed_subject, out / "perturbed",
+                                                     config.electrodes,
+                                                     config.volume_conductor.reference_node);
+        pmuscle = &find_muscle(pmodel->anatomy, b.muscle);
+        if (pmodel->lead_fields.lead_fields_V_per_A.cols() != n_ch)
+          throw Error("bench bmiss: the perturbed model has " +
+                      std::to_string(pmodel->lead_fields.lead_fields_V_per_A.cols()) +
+                      " electrodes, the nominal " + std::to_string(n_ch));
+        log_info("bench bmiss: MUAP model of ", b.muscle, " in the perturbed model");
+        pmuap = std::make_unique<forward::MuapModel>(
+            pmuscle->fibres, pmuscle->pool, pmodel->transfer, n_ch, mp, progress_display(*options));
+      }
+
+      // 5. Every noise level.
+      const inversion::BmissParams& params = config.invert;
+      inversion::DecomposeParams blind = params.separation;
+      blind.n_iterations = params.n_iterations * std::max<std::int64_t>(1, params.n_refine);
+      nlohmann::json levels = nlohmann::json::array();
+      std::ostringstream md;
+      md << "| SNR | method | recovered after iteration 1.." << params.n_iterations
+         << " | accepted | time s |\n|---|---|---|---|---|\n";
+      std::ostringstream props_md;
+      props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
+                  "normalised MSE |\n|---|---|---|---|---|---|---|---|\n";
+      for (std::size_t level = 0; level < b.snr_dB.size(); ++level) {
+        const forward::EmgResult emg = recording_at(level);
+        inversion::SpikeTrains truth;
+        truth.source = "truth";
+        truth.fs_Hz = emg.fs_Hz;
+        for (std::size_t u = 0; u < n_units; ++u) {
+          truth.unit_id.push_back(static_cast<std::int64_t>(u));
+          auto s = emg.spike_samples[u];
+          std::sort(s.begin(), s.end());
+          truth.samples.push_back(std::move(s));
+        }
+        inversion::EmgRecording recording;
+        recording.source = out / ("emg_" + format_number(b.snr_dB[level]) + "dB.h5");
+        recording.fs_Hz = emg.fs_Hz;
+        recording.emg = emg.emg;
+        const std::string tag = format_number(b.snr_dB[level]) + " dB";
+        std::vector<MethodRun> runs;
+        log_info("bench bmiss: ", tag, ": BMISS");
+        runs.push_back(run_bmiss("BMISS", recording, muap_model, muscle, model->skin_points_m,
+                                 params, truth, sim.properties, b.min_roa,
+                                 progress_display(*options)));
+        const std::int64_t per_iteration = std::max<std::int64_t>(1, params.n_refine);
+        log_info("bench bmiss: ", tag, ": blind separation");
+        Stopwatch blind_watch;
+        const auto blind_result =
+            inversion::decompose(recording, blind, progress_display(*options));
+        runs.push_back(scored_run("blind", blind_result, blind_watch.elapsed_s(), truth, b.min_roa,
+                                  params.n_iterations, per_iteration));
+        log_info("bench bmiss: ", tag, ": upper bound (true MUAPs)");
+        Stopwatch upper_watch;
+        const std::vector<std::size_t> order(
+            by_energy.begin(),
+            by_energy.begin() +
+                static_cast<std::ptrdiff_t>(std::min<std::size_t>(
+                    n_units, static_cast<std::size_t>(params.n_iterations * per_iteration))));
+        const auto upper = upper_bound(recording, muaps_fs, order, params);
+        runs.push_back(scored_run("true MUAPs", upper, upper_watch.elapsed_s(), truth, b.min_roa,
+                                  params.n_iterations, 1));
+        if (pmuap) {
+          log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");
+          runs.push_back(run_bmiss("BMISS, perturbed model", recording, *pmuap, *pmuscle,
+                                   pmodel->skin_points_m, params, truth, sim.properties, b.min_roa,
+                                   progress_display(*options)));
+        }
+        nlohmann::json lj = {{"snr_dB", b.snr_dB[level]}, {"methods", nlohmann::json::array()}};
+        for (const auto& r : runs) {
+          lj["methods"].push_back(to_json(r));
+          md << "| " << tag << " | " << r.name << " | ";
+          for (std::size_t k = 0; k < r.recovered_per_iteration.size(); ++k)
+            md << (k ? " " : "") << r.recovered_per_iteration[k];
+          md << " | " << r.n_units << " | " << fixed(r.time_s, 1) << " |\n";
+          if (r.has_properties)
+            props_md << "| " << tag << " | " << (r.name == "BMISS" ? "same" : "perturbed") << " | "
+                     << r.errors.depth_mm.size() << " | "
+                     << fixed(median([&] {
+                                std::vector<double> a;
+                                for (double x : r.errors.depth_mm)
+                                  a.push_back(std::abs(x));
+                                return a;
+                              }()),
+                              2)
+                     << " (" << fixed(mean_abs(r.errors.depth_mm), 2) << ") | "
+                     << fixed(mean_abs(r.errors.end_plate_mm), 2) << " | "
+                     << fixed(mean_abs(r.errors.cv_m_per_s), 3) << " | "
+                     << fixed(mean_abs(r.errors.fibres_percent), 1) << " | " << std::setprecision(3)
+                     << r.errors.normalised_mse << " |\n";
+        }
+        levels.push_back(lj);
+      }
+
+      // 6. Report.
+      const nlohmann::json report = {{"subject", b.subject.string()},
+                                     {"muscle", b.muscle},
+                                     {"n_units", n_units},
+                                     {"n_channels", n_ch},
+                                     {"duration_s", b.duration_s},
+                                     {"rate_pps", b.rate_pps},
+                                     {"isi_cov", b.isi_cov},
+                                     {"min_roa", b.min_roa},
+                                     {"tolerance_ms", 0.5},
+                                     {"perturbation", b.perturbed ? b.perturbation : 0.0},
+                                     {"invert", inversion::to_json(params)},
+                                     {"time_s",
+                                      {{"true_muaps", muap_time_s},
+                                       {"muap_model", model_time_s},
+                                       {"total", total.elapsed_s()}}},
+                                     {"levels", levels}};
+      write_text_file(out / "bench_bmiss.json", report.dump(2) + "\n");
+      std::ostringstream doc;
+      doc << "Model-informed separation benchmark: " << n_units << " units of " << b.muscle << ", "
+          << n_ch << " channels, " << format_number(b.duration_s) << " s, "
+          << format_number(b.rate_pps) << " pps (CoV " << format_number(b.isi_cov)
+          << "); recovered = RoA >= " << format_number(b.min_roa)
+          << " at 0.5 ms. Errors: mean |error| (depth: median (mean)).\n\n"
+          << md.str() << "\n"
+          << props_md.str() << "\nTrue MUAPs " << fixed(muap_time_s, 1) << " s, MUAP model "
+          << fixed(model_time_s, 1) << " s, total " << fixed(total.elapsed_s(), 1) << " s.\n";
+      write_text_file(out / "bench_bmiss.md", doc.str());
+      std::cout << doc.str();
+      return 0;
+    };
+  });
+}
+
+} // namespace myotwin::app
