@@ -226,6 +226,7 @@ struct MethodRun {
   std::vector<double> iteration_time_s;
   PropertyErrors errors;
   bool has_properties = false;
+  inversion::DecomposeStats stats; ///< what the candidates became
 };
 
 nlohmann::json stats_json(const std::vector<double>& v) {
@@ -246,7 +247,13 @@ nlohmann::json to_json(const MethodRun& r) {
   nlohmann::json j = {{"method", r.name},
                       {"units_accepted", r.n_units},
                       {"recovered_per_iteration", r.recovered_per_iteration},
-                      {"time_s", r.time_s}};
+                      {"time_s", r.time_s},
+                      {"candidates",
+                       {{"handed_over", r.stats.n_candidates},
+                        {"few_discharges", r.stats.n_few_spikes},
+                        {"low_sil", r.stats.n_low_sil},
+                        {"high_cov_isi", r.stats.n_high_cov},
+                        {"duplicates", r.stats.n_duplicates}}}};
   if (!r.iteration_time_s.empty())
     j["iteration_time_s"] = r.iteration_time_s;
   if (r.has_properties)
@@ -267,6 +274,7 @@ MethodRun scored_run(const std::string& name, const inversion::Decomposition& d,
   r.name = name;
   r.time_s = time_s;
   r.n_units = static_cast<std::int64_t>(d.units.size());
+  r.stats = d.stats;
   const auto match = recovered_truth(d, truth, min_roa);
   for (std::int64_t it = 1; it <= n_iterations; ++it)
     r.recovered_per_iteration.push_back(recovered_before(d, match, it * per_iteration));
@@ -538,6 +546,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       const inversion::BmissParams& params = config.invert;
       inversion::DecomposeParams blind = params.separation;
       blind.n_iterations = params.n_iterations * std::max<std::int64_t>(1, params.n_refine);
+  blind.max_stalled_candidates = 0; // the same budget of candidates, whatever they give
       nlohmann::json levels = nlohmann::json::array();
       std::ostringstream md;
       md << "| SNR | method | recovered after iteration 1.." << params.n_iterations
@@ -560,6 +569,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         recording.source = out / ("emg_" + format_number(b.snr_dB[level]) + "dB.h5");
         recording.fs_Hz = emg.fs_Hz;
         recording.emg = emg.emg;
+        recording.grid_row_col = channel_layout(model->layout).grid_row_col;
         const std::string tag = format_number(b.snr_dB[level]) + " dB";
         std::vector<MethodRun> runs;
         log_info("bench bmiss: ", tag, ": BMISS");

@@ -218,15 +218,29 @@ PreprocessResult preprocess(const Eigen::Ref<const Eigen::MatrixXd>& emg, double
           if (o != c && std::abs(grid_row_col(o, 0) - grid_row_col(c, 0)) <= 1 &&
               std::abs(grid_row_col(o, 1) - grid_row_col(c, 1)) <= 1)
             neighbours.push_back(rms[static_cast<std::size_t>(o)]);
-      if (neighbours.empty())
+      double ref = 0.0;
+      std::string ref_name = "the neighbours' median rms";
+      if (!neighbours.empty()) {
+        ref = median(neighbours);
+      } else {
+        ref_name = "the other channels' 90th percentile rms";
+        // Without neighbours the reference is the 90th percentile of the other channels: their
+        // median would reject the channels over the active muscle of a grid that wraps the
+        // limb (15 times the median on the sample forearm), the most informative ones.
         for (Eigen::Index o = 0; o < n_ch; ++o)
           if (o != c)
             neighbours.push_back(rms[static_cast<std::size_t>(o)]);
-      const double ref = median(neighbours);
+        if (!neighbours.empty()) {
+          const auto k = static_cast<std::ptrdiff_t>(
+              std::floor(0.9 * static_cast<double>(neighbours.size() - 1)));
+          std::nth_element(neighbours.begin(), neighbours.begin() + k, neighbours.end());
+          ref = neighbours[static_cast<std::size_t>(k)];
+        }
+      }
       if (!neighbours.empty() && v > params.noisy_ratio * ref) {
         st.rejected = "noisy";
         st.detail = "rms " + format_number(v) + " V > " + format_number(params.noisy_ratio) +
-                    " x the neighbours' median rms " + format_number(ref) + " V";
+                    " x " + ref_name + " " + format_number(ref) + " V";
       }
     }
   }

@@ -74,6 +74,26 @@ TEST(Preprocess, RejectsFlatSaturatedAndNoisyChannelsWithAReport) {
   EXPECT_EQ(json["channels"][4]["rejected"], "noisy");
 }
 
+TEST(Preprocess, WithoutAGridKeepsTheChannelsOverAnActiveMuscle) {
+  // 20 channels around a limb: 3 over the active muscle at 15 times the others' rms (as a
+  // wrapped grid over ED), one bad contact at 100 times.
+  myotwin::Rng rng(5);
+  Eigen::MatrixXd x(20, 4096);
+  for (Eigen::Index c = 0; c < x.rows(); ++c)
+    for (Eigen::Index k = 0; k < x.cols(); ++k)
+      x(c, k) = 1e-5 * rng.normal();
+  for (const Eigen::Index c : {6, 7, 8})
+    x.row(c) *= 15.0;
+  x.row(15) *= 100.0;
+  const auto r = mi::preprocess(x, 2048.0, myotwin::MatrixXi64(), {});
+  for (const Eigen::Index c : {6, 7, 8})
+    EXPECT_EQ(r.channels[static_cast<std::size_t>(c)].rejected, "") << c;
+  EXPECT_EQ(r.channels[15].rejected, "noisy");
+  EXPECT_NE(r.channels[15].detail.find("90th percentile"), std::string::npos)
+      << r.channels[15].detail;
+  EXPECT_EQ(r.kept.size(), 19U);
+}
+
 TEST(ReadEmg, ReadsEmgH5AndTheDemuseMatWithTheirGrid) {
   const myotwin::testing::TempDir dir;
   myotwin::forward::EmgResult emg;

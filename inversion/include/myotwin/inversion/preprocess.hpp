@@ -16,7 +16,8 @@
 /// - saturated: on the raw signal, at least saturation_fraction of the samples (and >= 3) equal
 ///   to the channel's maximum or minimum (an amplifier at its rail);
 /// - noisy: rms > noisy_ratio x the median rms of its grid neighbours (8-neighbourhood of
-///   grid_row_col; all other channels when there is no grid or no neighbour).
+///   grid_row_col); without a grid or a neighbour, x the 90th percentile of the other channels'
+///   rms (their median would reject the channels over the active muscle of a wrapped grid).
 
 #include <cstdint>
 #include <string>
