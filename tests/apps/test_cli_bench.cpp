@@ -1,0 +1,69 @@
+// `myotwin bench bmiss` on a small version of its setting (ED of the sample forearm with 12
+// units, a 3 x 8 wrapped grid, 3 s, two short iterations, no perturbed model) through the real
+// executable: the report's structure and consistency, the recording it writes, and its bad
+// input. About two minutes on 2 cores (anatomy, mesh and lead fields of the bench's subject).
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using myotwin::testing::quoted;
+using myotwin::testing::run_myotwin;
+using myotwin::testing::TempDir;
+
+TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
+  const TempDir dir;
+  {
+    std::ofstream c(dir.path() / "run.json");
+    c << R"({"electrodes": {"grids": [{"name": "g", "rows": 3, "columns": 8, "ied_mm": 8.0,
+                                        "wrap": true}]},
+             "muap_model": {"end_plate_shifts": 3},
+             "invert": {"n_iterations": 2, "n_probe": 60, "n_refine": 3,
+                        "nelder_mead_evaluations": 12, "n_fit_probe": 10, "n_fit_starts": 1}})";
+  }
+  const std::string common = " --quiet --config " + quoted(dir.path() / "run.json");
+  const auto out = dir.path() / "bench";
+
+  // Bad input first (nothing is computed): a muscle the subject does not have, a bad SNR.
+  const auto wrong =
+      run_myotwin("bench bmiss --muscle NOPE --no-perturbed -o " + quoted(out) + common);
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+  EXPECT_NE(wrong.output.find("--muscle \"NOPE\" is not a muscle of"), std::string::npos)
+      << wrong.output;
+  const auto nan = run_myotwin("bench bmiss --snr nan --no-perturbed -o " + quoted(out) + common);
+  EXPECT_EQ(nan.exit_code, 2) << nan.output;
+  EXPECT_NE(nan.output.find("--snr"), std::string::npos) << nan.output;
+
+  const auto r = run_myotwin("bench bmiss --units 12 --duration 3 --snr 20 --no-perturbed -o " +
+                             quoted(out) + common);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(myotwin::read_text_file(out / "bench_bmiss.json"));
+  EXPECT_EQ(report.at("n_units").get<int>(), 12);
+  EXPECT_EQ(report.at("n_channels").get<int>(), 24);
+  ASSERT_EQ(report.at("levels").size(), 1U);
+  const auto& methods = report.at("levels")[0].at("methods");
+  ASSERT_EQ(methods.size(), 3U);
+  EXPECT_EQ(methods[0].at("method"), "BMISS");
+  EXPECT_EQ(methods[1].at("method"), "blind");
+  EXPECT_EQ(methods[2].at("method"), "true MUAPs");
+  for (const auto& m : methods) {
+    const auto per = m.at("recovered_per_iteration").get<std::vector<int>>();
+    ASSERT_EQ(per.size(), 2U) << m.dump();
+    EXPECT_LE(per[0], per[1]) << m.dump();
+    EXPECT_LE(per[1], m.at("units_accepted").get<int>()) << m.dump();
+  }
+  // With the true MUAPs of 12 units on 24 channels at 20 dB at least one unit is found.
+  EXPECT_GE(methods[2].at("recovered_per_iteration")[1].get<int>(), 1) << methods[2].dump();
+  EXPECT_TRUE(methods[0].contains("property_errors"));
+  EXPECT_EQ(methods[0].at("iteration_time_s").size(), 2U);
+  // The recording and its truth, readable as any simulated EMG.
+  myotwin::H5Reader h5(out / "emg_20dB.h5");
+  EXPECT_EQ(h5.read_int64("truth/unit_id").size(), 12);
+  EXPECT_TRUE(fs::exists(out / "bench_bmiss.md"));
+}
