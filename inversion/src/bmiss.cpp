@@ -170,8 +170,11 @@ Point nelder_mead(const F& f, const Point& start, const Point& step, std::int64_
 /// offset first + k from the discharge) through the model: the model MUAP `model_muap`
 /// (filtered, #samples x #channels) at every lag against the window, scaled by least squares;
 /// the lag of the smallest residual wins. Returns the relative residual |sta - a m| / |sta| and
-/// sets `scale`. The cross-products of all lags are the diagonals of one product sta^T m^T.
-double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& sta, double& scale) {
+/// sets `scale` to the least-squares a; with `free_scale` false the residual is that of a = 1
+/// (the model's own amplitude, which carries the fibre count). The cross-products of all lags
+/// are the diagonals of one product sta^T m^T.
+double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& sta, double& scale,
+                    bool free_scale) {
   const Eigen::Index n_m = model_muap.rows(), n_w = sta.cols();
   const double sta_norm2 = sta.squaredNorm();
   // g(k, j) = sum over channels of sta(ch, k) m(j, ch); lag = k - j.
@@ -196,7 +199,8 @@ double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& st
     for (Eigen::Index k = k0; k < k1; ++k)
       sm += g(k, k - lag);
     const double a = sm / mm;
-    const double residual = sta_norm2 - a * sm; // |sta - a m|^2 with m zero outside
+    // |sta - a m|^2 with m zero outside the window.
+    const double residual = free_scale ? sta_norm2 - a * sm : sta_norm2 - 2.0 * sm + mm;
     if (residual < best) {
       best = residual;
       scale = a;
@@ -216,6 +220,7 @@ BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation
   p.nelder_mead_evaluations = s.optional<std::int64_t>(
       "nelder_mead_evaluations", p.nelder_mead_evaluations, int_in_range(n_dims + 1, 100000));
   p.n_fit_starts = s.optional<std::int64_t>("n_fit_starts", p.n_fit_starts, int_in_range(1, 1000));
+  p.fit_free_scale = s.optional<bool>("fit_free_scale", p.fit_free_scale);
   p.n_fit_probe = s.optional<std::int64_t>("n_fit_probe", p.n_fit_probe, int_in_range(1, 1000000));
   if (p.n_fit_probe < p.n_fit_starts)
     s.fail("n_fit_probe", "expected >= n_fit_starts (" + std::to_string(p.n_fit_starts) +
@@ -242,6 +247,7 @@ nlohmann::json to_json(const BmissParams& p) {
           {"nelder_mead_evaluations", p.nelder_mead_evaluations},
           {"n_fit_starts", p.n_fit_starts},
           {"n_fit_probe", p.n_fit_probe},
+          {"fit_free_scale", p.fit_free_scale},
           {"handover_fixed_point", p.handover_fixed_point},
           {"size_min_fibres", p.size_min_fibres},
           {"size_max_fibres", p.size_max_fibres},
@@ -454,7 +460,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
         return -1e9;
       double scale = 0.0;
       const Eigen::MatrixXd m = filtered_muap(model.muap(space.theta(p)), data.fs_Hz, filter);
-      return -fit_residual(m, unit.muap, scale);
+      return -fit_residual(m, unit.muap, scale, params.fit_free_scale);
     };
     // A global probe of the bounds, then Nelder-Mead from the best distinct probes.
     std::vector<std::pair<double, Point>> probes;
@@ -480,7 +486,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
     const Point& best = fits.front().second;
     fp.theta = space.theta(best);
     const Eigen::MatrixXd m = filtered_muap(model.muap(fp.theta), data.fs_Hz, filter);
-    fp.relative_residual = fit_residual(m, unit.muap, fp.amplitude_scale);
+    fp.relative_residual = fit_residual(m, unit.muap, fp.amplitude_scale, params.fit_free_scale);
     // Spread over the starts within 10 % of the best residual.
     Point mean = Point::Zero(), square = Point::Zero();
     int n_near = 0;

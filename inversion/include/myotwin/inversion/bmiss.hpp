@@ -28,7 +28,8 @@
 /// so the search does not return to them (the published code did not remove found units).
 ///
 /// Properties: each accepted unit's spike-triggered MUAP (band-passed EMG) is fitted by least
-/// squares through the model, MUAP(theta) * a at the best lag: n_fit_probe Halton points over
+/// squares through the model, MUAP(theta) (its own amplitude; MUAP(theta) * a with
+/// fit_free_scale) at the best lag: n_fit_probe Halton points over
 /// the bounds, then Nelder-Mead from the n_fit_starts best; reported with the residual and, as
 /// an uncertainty, the spread of the parameters over the starts whose residual is within 10 %
 /// of the best.
@@ -60,6 +61,10 @@ struct BmissParams {
   std::int64_t n_refine = 10;                ///< candidates refined and handed over per iteration
   std::int64_t nelder_mead_evaluations = 60; ///< per refined candidate (`nelder_mead_evaluations`)
   std::int64_t n_fit_probe = 200;            ///< quasi-random points probed by the property fit
+  /// Fit the MUAP's amplitude freely (`fit_free_scale`, default false): the fit then sees only
+  /// its shape, and the fibre count, which mostly scales the amplitude, is lost; by default the
+  /// model's own amplitude in volts is fitted (the scale is reported).
+  bool fit_free_scale = false;
   std::int64_t n_fit_starts =
       3; ///< Nelder-Mead starts of the fit: its best probes (`n_fit_starts`)
   /// Fixed-point iterations at most when a refined candidate is handed over to the blind
@@ -80,8 +85,8 @@ nlohmann::json to_json(const BmissParams& params);
 struct FittedProperties {
   forward::UnitParameters theta;  ///< best fit
   forward::UnitParameters spread; ///< SD over the near-best starts (same fields)
-  double amplitude_scale = 1.0;   ///< least-squares scale of the model MUAP
-  double relative_residual = 0.0; ///< |m - a MUAP(theta)| / |m|
+  double amplitude_scale = 1.0;   ///< least-squares scale of the fitted model MUAP (1: exact)
+  double relative_residual = 0.0; ///< |m - a MUAP(theta)| / |m| (a = 1 unless fit_free_scale)
   double depth_m = 0.0;           ///< depth of the centre below the skin [m] (NaN: unknown)
 };
 
