@@ -67,6 +67,20 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
         throw BadInput(emg->string() + ": " + std::to_string(recording.emg.rows()) +
                        " channels, but the config places " + std::to_string(n_ch) +
                        " electrodes: record (or simulate) with the same `electrodes` section");
+      if (recording.grid_row_col.rows() == n_ch) {
+        // The file's layout (row, column of each channel) must be the config's, in order.
+        const MatrixXi64 placed = channel_layout(model->layout).grid_row_col;
+        for (Eigen::Index c = 0; c < n_ch; ++c)
+          if (recording.grid_row_col.row(c) != placed.row(c))
+            throw BadInput(emg->string() + ": channel " + std::to_string(c) + " is at grid (row " +
+                           std::to_string(recording.grid_row_col(c, 0)) + ", column " +
+                           std::to_string(recording.grid_row_col(c, 1)) +
+                           "), but the config's electrode " + std::to_string(c) + " (" +
+                           model->layout.electrodes[static_cast<std::size_t>(c)].name +
+                           ") is at (row " + std::to_string(placed(c, 0)) + ", column " +
+                           std::to_string(placed(c, 1)) +
+                           "): the EMG's layout must be the config's `electrodes`, in order");
+      }
       forward::MuapModelParams model_params = config.muap_model;
       model_params.fs_Hz = recording.fs_Hz;
       log_info("invert: MUAP model of ", name, " (", m->fibres.fibres.size(), " model fibres, ",

@@ -191,6 +191,21 @@ void Pipeline::check_pipeline_reuse_and_scores() {
   EXPECT_NE(wrong.output.find("3 channels, but the config places 320 electrodes"),
             std::string::npos)
       << wrong.output;
+  // The right channel count with another layout: the first two channels swapped.
+  {
+    const myotwin::H5Reader in(out() / "forward/emg.h5");
+    myotwin::MatrixXi64 grid = in.read_int64("channels/grid_row_col");
+    grid.row(0).swap(grid.row(1));
+    myotwin::H5Writer w(dir_->path() / "swapped.h5");
+    w.write("emg", in.read_double("emg").leftCols(4096), {{"fs_Hz", 2048.0}});
+    w.write("channels/grid_row_col", grid);
+    w.commit();
+  }
+  const auto swapped = run_myotwin("invert " + quoted(dir_->path() / "swapped.h5") + " --subject " +
+                                   *subject_ + " --muscle ED --quiet -o " + *out_);
+  EXPECT_EQ(swapped.exit_code, 2) << swapped.output;
+  EXPECT_NE(swapped.output.find("channel 0 is at grid (row 0, column 1)"), std::string::npos)
+      << swapped.output;
   const auto missing =
       run_myotwin("invert " + quoted(dir_->path() / "three.csv") + " --subject " + *subject_ +
                   " --muscle ED --quiet -o " + quoted(dir_->path() / "empty"));
