@@ -546,7 +546,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       const inversion::BmissParams& params = config.invert;
       inversion::DecomposeParams blind = params.separation;
       blind.n_iterations = params.n_iterations * std::max<std::int64_t>(1, params.n_refine);
-  blind.max_stalled_candidates = 0; // the same budget of candidates, whatever they give
+      blind.max_stalled_candidates = 0; // the same budget of candidates, whatever they give
       nlohmann::json levels = nlohmann::json::array();
       std::ostringstream md;
       md << "| SNR | method | recovered after iteration 1.." << params.n_iterations
