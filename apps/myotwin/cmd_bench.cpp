@@ -13,7 +13,10 @@
 // thicker, muscle conductivities 20 % higher and fat conductivity 20 % lower, the fibres and
 // electrodes of that model), BMISS again. Units recovered (RoA >= 0.9 at 0.5 ms tolerance)
 // after each iteration, property errors of the recovered BMISS units (depth mm, end-plate shift
-// mm, CV m/s, fibre count %) and times; table on stdout, OUT/bench_bmiss.json and .md.
+// mm, CV m/s, fibre count %) and times; table on stdout, OUT/bench_bmiss.json and .md. With the
+// upper bound, the separability of every true unit: the norm of its whitened mixing column (the
+// matched filter's peak over a unit-variance background) and the bound the noise alone sets.
+// `--methods` picks the methods to run.
 //
 // The earlier stages (anatomy, mesh, lead fields) run through `myotwin pipeline --until
 // leadfield` in OUT/nominal (and OUT/perturbed), so that a rerun reuses them.
@@ -54,6 +57,12 @@ struct BmissBenchOptions {
   double perturbation = 0.2;
   bool perturbed = true;
   double min_roa = 0.9;
+  /// Methods to run (`--methods`): any of bmiss, blind, upper, perturbed.
+  std::vector<std::string> methods = {"bmiss", "blind", "upper", "perturbed"};
+
+  [[nodiscard]] bool runs(const std::string& method) const {
+    return std::find(methods.begin(), methods.end(), method) != methods.end();
+  }
 };
 
 /// Independent renewal discharges: Gaussian ISIs of mean 1 / rate and SD cov / rate (redrawn
@@ -175,14 +184,25 @@ std::int64_t recovered_before(const inversion::Decomposition& d,
 
 /// The upper bound: separation vectors from the true MUAPs (`muaps` at the recording's rate,
 /// unfiltered), n_refine per iteration in the order `order`, each handed over as in invert().
+/// `separability` receives, per unit, the norm of its whitened mixing column (whitened_column():
+/// the matched filter's peak-to-background ratio before any unit is peeled off).
 inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
                                      const std::vector<Eigen::MatrixXd>& muaps,
                                      const std::vector<std::size_t>& order,
-                                     const inversion::BmissParams& params) {
+                                     const inversion::BmissParams& params,
+                                     std::vector<double>& separability) {
   inversion::DecomposeStats stats;
-  inversion::WhitenedEmg data = inversion::whiten_emg(recording, params.separation, stats);
-  inversion::AcceptedUnits accepted;
+  inversion::WhitenedEmg data =
+      inversion::whiten_emg(recording, inversion::separation_space(params), stats);
+  separability.assign(muaps.size(), 0.0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u)
+    separability[static_cast<std::size_t>(u)] =
+        inversion::whitened_column(muaps[static_cast<std::size_t>(u)], data,
+                                   params.separation.preprocess)
+            .norm();
   const auto per_iteration = std::max<std::int64_t>(1, params.n_refine);
+  inversion::AcceptedUnits accepted;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const auto c = inversion::score_muap(muaps[order[k]], data, accepted.vectors(),
                                          params.separation.preprocess);
@@ -191,7 +211,34 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
     (void)inversion::hand_over(c.w, static_cast<std::int64_t>(k) / per_iteration, data, accepted,
                                params, stats);
   }
-  return accepted.finish(data, params.separation, stats);
+  return accepted.finish(data, inversion::separation_space(params), stats);
+}
+
+/// Per unit, the separability that the noise alone allows: the matched filter's peak over the
+/// band-passed noise with the whole MUAP (every sample, every channel) and no other unit,
+/// sqrt(sum_c |m_c|^2 / (sigma_c^2 g)), m_c the band-passed MUAP of channel c, sigma_c that
+/// channel's noise rms and g the noise power gain of the band-pass. No linear filter of any
+/// extension does better; a unit below about 5 cannot be detected reliably by any.
+std::vector<double> noise_limited_separability(const std::vector<Eigen::MatrixXd>& muaps,
+                                               const Eigen::VectorXd& noise_rms_V, double fs_Hz,
+                                               const inversion::PreprocessParams& filter) {
+  const auto pad = static_cast<Eigen::Index>(std::ceil(0.5 * fs_Hz));
+  Eigen::MatrixXd impulse = Eigen::MatrixXd::Zero(1, 2 * pad + 1);
+  impulse(0, pad) = 1.0;
+  (void)inversion::filter_signals(impulse, fs_Hz, filter);
+  const double gain = impulse.squaredNorm();
+  std::vector<double> out(muaps.size(), 0.0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u) {
+    const Eigen::MatrixXd m =
+        inversion::band_passed_muap(muaps[static_cast<std::size_t>(u)], fs_Hz, filter);
+    double sum = 0.0;
+    for (Eigen::Index c = 0; c < m.cols(); ++c)
+      if (noise_rms_V[c] > 0.0)
+        sum += m.col(c).squaredNorm() / (noise_rms_V[c] * noise_rms_V[c] * gain);
+    out[static_cast<std::size_t>(u)] = std::sqrt(sum);
+  }
+  return out;
 }
 
 /// Property errors of the recovered units of a BMISS result.
@@ -378,7 +425,14 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
                   "relative change of fat thickness and conductivities in the perturbed model")
       ->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();
-  cmd->add_flag("--no-perturbed", *no_perturbed, "skip the run with the perturbed model");
+  cmd->add_flag("--no-perturbed", *no_perturbed,
+                "skip the run with the perturbed model (as --methods without perturbed)");
+  cmd->add_option("--methods", bo->methods,
+                  "methods to run: bmiss (the subject's model), blind, upper (true MUAPs), "
+                  "perturbed (BMISS through the perturbed model)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"bmiss", "blind", "upper", "perturbed"}))
+      ->capture_default_str();
   cmd->add_flag("--emg-only", *emg_only,
                 "write the recordings (OUT/emg_<SNR>dB.h5, with their truth) and stop");
   add_shared_options(*cmd, *options, true);
@@ -386,7 +440,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
     run = [options, bo, no_perturbed, emg_only] {
       Stopwatch total;
       BmissBenchOptions b = *bo;
-      b.perturbed = !*no_perturbed && !*emg_only;
+      b.perturbed = !*no_perturbed && !*emg_only && b.runs("perturbed");
       for (const double snr : b.snr_dB)
         if (!std::isfinite(snr))
           throw BadInput("bench bmiss: --snr: expected finite values [dB], got " +
@@ -521,9 +575,12 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       forward::MuapModelParams mp = config.muap_model;
       mp.fs_Hz = fs;
       Stopwatch model_watch;
-      log_info("bench bmiss: MUAP model of ", b.muscle);
-      const forward::MuapModel muap_model(muscle.fibres, muscle.pool, model->transfer, n_ch, mp,
-                                          progress_display(*options));
+      std::unique_ptr<forward::MuapModel> muap_model;
+      if (b.runs("bmiss")) {
+        log_info("bench bmiss: MUAP model of ", b.muscle);
+        muap_model = std::make_unique<forward::MuapModel>(
+            muscle.fibres, muscle.pool, model->transfer, n_ch, mp, progress_display(*options));
+      }
       const double model_time_s = model_watch.elapsed_s();
       std::unique_ptr<forward::SubjectForwardModel> pmodel;
       std::unique_ptr<forward::MuapModel> pmuap;
@@ -551,6 +608,12 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       std::ostringstream md;
       md << "| SNR | method | recovered after iteration 1.." << params.n_iterations
          << " | accepted | time s |\n|---|---|---|---|---|\n";
+      // Separability of the true units: the matched filter's peak-to-background ratio |W c|.
+      const std::vector<double> separability_thresholds = {3.0, 5.0, 8.0};
+      std::ostringstream separability_md;
+      separability_md << "| SNR | R | whitened | units with \\|W c\\| >= 3 | >= 5 | >= 8 | median "
+                         "\\|W c\\| | noise-limited >= 5 |\n|---|---|---|---|---|---|---|---|\n";
+      nlohmann::json separability_json = nlohmann::json::array();
       std::ostringstream props_md;
       props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
                   "normalised MSE |\n|---|---|---|---|---|---|---|---|\n";
@@ -572,27 +635,50 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         recording.grid_row_col = channel_layout(model->layout).grid_row_col;
         const std::string tag = format_number(b.snr_dB[level]) + " dB";
         std::vector<MethodRun> runs;
-        log_info("bench bmiss: ", tag, ": BMISS");
-        runs.push_back(run_bmiss("BMISS", recording, muap_model, muscle, model->skin_points_m,
-                                 params, truth, sim.properties, b.min_roa,
-                                 progress_display(*options)));
+        if (b.runs("bmiss")) {
+          log_info("bench bmiss: ", tag, ": BMISS");
+          runs.push_back(run_bmiss("BMISS", recording, *muap_model, muscle, model->skin_points_m,
+                                   params, truth, sim.properties, b.min_roa,
+                                   progress_display(*options)));
+        }
         const std::int64_t per_iteration = std::max<std::int64_t>(1, params.n_refine);
-        log_info("bench bmiss: ", tag, ": blind separation");
-        Stopwatch blind_watch;
-        const auto blind_result =
-            inversion::decompose(recording, blind, progress_display(*options));
-        runs.push_back(scored_run("blind", blind_result, blind_watch.elapsed_s(), truth, b.min_roa,
-                                  params.n_iterations, per_iteration));
-        log_info("bench bmiss: ", tag, ": upper bound (true MUAPs)");
-        Stopwatch upper_watch;
-        const std::vector<std::size_t> order(
-            by_energy.begin(),
-            by_energy.begin() +
-                static_cast<std::ptrdiff_t>(std::min<std::size_t>(
-                    n_units, static_cast<std::size_t>(params.n_iterations * per_iteration))));
-        const auto upper = upper_bound(recording, muaps_fs, order, params);
-        runs.push_back(scored_run("true MUAPs", upper, upper_watch.elapsed_s(), truth, b.min_roa,
-                                  params.n_iterations, 1));
+        if (b.runs("blind")) {
+          log_info("bench bmiss: ", tag, ": blind separation");
+          Stopwatch blind_watch;
+          const auto blind_result =
+              inversion::decompose(recording, blind, progress_display(*options));
+          runs.push_back(scored_run("blind", blind_result, blind_watch.elapsed_s(), truth,
+                                    b.min_roa, params.n_iterations, per_iteration));
+        }
+        if (b.runs("upper")) {
+          log_info("bench bmiss: ", tag, ": upper bound (true MUAPs)");
+          Stopwatch upper_watch;
+          const std::vector<std::size_t> order(
+              by_energy.begin(),
+              by_energy.begin() +
+                  static_cast<std::ptrdiff_t>(std::min<std::size_t>(
+                      n_units, static_cast<std::size_t>(params.n_iterations * per_iteration))));
+          std::vector<double> sep;
+          const auto upper = upper_bound(recording, muaps_fs, order, params, sep);
+          runs.push_back(scored_run("true MUAPs", upper, upper_watch.elapsed_s(), truth, b.min_roa,
+                                    params.n_iterations, 1));
+          const std::vector<double> bound = noise_limited_separability(
+              muaps_fs, emg.noise_rms_V, fs, params.separation.preprocess);
+          auto count_above = [](const std::vector<double>& v, double t) {
+            return std::count_if(v.begin(), v.end(), [t](double x) { return x >= t; });
+          };
+          separability_md << "| " << tag << " | " << upper.extension_factor << " | "
+                          << upper.stats.n_whitened;
+          for (const double t : separability_thresholds)
+            separability_md << " | " << count_above(sep, t);
+          separability_md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0)
+                          << " |\n";
+          separability_json.push_back({{"snr_dB", b.snr_dB[level]},
+                                       {"extension_factor", upper.extension_factor},
+                                       {"n_whitened", upper.stats.n_whitened},
+                                       {"norm_per_unit", sep},
+                                       {"noise_limited_per_unit", bound}});
+        }
         if (pmuap) {
           log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");
           runs.push_back(run_bmiss("BMISS, perturbed model", recording, *pmuap, *pmuscle,
@@ -600,6 +686,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
                                    progress_display(*options)));
         }
         nlohmann::json lj = {{"snr_dB", b.snr_dB[level]}, {"methods", nlohmann::json::array()}};
+        if (!separability_json.empty() && separability_json.back()["snr_dB"] == b.snr_dB[level])
+          lj["separability"] = separability_json.back();
         for (const auto& r : runs) {
           lj["methods"].push_back(to_json(r));
           md << "| " << tag << " | " << r.name << " | ";
@@ -650,8 +738,13 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
           << "); recovered = RoA >= " << format_number(b.min_roa)
           << " at 0.5 ms. Errors: mean |error| (depth: median (mean)).\n\n"
           << md.str() << "\n"
-          << props_md.str() << "\nTrue MUAPs " << fixed(muap_time_s, 1) << " s, MUAP model "
-          << fixed(model_time_s, 1) << " s, total " << fixed(total.elapsed_s(), 1) << " s.\n";
+          << props_md.str() << "\n";
+      if (!separability_json.empty())
+        doc << "Separability of the true units (norm of the whitened mixing column at the best "
+               "delay: the matched filter's peak over a unit-variance background):\n\n"
+            << separability_md.str() << "\n";
+      doc << "True MUAPs " << fixed(muap_time_s, 1) << " s, MUAP model " << fixed(model_time_s, 1)
+          << " s, total " << fixed(total.elapsed_s(), 1) << " s.\n";
       write_text_file(out / "bench_bmiss.md", doc.str());
       std::cout << doc.str();
       return 0;

@@ -78,25 +78,6 @@ struct SearchSpace {
   }
 };
 
-/// The MUAP band-passed like the EMG. The filter (zero-phase, filter_signals()) is linear and
-/// time-invariant, and the MUAP is zero outside its #samples, so over those samples the filtered
-/// MUAP is H m with H(t, j) = h(t - j), h the filter's response to an isolated impulse (|t - j|
-/// < #samples): one filtered impulse and an #samples^2 x #channels product instead of filtering
-/// every channel with a quarter second of zeros on both sides (the old way, 40 times the work).
-Eigen::MatrixXd filtered_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,
-                              const PreprocessParams& filter) {
-  const Eigen::Index n = muap.rows();
-  const auto pad = static_cast<Eigen::Index>(std::ceil(0.25 * fs_Hz));
-  Eigen::MatrixXd impulse = Eigen::MatrixXd::Zero(1, 2 * (n + pad) + 1);
-  impulse(0, n + pad) = 1.0;
-  (void)filter_signals(impulse, fs_Hz, filter);
-  Eigen::MatrixXd h(n, n);
-  for (Eigen::Index t = 0; t < n; ++t)
-    for (Eigen::Index j = 0; j < n; ++j)
-      h(t, j) = impulse(0, n + pad + t - j);
-  return h * muap;
-}
-
 double excess_kurtosis(const Eigen::VectorXd& s) {
   const double m2 = s.squaredNorm() / static_cast<double>(s.size());
   if (!(m2 > 0.0))
@@ -211,6 +192,13 @@ double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& st
 
 } // namespace
 
+DecomposeParams separation_space(const BmissParams& params) {
+  DecomposeParams p = params.separation;
+  if (params.extension_factor > 0)
+    p.extension_factor = params.extension_factor;
+  return p;
+}
+
 BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation) {
   BmissParams p;
   p.separation = separation;
@@ -227,6 +215,8 @@ BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation
                               "), got " + std::to_string(p.n_fit_probe));
   p.handover_fixed_point = s.optional<std::int64_t>("handover_fixed_point", p.handover_fixed_point,
                                                     int_in_range(0, 10000));
+  p.extension_factor =
+      s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
   p.size_min_fibres = s.optional<double>("size_min_fibres", p.size_min_fibres, non_negative());
   p.size_max_fibres = s.optional<double>("size_max_fibres", p.size_max_fibres, non_negative());
   p.cv_min_m_per_s = s.optional<double>("cv_min_m_per_s", p.cv_min_m_per_s, positive());
@@ -249,17 +239,34 @@ nlohmann::json to_json(const BmissParams& p) {
           {"n_fit_probe", p.n_fit_probe},
           {"fit_free_scale", p.fit_free_scale},
           {"handover_fixed_point", p.handover_fixed_point},
+          {"extension_factor", p.extension_factor},
           {"size_min_fibres", p.size_min_fibres},
           {"size_max_fibres", p.size_max_fibres},
           {"cv_min_m_per_s", p.cv_min_m_per_s},
           {"cv_max_m_per_s", p.cv_max_m_per_s}};
 }
 
-CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const WhitenedEmg& data,
-                          const std::vector<Eigen::VectorXd>& basis,
-                          const PreprocessParams& filter) {
-  CandidateScore out;
-  const Eigen::MatrixXd m = filtered_muap(muap, data.fs_Hz, filter);
+// Over the MUAP's samples the zero-phase filter is H m with H(t, j) = h(t - j), h the filter's
+// response to an isolated impulse (|t - j| < #samples): one filtered impulse and an
+// #samples^2 x #channels product instead of filtering every channel with a quarter second of
+// zeros on both sides (the old way, 40 times the work).
+Eigen::MatrixXd band_passed_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,
+                                 const PreprocessParams& filter) {
+  const Eigen::Index n = muap.rows();
+  const auto pad = static_cast<Eigen::Index>(std::ceil(0.25 * fs_Hz));
+  Eigen::MatrixXd impulse = Eigen::MatrixXd::Zero(1, 2 * (n + pad) + 1);
+  impulse(0, n + pad) = 1.0;
+  (void)filter_signals(impulse, fs_Hz, filter);
+  Eigen::MatrixXd h(n, n);
+  for (Eigen::Index t = 0; t < n; ++t)
+    for (Eigen::Index j = 0; j < n; ++j)
+      h(t, j) = impulse(0, n + pad + t - j);
+  return h * muap;
+}
+
+Eigen::VectorXd whitened_column(const Eigen::Ref<const Eigen::MatrixXd>& muap,
+                                const WhitenedEmg& data, const PreprocessParams& filter) {
+  const Eigen::MatrixXd m = band_passed_muap(muap, data.fs_Hz, filter);
   const auto& kept = data.preprocessing.kept;
   const Eigen::Index r = data.extension_factor;
   // The delay d* whose R-sample window [d* - R + 1, d*] holds the most energy.
@@ -285,7 +292,14 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
       column[static_cast<Eigen::Index>(i) * r + k] =
           t >= 0 && t < m.rows() ? m(t, static_cast<Eigen::Index>(kept[i])) : 0.0;
     }
-  Eigen::VectorXd w = data.whiten * column;
+  return data.whiten * column;
+}
+
+CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const WhitenedEmg& data,
+                          const std::vector<Eigen::VectorXd>& basis,
+                          const PreprocessParams& filter) {
+  CandidateScore out;
+  Eigen::VectorXd w = whitened_column(muap, data, filter);
   for (const auto& b : basis)
     w -= b.dot(w) * b;
   const double norm = w.norm();
@@ -333,7 +347,25 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
   validate(params.separation);
   BmissResult result;
   DecomposeStats stats;
+  // The search space (the decompose extension) and, when finer, the separation space.
   WhitenedEmg data = whiten_emg(recording, params.separation, stats);
+  std::optional<WhitenedEmg> fine;
+  if (params.extension_factor > 0 && params.extension_factor != data.extension_factor) {
+    DecomposeStats fine_stats;
+    fine = whiten_emg(recording, separation_space(params), fine_stats);
+    stats.n_whitened = fine_stats.n_whitened;
+    stats.time_whiten_s += fine_stats.time_whiten_s;
+    log_info("invert: search space R = ", data.extension_factor, " (", data.z.rows(),
+             " whitened dimensions), separation space R = ", fine->extension_factor, " (",
+             fine->z.rows(), ")");
+  }
+  WhitenedEmg& separation = fine ? *fine : data;
+  const double fs = data.fs_Hz;
+  const std::int64_t peel_half =
+      std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * fs);
+  // Accepted units in the search space: orthonormal spike-triggered means (the deflation basis
+  // of the candidates), and peeled off (with one space, the accepted units' own vectors).
+  std::vector<Eigen::VectorXd> search_basis;
 
   // The search space.
   SearchSpace space;
@@ -377,6 +409,17 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
 
   const auto& filter = params.separation.preprocess;
   AcceptedUnits accepted;
+  auto search_vectors = [&] { return fine ? search_basis : accepted.vectors(); };
+  // A unit accepted in the separation space leaves the search space too.
+  auto remove_from_search = [&](const std::vector<std::int64_t>& discharges) {
+    Eigen::VectorXd v = spike_triggered_mean(data.z, discharges);
+    for (const auto& q : search_basis)
+      v -= q.dot(v) * q;
+    if (v.norm() > 0.0)
+      search_basis.push_back(v.normalized());
+    if (params.separation.peel_off)
+      peel_off(data.z, discharges, peel_half);
+  };
   // Candidates outside the muscle (more than a cell from every fibre seed) score -3.
   auto score_point = [&](const Point& p, const std::vector<Eigen::VectorXd>& basis) {
     if (space.outside_m(p) > space.cell_size_m)
@@ -389,7 +432,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
   for (std::int64_t it = 0; it < params.n_iterations; ++it) {
     Stopwatch watch;
     BmissIteration stat;
-    const std::vector<Eigen::VectorXd> basis = accepted.vectors();
+    const std::vector<Eigen::VectorXd> basis = search_vectors();
     // 1. Probe (parallel over candidates; each score is independent).
     std::vector<Point> points(static_cast<std::size_t>(params.n_probe));
     std::vector<double> scores(points.size());
@@ -426,17 +469,32 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
           chosen[static_cast<std::size_t>(k)], step, params.nelder_mead_evaluations, space, value);
     }
     stat.n_refined = static_cast<std::int64_t>(refined.size());
-    // 3. Hand-over to the fixed-point refinement, in order of the refined candidates.
+    // 3. Hand-over to the refinement in the separation space, in order of the refined
+    // candidates: the model's separation vector itself (one space), or the spike-triggered mean
+    // of the separation space at the discharges of the model's source (two spaces).
     for (const auto& p : refined) {
-      const CandidateScore c = score_point(p, accepted.vectors());
+      const CandidateScore c = score_point(p, search_vectors());
       if (c.w.size() == 0)
         continue;
+      Eigen::VectorXd w = c.w;
+      if (fine) {
+        DecomposeParams coarse = params.separation;
+        coarse.max_fixed_point_iterations =
+            std::min<std::int64_t>(coarse.max_fixed_point_iterations, params.handover_fixed_point);
+        const SeparatedSource source = separate_from(data, c.w, search_basis, coarse);
+        if (source.detection.discharges.size() < 2)
+          continue;
+        w = spike_triggered_mean(separation.z, source.detection.discharges);
+      }
       const std::size_t before = accepted.size();
-      const auto v = hand_over(c.w, it, data, accepted, params, stats);
+      const auto v = hand_over(w, it, separation, accepted, params, stats);
       log_debug("invert: candidate kurtosis ", format_number(c.kurtosis), ", verdict ",
                 v ? static_cast<int>(*v) : -1);
-      if (v == Verdict::accepted && accepted.size() > before)
+      if (v == Verdict::accepted && accepted.size() > before) {
         ++stat.n_accepted;
+        if (fine)
+          remove_from_search(accepted.unit(accepted.size() - 1).discharges);
+      }
     }
     stat.n_units_total = static_cast<std::int64_t>(accepted.size());
     stat.time_s = watch.elapsed_s();
@@ -447,7 +505,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
     report.advance();
   }
   report.finish();
-  result.decomposition = accepted.finish(data, params.separation, stats);
+  result.decomposition = accepted.finish(separation, separation_space(params), stats);
 
   // Properties: least squares through the model from several starts.
   const auto& units = result.decomposition.units;
@@ -459,7 +517,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
       if (space.outside_m(p) > space.cell_size_m)
         return -1e9;
       double scale = 0.0;
-      const Eigen::MatrixXd m = filtered_muap(model.muap(space.theta(p)), data.fs_Hz, filter);
+      const Eigen::MatrixXd m = band_passed_muap(model.muap(space.theta(p)), data.fs_Hz, filter);
       return -fit_residual(m, unit.muap, scale, params.fit_free_scale);
     };
     // A global probe of the bounds, then Nelder-Mead from the best distinct probes.
@@ -485,7 +543,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
     FittedProperties& fp = result.properties[static_cast<std::size_t>(ui)];
     const Point& best = fits.front().second;
     fp.theta = space.theta(best);
-    const Eigen::MatrixXd m = filtered_muap(model.muap(fp.theta), data.fs_Hz, filter);
+    const Eigen::MatrixXd m = band_passed_muap(model.muap(fp.theta), data.fs_Hz, filter);
     fp.relative_residual = fit_residual(m, unit.muap, fp.amplitude_scale, params.fit_free_scale);
     // Spread over the starts within 10 % of the best residual.
     Point mean = Point::Zero(), square = Point::Zero();

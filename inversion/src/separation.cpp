@@ -80,14 +80,6 @@ void deflate(Eigen::VectorXd& w, const std::vector<Eigen::VectorXd>& basis) {
     w -= b.dot(w) * b;
 }
 
-/// Mean of the columns of z at `discharges`.
-Eigen::VectorXd mean_at(const Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges) {
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(z.rows());
-  for (const auto j : discharges)
-    sum += z.col(static_cast<Eigen::Index>(j)).cast<double>();
-  return sum / static_cast<double>(std::max<std::size_t>(1, discharges.size()));
-}
-
 std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
 }
@@ -205,6 +197,40 @@ WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& par
   return out;
 }
 
+Eigen::VectorXd spike_triggered_mean(const Eigen::MatrixXf& z,
+                                     const std::vector<std::int64_t>& discharges) {
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(z.rows());
+  for (const auto j : discharges)
+    sum += z.col(static_cast<Eigen::Index>(j)).cast<double>();
+  return sum / static_cast<double>(std::max<std::size_t>(1, discharges.size()));
+}
+
+void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, std::int64_t half) {
+  if (half <= 0)
+    return;
+  const Eigen::Index n = z.cols(), width = 2 * half + 1, n_w = z.rows();
+  Eigen::MatrixXd avg = Eigen::MatrixXd::Zero(n_w, width);
+  Eigen::VectorXd count = Eigen::VectorXd::Zero(width);
+  for (const auto j : discharges)
+    for (Eigen::Index k = 0; k < width; ++k) {
+      const Eigen::Index m = j + k - half;
+      if (m >= 0 && m < n) {
+        avg.col(k) += z.col(m).cast<double>();
+        count[k] += 1.0;
+      }
+    }
+  for (Eigen::Index k = 0; k < width; ++k)
+    if (count[k] > 0.0)
+      avg.col(k) /= count[k];
+  const Eigen::MatrixXf avg_f = avg.cast<float>();
+  for (const auto j : discharges)
+    for (Eigen::Index k = 0; k < width; ++k) {
+      const Eigen::Index m = j + k - half;
+      if (m >= 0 && m < n)
+        z.col(m) -= avg_f.col(k);
+    }
+}
+
 SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
                               const std::vector<Eigen::VectorXd>& basis,
                               const DecomposeParams& params) {
@@ -261,7 +287,7 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
   for (std::int64_t k = 0; k < params.max_refinement_iterations; ++k) {
     if (det.discharges.size() < 2)
       break;
-    Eigen::VectorXd w_new = mean_at(z, det.discharges);
+    Eigen::VectorXd w_new = spike_triggered_mean(z, det.discharges);
     if (!(w_new.norm() > 0.0))
       break;
     w_new.normalize();
@@ -285,7 +311,6 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
 Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, WhitenedEmg& data,
                              const DecomposeParams& params, DecomposeStats& stats) {
   const double fs = data.fs_Hz;
-  const Eigen::Index n = data.z.cols();
   if (source.converged)
     ++stats.n_converged;
   stats.n_fixed_point_iterations += source.n_fixed_point;
@@ -334,30 +359,8 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
            format_number(std::round(unit.cov_isi * 1000.0) / 1000.0), ")");
   // Peel-off of the accepted unit from the whitened data.
   const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, fs);
-  if (params.peel_off && peel_half > 0) {
-    const Eigen::Index width = 2 * peel_half + 1;
-    const Eigen::Index n_w = data.z.rows();
-    Eigen::MatrixXd avg = Eigen::MatrixXd::Zero(n_w, width);
-    Eigen::VectorXd count = Eigen::VectorXd::Zero(width);
-    for (const auto j : unit.discharges)
-      for (Eigen::Index k = 0; k < width; ++k) {
-        const Eigen::Index m = j + k - peel_half;
-        if (m >= 0 && m < n) {
-          avg.col(k) += data.z.col(m).cast<double>();
-          count[k] += 1.0;
-        }
-      }
-    for (Eigen::Index k = 0; k < width; ++k)
-      if (count[k] > 0.0)
-        avg.col(k) /= count[k];
-    const Eigen::MatrixXf avg_f = avg.cast<float>();
-    for (const auto j : unit.discharges)
-      for (Eigen::Index k = 0; k < width; ++k) {
-        const Eigen::Index m = j + k - peel_half;
-        if (m >= 0 && m < n)
-          data.z.col(m) -= avg_f.col(k);
-      }
-  }
+  if (params.peel_off && peel_half > 0)
+    peel_off(data.z, unit.discharges, peel_half);
   units_.push_back({std::move(unit), std::move(source.w)});
   return Verdict::accepted;
 }

@@ -66,4 +66,28 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   myotwin::H5Reader h5(out / "emg_20dB.h5");
   EXPECT_EQ(h5.read_int64("truth/unit_id").size(), 12);
   EXPECT_TRUE(fs::exists(out / "bench_bmiss.md"));
+  // The upper bound's separability of every true unit: the noise alone allows more than the
+  // other units do (the matched filter over everything else cannot beat the noise-only bound).
+  const auto& sep = report.at("levels")[0].at("separability");
+  const auto norms = sep.at("norm_per_unit").get<std::vector<double>>();
+  const auto bound = sep.at("noise_limited_per_unit").get<std::vector<double>>();
+  ASSERT_EQ(norms.size(), 12U);
+  ASSERT_EQ(bound.size(), 12U);
+  for (std::size_t u = 0; u < norms.size(); ++u) {
+    EXPECT_GT(norms[u], 0.0);
+    EXPECT_GT(bound[u], norms[u]) << "unit " << u;
+  }
+
+  // --methods: only the upper bound, reusing the stages.
+  const auto only = run_myotwin("bench bmiss --units 12 --duration 3 --snr 20 --methods upper -o " +
+                                quoted(out) + common);
+  ASSERT_EQ(only.exit_code, 0) << only.output;
+  const auto again = nlohmann::json::parse(myotwin::read_text_file(out / "bench_bmiss.json"));
+  const auto& one = again.at("levels")[0].at("methods");
+  ASSERT_EQ(one.size(), 1U);
+  EXPECT_EQ(one[0].at("method"), "true MUAPs");
+  EXPECT_EQ(one[0].at("recovered_per_iteration"), methods[2].at("recovered_per_iteration"));
+  const auto bad = run_myotwin("bench bmiss --methods upper,nope -o " + quoted(out) + common);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("nope"), std::string::npos) << bad.output;
 }

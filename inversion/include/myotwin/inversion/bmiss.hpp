@@ -22,8 +22,11 @@
 /// 2. Refine: the n_refine best distinct candidates (centres at least a cell apart) are
 ///    improved by Nelder-Mead on the same score, parameters clamped to the bounds.
 /// 3. Hand-over: each refined candidate's w, deflated against the accepted units, starts the
-///    blind separation's fixed-point and CoV-of-ISI refinement (separate_from()); the result
-///    is offered to the accepted-unit set (SIL threshold, duplicates, peel-off: AcceptedUnits).
+///    blind separation's refinement (separate_from(): handover_fixed_point fixed-point steps,
+///    none by default, then the CoV-of-ISI refinement); the result is offered to the
+///    accepted-unit set (SIL threshold, duplicates, peel-off: AcceptedUnits). With a finer
+///    separation space (extension_factor) the refinement continues there from the spike-triggered
+///    mean of the candidate's discharges.
 /// Accepted units are peeled off and their separation vectors deflate every later candidate,
 /// so the search does not return to them (the published code did not remove found units).
 ///
@@ -68,14 +71,31 @@ struct BmissParams {
   std::int64_t n_fit_starts =
       3; ///< Nelder-Mead starts of the fit: its best probes (`n_fit_starts`)
   /// Fixed-point iterations at most when a refined candidate is handed over to the blind
-  /// separation (`handover_fixed_point`, default 3): the model's vector is already near the
-  /// unit; many iterations let the skew contrast pull it to outliers or to another unit.
-  std::int64_t handover_fixed_point = 3;
+  /// separation (`handover_fixed_point`, default 0: the CoV-of-ISI refinement only): the model's
+  /// vector is already near the unit, and the skew contrast pulls it to outliers or to another
+  /// unit (true-MUAP bound at 20 dB, 100 units: 13 units with 3 iterations, 19 with none; at
+  /// R = 10, 16 and 35).
+  std::int64_t handover_fixed_point = 0;
+  /// Extension factor of a finer separation space (`extension_factor`, default 0: none, the
+  /// search space's). The model's candidates are always searched in the whitened space of the
+  /// decompose extension (about 1000 extended channels), where a matched filter built from an
+  /// approximate MUAP still gives a peaky source (at R = 10 the best probe's kurtosis fell from
+  /// 4.3 to 1.5). With a finer space, each candidate is refined in the search space, its
+  /// discharges' spike-triggered mean of the finer space starts the refinement there, and an
+  /// accepted unit is deflated and peeled off in both. The finer space separates more units when
+  /// the MUAPs are exact (true-MUAP bound at 20 dB in the 100-unit benchmark: 19 units at R = 3,
+  /// 35 at R = 10), but BMISS through it found 14 (15 in one space): the transfer, not the
+  /// space, is the limit (docs/benchmarks.md).
+  std::int64_t extension_factor = 0;
   double size_min_fibres = 0.0; ///< size bounds [real fibres] (0: the pool's range)
   double size_max_fibres = 0.0;
   double cv_min_m_per_s = 3.0; ///< CV bounds [m/s] (`cv_min_m_per_s`, `cv_max_m_per_s`)
   double cv_max_m_per_s = 5.5;
 };
+
+/// The separation parameters of the fine separation space (params.separation with
+/// params.extension_factor, when set).
+DecomposeParams separation_space(const BmissParams& params);
 
 /// Reads `invert` (and the separation from `decompose` passed in). \throws BadInput.
 BmissParams read_bmiss_params(ConfigReader& section, const DecomposeParams& separation);
@@ -125,6 +145,20 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
                    const anatomy::MuscleModel& muscle,
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress = {});
+
+/// `muap` (#samples x #channels, zero outside its samples) band-passed like the recording by
+/// the zero-phase filter of `filter` (preprocess.hpp), over its own #samples.
+Eigen::MatrixXd band_passed_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,
+                                 const PreprocessParams& filter);
+
+/// The whitened extended mixing column W c of `muap` (#samples x #channels [V] at the
+/// recording's rate, unfiltered): band-passed like the recording, at the delay whose R-sample
+/// window holds the most energy (see the file comment). Its norm is the peak-to-background ratio
+/// of the matched filter's output at a discharge of that unit alone (the whitened background has
+/// unit variance in every direction): a unit is linearly separable when it is well above the
+/// spike-detection threshold.
+Eigen::VectorXd whitened_column(const Eigen::Ref<const Eigen::MatrixXd>& muap,
+                                const WhitenedEmg& data, const PreprocessParams& filter);
 
 /// The score of the separation vector that `muap` (#samples x #channels [V] at the
 /// recording's rate, unfiltered) gives in `data` (see the file comment), deflated against

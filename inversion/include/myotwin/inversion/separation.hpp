@@ -41,6 +41,15 @@ WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& par
 /// s = z^T w for a whitened-space vector `w` (#whitened), parallel over fixed blocks.
 Eigen::VectorXd project(const Eigen::MatrixXf& z, const Eigen::VectorXd& w);
 
+/// Mean of the columns of `z` at `discharges` (the spike-triggered mean of the whitened data: the
+/// MU filter of those discharges).
+Eigen::VectorXd spike_triggered_mean(const Eigen::MatrixXf& z,
+                                     const std::vector<std::int64_t>& discharges);
+
+/// Peel-off: subtracts from `z` its spike-triggered average over [-half, half] samples around
+/// `discharges`, at each of them.
+void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, std::int64_t half);
+
 /// One source after steps 4-6.
 struct SeparatedSource {
   Eigen::VectorXd w; ///< unit separation vector (whitened space), refined
@@ -76,6 +85,8 @@ public:
   /// The accepted separation vectors, in order.
   [[nodiscard]] std::vector<Eigen::VectorXd> vectors() const;
   [[nodiscard]] std::size_t size() const { return units_.size(); }
+  /// The k-th accepted unit (its discharges, SIL, source; filter and MUAP are set by finish()).
+  [[nodiscard]] const MotorUnit& unit(std::size_t k) const { return units_.at(k).unit; }
   /// The decomposition: filters on the extended channels, MUAPs by spike-triggered averaging,
   /// the neural drive.
   [[nodiscard]] Decomposition finish(const WhitenedEmg& data, const DecomposeParams& params,
