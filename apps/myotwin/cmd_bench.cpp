@@ -210,8 +210,76 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
       continue;
     (void)inversion::hand_over(c.w, static_cast<std::int64_t>(k) / per_iteration, data, accepted,
                                params, stats);
+    // Successive cancellation at the end of each iteration, as invert() does.
+    if (params.cancellation && (k + 1) % static_cast<std::size_t>(per_iteration) == 0 &&
+        k + 1 < order.size())
+      (void)accepted.cancel(data, params.separation, stats);
   }
   return accepted.finish(data, inversion::separation_space(params), stats);
+}
+
+/// Successive cancellation with exact knowledge, what subtracting identified units could give at
+/// best: in rounds, the units whose separability |W c| in the whitened residual is at least
+/// `threshold` are removed exactly (their noise-free contribution at the true sub-sample
+/// discharge times, `muaps` at `muap_fs_Hz`) and the residual is extended and whitened again.
+/// With `spike_samples` (the true discharges, samples), the units are instead removed as
+/// invert() cancels them (subtract_units(): their MUAPs estimated jointly from the recording, an
+/// amplitude and a sub-sample shift per discharge): what the estimate of the MUAP loses.
+/// Returns the number of units removed so far after each round, until a round adds none.
+std::vector<std::int64_t>
+ideal_cancellation(const inversion::EmgRecording& recording,
+                   const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
+                   const std::vector<Eigen::MatrixXd>& muaps_fs,
+                   const std::vector<std::vector<double>>& times_s, double duration_s,
+                   forward::EmgParams emg_params, const inversion::BmissParams& params,
+                   double threshold, const std::vector<std::vector<std::int64_t>>* spike_samples) {
+  const std::int64_t half = std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 *
+                                         recording.fs_Hz);
+  emg_params.add_noise = false;
+  inversion::EmgRecording residual = recording;
+  std::vector<bool> removed(muaps.size(), false);
+  std::vector<std::int64_t> counts;
+  std::int64_t n_removed = 0;
+  for (std::size_t round = 0; round < muaps.size(); ++round) {
+    inversion::DecomposeStats stats;
+    const inversion::WhitenedEmg data =
+        inversion::whiten_emg(residual, inversion::separation_space(params), stats);
+    std::vector<char> separable(muaps.size(), 0);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u)
+      if (!removed[static_cast<std::size_t>(u)])
+        separable[static_cast<std::size_t>(u)] =
+            inversion::whitened_column(muaps_fs[static_cast<std::size_t>(u)], data,
+                                       params.separation.preprocess)
+                .norm() >= threshold;
+    std::vector<Eigen::MatrixXd> sub_muaps;
+    std::vector<std::vector<double>> sub_times;
+    for (std::size_t u = 0; u < muaps.size(); ++u)
+      if (separable[u]) {
+        removed[u] = true;
+        sub_muaps.push_back(muaps[u]);
+        sub_times.push_back(times_s[u]);
+      }
+    if (spike_samples) { // all removed units at once, from the recording
+      std::vector<std::vector<std::int64_t>> trains;
+      for (std::size_t u = 0; u < muaps.size(); ++u)
+        if (removed[u])
+          trains.push_back((*spike_samples)[u]);
+      residual.emg = recording.emg;
+      (void)inversion::subtract_units(residual.emg, trains, half);
+    }
+    if (sub_muaps.empty())
+      break;
+    n_removed += static_cast<std::int64_t>(sub_muaps.size());
+    counts.push_back(n_removed);
+    log_info("bench bmiss: ideal cancellation round ", round + 1, ": ", sub_muaps.size(),
+             " units separable (", n_removed, " in all)");
+    if (!spike_samples)
+      residual.emg -= forward::synthesize_emg(sub_muaps, muap_fs_Hz, sub_times, duration_s,
+                                              emg_params, Rng(0))
+                          .emg_clean;
+  }
+  return counts;
 }
 
 /// Per unit, the separability that the noise alone allows: the matched filter's peak over the
@@ -612,7 +680,9 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       const std::vector<double> separability_thresholds = {3.0, 5.0, 8.0};
       std::ostringstream separability_md;
       separability_md << "| SNR | R | whitened | units with \\|W c\\| >= 3 | >= 5 | >= 8 | median "
-                         "\\|W c\\| | noise-limited >= 5 |\n|---|---|---|---|---|---|---|---|\n";
+                         "\\|W c\\| | noise-limited >= 5 | exact cancellation, >= 5 after each round "
+                         "| the same, MUAPs estimated at the true discharges "
+                         "|\n|---|---|---|---|---|---|---|---|---|---|\n";
       nlohmann::json separability_json = nlohmann::json::array();
       std::ostringstream props_md;
       props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
@@ -671,13 +741,28 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
                           << upper.stats.n_whitened;
           for (const double t : separability_thresholds)
             separability_md << " | " << count_above(sep, t);
+          forward::EmgParams ep = config.simulate.emg;
+          const std::vector<std::int64_t> cancelled =
+              ideal_cancellation(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times,
+                                 b.duration_s, ep, params, 5.0, nullptr);
+          const std::vector<std::int64_t> cancelled_sta =
+              ideal_cancellation(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times,
+                                 b.duration_s, ep, params, 5.0, &emg.spike_samples);
           separability_md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0)
-                          << " |\n";
+                          << " | ";
+          for (std::size_t k = 0; k < cancelled.size(); ++k)
+            separability_md << (k ? " " : "") << cancelled[k];
+          separability_md << " | ";
+          for (std::size_t k = 0; k < cancelled_sta.size(); ++k)
+            separability_md << (k ? " " : "") << cancelled_sta[k];
+          separability_md << " |\n";
           separability_json.push_back({{"snr_dB", b.snr_dB[level]},
                                        {"extension_factor", upper.extension_factor},
                                        {"n_whitened", upper.stats.n_whitened},
                                        {"norm_per_unit", sep},
-                                       {"noise_limited_per_unit", bound}});
+                                       {"noise_limited_per_unit", bound},
+                                       {"ideal_cancellation_per_round", cancelled},
+                                       {"sta_cancellation_per_round", cancelled_sta}});
         }
         if (pmuap) {
           log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");

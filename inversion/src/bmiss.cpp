@@ -78,11 +78,24 @@ struct SearchSpace {
   }
 };
 
-double excess_kurtosis(const Eigen::VectorXd& s) {
-  const double m2 = s.squaredNorm() / static_cast<double>(s.size());
-  if (!(m2 > 0.0))
+/// Excess kurtosis of s over the samples not `excluded` (all when it is empty).
+double excess_kurtosis(const Eigen::VectorXd& s, const std::vector<char>& excluded) {
+  if (excluded.empty()) {
+    const double m2 = s.squaredNorm() / static_cast<double>(s.size());
+    return m2 > 0.0 ? s.array().square().square().mean() / (m2 * m2) - 3.0 : -3.0;
+  }
+  double m2 = 0.0, m4 = 0.0, count = 0.0;
+  for (Eigen::Index k = 0; k < s.size(); ++k)
+    if (!excluded[static_cast<std::size_t>(k)]) {
+      const double v = s[k] * s[k];
+      m2 += v;
+      m4 += v * v;
+      count += 1.0;
+    }
+  if (!(count > 0.0) || !(m2 > 0.0))
     return -3.0;
-  return s.array().square().square().mean() / (m2 * m2) - 3.0;
+  m2 /= count;
+  return m4 / count / (m2 * m2) - 3.0;
 }
 
 /// Nelder-Mead maximisation of `f` from `start` with initial steps `step`, at most
@@ -217,6 +230,7 @@ BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation
                                                     int_in_range(0, 10000));
   p.extension_factor =
       s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
+  p.cancellation = s.optional<bool>("cancellation", p.cancellation);
   p.size_min_fibres = s.optional<double>("size_min_fibres", p.size_min_fibres, non_negative());
   p.size_max_fibres = s.optional<double>("size_max_fibres", p.size_max_fibres, non_negative());
   p.cv_min_m_per_s = s.optional<double>("cv_min_m_per_s", p.cv_min_m_per_s, positive());
@@ -240,6 +254,7 @@ nlohmann::json to_json(const BmissParams& p) {
           {"fit_free_scale", p.fit_free_scale},
           {"handover_fixed_point", p.handover_fixed_point},
           {"extension_factor", p.extension_factor},
+          {"cancellation", p.cancellation},
           {"size_min_fibres", p.size_min_fibres},
           {"size_max_fibres", p.size_max_fibres},
           {"cv_min_m_per_s", p.cv_min_m_per_s},
@@ -306,7 +321,7 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
   if (!(norm > 0.0) || !std::isfinite(norm))
     return out;
   w /= norm;
-  out.kurtosis = excess_kurtosis(project(data.z, w));
+  out.kurtosis = excess_kurtosis(project(data.z, w), data.excluded);
   out.w = std::move(w);
   return out;
 }
@@ -433,6 +448,7 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
     Stopwatch watch;
     BmissIteration stat;
     const std::vector<Eigen::VectorXd> basis = search_vectors();
+    std::vector<std::vector<std::int64_t>> new_trains;
     // 1. Probe (parallel over candidates; each score is independent).
     std::vector<Point> points(static_cast<std::size_t>(params.n_probe));
     std::vector<double> scores(points.size());
@@ -492,8 +508,24 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
                 v ? static_cast<int>(*v) : -1);
       if (v == Verdict::accepted && accepted.size() > before) {
         ++stat.n_accepted;
+        new_trains.push_back(accepted.unit(accepted.size() - 1).discharges);
         if (fine)
-          remove_from_search(accepted.unit(accepted.size() - 1).discharges);
+          remove_from_search(new_trains.back());
+      }
+    }
+    // 4. Successive cancellation of this iteration's units, in both spaces.
+    if (params.cancellation && !new_trains.empty() && it + 1 < params.n_iterations) {
+      (void)accepted.cancel(separation, params.separation, stats);
+      if (fine) {
+        std::vector<std::vector<std::int64_t>> all;
+        for (std::size_t k = 0; k < accepted.size(); ++k)
+          all.push_back(accepted.unit(k).discharges);
+        (void)cancel_trains(
+            data, all, peel_half,
+            std::max<std::int64_t>(
+                1, std::llround(params.separation.min_peak_distance_ms * 1e-3 * fs)),
+            stats);
+        search_basis.clear();
       }
     }
     stat.n_units_total = static_cast<std::int64_t>(accepted.size());

@@ -84,6 +84,64 @@ std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
 }
 
+/// Step 3: the whitening of the extended data.x (covariance, eigen-decomposition, eigenvalues
+/// at most the mean of the lower half dropped), data.whiten and data.z. `src` names the
+/// recording in errors.
+void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& stats) {
+  Stopwatch watch;
+  const Eigen::Index n = data.x.cols(), r = data.extension_factor;
+  const Eigen::Index n_ext = data.x.rows() * r;
+  const Eigen::Index nb = n_blocks(n);
+  std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
+#pragma omp parallel for schedule(dynamic)
+  for (int g = 0; g < n_cov_groups; ++g) {
+    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n_ext, n_ext);
+    Eigen::MatrixXd block;
+    for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
+      const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
+      extended_block(data.x, r, n0, len, block);
+      c.selfadjointView<Eigen::Lower>().rankUpdate(block);
+    }
+    cov_parts[static_cast<std::size_t>(g)] = std::move(c);
+  }
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
+  for (const auto& c : cov_parts)
+    cov += c;
+  cov_parts.clear();
+  cov = Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+  if (eig.info() != Eigen::Success)
+    throw NumericalError(src + ": the eigen-decomposition of the extended covariance failed");
+  const Eigen::VectorXd& evals = eig.eigenvalues(); // ascending
+  const Eigen::Index half = std::max<Eigen::Index>(1, n_ext / 2);
+  const double reg = evals.head(half).mean();
+  std::vector<Eigen::Index> keep;
+  for (Eigen::Index i = 0; i < n_ext; ++i)
+    if (evals[i] > reg && evals[i] > 0.0)
+      keep.push_back(i);
+  if (keep.empty())
+    throw NumericalError(src + ": the extended signals have no variance above the "
+                               "regularisation level (all channels constant?)");
+  const auto n_w = static_cast<Eigen::Index>(keep.size());
+  stats.n_whitened = n_w;
+  data.whiten.resize(n_w, n_ext);
+  for (Eigen::Index i = 0; i < n_w; ++i)
+    data.whiten.row(i) = eig.eigenvectors().col(keep[static_cast<std::size_t>(i)]).transpose() /
+                        std::sqrt(evals[keep[static_cast<std::size_t>(i)]]);
+  cov.resize(0, 0);
+  data.z.resize(n_w, n);
+#pragma omp parallel for schedule(dynamic)
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
+    Eigen::MatrixXd block;
+    extended_block(data.x, r, n0, len, block);
+    data.z.middleCols(n0, len) = (data.whiten * block).cast<float>();
+  }
+  stats.time_whiten_s += watch.elapsed_s();
+  log_debug("separation: ", data.x.rows(), " channels x R = ", r, " -> ", n_ext, " extended, ", n_w,
+            " whitened dimensions (", format_number(stats.time_whiten_s), " s)");
+}
+
 } // namespace
 
 Eigen::VectorXd project(const Eigen::MatrixXf& z, const Eigen::VectorXd& w) {
@@ -144,56 +202,7 @@ WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& par
                          "channels (set extension_factor >= 2)");
 
   // 3. Whitening.
-  watch.restart();
-  const Eigen::Index nb = n_blocks(n);
-  std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
-#pragma omp parallel for schedule(dynamic)
-  for (int g = 0; g < n_cov_groups; ++g) {
-    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n_ext, n_ext);
-    Eigen::MatrixXd block;
-    for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
-      const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-      extended_block(x, r, n0, len, block);
-      c.selfadjointView<Eigen::Lower>().rankUpdate(block);
-    }
-    cov_parts[static_cast<std::size_t>(g)] = std::move(c);
-  }
-  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
-  for (const auto& c : cov_parts)
-    cov += c;
-  cov_parts.clear();
-  cov = Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
-  if (eig.info() != Eigen::Success)
-    throw NumericalError(src + ": the eigen-decomposition of the extended covariance failed");
-  const Eigen::VectorXd& evals = eig.eigenvalues(); // ascending
-  const Eigen::Index half = std::max<Eigen::Index>(1, n_ext / 2);
-  const double reg = evals.head(half).mean();
-  std::vector<Eigen::Index> keep;
-  for (Eigen::Index i = 0; i < n_ext; ++i)
-    if (evals[i] > reg && evals[i] > 0.0)
-      keep.push_back(i);
-  if (keep.empty())
-    throw NumericalError(src + ": the extended signals have no variance above the "
-                               "regularisation level (all channels constant?)");
-  const auto n_w = static_cast<Eigen::Index>(keep.size());
-  stats.n_whitened = n_w;
-  out.whiten.resize(n_w, n_ext);
-  for (Eigen::Index i = 0; i < n_w; ++i)
-    out.whiten.row(i) = eig.eigenvectors().col(keep[static_cast<std::size_t>(i)]).transpose() /
-                        std::sqrt(evals[keep[static_cast<std::size_t>(i)]]);
-  cov.resize(0, 0);
-  out.z.resize(n_w, n);
-#pragma omp parallel for schedule(dynamic)
-  for (Eigen::Index b = 0; b < nb; ++b) {
-    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-    Eigen::MatrixXd block;
-    extended_block(x, r, n0, len, block);
-    out.z.middleCols(n0, len) = (out.whiten * block).cast<float>();
-  }
-  stats.time_whiten_s = watch.elapsed_s();
-  log_debug("separation: ", n_kept, " channels x R = ", r, " -> ", n_ext, " extended, ", n_w,
-            " whitened dimensions (", format_number(stats.time_whiten_s), " s)");
+  whiten_extended(out, src, stats);
   return out;
 }
 
@@ -229,6 +238,228 @@ void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, s
       if (m >= 0 && m < n)
         z.col(m) -= avg_f.col(k);
     }
+}
+
+namespace {
+
+/// A unit's waveform and its time derivative, and their Gram matrix.
+struct Template {
+  Eigen::MatrixXd m, d;
+  double mm = 0.0, ss = 0.0, ms = 0.0, det = 0.0;
+  [[nodiscard]] bool usable() const { return mm > 0.0 && det > 1e-12 * mm * ss; }
+};
+
+Template make_template(Eigen::MatrixXd m) {
+  Template t;
+  t.d = Eigen::MatrixXd::Zero(m.rows(), m.cols());
+  for (Eigen::Index k = 1; k + 1 < m.cols(); ++k)
+    t.d.col(k) = 0.5 * (m.col(k + 1) - m.col(k - 1));
+  t.m = std::move(m);
+  t.mm = t.m.squaredNorm();
+  t.ss = t.d.squaredNorm();
+  t.ms = t.m.cwiseProduct(t.d).sum();
+  t.det = t.mm * t.ss - t.ms * t.ms;
+  return t;
+}
+
+/// The MUAPs of all `trains` at once, #rows x (2 half + 1) each, by least squares: x(c, t) =
+/// sum_u sum_k m_u(c, k) [t - k + half in train u] + rest. The normal matrix depends on the
+/// trains only (the counts of discharge pairs at each lag); one solve serves every channel. The
+/// spike-triggered mean of one unit alone, with every other unit in its error, is the special
+/// case of one train.
+std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
+                                         const std::vector<std::vector<std::int64_t>>& trains,
+                                         std::int64_t half) {
+  const Eigen::Index n = x.cols(), width = 2 * half + 1;
+  const auto n_units = static_cast<Eigen::Index>(trains.size());
+  const Eigen::Index p = n_units * width;
+  // Discharges whose window is whole.
+  std::vector<std::vector<std::int64_t>> d(trains.size());
+  for (std::size_t u = 0; u < trains.size(); ++u)
+    for (const auto j : trains[u])
+      if (j - half >= 0 && j + half < n)
+        d[u].push_back(j);
+  Eigen::MatrixXd g = Eigen::MatrixXd::Zero(p, p);
+  for (Eigen::Index u = 0; u < n_units; ++u)
+    for (Eigen::Index v = 0; v < n_units; ++v)
+      for (const auto ju : d[static_cast<std::size_t>(u)])
+        for (const auto jv : d[static_cast<std::size_t>(v)]) {
+          const std::int64_t delta = jv - ju; // sample ju + k - half = jv + l - half: k - l = delta
+          if (delta <= -width || delta >= width)
+            continue;
+          for (Eigen::Index k = std::max<Eigen::Index>(0, delta);
+               k < std::min<Eigen::Index>(width, width + delta); ++k)
+            g(u * width + k, v * width + (k - delta)) += 1.0;
+        }
+  Eigen::MatrixXd b = Eigen::MatrixXd::Zero(p, x.rows());
+  for (Eigen::Index u = 0; u < n_units; ++u)
+    for (const auto j : d[static_cast<std::size_t>(u)])
+      b.middleRows(u * width, width) += x.middleCols(j - half, width).transpose();
+  g.diagonal().array() += 1e-6 * std::max(1.0, g.diagonal().maxCoeff());
+  const Eigen::MatrixXd m = g.llt().solve(b);
+  std::vector<Eigen::MatrixXd> out;
+  for (Eigen::Index u = 0; u < n_units; ++u)
+    out.push_back(m.middleRows(u * width, width).transpose());
+  return out;
+}
+
+/// Subtracts `t` near discharge j: at the whole-sample offset in [-max_offset, max_offset] whose
+/// least-squares fit removes the most energy, with the amplitude a and sub-sample shift b / a (at
+/// most one sample) of that fit (a detected discharge may be a sample or two from where the
+/// MUAP was estimated to be, up to 4 seen in the benchmark); with `added`, t is first added back at j (it was subtracted there
+/// at amplitude 1).
+void fit_and_subtract(Eigen::MatrixXd& x, const Template& t, std::int64_t j, std::int64_t half,
+                      bool added, std::int64_t max_offset = 4) {
+  const Eigen::Index n = x.cols();
+  auto window = [&](std::int64_t c, Eigen::Index& first, Eigen::Index& k0, Eigen::Index& len) {
+    first = std::max<Eigen::Index>(0, c - half);
+    const Eigen::Index last = std::min<Eigen::Index>(n - 1, c + half);
+    k0 = first - (c - half);
+    len = last - first + 1;
+  };
+  Eigen::Index first = 0, k0 = 0, len = 0;
+  if (added) {
+    window(j, first, k0, len);
+    if (len > 0)
+      x.middleCols(first, len) += t.m.middleCols(k0, len);
+  }
+  double best_gain = -1.0, best_a = 0.0, best_b = 0.0;
+  std::int64_t best_c = j;
+  for (std::int64_t c = j - max_offset; c <= j + max_offset; ++c) {
+    window(c, first, k0, len);
+    if (len <= 0)
+      continue;
+    const auto seg = x.middleCols(first, len);
+    const double xm = seg.cwiseProduct(t.m.middleCols(k0, len)).sum();
+    const double xd = seg.cwiseProduct(t.d.middleCols(k0, len)).sum();
+    const double a = (t.ss * xm - t.ms * xd) / t.det;
+    const double b = std::clamp((t.mm * xd - t.ms * xm) / t.det, -std::abs(a), std::abs(a));
+    const double gain = a * xm + b * xd; // energy removed by the fit (the whole template's
+                                         // Gram matrix: exact for whole windows)
+    if (std::isfinite(gain) && gain > best_gain) {
+      best_gain = gain;
+      best_a = a;
+      best_b = b;
+      best_c = c;
+    }
+  }
+  if (!(best_gain > 0.0))
+    return;
+  window(best_c, first, k0, len);
+  x.middleCols(first, len) -= best_a * t.m.middleCols(k0, len) + best_b * t.d.middleCols(k0, len);
+}
+
+/// Discharges of `t` that `discharges` missed (see subtract_units()), subtracted from x.
+std::vector<std::int64_t> find_missed(Eigen::MatrixXd& x, const Template& t,
+                                      const std::vector<std::int64_t>& discharges,
+                                      std::int64_t half, std::int64_t min_distance) {
+  std::vector<std::int64_t> found;
+  const Eigen::Index n = x.cols(), width = 2 * half + 1;
+  std::vector<Eigen::Index> rows;
+  for (Eigen::Index r = 0; r < x.rows(); ++r)
+    if (t.m.row(r).squaredNorm() > 0.0)
+      rows.push_back(r);
+  Eigen::VectorXd corr = Eigen::VectorXd::Zero(n);
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index k = half; k < n - half; ++k) {
+    double c = 0.0;
+    for (const auto r : rows)
+      c += x.row(r).segment(k - half, width).dot(t.m.row(r));
+    corr[k] = c;
+  }
+  std::vector<char> near(static_cast<std::size_t>(n), 0);
+  auto mark = [&](std::int64_t j) {
+    for (std::int64_t k = std::max<std::int64_t>(0, j - min_distance);
+         k <= std::min<std::int64_t>(n - 1, j + min_distance); ++k)
+      near[static_cast<std::size_t>(k)] = 1;
+  };
+  for (const auto j : discharges)
+    mark(j);
+  for (Eigen::Index k = half; k < n - half; ++k) {
+    if (near[static_cast<std::size_t>(k)] || corr[k] < 0.6 * t.mm)
+      continue;
+    bool peak = true;
+    for (Eigen::Index q = std::max<Eigen::Index>(half, k - min_distance);
+         q <= std::min<Eigen::Index>(n - half - 1, k + min_distance) && peak; ++q)
+      peak = corr[q] < corr[k] || (corr[q] == corr[k] && q >= k);
+    if (!peak)
+      continue;
+    double c = 0.0, e = 0.0; // on the current residual
+    for (const auto r : rows) {
+      const auto seg = x.row(r).segment(k - half, width);
+      c += seg.dot(t.m.row(r));
+      e += seg.squaredNorm();
+    }
+    const double a = c / t.mm;
+    if (a < 0.6 || a > 1.4 || a * a * t.mm < 0.5 * e)
+      continue;
+    fit_and_subtract(x, t, k, half, false, 0);
+    found.push_back(k);
+    mark(k);
+  }
+  return found;
+}
+
+} // namespace
+
+std::vector<std::vector<std::int64_t>>
+subtract_units(Eigen::MatrixXd& x, const std::vector<std::vector<std::int64_t>>& trains,
+               std::int64_t half, std::int64_t min_distance) {
+  std::vector<std::vector<std::int64_t>> found(trains.size());
+  const Eigen::Index width = 2 * half + 1;
+  if (trains.empty() || half <= 0 || width > x.cols())
+    return found;
+  std::vector<Template> templates;
+  for (auto& m : joint_muaps(x, trains, half))
+    templates.push_back(make_template(std::move(m)));
+  // All at amplitude 1, then each discharge refitted (amplitude, shift) on the residual of all.
+  for (std::size_t u = 0; u < trains.size(); ++u)
+    if (templates[u].usable())
+      for (const auto j : trains[u]) {
+        const Eigen::Index first = std::max<Eigen::Index>(0, j - half);
+        const Eigen::Index last = std::min<Eigen::Index>(x.cols() - 1, j + half);
+        if (last >= first)
+          x.middleCols(first, last - first + 1) -=
+              templates[u].m.middleCols(first - (j - half), last - first + 1);
+      }
+  for (std::size_t u = 0; u < trains.size(); ++u)
+    if (templates[u].usable())
+      for (const auto j : trains[u])
+        fit_and_subtract(x, templates[u], j, half, true);
+  if (min_distance > 0)
+    for (std::size_t u = 0; u < trains.size(); ++u)
+      if (templates[u].usable())
+        found[u] = find_missed(x, templates[u], trains[u], half, min_distance);
+  return found;
+}
+
+std::vector<std::vector<std::int64_t>>
+cancel_trains(WhitenedEmg& data, const std::vector<std::vector<std::int64_t>>& trains,
+              std::int64_t half, std::int64_t min_distance, DecomposeStats& stats) {
+  std::vector<std::vector<std::int64_t>> found;
+  if (trains.empty())
+    return found;
+  // From the band-passed recording again: all the units at once, so that none carries an error
+  // of an earlier estimate.
+  const auto& kept = data.preprocessing.kept;
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    data.x.row(static_cast<Eigen::Index>(i)) = data.preprocessing.filtered.row(kept[i]);
+  Stopwatch watch;
+  found = subtract_units(data.x, trains, half, min_distance);
+  const double time_subtract_s = watch.elapsed_s();
+  std::size_t n_found = 0;
+  for (const auto& f : found)
+    n_found += f.size();
+  for (Eigen::Index i = 0; i < data.x.rows(); ++i)
+    data.x.row(i).array() -= data.x.row(i).mean();
+  const auto n_before = stats.n_whitened;
+  whiten_extended(data, "separation: the residual after " + std::to_string(trains.size()) +
+                            " subtracted units", stats);
+  log_info("separation: ", trains.size(), " units subtracted (", n_found,
+           " discharges they had missed found by their MUAPs; ", format_number(time_subtract_s),
+           " s), the residual whitened again (", stats.n_whitened, " dimensions, ", n_before,
+           " before)");
+  return found;
 }
 
 SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
@@ -347,7 +578,8 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
         params.duplicate_fraction * static_cast<double>(smaller)) {
       ++stats.n_duplicates;
       if (unit.cov_isi < other.unit.cov_isi) {
-        other = {std::move(unit), std::move(source.w)};
+        Eigen::VectorXd filter = data.whiten.transpose() * source.w;
+        other = {std::move(unit), std::move(source.w), std::move(filter), other.cancelled};
         return Verdict::replaced;
       }
       return Verdict::duplicate;
@@ -361,15 +593,67 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
   const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, fs);
   if (params.peel_off && peel_half > 0)
     peel_off(data.z, unit.discharges, peel_half);
-  units_.push_back({std::move(unit), std::move(source.w)});
+  Eigen::VectorXd filter = data.whiten.transpose() * source.w;
+  units_.push_back({std::move(unit), std::move(source.w), std::move(filter), false});
   return Verdict::accepted;
 }
 
 std::vector<Eigen::VectorXd> AcceptedUnits::vectors() const {
   std::vector<Eigen::VectorXd> v;
   for (const auto& u : units_)
-    v.push_back(u.w);
+    if (u.w.size() > 0)
+      v.push_back(u.w);
   return v;
+}
+
+std::size_t AcceptedUnits::cancel(WhitenedEmg& data, const DecomposeParams& params,
+                                  DecomposeStats& stats) {
+  std::vector<std::vector<std::int64_t>> trains;
+  std::vector<Unit*> cancelled;
+  std::size_t n_new = 0;
+  for (auto& u : units_) {
+    trains.push_back(u.unit.discharges);
+    cancelled.push_back(&u);
+    n_new += !u.cancelled;
+    u.cancelled = true;
+  }
+  if (n_new == 0)
+    return 0;
+  const auto found = cancel_trains(
+      data, trains, ms_to_samples(params.peel_off_window_ms / 2.0, data.fs_Hz),
+      std::max<std::int64_t>(1, ms_to_samples(params.min_peak_distance_ms, data.fs_Hz)), stats);
+  // The discharges found by the MUAPs join their trains.
+  for (std::size_t k = 0; k < found.size(); ++k)
+    if (!found[k].empty()) {
+      auto& d = cancelled[k]->unit.discharges;
+      d.insert(d.end(), found[k].begin(), found[k].end());
+      std::sort(d.begin(), d.end());
+    }
+  // What a subtraction leaves at a unit's discharges is the sparsest source of the residual
+  // (the new whitening amplifies it): each unit's vector becomes the spike-triggered mean of
+  // the new whitened data at its discharges (orthonormalised: the deflation basis of later
+  // candidates), and that residual is peeled off.
+  std::vector<Eigen::VectorXd> basis;
+  for (auto* u : cancelled) {
+    Eigen::VectorXd v = spike_triggered_mean(data.z, u->unit.discharges);
+    deflate(v, basis);
+    const double norm = v.norm();
+    u->w = norm > 0.0 ? Eigen::VectorXd(v / norm) : Eigen::VectorXd();
+    if (norm > 0.0)
+      basis.push_back(u->w);
+  }
+  const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, data.fs_Hz);
+  if (params.peel_off && peel_half > 0)
+    for (auto* u : cancelled)
+      peel_off(data.z, u->unit.discharges, peel_half);
+  constexpr std::int64_t excluded_half = 3;
+  data.excluded.assign(static_cast<std::size_t>(data.n_samples), 0);
+  for (auto* u : cancelled)
+    for (const auto j : u->unit.discharges)
+      for (std::int64_t k = std::max<std::int64_t>(0, j - excluded_half);
+           k <= std::min<std::int64_t>(data.n_samples - 1, j + excluded_half); ++k)
+        data.excluded[static_cast<std::size_t>(k)] = 1;
+  return n_new;
 }
 
 Decomposition AcceptedUnits::finish(const WhitenedEmg& data, const DecomposeParams& params,
@@ -387,7 +671,7 @@ Decomposition AcceptedUnits::finish(const WhitenedEmg& data, const DecomposePara
   std::vector<std::vector<std::int64_t>> trains;
   for (const auto& a : units_) {
     MotorUnit u = a.unit;
-    const Eigen::VectorXd f = data.whiten.transpose() * a.w;
+    const Eigen::VectorXd& f = a.filter;
     u.filter = Eigen::MatrixXd::Zero(out.n_channels, r);
     for (std::size_t i = 0; i < kept.size(); ++i)
       for (Eigen::Index d = 0; d < r; ++d)

@@ -319,4 +319,8 @@ TEST(BmissParams, NameTheKeyOfABadValue) {
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::read_bmiss_params(cfg3, mi::DecomposeParams{}); },
       {"run.json", "extension_factor", "-2"});
+  myotwin::ConfigReader cfg4(nlohmann::json{{"cancellation", "yes"}}, "run.json");
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::read_bmiss_params(cfg4, mi::DecomposeParams{}); },
+      {"run.json", "cancellation"});
 }

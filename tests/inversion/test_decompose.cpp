@@ -1,4 +1,6 @@
 #include <cmath>
+#include <iostream>
+#include <random>
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -10,6 +12,7 @@
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/decomposition_io.hpp"
 #include "myotwin/inversion/score.hpp"
+#include "myotwin/inversion/separation.hpp"
 #include "synthetic.hpp"
 #include "test_support.hpp"
 
@@ -226,4 +229,161 @@ TEST(Decompose, FindsUnitsWithTheLogCoshAndKurtosisContrastsToo) {
     for (const double r : roa)
       EXPECT_GE(r, 0.9) << mi::to_string(contrast);
   }
+}
+
+namespace {
+
+/// One unit's contribution to 8 channels: a biphasic wave (derivative of a Gaussian of width
+/// sigma_s, channel c scaled by gain[c]) at continuous discharge times.
+Eigen::MatrixXd unit_signal(const std::vector<double>& times_s, double sigma_s,
+                            const Eigen::VectorXd& gain, double fs, Eigen::Index n) {
+  Eigen::MatrixXd x = Eigen::MatrixXd::Zero(gain.size(), n);
+  for (const double t0 : times_s) {
+    const auto j0 = static_cast<Eigen::Index>(std::llround(t0 * fs));
+    for (Eigen::Index j = std::max<Eigen::Index>(0, j0 - 40); j < std::min(n, j0 + 41); ++j) {
+      const double u = (static_cast<double>(j) / fs - t0) / sigma_s;
+      x.col(j) += gain * (-u * std::exp(-0.5 * u * u));
+    }
+  }
+  return x;
+}
+
+/// Two units on 8 channels for 10 s at 2048 Hz with white noise (0.01): A sharp (0.5 ms,
+/// gains 1 + 0.3 c), B wider (1.5 ms, gains b_gain (8 - c)), each discharging every 100 ms
+/// with +-20 ms of jitter at continuous times (sub-sample phases).
+struct TwoUnits {
+  double fs = 2048.0;
+  Eigen::Index n = 20480;
+  std::vector<double> ta, tb;
+  Eigen::MatrixXd a, b, noise;
+};
+
+TwoUnits two_units(std::uint64_t seed, double b_gain) {
+  TwoUnits t;
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> jitter(-0.02, 0.02);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int k = 0; k < 95; ++k) {
+    t.ta.push_back(0.05 + 0.1 * k + jitter(gen));
+    t.tb.push_back(0.083 + 0.1 * k + jitter(gen));
+  }
+  Eigen::VectorXd ga(8), gb(8);
+  for (int c = 0; c < 8; ++c) {
+    ga[c] = 1.0 + 0.3 * c;
+    gb[c] = b_gain * (8 - c);
+  }
+  t.a = unit_signal(t.ta, 0.5e-3, ga, t.fs, t.n);
+  t.b = unit_signal(t.tb, 1.5e-3, gb, t.fs, t.n);
+  t.noise.resize(8, t.n);
+  for (Eigen::Index k = 0; k < t.noise.size(); ++k)
+    t.noise(k) = 0.01 * normal(gen);
+  return t;
+}
+
+} // namespace
+
+TEST(SubtractUnit, RemovesAUnitWithSubSampleDischargeTimesAndLeavesAnotherIntact) {
+  const TwoUnits u = two_units(11, 0.1);
+  const double fs = u.fs;
+  const auto &ta = u.ta, &tb = u.tb;
+  const auto &a = u.a, &b = u.b, &noise = u.noise;
+  std::vector<std::int64_t> ja;
+  for (const double t : ta)
+    ja.push_back(std::llround(t * fs));
+  const std::int64_t half = 20;
+
+  Eigen::MatrixXd x = a + b + noise;
+  mi::subtract_units(x, {ja}, half);
+  const double left = (x - b - noise).squaredNorm() / a.squaredNorm();
+
+  // The plain spike-triggered mean subtracted at the rounded discharge (no shift, no amplitude).
+  Eigen::MatrixXd y = a + b + noise;
+  Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(8, 2 * half + 1);
+  for (const auto j : ja)
+    mean += y.middleCols(j - half, 2 * half + 1);
+  mean /= static_cast<double>(ja.size());
+  for (const auto j : ja)
+    y.middleCols(j - half, 2 * half + 1) -= mean;
+  const double left_plain = (y - b - noise).squaredNorm() / a.squaredNorm();
+
+  std::cout << "left of the unit: " << left << " (plain spike-triggered mean: " << left_plain
+            << ")\n";
+  EXPECT_LT(left, 0.02);
+  EXPECT_LT(left, 0.25 * left_plain);
+  // The other unit's waveform is not damaged: B's own spike-triggered mean is kept.
+  Eigen::MatrixXd sta_b = Eigen::MatrixXd::Zero(8, 2 * half + 1), sta_true = sta_b;
+  for (const double t : tb) {
+    const auto j = std::llround(t * fs);
+    sta_b += (x - noise).middleCols(j - half, 2 * half + 1);
+    sta_true += b.middleCols(j - half, 2 * half + 1);
+  }
+  EXPECT_LT((sta_b - sta_true).norm(), 0.05 * sta_true.norm());
+}
+
+TEST(SubtractUnit, FindsTheDischargesTheTrainMissedAndNothingElse) {
+  const TwoUnits u = two_units(5, 0.3); // B as large as A: it hides some of A's discharges
+  const double fs = u.fs;
+  const auto &ta = u.ta, &tb = u.tb;
+  const auto &a = u.a, &b = u.b, &noise = u.noise;
+  // The train misses every 10th discharge.
+  std::vector<std::int64_t> train, missed;
+  for (std::size_t k = 0; k < ta.size(); ++k)
+    (k % 10 == 3 ? missed : train).push_back(std::llround(ta[k] * fs));
+  Eigen::MatrixXd x = a + b + noise;
+  const auto found = mi::subtract_units(x, {train}, 20, 41).front();
+  // Every discharge found is a missed one (within a sample): no false discharge.
+  auto within = [](const std::vector<std::int64_t>& v, double t, double tol) {
+    return std::any_of(v.begin(), v.end(),
+                       [&](std::int64_t j) { return std::abs(static_cast<double>(j) - t) <= tol; });
+  };
+  for (const auto f : found)
+    EXPECT_TRUE(within(missed, static_cast<double>(f), 1.0)) << "false discharge at " << f;
+  // Every missed one is found unless the other unit fires within the window (20 samples).
+  for (const auto m : missed) {
+    const bool overlapped = std::any_of(tb.begin(), tb.end(), [&](double t) {
+      return std::abs(t * fs - static_cast<double>(m)) <= 20.0;
+    });
+    if (!overlapped) {
+      EXPECT_TRUE(within(found, static_cast<double>(m), 1.0)) << "not found: " << m;
+    }
+  }
+  EXPECT_GE(found.size(), 8U);
+  // Left: the 2 overlapped MUAPs (2 / 95) and about 1 % of the others.
+  EXPECT_LT((x - b - noise).squaredNorm() / a.squaredNorm(), 0.04);
+}
+
+TEST(SubtractUnits, EstimatesOverlappingUnitsJointlyBetterThanOneByOne) {
+  const double fs = 2048.0;
+  const Eigen::Index n = 20480;
+  std::mt19937_64 gen(3);
+  std::uniform_real_distribution<double> phase(0.0, 0.1), jitter(-0.03, 0.03);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(8, n);
+  std::vector<std::vector<std::int64_t>> trains;
+  for (int u = 0; u < 4; ++u) { // four units of equal size, each the others' interference
+    std::vector<double> t;
+    const double t0 = 0.05 + phase(gen);
+    for (int k = 0; k < 95; ++k)
+      t.push_back(t0 + 0.1 * k + jitter(gen));
+    Eigen::VectorXd g(8);
+    for (int c = 0; c < 8; ++c)
+      g[c] = 1.0 + 0.5 * std::sin(1.3 * (u + 1) * (c + 1));
+    sum += unit_signal(t, (0.6 + 0.3 * u) * 1e-3, g, fs, n);
+    std::vector<std::int64_t> j;
+    for (const double ti : t)
+      j.push_back(std::llround(ti * fs));
+    trains.push_back(j);
+  }
+  Eigen::MatrixXd noise(8, n);
+  for (Eigen::Index k = 0; k < noise.size(); ++k)
+    noise(k) = 0.01 * normal(gen);
+  Eigen::MatrixXd joint = sum + noise, one_by_one = sum + noise;
+  (void)mi::subtract_units(joint, trains, 30);
+  for (const auto& t : trains)
+    (void)mi::subtract_units(one_by_one, {t}, 30);
+  const double left_joint = (joint - noise).squaredNorm() / sum.squaredNorm();
+  const double left_one = (one_by_one - noise).squaredNorm() / sum.squaredNorm();
+  std::cout << "left: jointly " << left_joint << ", one by one " << left_one << "\n";
+  EXPECT_LT(left_joint, 0.02);
+  EXPECT_LT(left_joint, 0.5 * left_one);
 }

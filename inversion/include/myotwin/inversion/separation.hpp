@@ -30,6 +30,10 @@ struct WhitenedEmg {
   Eigen::MatrixXd whiten;
   /// Whitened extended signals, #whitened x #samples (peeled off in place by AcceptedUnits).
   Eigen::MatrixXf z;
+  /// Samples a search contrast leaves out (empty: none): within 3 samples of the discharges of
+  /// cancelled units, where what their subtraction left is the sparsest source (set by
+  /// AcceptedUnits::cancel()).
+  std::vector<char> excluded;
 };
 
 /// Steps 1-3 of decompose() (stats: preprocessing and whitening times, n_whitened).
@@ -50,6 +54,24 @@ Eigen::VectorXd spike_triggered_mean(const Eigen::MatrixXf& z,
 /// `discharges`, at each of them.
 void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, std::int64_t half);
 
+/// Subtracts units from `x` (#channels x #samples) at their discharges (`trains`): their MUAPs
+/// over [-half, half] samples estimated all at once by least squares (so that no unit's MUAP
+/// carries the others', as a spike-triggered mean would), then fitted at each discharge with an
+/// amplitude, a whole-sample offset of at most 4 and a sub-sample shift of at most one sample
+/// (least squares on the MUAP and its time derivative). With `min_distance` > 0, the discharges a train missed are then looked
+/// for (farther than min_distance samples from its discharges): a local maximum of the
+/// correlation with the MUAP where it fits at an amplitude in [0.6, 1.4] and explains at least
+/// half the window's energy; each is subtracted too. Returns them per train (ascending).
+std::vector<std::vector<std::int64_t>>
+subtract_units(Eigen::MatrixXd& x, const std::vector<std::vector<std::int64_t>>& trains,
+               std::int64_t half, std::int64_t min_distance = 0);
+/// Successive cancellation: data.x is the band-passed recording again less subtract_units() of
+/// `trains` (all the units to cancel, those cancelled before too; window [-half, half], missed
+/// discharges looked for at min_distance), then the extension and whitening of the residual again (data.whiten, data.z; n_whitened and time_whiten_s in `stats`). Vectors of the
+/// old whitened space are meaningless afterwards. Returns, per train, the missed discharges.
+std::vector<std::vector<std::int64_t>>
+cancel_trains(WhitenedEmg& data, const std::vector<std::vector<std::int64_t>>& trains,
+              std::int64_t half, std::int64_t min_distance, DecomposeStats& stats);
 /// One source after steps 4-6.
 struct SeparatedSource {
   Eigen::VectorXd w; ///< unit separation vector (whitened space), refined
@@ -82,20 +104,32 @@ public:
   /// Counts in `stats`.
   Verdict offer(SeparatedSource source, std::int64_t found_at, WhitenedEmg& data,
                 const DecomposeParams& params, DecomposeStats& stats);
-  /// The accepted separation vectors, in order.
+  /// The separation vectors of the accepted units, in order (the deflation basis of later
+  /// candidates); for a cancelled unit, the direction of what its subtraction left.
   [[nodiscard]] std::vector<Eigen::VectorXd> vectors() const;
+  /// Successive cancellation: cancel_trains() of every accepted unit when some are new (window
+  /// peel_off_window_ms, missed discharges looked for at min_peak_distance_ms, and added to the
+  /// unit's discharges). Each unit's vector becomes the orthonormalised spike-triggered mean of
+  /// the new whitened data at its discharges, which is peeled off (what the subtraction left is
+  /// the sparsest source of the residual), and data.excluded marks the samples near them.
+  /// Returns how many were new.
+  std::size_t cancel(WhitenedEmg& data, const DecomposeParams& params, DecomposeStats& stats);
   [[nodiscard]] std::size_t size() const { return units_.size(); }
   /// The k-th accepted unit (its discharges, SIL, source; filter and MUAP are set by finish()).
   [[nodiscard]] const MotorUnit& unit(std::size_t k) const { return units_.at(k).unit; }
   /// The decomposition: filters on the extended channels, MUAPs by spike-triggered averaging,
   /// the neural drive.
+  /// The filter of a unit is the one that gave its source: on the extended band-passed channels
+  /// of the recording, less the units cancelled before it was found.
   [[nodiscard]] Decomposition finish(const WhitenedEmg& data, const DecomposeParams& params,
                                      const DecomposeStats& stats) const;
 
 private:
   struct Unit {
     MotorUnit unit;
-    Eigen::VectorXd w;
+    Eigen::VectorXd w;      ///< separation vector in the whitened space it was found in
+    Eigen::VectorXd filter; ///< the same on the extended channels (whiten^T w)
+    bool cancelled = false; ///< subtracted from the recording by cancel()
   };
   std::vector<Unit> units_;
 };
