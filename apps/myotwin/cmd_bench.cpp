@@ -7,8 +7,9 @@
 // refinement per iteration (invert.n_refine):
 //   - BMISS: invert() through the MUAP model of the subject;
 //   - blind: decompose() with n_iterations = iterations x n_refine candidates;
-//   - upper bound: separation vectors from the true MUAPs (n_refine per iteration, largest
-//     first), each handed over exactly as BMISS hands over its refined candidates;
+//   - upper bound: separation vectors from the true MUAPs (n_refine per iteration, the most
+//     separable units not yet accepted), each handed over exactly as BMISS hands over its
+//     refined candidates;
 // and, with a perturbed forward model (the phantom regenerated with subcutaneous fat 20 %
 // thicker, muscle conductivities 20 % higher and fat conductivity 20 % lower, the fibres and
 // electrodes of that model), BMISS again. Units recovered (RoA >= 0.9 at 0.5 ms tolerance)
@@ -57,6 +58,10 @@ struct BmissBenchOptions {
   double perturbation = 0.2;
   bool perturbed = true;
   double min_roa = 0.9;
+  /// Where the recording's MUAPs come from (`--muaps`): "simulation" (every fibre of each unit
+  /// through the lead fields, as `myotwin simulate`) or "model" (the MUAP model at each unit's
+  /// own parameters: the model that inverts generates the data exactly, the published setting).
+  std::string muaps = "simulation";
   /// Methods to run (`--methods`): any of bmiss, blind, upper, perturbed.
   std::vector<std::string> methods = {"bmiss", "blind", "upper", "perturbed"};
 
@@ -182,38 +187,68 @@ std::int64_t recovered_before(const inversion::Decomposition& d,
   return n;
 }
 
+/// |W c| of every unit in `data` (whitened_column(): the matched filter's peak-to-background ratio).
+std::vector<double> separability_of(const std::vector<Eigen::MatrixXd>& muaps,
+                                    const inversion::WhitenedEmg& data,
+                                    const inversion::PreprocessParams& filter) {
+  std::vector<double> out(muaps.size(), 0.0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u)
+    out[static_cast<std::size_t>(u)] =
+        inversion::whitened_column(muaps[static_cast<std::size_t>(u)], data, filter).norm();
+  return out;
+}
+
 /// The upper bound: separation vectors from the true MUAPs (`muaps` at the recording's rate,
-/// unfiltered), n_refine per iteration in the order `order`, each handed over as in invert().
-/// `separability` receives, per unit, the norm of its whitened mixing column (whitened_column():
-/// the matched filter's peak-to-background ratio before any unit is peeled off).
+/// unfiltered), handed over as in invert(), n_refine per iteration: the units not yet accepted
+/// with the largest separability |W c| in the current data (with cancellation, the whitened
+/// residual: a unit tried before is tried again only when its |W c| has grown by 10 % since).
+/// `separability` receives, per unit, |W c| before any unit is removed.
 inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
                                      const std::vector<Eigen::MatrixXd>& muaps,
-                                     const std::vector<std::size_t>& order,
                                      const inversion::BmissParams& params,
                                      std::vector<double>& separability) {
   inversion::DecomposeStats stats;
   inversion::WhitenedEmg data =
       inversion::whiten_emg(recording, inversion::separation_space(params), stats);
-  separability.assign(muaps.size(), 0.0);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u)
-    separability[static_cast<std::size_t>(u)] =
-        inversion::whitened_column(muaps[static_cast<std::size_t>(u)], data,
-                                   params.separation.preprocess)
-            .norm();
-  const auto per_iteration = std::max<std::int64_t>(1, params.n_refine);
+  const auto& filter = params.separation.preprocess;
+  separability = separability_of(muaps, data, filter);
+  const auto per_iteration = static_cast<std::size_t>(std::max<std::int64_t>(1, params.n_refine));
+  std::vector<double> tried_at(muaps.size(), 0.0); // |W c| at the last try (0: never tried)
+  std::vector<char> accepted_unit(muaps.size(), 0);
   inversion::AcceptedUnits accepted;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const auto c = inversion::score_muap(muaps[order[k]], data, accepted.vectors(),
-                                         params.separation.preprocess);
-    if (c.w.size() == 0)
-      continue;
-    (void)inversion::hand_over(c.w, static_cast<std::int64_t>(k) / per_iteration, data, accepted,
-                               params, stats);
+  std::vector<double> sep = separability;
+  for (std::int64_t it = 0; it < params.n_iterations; ++it) {
+    std::vector<std::size_t> candidates;
+    for (std::size_t u = 0; u < muaps.size(); ++u)
+      if (!accepted_unit[u] && sep[u] > 1.1 * tried_at[u])
+        candidates.push_back(u);
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [&](std::size_t a, std::size_t b) { return sep[a] > sep[b]; });
+    if (candidates.size() > per_iteration)
+      candidates.resize(per_iteration);
+    bool new_units = false;
+    for (const std::size_t u : candidates) {
+      tried_at[u] = sep[u];
+      const auto c = inversion::score_muap(muaps[u], data, accepted.vectors(), filter);
+      if (c.w.size() == 0)
+        continue;
+      const std::size_t before = accepted.size();
+      const auto v = inversion::hand_over(c.w, it, data, accepted, params, stats);
+      if (v == inversion::Verdict::accepted && accepted.size() > before) {
+        accepted_unit[u] = 1;
+        new_units = true;
+      }
+    }
     // Successive cancellation at the end of each iteration, as invert() does.
-    if (params.cancellation && (k + 1) % static_cast<std::size_t>(per_iteration) == 0 &&
-        k + 1 < order.size())
+    if (params.cancellation && new_units && it + 1 < params.n_iterations) {
       (void)accepted.cancel(data, params.separation, stats);
+      sep = separability_of(muaps, data, filter);
+      log_info("bench bmiss: upper bound, iteration ", it + 1, ": ", accepted.size(),
+               " units accepted, ",
+               std::count_if(sep.begin(), sep.end(), [](double x) { return x >= 5.0; }),
+               " units with |W c| >= 5 in the residual");
+    }
   }
   return accepted.finish(data, inversion::separation_space(params), stats);
 }
@@ -501,6 +536,11 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       ->delimiter(',')
       ->check(CLI::IsMember({"bmiss", "blind", "upper", "perturbed"}))
       ->capture_default_str();
+  cmd->add_option("--muaps", bo->muaps,
+                  "MUAPs of the recording: simulation (every fibre through the lead fields) or "
+                  "model (the MUAP model at each unit's parameters, as the published work)")
+      ->check(CLI::IsMember({"simulation", "model"}))
+      ->capture_default_str();
   cmd->add_flag("--emg-only", *emg_only,
                 "write the recordings (OUT/emg_<SNR>dB.h5, with their truth) and stop");
   add_shared_options(*cmd, *options, true);
@@ -591,17 +631,35 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       Stopwatch muap_watch;
       log_info("bench bmiss: MUAPs of the ", muscle.pool.units.size(), " units of ", b.muscle,
                " at ", n_ch, " electrodes");
-      const forward::EmgSimulation sim =
+      forward::EmgSimulation sim =
           forward::simulate_emg(model->anatomy, model->transfer, n_ch, model->skin_points_m,
                                 sim_params, config.seed, progress_display(*options));
       const double muap_time_s = muap_watch.elapsed_s();
       const std::size_t n_units = sim.muaps.size();
       const double fs = config.simulate.emg.fs_Hz;
+      // 4. The MUAP models (before the recordings: with --muaps model, one makes them).
+      forward::MuapModelParams mp = config.muap_model;
+      mp.fs_Hz = fs;
+      Stopwatch model_watch;
+      std::unique_ptr<forward::MuapModel> muap_model;
+      if (b.runs("bmiss") || b.muaps == "model") {
+        log_info("bench bmiss: MUAP model of ", b.muscle);
+        muap_model = std::make_unique<forward::MuapModel>(
+            muscle.fibres, muscle.pool, model->transfer, n_ch, mp, progress_display(*options));
+      }
+      const double model_time_s = model_watch.elapsed_s();
+      if (b.muaps == "model") {
+        log_info("bench bmiss: the recording's MUAPs from the MUAP model at each unit's parameters");
+#pragma omp parallel for schedule(dynamic, 1)
+        for (std::int64_t u = 0; u < static_cast<std::int64_t>(n_units); ++u)
+          sim.muaps[static_cast<std::size_t>(u)] = muap_model->muap(muap_model->parameters_of(
+              muscle.fibres, muscle.pool, sim.units[static_cast<std::size_t>(u)].unit));
+        sim.muap_fs_Hz = fs;
+      }
       const auto times = renewal_discharges(n_units, b.duration_s, b.rate_pps, b.isi_cov,
                                             Rng(config.seed).split(7));
-      // True MUAPs at the recording's rate (for the upper bound), and their energy order.
+      // True MUAPs at the recording's rate (for the upper bound).
       std::vector<Eigen::MatrixXd> muaps_fs(n_units);
-      std::vector<double> energy(n_units);
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t u = 0; u < static_cast<std::int64_t>(n_units); ++u) {
         const auto& m = sim.muaps[static_cast<std::size_t>(u)];
@@ -612,13 +670,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         Eigen::MatrixXd r(n, m.cols());
         for (Eigen::Index c = 0; c < m.cols(); ++c)
           r.col(c) = forward::resample_muap(m.col(c), sim.muap_fs_Hz, tau, fs, config.simulate.emg);
-        energy[static_cast<std::size_t>(u)] = r.squaredNorm();
         muaps_fs[static_cast<std::size_t>(u)] = std::move(r);
       }
-      std::vector<std::size_t> by_energy(n_units);
-      std::iota(by_energy.begin(), by_energy.end(), 0);
-      std::stable_sort(by_energy.begin(), by_energy.end(),
-                       [&](std::size_t a, std::size_t c) { return energy[a] > energy[c]; });
 
       // The recording at noise level `level`, written to OUT/emg_<SNR>dB.h5 with its truth.
       auto recording_at = [&](std::size_t level) {
@@ -639,17 +692,6 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         return 0;
       }
 
-      // 4. The MUAP models.
-      forward::MuapModelParams mp = config.muap_model;
-      mp.fs_Hz = fs;
-      Stopwatch model_watch;
-      std::unique_ptr<forward::MuapModel> muap_model;
-      if (b.runs("bmiss")) {
-        log_info("bench bmiss: MUAP model of ", b.muscle);
-        muap_model = std::make_unique<forward::MuapModel>(
-            muscle.fibres, muscle.pool, model->transfer, n_ch, mp, progress_display(*options));
-      }
-      const double model_time_s = model_watch.elapsed_s();
       std::unique_ptr<forward::SubjectForwardModel> pmodel;
       std::unique_ptr<forward::MuapModel> pmuap;
       const anatomy::MuscleModel* pmuscle = nullptr;
@@ -723,13 +765,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         if (b.runs("upper")) {
           log_info("bench bmiss: ", tag, ": upper bound (true MUAPs)");
           Stopwatch upper_watch;
-          const std::vector<std::size_t> order(
-              by_energy.begin(),
-              by_energy.begin() +
-                  static_cast<std::ptrdiff_t>(std::min<std::size_t>(
-                      n_units, static_cast<std::size_t>(params.n_iterations * per_iteration))));
           std::vector<double> sep;
-          const auto upper = upper_bound(recording, muaps_fs, order, params, sep);
+          const auto upper = upper_bound(recording, muaps_fs, params, sep);
           runs.push_back(scored_run("true MUAPs", upper, upper_watch.elapsed_s(), truth, b.min_roa,
                                     params.n_iterations, 1));
           const std::vector<double> bound = noise_limited_separability(
@@ -807,6 +844,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
                                      {"rate_pps", b.rate_pps},
                                      {"isi_cov", b.isi_cov},
                                      {"min_roa", b.min_roa},
+                                     {"recording_muaps", b.muaps},
                                      {"tolerance_ms", 0.5},
                                      {"perturbation", b.perturbed ? b.perturbation : 0.0},
                                      {"invert", inversion::to_json(params)},
@@ -820,7 +858,10 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       doc << "Model-informed separation benchmark: " << n_units << " units of " << b.muscle << ", "
           << n_ch << " channels, " << format_number(b.duration_s) << " s, "
           << format_number(b.rate_pps) << " pps (CoV " << format_number(b.isi_cov)
-          << "); recovered = RoA >= " << format_number(b.min_roa)
+          << "), MUAPs of the recording from the "
+          << (b.muaps == "model" ? "MUAP model (the model that inverts generates the data)"
+                                 : "simulation (every fibre)")
+          << "; recovered = RoA >= " << format_number(b.min_roa)
           << " at 0.5 ms. Errors: mean |error| (depth: median (mean)).\n\n"
           << md.str() << "\n"
           << props_md.str() << "\n";

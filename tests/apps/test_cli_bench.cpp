@@ -90,4 +90,21 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   const auto bad = run_myotwin("bench bmiss --methods upper,nope -o " + quoted(out) + common);
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("nope"), std::string::npos) << bad.output;
+
+  // --muaps model: the MUAP model at each unit's parameters makes the recording (the published
+  // setting), a different recording from the simulation's.
+  const auto model = run_myotwin(
+      "bench bmiss --units 12 --duration 3 --snr 20 --methods upper --muaps model -o " +
+      quoted(out) + common);
+  ASSERT_EQ(model.exit_code, 0) << model.output;
+  const auto by_model = nlohmann::json::parse(myotwin::read_text_file(out / "bench_bmiss.json"));
+  EXPECT_EQ(by_model.at("recording_muaps"), "model");
+  EXPECT_EQ(again.at("recording_muaps"), "simulation");
+  const auto& model_sep = by_model.at("levels")[0].at("separability");
+  EXPECT_NE(model_sep.at("norm_per_unit"), sep.at("norm_per_unit"));
+  EXPECT_GE(by_model.at("levels")[0].at("methods")[0].at("recovered_per_iteration")[1].get<int>(),
+            1);
+  const auto bad_muaps = run_myotwin("bench bmiss --muaps fem -o " + quoted(out) + common);
+  EXPECT_EQ(bad_muaps.exit_code, 2) << bad_muaps.output;
+  EXPECT_NE(bad_muaps.output.find("fem"), std::string::npos) << bad_muaps.output;
 }

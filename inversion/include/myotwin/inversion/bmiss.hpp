@@ -93,9 +93,9 @@ struct BmissParams {
   /// MUAP and added to the train) and the residual is extended and whitened again, so that the
   /// units left are whitened against fewer interferers. In the 100-unit benchmark at 20 dB
   /// (R = 3), removing the separable units round by round makes 60 separable with exact
-  /// removal, 58 with this subtraction at the true discharges; but through BMISS it recovered 8
-  /// instead of 15: what the subtraction leaves at the accepted units' own discharges becomes
-  /// the most kurtotic source of the re-whitened residual and the search locks onto it
+  /// removal, 58 with this subtraction at the true discharges; but through BMISS it recovered
+  /// 14 in 10 or 20 iterations instead of 15 without, at twice the time per iteration: the
+  /// units it uncovers sit at |W c| about 5, where the detected trains fail acceptance
   /// (docs/benchmarks.md). Off until that is solved.
   bool cancellation = false;
   double size_min_fibres = 0.0; ///< size bounds [real fibres] (0: the pool's range)
