@@ -228,6 +228,7 @@ BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation
                               "), got " + std::to_string(p.n_fit_probe));
   p.handover_fixed_point = s.optional<std::int64_t>("handover_fixed_point", p.handover_fixed_point,
                                                     int_in_range(0, 10000));
+  p.handover_retry = s.optional<bool>("handover_retry", p.handover_retry);
   p.extension_factor =
       s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
   p.cancellation = s.optional<bool>("cancellation", p.cancellation);
@@ -253,6 +254,7 @@ nlohmann::json to_json(const BmissParams& p) {
           {"n_fit_probe", p.n_fit_probe},
           {"fit_free_scale", p.fit_free_scale},
           {"handover_fixed_point", p.handover_fixed_point},
+          {"handover_retry", p.handover_retry},
           {"extension_factor", p.extension_factor},
           {"cancellation", p.cancellation},
           {"size_min_fibres", p.size_min_fibres},
@@ -330,20 +332,29 @@ std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteratio
                                  WhitenedEmg& data, AcceptedUnits& accepted,
                                  const BmissParams& params, DecomposeStats& stats) {
   // The model's vector is already close to the unit: a few fixed-point steps only, so that the
-  // source does not drift to another unit or an outlier, then the CoV-of-ISI refinement.
+  // source does not drift to another unit or an outlier, then the CoV-of-ISI refinement; when
+  // that fails acceptance, the full fixed-point iterations from the same vector.
   DecomposeParams handover = params.separation;
-  handover.max_fixed_point_iterations =
-      std::min<std::int64_t>(handover.max_fixed_point_iterations, params.handover_fixed_point);
-  SeparatedSource source = separate_from(data, w, accepted.vectors(), handover);
-  if (source.w.size() == 0)
-    return std::nullopt;
-  ++stats.n_candidates;
-  const double sil = source.detection.sil, cov = source.cov_isi;
-  const auto n_d = source.detection.discharges.size();
-  const Verdict v = accepted.offer(std::move(source), iteration, data, params.separation, stats);
-  log_debug("invert: hand-over: ", n_d, " discharges, SIL ", format_number(sil), ", CoV ",
-            format_number(cov), ", verdict ", static_cast<int>(v));
-  return v;
+  const std::int64_t full = handover.max_fixed_point_iterations;
+  std::optional<Verdict> verdict;
+  for (const std::int64_t steps : {std::min(full, params.handover_fixed_point), full}) {
+    handover.max_fixed_point_iterations = steps;
+    SeparatedSource source = separate_from(data, w, accepted.vectors(), handover);
+    if (source.w.size() == 0)
+      return std::nullopt;
+    ++stats.n_candidates;
+    const double sil = source.detection.sil, cov = source.cov_isi;
+    const auto n_d = source.detection.discharges.size();
+    verdict = accepted.offer(std::move(source), iteration, data, params.separation, stats);
+    log_debug("invert: hand-over (", steps, " fixed-point steps): ", n_d, " discharges, SIL ",
+              format_number(sil), ", CoV ", format_number(cov), ", verdict ",
+              static_cast<int>(*verdict));
+    const bool rejected = *verdict == Verdict::few_discharges || *verdict == Verdict::low_sil ||
+                          *verdict == Verdict::high_cov;
+    if (!rejected || !params.handover_retry || steps == full)
+      break;
+  }
+  return verdict;
 }
 
 BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,

@@ -286,6 +286,72 @@ TEST(Bmiss, TheWhitenedColumnsNormIsTheMatchedFiltersPeak) {
   EXPECT_NEAR(peak, column.norm(), 0.05 * column.norm());
 }
 
+TEST(Bmiss, AHandOverThatFailsAcceptanceIsRetriedWithTheFullFixedPoint) {
+  // Two regular units (ISIs 190-210 and 230-250 samples); the hand-over starts half-way between
+  // their whitened columns. Without fixed-point steps the source fires for both (a merged train,
+  // CoV of ISI far above 0.4): rejected. The retry's fixed-point iterations converge to one of
+  // them, which is accepted with its own discharges.
+  const Eigen::Index n_ch = 6, n_m = 12, n = 40000;
+  myotwin::Rng rng(9);
+  std::vector<Eigen::MatrixXd> muaps(2, Eigen::MatrixXd(n_m, n_ch));
+  for (int u = 0; u < 2; ++u)
+    for (Eigen::Index t = 0; t < n_m; ++t)
+      for (Eigen::Index c = 0; c < n_ch; ++c)
+        muaps[u](t, c) = std::sin(0.5 * static_cast<double>(t) + (u == 0 ? 0.7 : 2.1) * c) *
+                         std::exp(-0.2 * static_cast<double>(t)) * 1e-4;
+  mi::EmgRecording rec;
+  rec.source = "two units";
+  rec.fs_Hz = 2048.0;
+  rec.emg = Eigen::MatrixXd::Zero(n_ch, n);
+  std::vector<std::vector<std::int64_t>> spikes(2);
+  for (int u = 0; u < 2; ++u) {
+    for (std::int64_t j = 40 + 60 * u; j + n_m < n;
+         j += (u == 0 ? 190 : 230) + static_cast<std::int64_t>(rng.uniform(0, 20)))
+      spikes[u].push_back(j);
+    for (const auto j : spikes[u])
+      rec.emg.middleCols(j, n_m) += muaps[u].transpose();
+  }
+  for (Eigen::Index c = 0; c < n_ch; ++c)
+    for (Eigen::Index k = 0; k < n; ++k)
+      rec.emg(c, k) += 2e-6 * rng.normal();
+  mi::BmissParams params;
+  params.separation.preprocess.highpass_Hz = 0.0;
+  params.separation.preprocess.lowpass_Hz = 0.0;
+  params.separation.preprocess.powerline_Hz = 0.0;
+  params.separation.preprocess.reject_channels = false;
+  params.separation.extension_factor = 5;
+  params.handover_fixed_point = 0;
+  mi::DecomposeStats stats;
+  const mi::WhitenedEmg white = mi::whiten_emg(rec, params.separation, stats);
+  const Eigen::VectorXd w =
+      (mi::whitened_column(muaps[0], white, params.separation.preprocess).normalized() +
+       mi::whitened_column(muaps[1], white, params.separation.preprocess).normalized())
+          .normalized();
+
+  params.handover_retry = false;
+  mi::WhitenedEmg once = white;
+  mi::AcceptedUnits none;
+  const auto first = mi::hand_over(w, 0, once, none, params, stats);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_NE(*first, mi::Verdict::accepted);
+  EXPECT_EQ(none.size(), 0U);
+
+  params.handover_retry = true;
+  mi::WhitenedEmg twice = white;
+  mi::AcceptedUnits one;
+  const auto second = mi::hand_over(w, 0, twice, one, params, stats);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(*second, mi::Verdict::accepted);
+  ASSERT_EQ(one.size(), 1U);
+  // Its discharges are one unit's (RoA >= 0.9 within 2 samples of the MUAP's start).
+  double best = 0.0;
+  for (int u = 0; u < 2; ++u) {
+    const auto a = mi::compare_trains(one.unit(0).discharges, spikes[u], 2, 20);
+    best = std::max(best, a.roa);
+  }
+  EXPECT_GE(best, 0.9);
+}
+
 TEST(Bmiss, BadInputGivesClearMessages) {
   Problem p = make_problem(20.0);
   const auto transfer =
@@ -319,6 +385,10 @@ TEST(BmissParams, NameTheKeyOfABadValue) {
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::read_bmiss_params(cfg3, mi::DecomposeParams{}); },
       {"run.json", "extension_factor", "-2"});
+  myotwin::ConfigReader cfg5(nlohmann::json{{"handover_retry", 1}}, "run.json");
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::read_bmiss_params(cfg5, mi::DecomposeParams{}); },
+      {"run.json", "handover_retry"});
   myotwin::ConfigReader cfg4(nlohmann::json{{"cancellation", "yes"}}, "run.json");
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::read_bmiss_params(cfg4, mi::DecomposeParams{}); },

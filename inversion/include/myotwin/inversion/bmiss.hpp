@@ -76,6 +76,10 @@ struct BmissParams {
   /// unit (true-MUAP bound at 20 dB, 100 units: 13 units with 3 iterations, 19 with none; at
   /// R = 10, 16 and 35).
   std::int64_t handover_fixed_point = 0;
+  /// A hand-over that fails acceptance (too few discharges, low SIL, high CoV of ISI) is tried
+  /// again from the same vector with the blind separation's full fixed-point iterations
+  /// (`handover_retry`): the two starts find different units.
+  bool handover_retry = true;
   /// Extension factor of a finer separation space (`extension_factor`, default 0: none, the
   /// search space's). The model's candidates are always searched in the whitened space of the
   /// decompose extension (about 1000 extended channels), where a matched filter built from an
@@ -180,8 +184,10 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
 
 /// Step 3 for one separation vector `w` (whitened space): at most params.handover_fixed_point
 /// fixed-point iterations and the CoV-of-ISI refinement from `w` (separate_from(), deflated
-/// against `accepted`), then the offer to `accepted` stamped with `iteration`. Returns the
-/// verdict, or nothing when `w` lies in the span of the accepted vectors. Used by invert() and
+/// against `accepted`), then the offer to `accepted` stamped with `iteration`; with
+/// params.handover_retry, a source that fails acceptance is separated again from `w` with the
+/// full fixed-point iterations and offered too (each try counts as a candidate in `stats`).
+/// Returns the last verdict, or nothing when `w` lies in the span of the accepted vectors. Used by invert() and
 /// by the benchmark's upper bound (vectors from the true MUAPs).
 std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteration,
                                  WhitenedEmg& data, AcceptedUnits& accepted,
