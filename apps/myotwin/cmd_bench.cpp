@@ -244,10 +244,12 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
     if (params.cancellation && new_units && it + 1 < params.n_iterations) {
       (void)accepted.cancel(data, params.separation, stats);
       sep = separability_of(muaps, data, filter);
+      std::size_t n_separable = 0;
+      for (std::size_t u = 0; u < muaps.size(); ++u)
+        n_separable += !accepted_unit[u] && sep[u] >= 5.0;
       log_info("bench bmiss: upper bound, iteration ", it + 1, ": ", accepted.size(),
-               " units accepted, ",
-               std::count_if(sep.begin(), sep.end(), [](double x) { return x >= 5.0; }),
-               " units with |W c| >= 5 in the residual");
+               " units accepted, ", n_separable,
+               " others with |W c| >= 5 in the residual");
     }
   }
   return accepted.finish(data, inversion::separation_space(params), stats);

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
+#include <Eigen/SVD>
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
@@ -84,13 +86,10 @@ std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
 }
 
-/// Step 3: the whitening of the extended data.x (covariance, eigen-decomposition, eigenvalues
-/// at most the mean of the lower half dropped), data.whiten and data.z. `src` names the
-/// recording in errors.
-void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& stats) {
-  Stopwatch watch;
-  const Eigen::Index n = data.x.cols(), r = data.extension_factor;
-  const Eigen::Index n_ext = data.x.rows() * r;
+/// The covariance of the extension (factor r) of x, (#rows r) x (#rows r), in fixed blocks
+/// (the same bits at any thread count).
+Eigen::MatrixXd extended_covariance(const Eigen::MatrixXd& x, Eigen::Index r) {
+  const Eigen::Index n = x.cols(), n_ext = x.rows() * r;
   const Eigen::Index nb = n_blocks(n);
   std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
 #pragma omp parallel for schedule(dynamic)
@@ -99,7 +98,7 @@ void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& 
     Eigen::MatrixXd block;
     for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
       const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-      extended_block(data.x, r, n0, len, block);
+      extended_block(x, r, n0, len, block);
       c.selfadjointView<Eigen::Lower>().rankUpdate(block);
     }
     cov_parts[static_cast<std::size_t>(g)] = std::move(c);
@@ -107,8 +106,18 @@ void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& 
   Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
   for (const auto& c : cov_parts)
     cov += c;
-  cov_parts.clear();
-  cov = Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
+  return Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
+}
+
+/// Step 3: the whitening of the extended data.x (covariance, eigen-decomposition, eigenvalues
+/// at most the mean of the lower half dropped), data.whiten and data.z. `src` names the
+/// recording in errors.
+void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& stats) {
+  Stopwatch watch;
+  const Eigen::Index n = data.x.cols(), r = data.extension_factor;
+  const Eigen::Index n_ext = data.x.rows() * r;
+  const Eigen::Index nb = n_blocks(n);
+  Eigen::MatrixXd cov = extended_covariance(data.x, r);
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
   if (eig.info() != Eigen::Success)
     throw NumericalError(src + ": the eigen-decomposition of the extended covariance failed");
@@ -297,9 +306,31 @@ std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
       b.middleRows(u * width, width) += x.middleCols(j - half, width).transpose();
   g.diagonal().array() += 1e-6 * std::max(1.0, g.diagonal().maxCoeff());
   const Eigen::MatrixXd m = g.llt().solve(b);
+  // Each estimate carries the background averaged over its discharges, about sigma_c / sqrt(N)
+  // per coefficient, and subtracting it at every discharge would add that average back as a
+  // ghost unit firing with the cancelled one. The MUAP is kept in the singular components of
+  // the channel-scaled estimate above the largest a noise matrix of that size reaches,
+  // (sqrt(#channels) + sqrt(width)) / sqrt(N) (Marchenko-Pastur edge).
+  Eigen::VectorXd sigma = (x.rowwise().squaredNorm() / static_cast<double>(n)).cwiseSqrt();
+  sigma = sigma.cwiseMax(1e-300);
   std::vector<Eigen::MatrixXd> out;
-  for (Eigen::Index u = 0; u < n_units; ++u)
-    out.push_back(m.middleRows(u * width, width).transpose());
+  for (Eigen::Index u = 0; u < n_units; ++u) {
+    Eigen::MatrixXd mu = m.middleRows(u * width, width).transpose();
+    const auto n_u = static_cast<double>(d[static_cast<std::size_t>(u)].size());
+    if (n_u > 0.0) {
+      const Eigen::MatrixXd scaled = sigma.cwiseInverse().asDiagonal() * mu;
+      const Eigen::BDCSVD<Eigen::MatrixXd> svd(scaled, Eigen::ComputeThinU | Eigen::ComputeThinV);
+      const double edge = (std::sqrt(static_cast<double>(mu.rows())) +
+                           std::sqrt(static_cast<double>(width))) /
+                          std::sqrt(n_u);
+      Eigen::VectorXd sv = svd.singularValues();
+      for (Eigen::Index k = 0; k < sv.size(); ++k)
+        if (sv[k] <= edge)
+          sv[k] = 0.0;
+      mu = sigma.asDiagonal() * (svd.matrixU() * sv.asDiagonal() * svd.matrixV().transpose());
+    }
+    out.push_back(std::move(mu));
+  }
   return out;
 }
 

@@ -352,6 +352,44 @@ TEST(SubtractUnit, FindsTheDischargesTheTrainMissedAndNothingElse) {
   EXPECT_LT((x - b - noise).squaredNorm() / a.squaredNorm(), 0.04);
 }
 
+TEST(SubtractUnits, DoNotSubtractTheNoiseAveragedIntoTheMuap) {
+  // One unit of a low-rank MUAP (two waveforms over 32 channels) at 60 whole-sample discharges
+  // in white noise. The least-squares MUAP carries the noise averaged over its discharges
+  // (sigma / sqrt(60) per coefficient); subtracting that at every discharge would leave the
+  // residual short of the noise by channels x width x sigma^2 in all. Kept to the MUAP's
+  // singular components above the noise, the estimate leaves well under half of that.
+  const Eigen::Index n_ch = 32, n = 15000;
+  const std::int64_t half = 20, width = 2 * half + 1;
+  const double sigma = 1.0;
+  myotwin::Rng rng(17);
+  Eigen::MatrixXd muap(n_ch, width);
+  for (Eigen::Index c = 0; c < n_ch; ++c)
+    for (std::int64_t k = 0; k < width; ++k) {
+      const double t = static_cast<double>(k - half) / 4.0;
+      const double g = std::exp(-0.5 * t * t);
+      const double xc = static_cast<double>(c) / static_cast<double>(n_ch - 1);
+      muap(c, k) = 12.0 * sigma * (std::sin(3.0 * xc) * -t * g + std::cos(2.0 * xc) * (t * t - 1.0) * g);
+    }
+  std::vector<std::int64_t> train;
+  for (std::int64_t j = 100; j + half < n && train.size() < 60;
+       j += 180 + static_cast<std::int64_t>(rng.uniform(0, 60)))
+    train.push_back(j);
+  ASSERT_EQ(train.size(), 60U);
+  Eigen::MatrixXd noise(n_ch, n);
+  for (Eigen::Index c = 0; c < n_ch; ++c)
+    for (Eigen::Index k = 0; k < n; ++k)
+      noise(c, k) = sigma * rng.normal();
+  Eigen::MatrixXd x = noise;
+  for (const auto j : train)
+    x.middleCols(j - half, width) += muap;
+  mi::subtract_units(x, {train}, half);
+  const double error = (x - noise).squaredNorm() /
+                       (static_cast<double>(n_ch * width) * sigma * sigma);
+  std::cout << "left minus the noise: " << error
+            << " of channels x width x sigma^2 (a full least-squares MUAP: about 1)\n";
+  EXPECT_LT(error, 0.4);
+}
+
 TEST(SubtractUnits, EstimatesOverlappingUnitsJointlyBetterThanOneByOne) {
   const double fs = 2048.0;
   const Eigen::Index n = 20480;

@@ -56,7 +56,10 @@ void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, s
 
 /// Subtracts units from `x` (#channels x #samples) at their discharges (`trains`): their MUAPs
 /// over [-half, half] samples estimated all at once by least squares (so that no unit's MUAP
-/// carries the others', as a spike-triggered mean would), then fitted at each discharge with an
+/// carries the others', as a spike-triggered mean would) and kept to their singular components
+/// above the noise (channels scaled by their rms; edge (sqrt(#channels) + sqrt(2 half + 1)) /
+/// sqrt(#discharges)), so that the background averaged into an estimate is not subtracted at
+/// every discharge as a ghost unit; then fitted at each discharge with an
 /// amplitude, a whole-sample offset of at most 4 and a sub-sample shift of at most one sample
 /// (least squares on the MUAP and its time derivative). With `min_distance` > 0, the discharges a train missed are then looked
 /// for (farther than min_distance samples from its discharges): a local maximum of the
