@@ -187,7 +187,8 @@ std::int64_t recovered_before(const inversion::Decomposition& d,
   return n;
 }
 
-/// |W c| of every unit in `data` (whitened_column(): the matched filter's peak-to-background ratio).
+/// |W c| of every unit in `data` (whitened_column(): the matched filter's peak-to-background
+/// ratio).
 std::vector<double> separability_of(const std::vector<Eigen::MatrixXd>& muaps,
                                     const inversion::WhitenedEmg& data,
                                     const inversion::PreprocessParams& filter) {
@@ -248,8 +249,7 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
       for (std::size_t u = 0; u < muaps.size(); ++u)
         n_separable += !accepted_unit[u] && sep[u] >= 5.0;
       log_info("bench bmiss: upper bound, iteration ", it + 1, ": ", accepted.size(),
-               " units accepted, ", n_separable,
-               " others with |W c| >= 5 in the residual");
+               " units accepted, ", n_separable, " others with |W c| >= 5 in the residual");
     }
   }
   return accepted.finish(data, inversion::separation_space(params), stats);
@@ -270,8 +270,8 @@ ideal_cancellation(const inversion::EmgRecording& recording,
                    const std::vector<std::vector<double>>& times_s, double duration_s,
                    forward::EmgParams emg_params, const inversion::BmissParams& params,
                    double threshold, const std::vector<std::vector<std::int64_t>>* spike_samples) {
-  const std::int64_t half = std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 *
-                                         recording.fs_Hz);
+  const std::int64_t half =
+      std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * recording.fs_Hz);
   emg_params.add_noise = false;
   inversion::EmgRecording residual = recording;
   std::vector<bool> removed(muaps.size(), false);
@@ -312,9 +312,9 @@ ideal_cancellation(const inversion::EmgRecording& recording,
     log_info("bench bmiss: ideal cancellation round ", round + 1, ": ", sub_muaps.size(),
              " units separable (", n_removed, " in all)");
     if (!spike_samples)
-      residual.emg -= forward::synthesize_emg(sub_muaps, muap_fs_Hz, sub_times, duration_s,
-                                              emg_params, Rng(0))
-                          .emg_clean;
+      residual.emg -=
+          forward::synthesize_emg(sub_muaps, muap_fs_Hz, sub_times, duration_s, emg_params, Rng(0))
+              .emg_clean;
   }
   return counts;
 }
@@ -651,7 +651,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       }
       const double model_time_s = model_watch.elapsed_s();
       if (b.muaps == "model") {
-        log_info("bench bmiss: the recording's MUAPs from the MUAP model at each unit's parameters");
+        log_info(
+            "bench bmiss: the recording's MUAPs from the MUAP model at each unit's parameters");
 #pragma omp parallel for schedule(dynamic, 1)
         for (std::int64_t u = 0; u < static_cast<std::int64_t>(n_units); ++u)
           sim.muaps[static_cast<std::size_t>(u)] = muap_model->muap(muap_model->parameters_of(
@@ -723,10 +724,11 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       // Separability of the true units: the matched filter's peak-to-background ratio |W c|.
       const std::vector<double> separability_thresholds = {3.0, 5.0, 8.0};
       std::ostringstream separability_md;
-      separability_md << "| SNR | R | whitened | units with \\|W c\\| >= 3 | >= 5 | >= 8 | median "
-                         "\\|W c\\| | noise-limited >= 5 | exact cancellation, >= 5 after each round "
-                         "| the same, MUAPs estimated at the true discharges "
-                         "|\n|---|---|---|---|---|---|---|---|---|---|\n";
+      separability_md
+          << "| SNR | R | whitened | units with \\|W c\\| >= 3 | >= 5 | >= 8 | median "
+             "\\|W c\\| | noise-limited >= 5 | exact cancellation, >= 5 after each round "
+             "| the same, MUAPs estimated at the true discharges "
+             "|\n|---|---|---|---|---|---|---|---|---|---|\n";
       nlohmann::json separability_json = nlohmann::json::array();
       std::ostringstream props_md;
       props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "

@@ -86,29 +86,6 @@ std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
 }
 
-/// The covariance of the extension (factor r) of x, (#rows r) x (#rows r), in fixed blocks
-/// (the same bits at any thread count).
-Eigen::MatrixXd extended_covariance(const Eigen::MatrixXd& x, Eigen::Index r) {
-  const Eigen::Index n = x.cols(), n_ext = x.rows() * r;
-  const Eigen::Index nb = n_blocks(n);
-  std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
-#pragma omp parallel for schedule(dynamic)
-  for (int g = 0; g < n_cov_groups; ++g) {
-    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n_ext, n_ext);
-    Eigen::MatrixXd block;
-    for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
-      const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-      extended_block(x, r, n0, len, block);
-      c.selfadjointView<Eigen::Lower>().rankUpdate(block);
-    }
-    cov_parts[static_cast<std::size_t>(g)] = std::move(c);
-  }
-  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
-  for (const auto& c : cov_parts)
-    cov += c;
-  return Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
-}
-
 /// Step 3: the whitening of the extended data.x (covariance, eigen-decomposition, eigenvalues
 /// at most the mean of the lower half dropped), data.whiten and data.z. `src` names the
 /// recording in errors.
@@ -117,7 +94,23 @@ void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& 
   const Eigen::Index n = data.x.cols(), r = data.extension_factor;
   const Eigen::Index n_ext = data.x.rows() * r;
   const Eigen::Index nb = n_blocks(n);
-  Eigen::MatrixXd cov = extended_covariance(data.x, r);
+  std::vector<Eigen::MatrixXd> cov_parts(n_cov_groups);
+#pragma omp parallel for schedule(dynamic)
+  for (int g = 0; g < n_cov_groups; ++g) {
+    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n_ext, n_ext);
+    Eigen::MatrixXd block;
+    for (Eigen::Index b = g; b < nb; b += n_cov_groups) {
+      const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
+      extended_block(data.x, r, n0, len, block);
+      c.selfadjointView<Eigen::Lower>().rankUpdate(block);
+    }
+    cov_parts[static_cast<std::size_t>(g)] = std::move(c);
+  }
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n_ext, n_ext);
+  for (const auto& c : cov_parts)
+    cov += c;
+  cov_parts.clear();
+  cov = Eigen::MatrixXd(cov.selfadjointView<Eigen::Lower>()) / static_cast<double>(n);
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
   if (eig.info() != Eigen::Success)
     throw NumericalError(src + ": the eigen-decomposition of the extended covariance failed");
@@ -136,7 +129,7 @@ void whiten_extended(WhitenedEmg& data, const std::string& src, DecomposeStats& 
   data.whiten.resize(n_w, n_ext);
   for (Eigen::Index i = 0; i < n_w; ++i)
     data.whiten.row(i) = eig.eigenvectors().col(keep[static_cast<std::size_t>(i)]).transpose() /
-                        std::sqrt(evals[keep[static_cast<std::size_t>(i)]]);
+                         std::sqrt(evals[keep[static_cast<std::size_t>(i)]]);
   cov.resize(0, 0);
   data.z.resize(n_w, n);
 #pragma omp parallel for schedule(dynamic)
@@ -320,9 +313,9 @@ std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
     if (n_u > 0.0) {
       const Eigen::MatrixXd scaled = sigma.cwiseInverse().asDiagonal() * mu;
       const Eigen::BDCSVD<Eigen::MatrixXd> svd(scaled, Eigen::ComputeThinU | Eigen::ComputeThinV);
-      const double edge = (std::sqrt(static_cast<double>(mu.rows())) +
-                           std::sqrt(static_cast<double>(width))) /
-                          std::sqrt(n_u);
+      const double edge =
+          (std::sqrt(static_cast<double>(mu.rows())) + std::sqrt(static_cast<double>(width))) /
+          std::sqrt(n_u);
       Eigen::VectorXd sv = svd.singularValues();
       for (Eigen::Index k = 0; k < sv.size(); ++k)
         if (sv[k] <= edge)
@@ -337,8 +330,8 @@ std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
 /// Subtracts `t` near discharge j: at the whole-sample offset in [-max_offset, max_offset] whose
 /// least-squares fit removes the most energy, with the amplitude a and sub-sample shift b / a (at
 /// most one sample) of that fit (a detected discharge may be a sample or two from where the
-/// MUAP was estimated to be, up to 4 seen in the benchmark); with `added`, t is first added back at j (it was subtracted there
-/// at amplitude 1).
+/// MUAP was estimated to be, up to 4 seen in the benchmark); with `added`, t is first added back at
+/// j (it was subtracted there at amplitude 1).
 void fit_and_subtract(Eigen::MatrixXd& x, const Template& t, std::int64_t j, std::int64_t half,
                       bool added, std::int64_t max_offset = 4) {
   const Eigen::Index n = x.cols();
@@ -484,8 +477,9 @@ cancel_trains(WhitenedEmg& data, const std::vector<std::vector<std::int64_t>>& t
   for (Eigen::Index i = 0; i < data.x.rows(); ++i)
     data.x.row(i).array() -= data.x.row(i).mean();
   const auto n_before = stats.n_whitened;
-  whiten_extended(data, "separation: the residual after " + std::to_string(trains.size()) +
-                            " subtracted units", stats);
+  whiten_extended(
+      data, "separation: the residual after " + std::to_string(trains.size()) + " subtracted units",
+      stats);
   log_info("separation: ", trains.size(), " units subtracted (", n_found,
            " discharges they had missed found by their MUAPs; ", format_number(time_subtract_s),
            " s), the residual whitened again (", stats.n_whitened, " dimensions, ", n_before,

@@ -93,9 +93,9 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
 
   // --muaps model: the MUAP model at each unit's parameters makes the recording (the published
   // setting), a different recording from the simulation's.
-  const auto model = run_myotwin(
-      "bench bmiss --units 12 --duration 3 --snr 20 --methods upper --muaps model -o " +
-      quoted(out) + common);
+  const auto model =
+      run_myotwin("bench bmiss --units 12 --duration 3 --snr 20 --methods upper --muaps model -o " +
+                  quoted(out) + common);
   ASSERT_EQ(model.exit_code, 0) << model.output;
   const auto by_model = nlohmann::json::parse(myotwin::read_text_file(out / "bench_bmiss.json"));
   EXPECT_EQ(by_model.at("recording_muaps"), "model");

@@ -328,18 +328,19 @@ TEST(Bmiss, AHandOverThatFailsAcceptanceIsRetriedWithTheFullFixedPoint) {
        mi::whitened_column(muaps[1], white, params.separation.preprocess).normalized())
           .normalized();
 
-  params.handover_retry = false;
-  mi::WhitenedEmg once = white;
+  // The hand-over of w into a copy of the whitened data, with or without the retry.
+  auto hand_over = [&](bool retry, mi::AcceptedUnits& accepted) {
+    params.handover_retry = retry;
+    mi::WhitenedEmg data = white;
+    return mi::hand_over(w, 0, data, accepted, params, stats);
+  };
   mi::AcceptedUnits none;
-  const auto first = mi::hand_over(w, 0, once, none, params, stats);
+  const auto first = hand_over(false, none);
   ASSERT_TRUE(first.has_value());
   EXPECT_NE(*first, mi::Verdict::accepted);
   EXPECT_EQ(none.size(), 0U);
-
-  params.handover_retry = true;
-  mi::WhitenedEmg twice = white;
   mi::AcceptedUnits one;
-  const auto second = mi::hand_over(w, 0, twice, one, params, stats);
+  const auto second = hand_over(true, one);
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(*second, mi::Verdict::accepted);
   ASSERT_EQ(one.size(), 1U);

@@ -368,7 +368,8 @@ TEST(SubtractUnits, DoNotSubtractTheNoiseAveragedIntoTheMuap) {
       const double t = static_cast<double>(k - half) / 4.0;
       const double g = std::exp(-0.5 * t * t);
       const double xc = static_cast<double>(c) / static_cast<double>(n_ch - 1);
-      muap(c, k) = 12.0 * sigma * (std::sin(3.0 * xc) * -t * g + std::cos(2.0 * xc) * (t * t - 1.0) * g);
+      muap(c, k) =
+          12.0 * sigma * (std::sin(3.0 * xc) * -t * g + std::cos(2.0 * xc) * (t * t - 1.0) * g);
     }
   std::vector<std::int64_t> train;
   for (std::int64_t j = 100; j + half < n && train.size() < 60;
@@ -383,8 +384,8 @@ TEST(SubtractUnits, DoNotSubtractTheNoiseAveragedIntoTheMuap) {
   for (const auto j : train)
     x.middleCols(j - half, width) += muap;
   mi::subtract_units(x, {train}, half);
-  const double error = (x - noise).squaredNorm() /
-                       (static_cast<double>(n_ch * width) * sigma * sigma);
+  const double error =
+      (x - noise).squaredNorm() / (static_cast<double>(n_ch * width) * sigma * sigma);
   std::cout << "left minus the noise: " << error
             << " of channels x width x sigma^2 (a full least-squares MUAP: about 1)\n";
   EXPECT_LT(error, 0.4);

@@ -187,8 +187,8 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
 /// against `accepted`), then the offer to `accepted` stamped with `iteration`; with
 /// params.handover_retry, a source that fails acceptance is separated again from `w` with the
 /// full fixed-point iterations and offered too (each try counts as a candidate in `stats`).
-/// Returns the last verdict, or nothing when `w` lies in the span of the accepted vectors. Used by invert() and
-/// by the benchmark's upper bound (vectors from the true MUAPs).
+/// Returns the last verdict, or nothing when `w` lies in the span of the accepted vectors. Used by
+/// invert() and by the benchmark's upper bound (vectors from the true MUAPs).
 std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteration,
                                  WhitenedEmg& data, AcceptedUnits& accepted,
                                  const BmissParams& params, DecomposeStats& stats);

@@ -61,17 +61,19 @@ void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, s
 /// sqrt(#discharges)), so that the background averaged into an estimate is not subtracted at
 /// every discharge as a ghost unit; then fitted at each discharge with an
 /// amplitude, a whole-sample offset of at most 4 and a sub-sample shift of at most one sample
-/// (least squares on the MUAP and its time derivative). With `min_distance` > 0, the discharges a train missed are then looked
-/// for (farther than min_distance samples from its discharges): a local maximum of the
-/// correlation with the MUAP where it fits at an amplitude in [0.6, 1.4] and explains at least
-/// half the window's energy; each is subtracted too. Returns them per train (ascending).
+/// (least squares on the MUAP and its time derivative). With `min_distance` > 0, the discharges a
+/// train missed are then looked for (farther than min_distance samples from its discharges): a
+/// local maximum of the correlation with the MUAP where it fits at an amplitude in [0.6, 1.4] and
+/// explains at least half the window's energy; each is subtracted too. Returns them per train
+/// (ascending).
 std::vector<std::vector<std::int64_t>>
 subtract_units(Eigen::MatrixXd& x, const std::vector<std::vector<std::int64_t>>& trains,
                std::int64_t half, std::int64_t min_distance = 0);
 /// Successive cancellation: data.x is the band-passed recording again less subtract_units() of
 /// `trains` (all the units to cancel, those cancelled before too; window [-half, half], missed
-/// discharges looked for at min_distance), then the extension and whitening of the residual again (data.whiten, data.z; n_whitened and time_whiten_s in `stats`). Vectors of the
-/// old whitened space are meaningless afterwards. Returns, per train, the missed discharges.
+/// discharges looked for at min_distance), then the extension and whitening of the residual again
+/// (data.whiten, data.z; n_whitened and time_whiten_s in `stats`). Vectors of the old whitened
+/// space are meaningless afterwards. Returns, per train, the missed discharges.
 std::vector<std::vector<std::int64_t>>
 cancel_trains(WhitenedEmg& data, const std::vector<std::vector<std::int64_t>>& trains,
               std::int64_t half, std::int64_t min_distance, DecomposeStats& stats);
