@@ -255,68 +255,104 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
   return accepted.finish(data, inversion::separation_space(params), stats);
 }
 
+/// Whether `discharges` recover the true `train` (RoA >= min_roa at 0.5 ms, best lag).
+bool recovers(const std::vector<std::int64_t>& discharges, const std::vector<std::int64_t>& train,
+              double fs_Hz, double min_roa) {
+  inversion::SpikeTrains found, truth;
+  found.fs_Hz = truth.fs_Hz = fs_Hz;
+  found.unit_id = truth.unit_id = {0};
+  found.samples = {discharges};
+  truth.samples = {train};
+  std::sort(truth.samples[0].begin(), truth.samples[0].end());
+  inversion::ScoreParams sp;
+  sp.tolerance_ms = 0.5;
+  const auto result = inversion::score(found, truth, sp);
+  return !result.matches.empty() && result.matches[0].agreement.roa >= min_roa;
+}
+
+/// Rounds of cancellation_rounds(): per round, the units removed so far and, of them, those the
+/// hand-over recovered so far.
+struct CancellationRounds {
+  std::vector<std::int64_t> removed, recovered;
+};
+
 /// Successive cancellation with exact knowledge, what subtracting identified units could give at
 /// best: in rounds, the units whose separability |W c| in the whitened residual is at least
 /// `threshold` are removed exactly (their noise-free contribution at the true sub-sample
 /// discharge times, `muaps` at `muap_fs_Hz`) and the residual is extended and whitened again.
-/// With `spike_samples` (the true discharges, samples), the units are instead removed as
-/// invert() cancels them (subtract_units(): their MUAPs estimated jointly from the recording, an
-/// amplitude and a sub-sample shift per discharge): what the estimate of the MUAP loses.
-/// Returns the number of units removed so far after each round, until a round adds none.
-std::vector<std::int64_t>
-ideal_cancellation(const inversion::EmgRecording& recording,
-                   const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
-                   const std::vector<Eigen::MatrixXd>& muaps_fs,
-                   const std::vector<std::vector<double>>& times_s, double duration_s,
-                   forward::EmgParams emg_params, const inversion::BmissParams& params,
-                   double threshold, const std::vector<std::vector<std::int64_t>>* spike_samples) {
+/// With `estimated`, the units are instead removed as invert() cancels them (subtract_units() at
+/// the true discharges `spike_samples`: their MUAPs estimated jointly from the recording): what
+/// the estimate of the MUAP loses. In each round, before the removal, the true-MUAP vectors of
+/// the separable units are handed over (hand_over(), largest |W c| first, into a fresh set of
+/// accepted units) and those whose accepted train recovers the unit are counted: |W c| says a
+/// unit could be separated, the hand-over whether it is. Stops when a round removes none.
+CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
+                                       const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
+                                       const std::vector<Eigen::MatrixXd>& muaps_fs,
+                                       const std::vector<std::vector<double>>& times_s,
+                                       const std::vector<std::vector<std::int64_t>>& spike_samples,
+                                       double duration_s, forward::EmgParams emg_params,
+                                       const inversion::BmissParams& params, double threshold,
+                                       double min_roa, bool estimated) {
   const std::int64_t half =
       std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * recording.fs_Hz);
+  const auto& filter = params.separation.preprocess;
   emg_params.add_noise = false;
   inversion::EmgRecording residual = recording;
   std::vector<bool> removed(muaps.size(), false);
-  std::vector<std::int64_t> counts;
-  std::int64_t n_removed = 0;
+  CancellationRounds out;
+  std::int64_t n_removed = 0, n_recovered = 0;
   for (std::size_t round = 0; round < muaps.size(); ++round) {
     inversion::DecomposeStats stats;
-    const inversion::WhitenedEmg data =
+    inversion::WhitenedEmg data =
         inversion::whiten_emg(residual, inversion::separation_space(params), stats);
-    std::vector<char> separable(muaps.size(), 0);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t u = 0; u < static_cast<std::int64_t>(muaps.size()); ++u)
-      if (!removed[static_cast<std::size_t>(u)])
-        separable[static_cast<std::size_t>(u)] =
-            inversion::whitened_column(muaps_fs[static_cast<std::size_t>(u)], data,
-                                       params.separation.preprocess)
-                .norm() >= threshold;
+    std::vector<double> sep = separability_of(muaps_fs, data, filter);
+    std::vector<std::size_t> separable;
+    for (std::size_t u = 0; u < muaps.size(); ++u)
+      if (!removed[u] && sep[u] >= threshold)
+        separable.push_back(u);
+    if (separable.empty())
+      break;
+    std::stable_sort(separable.begin(), separable.end(),
+                     [&](std::size_t a, std::size_t b) { return sep[a] > sep[b]; });
+    inversion::AcceptedUnits accepted;
+    for (const std::size_t u : separable) {
+      const auto c = inversion::score_muap(muaps_fs[u], data, accepted.vectors(), filter);
+      if (c.w.size() == 0)
+        continue;
+      const std::size_t before = accepted.size();
+      const auto v = inversion::hand_over(c.w, 0, data, accepted, params, stats);
+      n_recovered += v == inversion::Verdict::accepted && accepted.size() > before &&
+                     recovers(accepted.unit(accepted.size() - 1).discharges, spike_samples[u],
+                              recording.fs_Hz, min_roa);
+    }
     std::vector<Eigen::MatrixXd> sub_muaps;
     std::vector<std::vector<double>> sub_times;
-    for (std::size_t u = 0; u < muaps.size(); ++u)
-      if (separable[u]) {
-        removed[u] = true;
-        sub_muaps.push_back(muaps[u]);
-        sub_times.push_back(times_s[u]);
-      }
-    if (spike_samples) { // all removed units at once, from the recording
+    for (const std::size_t u : separable) {
+      removed[u] = true;
+      sub_muaps.push_back(muaps[u]);
+      sub_times.push_back(times_s[u]);
+    }
+    n_removed += static_cast<std::int64_t>(separable.size());
+    out.removed.push_back(n_removed);
+    out.recovered.push_back(n_recovered);
+    log_info("bench bmiss: ", estimated ? "estimated" : "exact", " cancellation round ", round + 1,
+             ": ", separable.size(), " units separable (", n_removed,
+             " in all), hand-over recovered ", n_recovered, " in all");
+    if (estimated) { // all removed units at once, from the recording
       std::vector<std::vector<std::int64_t>> trains;
       for (std::size_t u = 0; u < muaps.size(); ++u)
         if (removed[u])
-          trains.push_back((*spike_samples)[u]);
+          trains.push_back(spike_samples[u]);
       residual.emg = recording.emg;
       (void)inversion::subtract_units(residual.emg, trains, half);
-    }
-    if (sub_muaps.empty())
-      break;
-    n_removed += static_cast<std::int64_t>(sub_muaps.size());
-    counts.push_back(n_removed);
-    log_info("bench bmiss: ideal cancellation round ", round + 1, ": ", sub_muaps.size(),
-             " units separable (", n_removed, " in all)");
-    if (!spike_samples)
+    } else {
       residual.emg -=
           forward::synthesize_emg(sub_muaps, muap_fs_Hz, sub_times, duration_s, emg_params, Rng(0))
               .emg_clean;
+    }
   }
-  return counts;
+  return out;
 }
 
 /// Per unit, the separability that the noise alone allows: the matched filter's peak over the
@@ -726,8 +762,9 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       std::ostringstream separability_md;
       separability_md
           << "| SNR | R | whitened | units with \\|W c\\| >= 3 | >= 5 | >= 8 | median "
-             "\\|W c\\| | noise-limited >= 5 | exact cancellation, >= 5 after each round "
-             "| the same, MUAPs estimated at the true discharges "
+             "\\|W c\\| | noise-limited >= 5 | exact cancellation: removed (\\|W c\\| >= 5) / "
+             "recovered by the hand-over, after each round | the same, MUAPs estimated at the "
+             "true discharges "
              "|\n|---|---|---|---|---|---|---|---|---|---|\n";
       nlohmann::json separability_json = nlohmann::json::array();
       std::ostringstream props_md;
@@ -783,27 +820,29 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
           for (const double t : separability_thresholds)
             separability_md << " | " << count_above(sep, t);
           forward::EmgParams ep = config.simulate.emg;
-          const std::vector<std::int64_t> cancelled =
-              ideal_cancellation(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times,
-                                 b.duration_s, ep, params, 5.0, nullptr);
-          const std::vector<std::int64_t> cancelled_sta =
-              ideal_cancellation(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times,
-                                 b.duration_s, ep, params, 5.0, &emg.spike_samples);
-          separability_md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0)
-                          << " | ";
-          for (std::size_t k = 0; k < cancelled.size(); ++k)
-            separability_md << (k ? " " : "") << cancelled[k];
-          separability_md << " | ";
-          for (std::size_t k = 0; k < cancelled_sta.size(); ++k)
-            separability_md << (k ? " " : "") << cancelled_sta[k];
+          const CancellationRounds exact = cancellation_rounds(
+              recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, emg.spike_samples,
+              b.duration_s, ep, params, 5.0, b.min_roa, false);
+          const CancellationRounds estimated = cancellation_rounds(
+              recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, emg.spike_samples,
+              b.duration_s, ep, params, 5.0, b.min_roa, true);
+          separability_md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0);
+          for (const auto* rounds : {&exact, &estimated}) {
+            separability_md << " | ";
+            for (std::size_t k = 0; k < rounds->removed.size(); ++k)
+              separability_md << (k ? " " : "") << rounds->removed[k] << "/"
+                              << rounds->recovered[k];
+          }
           separability_md << " |\n";
           separability_json.push_back({{"snr_dB", b.snr_dB[level]},
                                        {"extension_factor", upper.extension_factor},
                                        {"n_whitened", upper.stats.n_whitened},
                                        {"norm_per_unit", sep},
                                        {"noise_limited_per_unit", bound},
-                                       {"ideal_cancellation_per_round", cancelled},
-                                       {"sta_cancellation_per_round", cancelled_sta}});
+                                       {"exact_cancellation_removed", exact.removed},
+                                       {"exact_cancellation_recovered", exact.recovered},
+                                       {"estimated_cancellation_removed", estimated.removed},
+                                       {"estimated_cancellation_recovered", estimated.recovered}});
         }
         if (pmuap) {
           log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");

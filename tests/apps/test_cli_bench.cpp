@@ -77,6 +77,20 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
     EXPECT_GT(norms[u], 0.0);
     EXPECT_GT(bound[u], norms[u]) << "unit " << u;
   }
+  // The cancellation bounds: per round, the units removed so far and those of them the hand-over
+  // recovered, never more than were removed, neither decreasing.
+  for (const std::string kind : {"exact", "estimated"}) {
+    const auto removed = sep.at(kind + "_cancellation_removed").get<std::vector<int>>();
+    const auto recovered = sep.at(kind + "_cancellation_recovered").get<std::vector<int>>();
+    ASSERT_EQ(removed.size(), recovered.size()) << kind;
+    for (std::size_t k = 0; k < removed.size(); ++k) {
+      EXPECT_LE(recovered[k], removed[k]) << kind << " round " << k;
+      if (k > 0) {
+        EXPECT_GT(removed[k], removed[k - 1]) << kind << " round " << k;
+        EXPECT_GE(recovered[k], recovered[k - 1]) << kind << " round " << k;
+      }
+    }
+  }
 
   // --methods: only the upper bound, reusing the stages.
   const auto only = run_myotwin("bench bmiss --units 12 --duration 3 --snr 20 --methods upper -o " +

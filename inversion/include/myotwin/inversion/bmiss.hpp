@@ -96,11 +96,10 @@ struct BmissParams {
   /// estimated jointly, an amplitude and shift per discharge, missed discharges found by the
   /// MUAP and added to the train) and the residual is extended and whitened again, so that the
   /// units left are whitened against fewer interferers. In the 100-unit benchmark at 20 dB
-  /// (R = 3), removing the separable units round by round makes 60 separable with exact
-  /// removal, 58 with this subtraction at the true discharges; but through BMISS it recovered
-  /// 14 in 10 or 20 iterations instead of 15 without, at twice the time per iteration: the
-  /// units it uncovers sit at |W c| about 5, where the detected trains fail acceptance
-  /// (docs/benchmarks.md). Off until that is solved.
+  /// (R = 3), exact removal round by round would let the true-MUAP hand-over recover 39 units
+  /// instead of 19; this subtraction at the true discharges recovers 20, because the background
+  /// averaged into each MUAP estimate is subtracted with it, and through BMISS 14 instead of 15
+  /// without, at twice the time per iteration (docs/benchmarks.md). Off until that is solved.
   bool cancellation = false;
   double size_min_fibres = 0.0; ///< size bounds [real fibres] (0: the pool's range)
   double size_max_fibres = 0.0;
