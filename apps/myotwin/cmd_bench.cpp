@@ -255,23 +255,8 @@ inversion::Decomposition upper_bound(const inversion::EmgRecording& recording,
   return accepted.finish(data, inversion::separation_space(params), stats);
 }
 
-/// Whether `discharges` recover the true `train` (RoA >= min_roa at 0.5 ms, best lag).
-bool recovers(const std::vector<std::int64_t>& discharges, const std::vector<std::int64_t>& train,
-              double fs_Hz, double min_roa) {
-  inversion::SpikeTrains found, truth;
-  found.fs_Hz = truth.fs_Hz = fs_Hz;
-  found.unit_id = truth.unit_id = {0};
-  found.samples = {discharges};
-  truth.samples = {train};
-  std::sort(truth.samples[0].begin(), truth.samples[0].end());
-  inversion::ScoreParams sp;
-  sp.tolerance_ms = 0.5;
-  const auto result = inversion::score(found, truth, sp);
-  return !result.matches.empty() && result.matches[0].agreement.roa >= min_roa;
-}
-
-/// Rounds of cancellation_rounds(): per round, the units removed so far and, of them, those the
-/// hand-over recovered so far.
+/// Rounds of cancellation_rounds(): per round, the units removed so far and, of them, those that
+/// a hand-over recovered so far.
 struct CancellationRounds {
   std::vector<std::int64_t> removed, recovered;
 };
@@ -281,17 +266,18 @@ struct CancellationRounds {
 /// `threshold` are removed exactly (their noise-free contribution at the true sub-sample
 /// discharge times, `muaps` at `muap_fs_Hz`) and the residual is extended and whitened again.
 /// With `estimated`, the units are instead removed as invert() cancels them (subtract_units() at
-/// the true discharges `spike_samples`: their MUAPs estimated jointly from the recording): what
+/// the true discharges `truth`: their MUAPs estimated jointly from the recording): what
 /// the estimate of the MUAP loses. In each round, before the removal, the true-MUAP vectors of
 /// the separable units are handed over (hand_over(), largest |W c| first, into a fresh set of
-/// accepted units) and those whose accepted train recovers the unit are counted: |W c| says a
-/// unit could be separated, the hand-over whether it is. Stops when a round removes none.
+/// accepted units) and the removed units that the accepted trains recover are counted
+/// (recovered_truth()): |W c| says a unit could be separated, the hand-over whether it is. Stops
+/// when a round removes none.
 CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
                                        const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
                                        const std::vector<Eigen::MatrixXd>& muaps_fs,
                                        const std::vector<std::vector<double>>& times_s,
-                                       const std::vector<std::vector<std::int64_t>>& spike_samples,
-                                       double duration_s, forward::EmgParams emg_params,
+                                       const inversion::SpikeTrains& truth, double duration_s,
+                                       forward::EmgParams emg_params,
                                        const inversion::BmissParams& params, double threshold,
                                        double min_roa, bool estimated) {
   const std::int64_t half =
@@ -299,9 +285,9 @@ CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
   const auto& filter = params.separation.preprocess;
   emg_params.add_noise = false;
   inversion::EmgRecording residual = recording;
-  std::vector<bool> removed(muaps.size(), false);
+  std::vector<bool> removed(muaps.size(), false), recovered(muaps.size(), false);
   CancellationRounds out;
-  std::int64_t n_removed = 0, n_recovered = 0;
+  std::int64_t n_removed = 0;
   for (std::size_t round = 0; round < muaps.size(); ++round) {
     inversion::DecomposeStats stats;
     inversion::WhitenedEmg data =
@@ -320,12 +306,15 @@ CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
       const auto c = inversion::score_muap(muaps_fs[u], data, accepted.vectors(), filter);
       if (c.w.size() == 0)
         continue;
-      const std::size_t before = accepted.size();
-      const auto v = inversion::hand_over(c.w, 0, data, accepted, params, stats);
-      n_recovered += v == inversion::Verdict::accepted && accepted.size() > before &&
-                     recovers(accepted.unit(accepted.size() - 1).discharges, spike_samples[u],
-                              recording.fs_Hz, min_roa);
+      (void)inversion::hand_over(c.w, 0, data, accepted, params, stats);
     }
+    inversion::Decomposition found;
+    found.fs_Hz = recording.fs_Hz;
+    for (std::size_t k = 0; k < accepted.size(); ++k)
+      found.units.push_back(accepted.unit(k));
+    for (const std::int64_t t : recovered_truth(found, truth, min_roa))
+      if (t >= 0)
+        recovered[static_cast<std::size_t>(t)] = true;
     std::vector<Eigen::MatrixXd> sub_muaps;
     std::vector<std::vector<double>> sub_times;
     for (const std::size_t u : separable) {
@@ -334,6 +323,9 @@ CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
       sub_times.push_back(times_s[u]);
     }
     n_removed += static_cast<std::int64_t>(separable.size());
+    std::int64_t n_recovered = 0; // a hand-over may land on a unit not (yet) removed: not counted
+    for (std::size_t u = 0; u < muaps.size(); ++u)
+      n_recovered += removed[u] && recovered[u];
     out.removed.push_back(n_removed);
     out.recovered.push_back(n_recovered);
     log_info("bench bmiss: ", estimated ? "estimated" : "exact", " cancellation round ", round + 1,
@@ -343,7 +335,7 @@ CancellationRounds cancellation_rounds(const inversion::EmgRecording& recording,
       std::vector<std::vector<std::int64_t>> trains;
       for (std::size_t u = 0; u < muaps.size(); ++u)
         if (removed[u])
-          trains.push_back(spike_samples[u]);
+          trains.push_back(truth.samples[u]);
       residual.emg = recording.emg;
       (void)inversion::subtract_units(residual.emg, trains, half);
     } else {
@@ -820,12 +812,12 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
           for (const double t : separability_thresholds)
             separability_md << " | " << count_above(sep, t);
           forward::EmgParams ep = config.simulate.emg;
-          const CancellationRounds exact = cancellation_rounds(
-              recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, emg.spike_samples,
-              b.duration_s, ep, params, 5.0, b.min_roa, false);
-          const CancellationRounds estimated = cancellation_rounds(
-              recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, emg.spike_samples,
-              b.duration_s, ep, params, 5.0, b.min_roa, true);
+          const CancellationRounds exact =
+              cancellation_rounds(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, truth,
+                                  b.duration_s, ep, params, 5.0, b.min_roa, false);
+          const CancellationRounds estimated =
+              cancellation_rounds(recording, sim.muaps, sim.muap_fs_Hz, muaps_fs, times, truth,
+                                  b.duration_s, ep, params, 5.0, b.min_roa, true);
           separability_md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0);
           for (const auto* rounds : {&exact, &estimated}) {
             separability_md << " | ";

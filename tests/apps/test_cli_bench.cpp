@@ -79,10 +79,17 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   }
   // The cancellation bounds: per round, the units removed so far and those of them the hand-over
   // recovered, never more than were removed, neither decreasing.
+  // The first round removes exactly the units separable in the recording itself (the same
+  // whitening as norm_per_unit); the run must have some, or the checks below say nothing.
+  const auto n_separable =
+      std::count_if(norms.begin(), norms.end(), [](double n) { return n >= 5.0; });
+  ASSERT_GT(n_separable, 0) << sep.dump();
   for (const std::string kind : {"exact", "estimated"}) {
     const auto removed = sep.at(kind + "_cancellation_removed").get<std::vector<int>>();
     const auto recovered = sep.at(kind + "_cancellation_recovered").get<std::vector<int>>();
     ASSERT_EQ(removed.size(), recovered.size()) << kind;
+    ASSERT_FALSE(removed.empty()) << kind;
+    EXPECT_EQ(removed[0], n_separable) << kind;
     for (std::size_t k = 0; k < removed.size(); ++k) {
       EXPECT_LE(recovered[k], removed[k]) << kind << " round " << k;
       if (k > 0) {
