@@ -376,6 +376,7 @@ std::vector<double> noise_limited_separability(const std::vector<Eigen::MatrixXd
 
 /// Property errors of the recovered units of a BMISS result.
 struct PropertyErrors {
+  std::vector<std::int64_t> truth; ///< per recovered unit, the index of its true unit
   std::vector<double> depth_mm, end_plate_mm, cv_m_per_s, fibres_percent;
   double normalised_mse = 0.0; ///< mean over units and the four of (error / range)^2
 };
@@ -441,7 +442,13 @@ nlohmann::json to_json(const MethodRun& r) {
                             {"end_plate_shift_mm", stats_json(r.errors.end_plate_mm)},
                             {"cv_m_per_s", stats_json(r.errors.cv_m_per_s)},
                             {"fibres_percent", stats_json(r.errors.fibres_percent)},
-                            {"normalised_mse", r.errors.normalised_mse}};
+                            {"normalised_mse", r.errors.normalised_mse},
+                            {"per_unit",
+                             {{"truth", r.errors.truth},
+                              {"depth_mm", r.errors.depth_mm},
+                              {"end_plate_shift_mm", r.errors.end_plate_mm},
+                              {"cv_m_per_s", r.errors.cv_m_per_s},
+                              {"fibres_percent", r.errors.fibres_percent}}}};
   return j;
 }
 
@@ -500,6 +507,7 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
     const double shift_err = p.theta.end_plate_shift_m; // the truth is each fibre's own end-plate
     const double cv_err = p.theta.cv_m_per_s - props.cv_m_per_s[u];
     const auto n_true = static_cast<double>(props.n_fibres[u]);
+    run.errors.truth.push_back(u);
     run.errors.depth_mm.push_back(1e3 * depth_err);
     run.errors.end_plate_mm.push_back(1e3 * shift_err);
     run.errors.cv_m_per_s.push_back(cv_err);

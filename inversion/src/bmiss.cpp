@@ -178,26 +178,45 @@ double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& st
   energy_prefix[0] = 0.0;
   for (Eigen::Index j = 0; j < n_m; ++j)
     energy_prefix[j + 1] = energy_prefix[j] + model_muap.row(j).squaredNorm();
-  double best = std::numeric_limits<double>::infinity();
-  scale = 0.0;
-  for (Eigen::Index lag = -n_m + 1; lag < n_w; ++lag) {
+  // The residual at one lag and its least-squares scale (nullopt where the windows do not
+  // overlap).
+  auto at_lag = [&](Eigen::Index lag) -> std::optional<std::pair<double, double>> {
     // Window column k holds model sample k - lag, for k in [k0, k1).
     const Eigen::Index k0 = std::max<Eigen::Index>(0, lag);
     const Eigen::Index k1 = std::min<Eigen::Index>(n_w, lag + n_m);
     if (k1 <= k0)
-      continue;
+      return std::nullopt;
     const double mm = energy_prefix[k1 - lag] - energy_prefix[k0 - lag];
     if (!(mm > 0.0))
-      continue;
+      return std::nullopt;
     double sm = 0.0;
     for (Eigen::Index k = k0; k < k1; ++k)
       sm += g(k, k - lag);
     const double a = sm / mm;
     // |sta - a m|^2 with m zero outside the window.
-    const double residual = free_scale ? sta_norm2 - a * sm : sta_norm2 - 2.0 * sm + mm;
-    if (residual < best) {
-      best = residual;
-      scale = a;
+    return std::pair{free_scale ? sta_norm2 - a * sm : sta_norm2 - 2.0 * sm + mm, a};
+  };
+  double best = std::numeric_limits<double>::infinity();
+  Eigen::Index best_lag = 0;
+  scale = 0.0;
+  for (Eigen::Index lag = -n_m + 1; lag < n_w; ++lag)
+    if (const auto r = at_lag(lag); r && r->first < best) {
+      best = r->first;
+      best_lag = lag;
+      scale = r->second;
+    }
+  // Between samples: the minimum of the parabola through the residuals at the best lag and its
+  // two neighbours. The discharges (and so the window) are on the sample grid while the unit's
+  // activation is not; without this the residual steps with the lag, and the CV, which moves
+  // the MUAP's features in time, would absorb part of the step.
+  const auto before = at_lag(best_lag - 1), after = at_lag(best_lag + 1);
+  if (before && after) {
+    const double curvature = before->first - 2.0 * best + after->first;
+    if (curvature > 0.0) {
+      const double slope = 0.5 * (after->first - before->first);
+      const double delta = std::clamp(-slope / curvature, -0.5, 0.5);
+      best += slope * delta + 0.5 * curvature * delta * delta;
+      scale += delta * (delta > 0.0 ? after->second - scale : scale - before->second);
     }
   }
   return std::sqrt(std::max(0.0, best) / sta_norm2);

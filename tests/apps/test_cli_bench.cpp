@@ -60,7 +60,15 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   }
   // With the true MUAPs of 12 units on 24 channels at 20 dB at least one unit is found.
   EXPECT_GE(methods[2].at("recovered_per_iteration")[1].get<int>(), 1) << methods[2].dump();
-  EXPECT_TRUE(methods[0].contains("property_errors"));
+  ASSERT_TRUE(methods[0].contains("property_errors"));
+  // Per recovered unit: its true unit and its errors, as many as the summary counts.
+  const auto& errors = methods[0].at("property_errors");
+  const auto n_fitted = errors.at("depth_mm").at("n").get<std::size_t>();
+  const auto& per_unit = errors.at("per_unit");
+  EXPECT_EQ(per_unit.at("truth").size(), n_fitted);
+  EXPECT_EQ(per_unit.at("cv_m_per_s").size(), n_fitted);
+  for (const auto& t : per_unit.at("truth"))
+    EXPECT_TRUE(t.get<int>() >= 0 && t.get<int>() < 12) << per_unit.dump();
   EXPECT_EQ(methods[0].at("iteration_time_s").size(), 2U);
   // The recording and its truth, readable as any simulated EMG.
   myotwin::H5Reader h5(out / "emg_20dB.h5");
