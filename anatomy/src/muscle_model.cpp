@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <numbers>
 #include <string>
 #include <utility>
@@ -34,6 +35,26 @@ AnatomyParams read_anatomy_params(ConfigReader& section) {
   auto units = section.section("motor_units");
   p.motor_units = read_motor_unit_params(units);
   return p;
+}
+
+double realised_cv_m_per_s(const MuscleFibres& fibres, const MotorUnitPool& pool,
+                           std::size_t unit) {
+  if (unit >= pool.units.size())
+    throw BadInput("realised CV: unit " + std::to_string(unit) + " of a pool of " +
+                   std::to_string(pool.units.size()));
+  double sum = 0.0, weight = 0.0;
+  for (const auto f : pool.units[unit].fibres) {
+    if (f < 0 || static_cast<std::size_t>(f) >= fibres.fibres.size() ||
+        f >= pool.fibre_cv_m_per_s.size())
+      throw BadInput("realised CV: unit " + std::to_string(unit) + " has fibre " +
+                     std::to_string(f) + ", but the muscle has " +
+                     std::to_string(fibres.fibres.size()) + " fibres and " +
+                     std::to_string(pool.fibre_cv_m_per_s.size()) + " fibre CVs");
+    const double w = fibres.fibres[static_cast<std::size_t>(f)].weight;
+    sum += w * pool.fibre_cv_m_per_s[f];
+    weight += w;
+  }
+  return weight > 0.0 ? sum / weight : std::numeric_limits<double>::quiet_NaN();
 }
 
 FibreStatistics fibre_statistics(const MuscleFibres& muscle, const Eigen::Vector3d& axis) {

@@ -14,7 +14,9 @@
 // thicker, muscle conductivities 20 % higher and fat conductivity 20 % lower, the fibres and
 // electrodes of that model), BMISS again. Units recovered (RoA >= 0.9 at 0.5 ms tolerance)
 // after each iteration, property errors of the recovered BMISS units (depth mm, end-plate shift
-// mm, CV m/s, fibre count %) and times; table on stdout, OUT/bench_bmiss.json and .md. With the
+// mm, CV m/s against the mean CV of the unit's fibres, fibre count %), the same errors of fits to
+// those units' true MUAPs (the MUAP model's own floor), and times; table on stdout,
+// OUT/bench_bmiss.json and .md. With the
 // upper bound, the separability of every true unit: the norm of its whitened mixing column (the
 // matched filter's peak over a unit-variance background) and the bound the noise alone sets.
 // `--methods` picks the methods to run.
@@ -406,22 +408,40 @@ struct MethodRun {
   double time_s = 0.0;
   std::vector<double> iteration_time_s;
   PropertyErrors errors;
+  /// The same units' properties fitted to their true MUAPs (band-passed, noise-free): the
+  /// error the MUAP model leaves when the MUAP is exact.
+  PropertyErrors errors_true_muaps;
   bool has_properties = false;
   inversion::DecomposeStats stats; ///< what the candidates became
 };
 
+std::vector<double> abs_values(std::vector<double> v) {
+  for (double& x : v)
+    x = std::abs(x);
+  return v;
+}
+
 nlohmann::json stats_json(const std::vector<double>& v) {
   return {{"n", v.size()},
-          {"median_abs", median([&] {
-             std::vector<double> a;
-             for (const double x : v)
-               a.push_back(std::abs(x));
-             return a;
-           }())},
+          {"median_abs", median(abs_values(v))},
           {"mean_abs", mean_abs(v)},
           {"mean_signed",
            v.empty() ? std::numeric_limits<double>::quiet_NaN()
                      : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size())}};
+}
+
+nlohmann::json to_json(const PropertyErrors& e) {
+  return {{"depth_mm", stats_json(e.depth_mm)},
+          {"end_plate_shift_mm", stats_json(e.end_plate_mm)},
+          {"cv_m_per_s", stats_json(e.cv_m_per_s)},
+          {"fibres_percent", stats_json(e.fibres_percent)},
+          {"normalised_mse", e.normalised_mse},
+          {"per_unit",
+           {{"truth", e.truth},
+            {"depth_mm", e.depth_mm},
+            {"end_plate_shift_mm", e.end_plate_mm},
+            {"cv_m_per_s", e.cv_m_per_s},
+            {"fibres_percent", e.fibres_percent}}}};
 }
 
 nlohmann::json to_json(const MethodRun& r) {
@@ -437,18 +457,10 @@ nlohmann::json to_json(const MethodRun& r) {
                         {"duplicates", r.stats.n_duplicates}}}};
   if (!r.iteration_time_s.empty())
     j["iteration_time_s"] = r.iteration_time_s;
-  if (r.has_properties)
-    j["property_errors"] = {{"depth_mm", stats_json(r.errors.depth_mm)},
-                            {"end_plate_shift_mm", stats_json(r.errors.end_plate_mm)},
-                            {"cv_m_per_s", stats_json(r.errors.cv_m_per_s)},
-                            {"fibres_percent", stats_json(r.errors.fibres_percent)},
-                            {"normalised_mse", r.errors.normalised_mse},
-                            {"per_unit",
-                             {{"truth", r.errors.truth},
-                              {"depth_mm", r.errors.depth_mm},
-                              {"end_plate_shift_mm", r.errors.end_plate_mm},
-                              {"cv_m_per_s", r.errors.cv_m_per_s},
-                              {"fibres_percent", r.errors.fibres_percent}}}};
+  if (r.has_properties) {
+    j["property_errors"] = to_json(r.errors);
+    j["property_errors_true_muaps"] = to_json(r.errors_true_muaps);
+  }
   return j;
 }
 
@@ -468,21 +480,15 @@ MethodRun scored_run(const std::string& name, const inversion::Decomposition& d,
   return r;
 }
 
-/// BMISS on `recording` with `model` (of `muscle`, skin `skin`), scored against `truth`;
-/// property errors against the true units `props` (rows of the simulation's properties).
-MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& recording,
-                    const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
-                    const Eigen::MatrixX3d& skin, const inversion::BmissParams& params,
-                    const inversion::SpikeTrains& truth, const forward::UnitProperties& props,
-                    double min_roa, const ProgressCallback& progress) {
-  Stopwatch watch;
-  const auto result = inversion::invert(recording, model, muscle, skin, params, progress);
-  MethodRun run = scored_run(name, result.decomposition, watch.elapsed_s(), truth, min_roa,
-                             params.n_iterations, 1);
-  const auto match = recovered_truth(result.decomposition, truth, min_roa);
-  for (const auto& it : result.iterations)
-    run.iteration_time_s.push_back(it.time_s);
-  // Ranges for the normalised error: the true units' depths and sizes, the model's bounds.
+/// Errors of the fitted properties `fits` of the true units `truth` (indices into `props`, the
+/// simulation's properties): depth, end-plate shift (the truth is each fibre's own end-plate,
+/// shift 0), CV, fibre count; the normalised MSE over the ranges of the true units' depths and
+/// log sizes and of the model's end-plate and CV bounds.
+PropertyErrors property_errors(const std::vector<inversion::FittedProperties>& fits,
+                               const std::vector<std::int64_t>& truth,
+                               const forward::UnitProperties& props,
+                               const forward::MuapModel& model,
+                               const inversion::BmissParams& params) {
   const double depth_range = props.depth_m.maxCoeff() - props.depth_m.minCoeff();
   const double log_size_range =
       std::log(static_cast<double>(props.n_fibres.maxCoeff()) /
@@ -490,35 +496,71 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
   const double shift_range =
       model.bounds().end_plate_shift_max_m - model.bounds().end_plate_shift_min_m;
   const double cv_range = params.cv_max_m_per_s - params.cv_min_m_per_s;
+  PropertyErrors e;
   double nmse = 0.0;
   int n_terms = 0;
-  auto add = [&](double e, double range) {
-    if (range > 0.0 && std::isfinite(e)) {
-      nmse += (e / range) * (e / range);
+  auto add = [&](double err, double range) {
+    if (range > 0.0 && std::isfinite(err)) {
+      nmse += (err / range) * (err / range);
       ++n_terms;
     }
   };
-  for (std::size_t k = 0; k < match.size(); ++k) {
-    if (match[k] < 0)
-      continue;
-    const auto u = static_cast<Eigen::Index>(match[k]);
-    const auto& p = result.properties[k];
+  for (std::size_t k = 0; k < fits.size(); ++k) {
+    const auto u = static_cast<Eigen::Index>(truth[k]);
+    const auto& p = fits[k];
     const double depth_err = p.depth_m - props.depth_m[u];
-    const double shift_err = p.theta.end_plate_shift_m; // the truth is each fibre's own end-plate
+    const double shift_err = p.theta.end_plate_shift_m;
     const double cv_err = p.theta.cv_m_per_s - props.cv_m_per_s[u];
     const auto n_true = static_cast<double>(props.n_fibres[u]);
-    run.errors.truth.push_back(u);
-    run.errors.depth_mm.push_back(1e3 * depth_err);
-    run.errors.end_plate_mm.push_back(1e3 * shift_err);
-    run.errors.cv_m_per_s.push_back(cv_err);
-    run.errors.fibres_percent.push_back(100.0 * (p.theta.n_fibres - n_true) / n_true);
+    e.truth.push_back(u);
+    e.depth_mm.push_back(1e3 * depth_err);
+    e.end_plate_mm.push_back(1e3 * shift_err);
+    e.cv_m_per_s.push_back(cv_err);
+    e.fibres_percent.push_back(100.0 * (p.theta.n_fibres - n_true) / n_true);
     add(depth_err, depth_range);
     add(shift_err, shift_range);
     add(cv_err, cv_range);
     add(std::log(p.theta.n_fibres / n_true), log_size_range);
   }
-  run.errors.normalised_mse =
-      n_terms > 0 ? nmse / n_terms : std::numeric_limits<double>::quiet_NaN();
+  e.normalised_mse = n_terms > 0 ? nmse / n_terms : std::numeric_limits<double>::quiet_NaN();
+  return e;
+}
+
+/// BMISS on `recording` with `model` (of `muscle`, skin `skin`), scored against `truth`;
+/// property errors against the true units `props` (rows of the simulation's properties), of the
+/// fits to the estimated MUAPs and, through the same fit, to the true MUAPs `true_muaps` (at the
+/// recording's rate, unfiltered) of the same units.
+MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& recording,
+                    const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
+                    const Eigen::MatrixX3d& skin, const inversion::BmissParams& params,
+                    const inversion::SpikeTrains& truth, const forward::UnitProperties& props,
+                    const std::vector<Eigen::MatrixXd>& true_muaps, double min_roa,
+                    const ProgressCallback& progress) {
+  Stopwatch watch;
+  const auto result = inversion::invert(recording, model, muscle, skin, params, progress);
+  MethodRun run = scored_run(name, result.decomposition, watch.elapsed_s(), truth, min_roa,
+                             params.n_iterations, 1);
+  for (const auto& it : result.iterations)
+    run.iteration_time_s.push_back(it.time_s);
+  const auto match = recovered_truth(result.decomposition, truth, min_roa);
+  std::vector<inversion::FittedProperties> fits;
+  std::vector<std::int64_t> units;
+  for (std::size_t k = 0; k < match.size(); ++k)
+    if (match[k] >= 0) {
+      fits.push_back(result.properties[k]);
+      units.push_back(match[k]);
+    }
+  std::vector<inversion::FittedProperties> exact(units.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(units.size()); ++k) {
+    const Eigen::MatrixXd m = inversion::band_passed_muap(
+        true_muaps[static_cast<std::size_t>(units[static_cast<std::size_t>(k)])], recording.fs_Hz,
+        params.separation.preprocess);
+    exact[static_cast<std::size_t>(k)] =
+        inversion::fit_properties(m.transpose(), model, muscle, skin, params);
+  }
+  run.errors = property_errors(fits, units, props, model, params);
+  run.errors_true_muaps = property_errors(exact, units, props, model, params);
   run.has_properties = true;
   return run;
 }
@@ -770,6 +812,19 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       std::ostringstream props_md;
       props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
                   "normalised MSE |\n|---|---|---|---|---|---|---|---|\n";
+      auto props_row = [&](const std::string& tag, const std::string& model_name,
+                           const PropertyErrors& e) {
+        props_md << "| " << tag << " | " << model_name << " | " << e.depth_mm.size() << " | ";
+        if (e.depth_mm.empty()) {
+          props_md << "- | - | - | - | - |\n";
+          return;
+        }
+        props_md << fixed(median(abs_values(e.depth_mm)), 2) << " ("
+                 << fixed(mean_abs(e.depth_mm), 2) << ") | " << fixed(mean_abs(e.end_plate_mm), 2)
+                 << " | " << fixed(mean_abs(e.cv_m_per_s), 3) << " | "
+                 << fixed(mean_abs(e.fibres_percent), 1) << " | " << std::setprecision(3)
+                 << e.normalised_mse << " |\n";
+      };
       for (std::size_t level = 0; level < b.snr_dB.size(); ++level) {
         const forward::EmgResult emg = recording_at(level);
         inversion::SpikeTrains truth;
@@ -791,7 +846,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         if (b.runs("bmiss")) {
           log_info("bench bmiss: ", tag, ": BMISS");
           runs.push_back(run_bmiss("BMISS", recording, *muap_model, muscle, model->skin_points_m,
-                                   params, truth, sim.properties, b.min_roa,
+                                   params, truth, sim.properties, muaps_fs, b.min_roa,
                                    progress_display(*options)));
         }
         const std::int64_t per_iteration = std::max<std::int64_t>(1, params.n_refine);
@@ -847,8 +902,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         if (pmuap) {
           log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");
           runs.push_back(run_bmiss("BMISS, perturbed model", recording, *pmuap, *pmuscle,
-                                   pmodel->skin_points_m, params, truth, sim.properties, b.min_roa,
-                                   progress_display(*options)));
+                                   pmodel->skin_points_m, params, truth, sim.properties, muaps_fs,
+                                   b.min_roa, progress_display(*options)));
         }
         nlohmann::json lj = {{"snr_dB", b.snr_dB[level]}, {"methods", nlohmann::json::array()}};
         if (!separability_json.empty() && separability_json.back()["snr_dB"] == b.snr_dB[level])
@@ -859,21 +914,11 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
           for (std::size_t k = 0; k < r.recovered_per_iteration.size(); ++k)
             md << (k ? " " : "") << r.recovered_per_iteration[k];
           md << " | " << r.n_units << " | " << fixed(r.time_s, 1) << " |\n";
-          if (r.has_properties)
-            props_md << "| " << tag << " | " << (r.name == "BMISS" ? "same" : "perturbed") << " | "
-                     << r.errors.depth_mm.size() << " | "
-                     << fixed(median([&] {
-                                std::vector<double> a;
-                                for (double x : r.errors.depth_mm)
-                                  a.push_back(std::abs(x));
-                                return a;
-                              }()),
-                              2)
-                     << " (" << fixed(mean_abs(r.errors.depth_mm), 2) << ") | "
-                     << fixed(mean_abs(r.errors.end_plate_mm), 2) << " | "
-                     << fixed(mean_abs(r.errors.cv_m_per_s), 3) << " | "
-                     << fixed(mean_abs(r.errors.fibres_percent), 1) << " | " << std::setprecision(3)
-                     << r.errors.normalised_mse << " |\n";
+          if (r.has_properties) {
+            const std::string model_name = r.name == "BMISS" ? "same" : "perturbed";
+            props_row(tag, model_name, r.errors);
+            props_row(tag, model_name + ", true MUAPs", r.errors_true_muaps);
+          }
         }
         levels.push_back(lj);
       }

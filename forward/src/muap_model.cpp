@@ -5,6 +5,7 @@
 #include <map>
 #include <numbers>
 
+#include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/units.hpp"
@@ -283,7 +284,7 @@ UnitParameters MuapModel::parameters_of(const anatomy::MuscleFibres& fibres,
   UnitParameters theta;
   theta.centre_m = u.territory_centre_m;
   theta.radius_m = u.territory_radius_m;
-  theta.cv_m_per_s = u.cv_m_per_s;
+  theta.cv_m_per_s = anatomy::realised_cv_m_per_s(fibres, pool, unit);
   // The shifts are relative to each fibre's own end-plate, whose spread over the muscle is
   // already inside the cells' potentials: the anatomy's unit is at shift 0, spread 0.
   double weight = 0.0;

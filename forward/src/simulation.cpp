@@ -344,7 +344,7 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
           std::sqrt((skin_points_m.rowwise() - c.transpose()).rowwise().squaredNorm().minCoeff());
     p.depth_m[i] = depth;
     p.n_fibres[i] = static_cast<std::int64_t>(std::llround(u.n_fibres));
-    p.cv_m_per_s[i] = u.cv_m_per_s;
+    p.cv_m_per_s[i] = anatomy::realised_cv_m_per_s(m.fibres, m.pool, su.unit);
     double ep = 0.0;
     for (const auto f : u.fibres)
       ep += m.fibres.fibres[static_cast<std::size_t>(f)].end_plate_m;

@@ -39,6 +39,9 @@ struct SearchSpace {
 
   [[nodiscard]] Point clamp(Point p) const { return p.cwiseMax(lo).cwiseMin(hi); }
 
+  /// Initial Nelder-Mead steps: a tenth of each range.
+  [[nodiscard]] Point step() const { return 0.1 * (hi - lo).cwiseMax(Point::Constant(1e-6)); }
+
   /// Distance from the centre to the nearest cell centre [m].
   [[nodiscard]] double outside_m(const Point& p) const {
     return std::sqrt(
@@ -220,6 +223,121 @@ double fit_residual(const Eigen::MatrixXd& model_muap, const Eigen::MatrixXd& st
     }
   }
   return std::sqrt(std::max(0.0, best) / sta_norm2);
+}
+
+/// The search space of `muscle` under `model`: candidates near the muscle's fibre seeds, sizes
+/// within params' bounds (0: the pool's range), territory radius r = c sqrt(N) with c the pool's
+/// median r / sqrt(N). \throws BadInput for a pool without fibres or size bounds that exclude it.
+SearchSpace make_space(const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
+                       const BmissParams& params) {
+  SearchSpace space;
+  space.cell_size_m = model.params().cell_size_m;
+  const auto& b = model.bounds();
+  // Candidates sit near the muscle's fibre seeds (probes pick a seed, then a point within a
+  // cell of it; a point farther than a cell from every seed is outside the muscle).
+  space.cells.resize(static_cast<Eigen::Index>(muscle.fibres.fibres.size()), 2);
+  for (std::size_t i = 0; i < muscle.fibres.fibres.size(); ++i)
+    space.cells.row(static_cast<Eigen::Index>(i)) = muscle.fibres.fibres[i].seed_2d_m.transpose();
+  double n_min = params.size_min_fibres, n_max = params.size_max_fibres;
+  std::vector<double> ratio;
+  double pool_min = std::numeric_limits<double>::infinity(), pool_max = 0.0;
+  for (const auto& u : muscle.pool.units)
+    if (u.n_fibres > 0.0) {
+      pool_min = std::min(pool_min, u.n_fibres);
+      pool_max = std::max(pool_max, u.n_fibres);
+      ratio.push_back(u.territory_radius_m / std::sqrt(u.n_fibres));
+    }
+  if (ratio.empty())
+    throw BadInput("invert: muscle \"" + muscle.geometry.name +
+                   "\" has no motor units with fibres");
+  std::nth_element(ratio.begin(), ratio.begin() + static_cast<std::ptrdiff_t>(ratio.size() / 2),
+                   ratio.end());
+  space.radius_per_sqrt_fibre = ratio[ratio.size() / 2];
+  if (!(n_min > 0.0))
+    n_min = pool_min;
+  if (!(n_max > 0.0))
+    n_max = pool_max;
+  if (n_min > pool_max || n_max < pool_min)
+    throw BadInput("invert: size bounds [" + format_number(n_min) + ", " + format_number(n_max) +
+                   "] fibres (invert.size_min_fibres, size_max_fibres) exclude every motor unit "
+                   "of muscle \"" +
+                   muscle.geometry.name + "\" (its units have " + format_number(pool_min) + " to " +
+                   format_number(pool_max) + " fibres)");
+  space.lo << b.centre_min_m.x(), b.centre_min_m.y(), std::log(n_min), b.end_plate_shift_min_m,
+      params.cv_min_m_per_s;
+  space.hi << b.centre_max_m.x(), b.centre_max_m.y(), std::log(std::max(n_max, n_min * 1.0001)),
+      b.end_plate_shift_max_m, params.cv_max_m_per_s;
+  return space;
+}
+
+/// fit_properties() in `space`.
+FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                                const anatomy::MuscleModel& muscle,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params, const SearchSpace& space) {
+  const auto& filter = params.separation.preprocess;
+  const double fs = model.params().fs_Hz;
+  const Point step = space.step();
+  auto residual = [&](const Point& p) {
+    if (space.outside_m(p) > space.cell_size_m)
+      return -1e9;
+    double scale = 0.0;
+    const Eigen::MatrixXd m = band_passed_muap(model.muap(space.theta(p)), fs, filter);
+    return -fit_residual(m, sta, scale, params.fit_free_scale);
+  };
+  // A global probe of the bounds, then Nelder-Mead from the best distinct probes.
+  std::vector<std::pair<double, Point>> probes;
+  for (std::int64_t k = 0; k < params.n_fit_probe; ++k) {
+    const Point p = space.probe(static_cast<std::uint64_t>(k + 1));
+    probes.emplace_back(-residual(p), p);
+  }
+  std::sort(probes.begin(), probes.end(),
+            [](const auto& a, const auto& c) { return a.first < c.first; });
+  std::vector<std::pair<double, Point>> fits;
+  for (const auto& [res, start] : probes) {
+    if (static_cast<std::int64_t>(fits.size()) >= params.n_fit_starts)
+      break;
+    (void)res;
+    double value = 0.0;
+    const Point best =
+        nelder_mead(residual, start, step, params.nelder_mead_evaluations * 2, space, value);
+    fits.emplace_back(-value, best);
+  }
+  std::sort(fits.begin(), fits.end(),
+            [](const auto& a, const auto& c) { return a.first < c.first; });
+  FittedProperties fp;
+  const Point& best = fits.front().second;
+  fp.theta = space.theta(best);
+  const Eigen::MatrixXd m = band_passed_muap(model.muap(fp.theta), fs, filter);
+  fp.relative_residual = fit_residual(m, sta, fp.amplitude_scale, params.fit_free_scale);
+  // Spread over the starts within 10 % of the best residual.
+  Point mean = Point::Zero(), square = Point::Zero();
+  int n_near = 0;
+  for (const auto& [res, p] : fits)
+    if (res <= 1.1 * fits.front().first + 1e-12) {
+      Point q = p;
+      q[2] = std::exp(p[2]);
+      mean += q;
+      square += q.cwiseAbs2();
+      ++n_near;
+    }
+  mean /= n_near;
+  const Point sd = (square / n_near - mean.cwiseAbs2()).cwiseMax(Point::Zero()).cwiseSqrt();
+  fp.spread.centre_m = sd.head<2>();
+  fp.spread.n_fibres = sd[2];
+  fp.spread.radius_m = space.radius_per_sqrt_fibre * sd[2] / (2.0 * std::sqrt(fp.theta.n_fibres));
+  fp.spread.end_plate_shift_m = sd[3];
+  fp.spread.end_plate_spread_m = 0.0;
+  fp.spread.cv_m_per_s = sd[4];
+  const Eigen::Vector3d centre = muscle.fibres.plane_centre_m +
+                                 fp.theta.centre_m.x() * muscle.fibres.plane_e1 +
+                                 fp.theta.centre_m.y() * muscle.fibres.plane_e2;
+  fp.depth_m =
+      skin_points_m.rows() > 0
+          ? std::sqrt(
+                (skin_points_m.rowwise() - centre.transpose()).rowwise().squaredNorm().minCoeff())
+          : std::numeric_limits<double>::quiet_NaN();
+  return fp;
 }
 
 } // namespace
@@ -412,45 +530,8 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
   // of the candidates), and peeled off (with one space, the accepted units' own vectors).
   std::vector<Eigen::VectorXd> search_basis;
 
-  // The search space.
-  SearchSpace space;
-  space.cell_size_m = model.params().cell_size_m;
-  const auto& b = model.bounds();
-  // Candidates sit near the muscle's fibre seeds (probes pick a seed, then a point within a
-  // cell of it; a point farther than a cell from every seed is outside the muscle).
-  space.cells.resize(static_cast<Eigen::Index>(muscle.fibres.fibres.size()), 2);
-  for (std::size_t i = 0; i < muscle.fibres.fibres.size(); ++i)
-    space.cells.row(static_cast<Eigen::Index>(i)) = muscle.fibres.fibres[i].seed_2d_m.transpose();
-  double n_min = params.size_min_fibres, n_max = params.size_max_fibres;
-  std::vector<double> ratio;
-  double pool_min = std::numeric_limits<double>::infinity(), pool_max = 0.0;
-  for (const auto& u : muscle.pool.units)
-    if (u.n_fibres > 0.0) {
-      pool_min = std::min(pool_min, u.n_fibres);
-      pool_max = std::max(pool_max, u.n_fibres);
-      ratio.push_back(u.territory_radius_m / std::sqrt(u.n_fibres));
-    }
-  if (ratio.empty())
-    throw BadInput("invert: muscle \"" + muscle.geometry.name +
-                   "\" has no motor units with fibres");
-  std::nth_element(ratio.begin(), ratio.begin() + static_cast<std::ptrdiff_t>(ratio.size() / 2),
-                   ratio.end());
-  space.radius_per_sqrt_fibre = ratio[ratio.size() / 2];
-  if (!(n_min > 0.0))
-    n_min = pool_min;
-  if (!(n_max > 0.0))
-    n_max = pool_max;
-  if (n_min > pool_max || n_max < pool_min)
-    throw BadInput("invert: size bounds [" + format_number(n_min) + ", " + format_number(n_max) +
-                   "] fibres (invert.size_min_fibres, size_max_fibres) exclude every motor unit "
-                   "of muscle \"" +
-                   muscle.geometry.name + "\" (its units have " + format_number(pool_min) + " to " +
-                   format_number(pool_max) + " fibres)");
-  space.lo << b.centre_min_m.x(), b.centre_min_m.y(), std::log(n_min), b.end_plate_shift_min_m,
-      params.cv_min_m_per_s;
-  space.hi << b.centre_max_m.x(), b.centre_max_m.y(), std::log(std::max(n_max, n_min * 1.0001)),
-      b.end_plate_shift_max_m, params.cv_max_m_per_s;
-  const Point step = 0.1 * (space.hi - space.lo).cwiseMax(Point::Constant(1e-6));
+  const SearchSpace space = make_space(model, muscle, params);
+  const Point step = space.step();
 
   const auto& filter = params.separation.preprocess;
   AcceptedUnits accepted;
@@ -573,69 +654,21 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
   const auto& units = result.decomposition.units;
   result.properties.resize(units.size());
 #pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui) {
-    const MotorUnit& unit = units[static_cast<std::size_t>(ui)];
-    auto residual = [&](const Point& p) {
-      if (space.outside_m(p) > space.cell_size_m)
-        return -1e9;
-      double scale = 0.0;
-      const Eigen::MatrixXd m = band_passed_muap(model.muap(space.theta(p)), data.fs_Hz, filter);
-      return -fit_residual(m, unit.muap, scale, params.fit_free_scale);
-    };
-    // A global probe of the bounds, then Nelder-Mead from the best distinct probes.
-    std::vector<std::pair<double, Point>> probes;
-    for (std::int64_t k = 0; k < params.n_fit_probe; ++k) {
-      const Point p = space.probe(static_cast<std::uint64_t>(k + 1));
-      probes.emplace_back(-residual(p), p);
-    }
-    std::sort(probes.begin(), probes.end(),
-              [](const auto& a, const auto& c) { return a.first < c.first; });
-    std::vector<std::pair<double, Point>> fits;
-    for (const auto& [res, start] : probes) {
-      if (static_cast<std::int64_t>(fits.size()) >= params.n_fit_starts)
-        break;
-      (void)res;
-      double value = 0.0;
-      const Point best =
-          nelder_mead(residual, start, step, params.nelder_mead_evaluations * 2, space, value);
-      fits.emplace_back(-value, best);
-    }
-    std::sort(fits.begin(), fits.end(),
-              [](const auto& a, const auto& c) { return a.first < c.first; });
-    FittedProperties& fp = result.properties[static_cast<std::size_t>(ui)];
-    const Point& best = fits.front().second;
-    fp.theta = space.theta(best);
-    const Eigen::MatrixXd m = band_passed_muap(model.muap(fp.theta), data.fs_Hz, filter);
-    fp.relative_residual = fit_residual(m, unit.muap, fp.amplitude_scale, params.fit_free_scale);
-    // Spread over the starts within 10 % of the best residual.
-    Point mean = Point::Zero(), square = Point::Zero();
-    int n_near = 0;
-    for (const auto& [res, p] : fits)
-      if (res <= 1.1 * fits.front().first + 1e-12) {
-        Point q = p;
-        q[2] = std::exp(p[2]);
-        mean += q;
-        square += q.cwiseAbs2();
-        ++n_near;
-      }
-    mean /= n_near;
-    const Point sd = (square / n_near - mean.cwiseAbs2()).cwiseMax(Point::Zero()).cwiseSqrt();
-    fp.spread.centre_m = sd.head<2>();
-    fp.spread.n_fibres = sd[2];
-    fp.spread.radius_m = space.radius_per_sqrt_fibre * sd[2] / (2.0 * std::sqrt(fp.theta.n_fibres));
-    fp.spread.end_plate_shift_m = sd[3];
-    fp.spread.end_plate_spread_m = 0.0;
-    fp.spread.cv_m_per_s = sd[4];
-    const Eigen::Vector3d centre = muscle.fibres.plane_centre_m +
-                                   fp.theta.centre_m.x() * muscle.fibres.plane_e1 +
-                                   fp.theta.centre_m.y() * muscle.fibres.plane_e2;
-    fp.depth_m =
-        skin_points_m.rows() > 0
-            ? std::sqrt(
-                  (skin_points_m.rowwise() - centre.transpose()).rowwise().squaredNorm().minCoeff())
-            : std::numeric_limits<double>::quiet_NaN();
-  }
+  for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui)
+    result.properties[static_cast<std::size_t>(ui)] = fit_properties(
+        units[static_cast<std::size_t>(ui)].muap, model, muscle, skin_points_m, params, space);
   return result;
+}
+
+FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                                const anatomy::MuscleModel& muscle,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params) {
+  if (sta.rows() != model.n_channels())
+    throw BadInput("fit_properties: the MUAP has " + std::to_string(sta.rows()) +
+                   " channels, the forward model " + std::to_string(model.n_channels()));
+  return fit_properties(sta, model, muscle, skin_points_m, params,
+                        make_space(model, muscle, params));
 }
 
 } // namespace myotwin::inversion

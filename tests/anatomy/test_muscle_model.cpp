@@ -1,5 +1,6 @@
 // The anatomy stage as a whole: every muscle of a subject built, written and read back.
 
+#include <cmath>
 #include <omp.h>
 
 #include <gtest/gtest.h>
@@ -269,4 +270,23 @@ TEST(SubjectAnatomy, RealBicepsSurfaceGetsFibresAlongTheMuscle) {
   EXPECT_GT(m.statistics.mean_length_m, 0.8 * m.geometry.length_m);
   EXPECT_GT(m.statistics.fraction_tendon_to_tendon, 0.95);
   EXPECT_LT(m.statistics.max_length_m, 1.2 * m.geometry.length_m);
+}
+
+TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByTheRealFibres) {
+  MuscleFibres fibres;
+  fibres.fibres.resize(3);
+  fibres.fibres[0].weight = 1.0;
+  fibres.fibres[1].weight = 3.0;
+  fibres.fibres[2].weight = 10.0;
+  MotorUnitPool pool;
+  pool.units.resize(2);
+  pool.units[0].cv_m_per_s = 5.4; // nominal: not what its fibres realise
+  pool.units[0].fibres = {0, 1};
+  pool.units[1].fibres = {};
+  pool.fibre_cv_m_per_s = Eigen::Vector3d(4.0, 5.0, 3.0);
+  EXPECT_NEAR(realised_cv_m_per_s(fibres, pool, 0), (4.0 + 3.0 * 5.0) / 4.0, 1e-12);
+  EXPECT_TRUE(std::isnan(realised_cv_m_per_s(fibres, pool, 1)));
+  EXPECT_THROW((void)realised_cv_m_per_s(fibres, pool, 2), BadInput);
+  pool.units[1].fibres = {7};
+  EXPECT_THROW((void)realised_cv_m_per_s(fibres, pool, 1), BadInput);
 }

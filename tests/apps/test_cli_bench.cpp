@@ -69,6 +69,11 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   EXPECT_EQ(per_unit.at("cv_m_per_s").size(), n_fitted);
   for (const auto& t : per_unit.at("truth"))
     EXPECT_TRUE(t.get<int>() >= 0 && t.get<int>() < 12) << per_unit.dump();
+  // The same units fitted to their true MUAPs: the model's own error, unit by unit.
+  ASSERT_TRUE(methods[0].contains("property_errors_true_muaps"));
+  const auto& exact = methods[0].at("property_errors_true_muaps").at("per_unit");
+  EXPECT_EQ(exact.at("truth"), per_unit.at("truth"));
+  EXPECT_EQ(exact.at("depth_mm").size(), n_fitted);
   EXPECT_EQ(methods[0].at("iteration_time_s").size(), 2U);
   // The recording and its truth, readable as any simulated EMG.
   myotwin::H5Reader h5(out / "emg_20dB.h5");

@@ -426,3 +426,42 @@ TEST(SubtractUnits, EstimatesOverlappingUnitsJointlyBetterThanOneByOne) {
   EXPECT_LT(left_joint, 0.02);
   EXPECT_LT(left_joint, 0.5 * left_one);
 }
+
+TEST(JointMuaps, RecoverOverlappingMuapsExactlyWhereTheSpikeTriggeredMeanDoesNot) {
+  // A large unit and a small one 40 times weaker that often discharges 3 to 12 samples after
+  // it; discharges on the sample grid, no noise: the least-squares MUAPs are the true ones.
+  const Eigen::Index n = 20480, half = 20, width = 2 * half + 1;
+  std::mt19937_64 gen(5);
+  std::uniform_int_distribution<std::int64_t> isi(150, 250), lag(3, 12);
+  std::bernoulli_distribution follows(0.5);
+  std::vector<std::vector<std::int64_t>> trains(2);
+  for (std::int64_t j = 100; j + 300 < n; j += isi(gen)) {
+    trains[0].push_back(j);
+    trains[1].push_back(follows(gen) ? j + lag(gen) : j + 90);
+  }
+  std::vector<Eigen::MatrixXd> truth(2, Eigen::MatrixXd(8, width));
+  for (int u = 0; u < 2; ++u)
+    for (Eigen::Index c = 0; c < 8; ++c)
+      for (Eigen::Index k = 0; k < width; ++k) {
+        const double t = static_cast<double>(k - half) / (2.0 + 3.0 * u);
+        truth[static_cast<std::size_t>(u)](c, k) =
+            (u == 0 ? 1.0 : 0.025) * (1.0 + 0.2 * static_cast<double>(c)) * -t * std::exp(-t * t);
+      }
+  Eigen::MatrixXd x = Eigen::MatrixXd::Zero(8, n);
+  for (std::size_t u = 0; u < 2; ++u)
+    for (const auto j : trains[u])
+      x.middleCols(j - half, width) += truth[u];
+  const auto joint = mi::joint_muaps(x, trains, half);
+  ASSERT_EQ(joint.size(), 2U);
+  Eigen::MatrixXd sta = Eigen::MatrixXd::Zero(8, width);
+  for (const auto j : trains[1])
+    sta += x.middleCols(j - half, width);
+  sta /= static_cast<double>(trains[1].size());
+  const double err_joint = (joint[1] - truth[1]).norm() / truth[1].norm();
+  const double err_sta = (sta - truth[1]).norm() / truth[1].norm();
+  std::cout << "small unit's MUAP error: joint " << err_joint << ", spike-triggered mean "
+            << err_sta << "\n";
+  EXPECT_LT(err_joint, 1e-3);
+  EXPECT_GT(err_sta, 1.0);
+  EXPECT_LT((joint[0] - truth[0]).norm() / truth[0].norm(), 1e-3);
+}

@@ -160,6 +160,17 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress = {});
 
+/// The properties of one unit from its MUAP `sta` (#channels x #window [V], band-passed like
+/// the recording, column k at the window's offset + k from the discharge: MotorUnit::muap) by
+/// least squares through `model` in the search space of invert() (same bounds, probes and
+/// starts; the best lag, to a fraction of a sample, is free). invert() calls it for every
+/// accepted unit; the benchmark also calls it with the true MUAPs to separate the model's error
+/// from the estimate's. \throws BadInput when the channel counts differ, and as invert().
+FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                                const anatomy::MuscleModel& muscle,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params);
+
 /// `muap` (#samples x #channels, zero outside its samples) band-passed like the recording by
 /// the zero-phase filter of `filter` (preprocess.hpp), over its own #samples.
 Eigen::MatrixXd band_passed_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,

@@ -31,8 +31,9 @@
 ///    is subtracted from Z at each discharge, so that later candidates find other units.
 /// Per unit: discharges, filter f = W^T w on the extended channels (#channels x R; 0 for
 /// rejected channels; s(n) = sum_c,d f(c, d) x_c(n - d) on the filtered, mean-free EMG),
-/// the source (IPT, scaled so that its mean at the discharges is 1), MUAP by spike-triggered
-/// averaging of the filtered EMG on every channel, SIL, PNR, CoV of ISI and rate. The neural
+/// the source (IPT, scaled so that its mean at the discharges is 1), MUAP of the filtered EMG on
+/// every channel (all units' MUAPs by least squares at once, joint_muaps(): the spike-triggered
+/// average less the other units' overlapping discharges), SIL, PNR, CoV of ISI and rate. The neural
 /// drive is the sum of all units' spike trains smoothed by a unit-area Hann window.
 ///
 /// Threads: sums over samples are taken in fixed blocks combined in a fixed order, every other

@@ -54,6 +54,19 @@ Eigen::VectorXd spike_triggered_mean(const Eigen::MatrixXf& z,
 /// `discharges`, at each of them.
 void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, std::int64_t half);
 
+/// The MUAPs of all `trains` at once, #rows x (2 half + 1) each (column k at offset k - half
+/// from the discharges), by least squares: x(c, t) = sum_u sum_k m_u(c, k) [t - k + half in
+/// train u] + rest, over the discharges whose window is whole (others are left out). Solved by
+/// block Gauss-Seidel, one unit at a time against the recording less the others' current MUAPs,
+/// until a sweep changes every estimate by less than 1e-3 of its norm (at most 100 sweeps):
+/// memory that of x whatever the number of units. The spike-triggered mean is the case of one
+/// train; with several, a discharge of another unit near this unit's is attributed to its owner
+/// rather than averaged into this unit's MUAP. Used for the MUAPs of every decomposition
+/// (AcceptedUnits::finish()) and by subtract_units().
+std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
+                                         const std::vector<std::vector<std::int64_t>>& trains,
+                                         std::int64_t half);
+
 /// Subtracts units from `x` (#channels x #samples) at their discharges (`trains`): their MUAPs
 /// over [-half, half] samples estimated all at once by least squares (so that no unit's MUAP
 /// carries the others', as a spike-triggered mean would) and kept to their singular components
