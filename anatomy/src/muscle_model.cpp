@@ -45,12 +45,14 @@ double realised_cv_m_per_s(const MuscleFibres& fibres, const MotorUnitPool& pool
   double sum = 0.0, weight = 0.0;
   for (const auto f : pool.units[unit].fibres) {
     if (f < 0 || static_cast<std::size_t>(f) >= fibres.fibres.size() ||
-        f >= pool.fibre_cv_m_per_s.size())
+        f >= pool.fibre_cv_m_per_s.size() || f >= pool.fibre_diameter_m.size())
       throw BadInput("realised CV: unit " + std::to_string(unit) + " has fibre " +
                      std::to_string(f) + ", but the muscle has " +
-                     std::to_string(fibres.fibres.size()) + " fibres and " +
-                     std::to_string(pool.fibre_cv_m_per_s.size()) + " fibre CVs");
-    const double w = fibres.fibres[static_cast<std::size_t>(f)].weight;
+                     std::to_string(fibres.fibres.size()) + " fibres, " +
+                     std::to_string(pool.fibre_cv_m_per_s.size()) + " fibre CVs and " +
+                     std::to_string(pool.fibre_diameter_m.size()) + " diameters");
+    const double d = pool.fibre_diameter_m[f];
+    const double w = fibres.fibres[static_cast<std::size_t>(f)].weight * d * d;
     sum += w * pool.fibre_cv_m_per_s[f];
     weight += w;
   }

@@ -14,7 +14,7 @@
 // thicker, muscle conductivities 20 % higher and fat conductivity 20 % lower, the fibres and
 // electrodes of that model), BMISS again. Units recovered (RoA >= 0.9 at 0.5 ms tolerance)
 // after each iteration, property errors of the recovered BMISS units (depth mm, end-plate shift
-// mm, CV m/s against the mean CV of the unit's fibres, fibre count %), the same errors of fits to
+// mm, CV m/s against the CV its fibres realise, fibre count %), the same errors of fits to
 // those units' true MUAPs (the MUAP model's own floor), and times; table on stdout,
 // OUT/bench_bmiss.json and .md. With the
 // upper bound, the separability of every true unit: the norm of its whitened mixing column (the

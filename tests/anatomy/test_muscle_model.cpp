@@ -272,7 +272,7 @@ TEST(SubjectAnatomy, RealBicepsSurfaceGetsFibresAlongTheMuscle) {
   EXPECT_LT(m.statistics.max_length_m, 1.2 * m.geometry.length_m);
 }
 
-TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByTheRealFibres) {
+TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByRealFibresTimesCrossSection) {
   MuscleFibres fibres;
   fibres.fibres.resize(3);
   fibres.fibres[0].weight = 1.0;
@@ -284,7 +284,10 @@ TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByTheRealFibres) {
   pool.units[0].fibres = {0, 1};
   pool.units[1].fibres = {};
   pool.fibre_cv_m_per_s = Eigen::Vector3d(4.0, 5.0, 3.0);
-  EXPECT_NEAR(realised_cv_m_per_s(fibres, pool, 0), (4.0 + 3.0 * 5.0) / 4.0, 1e-12);
+  pool.fibre_diameter_m = Eigen::Vector3d(40e-6, 50e-6, 30e-6);
+  // Weights: real fibres x cross-section, 1 x 16 and 3 x 25 (x 1e-10 m^2).
+  EXPECT_NEAR(realised_cv_m_per_s(fibres, pool, 0), (16.0 * 4.0 + 75.0 * 5.0) / (16.0 + 75.0),
+              1e-12);
   EXPECT_TRUE(std::isnan(realised_cv_m_per_s(fibres, pool, 1)));
   EXPECT_THROW((void)realised_cv_m_per_s(fibres, pool, 2), BadInput);
   pool.units[1].fibres = {7};

@@ -29,8 +29,8 @@ struct UnitProperties {
   Eigen::MatrixXd territory_centre_m;
   /// Size: number of fibres.
   VectorXi64 n_fibres;
-  /// Conduction velocity [m/s]: as the unit's fibres realise it (anatomy::realised_cv_m_per_s(),
-  /// the mean of their CVs) in `simulate`'s truth.
+  /// Conduction velocity [m/s]: as the unit's MUAP shows it (anatomy::realised_cv_m_per_s(),
+  /// its fibres' mean weighted by their share of the MUAP) in `simulate`'s truth.
   Eigen::VectorXd cv_m_per_s;
   /// End-plate position, #units x k (k = 1: along the fibre [m]; k = 3: a point [m]).
   Eigen::MatrixXd end_plate_m;

@@ -115,8 +115,8 @@ public:
   [[nodiscard]] Eigen::MatrixXd muap(const UnitParameters& theta) const;
 
   /// The parameters of unit `unit` of the pool the model was built from: its territory
-  /// centre and radius, real fibre count and CV (the mean of its fibres',
-  /// anatomy::realised_cv_m_per_s()); end-plate shift and spread 0 (the shifts are
+  /// centre and radius, real fibre count and CV (its fibres' mean as the MUAP
+  /// shows it, anatomy::realised_cv_m_per_s()); end-plate shift and spread 0 (the shifts are
   /// relative to each fibre's own end-plate, whose spread is inside the cells' potentials).
   [[nodiscard]] UnitParameters parameters_of(const anatomy::MuscleFibres& fibres,
                                              const anatomy::MotorUnitPool& pool,
