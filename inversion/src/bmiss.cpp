@@ -665,8 +665,18 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                                 const BmissParams& params) {
   if (sta.rows() != model.n_channels())
-    throw BadInput("fit_properties: the MUAP has " + std::to_string(sta.rows()) +
-                   " channels, the forward model " + std::to_string(model.n_channels()));
+    throw BadInput(
+        "fit_properties: the MUAP has " + std::to_string(sta.rows()) +
+        " channels, but the forward model has " + std::to_string(model.n_channels()) +
+        " electrodes: expected #channels x #window samples, channels in the model's order");
+  if (sta.cols() == 0 || !sta.allFinite() || !(sta.squaredNorm() > 0.0))
+    throw BadInput("fit_properties: the MUAP (" + std::to_string(sta.rows()) + " x " +
+                   std::to_string(sta.cols()) +
+                   ") is empty, zero or not finite: expected a MUAP in volts");
+  if (params.n_fit_starts < 1 || params.n_fit_probe < params.n_fit_starts)
+    throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
+                   " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
+                   ": expected 1 <= n_fit_starts <= n_fit_probe");
   return fit_properties(sta, model, muscle, skin_points_m, params,
                         make_space(model, muscle, params));
 }

@@ -390,6 +390,9 @@ Eigen::MatrixXd above_noise_edge(const Eigen::MatrixXd& muap, const Eigen::Matri
 std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
                                          const std::vector<std::vector<std::int64_t>>& trains,
                                          std::int64_t half) {
+  if (half < 0)
+    throw BadInput("joint_muaps: half window = " + std::to_string(half) +
+                   " samples: expected >= 0");
   const Eigen::Index n = x.cols(), width = 2 * half + 1;
   // Discharges whose window is whole.
   std::vector<std::vector<std::int64_t>> d(trains.size());

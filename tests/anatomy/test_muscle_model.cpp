@@ -289,7 +289,9 @@ TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByRealFibresTimesCrossSectio
   EXPECT_NEAR(realised_cv_m_per_s(fibres, pool, 0), (16.0 * 4.0 + 75.0 * 5.0) / (16.0 + 75.0),
               1e-12);
   EXPECT_TRUE(std::isnan(realised_cv_m_per_s(fibres, pool, 1)));
-  EXPECT_THROW((void)realised_cv_m_per_s(fibres, pool, 2), BadInput);
+  myotwin::testing::expect_error<BadInput>([&] { (void)realised_cv_m_per_s(fibres, pool, 2); },
+                                           {"unit 2 of a pool of 2"});
   pool.units[1].fibres = {7};
-  EXPECT_THROW((void)realised_cv_m_per_s(fibres, pool, 1), BadInput);
+  myotwin::testing::expect_error<BadInput>([&] { (void)realised_cv_m_per_s(fibres, pool, 1); },
+                                           {"has fibre 7", "3 fibres"});
 }

@@ -395,3 +395,45 @@ TEST(BmissParams, NameTheKeyOfABadValue) {
       [&] { (void)mi::read_bmiss_params(cfg4, mi::DecomposeParams{}); },
       {"run.json", "cancellation"});
 }
+
+TEST(FitProperties, GivesBackTheParametersOfANoiseFreeModelMuap) {
+  // The model's own MUAP at unit 3's parameters, band-passed like a recording, shifted by 7
+  // samples into a window: the fit must return that unit's centre, size and CV.
+  const Problem p = make_problem(20.0);
+  const auto transfer =
+      mf::infinite_medium_transfer_function(p.electrodes, mf::AnisotropicMedium{});
+  const mf::MuapModel model(p.muscle.fibres, p.muscle.pool, transfer, 30, model_params());
+  const mi::BmissParams params = small_params();
+  const auto truth = model.parameters_of(p.muscle.fibres, p.muscle.pool, 3);
+  const Eigen::MatrixXd m =
+      mi::band_passed_muap(model.muap(truth), 2048.0, params.separation.preprocess);
+  Eigen::MatrixXd sta = Eigen::MatrixXd::Zero(m.cols(), m.rows() + 7);
+  sta.rightCols(m.rows()) = m.transpose();
+  const auto fit = mi::fit_properties(sta, model, p.muscle, Eigen::MatrixX3d(), params);
+  std::cout << "centre error " << (fit.theta.centre_m - truth.centre_m).norm() * 1e3 << " mm, CV "
+            << fit.theta.cv_m_per_s << " (true " << truth.cv_m_per_s << "), fibres "
+            << fit.theta.n_fibres << " (true " << truth.n_fibres << "), residual "
+            << fit.relative_residual << "\n";
+  EXPECT_LT((fit.theta.centre_m - truth.centre_m).norm(), 0.5e-3);
+  EXPECT_NEAR(fit.theta.cv_m_per_s, truth.cv_m_per_s, 0.1);
+  EXPECT_NEAR(fit.theta.n_fibres / truth.n_fibres, 1.0, 0.1);
+  EXPECT_LT(fit.relative_residual, 0.1);
+  EXPECT_TRUE(std::isnan(fit.depth_m)); // no skin given
+
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] {
+        (void)mi::fit_properties(sta.topRows(20), model, p.muscle, Eigen::MatrixX3d(), params);
+      },
+      {"the MUAP has 20 channels, but the forward model has 30 electrodes"});
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] {
+        (void)mi::fit_properties(Eigen::MatrixXd::Zero(30, 40), model, p.muscle, Eigen::MatrixX3d(),
+                                 params);
+      },
+      {"(30 x 40) is empty, zero or not finite"});
+  mi::BmissParams no_starts = params;
+  no_starts.n_fit_starts = 0;
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::fit_properties(sta, model, p.muscle, Eigen::MatrixX3d(), no_starts); },
+      {"n_fit_starts = 0", "expected 1 <= n_fit_starts <= n_fit_probe"});
+}

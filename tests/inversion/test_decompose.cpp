@@ -464,4 +464,6 @@ TEST(JointMuaps, RecoverOverlappingMuapsExactlyWhereTheSpikeTriggeredMeanDoesNot
   EXPECT_LT(err_joint, 1e-3);
   EXPECT_GT(err_sta, 1.0);
   EXPECT_LT((joint[0] - truth[0]).norm() / truth[0].norm(), 1e-3);
+  myotwin::testing::expect_error<myotwin::BadInput>([&] { (void)mi::joint_muaps(x, trains, -1); },
+                                                    {"half window = -1"});
 }

@@ -165,7 +165,8 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
 /// least squares through `model` in the search space of invert() (same bounds, probes and
 /// starts; the best lag, to a fraction of a sample, is free). invert() calls it for every
 /// accepted unit; the benchmark also calls it with the true MUAPs to separate the model's error
-/// from the estimate's. \throws BadInput when the channel counts differ, and as invert().
+/// from the estimate's. \throws BadInput when the channel counts differ, for an empty, zero or
+/// non-finite MUAP, for n_fit_starts < 1 or n_fit_probe < n_fit_starts, and as invert().
 FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
                                 const anatomy::MuscleModel& muscle,
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,

@@ -62,7 +62,7 @@ void peel_off(Eigen::MatrixXf& z, const std::vector<std::int64_t>& discharges, s
 /// memory that of x whatever the number of units. The spike-triggered mean is the case of one
 /// train; with several, a discharge of another unit near this unit's is attributed to its owner
 /// rather than averaged into this unit's MUAP. Used for the MUAPs of every decomposition
-/// (AcceptedUnits::finish()) and by subtract_units().
+/// (AcceptedUnits::finish()) and by subtract_units(). \throws BadInput for half < 0.
 std::vector<Eigen::MatrixXd> joint_muaps(const Eigen::MatrixXd& x,
                                          const std::vector<std::vector<std::int64_t>>& trains,
                                          std::int64_t half);
