@@ -380,6 +380,10 @@ std::vector<double> noise_limited_separability(const std::vector<Eigen::MatrixXd
 struct PropertyErrors {
   std::vector<std::int64_t> truth; ///< per recovered unit, the index of its true unit
   std::vector<double> depth_mm, end_plate_mm, cv_m_per_s, fibres_percent;
+  /// Per unit: the fit's relative residual, and the model's at the true parameters (as the
+  /// search space holds them, and with the unit's own territory radius): a fit above the
+  /// first missed the model's minimum.
+  std::vector<double> residual, residual_at_truth, residual_at_truth_own_radius;
   double normalised_mse = 0.0; ///< mean over units and the four of (error / range)^2
 };
 
@@ -441,7 +445,10 @@ nlohmann::json to_json(const PropertyErrors& e) {
             {"depth_mm", e.depth_mm},
             {"end_plate_shift_mm", e.end_plate_mm},
             {"cv_m_per_s", e.cv_m_per_s},
-            {"fibres_percent", e.fibres_percent}}}};
+            {"fibres_percent", e.fibres_percent},
+            {"relative_residual", e.residual},
+            {"relative_residual_at_truth", e.residual_at_truth},
+            {"relative_residual_at_truth_own_radius", e.residual_at_truth_own_radius}}}};
 }
 
 nlohmann::json to_json(const MethodRun& r) {
@@ -534,7 +541,8 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
                     const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
                     const Eigen::MatrixX3d& skin, const inversion::BmissParams& params,
                     const inversion::SpikeTrains& truth, const forward::UnitProperties& props,
-                    const std::vector<Eigen::MatrixXd>& true_muaps, double min_roa,
+                    const std::vector<Eigen::MatrixXd>& true_muaps,
+                    const std::vector<forward::UnitParameters>& true_theta, double min_roa,
                     const ProgressCallback& progress) {
   Stopwatch watch;
   const auto result = inversion::invert(recording, model, muscle, skin, params, progress);
@@ -561,8 +569,47 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
   }
   run.errors = property_errors(fits, units, props, model, params);
   run.errors_true_muaps = property_errors(exact, units, props, model, params);
+  // Residuals at the true parameters, against the same MUAPs.
+  auto residuals = [&](PropertyErrors& e, const std::vector<inversion::FittedProperties>& f,
+                       auto&& muap_of) {
+    const std::size_t n = units.size();
+    e.residual.resize(n);
+    e.residual_at_truth.resize(n);
+    e.residual_at_truth_own_radius.resize(n);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t k = 0; k < static_cast<std::int64_t>(n); ++k) {
+      const auto i = static_cast<std::size_t>(k);
+      const Eigen::MatrixXd sta = muap_of(i);
+      const auto& theta = true_theta.at(static_cast<std::size_t>(units[i]));
+      e.residual[i] = f[i].relative_residual;
+      e.residual_at_truth[i] = inversion::model_residual(sta, model, muscle, theta, params, true);
+      e.residual_at_truth_own_radius[i] =
+          inversion::model_residual(sta, model, muscle, theta, params, false);
+    }
+  };
+  std::vector<std::size_t> matched;
+  for (std::size_t k = 0; k < match.size(); ++k)
+    if (match[k] >= 0)
+      matched.push_back(k);
+  residuals(run.errors, fits,
+            [&](std::size_t i) { return result.decomposition.units[matched[i]].muap; });
+  residuals(run.errors_true_muaps, exact, [&](std::size_t i) -> Eigen::MatrixXd {
+    return inversion::band_passed_muap(true_muaps[static_cast<std::size_t>(units[i])],
+                                       recording.fs_Hz, params.separation.preprocess)
+        .transpose();
+  });
   run.has_properties = true;
   return run;
+}
+
+/// Each simulated unit's parameters in `model` of `muscle` (MuapModel::parameters_of()).
+std::vector<forward::UnitParameters> true_parameters(const forward::MuapModel& model,
+                                                     const anatomy::MuscleModel& muscle,
+                                                     const forward::EmgSimulation& sim) {
+  std::vector<forward::UnitParameters> theta;
+  for (const auto& u : sim.units)
+    theta.push_back(model.parameters_of(muscle.fibres, muscle.pool, u.unit));
+  return theta;
 }
 
 std::string fixed(double v, int digits) {
@@ -811,19 +858,21 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       nlohmann::json separability_json = nlohmann::json::array();
       std::ostringstream props_md;
       props_md << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
-                  "normalised MSE |\n|---|---|---|---|---|---|---|---|\n";
+                  "normalised MSE | fit residual (at the truth) |\n"
+                  "|---|---|---|---|---|---|---|---|---|\n";
       auto props_row = [&](const std::string& tag, const std::string& model_name,
                            const PropertyErrors& e) {
         props_md << "| " << tag << " | " << model_name << " | " << e.depth_mm.size() << " | ";
         if (e.depth_mm.empty()) {
-          props_md << "- | - | - | - | - |\n";
+          props_md << "- | - | - | - | - | - |\n";
           return;
         }
         props_md << fixed(median(abs_values(e.depth_mm)), 2) << " ("
                  << fixed(mean_abs(e.depth_mm), 2) << ") | " << fixed(mean_abs(e.end_plate_mm), 2)
                  << " | " << fixed(mean_abs(e.cv_m_per_s), 3) << " | "
                  << fixed(mean_abs(e.fibres_percent), 1) << " | " << std::setprecision(3)
-                 << e.normalised_mse << " |\n";
+                 << e.normalised_mse << " | " << fixed(mean_abs(e.residual), 3) << " ("
+                 << fixed(mean_abs(e.residual_at_truth), 3) << ") |\n";
       };
       for (std::size_t level = 0; level < b.snr_dB.size(); ++level) {
         const forward::EmgResult emg = recording_at(level);
@@ -846,7 +895,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
         if (b.runs("bmiss")) {
           log_info("bench bmiss: ", tag, ": BMISS");
           runs.push_back(run_bmiss("BMISS", recording, *muap_model, muscle, model->skin_points_m,
-                                   params, truth, sim.properties, muaps_fs, b.min_roa,
+                                   params, truth, sim.properties, muaps_fs,
+                                   true_parameters(*muap_model, muscle, sim), b.min_roa,
                                    progress_display(*options)));
         }
         const std::int64_t per_iteration = std::max<std::int64_t>(1, params.n_refine);
@@ -903,7 +953,8 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
           log_info("bench bmiss: ", tag, ": BMISS with the perturbed model");
           runs.push_back(run_bmiss("BMISS, perturbed model", recording, *pmuap, *pmuscle,
                                    pmodel->skin_points_m, params, truth, sim.properties, muaps_fs,
-                                   b.min_roa, progress_display(*options)));
+                                   true_parameters(*pmuap, *pmuscle, sim), b.min_roa,
+                                   progress_display(*options)));
         }
         nlohmann::json lj = {{"snr_dB", b.snr_dB[level]}, {"methods", nlohmann::json::array()}};
         if (!separability_json.empty() && separability_json.back()["snr_dB"] == b.snr_dB[level])

@@ -660,10 +660,11 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
   return result;
 }
 
-FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
-                                const anatomy::MuscleModel& muscle,
-                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
-                                const BmissParams& params) {
+namespace {
+
+/// The input checks of fit_properties() and model_residual().
+void check_fit_input(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                     const BmissParams& params) {
   if (sta.rows() != model.n_channels())
     throw BadInput(
         "fit_properties: the MUAP has " + std::to_string(sta.rows()) +
@@ -677,8 +678,32 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
     throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
                    " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
                    ": expected 1 <= n_fit_starts <= n_fit_probe");
+}
+
+} // namespace
+
+FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                                const anatomy::MuscleModel& muscle,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params) {
+  check_fit_input(sta, model, params);
   return fit_properties(sta, model, muscle, skin_points_m, params,
                         make_space(model, muscle, params));
+}
+
+double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                      const anatomy::MuscleModel& muscle, const forward::UnitParameters& theta,
+                      const BmissParams& params, bool as_searched) {
+  check_fit_input(sta, model, params);
+  forward::UnitParameters t = theta;
+  if (as_searched) {
+    const SearchSpace space = make_space(model, muscle, params);
+    t = space.theta(space.point(theta));
+  }
+  double scale = 0.0;
+  const Eigen::MatrixXd m =
+      band_passed_muap(model.muap(t), model.params().fs_Hz, params.separation.preprocess);
+  return fit_residual(m, sta, scale, params.fit_free_scale);
 }
 
 } // namespace myotwin::inversion

@@ -74,6 +74,14 @@ TEST(CliBench, BmissReportsEveryMethodPerIterationAndRefusesBadInput) {
   const auto& exact = methods[0].at("property_errors_true_muaps").at("per_unit");
   EXPECT_EQ(exact.at("truth"), per_unit.at("truth"));
   EXPECT_EQ(exact.at("depth_mm").size(), n_fitted);
+  // Residuals of the fit and of the model at the true parameters, relative to the MUAP's norm.
+  for (const auto* set : {&per_unit, &exact})
+    for (const char* key : {"relative_residual", "relative_residual_at_truth",
+                            "relative_residual_at_truth_own_radius"}) {
+      ASSERT_EQ(set->at(key).size(), n_fitted) << key;
+      for (const auto& value : set->at(key))
+        EXPECT_TRUE(value.get<double>() >= 0.0 && value.get<double>() < 2.0) << key << " " << value;
+    }
   EXPECT_EQ(methods[0].at("iteration_time_s").size(), 2U);
   // The recording and its truth, readable as any simulated EMG.
   myotwin::H5Reader h5(out / "emg_20dB.h5");

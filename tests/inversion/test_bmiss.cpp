@@ -420,6 +420,23 @@ TEST(FitProperties, GivesBackTheParametersOfANoiseFreeModelMuap) {
   EXPECT_LT(fit.relative_residual, 0.1);
   EXPECT_TRUE(std::isnan(fit.depth_m)); // no skin given
 
+  // The model's residual at the parameters that made the MUAP (whole-sample shift): nothing
+  // left; with the search space's radius for that size, next to nothing (the fit itself stops
+  // at 0.010: Nelder-Mead's 120 evaluations); 2 mm away from the centre, 20 times more.
+  const double at_truth = mi::model_residual(sta, model, p.muscle, truth, params, false);
+  auto moved = truth;
+  moved.centre_m.x() += 2e-3;
+  const double at_moved = mi::model_residual(sta, model, p.muscle, moved, params, false);
+  const double searched = mi::model_residual(sta, model, p.muscle, truth, params, true);
+  std::cout << "residual at the truth " << at_truth << ", 2 mm off " << at_moved << ", as searched "
+            << searched << "\n";
+  EXPECT_LT(at_truth, 1e-6);
+  EXPECT_LT(searched, 0.005);
+  EXPECT_GT(at_moved, 0.05);
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::model_residual(sta.topRows(20), model, p.muscle, truth, params, true); },
+      {"the MUAP has 20 channels, but the forward model has 30 electrodes"});
+
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] {
         (void)mi::fit_properties(sta.topRows(20), model, p.muscle, Eigen::MatrixX3d(), params);

@@ -172,6 +172,17 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                                 const BmissParams& params);
 
+/// The relative residual |sta - MUAP(theta)| / |sta| (a free amplitude with fit_free_scale)
+/// of the model's MUAP at `theta` against `sta` (as fit_properties()), at the best lag to a
+/// fraction of a sample: what the fit would score at `theta`. With `as_searched` the point is
+/// first mapped into the search space of fit_properties() (clamped to its bounds, the territory
+/// radius that of the size), so that a fitted residual above this one at the true parameters
+/// means the search missed, and one below it means the model's minimum lies elsewhere.
+/// \throws BadInput as fit_properties().
+double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
+                      const anatomy::MuscleModel& muscle, const forward::UnitParameters& theta,
+                      const BmissParams& params, bool as_searched);
+
 /// `muap` (#samples x #channels, zero outside its samples) band-passed like the recording by
 /// the zero-phase filter of `filter` (preprocess.hpp), over its own #samples.
 Eigen::MatrixXd band_passed_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, double fs_Hz,
