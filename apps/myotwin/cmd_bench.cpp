@@ -551,27 +551,30 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
   for (const auto& it : result.iterations)
     run.iteration_time_s.push_back(it.time_s);
   const auto match = recovered_truth(result.decomposition, truth, min_roa);
+  // The recovered units: their fits, true units, estimated and true (band-passed) MUAPs.
   std::vector<inversion::FittedProperties> fits;
   std::vector<std::int64_t> units;
+  std::vector<Eigen::MatrixXd> estimated, exact_muaps;
   for (std::size_t k = 0; k < match.size(); ++k)
     if (match[k] >= 0) {
       fits.push_back(result.properties[k]);
       units.push_back(match[k]);
+      estimated.push_back(result.decomposition.units[k].muap);
+      exact_muaps.push_back(
+          inversion::band_passed_muap(true_muaps[static_cast<std::size_t>(match[k])],
+                                      recording.fs_Hz, params.separation.preprocess)
+              .transpose());
     }
   std::vector<inversion::FittedProperties> exact(units.size());
 #pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t k = 0; k < static_cast<std::int64_t>(units.size()); ++k) {
-    const Eigen::MatrixXd m = inversion::band_passed_muap(
-        true_muaps[static_cast<std::size_t>(units[static_cast<std::size_t>(k)])], recording.fs_Hz,
-        params.separation.preprocess);
-    exact[static_cast<std::size_t>(k)] =
-        inversion::fit_properties(m.transpose(), model, muscle, skin, params);
-  }
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(units.size()); ++k)
+    exact[static_cast<std::size_t>(k)] = inversion::fit_properties(
+        exact_muaps[static_cast<std::size_t>(k)], model, muscle, skin, params);
   run.errors = property_errors(fits, units, props, model, params);
   run.errors_true_muaps = property_errors(exact, units, props, model, params);
-  // Residuals at the true parameters, against the same MUAPs.
+  // The fits' residuals and the model's at the true parameters, against the same MUAPs.
   auto residuals = [&](PropertyErrors& e, const std::vector<inversion::FittedProperties>& f,
-                       auto&& muap_of) {
+                       const std::vector<Eigen::MatrixXd>& muaps) {
     const std::size_t n = units.size();
     e.residual.resize(n);
     e.residual_at_truth.resize(n);
@@ -579,25 +582,16 @@ MethodRun run_bmiss(const std::string& name, const inversion::EmgRecording& reco
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t k = 0; k < static_cast<std::int64_t>(n); ++k) {
       const auto i = static_cast<std::size_t>(k);
-      const Eigen::MatrixXd sta = muap_of(i);
       const auto& theta = true_theta.at(static_cast<std::size_t>(units[i]));
       e.residual[i] = f[i].relative_residual;
-      e.residual_at_truth[i] = inversion::model_residual(sta, model, muscle, theta, params, true);
+      e.residual_at_truth[i] =
+          inversion::model_residual(muaps[i], model, muscle, theta, params, true);
       e.residual_at_truth_own_radius[i] =
-          inversion::model_residual(sta, model, muscle, theta, params, false);
+          inversion::model_residual(muaps[i], model, muscle, theta, params, false);
     }
   };
-  std::vector<std::size_t> matched;
-  for (std::size_t k = 0; k < match.size(); ++k)
-    if (match[k] >= 0)
-      matched.push_back(k);
-  residuals(run.errors, fits,
-            [&](std::size_t i) { return result.decomposition.units[matched[i]].muap; });
-  residuals(run.errors_true_muaps, exact, [&](std::size_t i) -> Eigen::MatrixXd {
-    return inversion::band_passed_muap(true_muaps[static_cast<std::size_t>(units[i])],
-                                       recording.fs_Hz, params.separation.preprocess)
-        .transpose();
-  });
+  residuals(run.errors, fits, estimated);
+  residuals(run.errors_true_muaps, exact, exact_muaps);
   run.has_properties = true;
   return run;
 }

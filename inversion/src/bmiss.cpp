@@ -662,22 +662,17 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
 
 namespace {
 
-/// The input checks of fit_properties() and model_residual().
-void check_fit_input(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
-                     const BmissParams& params) {
+/// The checks of the MUAP `sta` given to `who` (fit_properties() or model_residual()).
+void check_muap(const char* who, const Eigen::MatrixXd& sta, const forward::MuapModel& model) {
   if (sta.rows() != model.n_channels())
     throw BadInput(
-        "fit_properties: the MUAP has " + std::to_string(sta.rows()) +
+        std::string(who) + ": the MUAP has " + std::to_string(sta.rows()) +
         " channels, but the forward model has " + std::to_string(model.n_channels()) +
         " electrodes: expected #channels x #window samples, channels in the model's order");
   if (sta.cols() == 0 || !sta.allFinite() || !(sta.squaredNorm() > 0.0))
-    throw BadInput("fit_properties: the MUAP (" + std::to_string(sta.rows()) + " x " +
+    throw BadInput(std::string(who) + ": the MUAP (" + std::to_string(sta.rows()) + " x " +
                    std::to_string(sta.cols()) +
                    ") is empty, zero or not finite: expected a MUAP in volts");
-  if (params.n_fit_starts < 1 || params.n_fit_probe < params.n_fit_starts)
-    throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
-                   " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
-                   ": expected 1 <= n_fit_starts <= n_fit_probe");
 }
 
 } // namespace
@@ -686,7 +681,11 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
                                 const anatomy::MuscleModel& muscle,
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                                 const BmissParams& params) {
-  check_fit_input(sta, model, params);
+  check_muap("fit_properties", sta, model);
+  if (params.n_fit_starts < 1 || params.n_fit_probe < params.n_fit_starts)
+    throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
+                   " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
+                   ": expected 1 <= n_fit_starts <= n_fit_probe");
   return fit_properties(sta, model, muscle, skin_points_m, params,
                         make_space(model, muscle, params));
 }
@@ -694,7 +693,7 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
 double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
                       const anatomy::MuscleModel& muscle, const forward::UnitParameters& theta,
                       const BmissParams& params, bool as_searched) {
-  check_fit_input(sta, model, params);
+  check_muap("model_residual", sta, model);
   forward::UnitParameters t = theta;
   if (as_searched) {
     const SearchSpace space = make_space(model, muscle, params);

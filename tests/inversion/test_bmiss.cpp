@@ -435,7 +435,18 @@ TEST(FitProperties, GivesBackTheParametersOfANoiseFreeModelMuap) {
   EXPECT_GT(at_moved, 0.05);
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::model_residual(sta.topRows(20), model, p.muscle, truth, params, true); },
-      {"the MUAP has 20 channels, but the forward model has 30 electrodes"});
+      {"model_residual: the MUAP has 20 channels, but the forward model has 30 electrodes"});
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] {
+        (void)mi::model_residual(Eigen::MatrixXd::Zero(30, 40), model, p.muscle, truth, params,
+                                 false);
+      },
+      {"model_residual: the MUAP (30 x 40) is empty, zero or not finite"});
+  auto no_radius = truth;
+  no_radius.radius_m = 0.0;
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::model_residual(sta, model, p.muscle, no_radius, params, false); },
+      {"MUAP model: radius_m = 0 (expected finite and > 0)"});
 
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] {

@@ -178,7 +178,9 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
 /// first mapped into the search space of fit_properties() (clamped to its bounds, the territory
 /// radius that of the size), so that a fitted residual above this one at the true parameters
 /// means the search missed, and one below it means the model's minimum lies elsewhere.
-/// \throws BadInput as fit_properties().
+/// \throws BadInput when the channel counts differ, for an empty, zero or non-finite MUAP, for
+/// parameters outside the model's domain (MuapModel::muap()) and, with `as_searched`, as
+/// invert() for size bounds that exclude the pool.
 double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
                       const anatomy::MuscleModel& muscle, const forward::UnitParameters& theta,
                       const BmissParams& params, bool as_searched);
