@@ -1,10 +1,13 @@
 // Accuracy and speed of the motor-unit decomposition (not run by ctest).
 //
 // Usage:
-//   bench_decompose OUT1/forward/emg.h5 [OUT2/forward/emg.h5 ...]
-//       decomposes each simulated recording (myotwin simulate) and scores it against its truth:
-//       one table row per file (SNR, units recruited, accepted, identified at RoA >= 0.9, mean
-//       RoA of the matches, accepted units below 0.9 RoA, time).
+//   bench_decompose [--config RUN.json] OUT1/forward/emg.h5 [OUT2/forward/emg.h5 ...]
+//       decomposes each simulated recording (myotwin simulate) and scores it against its truth
+//       (tolerance 0.5 ms, lags up to 50 ms): one table row per file (SNR, units recruited,
+//       accepted, identified at RoA >= 0.9, mean RoA of the matches, accepted units below 0.9
+//       RoA, false units (best RoA < 0.3), units flagged for review, time, peak memory of the
+//       process so far). --config takes the `decompose` section of a run config (defaults
+//       otherwise), e.g. to set the acceptance of an earlier version beside today's.
 //   bench_decompose --speed
 //       times synthetic recordings of 64 channels x 20 s and 320 channels x 10 s at 2048 Hz.
 // docs/benchmarks.md says how the simulated forearm recordings are made.
@@ -15,7 +18,12 @@
 #include <vector>
 
 #include <omp.h>
+#include <sys/resource.h>
 
+#include <nlohmann/json.hpp>
+
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/random.hpp"
@@ -92,14 +100,25 @@ int main(int argc, char** argv) {
   myotwin::set_log_level(myotwin::LogLevel::warning);
   if (argc == 2 && std::string(argv[1]) == "--speed")
     return speed();
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_decompose EMG.h5... | --speed\n");
+  int first = 1;
+  mi::DecomposeParams params;
+  if (argc > 2 && std::string(argv[1]) == "--config") {
+    const std::filesystem::path path = argv[2];
+    auto json = nlohmann::json::parse(myotwin::read_text_file(path));
+    myotwin::ConfigReader root(json, path.string(), path.parent_path());
+    auto section = root.section("decompose");
+    params = mi::read_decompose_params(section);
+    first = 3;
+  }
+  if (argc <= first) {
+    std::fprintf(stderr, "usage: bench_decompose [--config RUN.json] EMG.h5... | --speed\n");
     return 2;
   }
   std::printf("| file | SNR [dB] | recruited | accepted | identified (RoA >= 0.9) | mean RoA of "
-              "matches | accepted with RoA < 0.9 | time [s] |\n"
-              "|---|---|---|---|---|---|---|---|\n");
-  for (int i = 1; i < argc; ++i) {
+              "matches | accepted with RoA < 0.9 | false (RoA < 0.3) | flagged for review | "
+              "time [s] | peak MiB |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (int i = first; i < argc; ++i) {
     const std::string path = argv[i];
     const auto rec = mi::read_emg(path);
     const myotwin::H5Reader h5(path);
@@ -109,7 +128,7 @@ int main(int argc, char** argv) {
     for (const auto& t : truth.samples)
       recruited += t.size() >= 10 ? 1 : 0; // at least the minimum of an accepted unit
     myotwin::Stopwatch watch;
-    const auto d = mi::decompose(rec, {});
+    const auto d = mi::decompose(rec, params);
     const double seconds = watch.elapsed_s();
     mi::SpikeTrains dec{"decomposition", d.fs_Hz, {}, {}};
     for (std::size_t u = 0; u < d.units.size(); ++u) {
@@ -129,15 +148,35 @@ int main(int argc, char** argv) {
     for (std::size_t u = 0; u < d.units.size(); ++u)
       for (Eigen::Index t = 0; t < s.roa.cols(); ++t)
         best[u] = std::max(best[u], s.roa(static_cast<Eigen::Index>(u), t));
-    for (std::size_t u = 0; u < d.units.size(); ++u)
+    std::size_t n_false = 0, n_flagged = 0;
+    for (std::size_t u = 0; u < d.units.size(); ++u) {
+      n_false += best[u] < 0.3 ? 1 : 0;
+      n_flagged += d.units[u].review.empty() ? 0 : 1;
+      std::string flags;
+      for (const auto& f : d.units[u].review)
+        flags += (flags.empty() ? "" : ",") + f;
       std::fprintf(stderr,
-                   "%s unit %zu: best RoA %.3f, SIL %.3f, PNR %.1f dB, CoV %.3f, %zu discharges\n",
+                   "%s unit %zu: best RoA %.3f, SIL %.3f, PNR %.1f dB, CoV %.3f, local CoV %.3f, "
+                   "%zu discharges, %lld doublets, %lld pauses, review [%s]\n",
                    path.c_str(), u, best[u], d.units[u].sil, d.units[u].pnr_dB, d.units[u].cov_isi,
-                   d.units[u].discharges.size());
-    std::printf("| %s | %.1f | %zu | %zu | %zu | %.3f | %zu | %.1f |\n", path.c_str(), snr,
-                recruited, d.units.size(), identified,
+                   d.units[u].cov_isi_local, d.units[u].discharges.size(),
+                   static_cast<long long>(d.units[u].n_doublets),
+                   static_cast<long long>(d.units[u].n_pauses), flags.c_str());
+    }
+    std::fprintf(
+        stderr,
+        "%s: %lld candidates, %lld low SIL, %lld few discharges, %lld irregular, %lld "
+        "duplicates; whiten %.1f s, iterations %.1f s\n",
+        path.c_str(), static_cast<long long>(d.stats.n_candidates),
+        static_cast<long long>(d.stats.n_low_sil), static_cast<long long>(d.stats.n_few_spikes),
+        static_cast<long long>(d.stats.n_irregular), static_cast<long long>(d.stats.n_duplicates),
+        d.stats.time_whiten_s, d.stats.time_iterations_s);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    std::printf("| %s | %.1f | %zu | %zu | %zu | %.3f | %zu | %zu | %zu | %.1f | %.0f |\n",
+                path.c_str(), snr, recruited, d.units.size(), identified,
                 s.matches.empty() ? 0.0 : roa_sum / static_cast<double>(s.matches.size()), bad,
-                seconds);
+                n_false, n_flagged, seconds, static_cast<double>(usage.ru_maxrss) / 1024.0);
     std::fflush(stdout);
   }
   return 0;

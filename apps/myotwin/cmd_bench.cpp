@@ -460,7 +460,7 @@ nlohmann::json to_json(const MethodRun& r) {
                        {{"handed_over", r.stats.n_candidates},
                         {"few_discharges", r.stats.n_few_spikes},
                         {"low_sil", r.stats.n_low_sil},
-                        {"high_cov_isi", r.stats.n_high_cov},
+                        {"irregular", r.stats.n_irregular},
                         {"duplicates", r.stats.n_duplicates}}}};
   if (!r.iteration_time_s.empty())
     j["iteration_time_s"] = r.iteration_time_s;
@@ -835,7 +835,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& run) {
       const inversion::BmissParams& params = config.invert;
       inversion::DecomposeParams blind = params.separation;
       blind.n_iterations = params.n_iterations * std::max<std::int64_t>(1, params.n_refine);
-      blind.max_stalled_candidates = 0; // the same budget of candidates, whatever they give
+      blind.candidates_per_unit = 0; // the same budget of candidates, whatever they give
       nlohmann::json levels = nlohmann::json::array();
       std::ostringstream md;
       md << "| SNR | method | recovered after iteration 1.." << params.n_iterations

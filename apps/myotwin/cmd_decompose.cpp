@@ -140,13 +140,17 @@ void add_decompose_command(CLI::App& app, std::function<int()>& run) {
         std::cout << "\nextension factor " << result.extension_factor << ", "
                   << result.stats.n_whitened << " whitened dimensions, "
                   << result.stats.n_candidates << " candidates\n";
-        std::cout << "unit  discharges  rate_pps  CoV_ISI   SIL   PNR_dB\n";
+        std::cout << "unit  discharges  rate_pps  CoV_ISI  local   SIL   PNR_dB  review\n";
         for (std::size_t u = 0; u < result.units.size(); ++u) {
           const auto& unit = result.units[u];
           std::cout << std::setw(4) << u << std::setw(12) << unit.discharges.size() << std::fixed
                     << std::setprecision(1) << std::setw(10) << unit.rate_pps
                     << std::setprecision(3) << std::setw(9) << unit.cov_isi << std::setw(7)
-                    << unit.sil << std::setprecision(1) << std::setw(9) << unit.pnr_dB << "\n";
+                    << unit.cov_isi_local << std::setw(7) << unit.sil << std::setprecision(1)
+                    << std::setw(9) << unit.pnr_dB << "  ";
+          for (std::size_t f = 0; f < unit.review.size(); ++f)
+            std::cout << (f > 0 ? "," : "") << unit.review[f];
+          std::cout << "\n";
         }
         std::cout << result.units.size() << " units in " << std::setprecision(1)
                   << watch.elapsed_s() << " s; results in " << dir.string() << "\n";

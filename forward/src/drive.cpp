@@ -166,6 +166,18 @@ void validate(const DriveParams& p) {
           "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   require(p.rate_gain_pps >= 0.0, "rate_gain_pps", p.rate_gain_pps, "must be >= 0");
   require(p.isi_cov >= 0.0 && p.isi_cov < 1.0, "isi_cov", p.isi_cov, "must be in [0, 1)");
+  require(p.doublet_probability >= 0.0 && p.doublet_probability < 1.0, "doublet_probability",
+          p.doublet_probability, "must be in [0, 1)");
+  require(p.doublet_isi_min_ms > 0.0 && p.doublet_isi_min_ms <= p.doublet_isi_max_ms &&
+              p.doublet_isi_max_ms <= 100.0,
+          "doublet_isi_max_ms", p.doublet_isi_max_ms,
+          "must be >= doublet_isi_min_ms = " + format_number(p.doublet_isi_min_ms) +
+              " > 0 and <= 100 [ms]");
+  require(p.pause_probability >= 0.0 && p.pause_probability < 1.0, "pause_probability",
+          p.pause_probability, "must be in [0, 1)");
+  require(p.pause_min_s > 0.0 && p.pause_min_s <= p.pause_max_s && p.pause_max_s <= 100.0,
+          "pause_max_s", p.pause_max_s,
+          "must be >= pause_min_s = " + format_number(p.pause_min_s) + " > 0 and <= 100 [s]");
   require(p.common_input_sd_fraction >= 0.0, "common_input_sd_fraction", p.common_input_sd_fraction,
           "must be >= 0");
   if (p.common_input_sd_fraction > 0.0)
@@ -333,6 +345,21 @@ DriveParams read_drive_params(ConfigReader& c) {
   p.peak_rate_last_pps = c.optional<double>("peak_rate_last_pps", p.peak_rate_last_pps, positive());
   p.rate_gain_pps = c.optional<double>("rate_gain_pps", p.rate_gain_pps, non_negative());
   p.isi_cov = c.optional<double>("isi_cov", p.isi_cov, in_range(0.0, 0.99));
+  p.doublet_probability =
+      c.optional<double>("doublet_probability", p.doublet_probability, in_range(0.0, 0.99));
+  p.doublet_isi_min_ms =
+      c.optional<double>("doublet_isi_min_ms", p.doublet_isi_min_ms, in_range(0.1, 100.0));
+  p.doublet_isi_max_ms =
+      c.optional<double>("doublet_isi_max_ms", p.doublet_isi_max_ms, in_range(0.1, 100.0));
+  p.pause_probability =
+      c.optional<double>("pause_probability", p.pause_probability, in_range(0.0, 0.99));
+  p.pause_min_s = c.optional<double>("pause_min_s", p.pause_min_s, in_range(1e-3, 100.0));
+  p.pause_max_s = c.optional<double>("pause_max_s", p.pause_max_s, in_range(1e-3, 100.0));
+  if (p.doublet_isi_max_ms < p.doublet_isi_min_ms)
+    c.fail("doublet_isi_max_ms",
+           "must be >= doublet_isi_min_ms = " + format_number(p.doublet_isi_min_ms));
+  if (p.pause_max_s < p.pause_min_s)
+    c.fail("pause_max_s", "must be >= pause_min_s = " + format_number(p.pause_min_s));
   p.common_input_sd_fraction =
       c.optional<double>("common_input_sd_fraction", p.common_input_sd_fraction, non_negative());
   p.common_input_cutoff_Hz =
@@ -478,7 +505,17 @@ DriveResult simulate_drive(const DriveParams& p, const std::vector<double>& thre
       }
       times.push_back(t);
       const double rate = rate_law(p, thr, r_min, peak[i], std::max(ex, thr));
+      // Draws for doublets and pauses only when they are on: the trains without them stay those
+      // of earlier versions, bit for bit.
+      if (p.doublet_probability > 0.0 && r.uniform() < p.doublet_probability) {
+        t += 1e-3 * r.uniform(p.doublet_isi_min_ms, p.doublet_isi_max_ms);
+        if (t >= p.duration_s)
+          break;
+        times.push_back(t);
+      }
       t += isi_factor(r, p.isi_cov) / rate;
+      if (p.pause_probability > 0.0 && r.uniform() < p.pause_probability)
+        t += r.uniform(p.pause_min_s, p.pause_max_s);
       accepted = false;
     }
   }

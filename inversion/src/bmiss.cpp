@@ -480,14 +480,14 @@ std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteratio
     if (source.w.size() == 0)
       return std::nullopt;
     ++stats.n_candidates;
-    const double sil = source.detection.sil, cov = source.cov_isi;
+    const double sil = source.detection.sil, cov = source.cov_isi_local;
     const auto n_d = source.detection.discharges.size();
     verdict = accepted.offer(std::move(source), iteration, data, params.separation, stats);
     log_debug("invert: hand-over (", steps, " fixed-point steps): ", n_d, " discharges, SIL ",
-              format_number(sil), ", CoV ", format_number(cov), ", verdict ",
+              format_number(sil), ", local CoV ", format_number(cov), ", verdict ",
               static_cast<int>(*verdict));
     const bool rejected = *verdict == Verdict::few_discharges || *verdict == Verdict::low_sil ||
-                          *verdict == Verdict::high_cov;
+                          *verdict == Verdict::irregular;
     if (!rejected || !params.handover_retry || steps == full)
       break;
   }

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <numeric>
-#include <set>
 
 #include <Eigen/Eigenvalues>
 
@@ -49,11 +47,12 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
       s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
   p.target_extended_channels =
       s.optional<double>("target_extended_channels", p.target_extended_channels, positive());
-  p.n_iterations = s.optional<std::int64_t>("n_iterations", p.n_iterations, positive_int());
+  p.n_iterations =
+      s.optional<std::int64_t>("n_iterations", p.n_iterations, int_in_range(0, 100000));
+  p.candidates_per_unit =
+      s.optional<std::int64_t>("candidates_per_unit", p.candidates_per_unit, int_in_range(0, 100));
   p.max_fixed_point_iterations = s.optional<std::int64_t>(
       "max_fixed_point_iterations", p.max_fixed_point_iterations, positive_int());
-  p.max_stalled_candidates = s.optional<std::int64_t>(
-      "max_stalled_candidates", p.max_stalled_candidates, int_in_range(0, 1000000000));
   p.tolerance = s.optional<double>("tolerance", p.tolerance, positive());
   const auto contrast = s.optional<std::string>("contrast", to_string(p.contrast),
                                                 one_of({"skew", "log_cosh", "kurtosis"}));
@@ -67,8 +66,18 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
       s.optional<double>("min_peak_distance_ms", p.min_peak_distance_ms, positive());
   p.min_discharges =
       s.optional<std::int64_t>("min_discharges", p.min_discharges, int_in_range(2, 1000000000));
-  p.max_cov_isi = s.optional<double>("max_cov_isi", p.max_cov_isi, positive());
-  p.max_isi_s = s.optional<double>("max_isi_s", p.max_isi_s, positive());
+  p.max_local_cov_isi =
+      s.optional<double>("max_local_cov_isi", p.max_local_cov_isi, in_range(1e-9, 10.0));
+  p.doublet_isi_ms = s.optional<double>("doublet_isi_ms", p.doublet_isi_ms, in_range(1e-9, 1000.0));
+  p.max_isi_s = s.optional<double>("max_isi_s", p.max_isi_s, in_range(1e-9, 1000.0));
+  p.review.min_pnr_dB =
+      s.optional<double>("review_min_pnr_dB", p.review.min_pnr_dB, in_range(-1000.0, 1000.0));
+  p.review.max_cov_isi =
+      s.optional<double>("review_max_cov_isi", p.review.max_cov_isi, in_range(0.0, 10.0));
+  p.review.max_doublet_fraction = s.optional<double>(
+      "review_max_doublet_fraction", p.review.max_doublet_fraction, in_range(0.0, 1.0));
+  p.review.max_pause_fraction = s.optional<double>("review_max_pause_fraction",
+                                                   p.review.max_pause_fraction, in_range(0.0, 1.0));
   p.duplicate_fraction =
       s.optional<double>("duplicate_fraction", p.duplicate_fraction, in_range(1e-9, 1.0));
   p.duplicate_tolerance_ms =
@@ -90,12 +99,12 @@ void validate(const DecomposeParams& p) {
     bad("extension_factor", std::to_string(p.extension_factor), "must be >= 0 (0: automatic)");
   if (!(p.target_extended_channels >= 1.0))
     bad("target_extended_channels", num(p.target_extended_channels), "must be >= 1");
-  if (p.n_iterations < 1)
-    bad("n_iterations", std::to_string(p.n_iterations), "must be >= 1");
+  if (p.n_iterations < 0)
+    bad("n_iterations", std::to_string(p.n_iterations), "must be >= 0 (0: automatic)");
+  if (p.candidates_per_unit < 0)
+    bad("candidates_per_unit", std::to_string(p.candidates_per_unit), "must be >= 0");
   if (p.max_fixed_point_iterations < 1)
     bad("max_fixed_point_iterations", std::to_string(p.max_fixed_point_iterations), "must be >= 1");
-  if (p.max_stalled_candidates < 0)
-    bad("max_stalled_candidates", std::to_string(p.max_stalled_candidates), "must be >= 0");
   if (!(p.tolerance > 0.0))
     bad("tolerance", num(p.tolerance), "must be > 0");
   if (p.max_refinement_iterations < 0)
@@ -106,10 +115,22 @@ void validate(const DecomposeParams& p) {
     bad("min_peak_distance_ms", num(p.min_peak_distance_ms), "must be > 0");
   if (p.min_discharges < 2)
     bad("min_discharges", std::to_string(p.min_discharges), "must be >= 2");
-  if (!(p.max_cov_isi > 0.0))
-    bad("max_cov_isi", num(p.max_cov_isi), "must be > 0");
-  if (!(p.max_isi_s > 0.0))
-    bad("max_isi_s", num(p.max_isi_s), "must be > 0");
+  if (!(p.max_local_cov_isi > 0.0) || !std::isfinite(p.max_local_cov_isi))
+    bad("max_local_cov_isi", num(p.max_local_cov_isi), "must be a finite number > 0");
+  if (!(p.doublet_isi_ms > 0.0) || !std::isfinite(p.doublet_isi_ms))
+    bad("doublet_isi_ms", num(p.doublet_isi_ms), "must be a finite number > 0 [ms]");
+  if (!(p.max_isi_s > 0.0) || !std::isfinite(p.max_isi_s))
+    bad("max_isi_s", num(p.max_isi_s), "must be a finite number > 0 [s]");
+  if (!(p.doublet_isi_ms * 1e-3 < p.max_isi_s))
+    bad("doublet_isi_ms", num(p.doublet_isi_ms), "must be below max_isi_s [ms]");
+  if (!std::isfinite(p.review.min_pnr_dB))
+    bad("review_min_pnr_dB", num(p.review.min_pnr_dB), "must be finite [dB]");
+  for (const auto& [key, v] :
+       {std::pair<const char*, double>{"review_max_cov_isi", p.review.max_cov_isi},
+        {"review_max_doublet_fraction", p.review.max_doublet_fraction},
+        {"review_max_pause_fraction", p.review.max_pause_fraction}})
+    if (!(v >= 0.0) || !std::isfinite(v))
+      bad(key, num(v), "must be a finite number >= 0");
   if (!(p.duplicate_fraction > 0.0 && p.duplicate_fraction <= 1.0))
     bad("duplicate_fraction", num(p.duplicate_fraction), "must be in (0, 1]");
   if (!(p.duplicate_tolerance_ms >= 0.0))
@@ -137,16 +158,21 @@ nlohmann::json to_json(const DecomposeParams& p) {
           {"extension_factor", p.extension_factor},
           {"target_extended_channels", p.target_extended_channels},
           {"n_iterations", p.n_iterations},
+          {"candidates_per_unit", p.candidates_per_unit},
           {"max_fixed_point_iterations", p.max_fixed_point_iterations},
-          {"max_stalled_candidates", p.max_stalled_candidates},
           {"tolerance", p.tolerance},
           {"contrast", to_string(p.contrast)},
           {"max_refinement_iterations", p.max_refinement_iterations},
           {"sil_threshold", p.sil_threshold},
           {"min_peak_distance_ms", p.min_peak_distance_ms},
           {"min_discharges", p.min_discharges},
-          {"max_cov_isi", p.max_cov_isi},
+          {"max_local_cov_isi", p.max_local_cov_isi},
+          {"doublet_isi_ms", p.doublet_isi_ms},
           {"max_isi_s", p.max_isi_s},
+          {"review_min_pnr_dB", p.review.min_pnr_dB},
+          {"review_max_cov_isi", p.review.max_cov_isi},
+          {"review_max_doublet_fraction", p.review.max_doublet_fraction},
+          {"review_max_pause_fraction", p.review.max_pause_fraction},
           {"duplicate_fraction", p.duplicate_fraction},
           {"duplicate_tolerance_ms", p.duplicate_tolerance_ms},
           {"duplicate_max_lag_ms", p.duplicate_max_lag_ms},
@@ -154,143 +180,6 @@ nlohmann::json to_json(const DecomposeParams& p) {
           {"peel_off_window_ms", p.peel_off_window_ms},
           {"muap_window_ms", p.muap_window_ms},
           {"drive_window_ms", p.drive_window_ms}};
-}
-
-SpikeDetection detect_spikes(const Eigen::Ref<const Eigen::VectorXd>& source,
-                             std::int64_t min_distance) {
-  SpikeDetection out;
-  const Eigen::Index n = source.size();
-  std::vector<std::int64_t> candidates;
-  std::vector<double> t(static_cast<std::size_t>(n));
-  for (Eigen::Index k = 0; k < n; ++k)
-    t[static_cast<std::size_t>(k)] = source[k] * std::abs(source[k]);
-  for (Eigen::Index k = 1; k + 1 < n; ++k) {
-    const auto i = static_cast<std::size_t>(k);
-    if (t[i] > 0.0 && t[i] > t[i - 1] && t[i] >= t[i + 1])
-      candidates.push_back(k);
-  }
-  // Keep the highest peaks first, each at least min_distance from every kept one.
-  std::stable_sort(candidates.begin(), candidates.end(), [&](std::int64_t a, std::int64_t b) {
-    return t[static_cast<std::size_t>(a)] > t[static_cast<std::size_t>(b)];
-  });
-  std::set<std::int64_t> kept;
-  for (const auto c : candidates) {
-    const auto it = kept.lower_bound(c - min_distance + 1);
-    if (it != kept.end() && *it < c + min_distance)
-      continue;
-    kept.insert(c);
-  }
-  if (kept.size() < 2)
-    return out;
-  std::vector<std::int64_t> peaks(kept.begin(), kept.end());
-  std::vector<double> h(peaks.size());
-  for (std::size_t i = 0; i < peaks.size(); ++i)
-    h[i] = t[static_cast<std::size_t>(peaks[i])];
-  double lo = *std::min_element(h.begin(), h.end());
-  double hi = *std::max_element(h.begin(), h.end());
-  if (!(hi > lo))
-    return out;
-  std::vector<char> upper(h.size(), 0);
-  for (int iteration = 0; iteration < 100; ++iteration) {
-    bool changed = false;
-    double sum_lo = 0.0, sum_hi = 0.0;
-    std::size_t n_lo = 0, n_hi = 0;
-    for (std::size_t i = 0; i < h.size(); ++i) {
-      const char u = std::abs(h[i] - hi) < std::abs(h[i] - lo) ? 1 : 0;
-      changed = changed || u != upper[i];
-      upper[i] = u;
-      if (u) {
-        sum_hi += h[i];
-        ++n_hi;
-      } else {
-        sum_lo += h[i];
-        ++n_lo;
-      }
-    }
-    if (n_lo == 0 || n_hi == 0)
-      break;
-    lo = sum_lo / static_cast<double>(n_lo);
-    hi = sum_hi / static_cast<double>(n_hi);
-    if (!changed && iteration > 0)
-      break;
-  }
-  double within = 0.0, between = 0.0;
-  for (std::size_t i = 0; i < h.size(); ++i)
-    if (upper[i]) {
-      out.discharges.push_back(peaks[i]);
-      within += (h[i] - hi) * (h[i] - hi);
-      between += (h[i] - lo) * (h[i] - lo);
-    }
-  const double denominator = std::max(within, between);
-  out.sil = denominator > 0.0 ? (between - within) / denominator : 0.0;
-  return out;
-}
-
-double cov_isi(const std::vector<std::int64_t>& discharges, double fs_Hz, double max_isi_s,
-               double* rate_pps) {
-  std::vector<double> isi;
-  for (std::size_t i = 1; i < discharges.size(); ++i) {
-    const double v = static_cast<double>(discharges[i] - discharges[i - 1]) / fs_Hz;
-    if (v <= max_isi_s)
-      isi.push_back(v);
-  }
-  if (rate_pps != nullptr)
-    *rate_pps = 0.0;
-  if (isi.size() < 2)
-    return 0.0;
-  const double mean =
-      std::accumulate(isi.begin(), isi.end(), 0.0) / static_cast<double>(isi.size());
-  double var = 0.0;
-  for (const double v : isi)
-    var += (v - mean) * (v - mean);
-  var /= static_cast<double>(isi.size());
-  if (rate_pps != nullptr)
-    *rate_pps = 1.0 / mean;
-  return std::sqrt(var) / mean;
-}
-
-double pnr_dB(const Eigen::Ref<const Eigen::VectorXd>& source,
-              const std::vector<std::int64_t>& discharges) {
-  std::vector<char> at(static_cast<std::size_t>(source.size()), 0);
-  for (const auto j : discharges)
-    if (j >= 0 && j < source.size())
-      at[static_cast<std::size_t>(j)] = 1;
-  double on = 0.0, off = 0.0;
-  std::size_t n_on = 0, n_off = 0;
-  for (Eigen::Index k = 0; k < source.size(); ++k) {
-    const double v = source[k] * source[k];
-    if (at[static_cast<std::size_t>(k)]) {
-      on += v;
-      ++n_on;
-    } else {
-      off += v;
-      ++n_off;
-    }
-  }
-  if (n_on == 0 || n_off == 0 || off == 0.0)
-    return 0.0;
-  return 10.0 * std::log10((on / static_cast<double>(n_on)) / (off / static_cast<double>(n_off)));
-}
-
-Eigen::VectorXd neural_drive(const std::vector<std::vector<std::int64_t>>& trains,
-                             std::int64_t n_samples, double fs_Hz, std::int64_t window_samples) {
-  const auto len = std::max<std::int64_t>(1, window_samples);
-  Eigen::VectorXd hann(len);
-  for (std::int64_t k = 0; k < len; ++k)
-    hann[k] = len == 1 ? 1.0
-                       : 0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * static_cast<double>(k + 1) /
-                                              static_cast<double>(len + 1));
-  hann /= hann.sum();
-  Eigen::VectorXd drive = Eigen::VectorXd::Zero(n_samples);
-  const std::int64_t centre = (len - 1) / 2;
-  for (const auto& train : trains)
-    for (const auto j : train)
-      for (std::int64_t k = 0; k < len; ++k) {
-        const std::int64_t n = j + k - centre;
-        if (n >= 0 && n < n_samples)
-          drive[n] += hann[k] * fs_Hz;
-      }
-  return drive;
 }
 
 Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
@@ -310,15 +199,17 @@ Decomposition decompose(const EmgRecording& recording, const DecomposeParams& pa
   std::vector<Eigen::VectorXd> basis;
   const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, fs);
   AcceptedUnits accepted;
-  ProgressReporter reporter(progress, "decompose", static_cast<std::size_t>(params.n_iterations));
-  std::int64_t stalled = 0;
-  for (std::int64_t it = 0; it < params.n_iterations; ++it) {
-    reporter.advance();
-    if (params.max_stalled_candidates > 0 && stalled >= params.max_stalled_candidates) {
-      log_info("decompose: stopped after ", stalled, " candidates in a row without a new unit");
-      break;
-    }
-    ++stalled;
+  const std::int64_t base_budget =
+      params.n_iterations > 0
+          ? params.n_iterations
+          : std::max<std::int64_t>(40, static_cast<std::int64_t>(data.preprocessing.kept.size()));
+  const auto budget = [&] {
+    return base_budget + params.candidates_per_unit * static_cast<std::int64_t>(accepted.size());
+  };
+  ProgressReporter reporter(progress, "decompose", static_cast<std::size_t>(base_budget));
+  for (std::int64_t it = 0; it < budget(); ++it) {
+    if (it < base_budget)
+      reporter.advance();
     Eigen::Index best = -1;
     double best_activity = 0.0;
     for (Eigen::Index k = 0; k < n; ++k)
@@ -338,7 +229,8 @@ Decomposition decompose(const EmgRecording& recording, const DecomposeParams& pa
     log_debug("decompose: candidate ", it + 1, ": ", source.n_fixed_point,
               " fixed-point iterations", source.converged ? "" : " (not converged)", ", ",
               source.detection.discharges.size(), " discharges, SIL ",
-              format_number(source.detection.sil), ", CoV ISI ", format_number(source.cov_isi));
+              format_number(source.detection.sil), ", local CoV ISI ",
+              format_number(source.cov_isi_local));
     const std::vector<std::int64_t> discharges = source.detection.discharges;
     if (accepted.offer(std::move(source), it, data, params, stats) != Verdict::accepted)
       continue;
@@ -350,9 +242,10 @@ Decomposition decompose(const EmgRecording& recording, const DecomposeParams& pa
           if (m >= 0 && m < n)
             activity[m] = static_cast<double>(data.z.col(m).squaredNorm());
         }
-    stalled = 0;
   }
   reporter.finish();
+  log_info("decompose: ", stats.n_candidates, " candidates (budget ", budget(), "), ",
+           accepted.size(), " units");
   stats.time_iterations_s = watch.elapsed_s();
   return accepted.finish(data, params, stats);
 }

@@ -50,8 +50,9 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
                          {"n_units", n_units},
                          {"source", recording.source.string()},
                          {"format", std::string("myotwin decomposition 1")}});
-  VectorXi64 ids(n_units), n_discharges(n_units);
-  Eigen::VectorXd sil(n_units), pnr(n_units), cov(n_units), rate(n_units);
+  VectorXi64 ids(n_units), n_discharges(n_units), n_doublets(n_units), n_pauses(n_units),
+      review(n_units);
+  Eigen::VectorXd sil(n_units), pnr(n_units), cov(n_units), cov_local(n_units), rate(n_units);
   for (std::int64_t u = 0; u < n_units; ++u) {
     const auto& unit = d.units[static_cast<std::size_t>(u)];
     ids[u] = u;
@@ -59,7 +60,11 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
     sil[u] = unit.sil;
     pnr[u] = unit.pnr_dB;
     cov[u] = unit.cov_isi;
+    cov_local[u] = unit.cov_isi_local;
     rate[u] = unit.rate_pps;
+    n_doublets[u] = unit.n_doublets;
+    n_pauses[u] = unit.n_pauses;
+    review[u] = review_bits(unit.review);
     w.write_vector("units/discharges/" + std::to_string(u),
                    VectorXi64(Eigen::Map<const VectorXi64>(
                        unit.discharges.data(), static_cast<Eigen::Index>(unit.discharges.size()))),
@@ -70,7 +75,11 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
   w.write_vector("units/sil", sil);
   w.write_vector("units/pnr_dB", pnr);
   w.write_vector("units/cov_isi", cov);
+  w.write_vector("units/cov_isi_local", cov_local);
   w.write_vector("units/rate_pps", rate);
+  w.write_vector("units/n_doublets", n_doublets);
+  w.write_vector("units/n_pauses", n_pauses);
+  w.write_vector("units/review_flags", review, {{"bits", std::string(review_bits_doc)}});
   if (n_units > 0) {
     Eigen::MatrixXd sources(n_units, d.n_samples);
     for (std::int64_t u = 0; u < n_units; ++u)
@@ -156,7 +165,8 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
     for (const auto& [name, member] :
          {std::pair<const char*, double MotorUnit::*>{"SIL", &MotorUnit::sil},
           {"PNR", &MotorUnit::pnr_dB},
-          {"CoV_ISI", &MotorUnit::cov_isi}}) {
+          {"CoV_ISI", &MotorUnit::cov_isi},
+          {"CoV_ISI_local", &MotorUnit::cov_isi_local}}) {
       auto values = units_values(d, member);
       write_var(mat.get(),
                 double_var(name, 1, values.size(), values.empty() ? nullptr : values.data()), path,
@@ -221,7 +231,11 @@ nlohmann::json summary_json(const Decomposition& d, const EmgRecording& recordin
          {"sil", unit.sil},
          {"pnr_dB", unit.pnr_dB},
          {"cov_isi", unit.cov_isi},
+         {"cov_isi_local", unit.cov_isi_local},
          {"rate_pps", unit.rate_pps},
+         {"n_doublets", unit.n_doublets},
+         {"n_pauses", unit.n_pauses},
+         {"review", unit.review},
          {"first_discharge_s",
           unit.discharges.empty() ? 0.0 : static_cast<double>(unit.discharges.front()) / d.fs_Hz},
          {"muap_peak_to_peak_V", p2p},
@@ -243,7 +257,7 @@ nlohmann::json summary_json(const Decomposition& d, const EmgRecording& recordin
             {"fixed_point_iterations", s.n_fixed_point_iterations},
             {"rejected_low_sil", s.n_low_sil},
             {"rejected_few_discharges", s.n_few_spikes},
-            {"rejected_high_cov_isi", s.n_high_cov},
+            {"rejected_irregular", s.n_irregular},
             {"duplicates", s.n_duplicates}}},
           {"time_s",
            {{"preprocess", s.time_preprocess_s},

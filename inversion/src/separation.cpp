@@ -567,9 +567,13 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
     w = -w;
     s = -s;
   }
-  // Refinement: the MU filter from the discharges while the CoV of ISI decreases.
+  // Refinement: the MU filter from the discharges while the local CoV of ISI decreases.
+  const double doublet_s = params.doublet_isi_ms * 1e-3;
+  const auto local_cov = [&](const SpikeDetection& d) {
+    return firing_stats(d.discharges, fs, doublet_s, params.max_isi_s).cov_isi_local;
+  };
   SpikeDetection det = detect_spikes(s, min_distance);
-  double cov_value = cov_isi(det.discharges, fs, params.max_isi_s);
+  double cov_value = local_cov(det);
   for (std::int64_t k = 0; k < params.max_refinement_iterations; ++k) {
     if (det.discharges.size() < 2)
       break;
@@ -579,7 +583,7 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
     w_new.normalize();
     Eigen::VectorXd s_new = project(z, w_new);
     SpikeDetection det_new = detect_spikes(s_new, min_distance);
-    const double cov_new = cov_isi(det_new.discharges, fs, params.max_isi_s);
+    const double cov_new = local_cov(det_new);
     if (det_new.discharges.size() < 2 || !(cov_new < cov_value))
       break;
     w = std::move(w_new);
@@ -590,7 +594,7 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
   out.w = std::move(w);
   out.s = std::move(s);
   out.detection = std::move(det);
-  out.cov_isi = cov_value;
+  out.cov_isi_local = cov_value;
   return out;
 }
 
@@ -609,21 +613,29 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
     ++stats.n_low_sil;
     return Verdict::low_sil;
   }
-  if (source.cov_isi > params.max_cov_isi) {
-    ++stats.n_high_cov;
-    return Verdict::high_cov;
+  if (source.cov_isi_local > params.max_local_cov_isi) {
+    ++stats.n_irregular;
+    return Verdict::irregular;
   }
   MotorUnit unit;
   unit.discharges = det.discharges;
   unit.sil = det.sil;
-  unit.cov_isi = cov_isi(det.discharges, fs, params.max_isi_s, &unit.rate_pps);
+  const FiringStats firing =
+      firing_stats(det.discharges, fs, params.doublet_isi_ms * 1e-3, params.max_isi_s);
+  unit.cov_isi = firing.cov_isi;
+  unit.cov_isi_local = firing.cov_isi_local;
+  unit.rate_pps = firing.rate_pps;
+  unit.n_doublets = firing.n_doublets;
+  unit.n_pauses = firing.n_pauses;
   unit.found_at = found_at;
   double mean_peak = 0.0;
   for (const auto j : det.discharges)
     mean_peak += source.s[static_cast<Eigen::Index>(j)];
   mean_peak /= static_cast<double>(det.discharges.size());
   unit.source = mean_peak > 0.0 ? Eigen::VectorXd(source.s / mean_peak) : source.s;
-  unit.pnr_dB = pnr_dB(unit.source, unit.discharges);
+  unit.pnr_dB = pnr_dB(unit.source, unit.discharges, fs);
+  unit.review = review_flags(unit.pnr_dB, firing, static_cast<std::int64_t>(unit.discharges.size()),
+                             params.review);
   const std::int64_t dup_tol = ms_to_samples(params.duplicate_tolerance_ms, fs);
   const std::int64_t dup_lag = ms_to_samples(params.duplicate_max_lag_ms, fs);
   for (auto& other : units_) {
@@ -632,7 +644,7 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
     if (static_cast<double>(agreement.common) >=
         params.duplicate_fraction * static_cast<double>(smaller)) {
       ++stats.n_duplicates;
-      if (unit.cov_isi < other.unit.cov_isi) {
+      if (unit.sil > other.unit.sil) {
         Eigen::VectorXd filter = data.whiten.transpose() * source.w;
         other = {std::move(unit), std::move(source.w), std::move(filter), other.cancelled};
         return Verdict::replaced;
@@ -642,8 +654,9 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
   }
   log_info("separation: candidate ", found_at + 1, ": unit ", units_.size() + 1, " accepted (",
            unit.discharges.size(), " discharges, SIL ",
-           format_number(std::round(unit.sil * 1000.0) / 1000.0), ", CoV ISI ",
-           format_number(std::round(unit.cov_isi * 1000.0) / 1000.0), ")");
+           format_number(std::round(unit.sil * 1000.0) / 1000.0), ", PNR ",
+           format_number(std::round(unit.pnr_dB * 10.0) / 10.0), " dB, local CoV ISI ",
+           format_number(std::round(unit.cov_isi_local * 1000.0) / 1000.0), ")");
   // Peel-off of the accepted unit from the whitened data.
   const std::int64_t peel_half = ms_to_samples(params.peel_off_window_ms / 2.0, fs);
   if (params.peel_off && peel_half > 0)

@@ -126,6 +126,45 @@ TEST(Drive, IsiCovFollowsTheParameter) {
   EXPECT_NEAR(isi_stats(reg.discharge_times_s[0]).cov, 0.0, 1e-9);
 }
 
+TEST(Drive, DoubletsAndPausesComeAtTheirProbabilitiesAndLeaveTheRestAlone) {
+  DriveParams p = constant_params(0.5, 200.0);
+  p.isi_cov = 0.1;
+  const auto plain = simulate_drive(p, {0.05}, Rng(9));
+  p.doublet_probability = 0.05;
+  p.pause_probability = 0.02;
+  const auto res = simulate_drive(p, {0.05}, Rng(9));
+  const auto& t = res.discharge_times_s[0];
+  std::size_t n_doublets = 0, n_pauses = 0, n_regular = 0;
+  double sum_regular = 0.0;
+  for (std::size_t k = 1; k < t.size(); ++k) {
+    const double isi = t[k] - t[k - 1];
+    if (isi < 0.02) {
+      ++n_doublets;
+      EXPECT_GE(isi, 0.005 - 1e-12);
+      EXPECT_LE(isi, 0.015 + 1e-12);
+    } else if (isi > 0.3) {
+      ++n_pauses;
+    } else {
+      ++n_regular;
+      sum_regular += isi;
+    }
+  }
+  // A doublet follows 5 % of the regular discharges, a pause 2 % of the intervals.
+  const double n = static_cast<double>(t.size() - n_doublets);
+  EXPECT_NEAR(static_cast<double>(n_doublets) / n, 0.05, 0.01);
+  EXPECT_NEAR(static_cast<double>(n_pauses) / n, 0.02, 0.006);
+  // The regular intervals keep the rate of the unit without them.
+  EXPECT_NEAR(sum_regular / static_cast<double>(n_regular),
+              isi_stats(plain.discharge_times_s[0]).mean_s,
+              0.02 * isi_stats(plain.discharge_times_s[0]).mean_s);
+  expect_error<BadInput>(
+      [] {
+        auto c = reader(R"({"doublet_isi_min_ms": 12, "doublet_isi_max_ms": 8})");
+        read_drive_params(c);
+      },
+      {"doublet_isi_max_ms", "must be >= doublet_isi_min_ms = 12"});
+}
+
 TEST(Drive, RampRecruitsUnitsInThresholdOrderWhenExcitationPassesThreshold) {
   // Thresholds deliberately not sorted: the order of recruitment must follow their values.
   const std::vector<double> thresholds{0.3, 0.05, 0.6, 0.1, 0.45, 0.2};

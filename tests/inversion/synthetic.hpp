@@ -21,18 +21,16 @@ struct SyntheticEmg {
   std::vector<std::vector<std::int64_t>> truth; ///< per unit, 0-based sample indices
 };
 
-/// `n_units` units under a rows x cols grid (8 mm apart): each MUAP is the first derivative of a
-/// Gaussian (width 0.5 to 1.3 ms) plus a second phase, propagating along the rows at 4 m/s,
-/// with an amplitude that falls with the distance to the unit's position (depth 5 to 12 mm).
-/// Discharges from thresholds 0.02, 0.04, ... at constant excitation `level`.
-inline SyntheticEmg make_synthetic_emg(int n_units, int rows, int cols, double duration_s,
-                                       double snr_dB, std::uint64_t seed, double level = 0.2) {
+/// `n_units` MUAPs under a rows x cols grid (8 mm apart), #samples at 10240 Hz x #channels each:
+/// the first derivative of a Gaussian (width 0.5 to 1.3 ms) plus a second phase, propagating
+/// along the rows at 4 m/s, with an amplitude that falls with the distance to the unit's position
+/// (depth 5 to 12 mm).
+inline std::vector<Eigen::MatrixXd> synthetic_muaps(int n_units, int rows, int cols,
+                                                    const Rng& rng) {
   const double muap_fs = 10240.0, ied = 8e-3, cv = 4.0;
   const int n_ch = rows * cols;
   const int n_muap = static_cast<int>(0.03 * muap_fs);
-  Rng rng(seed);
   std::vector<Eigen::MatrixXd> muaps;
-  std::vector<double> thresholds;
   for (int u = 0; u < n_units; ++u) {
     Rng r = rng.split(static_cast<std::uint64_t>(u));
     const double ux = r.uniform(0.0, (cols - 1) * ied), uy = r.uniform(0.0, (rows - 1) * ied);
@@ -55,21 +53,26 @@ inline SyntheticEmg make_synthetic_emg(int n_units, int rows, int cols, double d
         }
       }
     muaps.push_back(m);
-    thresholds.push_back(0.02 * (u + 1));
   }
-  forward::DriveParams drive;
-  drive.duration_s = duration_s;
-  drive.profile.type = forward::ProfileType::constant;
-  drive.profile.level = level;
-  const auto discharges = forward::simulate_drive(drive, thresholds, rng.split(1000));
+  return muaps;
+}
+
+/// The EMG of synthetic_muaps() (one per train) firing at `times_s` [s] over duration_s, with
+/// white noise at snr_dB, on a rows x cols grid.
+inline SyntheticEmg synthetic_emg_of_trains(const std::vector<std::vector<double>>& times_s,
+                                            int rows, int cols, double duration_s, double snr_dB,
+                                            std::uint64_t seed) {
+  Rng rng(seed);
+  const auto muaps = synthetic_muaps(static_cast<int>(times_s.size()), rows, cols, rng);
   forward::EmgParams emg;
   emg.snr_dB = snr_dB;
-  const auto result = forward::synthesize_emg(muaps, muap_fs, discharges.discharge_times_s,
-                                              duration_s, emg, rng.split(2000));
+  const auto result =
+      forward::synthesize_emg(muaps, 10240.0, times_s, duration_s, emg, rng.split(2000));
   SyntheticEmg s;
   s.recording.source = "synthetic";
   s.recording.fs_Hz = result.fs_Hz;
   s.recording.emg = result.emg;
+  const int n_ch = rows * cols;
   s.recording.grid_row_col.resize(n_ch, 2);
   for (int c = 0; c < n_ch; ++c) {
     s.recording.grid_row_col(c, 0) = c / cols;
@@ -77,6 +80,22 @@ inline SyntheticEmg make_synthetic_emg(int n_units, int rows, int cols, double d
   }
   s.truth = result.spike_samples;
   return s;
+}
+
+/// synthetic_muaps() firing as the Fuglevand pool with thresholds 0.02, 0.04, ... at constant
+/// excitation `level`.
+inline SyntheticEmg make_synthetic_emg(int n_units, int rows, int cols, double duration_s,
+                                       double snr_dB, std::uint64_t seed, double level = 0.2) {
+  std::vector<double> thresholds;
+  for (int u = 0; u < n_units; ++u)
+    thresholds.push_back(0.02 * (u + 1));
+  forward::DriveParams drive;
+  drive.duration_s = duration_s;
+  drive.profile.type = forward::ProfileType::constant;
+  drive.profile.level = level;
+  const auto discharges = forward::simulate_drive(drive, thresholds, Rng(seed).split(1000));
+  return synthetic_emg_of_trains(discharges.discharge_times_s, rows, cols, duration_s, snr_dB,
+                                 seed);
 }
 
 } // namespace myotwin::testing

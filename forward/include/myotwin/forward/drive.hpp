@@ -93,6 +93,19 @@ struct DriveParams {
   double rate_gain_pps = 1.0;
   /// Coefficient of variation of the inter-spike intervals (Fuglevand: 0.2; observed 0.1-0.3).
   double isi_cov = 0.2;
+  /// Probability that a discharge is followed by a doublet (0: none): one more discharge after
+  /// an interval uniform in [doublet_isi_min_ms, doublet_isi_max_ms], from which the next regular
+  /// interval starts. Human motor units fire doublets of 2.5-20 ms, mostly at recruitment and
+  /// in fast contractions (Bawa and Calancie 1983, J Physiol 340:311; Garland and Griffin 1999,
+  /// Muscle Nerve 22:1423), in [0, 1).
+  double doublet_probability = 0.0;
+  double doublet_isi_min_ms = 5.0;  ///< shortest doublet interval [ms] (> 0)
+  double doublet_isi_max_ms = 15.0; ///< longest doublet interval [ms] (>= the shortest)
+  /// Probability that an interval becomes a pause (0: none): the next discharge comes later by a
+  /// time uniform in [pause_min_s, pause_max_s] (real trains near de-recruitment pause), in [0, 1).
+  double pause_probability = 0.0;
+  double pause_min_s = 0.3; ///< shortest added pause [s] (> 0)
+  double pause_max_s = 1.0; ///< longest added pause [s] (>= the shortest)
   /// Standard deviation of the common synaptic input as a fraction of the profile excitation
   /// (0: off).
   double common_input_sd_fraction = 0.0;
@@ -116,7 +129,9 @@ struct DriveResult {
 
 /// Reads DriveParams from a config section. Keys (all optional, defaults as in DriveParams):
 /// `duration_s`, `fs_Hz`, `min_rate_pps`, `peak_rate_first_pps`, `peak_rate_last_pps`,
-/// `rate_gain_pps`, `isi_cov`, `common_input_sd_fraction`, `common_input_cutoff_Hz`, and
+/// `rate_gain_pps`, `isi_cov`, `doublet_probability`, `doublet_isi_min_ms`, `doublet_isi_max_ms`,
+/// `pause_probability`, `pause_min_s`, `pause_max_s`, `common_input_sd_fraction`,
+/// `common_input_cutoff_Hz`, and
 /// `profile`, an object with `type` (constant | ramp | trapezoid | sinusoid | csv) and that
 /// type's keys: constant `level`; ramp `start_level`, `end_level`, `ramp_start_s`, `ramp_end_s`;
 /// trapezoid `level`, `baseline_level`, `onset_s`, `rise_s`, `plateau_s`, `fall_s`; sinusoid

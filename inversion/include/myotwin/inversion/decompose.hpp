@@ -16,24 +16,24 @@
 ///    against every earlier candidate's w, normalisation, until |1 - |w_new . w|| < tolerance;
 ///    the sign makes the source's skewness positive.
 /// 5. Refinement (CKC-style MU filter update): w <- mean of z at the detected discharges, kept
-///    while the CoV of the inter-spike intervals decreases.
-/// 6. Spike detection on t = s |s|: local maxima at least min_peak_distance_ms apart, split by
-///    two-class k-means on their heights (centroids started at the lowest and highest); the
-///    upper class are the discharges. SIL = (B - W) / max(B, W), with W and B the sums of the
-///    squared distances of the discharge heights to the discharge and to the noise centroid
-///    (squared Euclidean, the k-means distance of the tools that set the 0.9 threshold).
-/// 7. Acceptance: SIL >= sil_threshold, >= min_discharges, CoV of ISI <= max_cov_isi. A unit
+///    while the local CoV of the inter-spike intervals (median CV2, firing.hpp) decreases.
+/// 6. Spike detection on t = s |s| (firing.hpp: detect_spikes()), SIL.
+/// 7. Acceptance by what identifies a source: SIL >= sil_threshold and >= min_discharges; the
+///    firing's regularity only as a guard against noise: the local CoV (median CV2, which ramps,
+///    pauses and doublets do not raise, 1.0 for a Poisson train) <= max_local_cov_isi. A unit
 ///    sharing >= duplicate_fraction of the discharges of the smaller one (within
 ///    duplicate_tolerance_ms after the best lag within duplicate_max_lag_ms) with an accepted
-///    unit is a duplicate: the one with the lower CoV of ISI is kept. The search stops after
-///    max_stalled_candidates candidates in a row without a new unit.
+///    unit is a duplicate: the one with the higher SIL is kept. The search runs through its
+///    budget of candidates, n_iterations (0: the number of kept channels, at least 40) plus
+///    candidates_per_unit for every unit accepted; rejections never end it early.
 /// 8. Peel-off: the accepted unit's spike-triggered average of Z (+- peel_off_window_ms / 2)
 ///    is subtracted from Z at each discharge, so that later candidates find other units.
 /// Per unit: discharges, filter f = W^T w on the extended channels (#channels x R; 0 for
 /// rejected channels; s(n) = sum_c,d f(c, d) x_c(n - d) on the filtered, mean-free EMG),
 /// the source (IPT, scaled so that its mean at the discharges is 1), MUAP of the filtered EMG on
 /// every channel (all units' MUAPs by least squares at once, joint_muaps(): the spike-triggered
-/// average less the other units' overlapping discharges), SIL, PNR, CoV of ISI and rate. The neural
+/// average less the other units' overlapping discharges), SIL, PNR, firing statistics and review
+/// flags (firing.hpp). The neural
 /// drive is the sum of all units' spike trains smoothed by a unit-area Hann window.
 ///
 /// Threads: sums over samples are taken in fixed blocks combined in a fixed order, every other
@@ -48,6 +48,7 @@
 
 #include "myotwin/core/progress.hpp"
 #include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/inversion/firing.hpp"
 #include "myotwin/inversion/preprocess.hpp"
 
 namespace myotwin {
@@ -71,12 +72,13 @@ struct DecomposeParams {
   std::int64_t extension_factor = 0;
   /// #kept channels x R aimed at when extension_factor = 0 (>= 1).
   double target_extended_channels = 1000.0;
-  /// Number of candidate sources (outer iterations) (>= 1).
-  std::int64_t n_iterations = 80;
+  /// Candidate sources (outer iterations) before any unit is found (>= 0; 0: the number of kept
+  /// channels, at least 40).
+  std::int64_t n_iterations = 0;
+  /// Candidates added to the budget for every accepted unit (>= 0).
+  std::int64_t candidates_per_unit = 2;
   /// Fixed-point iterations per candidate at most (>= 1).
   std::int64_t max_fixed_point_iterations = 75;
-  /// Stop after this many consecutive candidates without a new unit (0: never).
-  std::int64_t max_stalled_candidates = 20;
   /// Convergence tolerance on 1 - |w_new . w| (> 0).
   double tolerance = 1e-4;
   /// Contrast function (key `contrast`: "skew", "log_cosh", "kurtosis").
@@ -89,11 +91,20 @@ struct DecomposeParams {
   double min_peak_distance_ms = 10.0;
   /// Fewest discharges of an accepted unit (>= 2).
   std::int64_t min_discharges = 10;
-  /// Largest CoV of ISI of an accepted unit (> 0). 0.4 separated the two 20 dB forearm units
-  /// with RoA < 0.9 (CoV 0.45, 0.49) from the 48 with RoA >= 0.93 (CoV <= 0.33).
-  double max_cov_isi = 0.4;
+  /// Largest local CoV of ISI (median CV2) of an accepted unit (> 0). Motor units fire with a
+  /// CoV of 0.1-0.3 in steady contractions, and the median CV2 of Gaussian intervals of CoV c
+  /// is 0.95 c, whatever the ramps, pauses and doublets; a Poisson train (spikes picked from
+  /// noise) has 1.0, a mixture of two units 0.4-1. The real tibialis anterior trains beside the
+  /// project have 0.07-0.21.
+  double max_local_cov_isi = 0.3;
+  /// Intervals shorter than this are doublets [ms] (> 0): counted, left out of CoV and rate.
+  double doublet_isi_ms = 20.0;
   /// ISIs longer than this are pauses, left out of CoV and rate [s] (> 0).
   double max_isi_s = 0.5;
+  /// Review flags (firing.hpp): PNR below [dB], CoV of ISI above, doublet and pause fractions
+  /// above (keys review_min_pnr_dB, review_max_cov_isi, review_max_doublet_fraction,
+  /// review_max_pause_fraction).
+  ReviewLimits review;
   /// Fraction of shared discharges that makes two units one, in (0, 1].
   double duplicate_fraction = 0.3;
   /// Tolerance of a shared discharge [ms] (>= 0).
@@ -122,10 +133,15 @@ struct MotorUnit {
   /// from the discharge.
   Eigen::MatrixXd muap;
   std::int64_t muap_first_offset = 0;
-  double sil = 0.0;          ///< silhouette
-  double pnr_dB = 0.0;       ///< pulse-to-noise ratio [dB]
-  double cov_isi = 0.0;      ///< CoV of the inter-spike intervals (pauses excluded)
-  double rate_pps = 0.0;     ///< mean discharge rate [pps] (1 / mean ISI, pauses excluded)
+  double sil = 0.0;            ///< silhouette
+  double pnr_dB = 0.0;         ///< pulse-to-noise ratio [dB]
+  double cov_isi = 0.0;        ///< CoV of the regular inter-spike intervals (firing.hpp)
+  double cov_isi_local = 0.0;  ///< median CV2 of the intervals (firing.hpp)
+  double rate_pps = 0.0;       ///< mean discharge rate [pps] (1 / mean regular ISI)
+  std::int64_t n_doublets = 0; ///< intervals < doublet_isi_ms
+  std::int64_t n_pauses = 0;   ///< intervals > max_isi_s
+  /// Review flags ("pnr", "cov_isi", "doublets", "pauses"), empty when none.
+  std::vector<std::string> review;
   std::int64_t found_at = 0; ///< candidate (outer iteration) that found it
 };
 
@@ -135,7 +151,7 @@ struct DecomposeStats {
   std::int64_t n_converged = 0;              ///< converged within max_fixed_point_iterations
   std::int64_t n_low_sil = 0;                ///< SIL below threshold
   std::int64_t n_few_spikes = 0;             ///< fewer than min_discharges
-  std::int64_t n_high_cov = 0;               ///< CoV of ISI above max_cov_isi
+  std::int64_t n_irregular = 0;              ///< local CoV of ISI above max_local_cov_isi
   std::int64_t n_duplicates = 0;             ///< duplicates of an accepted unit
   std::int64_t n_whitened = 0;               ///< dimensions kept by the whitening
   std::int64_t n_fixed_point_iterations = 0; ///< over all candidates
@@ -173,27 +189,5 @@ nlohmann::json to_json(const DecomposeParams& params);
 /// whitening finds no signal.
 Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
                         const ProgressCallback& progress = {});
-
-/// Spike detection of step 6 on `source` (#samples) with peaks >= min_distance samples apart.
-struct SpikeDetection {
-  std::vector<std::int64_t> discharges; ///< increasing sample indices
-  double sil = 0.0;
-};
-SpikeDetection detect_spikes(const Eigen::Ref<const Eigen::VectorXd>& source,
-                             std::int64_t min_distance);
-
-/// CoV of the intervals of `discharges` at fs_Hz, leaving out intervals > max_isi_s; 0 with
-/// fewer than 2 intervals. Also returns the rate [pps] in `rate_pps` when not null.
-double cov_isi(const std::vector<std::int64_t>& discharges, double fs_Hz, double max_isi_s,
-               double* rate_pps = nullptr);
-
-/// PNR [dB] = 10 log10(mean s^2 at the discharges / mean s^2 elsewhere).
-double pnr_dB(const Eigen::Ref<const Eigen::VectorXd>& source,
-              const std::vector<std::int64_t>& discharges);
-
-/// Neural drive [pps]: the sum of the trains smoothed by a unit-area Hann window of
-/// window_samples (>= 1) samples, #samples values.
-Eigen::VectorXd neural_drive(const std::vector<std::vector<std::int64_t>>& trains,
-                             std::int64_t n_samples, double fs_Hz, std::int64_t window_samples);
 
 } // namespace myotwin::inversion

@@ -3,7 +3,7 @@
 /// \file separation.hpp
 /// The building blocks of convolutive blind source separation that decompose() chains (steps
 /// 1-8 of decompose.hpp) and that the model-informed separation (bmiss.hpp) starts from its
-/// own separation vectors: the whitened extended recording, the fixed-point and CoV-of-ISI
+/// own separation vectors: the whitened extended recording, the fixed-point and local-CoV-of-ISI
 /// refinement of one source from a starting vector, and the set of accepted units (acceptance,
 /// duplicates, peel-off, and the final filters, MUAPs and neural drive).
 
@@ -96,29 +96,30 @@ struct SeparatedSource {
   /// The vector after the fixed-point iterations, before the refinement: orthogonal to the
   /// deflation basis (decompose() deflates later candidates against it).
   Eigen::VectorXd w_fixed_point;
-  Eigen::VectorXd s;        ///< source z^T w, skewness positive
-  SpikeDetection detection; ///< discharges and SIL of the source
-  double cov_isi = 0.0;     ///< CoV of ISI of the discharges
-  bool converged = false;   ///< fixed-point converged within the iterations
+  Eigen::VectorXd s;          ///< source z^T w, skewness positive
+  SpikeDetection detection;   ///< discharges and SIL of the source
+  double cov_isi_local = 0.0; ///< local CoV of ISI (median CV2) of the discharges
+  bool converged = false;     ///< fixed-point converged within the iterations
   std::int64_t n_fixed_point = 0;
 };
 
 /// Steps 4-6 from the starting vector `w0`: fixed-point iterations with Gram-Schmidt
-/// deflation against `basis` (unit vectors), then the CoV-of-ISI refinement. Returns an empty
+/// deflation against `basis` (unit vectors), then the refinement while the local CoV of ISI
+/// (median CV2, firing.hpp) decreases. Returns an empty
 /// w when w0 lies in the span of `basis`.
 SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w0,
                               const std::vector<Eigen::VectorXd>& basis,
                               const DecomposeParams& params);
 
 /// What offer() made of a source.
-enum class Verdict { accepted, few_discharges, low_sil, high_cov, duplicate, replaced };
+enum class Verdict { accepted, few_discharges, low_sil, irregular, duplicate, replaced };
 
 /// Steps 7-8 and the per-unit outputs: the units accepted so far, each with its separation
 /// vector.
 class AcceptedUnits {
 public:
   /// Accepts `source` if it passes the thresholds and is no duplicate (a duplicate with a
-  /// lower CoV of ISI replaces the accepted one); an accepted unit is peeled off `data.z`.
+  /// higher SIL replaces the accepted one); an accepted unit is peeled off `data.z`.
   /// Counts in `stats`.
   Verdict offer(SeparatedSource source, std::int64_t found_at, WhitenedEmg& data,
                 const DecomposeParams& params, DecomposeStats& stats);
