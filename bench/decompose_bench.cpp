@@ -157,11 +157,12 @@ int main(int argc, char** argv) {
         flags += (flags.empty() ? "" : ",") + f;
       std::fprintf(stderr,
                    "%s unit %zu: best RoA %.3f, SIL %.3f, PNR %.1f dB, CoV %.3f, local CoV %.3f, "
-                   "%zu discharges, %lld doublets, %lld pauses, review [%s]\n",
+                   "%zu discharges, %lld doublets, %lld pauses, review [%s], found at %lld\n",
                    path.c_str(), u, best[u], d.units[u].sil, d.units[u].pnr_dB, d.units[u].cov_isi,
                    d.units[u].cov_isi_local, d.units[u].discharges.size(),
                    static_cast<long long>(d.units[u].n_doublets),
-                   static_cast<long long>(d.units[u].n_pauses), flags.c_str());
+                   static_cast<long long>(d.units[u].n_pauses), flags.c_str(),
+                   static_cast<long long>(d.units[u].found_at));
     }
     std::fprintf(
         stderr,

@@ -4,7 +4,7 @@
 # the EMG of each case simulated on it, decomposed with default parameters and scored against
 # its truth (bench_decompose: tolerance 0.5 ms, lags up to 50 ms).
 #
-# Usage: bench/decompose_cases.sh OUT [quick] [-- bench_decompose options, e.g. --config RUN.json]
+# Usage: [MYOTWIN_BIN=DIR] bench/decompose_cases.sh OUT [quick] [-- bench_decompose options]
 #   OUT keeps the subject and the cases' EMG (reused when present); quick: the 20 dB cases only.
 # Cases (20 s unless said; drive = the project's Fuglevand pool, all 186 ED units):
 #   real_ta30    real discharge times (../shared/data/real/caillet2023/S1_30_64L.mat, tibialis
@@ -18,8 +18,9 @@
 # at 20 dB, and the real, steady30, ramp50 and dp50 cases at 10 and 0 dB too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-exe="$root/build/bin/myotwin"
-bench="$root/build/bin/bench_decompose"
+bin=${MYOTWIN_BIN:-$root/build/bin} # another build's executables, e.g. an earlier version's
+exe="$bin/myotwin"
+bench="$bin/bench_decompose"
 [ -x "$exe" ] && [ -x "$bench" ] || { echo "bench: build first (scripts/build.sh)"; exit 2; }
 [ $# -ge 1 ] || { echo "usage: bench/decompose_cases.sh OUT [quick] [-- bench_decompose options]"; exit 2; }
 out=$1; shift

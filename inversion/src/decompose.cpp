@@ -202,7 +202,8 @@ Decomposition decompose(const EmgRecording& recording, const DecomposeParams& pa
   const std::int64_t base_budget =
       params.n_iterations > 0
           ? params.n_iterations
-          : std::max<std::int64_t>(40, static_cast<std::int64_t>(data.preprocessing.kept.size()));
+          : std::max<std::int64_t>(40,
+                                   static_cast<std::int64_t>(data.preprocessing.kept.size()) / 2);
   const auto budget = [&] {
     return base_budget + params.candidates_per_unit * static_cast<std::int64_t>(accepted.size());
   };

@@ -170,6 +170,10 @@ WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& par
   out.n_channels = recording.emg.rows();
   const Eigen::Index n = recording.emg.cols();
   const std::string src = recording.source.string();
+  if (!(fs >= 1000.0))
+    throw BadInput(src + ": sampling rate fs_Hz = " + format_number(fs) +
+                   ": decomposition needs >= 1000 Hz (surface MUAPs carry power up to about "
+                   "500 Hz; spike timing at 0.5 ms needs >= 2 kHz to be scored)");
 
   // 1. Preprocessing.
   Stopwatch watch;

@@ -248,6 +248,10 @@ TEST(Decompose, RejectsARecordingTooShortForTheExtension) {
   params.extension_factor = 100; // 1600 extended channels for 1024 samples
   expect_error<BadInput>([&] { mi::decompose(syn.recording, params); },
                          {"synthetic", "1024 samples are too few", "extension factor 100"});
+  auto slow = syn.recording;
+  slow.fs_Hz = 500.0;
+  expect_error<BadInput>([&] { mi::decompose(slow, params); },
+                         {"synthetic", "fs_Hz = 500", "needs >= 1000 Hz"});
 }
 
 TEST(Decompose, RejectsNanSamplesAndAllChannelsRejected) {
@@ -293,6 +297,23 @@ TEST(DecompositionIo, WritesH5AndAMatWhoseMuPulsesReadBackOneBased) {
             (std::vector<std::size_t>{d.units.size(), 16,
                                       static_cast<std::size_t>(d.units[0].muap.cols())}));
   EXPECT_EQ(h5.read_double("neural_drive_pps").rows(), d.n_samples);
+  // The quality a user acts on, per unit, as the decomposition computed it.
+  const auto pnr = h5.read_double("units/pnr_dB");
+  const auto local = h5.read_double("units/cov_isi_local");
+  const auto review = h5.read_int64("units/review_flags");
+  ASSERT_EQ(review.rows(), static_cast<Eigen::Index>(d.units.size()));
+  for (std::size_t u = 0; u < d.units.size(); ++u) {
+    const auto k = static_cast<Eigen::Index>(u);
+    EXPECT_EQ(pnr(k, 0), d.units[u].pnr_dB);
+    EXPECT_EQ(local(k, 0), d.units[u].cov_isi_local);
+    EXPECT_EQ(review(k, 0), mi::review_bits(d.units[u].review));
+    EXPECT_GT(d.units[u].pnr_dB, 20.0); // clean synthetic units at 20 dB
+  }
+  EXPECT_EQ(std::get<std::string>(h5.attributes("units/review_flags").at("bits")),
+            "1 pnr, 2 cov_isi, 4 doublets, 8 pauses");
+  const auto summary = mi::summary_json(d, syn.recording, params);
+  EXPECT_EQ(summary["units"][0]["review"].size(), d.units[0].review.size());
+  EXPECT_EQ(summary["units"][0]["n_doublets"], d.units[0].n_doublets);
 }
 
 TEST(Decompose, FindsUnitsWithTheLogCoshAndKurtosisContrastsToo) {

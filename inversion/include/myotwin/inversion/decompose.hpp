@@ -24,7 +24,7 @@
 ///    sharing >= duplicate_fraction of the discharges of the smaller one (within
 ///    duplicate_tolerance_ms after the best lag within duplicate_max_lag_ms) with an accepted
 ///    unit is a duplicate: the one with the higher SIL is kept. The search runs through its
-///    budget of candidates, n_iterations (0: the number of kept channels, at least 40) plus
+///    budget of candidates, n_iterations (0: half the number of kept channels, at least 40) plus
 ///    candidates_per_unit for every unit accepted; rejections never end it early.
 /// 8. Peel-off: the accepted unit's spike-triggered average of Z (+- peel_off_window_ms / 2)
 ///    is subtracted from Z at each discharge, so that later candidates find other units.
@@ -72,11 +72,11 @@ struct DecomposeParams {
   std::int64_t extension_factor = 0;
   /// #kept channels x R aimed at when extension_factor = 0 (>= 1).
   double target_extended_channels = 1000.0;
-  /// Candidate sources (outer iterations) before any unit is found (>= 0; 0: the number of kept
-  /// channels, at least 40).
+  /// Candidate sources (outer iterations) before any unit is found (>= 0; 0: half the number of
+  /// kept channels, at least 40).
   std::int64_t n_iterations = 0;
   /// Candidates added to the budget for every accepted unit (>= 0).
-  std::int64_t candidates_per_unit = 2;
+  std::int64_t candidates_per_unit = 1;
   /// Fixed-point iterations per candidate at most (>= 1).
   std::int64_t max_fixed_point_iterations = 75;
   /// Convergence tolerance on 1 - |w_new . w| (> 0).
