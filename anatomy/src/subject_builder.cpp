@@ -471,10 +471,14 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
       }
       for (const auto l : dropped)
         report.dropped_labels.push_back(resolved.table.find(l)->name);
-      report.warnings.push_back(
+      const std::string message =
           "the body has " + std::to_string(parts.count()) + " separate parts; kept part " +
           std::to_string(keep) + " (" + std::to_string(parts.sizes[keep]) + " voxels), dropped " +
-          std::to_string(report.n_dropped_voxels) + " labelled voxels of the others");
+          std::to_string(report.n_dropped_voxels) + " labelled voxels of the others";
+      if (report.n_dropped_voxels > 0)
+        report.warnings.push_back(message);
+      else
+        log_info("subject: ", message, " (unlabelled: the scanner table, noise)");
     }
   }
 

@@ -126,7 +126,7 @@ int run_subject_init(const SubjectInitOptions& o) {
       std::cout << " " << f;
     std::cout << (r.cut_faces.empty() ? " none" : "") << "\nbody: " << r.body_source;
     if (r.modality != "none")
-      std::cout << " (" << r.modality << ", threshold " << r.body_threshold << ")";
+      std::cout << " (" << r.modality << ", threshold " << format_number(r.body_threshold) << ")";
     std::cout << ", " << r.n_parts << " part(s), " << r.n_components
               << " connected component after building\n";
     std::cout << "layers (fat from " << r.fat_source << "):\n";
