@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "myotwin/anatomy/label_schemes.hpp"
+#include "myotwin/anatomy/muscle_geometry.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/anatomy/subject_builder.hpp"
 #include "myotwin/core/error.hpp"
@@ -579,4 +580,36 @@ TEST(SubjectBuilder, IntensityReaderReadsAnIntegerImageAsFloatsInItsFrame) {
   expect_error<myotwin::IoError>(
       [&] { (void)myotwin::anatomy::read_intensity_volume(dir / "none.nii.gz"); },
       {"none.nii.gz", "no such file"});
+}
+
+TEST(SubjectBuilder, MuscleCutByTheFieldOfViewTakesItsEndsAndAxisFromTheCut) {
+  // A slab 10 mm thick cuts a muscle 50 mm wide: the PCA of the piece runs across the slab (x);
+  // the cut faces (k = 0 and k = 9) give the ends and the axis (z).
+  const auto v = make_volume({60, 20, 10}, 0.001, [](double x, double y, double) {
+    return std::abs(x) < 0.025 && std::abs(y) < 0.005 ? vl_left : 0;
+  });
+  myotwin::anatomy::TissueTable table;
+  table.tissues.push_back(myotwin::anatomy::make_tissue(
+      vl_left, "vastus_lateralis_left", myotwin::anatomy::tissue_category("muscle")));
+  const auto g = myotwin::anatomy::compute_muscle_geometry(v, table, vl_left, {});
+  EXPECT_EQ(g.origin_source, myotwin::anatomy::EndSource::cut_face);
+  EXPECT_EQ(g.insertion_source, myotwin::anatomy::EndSource::cut_face);
+  EXPECT_NEAR(g.axis.z(), 1.0, 1e-12);
+  EXPECT_EQ(g.origin_voxels.size(), 500u);
+  EXPECT_EQ(g.insertion_voxels.size(), 500u);
+  for (const auto idx : g.origin_voxels)
+    EXPECT_EQ(idx / (v.size[0] * v.size[1]), 0);
+  for (const auto idx : g.insertion_voxels)
+    EXPECT_EQ(idx / (v.size[0] * v.size[1]), 9);
+  EXPECT_NEAR(g.length_m, 0.010, 1e-9);
+  // Cut at one end only: that face is the origin, an end cap the insertion.
+  const auto one = make_volume({60, 20, 40}, 0.001, [](double x, double y, double z) {
+    return std::abs(x) < 0.005 && std::abs(y) < 0.005 && z < 0.010 ? vl_left : 0;
+  });
+  const auto h = myotwin::anatomy::compute_muscle_geometry(one, table, vl_left, {});
+  EXPECT_EQ(h.origin_source, myotwin::anatomy::EndSource::cut_face);
+  EXPECT_EQ(h.insertion_source, myotwin::anatomy::EndSource::end_cap);
+  EXPECT_NEAR(h.axis.z(), 1.0, 1e-9);
+  for (const auto idx : h.origin_voxels)
+    EXPECT_EQ(idx / (one.size[0] * one.size[1]), 0);
 }
