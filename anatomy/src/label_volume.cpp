@@ -1,5 +1,5 @@
-// Label volume I/O through ITK. This is the only translation unit of myotwin that includes ITK
-// headers: ITK types never leave this file.
+// Label volume I/O through ITK. ITK types never leave this file (and image_ops.cpp, the subject
+// builder's filters; itk_bridge.hpp is shared by both).
 
 #include "myotwin/anatomy/label_volume.hpp"
 
@@ -35,6 +35,7 @@
 #include <itkOutputWindow.h>
 #include <itk_zlib.h>
 
+#include "itk_bridge.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
@@ -312,10 +313,11 @@ std::string voxel_string(const LabelVolume& v, std::int64_t linear) {
   return s;
 }
 
-/// Reads the file as a 3-D image of `Pixel` (ITK converts the stored type), copies geometry
-/// (mm -> m) and labels, and rejects labels outside [0, 2^31 - 1].
+/// Reads the file's voxels as a 3-D image of `Pixel` (ITK converts the stored type).
+/// \throws BadInput for corrupt or truncated data.
 template <class Pixel>
-LabelVolume read_as(const fs::path& path, const itk::ImageIOBase::Pointer& io) {
+typename itk::Image<Pixel, 3>::Pointer read_image(const fs::path& path,
+                                                  const itk::ImageIOBase::Pointer& io) {
   using Image = itk::Image<Pixel, 3>;
   const std::string name = path.string();
   auto reader = itk::ImageFileReader<Image>::New();
@@ -326,23 +328,31 @@ LabelVolume read_as(const fs::path& path, const itk::ImageIOBase::Pointer& io) {
   } catch (const itk::ExceptionObject& e) {
     throw BadInput(name + ": corrupt or truncated image data: " + describe(e));
   }
-  const typename Image::Pointer image = reader->GetOutput();
+  return reader->GetOutput();
+}
 
-  LabelVolume v;
-  const auto region = image->GetLargestPossibleRegion();
-  for (unsigned d = 0; d < 3; ++d) {
-    v.size[d] = static_cast<std::int64_t>(region.GetSize()[d]);
-    v.spacing_m[d] = units::mm_to_m(image->GetSpacing()[d]);
-    v.origin_m[d] = units::mm_to_m(image->GetOrigin()[d]);
-    for (unsigned c = 0; c < 3; ++c)
-      v.direction(d, c) = image->GetDirection()(d, c);
-  }
+/// Copies the geometry of `image` (read from `name`) into `v`. \throws BadInput for a spacing
+/// that is not > 0.
+template <class Volume>
+void copy_checked_geometry(const itk::ImageBase<3>& image, Volume& v, const std::string& name) {
+  itk_bridge::copy_geometry(image, v);
   for (unsigned d = 0; d < 3; ++d) {
     if (!(v.spacing_m[d] > 0.0) || !std::isfinite(v.spacing_m[d])) {
       throw BadInput(name + ": voxel spacing along axis " + std::to_string(d) + " is " +
-                     std::to_string(image->GetSpacing()[d]) + " mm; expected > 0");
+                     std::to_string(image.GetSpacing()[d]) + " mm; expected > 0");
     }
   }
+}
+
+/// Reads the file as a 3-D image of `Pixel` (ITK converts the stored type), copies geometry
+/// (mm -> m) and labels, and rejects labels outside [0, 2^31 - 1].
+template <class Pixel>
+LabelVolume read_as(const fs::path& path, const itk::ImageIOBase::Pointer& io) {
+  const std::string name = path.string();
+  const auto image = read_image<Pixel>(path, io);
+
+  LabelVolume v;
+  copy_checked_geometry(*image, v, name);
   const std::int64_t n = v.n_voxels();
   const Pixel* buffer = image->GetBufferPointer();
   v.labels.resize(static_cast<std::size_t>(n));
@@ -367,29 +377,7 @@ LabelVolume read_as(const fs::path& path, const itk::ImageIOBase::Pointer& io) {
 template <class Pixel>
 void write_as(const fs::path& path, const fs::path& tmp, Format format, const LabelVolume& volume) {
   using Image = itk::Image<Pixel, 3>;
-  auto image = Image::New();
-  typename Image::SizeType size;
-  typename Image::SpacingType spacing;
-  typename Image::PointType origin;
-  typename Image::DirectionType direction;
-  for (unsigned d = 0; d < 3; ++d) {
-    size[d] = static_cast<itk::SizeValueType>(volume.size[d]);
-    spacing[d] = units::m_to_mm(volume.spacing_m[d]);
-    origin[d] = units::m_to_mm(volume.origin_m[d]);
-    for (unsigned c = 0; c < 3; ++c)
-      direction(d, c) = volume.direction(d, c);
-  }
-  typename Image::RegionType region;
-  region.SetSize(size);
-  image->SetRegions(region);
-  image->SetSpacing(spacing);
-  image->SetOrigin(origin);
-  image->SetDirection(direction);
-  image->Allocate();
-  Pixel* buffer = image->GetBufferPointer();
-  const std::int64_t n = volume.n_voxels();
-  for (std::int64_t q = 0; q < n; ++q)
-    buffer[q] = static_cast<Pixel>(volume.labels[static_cast<std::size_t>(q)]);
+  const typename Image::Pointer image = itk_bridge::make_image<Pixel>(volume, volume.labels);
 
   itk::ImageIOBase::Pointer io;
   switch (format) {
@@ -428,17 +416,23 @@ bool is_label_volume_path(const fs::path& path) {
   return format_of(path) != Format::unknown;
 }
 
-LabelVolume read_label_volume(const fs::path& path) {
+namespace {
+
+/// Opens `path` for reading, reads and checks its header (a 3-D scalar image; integer pixels
+/// when `integer_only`), and checks that NIfTI and MetaImage files hold all their voxel data.
+/// `what` names the expected kind of image in messages. \throws IoError, BadInput.
+itk::ImageIOBase::Pointer open_image(const fs::path& path, bool integer_only,
+                                     const std::string& what) {
   const std::string name = path.string();
   if (!is_label_volume_path(path)) {
     throw BadInput(name + ": unsupported file type \"" + extension_for_message(path) +
-                   "\"; expected a label volume: " + supported_extensions);
+                   "\"; expected " + what + ": " + supported_extensions);
   }
   std::error_code ec;
   if (!fs::exists(path, ec))
     throw IoError(name + ": no such file");
   if (fs::is_directory(path, ec))
-    throw IoError(name + ": is a folder; expected a label volume file");
+    throw IoError(name + ": is a folder; expected " + what + " file");
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe)
@@ -471,17 +465,19 @@ LabelVolume read_label_volume(const fs::path& path) {
         found += (d == 0 ? " " : " x ") + std::to_string(io->GetDimensions(d));
       found += ")";
     }
-    throw BadInput(name + ": image has " + found + "; expected a 3-D label volume");
+    throw BadInput(name + ": image has " + found + "; expected a 3-D " +
+                   (integer_only ? std::string("label volume") : std::string("image")));
   }
   const auto component = io->GetComponentType();
   if (io->GetNumberOfComponents() != 1 || io->GetPixelType() != itk::IOPixelEnum::SCALAR) {
     throw BadInput(name + ": image has " + std::to_string(io->GetNumberOfComponents()) +
                    " components per voxel (pixel type " +
                    itk::ImageIOBase::GetPixelTypeAsString(io->GetPixelType()) + " of " +
-                   itk::ImageIOBase::GetComponentTypeAsString(component) +
-                   "); expected one integer label per voxel");
+                   itk::ImageIOBase::GetComponentTypeAsString(component) + "); expected " +
+                   (integer_only ? std::string("one integer label per voxel")
+                                 : std::string("one value per voxel")));
   }
-  if (!is_integer_component(component)) {
+  if (integer_only && !is_integer_component(component)) {
     throw BadInput(name + ": image has pixel type " +
                    itk::ImageIOBase::GetComponentTypeAsString(component) +
                    "; expected integer labels (a segmentation, not an intensity image)");
@@ -496,12 +492,38 @@ LabelVolume read_label_volume(const fs::path& path) {
     check_nifti_complete(path, format, *io);
   if (format == Format::mha || format == Format::mhd)
     check_metaimage_complete(path, *io);
+  return io;
+}
 
+} // namespace
+
+LabelVolume read_label_volume(const fs::path& path) {
+  const itk::ImageIOBase::Pointer io = open_image(path, true, "a label volume");
+  const auto component = io->GetComponentType();
   LabelVolume volume =
       fits_int32(component) ? read_as<std::int32_t>(path, io) : read_as<std::int64_t>(path, io);
-  log_debug("read ", name, ": ", volume.size[0], " x ", volume.size[1], " x ", volume.size[2],
-            " voxels of ", itk::ImageIOBase::GetComponentTypeAsString(component));
+  log_debug("read ", path.string(), ": ", volume.size[0], " x ", volume.size[1], " x ",
+            volume.size[2], " voxels of ", itk::ImageIOBase::GetComponentTypeAsString(component));
   return volume;
+}
+
+IntensityVolume read_intensity_volume(const fs::path& path) {
+  const itk::ImageIOBase::Pointer io = open_image(path, false, "an image");
+  const std::string name = path.string();
+  const auto image = read_image<float>(path, io);
+  IntensityVolume v;
+  copy_checked_geometry(*image, v, name);
+  const float* buffer = image->GetBufferPointer();
+  v.values.assign(buffer, buffer + v.n_voxels());
+  for (std::int64_t q = 0; q < v.n_voxels(); ++q) {
+    if (!std::isfinite(v.values[static_cast<std::size_t>(q)])) {
+      throw BadInput(name + ": value " + std::to_string(v.values[static_cast<std::size_t>(q)]) +
+                     " at voxel " + std::to_string(q) + "; expected finite values");
+    }
+  }
+  log_debug("read ", name, ": ", v.size[0], " x ", v.size[1], " x ", v.size[2], " voxels of ",
+            itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()));
+  return v;
 }
 
 void write_label_volume(const fs::path& path, const LabelVolume& volume) {

@@ -49,7 +49,15 @@ std::string to_string(ComponentPolicy policy) {
 }
 
 std::string to_string(EndSource source) {
-  return source == EndSource::tendon ? "tendon" : "end_cap";
+  switch (source) {
+  case EndSource::tendon:
+    return "tendon";
+  case EndSource::cut_face:
+    return "cut_face";
+  case EndSource::end_cap:
+    break;
+  }
+  return "end_cap";
 }
 
 MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section) {
@@ -282,6 +290,63 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
   for (auto& c : contacts)
     if (c.side == 0)
       c.side = c.mean_s < 0.0 ? -1 : 1;
+
+  // Faces of the volume that cut the muscle (only without tendons): their voxels are ends.
+  std::vector<std::vector<std::int64_t>> cut_faces;
+  if (contacts.empty()) {
+    constexpr std::size_t min_cut_voxels = 4;
+    std::array<std::vector<std::int64_t>, 6> on_face;
+    for (const auto idx : g.voxels) {
+      const auto c = ijk_of(volume, idx);
+      for (int a = 0; a < 3; ++a) {
+        if (c[a] == 0)
+          on_face[static_cast<std::size_t>(2 * a)].push_back(idx);
+        if (c[a] == volume.size[a] - 1)
+          on_face[static_cast<std::size_t>(2 * a + 1)].push_back(idx);
+      }
+    }
+    std::array<std::size_t, 6> face_order{0, 1, 2, 3, 4, 5};
+    std::stable_sort(face_order.begin(), face_order.end(), [&](std::size_t a, std::size_t b) {
+      return on_face[a].size() > on_face[b].size();
+    });
+    for (const auto f : face_order) {
+      if (on_face[f].size() >= min_cut_voxels && cut_faces.size() < 2)
+        cut_faces.push_back(on_face[f]);
+    }
+    // A voxel on an edge of the volume belongs to the first face only.
+    if (cut_faces.size() == 2) {
+      std::vector<std::int64_t> second;
+      std::set_difference(cut_faces[1].begin(), cut_faces[1].end(), cut_faces[0].begin(),
+                          cut_faces[0].end(), std::back_inserter(second));
+      cut_faces[1] = std::move(second);
+      if (cut_faces[1].size() < min_cut_voxels)
+        cut_faces.pop_back();
+    }
+  }
+  const auto centroid_of = [&](const std::vector<std::int64_t>& voxels) {
+    Eigen::Vector3d c = Eigen::Vector3d::Zero();
+    for (const auto idx : voxels) {
+      const auto p = ijk_of(volume, idx);
+      c += volume.physical_point(static_cast<double>(p[0]), static_cast<double>(p[1]),
+                                 static_cast<double>(p[2]));
+    }
+    return Eigen::Vector3d(c / static_cast<double>(voxels.size()));
+  };
+  if (cut_faces.size() == 2) {
+    // The axis from one cut to the other, largest component positive; the origin at its start.
+    Eigen::Vector3d from_to = centroid_of(cut_faces[1]) - centroid_of(cut_faces[0]);
+    if (from_to.norm() > 0.0) {
+      Eigen::Index imax = 0;
+      from_to.cwiseAbs().maxCoeff(&imax);
+      if (from_to[imax] < 0.0) {
+        std::swap(cut_faces[0], cut_faces[1]);
+        from_to = -from_to;
+      }
+      axis = from_to.normalized();
+    }
+  } else if (cut_faces.size() == 1 && (centroid_of(cut_faces[0]) - g.centroid_m).dot(axis) > 0.0) {
+    axis = -axis; // the one cut is the origin, at the lower end
+  }
   g.axis = axis;
 
   // 6. Projections, length, area profile.
@@ -326,7 +391,17 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
     (c.side < 0 ? g.origin_tendons : g.insertion_tendons).push_back(c.name);
   }
   const double cap = std::max({params.cap_fraction * g.length_m, params.cap_min_m, voxel_extent});
-  if (origin.empty()) {
+  if (!cut_faces.empty()) {
+    origin = cut_faces[0];
+    g.origin_source = EndSource::cut_face;
+    if (cut_faces.size() == 2) {
+      insertion = cut_faces[1];
+      g.insertion_source = EndSource::cut_face;
+    }
+  }
+  if (g.origin_source == EndSource::cut_face) {
+    // Set above.
+  } else if (origin.empty()) {
     g.origin_source = EndSource::end_cap;
     const double limit = g.axis_min_m - 0.5 * voxel_extent + cap;
     for (std::size_t v = 0; v < s.size(); ++v)
@@ -335,7 +410,9 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
   } else {
     g.origin_source = EndSource::tendon;
   }
-  if (insertion.empty()) {
+  if (g.insertion_source == EndSource::cut_face) {
+    // Set above.
+  } else if (insertion.empty()) {
     g.insertion_source = EndSource::end_cap;
     const double limit = g.axis_max_m + 0.5 * voxel_extent - cap;
     for (std::size_t v = 0; v < s.size(); ++v)

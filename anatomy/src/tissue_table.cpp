@@ -157,6 +157,7 @@ TissueTable read_tissue_table(ConfigReader& reader) {
         (void)e.optional<double>("sigma_S_per_m", 0.0);
         if (t.tissue_class == TissueClass::tendon)
           (void)e.optional<std::string>("muscle", "");
+        (void)e.optional<std::string>("citation", "");
         e.finish();
         e.fail("sigma_S_per_m", "a conductivity [S/m] is required for " + in_quotes(t.name) +
                                     ": class " + class_name + " has no default");
@@ -165,6 +166,7 @@ TissueTable read_tissue_table(ConfigReader& reader) {
     }
     if (t.tissue_class == TissueClass::tendon)
       t.muscle = e.optional<std::string>("muscle", "");
+    (void)e.optional<std::string>("citation", ""); // documentation of the values
 
     by_label[t.label] = i;
     by_name[t.name] = i;
@@ -219,6 +221,18 @@ void write_tissue_table(const std::filesystem::path& path, const TissueTable& ta
   write_text_file(path, to_json(table).dump(2) + "\n");
 }
 
+std::string format_label_counts(const std::vector<std::pair<std::int32_t, std::int64_t>>& labels) {
+  constexpr std::size_t max_listed = 20;
+  std::string list;
+  for (std::size_t i = 0; i < labels.size() && i < max_listed; ++i) {
+    list += (i == 0 ? "" : ", ") + std::to_string(labels[i].first) + " (" +
+            std::to_string(labels[i].second) + (labels[i].second == 1 ? " voxel)" : " voxels)");
+  }
+  if (labels.size() > max_listed)
+    list += ", ... and " + std::to_string(labels.size() - max_listed) + " more";
+  return list;
+}
+
 void check_labels_in_table(const LabelVolume& volume, const TissueTable& table,
                            const std::string& volume_name) {
   std::vector<std::pair<std::int32_t, std::int64_t>> missing;
@@ -228,17 +242,9 @@ void check_labels_in_table(const LabelVolume& volume, const TissueTable& table,
   }
   if (missing.empty())
     return;
-  constexpr std::size_t max_listed = 20;
-  std::string list;
-  for (std::size_t i = 0; i < missing.size() && i < max_listed; ++i) {
-    list += (i == 0 ? "" : ", ") + std::to_string(missing[i].first) + " (" +
-            std::to_string(missing[i].second) + (missing[i].second == 1 ? " voxel)" : " voxels)");
-  }
-  if (missing.size() > max_listed)
-    list += ", ... and " + std::to_string(missing.size() - max_listed) + " more";
   throw BadInput(volume_name + ": " + std::to_string(missing.size()) +
                  (missing.size() == 1 ? " label is" : " labels are") +
-                 " not in the tissue table: " + list +
+                 " not in the tissue table: " + format_label_counts(missing) +
                  "; add them to the tissue table (label 0 is the background)");
 }
 

@@ -12,6 +12,8 @@ namespace myotwin::app {
 void add_config_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin phantom -o DIR`.
 void add_phantom_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin subject init SEGMENTATION -o DIR`.
+void add_subject_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin anatomy info SUBJECT.json`.
 void add_anatomy_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin mesh SUBJECT.json -o OUT`.

@@ -2,6 +2,7 @@
 //
 // Sample runs:
 //   myotwin phantom -o subject/            generate the sample forearm
+//   myotwin subject init seg.nii.gz --scheme musclemap -o subject/   a subject from a scan
 //   myotwin anatomy info subject/subject.json
 //   myotwin config defaults > run.json     every configuration key with its default
 //
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   std::function<int()> run;
   myotwin::app::add_config_command(app, run);
   myotwin::app::add_phantom_command(app, run);
+  myotwin::app::add_subject_command(app, run);
   myotwin::app::add_anatomy_command(app, run);
   myotwin::app::add_mesh_command(app, run);
   myotwin::app::add_leadfield_command(app, run);

@@ -41,6 +41,25 @@ struct LabelVolume {
   [[nodiscard]] double voxel_volume_m3() const { return spacing_m.prod(); }
 };
 
+/// A scalar image (for example a CT in Hounsfield units or an MR magnitude image) on a regular
+/// grid, in the same layout and frame as LabelVolume.
+struct IntensityVolume {
+  std::array<std::int64_t, 3> size{0, 0, 0};               ///< voxels along i, j, k
+  Eigen::Vector3d spacing_m = Eigen::Vector3d::Ones();     ///< voxel size along i, j, k [m]
+  Eigen::Vector3d origin_m = Eigen::Vector3d::Zero();      ///< centre of voxel (0,0,0) [m]
+  Eigen::Matrix3d direction = Eigen::Matrix3d::Identity(); ///< columns: i, j, k axes (unit)
+  std::vector<float> values;                               ///< size[0]*size[1]*size[2] values
+
+  /// Number of voxels.
+  [[nodiscard]] std::int64_t n_voxels() const { return size[0] * size[1] * size[2]; }
+};
+
+/// Reads a 3-D scalar image of any pixel type (integer or float) as float values, with its
+/// geometry (mm -> m), through the same readers and checks as read_label_volume().
+/// \throws IoError for a missing or unreadable file; BadInput for an unsupported extension, a
+/// corrupt or truncated file, a multi-component image or one that is not 3-D.
+IntensityVolume read_intensity_volume(const std::filesystem::path& path);
+
 /// Reads a label volume. Accepts 3-D scalar images of any integer pixel type.
 /// \throws IoError for a missing or unreadable file; BadInput for an unsupported extension, a
 /// corrupt or truncated file, a float or multi-component (RGB) image, an image that is not 3-D

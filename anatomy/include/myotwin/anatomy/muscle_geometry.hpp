@@ -50,9 +50,9 @@ struct MuscleGeometryParams {
 MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section);
 
 /// How an end (origin or insertion) of a muscle was found.
-enum class EndSource { tendon, end_cap };
+enum class EndSource { tendon, end_cap, cut_face };
 
-/// "tendon" / "end_cap".
+/// "tendon" / "end_cap" / "cut_face".
 std::string to_string(EndSource source);
 
 /// Geometry of one muscle label.
@@ -100,6 +100,11 @@ struct MuscleGeometry {
 /// muscle along the principal axis (thickness max(cap_fraction * length, cap_min, one voxel)).
 /// The axis is oriented from origin to insertion; with caps at both ends, so that its
 /// largest-magnitude component is positive, the origin being at the lower end.
+/// A muscle without tendons that the field of view cuts (at least 4 of its voxels on a face of
+/// the volume) takes its ends from the cut: with two such faces, origin and insertion are its
+/// voxels on the two faces holding most of them and the axis runs from the centroid of one to
+/// that of the other (never the PCA of the cut piece); with one, that face is one end (the one
+/// its side of the principal axis gives) and an end cap the other. Such ends are `cut_face`.
 /// \throws BadInput (naming the muscle, the value and the expectation) when the label is not a
 /// muscle of the table, has no voxels, is thinner than two voxels everywhere (no 2x2x2 block),
 /// or its origin and insertion share voxels or are empty.

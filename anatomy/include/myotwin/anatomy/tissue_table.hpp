@@ -13,6 +13,8 @@
 /// class (default_conductivity()); muscle is anisotropic (along / across the fibres), the
 /// other classes isotropic. A tendon may name the muscle it belongs to. A muscle may give its
 /// motor-unit count (`n_motor_units`); otherwise the run config's `anatomy.motor_units.n_units`.
+/// Any tissue may name the source of its conductivities in a `citation` string (documentation
+/// only: read and checked for type, not kept).
 
 #include <cstdint>
 #include <filesystem>
@@ -74,6 +76,10 @@ TissueTable read_tissue_table(const std::filesystem::path& path);
 nlohmann::json to_json(const TissueTable& table);
 /// Writes the table atomically. \throws IoError.
 void write_tissue_table(const std::filesystem::path& path, const TissueTable& table);
+
+/// Labels with their voxel counts as messages list them: "7 (12 voxels), 9 (1 voxel)", at most
+/// 20, then "... and N more".
+std::string format_label_counts(const std::vector<std::pair<std::int32_t, std::int64_t>>& labels);
 
 /// Checks that every non-zero label of `volume` is in `table`.
 /// \throws BadInput listing the missing labels with their voxel counts, naming `volume_name`.

@@ -1,0 +1,150 @@
+// `myotwin subject init` as a user runs it: a subject folder the later stages accept, bad input
+// refused with exit 2 and nothing written, and the real thigh segmentation through subject init,
+// anatomy, mesh and leadfield (coarse settings).
+
+#include <cmath>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "myotwin/anatomy/label_volume.hpp"
+#include "myotwin/core/files.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using myotwin::anatomy::LabelVolume;
+using myotwin::testing::quoted;
+using myotwin::testing::run_myotwin;
+using myotwin::testing::TempDir;
+
+namespace {
+
+/// A cylinder of muscle `muscle` (radius 15 mm) around bone 6171 (5 mm), 1 mm voxels, along z
+/// through the whole volume; a second cylinder of label `second` beside it when non-zero.
+LabelVolume cylinder_volume(std::int32_t muscle, std::int32_t bone = 6171) {
+  LabelVolume v;
+  v.size = {50, 50, 8};
+  v.spacing_m = Eigen::Vector3d::Constant(0.001);
+  v.origin_m = Eigen::Vector3d(-0.0245, -0.0245, 0.0);
+  v.labels.resize(static_cast<std::size_t>(v.n_voxels()));
+  for (std::int64_t k = 0; k < v.size[2]; ++k)
+    for (std::int64_t j = 0; j < v.size[1]; ++j)
+      for (std::int64_t i = 0; i < v.size[0]; ++i) {
+        const auto x = v.physical_point(static_cast<double>(i), static_cast<double>(j), 0.0);
+        const double r = std::hypot(x[0], x[1]);
+        v.labels[static_cast<std::size_t>(v.index(i, j, k))] = r <= 0.005   ? bone
+                                                               : r <= 0.015 ? muscle
+                                                                            : 0;
+      }
+  return v;
+}
+
+} // namespace
+
+TEST(CliSubject, InitWritesASubjectFolderThatAnatomyInfoReads) {
+  TempDir dir;
+  myotwin::anatomy::write_label_volume(dir / "seg.nii.gz", cylinder_volume(7101));
+  const auto r =
+      run_myotwin("subject init " + quoted(dir / "seg.nii.gz") +
+                  " --scheme musclemap --skin-mm 2 --fat-mm 3 -o " + quoted(dir / "subj"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"subject.json", "labels.nii.gz", "tissues.json", "subject_report.json"})
+    EXPECT_TRUE(fs::exists(dir / "subj" / f)) << f;
+  EXPECT_NE(r.output.find("vastus_lateralis_left"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("skin: mean 2."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("subcutaneous fat: mean"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cut faces: k- k+"), std::string::npos) << r.output;
+  const auto info = run_myotwin("anatomy info " + quoted(dir / "subj" / "subject.json"));
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_NE(info.output.find("subcutaneous_fat"), std::string::npos) << info.output;
+  const auto report =
+      nlohmann::json::parse(myotwin::read_text_file(dir / "subj" / "subject_report.json"));
+  EXPECT_EQ(report["body"]["n_components"], 1);
+  EXPECT_EQ(report["labels_source"], "scheme musclemap");
+  // Within a voxel (1 mm) of the request.
+  EXPECT_NEAR(report["skin_thickness"]["mean_mm"].get<double>(), 2.0, 1.0);
+  EXPECT_NEAR(report["fat_thickness"]["mean_mm"].get<double>(), 3.0, 1.0);
+  // Same input, same bytes.
+  const auto again =
+      run_myotwin("subject init " + quoted(dir / "seg.nii.gz") +
+                  " --scheme musclemap --skin-mm 2 --fat-mm 3 --quiet -o " + quoted(dir / "subj2"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(myotwin::read_text_file(dir / "subj" / "labels.nii.gz"),
+            myotwin::read_text_file(dir / "subj2" / "labels.nii.gz"));
+  EXPECT_EQ(myotwin::read_text_file(dir / "subj" / "tissues.json"),
+            myotwin::read_text_file(dir / "subj2" / "tissues.json"));
+}
+
+TEST(CliSubject, BadInputExitsWithTwoAndWritesNothing) {
+  TempDir dir;
+  myotwin::anatomy::write_label_volume(dir / "seg.nii.gz", cylinder_volume(7101));
+  myotwin::anatomy::write_label_volume(dir / "bone.nii.gz", cylinder_volume(6171));
+  LabelVolume other = cylinder_volume(7101);
+  other.spacing_m[2] = 0.002;
+  myotwin::anatomy::write_label_volume(dir / "other_grid.nii.gz", other);
+  const auto seg = quoted(dir / "seg.nii.gz");
+  const auto out = dir / "out";
+  struct Case {
+    std::string arguments;
+    std::vector<std::string> fragments;
+  };
+  const std::vector<Case> cases = {
+      {quoted(dir / "bone.nii.gz") + " --scheme musclemap", {"bone.nii.gz", "no muscle label"}},
+      {seg + " --scheme total", {"not in scheme \"total\"", "7101 (", "--scheme musclemap"}},
+      {seg + " --scheme musclemap --muscles 'left rectus femoris'",
+       {"--muscles", "\"left rectus femoris\"", "vastus_lateralis_left (7101)"}},
+      {seg + " --scheme musclemap --image " + quoted(dir / "other_grid.nii.gz"),
+       {"other_grid.nii.gz (--image): spacing", "differs from the segmentation's"}},
+      {seg + " --scheme musclemap --unknown-as granite", {"granite", "soft_tissue"}},
+      {seg + " --scheme musclemap --labels " + quoted(dir / "x.tsv"), {"give one of them"}},
+      {seg + " --scheme musclemap --skin-mm -1", {"--skin-mm = -1: must be > 0"}},
+      {quoted(dir / "missing.nii.gz"), {"missing.nii.gz", "no such file"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_myotwin("subject init " + c.arguments + " -o " + quoted(out));
+    EXPECT_EQ(r.exit_code, 2) << c.arguments << "\n" << r.output;
+    for (const auto& f : c.fragments)
+      EXPECT_NE(r.output.find(f), std::string::npos) << c.arguments << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.arguments;
+  }
+  EXPECT_EQ(run_myotwin("subject init -o " + quoted(out)).exit_code, 2);
+}
+
+TEST(CliSubject, RealThighRunsThroughAnatomyMeshAndLeadfield) {
+  const fs::path seg = myotwin::testing::shared_data("real/musclemap_thigh/thighs_dseg.nii.gz");
+  if (seg.empty())
+    GTEST_SKIP() << "real data absent: " MYOTWIN_SHARED_DATA "/real/musclemap_thigh";
+  TempDir dir;
+  const auto subject = dir / "thigh";
+  // 1. The subject: three quadriceps muscles of the left thigh, 2 mm voxels.
+  const auto init =
+      run_myotwin("subject init " + quoted(seg) +
+                  " --scheme musclemap --voxel-mm 2 --muscles 'left vastus lateralis,left rectus "
+                  "femoris,left vastus medialis' -o " +
+                  quoted(subject));
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  std::cout << init.output;
+  const auto report =
+      nlohmann::json::parse(myotwin::read_text_file(subject / "subject_report.json"));
+  EXPECT_EQ(report["body"]["n_components"], 1);
+  EXPECT_EQ(report["muscles_of_interest"].size(), 3u);
+  // 2. The chain, coarse: the three muscles, few units, a coarse mesh, a small grid.
+  myotwin::write_text_file(dir / "run.json", R"({
+    "anatomy": {"muscles": ["vastus_lateralis_left", "rectus_femoris_left",
+                            "vastus_medialis_left"],
+                "motor_units": {"n_units": 20},
+                "fibres": {"model_density_per_mm2": 0.05}},
+    "mesh": {"cell_size_mm": {"skin": 3, "fat": 4, "muscle": 8, "tendon": 6, "bone": 10,
+                              "other": 10}},
+    "electrodes": {"grids": [{"name": "g", "rows": 2, "columns": 4, "ied_mm": 8, "wrap": true,
+                              "radius_mm": 3}], "reference": "g[0,0]"}})");
+  const std::string common =
+      " --quiet --config " + quoted(dir / "run.json") + " -o " + quoted(dir / "out");
+  const auto subject_file = quoted(subject / "subject.json");
+  for (const char* stage : {"anatomy", "mesh", "leadfield"}) {
+    const auto r = run_myotwin(std::string(stage) + " " + subject_file + common);
+    ASSERT_EQ(r.exit_code, 0) << stage << "\n" << r.output;
+  }
+  EXPECT_TRUE(fs::exists(dir / "out" / "forward" / "leadfields.h5"));
+}
