@@ -39,6 +39,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/units.hpp"
 
 namespace myotwin::anatomy {
@@ -178,6 +179,86 @@ bool is_integer_component(itk::IOComponentEnum c) {
   }
 }
 
+/// niftilib and vnl abort the process on a header whose voxel spacing or orientation is not a
+/// finite number, so check those fields before ITK reads the header: pixdim[1..3] always, the
+/// quaternion and offset when qform_code > 0, the affine rows when sform_code > 0.
+/// \throws BadInput naming the field and its value.
+void check_nifti_geometry(const fs::path& path, Format format) {
+  std::array<unsigned char, 540> header{};
+  std::size_t n_read = 0;
+  if (format == Format::nifti_gz) {
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (f == nullptr)
+      return;
+    const int n = gzread(f, header.data(), static_cast<unsigned>(header.size()));
+    gzclose(f);
+    n_read = n > 0 ? static_cast<std::size_t>(n) : 0;
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    in.read(reinterpret_cast<char*>(header.data()), static_cast<std::streamsize>(header.size()));
+    n_read = static_cast<std::size_t>(in.gcount());
+  }
+  if (n_read < 348)
+    return; // too short for a header: ITK reports it
+  std::int32_t sizeof_hdr = 0;
+  std::memcpy(&sizeof_hdr, header.data(), 4);
+  const bool swap = sizeof_hdr != 348 && sizeof_hdr != 540;
+  if (swap)
+    sizeof_hdr =
+        static_cast<std::int32_t>(__builtin_bswap32(static_cast<std::uint32_t>(sizeof_hdr)));
+  const bool v2 = sizeof_hdr == 540;
+  if ((sizeof_hdr != 348 && !v2) || (v2 && n_read < 540))
+    return;
+  const auto value = [&](std::size_t at) -> double { // float32 (NIfTI-1) or float64 (NIfTI-2)
+    if (v2) {
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, header.data() + at, 8);
+      if (swap)
+        bits = __builtin_bswap64(bits);
+      double d = 0.0;
+      std::memcpy(&d, &bits, 8);
+      return d;
+    }
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, header.data() + at, 4);
+    if (swap)
+      bits = __builtin_bswap32(bits);
+    float f = 0.0f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  };
+  const auto code = [&](std::size_t at) -> int { // int16 (NIfTI-1) or int32 (NIfTI-2)
+    if (v2) {
+      std::uint32_t bits = 0;
+      std::memcpy(&bits, header.data() + at, 4);
+      return static_cast<std::int32_t>(swap ? __builtin_bswap32(bits) : bits);
+    }
+    std::uint16_t bits = 0;
+    std::memcpy(&bits, header.data() + at, 2);
+    return static_cast<std::int16_t>(swap ? __builtin_bswap16(bits) : bits);
+  };
+  const std::size_t w = v2 ? 8 : 4; // bytes per field
+  const std::size_t pixdim = v2 ? 104 : 76, qform_code = v2 ? 344 : 252,
+                    sform_code = v2 ? 348 : 254, quatern = v2 ? 352 : 256, srow = v2 ? 400 : 280;
+  const auto check = [&](std::size_t at, const std::string& field) {
+    const double v = value(at);
+    if (!std::isfinite(v))
+      throw BadInput(path.string() + ": header field " + field + " is " + format_number(v) +
+                     "; expected a finite number (the voxel spacing and orientation)");
+  };
+  for (std::size_t d = 1; d <= 3; ++d)
+    check(pixdim + d * w, "pixdim[" + std::to_string(d) + "] (voxel spacing)");
+  if (code(qform_code) > 0) {
+    const char* names[] = {"quatern_b", "quatern_c", "quatern_d",
+                           "qoffset_x", "qoffset_y", "qoffset_z"};
+    for (std::size_t q = 0; q < 6; ++q)
+      check(quatern + q * w, names[q]);
+  }
+  if (code(sform_code) > 0)
+    for (std::size_t q = 0; q < 12; ++q)
+      check(srow + q * w, std::string("srow_") + "xyz"[q / 4] + "[" + std::to_string(q % 4) + "]");
+}
+
 /// niftilib fills voxel data missing from a truncated file with zeros and reports nothing, so
 /// compare the bytes the file holds with what its header promises. \throws BadInput.
 void check_nifti_complete(const fs::path& path, Format format, const itk::ImageIOBase& io) {
@@ -294,6 +375,86 @@ void check_metaimage_complete(const fs::path& path, const itk::ImageIOBase& io) 
     throw BadInput(data_path.string() + ": corrupt or truncated file: the header promises " +
                    std::to_string(needed) + (compressed ? " compressed" : "") +
                    " bytes of voxel data, but the file holds only " + std::to_string(n_bytes));
+  }
+}
+
+/// teem allocates the whole image before it finds the data short, so compare the data bytes
+/// present with what the header promises: the raw size for `raw`, twice it for `hex`, one byte
+/// per voxel for text, and 1/1032 of it (deflate's largest ratio) for gzip. bzip2 and lists of
+/// data files are not checked. \throws BadInput.
+void check_nrrd_complete(const fs::path& path, const itk::ImageIOBase& io) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line, encoding = "raw", data_file;
+  std::uint64_t header_end = 0;
+  while (std::getline(in, line)) {
+    header_end += line.size() + 1;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.empty())
+      break; // the blank line that ends the header
+    const auto colon = line.find(':');
+    if (line[0] == '#' || colon == std::string::npos)
+      continue;
+    const std::string key = lower(line.substr(0, colon));
+    std::string value = line.substr(colon + 1);
+    if (!value.empty() && value[0] == '=')
+      continue; // a key/value pair, not a field
+    value.erase(0, value.find_first_not_of(" \t"));
+    if (key == "spacings" || key == "space directions" || key == "space origin") {
+      const std::string v = lower(value);
+      if (v.find("nan") != std::string::npos || v.find("inf") != std::string::npos)
+        throw BadInput(path.string() + ": header field " + key + " = \"" + value +
+                       "\": expected finite voxel " +
+                       (key == "spacings" ? "spacings" : "geometry") +
+                       " (a label volume's "
+                       "three axes are all spatial)");
+    }
+    if (key == "encoding")
+      encoding = lower(value);
+    else if (key == "data file" || key == "datafile")
+      data_file = value;
+  }
+  if (data_file.find(' ') != std::string::npos || data_file.find('%') != std::string::npos ||
+      lower(data_file).rfind("list", 0) == 0)
+    return;
+  std::error_code ec;
+  fs::path data_path = path;
+  std::uint64_t n_bytes = 0;
+  if (data_file.empty()) {
+    const std::uint64_t size = fs::file_size(path, ec);
+    n_bytes = size > header_end ? size - header_end : 0;
+  } else {
+    data_path =
+        fs::path(data_file).is_absolute() ? fs::path(data_file) : path.parent_path() / data_file;
+    if (!fs::exists(data_path, ec))
+      throw IoError(path.string() + ": its data file " + data_path.string() + " does not exist");
+    n_bytes = fs::file_size(data_path, ec);
+  }
+  if (ec)
+    return;
+  const double image_bytes = static_cast<double>(io.GetImageSizeInBytes());
+  double needed = image_bytes;
+  std::string what = "bytes of voxel data";
+  if (encoding == "hex") {
+    needed = 2.0 * image_bytes;
+    what = "hex digits of voxel data";
+  } else if (encoding == "text" || encoding == "txt" || encoding == "ascii") {
+    needed = image_bytes / static_cast<double>(io.GetComponentSize());
+    what = "characters of voxel text (one per voxel at least)";
+  } else if (encoding == "gzip" || encoding == "gz") {
+    needed = image_bytes / 1032.0;
+    what = "compressed bytes (1/1032 of the " + format_number(image_bytes) +
+           " bytes of voxel data it promises, deflate's largest ratio)";
+  } else if (encoding != "raw") {
+    return;
+  }
+  if (static_cast<double>(n_bytes) < std::floor(needed)) {
+    throw BadInput(data_path.string() + ": corrupt or truncated file: the header promises " +
+                   std::to_string(io.GetDimensions(0)) + " x " +
+                   std::to_string(io.GetDimensions(1)) + " x " +
+                   std::to_string(io.GetDimensions(2)) + " voxels, which need at least " +
+                   format_number(std::floor(needed)) + " " + what + ", but the file holds only " +
+                   std::to_string(n_bytes));
   }
 }
 
@@ -439,6 +600,10 @@ itk::ImageIOBase::Pointer open_image(const fs::path& path, bool integer_only,
       throw IoError(name + ": cannot be read: " + std::strerror(errno));
   }
 
+  const Format format = format_of(path);
+  if (format == Format::nifti || format == Format::nifti_gz)
+    check_nifti_geometry(path, format);
+
   register_itk_io();
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(name.c_str(), itk::IOFileModeEnum::ReadMode);
@@ -487,9 +652,31 @@ itk::ImageIOBase::Pointer open_image(const fs::path& path, bool integer_only,
       throw BadInput(name + ": image has size 0 along axis " + std::to_string(d));
   }
 
-  const Format format = format_of(path);
+  // Geometry ITK accepted must still be finite (spacing > 0 is checked after reading).
+  for (unsigned d = 0; d < 3; ++d) {
+    const double values[] = {io->GetSpacing(d), io->GetOrigin(d)};
+    bool finite = std::isfinite(values[0]) && std::isfinite(values[1]);
+    for (const double c : io->GetDirection(d))
+      finite = finite && std::isfinite(c);
+    if (!finite)
+      throw BadInput(name + ": voxel spacing, origin or direction along axis " + std::to_string(d) +
+                     " is not a finite number (spacing " + format_number(values[0]) +
+                     " mm, origin " + format_number(values[1]) + " mm); expected finite geometry");
+  }
+  // The memory the labels need (ITK's buffer and ours), checked before allocating.
+  {
+    double n_voxels = 1.0;
+    for (unsigned d = 0; d < 3; ++d)
+      n_voxels *= static_cast<double>(io->GetDimensions(d));
+    check_memory_estimate(
+        n_voxels * (static_cast<double>(io->GetComponentSize()) + 8.0 + 4.0), "reading " + name,
+        std::to_string(io->GetDimensions(0)) + " x " + std::to_string(io->GetDimensions(1)) +
+            " x " + std::to_string(io->GetDimensions(2)) + " voxels in its header");
+  }
   if (format == Format::nifti || format == Format::nifti_gz)
     check_nifti_complete(path, format, *io);
+  if (format == Format::nrrd || format == Format::nhdr)
+    check_nrrd_complete(path, *io);
   if (format == Format::mha || format == Format::mhd)
     check_metaimage_complete(path, *io);
   return io;

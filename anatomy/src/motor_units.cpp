@@ -280,7 +280,8 @@ double cv_exponent(const std::vector<double>& x, double target) {
 MotorUnitParams read_motor_unit_params(ConfigReader& section) {
   MotorUnitParams p;
   const MotorUnitParams d;
-  p.n_units = section.optional<std::int64_t>("n_units", d.n_units, positive_int());
+  // The largest human muscles have about a thousand motor units (e.g. medial gastrocnemius ~600).
+  p.n_units = section.optional<std::int64_t>("n_units", d.n_units, int_in_range(1, 5000));
   p.size_range = section.optional<double>("size_range", d.size_range, in_range(1.0, 1e6));
   p.recruitment_range =
       section.optional<double>("recruitment_range", d.recruitment_range, in_range(1.0, 1e6));

@@ -42,6 +42,11 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
     run = [options, emg, subject, muscle] {
       Stopwatch watch;
       const RunConfig config = begin_run(*options);
+      // The files first: a missing one is the problem to report, not a missing --muscle.
+      for (const auto& [what, path] :
+           {std::pair<std::string, std::filesystem::path>{"EMG", *emg}, {"--subject", *subject}})
+        if (!std::filesystem::is_regular_file(path))
+          throw IoError(path.string() + ": no such file (the " + what + " of `myotwin invert`)");
       std::string name = *muscle;
       if (name.empty()) {
         if (config.simulate.muscles.size() != 1)

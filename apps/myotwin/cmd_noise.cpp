@@ -25,11 +25,13 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "common.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/noise.hpp"
 
@@ -326,6 +328,11 @@ int run_generate(const GenerateOptions& o) {
                    format_number(o.duration_s) + " --rms-uV " + format_number(o.rms_uV) +
                    ": each must be > 0");
   const auto n = static_cast<Eigen::Index>(std::llround(o.duration_s * o.fs_Hz));
+  // The noise, its coloured and drifting parts and the writer's copy: about four arrays.
+  check_memory_estimate(4.0 * 8.0 * o.n_channels * static_cast<double>(n), "noise generate",
+                        "--duration-s " + format_number(o.duration_s) + " x --fs-Hz " +
+                            format_number(o.fs_Hz) + " x --n-channels " +
+                            std::to_string(o.n_channels));
   // 2. Generate.
   const forward::NoiseResult r =
       forward::generate_noise(o.n_channels, n, o.fs_Hz, 1e-6 * o.rms_uV, params, Rng(o.seed));
@@ -373,8 +380,7 @@ void add_noise_command(CLI::App& app, std::function<int()>& run) {
   cal->add_option("--unit", c->unit, "unit of the values in the file")
       ->check(CLI::IsMember({"V", "mV", "uV"}));
   cal->add_option("--snr-dB", c->snr_dB, "snr_dB written to the config [dB]");
-  cal->add_option("--threads", c->threads, "threads to use (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  cal->add_option("--threads", c->threads, "threads to use (0: all cores)")->check(thread_count());
   cal->add_flag("--quiet", c->quiet, "print warnings and errors only");
   cal->callback([&run, c] { run = [c] { return run_calibrate(*c); }; });
 
@@ -384,14 +390,16 @@ void add_noise_command(CLI::App& app, std::function<int()>& run) {
                   "`noise`, #channels x #samples [V], attribute fs_Hz)");
   gen->add_option("--config", g->config, "config with a `noise` section (default: defaults)");
   gen->add_option("-o,--output", g->output, "the HDF5 file to write (noise.h5)")->required();
-  gen->add_option("--fs-Hz", g->fs_Hz, "sampling rate [Hz]");
-  gen->add_option("--duration-s", g->duration_s, "duration [s]");
+  gen->add_option("--fs-Hz", g->fs_Hz, "sampling rate [Hz]")
+      ->check(bounded(limits::min_fs_Hz, limits::max_fs_Hz, "Hz"));
+  gen->add_option("--duration-s", g->duration_s, "duration [s]")
+      ->check(bounded(1e-3, limits::max_duration_s, "s"));
   gen->add_option("--n-channels", g->n_channels, "number of channels")
       ->check(CLI::Range(1, 100000));
-  gen->add_option("--rms-uV", g->rms_uV, "RMS of every channel without drift [uV]");
-  gen->add_option("--seed", g->seed, "random seed");
-  gen->add_option("--threads", g->threads, "threads to use (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  gen->add_option("--rms-uV", g->rms_uV, "RMS of every channel without drift [uV]")
+      ->check(bounded(1e-6, 1e6, "uV"));
+  gen->add_option("--seed", g->seed, "random seed")->check(seed_value());
+  gen->add_option("--threads", g->threads, "threads to use (0: all cores)")->check(thread_count());
   gen->add_flag("--quiet", g->quiet, "print warnings and errors only");
   gen->callback([&run, g] { run = [g] { return run_generate(*g); }; });
 }

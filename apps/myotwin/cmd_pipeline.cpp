@@ -1,17 +1,26 @@
 // `myotwin pipeline SUBJECT.json -o OUT`: the whole chain with each stage's defaults (or the
 // config's sections): anatomy, mesh, lead fields, simulation, decomposition and scoring, each
-// run as its own `myotwin` process in OUT. A stage whose inputs have not changed since it last
-// succeeded is reused: its key is a hash of the subject's files, the config sections it reads,
-// the seed, the version and the key of the stage before it, kept in OUT/pipeline/<stage>.key
-// (removed before the stage runs, written after it succeeds, so an interrupted stage reruns).
-// Ends with a summary table: units simulated, recruited, identified, and RoA per unit.
-// `--until STAGE` stops after that stage (e.g. `--until leadfield` for a subject's forward model,
-// as `myotwin bench bmiss` uses it).
+// run as its own `myotwin` process in OUT (a child that dies with the pipeline and gets its
+// SIGINT / SIGTERM).
+//
+// A stage is reused only when both hold:
+// - its key is unchanged: a hash of everything the stage reads: the program version, the seed,
+//   the subject's files (contents), the config sections it reads, the contents of every file a
+//   string of those sections names (e.g. `simulate.discharges`), and the contents of the outputs
+//   of the stages before it;
+// - its outputs on disk are what it wrote: OUT/pipeline/manifest.json lists, per stage, the files
+//   the stage created or changed (relative to OUT) with the hash of their contents, and every one
+//   must still exist with that hash.
+// A stage's entry is removed from the manifest before it runs and written after it succeeds, so
+// an interrupted or failed stage reruns. Ends with a summary table: units simulated, recruited,
+// identified, and RoA per unit. `--until STAGE` stops after that stage (e.g. `--until leadfield`
+// for a subject's forward model, as `myotwin bench bmiss` uses it).
 
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -25,26 +34,125 @@ namespace myotwin::app {
 
 namespace {
 
-/// One stage of the chain: the subcommand, its arguments after the subject / inputs, the config
-/// sections it reads, and the file whose presence says it completed.
+namespace fs = std::filesystem;
+
+/// One stage of the chain: the subcommand, the config sections it reads, the file whose
+/// presence says it completed, and which outputs of the earlier stages it reads (paths relative
+/// to OUT that start with one of these; reports such as simulate_report.json, which carry
+/// timings, are read by no stage).
 struct Stage {
   std::string name;
   std::vector<std::string> sections;
-  std::filesystem::path product; ///< relative to OUT
+  fs::path product; ///< relative to OUT
+  std::vector<std::string> reads;
 };
 
 std::uint64_t hash_text(const std::string& text, std::uint64_t hash) {
   return forward::fnv1a64(text.data(), text.size(), hash);
 }
 
-std::uint64_t hash_file(const std::filesystem::path& path, std::uint64_t hash) {
-  return hash_text(read_text_file(path), hash);
-}
-
 std::string hex(std::uint64_t value) {
   char buffer[17];
   std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
   return buffer;
+}
+
+/// A file's size and modification time: what tells a stage's outputs from the files it left.
+struct FileStamp {
+  std::uintmax_t size = 0;
+  fs::file_time_type time;
+  bool operator==(const FileStamp&) const = default;
+};
+
+/// Content hashes of files, each computed once per run (keyed by path, size and time).
+class FileHashes {
+public:
+  /// The hex hash of the contents of `path`. \throws IoError when it cannot be read.
+  std::string of(const fs::path& path) {
+    std::error_code ec;
+    const FileStamp stamp{fs::file_size(path, ec), fs::last_write_time(path, ec)};
+    if (ec)
+      throw IoError(path.string() + ": cannot be read: " + ec.message());
+    const auto it = cache_.find(path.string());
+    if (it != cache_.end() && it->second.first == stamp)
+      return it->second.second;
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      throw IoError(path.string() + ": cannot be read");
+    std::uint64_t hash = 14695981039346656037ULL;
+    std::vector<char> chunk(1 << 20);
+    while (in) {
+      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      hash = forward::fnv1a64(chunk.data(), static_cast<std::size_t>(in.gcount()), hash);
+    }
+    const std::string h = hex(hash);
+    cache_[path.string()] = {stamp, h};
+    return h;
+  }
+
+private:
+  std::map<std::string, std::pair<FileStamp, std::string>> cache_;
+};
+
+/// True for files that are no stage's output: temporaries, write probes, the pipeline's own
+/// folder, and resolved_config.json (a record of the run that no stage reads).
+bool is_bookkeeping(const fs::path& relative) {
+  const std::string name = relative.filename().string();
+  return relative.begin()->string() == "pipeline" || name.rfind(".tmp-", 0) == 0 ||
+         name.rfind(".myotwin-write-test-", 0) == 0 || name == "resolved_config.json";
+}
+
+/// Size and time of every file below `out` that may be a stage's output, by path relative to it.
+std::map<std::string, FileStamp> snapshot(const fs::path& out) {
+  std::map<std::string, FileStamp> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec))
+      continue;
+    const fs::path relative = it->path().lexically_relative(out);
+    if (is_bookkeeping(relative))
+      continue;
+    files[relative.generic_string()] = {it->file_size(ec), it->last_write_time(ec)};
+  }
+  return files;
+}
+
+/// Adds to `hash` the contents of every file that a string in `value` names (relative paths
+/// resolve against `base`), e.g. `simulate.discharges` or `simulate.drive.profile.path`.
+std::uint64_t hash_named_files(const nlohmann::json& value, const fs::path& base,
+                               FileHashes& hashes, std::uint64_t hash) {
+  if (value.is_string()) {
+    const fs::path p(value.get<std::string>());
+    const fs::path resolved = p.is_absolute() ? p : (base / p).lexically_normal();
+    std::error_code ec;
+    if (!p.empty() && fs::is_regular_file(resolved, ec))
+      hash = hash_text(resolved.string() + "=" + hashes.of(resolved), hash);
+  } else if (value.is_structured()) {
+    for (const auto& item : value)
+      hash = hash_named_files(item, base, hashes, hash);
+  }
+  return hash;
+}
+
+/// Why a stage cannot be reused, or empty when it can: its manifest entry must have `key` and
+/// every output it lists must exist in `out` with the same contents.
+std::string why_not_reusable(const nlohmann::json& entry, const std::string& key,
+                             const fs::path& out, FileHashes& hashes) {
+  if (entry.is_null())
+    return "no record of a completed run";
+  if (!entry.is_object() || !entry.contains("outputs") || !entry["outputs"].is_object())
+    return "its record in the manifest is incomplete";
+  if (entry.value("key", "") != key)
+    return "its inputs changed (key " + key + ", was " + entry.value("key", "") + ")";
+  for (const auto& [relative, hash] : entry.at("outputs").items()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(out / relative, ec))
+      return relative + " is missing";
+    if (hashes.of(out / relative) != hash.get<std::string>())
+      return relative + " changed on disk since the stage wrote it";
+  }
+  return {};
 }
 
 } // namespace
@@ -57,7 +165,8 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
   auto* cmd = app.add_subcommand(
       "pipeline",
       "the whole chain in OUT: anatomy, mesh, leadfield, simulate, decompose (the simulated "
-      "EMG) and score (against its truth); unchanged stages are reused (keys in OUT/pipeline/); "
+      "EMG) and score (against its truth); a stage is reused when nothing it reads changed and "
+      "its outputs are as it wrote them (OUT/pipeline/manifest.json); "
       "prints units simulated, recruited, identified and the RoA of each");
   cmd->add_option("SUBJECT", *subject, "subject file (subject.json)")->required();
   cmd->add_flag("--force", *force, "rerun every stage even when its key has not changed");
@@ -75,18 +184,26 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       const auto keys = out / "pipeline";
       ensure_output_dir(keys);
 
-      std::uint64_t key = hash_text(version(), 14695981039346656037ULL);
-      key = hash_text(std::to_string(config.seed), key);
+      // Inputs every stage reads: the version, the seed, the subject's files.
+      FileHashes hashes;
+      std::uint64_t common = hash_text(version(), 14695981039346656037ULL);
+      common = hash_text(std::to_string(config.seed), common);
       for (const auto& f : {files.subject_file, files.labels, files.tissues})
-        key = hash_file(f, key);
+        common = hash_text(hashes.of(f), common);
 
       const std::vector<Stage> stages = {
-          {"anatomy", {"anatomy"}, "anatomy/motor_units.h5"},
-          {"mesh", {"mesh"}, "mesh/mesh.vtu"},
-          {"leadfield", {"electrodes", "volume_conductor"}, "forward/leadfields.h5"},
-          {"simulate", {"simulate"}, "forward/emg.h5"},
-          {"decompose", {"decompose"}, "decomposition/decomposition.h5"},
-          {"score", {"score"}, "decomposition/score.json"}};
+          {"anatomy", {"anatomy"}, "anatomy/motor_units.h5", {}},
+          {"mesh", {"mesh"}, "mesh/mesh.vtu", {"anatomy/"}},
+          {"leadfield",
+           {"electrodes", "volume_conductor"},
+           "forward/leadfields.h5",
+           {"anatomy/", "mesh/"}},
+          {"simulate", {"simulate"}, "forward/emg.h5", {"anatomy/", "mesh/", "forward/"}},
+          {"decompose", {"decompose"}, "decomposition/decomposition.h5", {"forward/emg.h5"}},
+          {"score",
+           {"score"},
+           "decomposition/score.json",
+           {"decomposition/decomposition.h5", "forward/emg.h5"}}};
       std::size_t n_stages = stages.size();
       if (!until->empty()) {
         std::string names;
@@ -110,24 +227,57 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       if (options->quiet)
         shared.emplace_back("--quiet");
 
-      // 2. The stages, in order; a changed stage makes every later one rerun (its key is in
-      // theirs).
+      // 2. The stages, in order. A stage's key covers the contents of the earlier stages'
+      // outputs, so a stage whose outputs change makes the later ones rerun.
       const auto resolved = config.resolved;
+      const fs::path config_dir = options->config.empty() ? fs::path(".")
+                                  : options->config.has_parent_path()
+                                      ? options->config.parent_path()
+                                      : fs::path(".");
+      const fs::path manifest_file = keys / "manifest.json";
+      nlohmann::json manifest = {{"format", "myotwin pipeline manifest 1"},
+                                 {"stages", nlohmann::json::object()}};
+      if (fs::exists(manifest_file)) {
+        try {
+          const auto m = read_json(manifest_file);
+          if (m.value("format", "") == manifest["format"] && m.at("stages").is_object())
+            manifest = m;
+        } catch (const std::exception& e) { // unreadable: every stage reruns
+          log_warning("pipeline: ", manifest_file.string(), " is unreadable (", e.what(),
+                      "); every stage reruns");
+        }
+      }
+      std::map<std::string, std::string> earlier_outputs; // path relative to OUT -> hash
       for (std::size_t k = 0; k < n_stages; ++k) {
         const Stage& stage = stages[k];
-        for (const auto& section : stage.sections)
-          key = hash_text(
-              section + "=" +
-                  (resolved.contains(section) ? resolved[section].dump() : std::string("{}")),
-              key);
-        const auto key_file = keys / (stage.name + ".key");
+        std::uint64_t key = hash_text(stage.name, common);
+        for (const auto& [relative, hash] : earlier_outputs)
+          for (const auto& prefix : stage.reads)
+            if (relative.rfind(prefix, 0) == 0) {
+              key = hash_text(relative + "=" + hash, key);
+              break;
+            }
+        for (const auto& section : stage.sections) {
+          const nlohmann::json value =
+              resolved.contains(section) ? resolved[section] : nlohmann::json::object();
+          key = hash_text(section + "=" + value.dump(), key);
+          key = hash_named_files(value, config_dir, hashes, key);
+        }
         const std::string wanted = hex(key);
-        if (!*force && std::filesystem::exists(out / stage.product) &&
-            std::filesystem::exists(key_file) && read_text_file(key_file) == wanted + "\n") {
+        auto& stages_json = manifest["stages"];
+        const nlohmann::json entry =
+            stages_json.contains(stage.name) ? stages_json[stage.name] : nlohmann::json();
+        const std::string reason =
+            *force ? "--force" : why_not_reusable(entry, wanted, out, hashes);
+        if (reason.empty()) {
           log_info("pipeline: ", stage.name, ": unchanged, reused (key ", wanted, ")");
+          for (const auto& [relative, hash] : entry.at("outputs").items())
+            earlier_outputs[relative] = hash.get<std::string>();
           continue;
         }
-        std::filesystem::remove(key_file);
+        log_info("pipeline: ", stage.name, ": runs: ", reason);
+        stages_json.erase(stage.name);
+        write_text_file(manifest_file, manifest.dump(2) + "\n");
         std::vector<std::string> args = {stage.name};
         if (stage.name == "decompose")
           args.push_back((out / "forward/emg.h5").string());
@@ -146,6 +296,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
         }
         if (!options->quiet)
           std::cout << "== pipeline: " << stage.name << "\n";
+        const auto before = snapshot(out);
         const int code = run_self(args);
         if (code != 0) {
           const std::string message = "pipeline: stage `" + stage.name + "` failed (exit code " +
@@ -154,7 +305,20 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
             throw BadInput(message);
           throw Error(message);
         }
-        write_text_file(key_file, wanted + "\n");
+        // The stage's outputs: the files it created or changed, and its product.
+        nlohmann::json outputs = nlohmann::json::object();
+        for (const auto& [relative, stamp] : snapshot(out)) {
+          const auto it = before.find(relative);
+          if (it == before.end() || !(it->second == stamp) || fs::path(relative) == stage.product)
+            outputs[relative] = hashes.of(out / relative);
+        }
+        if (!outputs.contains(stage.product.generic_string()))
+          throw Error("pipeline: stage `" + stage.name + "` succeeded but wrote no " +
+                      (out / stage.product).string());
+        for (const auto& [relative, hash] : outputs.items())
+          earlier_outputs[relative] = hash.get<std::string>();
+        stages_json[stage.name] = {{"key", wanted}, {"outputs", outputs}};
+        write_text_file(manifest_file, manifest.dump(2) + "\n");
       }
 
       if (n_stages < stages.size()) {

@@ -19,6 +19,7 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/electrodes.hpp"
 #include "myotwin/forward/subject_model.hpp"
@@ -49,6 +50,15 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       const auto model = forward::load_subject_forward_model(
           *subject, options->output, config.electrodes, config.volume_conductor.reference_node);
       const forward::ElectrodeLayout& layout = model->layout;
+
+      // 2. The memory the EMG needs (noisy and clean EMG, noise, montages and the file
+      // writers' copies: about six channels x samples arrays), checked before allocating.
+      const double n_samples = config.simulate.drive.duration_s * config.simulate.emg.fs_Hz;
+      check_memory_estimate(
+          6.0 * 8.0 * static_cast<double>(layout.electrodes.size()) * n_samples, "simulate",
+          "simulate.drive.duration_s = " + format_number(config.simulate.drive.duration_s) +
+              " s x simulate.emg.fs_Hz = " + format_number(config.simulate.emg.fs_Hz) + " Hz x " +
+              std::to_string(layout.electrodes.size()) + " channels");
 
       // 3. MUAPs, drive, EMG.
       ensure_output_dir(dir);

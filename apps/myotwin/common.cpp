@@ -1,20 +1,56 @@
 #include "common.hpp"
 
-#include <cstdlib>
 #include <iostream>
-#include <sys/wait.h>
 
 #include <omp.h>
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/process.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 
 namespace myotwin::app {
 
 const char* version() {
   return MYOTWIN_VERSION;
+}
+
+CLI::Validator bounded(double lo, double hi, const std::string& unit) {
+  const std::string range =
+      format_number(lo) + " to " + format_number(hi) + (unit.empty() ? std::string() : " " + unit);
+  return CLI::Validator(
+      [lo, hi, range](std::string& input) {
+        double v = 0.0;
+        std::size_t used = 0;
+        try {
+          v = std::stod(input, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == input.size() && used > 0 && v >= lo && v <= hi)
+          return std::string();
+        return input + ": expected a number from " + range;
+      },
+      range);
+}
+
+CLI::Validator thread_count() {
+  return CLI::Range(0, max_threads, "0 to " + std::to_string(max_threads));
+}
+
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& input) {
+        const bool digits = !input.empty() && input.size() <= 20 &&
+                            input.find_first_not_of("0123456789") == std::string::npos;
+        if (digits && (input.size() < 20 || input <= "18446744073709551615"))
+          return std::string();
+        return "seed \"" + input +
+               "\": expected an integer from 0 to 18446744073709551615 (2^64 - 1)";
+      },
+      "0 to 2^64-1");
 }
 
 void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required) {
@@ -24,10 +60,18 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
   if (output_required)
     out->required();
   command.add_option("--threads", options.threads, "threads to use (0: all cores)")
-      ->check(CLI::NonNegativeNumber);
-  command.add_option("--seed", options.seed,
-                     "random seed (default: the config's seed, else " +
-                         std::to_string(default_seed) + ")");
+      ->check(thread_count());
+  command
+      .add_option("--seed", options.seed,
+                  "random seed (default: the config's seed, else " + std::to_string(default_seed) +
+                      ")")
+      ->check(seed_value());
+  command
+      .add_option_function<double>(
+          "--max-memory-GiB", [](const double& v) { set_memory_limit_bytes(v * 1073741824.0); },
+          "memory a run may use [GiB] (default: what the machine has available); runs whose "
+          "estimate exceeds it are refused before they allocate")
+      ->check(bounded(0.001, 1e6, "GiB"));
   command.add_flag("--quiet", options.quiet, "print warnings and errors only");
   command.add_flag("--verbose", options.verbose, "print debug messages and timings");
 }
@@ -38,7 +82,7 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   const auto config_seed = reader.optional<std::uint64_t>("seed", default_seed);
   run.seed = seed_override.value_or(config_seed);
   run.threads =
-      static_cast<int>(reader.optional<std::int64_t>("threads", 0, int_in_range(0, 4096)));
+      static_cast<int>(reader.optional<std::int64_t>("threads", 0, int_in_range(0, max_threads)));
   auto phantom = reader.section("phantom");
   run.phantom = anatomy::read_phantom_params(phantom, run.seed);
   auto surface_import = reader.section("surface_import");
@@ -110,35 +154,12 @@ ProgressCallback progress_display(const SharedOptions& options) {
   return make_console_progress(std::cerr, stderr_is_interactive());
 }
 
-namespace {
-
-std::string shell_quoted(const std::string& s) {
-  std::string q = "'";
-  for (const char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-} // namespace
-
 int run_self(const std::vector<std::string>& args) {
-  std::string command = shell_quoted(std::filesystem::read_symlink("/proc/self/exe").string());
-  for (const auto& a : args)
-    command += " " + shell_quoted(a);
-  std::cout.flush();
-  std::cerr.flush();
-  const int status = std::system(command.c_str());
-  if (status == -1)
-    throw Error("cannot start " + command);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : static_cast<int>(ExitCode::runtime);
+  return run_child_process(std::filesystem::read_symlink("/proc/self/exe"), args);
 }
 
 nlohmann::json read_json(const std::filesystem::path& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw IoError(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  return parse_json(read_text_file(path), path.string());
 }
 
 forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout) {

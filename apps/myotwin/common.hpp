@@ -35,7 +35,19 @@ struct SharedOptions {
   bool verbose = false;              ///< --verbose (debug messages and timings)
 };
 
-/// Adds --config, --threads, --seed, --quiet, and -o/--output (required when
+/// The largest thread count --threads and the config's `threads` accept.
+inline constexpr int max_threads = 4096;
+
+/// CLI check of a number: lo <= value <= hi; the message names the range and `unit`.
+CLI::Validator bounded(double lo, double hi, const std::string& unit);
+
+/// CLI check of a thread count: 0 to max_threads.
+CLI::Validator thread_count();
+
+/// CLI check of a seed: a decimal integer from 0 to 2^64 - 1 (no sign: `-1` does not wrap).
+CLI::Validator seed_value();
+
+/// Adds --config, --threads, --seed, --max-memory-GiB, --quiet, and -o/--output (required when
 /// `output_required`) to `command`.
 void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required);
 
@@ -81,11 +93,13 @@ const char* version();
 /// The channel layout written beside EMG (grid row and column, position) of placed electrodes.
 forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout);
 
-/// Runs `myotwin ARGS` (this executable, as a child process) and returns its exit code.
+/// Runs `myotwin ARGS` (this executable, as a child process that dies with this one and gets
+/// this process's interrupts) and returns its exit code (128 + N when signal N ended it).
 /// \throws Error when the process cannot be started.
 int run_self(const std::vector<std::string>& args);
 
-/// Parses the JSON file `path`. \throws IoError naming the file when it is not valid JSON.
+/// Parses the JSON file `path` strictly (parse_json()). \throws IoError naming the file when it
+/// cannot be read, BadInput when it is not valid JSON, too deep or has a key twice.
 nlohmann::json read_json(const std::filesystem::path& path);
 
 } // namespace myotwin::app

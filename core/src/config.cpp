@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "myotwin/core/error.hpp"
@@ -109,11 +110,58 @@ ConfigReader::ConfigReader(json value, std::string source, std::filesystem::path
   node_->base_dir = std::move(base_dir);
 }
 
-ConfigReader ConfigReader::from_file(const std::filesystem::path& path) {
-  const std::string text = read_text_file(path);
-  json value;
+json parse_json(const std::string& text, const std::string& source) {
+  // Per open object: its dotted path and the keys seen; arrays are open containers with no keys.
+  struct Open {
+    bool object = false;
+    std::string path;
+    std::set<std::string> keys;
+    std::string last_key;
+  };
+  std::vector<Open> open;
+  const auto path_of_child = [&]() {
+    if (open.empty())
+      return std::string();
+    const Open& o = open.back();
+    if (!o.object)
+      return o.path + "[]";
+    return o.path.empty() ? o.last_key : o.path + "." + o.last_key;
+  };
+  const json::parser_callback_t check = [&](int /*depth*/, json::parse_event_t event,
+                                            json& parsed) {
+    switch (event) {
+    case json::parse_event_t::object_start:
+    case json::parse_event_t::array_start:
+      if (open.size() >= max_json_depth) {
+        const std::string where = path_of_child();
+        throw BadInput(source + ": " + (where.empty() ? std::string("the document") : where) +
+                       ": nested more than " + std::to_string(max_json_depth) +
+                       " arrays or objects deep; expected a configuration of at most that depth");
+      }
+      open.push_back({event == json::parse_event_t::object_start, path_of_child(), {}, {}});
+      break;
+    case json::parse_event_t::object_end:
+    case json::parse_event_t::array_end:
+      if (!open.empty())
+        open.pop_back();
+      break;
+    case json::parse_event_t::key:
+      if (!open.empty()) {
+        Open& o = open.back();
+        o.last_key = parsed.get<std::string>();
+        if (!o.keys.insert(o.last_key).second)
+          throw BadInput(source + ": " + path_of_child() +
+                         ": key given twice in the same object; expected each key once (JSON "
+                         "parsers disagree on which value wins)");
+      }
+      break;
+    case json::parse_event_t::value:
+      break;
+    }
+    return true;
+  };
   try {
-    value = json::parse(text);
+    return json::parse(text, check);
   } catch (const json::parse_error& e) {
     // nlohmann reports a byte offset; turn it into line and column for people.
     std::size_t line = 1, column = 1;
@@ -130,9 +178,13 @@ ConfigReader ConfigReader::from_file(const std::filesystem::path& path) {
     const auto pos = what.find("syntax error");
     if (pos != std::string::npos)
       what = what.substr(pos);
-    throw BadInput(path.string() + ": not valid JSON at line " + std::to_string(line) +
-                   ", column " + std::to_string(column) + ": " + what);
+    throw BadInput(source + ": not valid JSON at line " + std::to_string(line) + ", column " +
+                   std::to_string(column) + ": " + what);
   }
+}
+
+ConfigReader ConfigReader::from_file(const std::filesystem::path& path) {
+  json value = parse_json(read_text_file(path), path.string());
   const auto base = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   return ConfigReader(std::move(value), path.string(), base);
 }

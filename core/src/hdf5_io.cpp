@@ -101,6 +101,7 @@ H5Writer::~H5Writer() {
     H5Fclose(file_);
     std::error_code ec;
     fs::remove(tmp_, ec);
+    release_temporary(tmp_);
   }
 }
 
@@ -207,9 +208,11 @@ void H5Writer::commit() {
   std::error_code ec;
   if (status < 0) {
     fs::remove(tmp_, ec);
+    release_temporary(tmp_);
     throw IoError(path_.string() + ": cannot close HDF5 file");
   }
   fs::rename(tmp_, path_, ec);
+  release_temporary(tmp_);
   if (ec) {
     std::error_code ignored;
     fs::remove(tmp_, ignored);

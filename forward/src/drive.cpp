@@ -10,6 +10,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 
 namespace myotwin::forward {
 
@@ -337,8 +338,9 @@ std::vector<double> sample_excitation(const ExcitationProfile& q, double duratio
 
 DriveParams read_drive_params(ConfigReader& c) {
   DriveParams p;
-  p.duration_s = c.optional<double>("duration_s", p.duration_s, positive());
-  p.fs_Hz = c.optional<double>("fs_Hz", p.fs_Hz, positive());
+  p.duration_s =
+      c.optional<double>("duration_s", p.duration_s, in_range(1e-3, limits::max_duration_s));
+  p.fs_Hz = c.optional<double>("fs_Hz", p.fs_Hz, in_range(1.0, limits::max_fs_Hz));
   p.min_rate_pps = c.optional<double>("min_rate_pps", p.min_rate_pps, positive());
   p.peak_rate_first_pps =
       c.optional<double>("peak_rate_first_pps", p.peak_rate_first_pps, positive());

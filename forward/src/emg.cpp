@@ -10,6 +10,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 
 namespace myotwin::forward {
 
@@ -135,16 +136,13 @@ double rms(const double* x, Eigen::Index n) {
 
 EmgParams read_emg_params(ConfigReader& section) {
   EmgParams p;
-  p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive());
+  p.fs_Hz =
+      section.optional<double>("fs_Hz", p.fs_Hz, in_range(limits::min_fs_Hz, limits::max_fs_Hz));
   const auto noise = section.optional<std::string>("noise", p.add_noise ? "gaussian" : "none",
                                                    one_of({"none", "gaussian"}));
   p.add_noise = noise == "gaussian";
   p.snr_dB = section.optional<double>("snr_dB", p.snr_dB,
-                                      [](const double& v) -> std::optional<std::string> {
-                                        if (!std::isfinite(v))
-                                          return "must be a finite number [dB]";
-                                        return std::nullopt;
-                                      });
+                                      in_range(limits::min_snr_dB, limits::max_snr_dB));
   p.n_phases = static_cast<int>(
       section.optional<std::int64_t>("n_phases", p.n_phases, int_in_range(1, 4096)));
   p.cutoff_fraction = section.optional<double>("cutoff_fraction", p.cutoff_fraction,

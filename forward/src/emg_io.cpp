@@ -1,5 +1,6 @@
 #include "myotwin/forward/emg_io.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -195,9 +196,7 @@ void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                    std::to_string(n_samples) +
                    ") is too large for a MATLAB v5 file (2 GiB per variable): use emg.h5");
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    MatPtr mat(Mat_CreateVer(tmp.c_str(), nullptr, MAT_FT_MAT5));
-    if (!mat)
-      throw IoError(tmp.string() + ": cannot create MATLAB file");
+    const MatPtr mat = forward::mat::create_v5(tmp);
     std::vector<Eigen::VectorXd> sig_rows;
     write_var(mat.get(), signal_cell("SIG", emg.emg, layout, sig_rows), path, "SIG");
     sig_rows.clear();
@@ -240,6 +239,25 @@ void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                            static_cast<std::size_t>(f.cols()), f.data()),
                 path, "force");
     }
+    // IED [mm]: openhdemg's DEMUSE loader reads it unconditionally (int(mat["IED"])). The
+    // median distance between grid neighbours (same row or column, one step apart); 0 without
+    // a grid (needles).
+    double ied_mm = 0.0;
+    {
+      const auto& rc = layout.grid_row_col;
+      const auto& p = layout.position_m;
+      std::vector<double> steps;
+      if (rc.rows() > 0 && p.rows() == rc.rows())
+        for (Eigen::Index a = 0; a < rc.rows(); ++a)
+          for (Eigen::Index b = a + 1; b < rc.rows(); ++b)
+            if (std::abs(rc(a, 0) - rc(b, 0)) + std::abs(rc(a, 1) - rc(b, 1)) == 1)
+              steps.push_back(1e3 * (p.row(a) - p.row(b)).norm());
+      if (!steps.empty()) {
+        std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
+        ied_mm = steps[steps.size() / 2];
+      }
+    }
+    write_var(mat.get(), double_var("IED", 1, 1, &ied_mm), path, "IED");
     std::vector<double> id_values(ids.begin(), ids.end());
     write_var(mat.get(), double_var("unit_id", 1, id_values.size(), id_values.data()), path,
               "unit_id");

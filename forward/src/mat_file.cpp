@@ -6,6 +6,14 @@
 
 namespace myotwin::forward::mat {
 
+FilePtr create_v5(const std::filesystem::path& path) {
+  // Without a header text matio writes "... Created by: libmatio ... on <date and time>".
+  FilePtr mat(Mat_CreateVer(path.c_str(), "MATLAB 5.0 MAT-file, written by myotwin", MAT_FT_MAT5));
+  if (!mat)
+    throw IoError(path.string() + ": cannot create MATLAB file");
+  return mat;
+}
+
 std::size_t n_elements(const matvar_t* v) {
   std::size_t n = 1;
   for (int d = 0; d < v->rank; ++d)

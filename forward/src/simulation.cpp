@@ -19,6 +19,9 @@ SimulationParams read_simulation_params(ConfigReader& section) {
   p.max_units_per_muscle =
       section.optional<std::int64_t>("max_units_per_muscle", 0, int_in_range(0, 1000000));
   p.discharges = section.optional_path("discharges");
+  if (p.discharges && !std::filesystem::is_regular_file(*p.discharges))
+    section.fail("discharges", "no such file: " + p.discharges->string() +
+                                   " (a MATLAB file with MUPulses or a CSV unit,time_s)");
   p.muap_tail_fraction =
       section.optional<double>("muap_tail_fraction", p.muap_tail_fraction, in_range(0.0, 0.1));
   for (const auto& name : section.optional<std::vector<std::string>>("montages", {})) {

@@ -140,9 +140,7 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
                    ") is too large for a MATLAB v5 file (2 GiB per variable): use "
                    "decomposition.h5");
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    MatPtr mat(Mat_CreateVer(tmp.c_str(), nullptr, MAT_FT_MAT5));
-    if (!mat)
-      throw IoError(tmp.string() + ": cannot create MATLAB file");
+    const MatPtr mat = forward::mat::create_v5(tmp);
     double fsamp = d.fs_Hz;
     write_var(mat.get(), double_var("fsamp", 1, 1, &fsamp), path, "fsamp");
     std::vector<Eigen::MatrixXd> pulses, filters;

@@ -131,6 +131,7 @@ EmgRecording read_h5(const std::filesystem::path& path) {
   if (!h5.contains("emg"))
     throw BadInput(path.string() + ": no dataset emg (#channels x #samples)");
   r.emg = h5.read_double("emg");
+  bool fs_found = false;
   for (const std::string object : {"emg", "/"}) {
     const auto attrs = h5.attributes(object);
     const auto it = attrs.find("fs_Hz");
@@ -142,10 +143,14 @@ EmgRecording read_h5(const std::filesystem::path& path) {
       r.fs_Hz = static_cast<double>(*i);
     else
       throw BadInput(path.string() + ": attribute fs_Hz: expected a number [Hz]");
+    fs_found = true;
     break;
   }
-  if (r.fs_Hz == 0.0)
+  if (!fs_found)
     throw BadInput(path.string() + ": emg: no attribute fs_Hz (sampling rate [Hz])");
+  if (!(r.fs_Hz > 0.0) || !std::isfinite(r.fs_Hz))
+    throw BadInput(path.string() + ": attribute fs_Hz = " + format_number(r.fs_Hz) +
+                   ": expected a sampling rate > 0 [Hz]");
   if (h5.contains("channels/grid_row_col"))
     r.grid_row_col = h5.read_int64("channels/grid_row_col");
   return r;
@@ -201,12 +206,28 @@ EmgRecording read_csv(const std::filesystem::path& path, const EmgReadOptions& o
     }
     const auto fields = split_csv(t);
     if (header.empty()) {
-      header = fields;
-      columns.assign(header.size(), {});
-      for (std::size_t i = 0; i < header.size(); ++i)
-        if (header[i] == "time_s")
-          time_column = static_cast<int>(i);
-      continue;
+      // A first row of numbers is data (a file without a header): its columns get names ch0,
+      // ch1, ... and the row is kept as the first sample.
+      bool all_numbers = true;
+      for (const auto& f : fields) {
+        std::size_t used = 0;
+        try {
+          std::stod(f, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        all_numbers = all_numbers && used > 0 && used == f.size();
+      }
+      columns.assign(fields.size(), {});
+      if (!all_numbers) {
+        header = fields;
+        for (std::size_t i = 0; i < header.size(); ++i)
+          if (header[i] == "time_s")
+            time_column = static_cast<int>(i);
+        continue;
+      }
+      for (std::size_t i = 0; i < fields.size(); ++i)
+        header.push_back("ch" + std::to_string(i));
     }
     if (fields.size() != header.size())
       throw BadInput(path.string() + ":" + std::to_string(line_no) + ": " +

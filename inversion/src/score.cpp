@@ -7,6 +7,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/log.hpp"
 #include "myotwin/forward/discharge_import.hpp"
 
 namespace myotwin::inversion {
@@ -41,7 +42,38 @@ std::vector<std::int64_t> read_train(const H5Reader& h5, const std::string& name
 
 } // namespace
 
+namespace {
+
+/// Rejects negative indices and, when the length is known, indices past the recording's end.
+void check_indices(const SpikeTrains& t) {
+  for (std::size_t u = 0; u < t.samples.size(); ++u) {
+    if (t.samples[u].empty())
+      continue;
+    const std::int64_t first = t.samples[u].front(), last = t.samples[u].back();
+    const std::string unit = t.source.string() + ": unit " + std::to_string(t.unit_id[u]);
+    if (first < 0)
+      throw BadInput(unit + ": discharge at sample " + std::to_string(first) +
+                     ": expected 0-based sample indices >= 0");
+    if (t.n_samples > 0 && last >= t.n_samples)
+      throw BadInput(unit + ": discharge at sample " + std::to_string(last) +
+                     ": past the end of the recording (" + std::to_string(t.n_samples) +
+                     " samples); expected indices < " + std::to_string(t.n_samples));
+  }
+}
+
+SpikeTrains read_unchecked(const std::filesystem::path& path);
+
+} // namespace
+
 SpikeTrains read_spike_trains(const std::filesystem::path& path) {
+  SpikeTrains t = read_unchecked(path);
+  check_indices(t);
+  return t;
+}
+
+namespace {
+
+SpikeTrains read_unchecked(const std::filesystem::path& path) {
   SpikeTrains t;
   t.source = path;
   auto ext = path.extension().string();
@@ -64,13 +96,24 @@ SpikeTrains read_spike_trains(const std::filesystem::path& path) {
   const std::string file = path.string();
   if (h5.contains("truth/spikes")) {
     t.fs_Hz = fs_attribute(h5, "/", file);
+    if (h5.contains("emg")) {
+      const auto shape = h5.shape("emg");
+      if (shape.size() == 2)
+        t.n_samples = static_cast<std::int64_t>(shape[1]);
+    }
     std::vector<std::int64_t> ids;
     if (h5.contains("truth/unit_id")) {
       const auto m = h5.read_int64("truth/unit_id");
       ids.assign(m.data(), m.data() + m.size());
     } else {
-      for (const auto& name : h5.list("truth/spikes"))
+      for (const auto& name : h5.list("truth/spikes")) {
+        const bool digits = !name.empty() && name.size() <= 18 &&
+                            name.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits)
+          throw BadInput(file + ": truth/spikes/" + name +
+                         ": expected datasets named by their unit id (0, 1, ...)");
         ids.push_back(std::stoll(name));
+      }
       std::sort(ids.begin(), ids.end());
     }
     for (const auto id : ids) {
@@ -85,6 +128,10 @@ SpikeTrains read_spike_trains(const std::filesystem::path& path) {
   }
   if (h5.contains("units/discharges") || h5.contains("units/unit_id")) { // 0 units: no group
     t.fs_Hz = fs_attribute(h5, "/", file);
+    const auto attrs = h5.attributes("/");
+    if (const auto it = attrs.find("n_samples"); it != attrs.end())
+      if (const auto* n = std::get_if<std::int64_t>(&it->second))
+        t.n_samples = *n;
     const auto m = h5.read_int64("units/unit_id");
     for (Eigen::Index k = 0; k < m.size(); ++k) {
       t.unit_id.push_back(m(k));
@@ -95,6 +142,8 @@ SpikeTrains read_spike_trains(const std::filesystem::path& path) {
   throw BadInput(file + ": no discharge trains: expected truth/spikes (emg.h5), "
                         "units/discharges (decomposition.h5) or a .mat with MUPulses");
 }
+
+} // namespace
 
 std::int64_t count_common(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b,
                           std::int64_t lag, std::int64_t tolerance) {
@@ -147,8 +196,8 @@ PairAgreement compare_trains(const std::vector<std::int64_t>& a, const std::vect
 
 ScoreParams read_score_params(ConfigReader& section) {
   ScoreParams p;
-  p.tolerance_ms = section.optional<double>("tolerance_ms", p.tolerance_ms, non_negative());
-  p.max_lag_ms = section.optional<double>("max_lag_ms", p.max_lag_ms, non_negative());
+  p.tolerance_ms = section.optional<double>("tolerance_ms", p.tolerance_ms, in_range(0.0, 100.0));
+  p.max_lag_ms = section.optional<double>("max_lag_ms", p.max_lag_ms, in_range(0.0, 1000.0));
   p.min_roa = section.optional<double>("min_roa", p.min_roa, in_range(0.0, 1.0));
   return p;
 }
@@ -158,8 +207,25 @@ ScoreResult score(const SpikeTrains& decomposed, const SpikeTrains& truth,
   for (const auto* t : {&decomposed, &truth})
     if (!(t->fs_Hz > 0.0) || !std::isfinite(t->fs_Hz))
       throw BadInput(t->source.string() + ": fs_Hz = " + format_number(t->fs_Hz) + ": must be > 0");
-  if (!(params.tolerance_ms >= 0.0) || !(params.max_lag_ms >= 0.0))
-    throw BadInput("score: tolerance_ms and max_lag_ms must be >= 0");
+  if (!(params.tolerance_ms >= 0.0 && params.tolerance_ms <= 100.0))
+    throw BadInput("score: tolerance_ms = " + format_number(params.tolerance_ms) +
+                   ": must be in [0, 100] ms");
+  if (!(params.max_lag_ms >= 0.0 && params.max_lag_ms <= 1000.0))
+    throw BadInput("score: max_lag_ms = " + format_number(params.max_lag_ms) +
+                   ": must be in [0, 1000] ms (a lag between a decomposition and its recording "
+                   "is a few ms)");
+  if (decomposed.fs_Hz != truth.fs_Hz)
+    log_warning("score: ", decomposed.source.string(), " is sampled at ",
+                format_number(decomposed.fs_Hz), " Hz and ", truth.source.string(), " at ",
+                format_number(truth.fs_Hz), " Hz; the decomposition's indices are rescaled");
+  if (decomposed.n_samples > 0 && truth.n_samples > 0 &&
+      std::llround(static_cast<double>(decomposed.n_samples) * truth.fs_Hz / decomposed.fs_Hz) !=
+          truth.n_samples)
+    log_warning("score: ", decomposed.source.string(), " covers ",
+                format_number(static_cast<double>(decomposed.n_samples) / decomposed.fs_Hz),
+                " s but ", truth.source.string(), " ",
+                format_number(static_cast<double>(truth.n_samples) / truth.fs_Hz),
+                " s: is it a decomposition of this recording?");
   if (!(params.min_roa >= 0.0 && params.min_roa <= 1.0))
     throw BadInput("score: min_roa = " + format_number(params.min_roa) + ": must be in [0, 1]");
   ScoreResult r;

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <unordered_map>
 
 #include "cgal_mesher.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/core/units.hpp"
 
@@ -32,14 +34,14 @@ MeshParams read_mesh_params(ConfigReader& section) {
                                                       d.cell_radius_edge_ratio, in_range(2.0, 1e6));
   auto sizes = section.section("cell_size_mm");
   for (auto& [cls, size] : p.class_cell_size_mm)
-    size = sizes.optional<double>(anatomy::to_string(cls), size, positive());
+    size = sizes.optional<double>(anatomy::to_string(cls), size, in_range(0.05, 1000.0));
   auto distances = section.section("facet_distance_mm");
   for (auto& [cls, distance] : p.class_facet_distance_mm)
     distance = distances.optional<double>(anatomy::to_string(cls), distance, positive());
   if (section.has("tissue_cell_sizes")) {
     for (auto& entry : section.required_array("tissue_cell_sizes")) {
       const auto name = entry.required<std::string>("tissue");
-      const double size = entry.required<double>("cell_size_mm", positive());
+      const double size = entry.required<double>("cell_size_mm", in_range(0.05, 1000.0));
       if (!p.tissue_cell_size_mm.emplace(name, size).second)
         entry.fail("tissue", "tissue \"" + name + "\" is given twice");
     }
@@ -212,6 +214,25 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
     in.cell_size_mm[c + 1] = params.cell_size_mm(*t);
     in.facet_size_mm[c + 1] = params.facet_size_factor * params.cell_size_mm(*t);
     in.facet_distance_mm[c + 1] = params.class_facet_distance_mm.at(t->tissue_class);
+  }
+  // Estimate before meshing: each label's volume over the volume of a regular tet of its cell
+  // size (a^3 / (6 sqrt 2)), at about 1 KB per tet while CGAL refines (cells, vertices, queues).
+  {
+    std::unordered_map<std::int32_t, double> n_voxels;
+    for (const auto l : volume.labels)
+      if (l != 0)
+        n_voxels[l] += 1.0;
+    const double voxel_mm3 = units::m_to_mm(volume.spacing_m[0]) *
+                             units::m_to_mm(volume.spacing_m[1]) *
+                             units::m_to_mm(volume.spacing_m[2]);
+    double n_tets = 0.0, smallest = 1e300;
+    for (std::size_t c = 0; c < present.size(); ++c) {
+      const double a = in.cell_size_mm[c + 1];
+      smallest = std::min(smallest, a);
+      n_tets += n_voxels[present[c]] * voxel_mm3 / (a * a * a / (6.0 * std::sqrt(2.0)));
+    }
+    check_memory_estimate(1024.0 * n_tets, "meshing (about " + format_number(n_tets) + " tets)",
+                          "mesh.cell_size_mm: smallest " + format_number(smallest) + " mm");
   }
 
   // 3. Upsampling of coarse axes.

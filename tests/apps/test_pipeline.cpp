@@ -5,8 +5,11 @@
 // and the realised SNR. About a minute on 2 cores.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -21,6 +24,18 @@ namespace fs = std::filesystem;
 using myotwin::testing::quoted;
 using myotwin::testing::run_myotwin;
 using myotwin::testing::TempDir;
+
+namespace {
+
+/// How many times `needle` occurs in `text`.
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+} // namespace
 
 namespace {
 
@@ -60,6 +75,8 @@ protected:
   void check_truth_and_snr();
   void check_imported_discharges();
   void check_pipeline_reuse_and_scores();
+  void check_stale_stages_rerun();
+  void check_interrupted_pipeline_and_simulate();
   static TempDir* dir_;
   static std::string* subject_;
   static std::string* out_;
@@ -268,6 +285,138 @@ void Pipeline::check_imported_discharges() {
   EXPECT_EQ(matched, 10);
 }
 
+void Pipeline::check_stale_stages_rerun() {
+  const std::string run_config = " --config " + quoted(dir_->path() / "run.json");
+  // 1. Issue 23's first case: `simulate` with a 5 s drive into the pipeline's folder, then the
+  // pipeline again. The simulate stage's outputs are no longer what it wrote: it reruns, and the
+  // EMG, the decomposition and the summary agree again.
+  {
+    auto config = nlohmann::json::parse(myotwin::read_text_file(dir_->path() / "run.json"));
+    config["simulate"]["drive"]["duration_s"] = 5.0;
+    myotwin::write_text_file(dir_->path() / "run5.json", config.dump());
+  }
+  const auto five = run_myotwin("simulate " + *subject_ + " --quiet --config " +
+                                quoted(dir_->path() / "run5.json") + " -o " + *out_);
+  ASSERT_EQ(five.exit_code, 0) << five.output;
+  ASSERT_EQ(myotwin::H5Reader(out() / "forward/emg.h5").shape("emg")[1], 5U * 2048U);
+  const auto again = run_myotwin("pipeline " + *subject_ + run_config + " -o " + *out_);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  for (const std::string stage : {"anatomy", "mesh", "leadfield"})
+    EXPECT_EQ(count(again.output, "pipeline: " + stage + ": unchanged, reused"), 1U)
+        << again.output;
+  EXPECT_EQ(count(again.output, "pipeline: simulate: unchanged"), 0U) << again.output;
+  EXPECT_NE(again.output.find("pipeline: simulate: runs: forward/emg.h5 changed on disk"),
+            std::string::npos)
+      << again.output;
+  const auto emg_samples = myotwin::H5Reader(out() / "forward/emg.h5").shape("emg")[1];
+  EXPECT_EQ(emg_samples, 4U * 2048U);
+  const auto attrs = myotwin::H5Reader(out() / "decomposition/decomposition.h5").attributes("/");
+  EXPECT_EQ(std::get<std::int64_t>(attrs.at("n_samples")), static_cast<std::int64_t>(emg_samples));
+  // Simulation is deterministic (the .mat header has no date): the same EMG again, so the
+  // decomposition (whose key holds the EMG's hash) is still valid and is reused.
+  EXPECT_EQ(count(again.output, "pipeline: decompose: unchanged, reused"), 1U) << again.output;
+
+  // 2. The second case: the CSV named by `simulate.discharges` changes; the simulate stage
+  // reruns and its truth follows the file.
+  const auto csv = dir_->path() / "discharges.csv";
+  const auto write_csv = [&](double offset_s) {
+    std::ofstream c(csv);
+    c << "unit,time_s\n";
+    for (int u = 0; u < 3; ++u)
+      for (int k = 0; k < 30; ++k)
+        c << u << "," << offset_s + 0.05 * u + 0.1 * k << "\n";
+  };
+  write_csv(0.2);
+  {
+    auto config = nlohmann::json::parse(myotwin::read_text_file(dir_->path() / "run.json"));
+    config["simulate"]["discharges"] = "discharges.csv";
+    config["simulate"]["muscles"] = {"ED"};
+    config["simulate"]["max_units_per_muscle"] = 5;
+    myotwin::write_text_file(dir_->path() / "csv.json", config.dump());
+  }
+  const std::string csv_run = "pipeline " + *subject_ + " --until simulate --config " +
+                              quoted(dir_->path() / "csv.json") + " -o " + *out_;
+  const auto first_spike = [&] {
+    const myotwin::H5Reader h5(out() / "forward/emg.h5");
+    const auto ids = h5.read_int64("truth/unit_id");
+    std::int64_t first = -1;
+    for (Eigen::Index u = 0; u < ids.size(); ++u) {
+      const auto s = h5.read_int64("truth/spikes/" + std::to_string(ids(u, 0)));
+      if (s.size() > 0 && (first < 0 || s(0, 0) < first))
+        first = s(0, 0);
+    }
+    return first;
+  };
+  const auto with_csv = run_myotwin(csv_run);
+  ASSERT_EQ(with_csv.exit_code, 0) << with_csv.output;
+  EXPECT_EQ(count(with_csv.output, "unchanged, reused"), 3U) << with_csv.output;
+  EXPECT_NEAR(static_cast<double>(first_spike()), 0.2 * 2048, 1.0);
+  const auto same = run_myotwin(csv_run);
+  ASSERT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_EQ(count(same.output, "unchanged, reused"), 4U) << same.output;
+  write_csv(0.3); // same path, same config, other contents
+  const auto edited = run_myotwin(csv_run);
+  ASSERT_EQ(edited.exit_code, 0) << edited.output;
+  EXPECT_EQ(count(edited.output, "unchanged, reused"), 3U) << edited.output;
+  EXPECT_NE(edited.output.find("pipeline: simulate: runs: its inputs changed"), std::string::npos)
+      << edited.output;
+  EXPECT_NEAR(static_cast<double>(first_spike()), 0.3 * 2048, 1.0);
+}
+
+void Pipeline::check_interrupted_pipeline_and_simulate() {
+  using myotwin::testing::BackgroundMyotwin;
+  using myotwin::testing::child_pids;
+  using myotwin::testing::process_running;
+  using myotwin::testing::temporary_files;
+  using myotwin::testing::wait_for_temporary_file;
+  const std::string subject =
+      (fs::path(MYOTWIN_SOURCE_DIR) / "sample_data/forearm/subject.json").string();
+  const std::string run_json = (dir_->path() / "run.json").string();
+  const std::string csv_json = (dir_->path() / "csv.json").string();
+  const std::string out_dir = out().string();
+  const auto log = dir_->path() / "interrupted.log";
+  // Sends `sig` to the process as soon as it writes into OUT/forward and checks that it stops
+  // with 128 + sig, that no child of it survives, and that no temporary file is left.
+  const auto interrupt = [&](const std::vector<std::string>& args, int sig, std::size_t n_children,
+                             const std::string& what) {
+    SCOPED_TRACE(what);
+    BackgroundMyotwin p(args, log);
+    ASSERT_TRUE(wait_for_temporary_file(out() / "forward", 300.0))
+        << myotwin::testing::file_text(log);
+    const auto children = child_pids(p.pid());
+    EXPECT_EQ(children.size(), n_children);
+    ASSERT_EQ(::kill(p.pid(), sig), 0);
+    EXPECT_EQ(p.wait(60.0), 128 + sig) << myotwin::testing::file_text(log);
+    // The child used to live on under init and rewrite the outputs 14 s later.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (const pid_t c : children)
+      EXPECT_FALSE(process_running(c)) << "child " << c << " survived";
+    EXPECT_EQ(temporary_files(out()), std::vector<fs::path>{});
+    EXPECT_NE(myotwin::testing::file_text(log).find("interrupted by"), std::string::npos)
+        << myotwin::testing::file_text(log);
+  };
+  // 1. SIGTERM to the pipeline while its `simulate` child writes (the stage reruns: the last
+  // run simulated the CSV config). The child dies with it.
+  interrupt({"pipeline", subject, "--config", run_json, "-o", out_dir}, SIGTERM, 1,
+            "SIGTERM to pipeline");
+  // 2. The next run recomputes exactly the interrupted stage (and the ones after it).
+  const auto next = run_myotwin("pipeline " + *subject_ + " --config " +
+                                quoted(dir_->path() / "run.json") + " -o " + *out_);
+  ASSERT_EQ(next.exit_code, 0) << next.output;
+  for (const std::string stage : {"anatomy", "mesh", "leadfield"})
+    EXPECT_EQ(count(next.output, "pipeline: " + stage + ": unchanged, reused"), 1U) << next.output;
+  EXPECT_NE(next.output.find("pipeline: simulate: runs: no record of a completed run"),
+            std::string::npos)
+      << next.output;
+  // 3. SIGINT to the pipeline (it used to be ignored), and SIGINT / SIGTERM to `simulate`.
+  interrupt({"pipeline", subject, "--until", "simulate", "--config", csv_json, "-o", out_dir},
+            SIGINT, 1, "SIGINT to pipeline");
+  interrupt({"simulate", subject, "--config", csv_json, "-o", out_dir}, SIGINT, 0,
+            "SIGINT to simulate");
+  interrupt({"simulate", subject, "--config", csv_json, "-o", out_dir}, SIGTERM, 0,
+            "SIGTERM to simulate");
+}
+
 TEST_F(Pipeline, ForearmChainGivesPublishedMuapsTrueDischargesAndTheRequestedSnr) {
   ASSERT_TRUE(ok_) << log_;
   {
@@ -281,6 +430,14 @@ TEST_F(Pipeline, ForearmChainGivesPublishedMuapsTrueDischargesAndTheRequestedSnr
   {
     SCOPED_TRACE("pipeline summary, reuse, invert's bad input");
     check_pipeline_reuse_and_scores();
+  }
+  {
+    SCOPED_TRACE("stale stages rerun: changed outputs, changed discharge CSV");
+    check_stale_stages_rerun();
+  }
+  {
+    SCOPED_TRACE("SIGINT and SIGTERM to pipeline and simulate");
+    check_interrupted_pipeline_and_simulate();
   }
   {
     SCOPED_TRACE("imported real discharges");

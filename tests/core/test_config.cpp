@@ -103,3 +103,44 @@ TEST(Config, RejectsASectionThatIsNotAnObject) {
   expect_error<BadInput>([&] { cfg.section("phantom"); },
                          {"c.json: phantom = 3: expected an object"});
 }
+
+TEST(Config, RefusesJsonNestedDeeperThanTheLimitBeforeItCanExhaustTheStack) {
+  // 100000 levels overflowed the stack of the recursive JSON readers (issue 23); the parser
+  // stops at the 65th.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_error<myotwin::BadInput>([&] { myotwin::parse_json(deep, "deep.json"); },
+                                  {"deep.json", "nested more than 64", "expected"});
+  const std::string objects = [] {
+    std::string s;
+    for (int k = 0; k < 70; ++k)
+      s += "{\"a\": ";
+    s += "1";
+    for (int k = 0; k < 70; ++k)
+      s += "}";
+    return s;
+  }();
+  expect_error<myotwin::BadInput>([&] { myotwin::parse_json(objects, "o.json"); },
+                                  {"o.json: a.a.a.a", "nested more than 64"});
+  // 64 levels are fine.
+  const std::string ok = std::string(63, '[') + "{}" + std::string(63, ']');
+  EXPECT_NO_THROW(myotwin::parse_json(ok, "ok.json"));
+}
+
+TEST(Config, RefusesAKeyGivenTwiceInOneObjectWithItsPath) {
+  expect_error<myotwin::BadInput>(
+      [] {
+        myotwin::parse_json(R"({"simulate": {"drive": {"duration_s": 4, "duration_s": 5}}})",
+                            "run.json");
+      },
+      {"run.json: simulate.drive.duration_s: key given twice"});
+  expect_error<myotwin::BadInput>(
+      [] { myotwin::parse_json(R"({"a": [{"b": 1, "b": 1}]})", "x.json"); },
+      {"x.json: a[].b: key given twice"});
+  // The same key in different objects is fine.
+  const auto v = myotwin::parse_json(R"({"a": {"k": 1}, "b": {"k": 2}, "k": [{"k": 3}]})", "y");
+  EXPECT_EQ(v["b"]["k"], 2);
+  myotwin::testing::TempDir dir;
+  myotwin::write_text_file(dir / "dup.json", "{\"seed\": 1,\n \"seed\": 2}");
+  expect_error<myotwin::BadInput>([&] { myotwin::ConfigReader::from_file(dir / "dup.json"); },
+                                  {"dup.json: seed: key given twice"});
+}

@@ -338,7 +338,7 @@ TEST(Drive, BadInputsGiveClearMessages) {
         auto c = reader(R"({"duration_s": -1})");
         read_drive_params(c);
       },
-      {"drive.json", "duration_s = -1", "must be > 0"});
+      {"drive.json", "duration_s = -1", "must be in [0.001, 3600]"});
   expect_error<BadInput>(
       [] {
         auto c =

@@ -1,9 +1,11 @@
 // Tests of the EMG synthesis (sub-sample placement of MUAPs, anti-aliased resampling, noise at a
 // set SNR) and of its outputs (emg.h5, DEMUSE-layout .mat).
 
+#include <chrono>
 #include <cmath>
 #include <numbers>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,11 +13,13 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/discharge_import.hpp"
 #include "myotwin/forward/emg.hpp"
 #include "myotwin/forward/emg_io.hpp"
+#include "myotwin/forward/mat_file.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;
@@ -280,4 +284,56 @@ TEST(EmgIo, MatFileMuPulsesReadBackIdentically) {
   ASSERT_EQ(back.sample_indices.size(), 3u);
   for (std::size_t u = 0; u < 3; ++u)
     EXPECT_EQ(back.sample_indices[u], r.spike_samples[u]);
+}
+
+TEST(EmgIo, MatFileHasWhatOpenhdemgsDemuseLoaderReadsAndTheSameBytesEachTime) {
+  // openhdemg's emg_from_demuse(): int(fsamp), int(IED), IPTs (#units x #samples, transposed
+  // into samples x units), MUPulses (a cell per unit, 1-based), SIG (a cell per channel),
+  // ref_signal.
+  TempDir dir;
+  const auto muaps = make_muaps(3, 4);
+  const auto r = synthesize_emg(muaps, muap_fs_Hz, make_trains(3, 1.0), 1.0, EmgParams{}, Rng(3));
+  ChannelLayout layout;
+  layout.grid_row_col.resize(4, 2);
+  layout.grid_row_col << 0, 0, 1, 0, 0, 1, 1, 1;
+  layout.position_m.resize(4, 3);
+  layout.position_m << 0, 0, 0, 0.008, 0, 0, 0, 0.008, 0, 0.008, 0.008, 0; // 8 mm apart
+  write_emg_mat(dir / "emg.mat", r, {}, layout);
+  mat_t* mat = Mat_Open((dir / "emg.mat").c_str(), MAT_ACC_RDONLY);
+  ASSERT_NE(mat, nullptr);
+  const auto scalar = [&](const char* name) {
+    matvar_t* v = Mat_VarRead(mat, name);
+    EXPECT_NE(v, nullptr) << name;
+    std::vector<double> values;
+    EXPECT_TRUE(v != nullptr && myotwin::forward::mat::numeric_values(v, values)) << name;
+    Mat_VarFree(v);
+    return values.size() == 1 ? values[0] : std::nan("");
+  };
+  EXPECT_EQ(scalar("fsamp"), 2048.0);
+  EXPECT_NEAR(scalar("IED"), 8.0, 1e-9);
+  const auto n_samples = static_cast<std::size_t>(r.emg.cols());
+  const auto dims = [&](const char* name) {
+    matvar_t* v = Mat_VarReadInfo(mat, name);
+    EXPECT_NE(v, nullptr) << name;
+    std::vector<std::size_t> d;
+    for (int k = 0; v != nullptr && k < v->rank; ++k)
+      d.push_back(v->dims[k]);
+    Mat_VarFree(v);
+    return d;
+  };
+  EXPECT_EQ(dims("IPTs"), (std::vector<std::size_t>{3, n_samples}));
+  EXPECT_EQ(dims("MUPulses"), (std::vector<std::size_t>{1, 3}));
+  EXPECT_EQ(dims("SIG"), (std::vector<std::size_t>{2, 2}));
+  EXPECT_EQ(dims("ref_signal"), (std::vector<std::size_t>{1, n_samples}));
+  Mat_Close(mat);
+  // The header carries no creation time: a second file a second later has the same bytes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  write_emg_mat(dir / "again.mat", r, {}, layout);
+  EXPECT_EQ(myotwin::read_text_file(dir / "emg.mat"), myotwin::read_text_file(dir / "again.mat"));
+  // No grid (needles): IED 0.
+  write_emg_mat(dir / "needles.mat", r, {}, ChannelLayout{});
+  mat = Mat_Open((dir / "needles.mat").c_str(), MAT_ACC_RDONLY);
+  ASSERT_NE(mat, nullptr);
+  EXPECT_EQ(scalar("IED"), 0.0);
+  Mat_Close(mat);
 }

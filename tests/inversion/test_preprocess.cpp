@@ -142,6 +142,23 @@ TEST(ReadEmg, ReadsCsvWithATimeColumnAndChecksTheRate) {
                          {"emg.csv", "100 samples", "duration_s = 1 was declared"});
 }
 
+TEST(ReadEmg, KeepsTheFirstSampleOfACsvWithoutAHeader) {
+  // The first row used to be taken as the header, losing a sample (issue 23).
+  const myotwin::testing::TempDir dir;
+  {
+    std::ofstream f(dir / "plain.csv");
+    f << "# fs_Hz = 2048\n";
+    for (int k = 0; k < 10; ++k)
+      f << k << "," << -k << ",1e-6\n";
+  }
+  const auto r = mi::read_emg(dir / "plain.csv");
+  ASSERT_EQ(r.emg.rows(), 3);
+  ASSERT_EQ(r.emg.cols(), 10);
+  EXPECT_EQ(r.emg(0, 0), 0.0);
+  EXPECT_EQ(r.emg(1, 9), -9.0);
+  EXPECT_EQ(r.channel_names, (std::vector<std::string>{"ch0", "ch1", "ch2"}));
+}
+
 TEST(ReadEmg, NamesTheFileLineAndValueOfBadCsv) {
   const myotwin::testing::TempDir dir;
   {

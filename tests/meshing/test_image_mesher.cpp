@@ -190,7 +190,7 @@ TEST(ImageMesher, CriteriaThatAreZeroOrNegativeAreRejectedWithTheirKey) {
   };
   myotwin::testing::expect_error<BadInput>(
       [&] { read(R"({"mesh": {"cell_size_mm": {"skin": 0}}})"); },
-      {"run.json", "mesh.cell_size_mm.skin", "0", "> 0"});
+      {"run.json", "mesh.cell_size_mm.skin", "0", "must be in [0.05, 1000]"});
   myotwin::testing::expect_error<BadInput>(
       [&] { read(R"({"mesh": {"facet_distance_mm": {"fat": -0.1}}})"); },
       {"mesh.facet_distance_mm.fat", "-0.1"});

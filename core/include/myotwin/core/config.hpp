@@ -115,6 +115,15 @@ private:
   std::shared_ptr<Node> node_;
 };
 
+/// The deepest nesting of arrays and objects parse_json() accepts (a run configuration needs 5).
+inline constexpr std::size_t max_json_depth = 64;
+
+/// Parses JSON text strictly: at most max_json_depth nested arrays and objects (deeper documents
+/// are refused while parsing, before they can exhaust the stack), and no key twice in one object
+/// (which JSON parsers resolve differently). `source` names the text in messages (a file name).
+/// \throws BadInput naming `source` and the key path, or the line and column of a syntax error.
+nlohmann::json parse_json(const std::string& text, const std::string& source);
+
 /// A JSON value shortened for messages (long arrays and objects are elided).
 std::string json_excerpt(const nlohmann::json& value);
 

@@ -28,7 +28,25 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
 /// Reads a whole file. \throws IoError naming the file when it is missing or unreadable.
 std::string read_text_file(const std::filesystem::path& path);
 
-/// The temporary name write_atomically() uses for `path` (exposed for tests).
+/// A fresh temporary name for `path` (`.tmp-<pid>-<n>-<file name>` in the same folder), as
+/// write_atomically() and H5Writer use. The name is registered with this process, so that
+/// remove_registered_temporaries() (on SIGINT / SIGTERM) deletes the file if it exists; call
+/// release_temporary() once the file has been renamed or removed.
 std::filesystem::path temporary_path_for(const std::filesystem::path& path);
+
+/// Forgets a name from temporary_path_for() (the file was renamed into place or removed).
+void release_temporary(const std::filesystem::path& tmp);
+
+/// Deletes every registered temporary file of this process that exists and returns how many
+/// were deleted. Meant for the interrupt handler just before the process exits: afterwards no
+/// new temporary name is handed out (temporary_path_for() blocks).
+std::size_t remove_registered_temporaries();
+
+/// Deletes the temporary files that processes which no longer run left in `dir` (not below it):
+/// `.tmp-<pid>-...` of write_atomically() and `.myotwin-write-test-<pid>` of
+/// ensure_output_dir(), where no process `pid` exists. Files of live processes (including this
+/// one) are kept. Returns how many were deleted; a folder that cannot be listed gives 0.
+/// ensure_output_dir() and write_atomically() call it once per folder and process.
+std::size_t remove_stale_temporaries(const std::filesystem::path& dir);
 
 } // namespace myotwin

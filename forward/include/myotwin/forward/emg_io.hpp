@@ -75,7 +75,10 @@ void write_emg_h5(const std::filesystem::path& path, const EmgResult& emg,
 /// [V]; empty cells for unused grid positions), `fsamp` [Hz], `MUPulses` (1 x #units cell of
 /// 1 x n double, 1-based sample indices), `IPTs` (#units x #samples, 1 at each discharge),
 /// `ref_signal` (1 x #samples: `reference`, or zeros), `SIG_clean` (like SIG, noise-free) and
-/// `unit_id`, and, when given, `force` (#muscles x #samples, rows as in emg.h5). v5 limits a
+/// `unit_id`, `IED` (inter-electrode distance [mm]: the median distance between grid neighbours,
+/// 0 without a grid; openhdemg's DEMUSE loader requires it), and, when given, `force` (#muscles x
+/// #samples, rows as in emg.h5). The file's header text is fixed (no creation time): the same
+/// data give the same bytes. v5 limits a
 /// variable to 2^31 bytes: larger signals throw (use emg.h5). MUPulses reads back with
 /// read_discharges_mat(). \throws BadInput for a layout of the wrong size or a signal too large for
 /// v5; IoError when the file cannot be written.

@@ -26,6 +26,11 @@ using FilePtr = std::unique_ptr<mat_t, FileCloser>;
 /// A variable, freed when it goes.
 using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
 
+/// Creates a MATLAB v5 file at `path` whose 116-byte header text is fixed ("MATLAB 5.0 MAT-file,
+/// written by myotwin", no creation time), so the same data give the same bytes.
+/// \throws IoError naming `path` when matio cannot create it.
+FilePtr create_v5(const std::filesystem::path& path);
+
 /// Number of elements of `v` (the product of its dimensions).
 std::size_t n_elements(const matvar_t* v);
 

@@ -12,9 +12,10 @@
 ///   electrodes: channel order is MATLAB's column-major cell order and grid_row_col the cell's
 ///   position), or a numeric matrix `SIG`, `data` or `Data` of #channels x #samples (a matrix
 ///   with more rows than columns is taken as #samples x #channels, as OT BioLab exports).
-/// - `.csv`: optional comment lines `# fs_Hz = 2048`; a header line naming the columns; one row
-///   per sample. A column named `time_s` gives the sample times (uniform spacing, from which
-///   fs_Hz follows when not given otherwise); every other column is a channel.
+/// - `.csv`: optional comment lines `# fs_Hz = 2048`; a header line naming the columns (a first
+///   row of numbers is data instead: the columns are named ch0, ch1, ...); one row per sample. A
+///   column named `time_s` gives the sample times (uniform spacing, from which fs_Hz follows when
+///   not given otherwise); every other column is a channel.
 
 #include <cstdint>
 #include <filesystem>

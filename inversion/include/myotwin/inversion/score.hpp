@@ -39,12 +39,16 @@ struct SpikeTrains {
   std::vector<std::int64_t> unit_id;
   /// Per unit: sorted 0-based sample indices.
   std::vector<std::vector<std::int64_t>> samples;
+  /// Length of the recording the indices refer to [samples], 0 when the file does not say
+  /// (emg.h5: the columns of `emg`; decomposition.h5: attribute n_samples).
+  std::int64_t n_samples = 0;
 };
 
 /// Reads discharge trains: `emg.h5` ground truth (`truth/unit_id`, `truth/spikes/<id>`,
 /// root attribute fs_Hz), `decomposition.h5` (`units/discharges/<k>`, attribute fs_Hz), or a
 /// MATLAB file with `MUPulses` (1-based) and `fsamp` (forward::read_discharges_mat()).
-/// \throws IoError if the file cannot be read; BadInput naming the file for a missing layout.
+/// \throws IoError if the file cannot be read; BadInput naming the file for a missing layout, a
+/// negative discharge index or one at or past the recording's end (when the file gives it).
 SpikeTrains read_spike_trains(const std::filesystem::path& path);
 
 /// Agreement of two trains at their best lag.
@@ -71,7 +75,7 @@ PairAgreement compare_trains(const std::vector<std::int64_t>& a, const std::vect
 struct ScoreParams {
   /// Tolerance on the discharge time [ms] (>= 0). Key `tolerance_ms`.
   double tolerance_ms = 0.5;
-  /// Largest lag searched [ms] (>= 0). Key `max_lag_ms`.
+  /// Largest lag searched [ms] (0 to 1000). Key `max_lag_ms`.
   double max_lag_ms = 50.0;
   /// Smallest RoA that counts as a match, in [0, 1]. Key `min_roa`.
   double min_roa = 0.3;

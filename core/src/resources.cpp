@@ -1,0 +1,56 @@
+#include "myotwin/core/resources.hpp"
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+
+#include "myotwin/core/error.hpp"
+
+namespace myotwin {
+
+namespace {
+
+std::atomic<double> limit_bytes{0.0};
+
+double available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream s(line);
+    std::string name;
+    double kib = 0.0;
+    if (s >> name >> kib && name == "MemAvailable:")
+      return kib * 1024.0;
+  }
+  return 4.0 * 1024.0 * 1024.0 * 1024.0;
+}
+
+std::string gib(double bytes) {
+  std::ostringstream s;
+  s.precision(bytes < 1024.0 * 1024.0 * 1024.0 ? 2 : 3);
+  s << bytes / (1024.0 * 1024.0 * 1024.0) << " GiB";
+  return s.str();
+}
+
+} // namespace
+
+double memory_limit_bytes() {
+  const double set = limit_bytes.load();
+  return set > 0.0 ? set : available_bytes();
+}
+
+void set_memory_limit_bytes(double bytes) {
+  limit_bytes.store(bytes > 0.0 ? bytes : 0.0);
+}
+
+void check_memory_estimate(double bytes, const std::string& what, const std::string& drivers) {
+  const double limit = memory_limit_bytes();
+  if (!(bytes <= limit))
+    throw BadInput(what + " needs about " + gib(bytes) + " of memory (" + drivers +
+                   "), more than the limit of " + gib(limit) +
+                   (limit_bytes.load() > 0.0 ? " set by --max-memory-GiB"
+                                             : " (the memory available on this machine)") +
+                   "; reduce them or raise the limit with --max-memory-GiB");
+}
+
+} // namespace myotwin
