@@ -221,9 +221,25 @@ SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTabl
     }
     reporter.advance();
   }
-  for (const auto& e : errors) {
-    if (e)
-      std::rethrow_exception(e);
+  std::vector<MuscleModel> built;
+  for (std::size_t k = 0; k < errors.size(); ++k) {
+    if (!errors[k]) {
+      built.push_back(std::move(anatomy.muscles[k]));
+      continue;
+    }
+    if (!params.muscles.empty())
+      std::rethrow_exception(errors[k]); // the user named it: no silent skip
+    try {
+      std::rethrow_exception(errors[k]);
+    } catch (const BadInput& e) {
+      log_warning("anatomy: skipped muscle ", muscles[k]->name, ": ", e.what());
+      anatomy.skipped.emplace_back(muscles[k]->name, e.what());
+    }
+  }
+  anatomy.muscles = std::move(built);
+  if (anatomy.muscles.empty()) {
+    throw BadInput("no muscle could be modelled: " + anatomy.skipped.front().first + ": " +
+                   anatomy.skipped.front().second);
   }
   reporter.finish();
   for (const auto& m : anatomy.muscles) {
@@ -282,7 +298,10 @@ nlohmann::json to_json(const SubjectAnatomy& anatomy) {
     j["fibre_field_relative_residual"] = m.field_relative_residual;
     muscles.push_back(std::move(j));
   }
-  return nlohmann::json{{"muscles", std::move(muscles)}};
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const auto& [name, reason] : anatomy.skipped)
+    skipped.push_back({{"name", name}, {"reason", reason}});
+  return nlohmann::json{{"muscles", std::move(muscles)}, {"skipped", std::move(skipped)}};
 }
 
 namespace {

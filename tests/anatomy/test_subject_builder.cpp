@@ -15,6 +15,7 @@
 
 #include "myotwin/anatomy/label_schemes.hpp"
 #include "myotwin/anatomy/muscle_geometry.hpp"
+#include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/anatomy/subject_builder.hpp"
 #include "myotwin/core/error.hpp"
@@ -612,4 +613,30 @@ TEST(SubjectBuilder, MuscleCutByTheFieldOfViewTakesItsEndsAndAxisFromTheCut) {
   EXPECT_NEAR(h.axis.z(), 1.0, 1e-9);
   for (const auto idx : h.origin_voxels)
     EXPECT_EQ(idx / (one.size[0] * one.size[1]), 0);
+}
+
+TEST(SubjectBuilder, AMuscleThatCannotBeModelledIsSkippedUnlessNamed) {
+  // A cylinder muscle (7101) and a plate one voxel thick (7121): the plate cannot be modelled.
+  const auto v = make_volume({24, 24, 30}, 0.001, [](double x, double y, double) {
+    if (std::hypot(x, y) < 0.006)
+      return vl_left;
+    return std::abs(y - 0.0095) < 0.0004 && std::abs(x) < 0.006 ? std::int32_t{7121} : 0;
+  });
+  myotwin::anatomy::TissueTable table;
+  const auto& muscle = myotwin::anatomy::tissue_category("muscle");
+  table.tissues.push_back(myotwin::anatomy::make_tissue(vl_left, "vastus_lateralis_left", muscle));
+  table.tissues.push_back(myotwin::anatomy::make_tissue(7121, "vastus_medialis_left", muscle));
+  myotwin::anatomy::AnatomyParams params;
+  params.motor_units.n_units = 5;
+  const auto built = myotwin::anatomy::build_subject_anatomy(v, table, params, 1);
+  ASSERT_EQ(built.muscles.size(), 1u);
+  EXPECT_EQ(built.muscles[0].geometry.name, "vastus_lateralis_left");
+  ASSERT_EQ(built.skipped.size(), 1u);
+  EXPECT_EQ(built.skipped[0].first, "vastus_medialis_left");
+  EXPECT_NE(built.skipped[0].second.find("thinner than two voxels"), std::string::npos);
+  EXPECT_EQ(myotwin::anatomy::to_json(built)["skipped"][0]["name"], "vastus_medialis_left");
+  params.muscles = {"vastus_lateralis_left", "vastus_medialis_left"};
+  expect_error<BadInput>(
+      [&] { (void)myotwin::anatomy::build_subject_anatomy(v, table, params, 1); },
+      {"vastus_medialis_left", "thinner than two voxels"});
 }

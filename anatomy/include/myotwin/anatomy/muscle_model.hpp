@@ -69,13 +69,18 @@ struct MuscleModel {
 /// All muscles of a subject, in label order.
 struct SubjectAnatomy {
   std::vector<MuscleModel> muscles;
+  /// Muscles that could not be modelled and were skipped: name and reason.
+  std::vector<std::pair<std::string, std::string>> skipped;
 };
 
 /// Builds every muscle of the subject (or those named in `params.muscles`). Each muscle draws
 /// its random numbers from Rng(seed).split(label), so a muscle's result does not depend on
-/// which other muscles are built, nor on the thread count.
+/// which other muscles are built, nor on the thread count. When no muscle is named, a muscle
+/// that cannot be modelled (BadInput: too thin, origin and insertion overlapping, ...) is
+/// skipped with a warning naming it and why (in `skipped`); a named one stops the build.
 /// \throws BadInput naming the muscle (no voxels, too thin, no origin or insertion, too few
-/// fibres for its motor units, a name in `params.muscles` that is not a muscle).
+/// fibres for its motor units, a name in `params.muscles` that is not a muscle) when it was
+/// named, or when no muscle at all could be modelled.
 SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTable& tissues,
                                      const AnatomyParams& params, std::uint64_t seed,
                                      const ProgressCallback& progress = {});
