@@ -6,6 +6,8 @@
 #include <numeric>
 #include <set>
 
+#include "myotwin/core/error.hpp"
+
 namespace myotwin::inversion {
 
 SpikeDetection detect_spikes(const Eigen::Ref<const Eigen::VectorXd>& source,
@@ -80,6 +82,11 @@ SpikeDetection detect_spikes(const Eigen::Ref<const Eigen::VectorXd>& source,
 
 FiringStats firing_stats(const std::vector<std::int64_t>& discharges, double fs_Hz,
                          double doublet_isi_s, double max_isi_s) {
+  if (!(fs_Hz > 0.0) || !std::isfinite(fs_Hz) || !(doublet_isi_s >= 0.0) ||
+      !(max_isi_s > doublet_isi_s))
+    throw BadInput("firing_stats: fs_Hz = " + format_number(fs_Hz) + ", doublet_isi_s = " +
+                   format_number(doublet_isi_s) + ", max_isi_s = " + format_number(max_isi_s) +
+                   ": expected fs_Hz > 0 (finite) and 0 <= doublet_isi_s < max_isi_s");
   FiringStats out;
   std::vector<double> isi, regular, cv2;
   for (std::size_t i = 1; i < discharges.size(); ++i)

@@ -99,6 +99,16 @@ TEST(FiringStats, AreZeroForARegularTrainAndMatchAHandComputedCase) {
   EXPECT_NEAR(f.cov_isi_local, 0.5 * (2.0 / 3.0 + 2.0 * 0.195 / 0.205), 1e-12);
   // Too short for any pair.
   EXPECT_EQ(mi::firing_stats({5}, 1000.0, 0.02, 0.5).cov_isi_local, 0.0);
+  expect_error<BadInput>(
+      [] {
+        mi::firing_stats({0, 100}, 0.0, 0.02, 0.5);
+      },
+      {"firing_stats", "fs_Hz = 0", "expected fs_Hz > 0"});
+  expect_error<BadInput>(
+      [] {
+        mi::firing_stats({0, 100}, 1000.0, 0.6, 0.5);
+      },
+      {"doublet_isi_s = 0.6", "doublet_isi_s < max_isi_s"});
 }
 
 TEST(FiringStats, LocalCovIsNearOneForPoissonAnd095CForGaussianIntervalsWhateverTheRamp) {

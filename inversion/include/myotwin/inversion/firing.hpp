@@ -54,6 +54,7 @@ struct FiringStats {
 
 /// Firing statistics of `discharges` (increasing sample indices) at fs_Hz (> 0), with intervals
 /// shorter than doublet_isi_s counted as doublets and longer than max_isi_s as pauses [s].
+/// \throws BadInput unless fs_Hz > 0 (finite) and 0 <= doublet_isi_s < max_isi_s.
 FiringStats firing_stats(const std::vector<std::int64_t>& discharges, double fs_Hz,
                          double doublet_isi_s, double max_isi_s);
 
