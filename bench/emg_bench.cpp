@@ -16,7 +16,7 @@
 #include <Eigen/Core>
 
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/emg.hpp"
+#include "myotwin/forward/emg/emg.hpp"
 
 using namespace myotwin;
 

@@ -15,8 +15,8 @@
 #include <omp.h>
 
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/drive.hpp"
-#include "myotwin/forward/iemg.hpp"
+#include "myotwin/forward/drive/drive.hpp"
+#include "myotwin/forward/needle/iemg.hpp"
 
 using namespace myotwin;
 using namespace myotwin::forward;

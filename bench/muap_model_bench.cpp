@@ -13,7 +13,7 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/muap_model.hpp"
+#include "myotwin/forward/source/muap_model.hpp"
 #include "myotwin/forward/subject_model.hpp"
 
 namespace mf = myotwin::forward;

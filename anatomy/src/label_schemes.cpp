@@ -9,6 +9,7 @@
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/text.hpp"
 
 namespace myotwin::anatomy {
 
@@ -357,12 +358,6 @@ std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-std::string trim(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\r\n");
-  const auto b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
 std::vector<std::string> split_tabs(const std::string& line) {

@@ -74,7 +74,7 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
                        " electrodes: record (or simulate) with the same `electrodes` section");
       if (recording.grid_row_col.rows() == n_ch) {
         // The file's layout (row, column of each channel) must be the config's, in order.
-        const MatrixXi64 placed = channel_layout(model->layout).grid_row_col;
+        const MatrixXi64 placed = forward::channel_layout(model->layout).grid_row_col;
         for (Eigen::Index c = 0; c < n_ch; ++c)
           if (recording.grid_row_col.row(c) != placed.row(c))
             throw BadInput(emg->string() + ": channel " + std::to_string(c) + " is at grid (row " +

@@ -20,11 +20,11 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/conductivity.hpp"
-#include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/fem.hpp"
-#include "myotwin/forward/lead_field.hpp"
-#include "myotwin/forward/lead_field_cache.hpp"
+#include "myotwin/forward/conductor/conductivity.hpp"
+#include "myotwin/forward/conductor/fem.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
+#include "myotwin/forward/conductor/lead_field_cache.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
 #include "myotwin/meshing/mesh_io.hpp"
 
 namespace myotwin::app {

@@ -9,15 +9,14 @@
 //   myotwin noise calibrate rest.csv --unit uV -o noise.json
 //   myotwin noise generate --config noise.json --fs-Hz 10240 --duration-s 10 -o noise.h5
 //
-// Recordings: an HDF5 file with a dataset `emg` (or `noise`, or --dataset) of
-// #channels x #samples [V] and attribute `fs_Hz` (on the dataset or the root), as emg.h5; or a
-// CSV with one row per sample and one column per channel, whose first column is the time [s]
-// when the header names it `time...` or `t` (or with --time-column), else the rate comes from a
-// `# fs_Hz = X` comment line or --fs-Hz.
+// Recordings: whatever `decompose` reads (inversion/emg_input.hpp): an HDF5 file with a dataset
+// `emg` (or `noise`, or --dataset) of #channels x #samples and attribute `fs_Hz`, a MATLAB .mat,
+// or a text table with one row per sample and one column per channel, whose time column is
+// named `time_s`, `time`, `t` or `t_s` (or is the first, with --time-column), else the rate
+// comes from a `# fs_Hz = X` comment line or --fs-Hz.
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -32,8 +31,10 @@
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/core/resources.hpp"
+#include "myotwin/core/text.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/noise.hpp"
+#include "myotwin/forward/noise/noise.hpp"
+#include "myotwin/inversion/emg_input.hpp"
 
 #include <omp.h>
 
@@ -48,157 +49,11 @@ std::string num(double v) {
   return s.str();
 }
 
-struct Recording {
-  Eigen::MatrixXd x_V; ///< #channels x #samples
-  double fs_Hz = 0.0;
-};
-
-std::optional<double> parse_number(const std::string& text) {
-  std::string t = text;
-  t.erase(0, t.find_first_not_of(" \t\r\""));
-  t.erase(t.find_last_not_of(" \t\r\"") + 1);
-  if (t.empty())
-    return std::nullopt;
-  char* end = nullptr;
-  const double v = std::strtod(t.c_str(), &end);
-  if (end != t.c_str() + t.size())
-    return std::nullopt;
-  return v;
-}
-
-std::vector<std::string> split(const std::string& line, char sep) {
-  std::vector<std::string> out;
-  std::string field;
-  std::istringstream s(line);
-  while (std::getline(s, field, sep))
-    out.push_back(field);
-  return out;
-}
-
-Recording read_csv(const std::filesystem::path& path, double fs_option, bool time_column) {
-  std::istringstream in(read_text_file(path));
-  const std::string name = path.string();
-  std::string line;
-  std::vector<std::vector<double>> rows;
-  double fs_comment = 0.0;
-  bool header_seen = false;
-  std::size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r')
-      line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos)
-      continue;
-    if (line[0] == '#') {
-      const auto at = line.find("fs_Hz");
-      if (at != std::string::npos) {
-        auto rest = line.substr(at + 5);
-        rest.erase(0, rest.find_first_not_of(" \t=:"));
-        const auto v = parse_number(rest);
-        if (!v || !(*v > 0.0))
-          throw BadInput(name + ":" + std::to_string(line_no) + ": fs_Hz comment \"" + line +
-                         "\": expected `# fs_Hz = <number > 0>`");
-        fs_comment = *v;
-      }
-      continue;
-    }
-    const char sep = line.find(',') != std::string::npos    ? ','
-                     : line.find(';') != std::string::npos  ? ';'
-                     : line.find('\t') != std::string::npos ? '\t'
-                                                            : ' ';
-    const auto fields = split(line, sep);
-    std::vector<double> values;
-    bool numeric = true;
-    for (const auto& f : fields) {
-      const auto v = parse_number(f);
-      if (!v) {
-        numeric = false;
-        break;
-      }
-      values.push_back(*v);
-    }
-    if (!numeric) {
-      if (header_seen || !rows.empty())
-        throw BadInput(name + ":" + std::to_string(line_no) + ": \"" + line.substr(0, 60) +
-                       "\": expected numbers");
-      header_seen = true;
-      std::string first = fields.empty() ? "" : fields[0];
-      first.erase(0, first.find_first_not_of(" \t\""));
-      std::transform(first.begin(), first.end(), first.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (first.rfind("time", 0) == 0 || first == "t" || first == "t_s\"" || first == "t_s")
-        time_column = true;
-      continue;
-    }
-    if (!rows.empty() && values.size() != rows.front().size())
-      throw BadInput(name + ":" + std::to_string(line_no) + ": " + std::to_string(values.size()) +
-                     " columns: expected " + std::to_string(rows.front().size()) +
-                     " as on the first data row");
-    rows.push_back(std::move(values));
-  }
-  const std::size_t n_cols = rows.empty() ? 0 : rows.front().size();
-  const std::size_t first_channel = time_column ? 1 : 0;
-  if (rows.size() < 2 || n_cols <= first_channel)
-    throw BadInput(name + ": " + std::to_string(rows.size()) + " data rows of " +
-                   std::to_string(n_cols) + " columns: expected >= 2 rows and >= 1 channel");
-  Recording r;
-  const auto n = static_cast<Eigen::Index>(rows.size());
-  r.x_V.resize(static_cast<Eigen::Index>(n_cols - first_channel), n);
-  for (Eigen::Index i = 0; i < n; ++i)
-    for (std::size_t c = first_channel; c < n_cols; ++c)
-      r.x_V(static_cast<Eigen::Index>(c - first_channel), i) = rows[static_cast<std::size_t>(i)][c];
-  if (time_column) {
-    const double dt = (rows.back()[0] - rows.front()[0]) / static_cast<double>(rows.size() - 1);
-    for (std::size_t i = 1; i < rows.size(); ++i)
-      if (!(std::abs(rows[i][0] - rows[i - 1][0] - dt) <= 0.01 * std::abs(dt)))
-        throw BadInput(name + ": time column: step " + format_number(rows[i][0] - rows[i - 1][0]) +
-                       " s at data row " + std::to_string(i + 1) + ": expected a uniform step of " +
-                       format_number(dt) + " s");
-    if (!(dt > 0.0))
-      throw BadInput(name + ": time column: step " + format_number(dt) + " s: must be > 0");
-    r.fs_Hz = 1.0 / dt;
-  } else {
-    r.fs_Hz = fs_comment;
-  }
-  if (fs_option > 0.0)
-    r.fs_Hz = fs_option;
-  if (!(r.fs_Hz > 0.0))
-    throw BadInput(name + ": no sampling rate: give a time column (header `time_s`), a "
-                          "`# fs_Hz = X` comment line or --fs-Hz");
-  return r;
-}
-
-Recording read_h5(const std::filesystem::path& path, std::string dataset, double fs_option) {
-  const H5Reader h5(path);
-  if (dataset.empty())
-    dataset = h5.contains("emg") ? "emg" : "noise";
-  if (!h5.contains(dataset))
-    throw BadInput(path.string() + ": no dataset `" + dataset +
-                   "`: expected `emg` (#channels x #samples [V]) or --dataset NAME");
-  Recording r;
-  r.x_V = h5.read_double(dataset);
-  for (const std::string& object : {dataset, std::string("/")}) {
-    const Attributes a = h5.attributes(object);
-    const auto it = a.find("fs_Hz");
-    if (it != a.end() && r.fs_Hz == 0.0) {
-      if (const auto* d = std::get_if<double>(&it->second))
-        r.fs_Hz = *d;
-      else if (const auto* i = std::get_if<std::int64_t>(&it->second))
-        r.fs_Hz = static_cast<double>(*i);
-    }
-  }
-  if (fs_option > 0.0)
-    r.fs_Hz = fs_option;
-  if (!(r.fs_Hz > 0.0))
-    throw BadInput(path.string() + ": `" + dataset +
-                   "` has no attribute fs_Hz (on it or the root): give --fs-Hz");
-  return r;
-}
-
 /// "0,2-5" -> {0, 2, 3, 4, 5}.
 std::vector<Eigen::Index> parse_channels(const std::string& text, Eigen::Index n_channels) {
   std::vector<Eigen::Index> out;
-  for (const auto& part : split(text, ',')) {
+  std::istringstream parts(text);
+  for (std::string part; std::getline(parts, part, ',');) {
     const auto dash = part.find('-');
     const auto a = parse_number(part.substr(0, dash));
     const auto b = dash == std::string::npos ? a : parse_number(part.substr(dash + 1));
@@ -233,25 +88,23 @@ int run_calibrate(const CalibrateOptions& o) {
   Stopwatch watch;
   if (o.threads > 0)
     omp_set_num_threads(o.threads);
-  // 1. The recording.
-  std::string ext = o.recording.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (!std::filesystem::exists(o.recording))
-    throw IoError(o.recording.string() + ": no such file");
-  Recording rec = (ext == ".csv" || ext == ".txt" || ext == ".tsv")
-                      ? read_csv(o.recording, o.fs_Hz, o.time_column)
-                      : read_h5(o.recording, o.dataset, o.fs_Hz);
+  // 1. The recording (any format `decompose` reads), in volts.
+  inversion::EmgReadOptions read;
+  if (o.fs_Hz > 0.0)
+    read.fs_Hz = o.fs_Hz;
+  read.dataset = o.dataset;
+  read.time_column = o.time_column;
+  inversion::EmgRecording rec = inversion::read_emg(o.recording, read);
   const double scale = o.unit == "V" ? 1.0 : o.unit == "mV" ? 1e-3 : 1e-6;
-  rec.x_V *= scale;
+  rec.emg *= scale;
 
   // 2. Channels and the rest segment.
-  Eigen::MatrixXd x = rec.x_V;
+  Eigen::MatrixXd x = rec.emg;
   if (!o.channels.empty()) {
-    const auto idx = parse_channels(o.channels, rec.x_V.rows());
-    x.resize(static_cast<Eigen::Index>(idx.size()), rec.x_V.cols());
+    const auto idx = parse_channels(o.channels, rec.emg.rows());
+    x.resize(static_cast<Eigen::Index>(idx.size()), rec.emg.cols());
     for (std::size_t i = 0; i < idx.size(); ++i)
-      x.row(static_cast<Eigen::Index>(i)) = rec.x_V.row(idx[i]);
+      x.row(static_cast<Eigen::Index>(i)) = rec.emg.row(idx[i]);
   }
   const double duration_s = static_cast<double>(x.cols()) / rec.fs_Hz;
   const double end_s = o.end_s < 0.0 ? duration_s : o.end_s;
@@ -307,22 +160,21 @@ struct GenerateOptions {
   double duration_s = 10.0;
   int n_channels = 1;
   double rms_uV = 10.0;
-  std::uint64_t seed = default_seed;
+  std::optional<std::uint64_t> seed;
   int threads = 0;
   bool quiet = false;
 };
 
 int run_generate(const GenerateOptions& o) {
   Stopwatch watch;
-  if (o.threads > 0)
-    omp_set_num_threads(o.threads);
-  // 1. The noise section (other top-level keys are left alone, so a run config works too).
-  ConfigReader cfg = o.config.empty()
-                         ? ConfigReader(nlohmann::json::object(), "default configuration")
-                         : ConfigReader::from_file(o.config);
-  ConfigReader section = cfg.section("noise");
-  const forward::NoiseParams params = forward::read_noise_params(section);
-  section.finish();
+  // 1. The run configuration's `noise` section (a calibrated noise.json is one).
+  SharedOptions shared;
+  shared.config = o.config;
+  shared.threads = o.threads;
+  shared.seed = o.seed;
+  shared.quiet = o.quiet;
+  const RunConfig config = begin_run(shared);
+  const forward::NoiseParams& params = config.noise;
   if (!(o.fs_Hz > 0.0) || !(o.duration_s > 0.0) || !(o.rms_uV > 0.0))
     throw BadInput("--fs-Hz " + format_number(o.fs_Hz) + " --duration-s " +
                    format_number(o.duration_s) + " --rms-uV " + format_number(o.rms_uV) +
@@ -335,10 +187,10 @@ int run_generate(const GenerateOptions& o) {
                             std::to_string(o.n_channels));
   // 2. Generate.
   const forward::NoiseResult r =
-      forward::generate_noise(o.n_channels, n, o.fs_Hz, 1e-6 * o.rms_uV, params, Rng(o.seed));
+      forward::generate_noise(o.n_channels, n, o.fs_Hz, 1e-6 * o.rms_uV, params, Rng(config.seed));
   // 3. Write.
   H5Writer h5(o.output);
-  h5.set_attributes("/", {{"fs_Hz", o.fs_Hz}, {"seed", static_cast<std::int64_t>(o.seed)}});
+  h5.set_attributes("/", {{"fs_Hz", o.fs_Hz}, {"seed", static_cast<std::int64_t>(config.seed)}});
   h5.write("noise", r.noise_V,
            {{"fs_Hz", o.fs_Hz},
             {"unit", std::string("V")},
@@ -367,7 +219,8 @@ void add_noise_command(CLI::App& app, std::function<int()>& run) {
       "kurtosis, powerline frequency, harmonic ratios and frequency drift, baseline drift) from "
       "a rest segment; writes a config with a `noise` section");
   cal->add_option("RECORDING", c->recording,
-                  "emg.h5 (dataset `emg` [V], attribute fs_Hz) or CSV (rows = samples)")
+                  "emg.h5 (dataset `emg` [V], attribute fs_Hz), a MATLAB .mat as `decompose` "
+                  "reads, or a text table .csv/.tsv/.txt (rows = samples)")
       ->required();
   cal->add_option("-o,--output", c->output, "the noise config to write (noise.json)")->required();
   cal->add_option("--report", c->report, "also write what was measured (JSON)");
@@ -375,8 +228,9 @@ void add_noise_command(CLI::App& app, std::function<int()>& run) {
   cal->add_option("--start-s", c->start_s, "start of the rest segment [s]");
   cal->add_option("--end-s", c->end_s, "end of the rest segment [s] (default: the end)");
   cal->add_option("--dataset", c->dataset, "HDF5 dataset (default `emg`, else `noise`)");
-  cal->add_option("--fs-Hz", c->fs_Hz, "sampling rate [Hz] (overrides the file's)");
-  cal->add_flag("--time-column", c->time_column, "CSV: the first column is the time [s]");
+  cal->add_option("--fs-Hz", c->fs_Hz,
+                  "sampling rate [Hz] when the file has none (must agree when it has one)");
+  cal->add_flag("--time-column", c->time_column, "text table: the first column is the time [s]");
   cal->add_option("--unit", c->unit, "unit of the values in the file")
       ->check(CLI::IsMember({"V", "mV", "uV"}));
   cal->add_option("--snr-dB", c->snr_dB, "snr_dB written to the config [dB]");
@@ -388,7 +242,8 @@ void add_noise_command(CLI::App& app, std::function<int()>& run) {
   auto* gen = noise->add_subcommand(
       "generate", "noise alone from a config's `noise` section; writes noise.h5 (dataset "
                   "`noise`, #channels x #samples [V], attribute fs_Hz)");
-  gen->add_option("--config", g->config, "config with a `noise` section (default: defaults)");
+  gen->add_option("--config", g->config,
+                  "run configuration whose `noise` section is used (default: defaults)");
   gen->add_option("-o,--output", g->output, "the HDF5 file to write (noise.h5)")->required();
   gen->add_option("--fs-Hz", g->fs_Hz, "sampling rate [Hz]")
       ->check(bounded(limits::min_fs_Hz, limits::max_fs_Hz, "Hz"));

@@ -27,6 +27,7 @@
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/hash.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 
@@ -46,10 +47,6 @@ struct Stage {
   fs::path product; ///< relative to OUT
   std::vector<std::string> reads;
 };
-
-std::uint64_t hash_text(const std::string& text, std::uint64_t hash) {
-  return forward::fnv1a64(text.data(), text.size(), hash);
-}
 
 std::string hex(std::uint64_t value) {
   char buffer[17];
@@ -76,16 +73,7 @@ public:
     const auto it = cache_.find(path.string());
     if (it != cache_.end() && it->second.first == stamp)
       return it->second.second;
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-      throw IoError(path.string() + ": cannot be read");
-    std::uint64_t hash = 14695981039346656037ULL;
-    std::vector<char> chunk(1 << 20);
-    while (in) {
-      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-      hash = forward::fnv1a64(chunk.data(), static_cast<std::size_t>(in.gcount()), hash);
-    }
-    const std::string h = hex(hash);
+    const std::string h = hex(hash_file(path));
     cache_[path.string()] = {stamp, h};
     return h;
   }
@@ -186,7 +174,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
 
       // Inputs every stage reads: the version, the seed, the subject's files.
       FileHashes hashes;
-      std::uint64_t common = hash_text(version(), 14695981039346656037ULL);
+      std::uint64_t common = hash_text(version());
       common = hash_text(std::to_string(config.seed), common);
       for (const auto& f : {files.subject_file, files.labels, files.tissues})
         common = hash_text(hashes.of(f), common);

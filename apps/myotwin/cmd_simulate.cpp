@@ -21,7 +21,7 @@
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/electrodes.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
 #include "myotwin/forward/subject_model.hpp"
 
 namespace myotwin::app {
@@ -67,7 +67,7 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
           model->skin_points_m, config.simulate, config.seed, progress_display(*options));
 
       // 4. Write.
-      const forward::ChannelLayout channels = channel_layout(layout);
+      const forward::ChannelLayout channels = forward::channel_layout(layout);
       const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
       // The excitation is the reference signal when it is sampled like the EMG.
       Eigen::VectorXd reference;

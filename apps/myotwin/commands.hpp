@@ -23,7 +23,7 @@ void add_leadfield_command(CLI::App& app, std::function<int()>& run);
 
 /// `myotwin simulate SUBJECT.json -o OUT`.
 void add_simulate_command(CLI::App& app, std::function<int()>& run);
-/// `myotwin iemg CONFIG -o OUT`.
+/// `myotwin iemg [CONFIG] -o OUT`.
 void add_iemg_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin noise calibrate RECORDING -o noise.json`, `myotwin noise generate -o noise.h5`.
 void add_noise_command(CLI::App& app, std::function<int()>& run);

@@ -118,6 +118,11 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.invert = inversion::read_bmiss_params(invert_section, run.decompose);
   auto muap_model_section = reader.section("muap_model");
   run.muap_model = forward::read_muap_model_params(muap_model_section);
+  auto iemg_section = reader.section("iemg");
+  run.iemg = forward::read_iemg_config(iemg_section);
+  auto noise_section = reader.section("noise");
+  run.noise = forward::read_noise_params(noise_section);
+  run.iemg.noise = run.noise;
   reader.finish();
   run.resolved = reader.resolved();
   run.resolved["electrodes"] = forward::to_json(run.electrodes); // the default grid spelled out
@@ -160,21 +165,6 @@ int run_self(const std::vector<std::string>& args) {
 
 nlohmann::json read_json(const std::filesystem::path& path) {
   return parse_json(read_text_file(path), path.string());
-}
-
-forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout) {
-  forward::ChannelLayout channels;
-  const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
-  channels.grid_row_col.resize(n_ch, 2);
-  channels.position_m.resize(n_ch, 3);
-  for (Eigen::Index c = 0; c < n_ch; ++c) {
-    const auto& e = layout.electrodes[static_cast<std::size_t>(c)];
-    channels.grid_row_col(c, 0) = e.row;
-    channels.grid_row_col(c, 1) = e.column;
-    channels.position_m.row(c) = e.position_m.transpose();
-  }
-  channels.grid_name = layout.electrodes.empty() ? "" : layout.electrodes.front().group;
-  return channels;
 }
 
 } // namespace myotwin::app

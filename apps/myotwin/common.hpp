@@ -15,8 +15,10 @@
 #include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
-#include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/lead_field.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
+#include "myotwin/forward/needle/iemg_run.hpp"
+#include "myotwin/forward/noise/noise.hpp"
 #include "myotwin/forward/simulation.hpp"
 #include "myotwin/inversion/bmiss.hpp"
 #include "myotwin/inversion/decompose.hpp"
@@ -69,6 +71,8 @@ struct RunConfig {
   inversion::ScoreParams score;         ///< section `score`
   inversion::BmissParams invert;        ///< section `invert` (its separation from `decompose`)
   forward::MuapModelParams muap_model;  ///< section `muap_model`
+  forward::IemgConfig iemg;             ///< section `iemg` (its `noise` is the top-level `noise`)
+  forward::NoiseParams noise;           ///< section `noise` (`noise generate`, `iemg`)
   nlohmann::json resolved;              ///< the whole configuration with defaults, seed and version
 };
 
@@ -89,9 +93,6 @@ ProgressCallback progress_display(const SharedOptions& options);
 
 /// The version string, e.g. "0.1.0".
 const char* version();
-
-/// The channel layout written beside EMG (grid row and column, position) of placed electrodes.
-forward::ChannelLayout channel_layout(const forward::ElectrodeLayout& layout);
 
 /// Runs `myotwin ARGS` (this executable, as a child process that dies with this one and gets
 /// this process's interrupts) and returns its exit code (128 + N when signal N ended it).

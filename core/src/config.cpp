@@ -24,54 +24,91 @@ using nlohmann::json;
 namespace {} // namespace
 
 Check<double> positive() {
-  return [](const double& v) -> std::optional<std::string> {
-    if (v > 0.0)
-      return std::nullopt;
-    return std::string("must be > 0");
-  };
+  return {[](const double& v) -> std::optional<std::string> {
+            if (v > 0.0)
+              return std::nullopt;
+            return std::string("must be > 0");
+          },
+          "> 0"};
 }
 
 Check<double> non_negative() {
-  return [](const double& v) -> std::optional<std::string> {
-    if (v >= 0.0)
-      return std::nullopt;
-    return std::string("must be >= 0");
-  };
+  return {[](const double& v) -> std::optional<std::string> {
+            if (v >= 0.0)
+              return std::nullopt;
+            return std::string("must be >= 0");
+          },
+          ">= 0"};
 }
 
 Check<double> in_range(double lo, double hi) {
-  return [lo, hi](const double& v) -> std::optional<std::string> {
-    if (v >= lo && v <= hi)
-      return std::nullopt;
-    return "must be in [" + format_number(lo) + ", " + format_number(hi) + "]";
-  };
+  std::string range = "[";
+  range += format_number(lo);
+  range += ", ";
+  range += format_number(hi);
+  range += "]";
+  return {[lo, hi, range](const double& v) -> std::optional<std::string> {
+            if (v >= lo && v <= hi)
+              return std::nullopt;
+            return "must be in " + range;
+          },
+          range};
 }
 
 Check<std::int64_t> positive_int() {
-  return [](const std::int64_t& v) -> std::optional<std::string> {
-    if (v > 0)
-      return std::nullopt;
-    return std::string("must be > 0");
-  };
+  return {[](const std::int64_t& v) -> std::optional<std::string> {
+            if (v > 0)
+              return std::nullopt;
+            return std::string("must be > 0");
+          },
+          "> 0"};
 }
 
 Check<std::int64_t> int_in_range(std::int64_t lo, std::int64_t hi) {
-  return [lo, hi](const std::int64_t& v) -> std::optional<std::string> {
-    if (v >= lo && v <= hi)
-      return std::nullopt;
-    return "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  };
+  std::string range = "[";
+  range += std::to_string(lo);
+  range += ", ";
+  range += std::to_string(hi);
+  range += "]";
+  return {[lo, hi, range](const std::int64_t& v) -> std::optional<std::string> {
+            if (v >= lo && v <= hi)
+              return std::nullopt;
+            return "must be in " + range;
+          },
+          range};
 }
 
 Check<std::string> one_of(std::vector<std::string> choices) {
-  return [choices = std::move(choices)](const std::string& v) -> std::optional<std::string> {
-    if (std::find(choices.begin(), choices.end(), v) != choices.end())
-      return std::nullopt;
-    std::string list;
-    for (const auto& c : choices)
-      list += (list.empty() ? "" : ", ") + ("\"" + c + "\"");
-    return "must be one of " + list;
-  };
+  std::string list;
+  for (const auto& c : choices)
+    list += (list.empty() ? "" : ", ") + ("\"" + c + "\"");
+  return {[choices = std::move(choices), list](const std::string& v) -> std::optional<std::string> {
+            if (std::find(choices.begin(), choices.end(), v) != choices.end())
+              return std::nullopt;
+            return "must be one of " + list;
+          },
+          "one of " + list};
+}
+
+std::string unit_of_key(const std::string& key) {
+  static const std::vector<std::pair<std::string, std::string>> compound = {
+      {"_S_per_m", "S/m"},       {"_m_per_s", "m/s"},      {"_V_per_A", "V/A"},
+      {"_per_mm2", "1/mm^2"},    {"_per_m2", "1/m^2"},     {"_per_mm", "1/mm"},
+      {"_per_s", "1/s"},         {"_per_sqrt_fibre", ""}};
+  for (const auto& [suffix, unit] : compound)
+    if (key.size() > suffix.size() &&
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return unit;
+  static const std::map<std::string, std::string> simple = {
+      {"m", "m"},         {"mm", "mm"},   {"um", "um"},   {"s", "s"},       {"ms", "ms"},
+      {"us", "us"},       {"Hz", "Hz"},   {"dB", "dB"},   {"V", "V"},       {"mV", "mV"},
+      {"uV", "uV"},       {"deg", "deg"}, {"pps", "pps"}, {"percent", "%"}, {"GiB", "GiB"},
+      {"oct", "octaves"}, {"N", "N"},     {"A", "A"},     {"mm2", "mm^2"},  {"m2", "m^2"}};
+  const auto underscore = key.rfind('_');
+  if (underscore == std::string::npos)
+    return {};
+  const auto it = simple.find(key.substr(underscore + 1));
+  return it == simple.end() ? std::string() : it->second;
 }
 
 std::string json_excerpt(const json& value) {
@@ -93,6 +130,9 @@ struct ConfigReader::Node {
   json resolved = json::object();
   std::map<std::string, std::shared_ptr<Node>> sections;
   std::map<std::string, std::vector<std::shared_ptr<Node>>> arrays;
+  /// Every key declared by this reader's tree (shared by all its nodes).
+  std::shared_ptr<std::vector<KeyDeclaration>> declarations =
+      std::make_shared<std::vector<KeyDeclaration>>();
 };
 
 ConfigReader::ConfigReader(std::shared_ptr<Node> node) : node_(std::move(node)) {}
@@ -220,6 +260,30 @@ void ConfigReader::record(const std::string& key, json value) {
   node_->resolved[key] = std::move(value);
 }
 
+void ConfigReader::declare(const std::string& key, std::string type, json value, bool required,
+                           std::string range, std::string_view doc) {
+  // Array elements share one declaration: `grids[3].rows` is `grids[].rows`.
+  std::string path;
+  const std::string full = key_path(key);
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    path += full[i];
+    if (full[i] == '[') {
+      while (i + 1 < full.size() && full[i + 1] != ']')
+        ++i;
+    }
+  }
+  auto& list = *node_->declarations;
+  for (const auto& d : list)
+    if (d.path == path)
+      return;
+  list.push_back({path, std::move(type), std::move(value), required, unit_of_key(key),
+                  std::move(range), std::string(doc)});
+}
+
+std::vector<KeyDeclaration> ConfigReader::declarations() const {
+  return *node_->declarations;
+}
+
 void ConfigReader::fail(const std::string& key, const std::string& expectation) const {
   const auto it = node_->value.find(key);
   std::string message = node_->source + ": " + key_path(key);
@@ -324,9 +388,40 @@ template <> std::optional<std::string> convert(const json& v, std::vector<std::s
   return convert_vector(v, out);
 }
 
+template <class T> std::string type_name();
+template <> std::string type_name<bool>() {
+  return "boolean";
+}
+template <> std::string type_name<int>() {
+  return "integer";
+}
+template <> std::string type_name<std::int64_t>() {
+  return "integer";
+}
+template <> std::string type_name<std::uint64_t>() {
+  return "integer >= 0";
+}
+template <> std::string type_name<double>() {
+  return "number";
+}
+template <> std::string type_name<std::string>() {
+  return "string";
+}
+template <> std::string type_name<std::vector<double>>() {
+  return "array of numbers";
+}
+template <> std::string type_name<std::vector<std::int64_t>>() {
+  return "array of integers";
+}
+template <> std::string type_name<std::vector<std::string>>() {
+  return "array of strings";
+}
+
 } // namespace
 
-template <class T> T ConfigReader::required(const std::string& key, const Check<T>& check) {
+template <class T>
+T ConfigReader::required(const std::string& key, const Check<T>& check, std::string_view doc) {
+  declare(key, type_name<T>(), json(), true, check.range(), doc);
   const json* v = find(key);
   if (v == nullptr) {
     throw BadInput(node_->source + ": " + key_path(key) + ": missing required key");
@@ -343,7 +438,9 @@ template <class T> T ConfigReader::required(const std::string& key, const Check<
 }
 
 template <class T>
-T ConfigReader::optional(const std::string& key, const T& default_value, const Check<T>& check) {
+T ConfigReader::optional(const std::string& key, const T& default_value, const Check<T>& check,
+                         std::string_view doc) {
+  declare(key, type_name<T>(), json(default_value), false, check.range(), doc);
   const json* v = find(key);
   if (v == nullptr) {
     record(key, json(default_value));
@@ -361,8 +458,9 @@ T ConfigReader::optional(const std::string& key, const T& default_value, const C
 }
 
 #define MYOTWIN_CONFIG_INSTANTIATE(T)                                                              \
-  template T ConfigReader::required<T>(const std::string&, const Check<T>&);                       \
-  template T ConfigReader::optional<T>(const std::string&, const T&, const Check<T>&);
+  template T ConfigReader::required<T>(const std::string&, const Check<T>&, std::string_view);     \
+  template T ConfigReader::optional<T>(const std::string&, const T&, const Check<T>&,              \
+                                       std::string_view);
 MYOTWIN_CONFIG_INSTANTIATE(bool)
 MYOTWIN_CONFIG_INSTANTIATE(int)
 MYOTWIN_CONFIG_INSTANTIATE(std::int64_t)
@@ -374,7 +472,8 @@ MYOTWIN_CONFIG_INSTANTIATE(std::vector<std::int64_t>)
 MYOTWIN_CONFIG_INSTANTIATE(std::vector<std::string>)
 #undef MYOTWIN_CONFIG_INSTANTIATE
 
-std::filesystem::path ConfigReader::required_path(const std::string& key) {
+std::filesystem::path ConfigReader::required_path(const std::string& key, std::string_view doc) {
+  declare(key, "path", json(), true, {}, doc);
   const auto text = required<std::string>(key, [](const std::string& s) {
     return s.empty() ? std::optional<std::string>("expected a non-empty path") : std::nullopt;
   });
@@ -382,7 +481,9 @@ std::filesystem::path ConfigReader::required_path(const std::string& key) {
   return p.is_absolute() ? p : (node_->base_dir / p).lexically_normal();
 }
 
-std::optional<std::filesystem::path> ConfigReader::optional_path(const std::string& key) {
+std::optional<std::filesystem::path> ConfigReader::optional_path(const std::string& key,
+                                                                 std::string_view doc) {
+  declare(key, "path", json(), false, {}, doc);
   const json* v = find(key);
   if (v == nullptr)
     return std::nullopt;
@@ -405,6 +506,7 @@ ConfigReader ConfigReader::section(const std::string& key) {
   child->source = node_->source;
   child->base_dir = node_->base_dir;
   child->path = key_path(key);
+  child->declarations = node_->declarations;
   node_->sections[key] = child;
   return ConfigReader(child);
 }
@@ -429,6 +531,7 @@ std::vector<ConfigReader> ConfigReader::required_array(const std::string& key) {
     child->source = node_->source;
     child->base_dir = node_->base_dir;
     child->path = element_path;
+    child->declarations = node_->declarations;
     nodes.push_back(child);
     readers.push_back(ConfigReader(child));
   }

@@ -9,7 +9,7 @@
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/core/units.hpp"
-#include "myotwin/forward/discharge_import.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
 
 namespace myotwin::forward {
 

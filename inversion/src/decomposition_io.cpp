@@ -4,7 +4,7 @@
 
 #include <matio.h>
 
-#include "myotwin/forward/mat_file.hpp"
+#include "myotwin/forward/io/mat_file.hpp"
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"

@@ -2,15 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include <matio.h>
 
-#include "myotwin/forward/mat_file.hpp"
+#include "myotwin/forward/io/mat_file.hpp"
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/text.hpp"
 
 namespace myotwin::inversion {
 
@@ -124,15 +123,19 @@ EmgRecording read_mat(const std::filesystem::path& path) {
   return r;
 }
 
-EmgRecording read_h5(const std::filesystem::path& path) {
+EmgRecording read_h5(const std::filesystem::path& path, const EmgReadOptions& options) {
   const H5Reader h5(path);
   EmgRecording r;
   r.source = path;
-  if (!h5.contains("emg"))
-    throw BadInput(path.string() + ": no dataset emg (#channels x #samples)");
-  r.emg = h5.read_double("emg");
+  std::string dataset = options.dataset;
+  if (dataset.empty())
+    dataset = !h5.contains("emg") && h5.contains("noise") ? "noise" : "emg";
+  if (!h5.contains(dataset))
+    throw BadInput(path.string() + ": no dataset " + dataset + " (#channels x #samples)" +
+                   (options.dataset.empty() ? "" : ", named by --dataset"));
+  r.emg = h5.read_double(dataset);
   bool fs_found = false;
-  for (const std::string object : {"emg", "/"}) {
+  for (const std::string& object : {dataset, std::string("/")}) {
     const auto attrs = h5.attributes(object);
     const auto it = attrs.find("fs_Hz");
     if (it == attrs.end())
@@ -146,8 +149,13 @@ EmgRecording read_h5(const std::filesystem::path& path) {
     fs_found = true;
     break;
   }
+  if (!fs_found && options.fs_Hz) {
+    r.fs_Hz = *options.fs_Hz;
+    fs_found = true;
+  }
   if (!fs_found)
-    throw BadInput(path.string() + ": emg: no attribute fs_Hz (sampling rate [Hz])");
+    throw BadInput(path.string() + ": " + dataset +
+                   ": no attribute fs_Hz (sampling rate [Hz]) on it or the root: give --fs-Hz");
   if (!(r.fs_Hz > 0.0) || !std::isfinite(r.fs_Hz))
     throw BadInput(path.string() + ": attribute fs_Hz = " + format_number(r.fs_Hz) +
                    ": expected a sampling rate > 0 [Hz]");
@@ -156,113 +164,59 @@ EmgRecording read_h5(const std::filesystem::path& path) {
   return r;
 }
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos)
-    return "";
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    out.push_back(trim(item));
-  if (!line.empty() && line.back() == ',')
-    out.emplace_back();
-  return out;
+/// True for a CSV header that names the time column: time_s, time, t, t_s (any case).
+bool is_time_name(const std::string& name) {
+  const std::string n = to_lower(name);
+  return n == "time_s" || n == "time" || n == "t" || n == "t_s";
 }
 
 EmgRecording read_csv(const std::filesystem::path& path, const EmgReadOptions& options) {
-  std::ifstream in(path);
-  if (!in)
-    throw IoError(path.string() + ": cannot read");
+  const TextTable table = read_text_table(path, "the EMG text file", 0);
   EmgRecording r;
   r.source = path;
   std::optional<double> fs;
+  if (const auto it = table.metadata.find("fs_Hz"); it != table.metadata.end()) {
+    fs = parse_number(it->second);
+    if (!fs)
+      throw BadInput(table.where("fs_Hz") + "\"" + it->second + "\": expected a number [Hz]");
+  }
+  if (table.rows.empty())
+    throw BadInput(path.string() + ": no samples: expected a header line and one row per sample");
+  // A first row of numbers is data (a file without a header): its columns get names ch0, ch1,
+  // ... and the row is kept as the first sample.
+  const auto& first = table.rows.front();
+  const bool has_header = !std::all_of(first.cells.begin(), first.cells.end(),
+                                       [](const std::string& c) { return parse_number(c); });
   std::vector<std::string> header;
-  std::vector<std::vector<double>> columns;
-  std::string line;
-  std::size_t line_no = 0;
-  int time_column = -1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    const std::string t = trim(line);
-    if (t.empty())
-      continue;
-    if (t[0] == '#') {
-      const auto eq = t.find('=');
-      if (eq != std::string::npos && trim(t.substr(1, eq - 1)) == "fs_Hz") {
-        try {
-          fs = std::stod(t.substr(eq + 1));
-        } catch (const std::exception&) {
-          throw BadInput(path.string() + ":" + std::to_string(line_no) +
-                         ": fs_Hz: expected a number [Hz]");
-        }
-      }
-      continue;
-    }
-    const auto fields = split_csv(t);
-    if (header.empty()) {
-      // A first row of numbers is data (a file without a header): its columns get names ch0,
-      // ch1, ... and the row is kept as the first sample.
-      bool all_numbers = true;
-      for (const auto& f : fields) {
-        std::size_t used = 0;
-        try {
-          std::stod(f, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        all_numbers = all_numbers && used > 0 && used == f.size();
-      }
-      columns.assign(fields.size(), {});
-      if (!all_numbers) {
-        header = fields;
-        for (std::size_t i = 0; i < header.size(); ++i)
-          if (header[i] == "time_s")
-            time_column = static_cast<int>(i);
-        continue;
-      }
-      for (std::size_t i = 0; i < fields.size(); ++i)
-        header.push_back("ch" + std::to_string(i));
-    }
-    if (fields.size() != header.size())
-      throw BadInput(path.string() + ":" + std::to_string(line_no) + ": " +
-                     std::to_string(fields.size()) + " fields: expected " +
+  if (has_header)
+    header = first.cells;
+  else
+    for (std::size_t i = 0; i < first.cells.size(); ++i)
+      header.push_back("ch" + std::to_string(i));
+  int time_column = options.time_column ? 0 : -1;
+  for (std::size_t i = 0; i < header.size() && time_column < 0; ++i)
+    if (is_time_name(header[i]))
+      time_column = static_cast<int>(i);
+  std::vector<std::vector<double>> columns(header.size());
+  for (std::size_t k = has_header ? 1 : 0; k < table.rows.size(); ++k) {
+    const auto& row = table.rows[k];
+    if (row.cells.size() != header.size())
+      throw BadInput(table.where(row) + std::to_string(row.cells.size()) + " fields: expected " +
                      std::to_string(header.size()) + " as in the header");
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      std::size_t used = 0;
-      double v = 0.0;
-      try {
-        v = std::stod(fields[i], &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != fields[i].size()) {
-        const std::string lower = [&] {
-          std::string s = fields[i];
-          std::transform(s.begin(), s.end(), s.begin(),
-                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-          return s;
-        }();
-        if (lower == "nan" || lower == "inf" || lower == "-inf")
-          v = lower == "nan" ? std::nan("") : (lower[0] == '-' ? -HUGE_VAL : HUGE_VAL);
-        else
-          throw BadInput(path.string() + ":" + std::to_string(line_no) + ": column " + header[i] +
-                         " = '" + fields[i] + "': expected a number");
-      }
-      columns[i].push_back(v);
+    for (std::size_t i = 0; i < row.cells.size(); ++i) {
+      const auto v = parse_number(row.cells[i]);
+      if (!v)
+        throw BadInput(table.where(row) + "column " + header[i] + " = '" + row.cells[i] +
+                       "': expected a number");
+      columns[i].push_back(*v);
     }
   }
-  if (header.empty() || columns.empty() || columns.front().empty())
+  if (columns.empty() || columns.front().empty())
     throw BadInput(path.string() + ": no samples: expected a header line and one row per sample");
   const auto n = static_cast<Eigen::Index>(columns.front().size());
   const auto n_ch = static_cast<Eigen::Index>(header.size()) - (time_column >= 0 ? 1 : 0);
   if (n_ch < 1)
-    throw BadInput(path.string() + ": no channel columns besides time_s");
+    throw BadInput(path.string() + ": no channel columns besides the time column");
   r.emg.resize(n_ch, n);
   Eigen::Index c = 0;
   for (std::size_t i = 0; i < header.size(); ++i) {
@@ -274,18 +228,23 @@ EmgRecording read_csv(const std::filesystem::path& path, const EmgReadOptions& o
   if (time_column >= 0 && n >= 2) {
     const auto& t = columns[static_cast<std::size_t>(time_column)];
     const double dt = (t.back() - t.front()) / static_cast<double>(n - 1);
+    if (!(dt > 0.0) || !std::isfinite(dt))
+      throw BadInput(path.string() + ": time column " +
+                     header[static_cast<std::size_t>(time_column)] + ": mean step " +
+                     format_number(dt) + " s: must be > 0");
     for (Eigen::Index k = 1; k < n; ++k) {
       const double step = t[static_cast<std::size_t>(k)] - t[static_cast<std::size_t>(k - 1)];
       if (!(std::abs(step - dt) <= 1e-3 * dt))
-        throw BadInput(path.string() + ": time_s is not uniformly sampled: step " +
-                       format_number(step) + " s at row " + std::to_string(k + 1) + ", expected " +
-                       format_number(dt) + " s");
+        throw BadInput(path.string() + ": time column " +
+                       header[static_cast<std::size_t>(time_column)] +
+                       " is not uniformly sampled: step " + format_number(step) + " s at row " +
+                       std::to_string(k + 1) + ", expected " + format_number(dt) + " s");
     }
     const double fs_time = 1.0 / dt;
     const auto declared = fs ? fs : options.fs_Hz;
     if (declared && std::abs(*declared - fs_time) > 1e-3 * fs_time)
       throw BadInput(path.string() + ": fs_Hz = " + format_number(*declared) +
-                     " does not match the time_s column (" + format_number(fs_time) + " Hz)");
+                     " does not match the time column (" + format_number(fs_time) + " Hz)");
     if (!fs)
       fs = fs_time;
   }
@@ -336,18 +295,17 @@ void check_recording(const EmgRecording& recording, const EmgReadOptions& option
 EmgRecording read_emg(const std::filesystem::path& path, const EmgReadOptions& options) {
   if (!std::filesystem::exists(path))
     throw IoError(path.string() + ": not found");
-  auto ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string ext = to_lower(path.extension().string());
   EmgRecording r;
   if (ext == ".h5" || ext == ".hdf5")
-    r = read_h5(path);
+    r = read_h5(path, options);
   else if (ext == ".mat")
     r = read_mat(path);
-  else if (ext == ".csv")
+  else if (ext == ".csv" || ext == ".tsv" || ext == ".txt")
     r = read_csv(path, options);
   else
-    throw BadInput(path.string() + ": extension '" + ext + "': expected .h5, .hdf5, .mat or .csv");
+    throw BadInput(path.string() + ": extension '" + ext +
+                   "': expected .h5, .hdf5, .mat, or a text table .csv, .tsv or .txt");
   check_recording(r, options);
   return r;
 }

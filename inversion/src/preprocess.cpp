@@ -6,6 +6,7 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/stats.hpp"
 
 namespace myotwin::inversion {
 
@@ -57,18 +58,6 @@ void run_biquad(const Biquad& f, std::vector<double>& x, bool backward) {
     z2 = f.b2 * in - f.a2 * out;
     v = out;
   }
-}
-
-double median(std::vector<double> v) {
-  if (v.empty())
-    return 0.0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1)
-    return *mid;
-  const double hi = *mid;
-  const double lo = *std::max_element(v.begin(), mid);
-  return 0.5 * (lo + hi);
 }
 
 } // namespace

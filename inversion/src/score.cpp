@@ -8,7 +8,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
-#include "myotwin/forward/discharge_import.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
 
 namespace myotwin::inversion {
 

@@ -616,7 +616,7 @@ std::vector<Case> cases() {
   c.push_back({"CsvEmpty", emg_csv(""), decompose, 2, "no samples"});
   c.push_back({"CsvHeaderOnly", emg_csv("a,b\n"), decompose, 2, "no samples"});
   c.push_back({"CsvBadSamplingRate", emg_csv("# fs_Hz = fast\na\n1\n"), decompose, 2,
-               "fs_Hz: expected a number"});
+               "fs_Hz): \"fast\": expected a number"});
   c.push_back({"CsvNonUniformTime", emg_csv("time_s,a\n0,1\n0.001,2\n0.005,3\n"), decompose, 2,
                "not uniformly sampled"});
   c.push_back({"EmgFileMissing", none, "decompose {d}/none.h5 -o {d}/out", 2, "none.h5"});

@@ -15,21 +15,21 @@ using namespace myotwin;
 
 namespace {
 
+/// A small run config: the `iemg` section (cylinder, needle, drive) and the top-level noise.
 nlohmann::json small_config() {
   return {
       {"seed", 7},
-      {"progress", false},
       {"iemg",
        {{"cylinder", {{"radius_mm", 3.0}, {"length_mm", 60.0}, {"motor_units", {{"n_units", 10}}}}},
-        {"units", {0, 2, 5}}}},
-      {"electrodes",
-       {{"n_contacts", 4},
-        {"spacing_mm", 1.0},
-        {"position_mm", {0.5, 0.0, 12.0}},
-        {"differentiation", "reference"},
-        {"reference_contact", 3},
-        {"trajectory", {{"n_positions", 2}, {"step_mm", 0.5}}}}},
-      {"drive", {{"duration_s", 1.0}, {"profile", {{"type", "constant"}, {"level", 0.2}}}}},
+        {"units", {0, 2, 5}},
+        {"needle",
+         {{"n_contacts", 4},
+          {"spacing_mm", 1.0},
+          {"position_mm", {0.5, 0.0, 12.0}},
+          {"differentiation", "reference"},
+          {"reference_contact", 3},
+          {"trajectory", {{"n_positions", 2}, {"step_mm", 0.5}}}}},
+        {"drive", {{"duration_s", 1.0}, {"profile", {{"type", "constant"}, {"level", 0.2}}}}}}},
       {"noise", {{"type", "gaussian"}, {"snr_dB", 15.0}}}};
 }
 
@@ -67,11 +67,11 @@ TEST(CliIemg, WritesMuapsEmgTruthAndTheResolvedConfigForEachNeedlePosition) {
   const auto resolved = nlohmann::json::parse(read_text_file(dir / "out" / "resolved_config.json"));
   EXPECT_EQ(resolved["iemg"]["fs_Hz"], 10240.0);
   EXPECT_EQ(resolved["iemg"]["jitter_us"], 35.0);
-  EXPECT_EQ(resolved["nerve_branching"]["terminal_cv_m_per_s"], 2.0);
+  EXPECT_EQ(resolved["iemg"]["nerve_branching"]["terminal_cv_m_per_s"], 2.0);
   EXPECT_EQ(resolved["seed"], 7);
-  // Same seed, same files' numbers.
-  const auto again =
-      run_myotwin("iemg " + quoted(dir / "iemg.json") + " -o " + quoted(dir / "out2") + " --quiet");
+  // The resolved configuration, given back with --config, gives the same files' numbers.
+  const auto again = run_myotwin("iemg -o " + quoted(dir / "out2") + " --quiet --config " +
+                                 quoted(dir / "out" / "resolved_config.json"));
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(H5Reader(dir / "out2" / "iemg" / "emg.h5").read_double("emg"), emg.read_double("emg"));
 }
@@ -91,7 +91,7 @@ TEST(CliIemg, RejectsAnUnknownNoiseTypeTwoMuscleSourcesAndAMissingAnatomy) {
   write_text_file(dir / "both.json", both.dump());
   const auto b = run_myotwin("iemg " + quoted(dir / "both.json") + " -o " + quoted(dir / "o"));
   EXPECT_EQ(b.exit_code, 2) << b.output;
-  EXPECT_NE(b.output.find("exactly one muscle source"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("one muscle source"), std::string::npos) << b.output;
 
   auto missing = small_config();
   missing["iemg"].erase("cylinder");
@@ -102,9 +102,20 @@ TEST(CliIemg, RejectsAnUnknownNoiseTypeTwoMuscleSourcesAndAMissingAnatomy) {
   EXPECT_NE(m.output.find("no_such_dir"), std::string::npos) << m.output;
 
   auto unknown = small_config();
-  unknown["electrodes"]["angle_deg"] = {0.0, 0.0, 0.0};
+  unknown["iemg"]["needle"]["angle_deg"] = {0.0, 0.0, 0.0};
   write_text_file(dir / "unknown.json", unknown.dump());
   const auto u = run_myotwin("iemg " + quoted(dir / "unknown.json") + " -o " + quoted(dir / "o"));
   EXPECT_EQ(u.exit_code, 2) << u.output;
-  EXPECT_NE(u.output.find("angle_deg"), std::string::npos) << u.output;
+  EXPECT_NE(u.output.find("iemg.needle.angle_deg"), std::string::npos) << u.output;
+
+  // A file in the layout of before session 13 (needle as the top-level `electrodes`) is refused
+  // naming the key, not read as something else.
+  auto old = small_config();
+  old["electrodes"] = old["iemg"]["needle"];
+  old["iemg"].erase("needle");
+  write_text_file(dir / "old.json", old.dump());
+  const auto o = run_myotwin("iemg " + quoted(dir / "old.json") + " -o " + quoted(dir / "o"));
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("electrodes."), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("unknown key"), std::string::npos) << o.output;
 }

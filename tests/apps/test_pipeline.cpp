@@ -17,7 +17,7 @@
 
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
-#include "myotwin/forward/discharge_import.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;

@@ -18,9 +18,9 @@
 #include "myotwin/anatomy/motor_units.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/cylinder_conductor.hpp"
-#include "myotwin/forward/infinite_medium.hpp"
-#include "myotwin/forward/muap.hpp"
+#include "myotwin/forward/conductor/cylinder_conductor.hpp"
+#include "myotwin/forward/conductor/infinite_medium.hpp"
+#include "myotwin/forward/source/muap.hpp"
 #include "xcorr.hpp"
 
 namespace ma = myotwin::anatomy;

@@ -15,8 +15,8 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/discharge_import.hpp"
-#include "myotwin/forward/drive.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
+#include "myotwin/forward/drive/drive.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;

@@ -16,10 +16,10 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/discharge_import.hpp"
-#include "myotwin/forward/emg.hpp"
-#include "myotwin/forward/emg_io.hpp"
-#include "myotwin/forward/mat_file.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
+#include "myotwin/forward/emg/emg.hpp"
+#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/mat_file.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;

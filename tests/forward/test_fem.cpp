@@ -29,11 +29,11 @@
 
 #include "myotwin/anatomy/tissue_table.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/conductivity.hpp"
-#include "myotwin/forward/fem.hpp"
-#include "myotwin/forward/lead_field.hpp"
-#include "myotwin/forward/point_locator.hpp"
-#include "myotwin/forward/sparse_solver.hpp"
+#include "myotwin/forward/conductor/conductivity.hpp"
+#include "myotwin/forward/conductor/fem.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
+#include "myotwin/forward/conductor/point_locator.hpp"
+#include "myotwin/forward/conductor/sparse_solver.hpp"
 #include "myotwin/meshing/tet_mesh.hpp"
 
 namespace ma = myotwin::anatomy;

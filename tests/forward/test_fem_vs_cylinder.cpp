@@ -27,9 +27,9 @@
 #include "myotwin/anatomy/label_volume.hpp"
 #include "myotwin/anatomy/motor_units.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/cylinder_conductor.hpp"
-#include "myotwin/forward/lead_field.hpp"
-#include "myotwin/forward/muap.hpp"
+#include "myotwin/forward/conductor/cylinder_conductor.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
+#include "myotwin/forward/source/muap.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 #include "straight_fibre.hpp"
 

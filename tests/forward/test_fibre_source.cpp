@@ -9,8 +9,8 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/fibre_source.hpp"
-#include "myotwin/forward/infinite_medium.hpp"
+#include "myotwin/forward/conductor/infinite_medium.hpp"
+#include "myotwin/forward/source/fibre_source.hpp"
 
 namespace mf = myotwin::forward;
 using Points = Eigen::Matrix<double, Eigen::Dynamic, 3>;

@@ -9,7 +9,7 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/force.hpp"
+#include "myotwin/forward/drive/force.hpp"
 #include "test_support.hpp"
 
 using myotwin::forward::maximum_force;

@@ -12,9 +12,9 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/iemg.hpp"
-#include "myotwin/forward/line_source.hpp"
-#include "myotwin/forward/noise.hpp"
+#include "myotwin/forward/needle/iemg.hpp"
+#include "myotwin/forward/needle/line_source.hpp"
+#include "myotwin/forward/noise/noise.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/mat_file.hpp"
+#include "myotwin/forward/io/mat_file.hpp"
 #include "test_support.hpp"
 
 namespace mm = myotwin::forward::mat;

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/montage.hpp"
+#include "myotwin/forward/emg/montage.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;

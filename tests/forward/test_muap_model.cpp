@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "myotwin/core/error.hpp"
-#include "myotwin/forward/muap_model.hpp"
+#include "myotwin/forward/source/muap_model.hpp"
 #include "test_support.hpp"
 
 namespace mf = myotwin::forward;

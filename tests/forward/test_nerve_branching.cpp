@@ -10,7 +10,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/nerve_branching.hpp"
+#include "myotwin/forward/needle/nerve_branching.hpp"
 
 namespace {
 

@@ -14,8 +14,8 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/emg.hpp"
-#include "myotwin/forward/noise.hpp"
+#include "myotwin/forward/emg/emg.hpp"
+#include "myotwin/forward/noise/noise.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;

@@ -16,7 +16,7 @@
 
 #include "myotwin/anatomy/label_volume.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/lead_field.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 
 using namespace myotwin;

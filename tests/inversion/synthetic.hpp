@@ -9,8 +9,8 @@
 #include <Eigen/Core>
 
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/drive.hpp"
-#include "myotwin/forward/emg.hpp"
+#include "myotwin/forward/drive/drive.hpp"
+#include "myotwin/forward/emg/emg.hpp"
 #include "myotwin/inversion/emg_input.hpp"
 
 namespace myotwin::testing {

@@ -8,7 +8,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
-#include "myotwin/forward/discharge_import.hpp"
+#include "myotwin/forward/drive/discharge_import.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/decomposition_io.hpp"
 #include "myotwin/inversion/score.hpp"

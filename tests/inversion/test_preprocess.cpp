@@ -7,7 +7,7 @@
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/emg_io.hpp"
+#include "myotwin/forward/io/emg_io.hpp"
 #include "myotwin/inversion/emg_input.hpp"
 #include "myotwin/inversion/preprocess.hpp"
 #include "test_support.hpp"
@@ -135,7 +135,7 @@ TEST(ReadEmg, ReadsCsvWithATimeColumnAndChecksTheRate) {
   mi::EmgReadOptions o;
   o.fs_Hz = 2048.0;
   expect_error<BadInput>([&] { mi::read_emg(dir / "emg.csv", o); },
-                         {"emg.csv", "fs_Hz = 2048", "does not match the time_s column"});
+                         {"emg.csv", "fs_Hz = 2048", "does not match the time column"});
   o = {};
   o.duration_s = 1.0;
   expect_error<BadInput>([&] { mi::read_emg(dir / "emg.csv", o); },
@@ -166,7 +166,7 @@ TEST(ReadEmg, NamesTheFileLineAndValueOfBadCsv) {
     f << "# fs_Hz = 2048\nch1,ch2\n1,2\n3,x\n";
   }
   expect_error<BadInput>([&] { mi::read_emg(dir / "bad.csv"); },
-                         {"bad.csv:4", "ch2", "'x'", "expected a number"});
+                         {"bad.csv: line 4", "ch2", "'x'", "expected a number"});
   {
     std::ofstream f(dir / "nan.csv");
     f << "# fs_Hz = 2048\nch1,ch2\n1,2\n3,nan\n";
@@ -180,9 +180,9 @@ TEST(ReadEmg, NamesTheFileLineAndValueOfBadCsv) {
   expect_error<BadInput>([&] { mi::read_emg(dir / "nofs.csv"); }, {"nofs.csv", "no sampling rate"});
   expect_error<myotwin::IoError>([&] { mi::read_emg(dir / "missing.mat"); },
                                  {"missing.mat", "not found"});
-  std::ofstream(dir / "emg.txt") << "1\n";
-  expect_error<BadInput>([&] { mi::read_emg(dir / "emg.txt"); },
-                         {"emg.txt", "expected .h5, .hdf5, .mat or .csv"});
+  std::ofstream(dir / "emg.xyz") << "1\n";
+  expect_error<BadInput>([&] { mi::read_emg(dir / "emg.xyz"); },
+                         {"emg.xyz", "expected .h5, .hdf5, .mat, or a text table"});
 }
 
 TEST(ReadEmg, ReadsMueditsSignalStructAndASamplesByChannelsMatrix) {

@@ -20,6 +20,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,8 +29,27 @@
 namespace myotwin {
 
 /// A value check: returns std::nullopt when the value is acceptable, otherwise the expectation
-/// it violates (e.g. "must be > 0"), which becomes part of the error message.
-template <class T> using Check = std::function<std::optional<std::string>(const T&)>;
+/// it violates (e.g. "must be > 0"), which becomes part of the error message. It carries the
+/// range it enforces as documented (`[0, 50]`, `> 0`, `one of "a", "b"`) for `config defaults`;
+/// a check made from a bare function documents none.
+template <class T> class Check {
+public:
+  using Test = std::function<std::optional<std::string>(const T&)>;
+  Check() = default;
+  Check(Test test, std::string range) : test_(std::move(test)), range_(std::move(range)) {}
+  template <class F, class = std::enable_if_t<
+                         std::is_invocable_r_v<std::optional<std::string>, F, const T&> &&
+                         !std::is_same_v<std::decay_t<F>, Check>>>
+  Check(F test) : test_(std::move(test)) {} // NOLINT(google-explicit-constructor)
+  explicit operator bool() const { return static_cast<bool>(test_); }
+  std::optional<std::string> operator()(const T& value) const { return test_(value); }
+  /// The range as documented; empty when the check does not say.
+  [[nodiscard]] const std::string& range() const { return range_; }
+
+private:
+  Test test_;
+  std::string range_;
+};
 
 /// Check: value > 0.
 Check<double> positive();
@@ -42,6 +63,23 @@ Check<std::int64_t> positive_int();
 Check<std::int64_t> int_in_range(std::int64_t lo, std::int64_t hi);
 /// Check: value is one of `choices`.
 Check<std::string> one_of(std::vector<std::string> choices);
+
+/// A configuration key as declared by the reader call that reads it: what `config defaults
+/// --docs` prints and docs/parameters.md tabulates.
+struct KeyDeclaration {
+  std::string path;     ///< dotted path, array elements as `[]` (`electrodes.grids[].rows`)
+  std::string type;     ///< "number", "integer", "boolean", "string", "path", "array of ..."
+  nlohmann::json value; ///< the default (null for a required key or an absent optional path)
+  bool required = false;
+  std::string unit;  ///< from the key's unit suffix (`_mm` -> mm, `_S_per_m` -> S/m); may be empty
+  std::string range; ///< from the check; may be empty
+  std::string doc;   ///< one line; may be empty (then `config defaults --docs` says so)
+};
+
+/// The unit a key's name declares by the house convention (docs/conventions.md): the suffix
+/// after the last `_` (`snr_dB` -> dB, `memory_budget_GiB` -> GiB), or `_S_per_m`, `_m_per_s`,
+/// `_V_per_A`; empty for unitless keys.
+std::string unit_of_key(const std::string& key);
 
 /// Reads one JSON object (a file, or a section of one) strictly. Copies share state: a section
 /// obtained from a reader is checked by the parent's finish() and appears in its resolved().
@@ -61,19 +99,23 @@ public:
   /// std::vector<double>, std::vector<std::int64_t>, std::vector<std::string>).
   /// \throws BadInput naming source and key path when missing, of the wrong type or failing
   /// `check`.
-  template <class T> T required(const std::string& key, const Check<T>& check = {});
+  /// `doc` is the key's one line of documentation (KeyDeclaration).
+  template <class T>
+  T required(const std::string& key, const Check<T>& check = {}, std::string_view doc = {});
 
   /// An optional value; `default_value` is used (and recorded in resolved()) when absent.
   /// \throws BadInput when present but of the wrong type or failing `check`.
   template <class T>
-  T optional(const std::string& key, const T& default_value, const Check<T>& check = {});
+  T optional(const std::string& key, const T& default_value, const Check<T>& check = {},
+             std::string_view doc = {});
 
   /// A required file path, resolved relative to the config's folder.
   /// \throws BadInput when missing or not a string.
-  std::filesystem::path required_path(const std::string& key);
+  std::filesystem::path required_path(const std::string& key, std::string_view doc = {});
 
   /// An optional file path relative to the config's folder; std::nullopt when absent.
-  std::optional<std::filesystem::path> optional_path(const std::string& key);
+  std::optional<std::filesystem::path> optional_path(const std::string& key,
+                                                     std::string_view doc = {});
 
   /// The object under `key` as a reader; an empty object when absent (its defaults are still
   /// recorded in resolved()). \throws BadInput when present but not an object.
@@ -92,6 +134,10 @@ public:
 
   /// The values read, with defaults filled in, in the same nesting as the input.
   [[nodiscard]] nlohmann::json resolved() const;
+
+  /// Every key read so far through this reader and the readers it handed out (all share one
+  /// list), in the order first read, each once.
+  [[nodiscard]] std::vector<KeyDeclaration> declarations() const;
 
   /// The dotted path of `key` below this reader, e.g. `tissues[3].sigma_S_per_m`.
   [[nodiscard]] std::string key_path(const std::string& key) const;
@@ -112,6 +158,8 @@ private:
   explicit ConfigReader(std::shared_ptr<Node> node);
   const nlohmann::json* find(const std::string& key) const;
   void record(const std::string& key, nlohmann::json value);
+  void declare(const std::string& key, std::string type, nlohmann::json value, bool required,
+               std::string range, std::string_view doc);
   std::shared_ptr<Node> node_;
 };
 

@@ -17,13 +17,13 @@
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/core/progress.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/drive.hpp"
-#include "myotwin/forward/emg.hpp"
-#include "myotwin/forward/emg_io.hpp"
-#include "myotwin/forward/force.hpp"
-#include "myotwin/forward/montage.hpp"
-#include "myotwin/forward/muap.hpp"
-#include "myotwin/forward/nerve_branching.hpp"
+#include "myotwin/forward/drive/drive.hpp"
+#include "myotwin/forward/drive/force.hpp"
+#include "myotwin/forward/emg/emg.hpp"
+#include "myotwin/forward/emg/montage.hpp"
+#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/needle/nerve_branching.hpp"
+#include "myotwin/forward/source/muap.hpp"
 
 namespace myotwin {
 class ConfigReader;

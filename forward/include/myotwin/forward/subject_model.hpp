@@ -15,10 +15,10 @@
 
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/tissue_table.hpp"
-#include "myotwin/forward/electrodes.hpp"
-#include "myotwin/forward/lead_field_cache.hpp"
-#include "myotwin/forward/muap.hpp"
-#include "myotwin/forward/point_locator.hpp"
+#include "myotwin/forward/conductor/lead_field_cache.hpp"
+#include "myotwin/forward/conductor/point_locator.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
+#include "myotwin/forward/source/muap.hpp"
 #include "myotwin/meshing/tet_mesh.hpp"
 
 namespace myotwin::forward {

@@ -46,7 +46,7 @@
 
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/core/progress.hpp"
-#include "myotwin/forward/muap_model.hpp"
+#include "myotwin/forward/source/muap_model.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/separation.hpp"
 

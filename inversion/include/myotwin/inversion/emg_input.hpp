@@ -5,17 +5,20 @@
 ///
 /// Formats (docs/inversion.md):
 /// - `.h5` / `.hdf5`: dataset `emg` (#channels x #samples [V]) with attribute `fs_Hz` (on the
-///   dataset or the root), optional `channels/grid_row_col` (#channels x 2).
+///   dataset or the root; EmgReadOptions::fs_Hz when it has none), optional
+///   `channels/grid_row_col` (#channels x 2).
 /// - `.mat`: the sampling rate in a numeric scalar `fsamp` (or `fs_Hz`, or a struct `signal`
 ///   with fields `data` and `fsamp`, as MUedit saves); the signal in `SIG` (a cell grid of
 ///   rows x columns, each a 1 x #samples or #samples x 1 vector, empty cells for missing
 ///   electrodes: channel order is MATLAB's column-major cell order and grid_row_col the cell's
 ///   position), or a numeric matrix `SIG`, `data` or `Data` of #channels x #samples (a matrix
 ///   with more rows than columns is taken as #samples x #channels, as OT BioLab exports).
-/// - `.csv`: optional comment lines `# fs_Hz = 2048`; a header line naming the columns (a first
-///   row of numbers is data instead: the columns are named ch0, ch1, ...); one row per sample. A
-///   column named `time_s` gives the sample times (uniform spacing, from which fs_Hz follows when
-///   not given otherwise); every other column is a channel.
+/// - `.csv`, `.tsv`, `.txt` (text tables separated by commas, semicolons, tabs or blanks, as the
+///   first row shows): optional comment lines `# fs_Hz = 2048`; a header line naming the columns
+///   (a first row of numbers is data instead: the columns are named ch0, ch1, ...); one row per
+///   sample. A column named `time_s`, `time`, `t` or `t_s` (or the first, with
+///   EmgReadOptions::time_column) gives the sample times (uniform spacing, from which fs_Hz
+///   follows when not given otherwise); every other column is a channel.
 
 #include <cstdint>
 #include <filesystem>
@@ -50,6 +53,11 @@ struct EmgReadOptions {
   std::optional<double> fs_Hz;
   /// Declared duration [s]: the recording must have round(duration_s * fs_Hz) samples (+-1).
   std::optional<double> duration_s;
+  /// HDF5: the dataset holding the signal; empty: `emg`, or `noise` when only that exists (as
+  /// `myotwin noise generate` writes).
+  std::string dataset;
+  /// Text tables: the first column is the time [s] whatever its header says.
+  bool time_column = false;
 };
 
 /// Reads a recording by extension (.h5/.hdf5, .mat, .csv) and checks it (check_recording()).

@@ -1,0 +1,846 @@
+#include "myotwin/forward/electrodes/electrodes.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numbers>
+#include <set>
+
+#include <Eigen/Eigenvalues>
+
+#include "myotwin/anatomy/polydata_io.hpp"
+#include "myotwin/core/hash.hpp"
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/forward/conductor/fem.hpp"
+#include "myotwin/forward/conductor/lead_field.hpp"
+
+namespace myotwin::forward {
+
+namespace {
+
+constexpr double pi = std::numbers::pi;
+constexpr int n_contour_rays = 360;
+
+std::string mm(double v_m) {
+  return format_number(std::round(v_m * 1e4) / 10.0) + " mm";
+}
+
+std::string point_mm(const Eigen::Vector3d& p_m) {
+  std::string s = "(";
+  for (int k = 0; k < 3; ++k) {
+    s += format_number(std::round(p_m[k] * 1e4) / 10.0);
+    s += k < 2 ? ", " : ") mm";
+  }
+  return s;
+}
+
+Check<std::vector<double>> three_numbers() {
+  return [](const std::vector<double>& v) -> std::optional<std::string> {
+    if (v.size() != 3)
+      return "expected 3 numbers [x, y, z]";
+    for (double x : v)
+      if (!std::isfinite(x))
+        return "expected finite numbers";
+    return std::nullopt;
+  };
+}
+
+Eigen::Vector3d to_vec(const std::vector<double>& v) {
+  return {v[0], v[1], v[2]};
+}
+
+/// The outer boundary with per-face geometry and an index sorted by the faces' axial start.
+struct Surface {
+  meshing::TriArray faces;
+  std::vector<std::int64_t> face_tet;
+  Eigen::MatrixX3d centroid_m;
+  Eigen::MatrixX3d normal;
+  Eigen::VectorXd area_m2;
+  Eigen::VectorXd t_lo_m, t_hi_m;
+  std::vector<Eigen::Index> by_t_lo; ///< face indices sorted by t_lo
+  std::vector<double> sorted_t_lo;
+  double max_extent_m = 0.0;
+  Eigen::VectorXd node_t_m;             ///< axial coordinate of every node
+  std::vector<Eigen::Index> nodes_by_t; ///< node indices sorted by t
+  std::vector<double> sorted_node_t;
+};
+
+Surface make_surface(const meshing::TetMesh& mesh, const LimbAxis& ax) {
+  Surface s;
+  s.faces = meshing::boundary_faces(mesh, &s.face_tet);
+  const Eigen::Index nf = s.faces.rows();
+  s.centroid_m.resize(nf, 3);
+  s.normal.resize(nf, 3);
+  s.area_m2.resize(nf);
+  s.t_lo_m.resize(nf);
+  s.t_hi_m.resize(nf);
+  for (Eigen::Index f = 0; f < nf; ++f) {
+    const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
+    const Eigen::Vector3d b = mesh.nodes_m.row(s.faces(f, 1)).transpose();
+    const Eigen::Vector3d c = mesh.nodes_m.row(s.faces(f, 2)).transpose();
+    const Eigen::Vector3d n = (b - a).cross(c - a);
+    s.area_m2[f] = 0.5 * n.norm();
+    s.normal.row(f) = (n.norm() > 0.0 ? n.normalized() : Eigen::Vector3d::Zero()).transpose();
+    s.centroid_m.row(f) = ((a + b + c) / 3.0).transpose();
+    const double ta = (a - ax.origin_m).dot(ax.axis), tb = (b - ax.origin_m).dot(ax.axis),
+                 tc = (c - ax.origin_m).dot(ax.axis);
+    s.t_lo_m[f] = std::min({ta, tb, tc});
+    s.t_hi_m[f] = std::max({ta, tb, tc});
+    s.max_extent_m = std::max(s.max_extent_m, s.t_hi_m[f] - s.t_lo_m[f]);
+  }
+  s.by_t_lo.resize(static_cast<std::size_t>(nf));
+  for (Eigen::Index f = 0; f < nf; ++f)
+    s.by_t_lo[static_cast<std::size_t>(f)] = f;
+  std::stable_sort(s.by_t_lo.begin(), s.by_t_lo.end(),
+                   [&](Eigen::Index x, Eigen::Index y) { return s.t_lo_m[x] < s.t_lo_m[y]; });
+  for (auto f : s.by_t_lo)
+    s.sorted_t_lo.push_back(s.t_lo_m[f]);
+  s.node_t_m = (mesh.nodes_m.rowwise() - ax.origin_m.transpose()) * ax.axis;
+  s.nodes_by_t.resize(static_cast<std::size_t>(mesh.n_nodes()));
+  for (Eigen::Index i = 0; i < mesh.n_nodes(); ++i)
+    s.nodes_by_t[static_cast<std::size_t>(i)] = i;
+  std::stable_sort(s.nodes_by_t.begin(), s.nodes_by_t.end(),
+                   [&](Eigen::Index x, Eigen::Index y) { return s.node_t_m[x] < s.node_t_m[y]; });
+  for (auto i : s.nodes_by_t)
+    s.sorted_node_t.push_back(s.node_t_m[i]);
+  return s;
+}
+
+/// Calls f(face) for every face whose axial range overlaps [t0, t1], in a fixed order.
+template <class F> void for_faces_in_slab(const Surface& s, double t0, double t1, F&& f) {
+  const auto begin =
+      std::lower_bound(s.sorted_t_lo.begin(), s.sorted_t_lo.end(), t0 - s.max_extent_m - 1e-12);
+  const auto end = std::upper_bound(s.sorted_t_lo.begin(), s.sorted_t_lo.end(), t1 + 1e-12);
+  for (auto it = begin; it != end; ++it) {
+    const Eigen::Index face = s.by_t_lo[static_cast<std::size_t>(it - s.sorted_t_lo.begin())];
+    if (s.t_hi_m[face] >= t0 - 1e-12)
+      f(face);
+  }
+}
+
+/// Mean of the nodes within 2 mm of t (widened until 20 nodes).
+Eigen::Vector3d local_centre(const meshing::TetMesh& mesh, const Surface& s, const LimbAxis& ax,
+                             double t_m) {
+  double w = 2e-3;
+  for (;;) {
+    const auto lo = std::lower_bound(s.sorted_node_t.begin(), s.sorted_node_t.end(), t_m - w);
+    const auto hi = std::upper_bound(s.sorted_node_t.begin(), s.sorted_node_t.end(), t_m + w);
+    if (hi - lo >= 20 || w > 2.0 * ax.length_m + 1.0) {
+      Eigen::Vector3d sum = Eigen::Vector3d::Zero();
+      for (auto it = lo; it != hi; ++it)
+        sum +=
+            mesh.nodes_m.row(s.nodes_by_t[static_cast<std::size_t>(it - s.sorted_node_t.begin())])
+                .transpose();
+      Eigen::Vector3d c = hi > lo ? Eigen::Vector3d(sum / static_cast<double>(hi - lo))
+                                  : Eigen::Vector3d(ax.origin_m + t_m * ax.axis);
+      // Put the centre exactly at axial position t.
+      c += (t_m - (c - ax.origin_m).dot(ax.axis)) * ax.axis;
+      return c;
+    }
+    w *= 2.0;
+  }
+}
+
+struct Hit {
+  Eigen::Index face = -1;
+  Eigen::Vector3d point_m = Eigen::Vector3d::Zero();
+};
+
+/// Farthest crossing of the ray o + s d (s > 0, d perpendicular to the axis) with the boundary.
+Hit cast_ray(const meshing::TetMesh& mesh, const Surface& s, const Eigen::Vector3d& o,
+             const Eigen::Vector3d& d, double t_m) {
+  Hit hit;
+  double best = 0.0;
+  for_faces_in_slab(s, t_m, t_m, [&](Eigen::Index f) {
+    const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
+    const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
+    const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
+    const Eigen::Vector3d p = d.cross(e2);
+    const double det = e1.dot(p);
+    if (std::abs(det) < 1e-30)
+      return;
+    const Eigen::Vector3d q = o - a;
+    const double u = q.dot(p) / det;
+    if (u < -1e-9 || u > 1.0 + 1e-9)
+      return;
+    const Eigen::Vector3d r = q.cross(e1);
+    const double v = d.dot(r) / det;
+    if (v < -1e-9 || u + v > 1.0 + 1e-9)
+      return;
+    const double dist = e2.dot(r) / det;
+    if (dist > best) {
+      best = dist;
+      hit.face = f;
+    }
+  });
+  if (hit.face >= 0)
+    hit.point_m = o + best * d;
+  return hit;
+}
+
+Eigen::Vector3d direction_at(const LimbAxis& ax, double angle_rad) {
+  return std::cos(angle_rad) * ax.e1 + std::sin(angle_rad) * ax.e2;
+}
+
+double angle_of(const LimbAxis& ax, const Eigen::Vector3d& v) {
+  return std::atan2(v.dot(ax.e2), v.dot(ax.e1));
+}
+
+/// The skin contour at axial position t: 360 ray hits, cumulative arc length.
+struct Contour {
+  bool ok = false;
+  double failed_angle_deg = 0.0;
+  std::vector<double> arc_m; ///< n_contour_rays + 1 cumulative lengths (last = perimeter)
+  [[nodiscard]] double perimeter_m() const { return arc_m.back(); }
+  /// Arc length at angle theta [rad].
+  [[nodiscard]] double arc_at(double theta) const {
+    double k = theta / (2.0 * pi) * n_contour_rays;
+    k -= std::floor(k / n_contour_rays) * n_contour_rays;
+    const auto i = std::min(static_cast<int>(k), n_contour_rays - 1);
+    const double frac = k - i;
+    return arc_m[static_cast<std::size_t>(i)] +
+           frac * (arc_m[static_cast<std::size_t>(i) + 1] - arc_m[static_cast<std::size_t>(i)]);
+  }
+  /// Angle [rad] at arc length a (taken modulo the perimeter).
+  [[nodiscard]] double angle_at(double a) const {
+    const double p = perimeter_m();
+    a -= std::floor(a / p) * p;
+    auto it = std::upper_bound(arc_m.begin(), arc_m.end(), a);
+    auto i = static_cast<int>(it - arc_m.begin()) - 1;
+    i = std::clamp(i, 0, n_contour_rays - 1);
+    const double seg = arc_m[static_cast<std::size_t>(i) + 1] - arc_m[static_cast<std::size_t>(i)];
+    const double frac = seg > 0.0 ? (a - arc_m[static_cast<std::size_t>(i)]) / seg : 0.0;
+    return 2.0 * pi * (i + frac) / n_contour_rays;
+  }
+};
+
+Contour make_contour(const meshing::TetMesh& mesh, const Surface& s, const LimbAxis& ax,
+                     double t_m) {
+  Contour c;
+  const Eigen::Vector3d o = local_centre(mesh, s, ax, t_m);
+  std::vector<Eigen::Vector3d> pts;
+  for (int k = 0; k < n_contour_rays; ++k) {
+    const double th = 2.0 * pi * k / n_contour_rays;
+    const Hit h = cast_ray(mesh, s, o, direction_at(ax, th), t_m);
+    if (h.face < 0) {
+      c.failed_angle_deg = 360.0 * k / n_contour_rays;
+      return c;
+    }
+    pts.push_back(h.point_m);
+  }
+  // Arc length as the integral of r dtheta (the angular step is ied / local radius): robust to
+  // the zigzag of the ray hits on a faceted surface, which would lengthen a polygonal contour.
+  c.arc_m.push_back(0.0);
+  const double dth = 2.0 * pi / n_contour_rays;
+  for (int k = 0; k < n_contour_rays; ++k) {
+    const Eigen::Vector3d& a = pts[static_cast<std::size_t>(k)];
+    const Eigen::Vector3d& b = pts[static_cast<std::size_t>((k + 1) % n_contour_rays)];
+    c.arc_m.push_back(c.arc_m.back() + 0.5 * ((a - o).norm() + (b - o).norm()) * dth);
+  }
+  c.ok = true;
+  return c;
+}
+
+struct Placer {
+  const meshing::TetMesh& mesh;
+  const anatomy::TissueTable& tissues;
+  const LimbAxis& ax;
+  const Surface& s;
+  bool has_skin = false;
+  std::map<double, Contour> contours;
+
+  const Contour& contour(double t_m) {
+    auto it = contours.find(t_m);
+    if (it == contours.end())
+      it = contours.emplace(t_m, make_contour(mesh, s, ax, t_m)).first;
+    return it->second;
+  }
+
+  const anatomy::Tissue* tissue_of_tet(std::int64_t t) const {
+    return tissues.find(mesh.labels[static_cast<std::size_t>(t)]);
+  }
+
+  /// Projects the point at axial t and angle theta on the skin; fills position, normal, axial,
+  /// angle. \throws BadInput naming `who`.
+  Hit project(const std::string& who, double t_m, double theta, PlacedElectrode& e) {
+    if (t_m < 0.0 || t_m > ax.length_m)
+      throw BadInput(who + ": axial position " + mm(t_m) + " is outside the mesh (0 to " +
+                     mm(ax.length_m) +
+                     " along the limb axis): the electrode falls off the mesh "
+                     "end");
+    const Eigen::Vector3d o = local_centre(mesh, s, ax, t_m);
+    const Hit h = cast_ray(mesh, s, o, direction_at(ax, theta), t_m);
+    if (h.face < 0)
+      throw BadInput(who + ": the ray from the limb axis at axial position " + mm(t_m) +
+                     ", angle " + format_number(theta * 180.0 / pi) +
+                     " deg does not reach the skin: the electrode is off the skin");
+    const Eigen::Vector3d n = s.normal.row(h.face).transpose();
+    const bool at_end = s.t_lo_m[h.face] < 1e-3 || s.t_hi_m[h.face] > ax.length_m - 1e-3;
+    if (at_end && std::abs(n.dot(ax.axis)) > 0.85)
+      throw BadInput(who + ": projects at " + point_mm(h.point_m) +
+                     " onto an end face of the mesh (normal along the limb axis): the electrode "
+                     "falls off the mesh end");
+    if (has_skin) {
+      const auto* tissue = tissue_of_tet(s.face_tet[static_cast<std::size_t>(h.face)]);
+      if (tissue == nullptr || tissue->tissue_class != anatomy::TissueClass::skin)
+        throw BadInput(who + ": projects at " + point_mm(h.point_m) +
+                       " onto the boundary of tissue '" + (tissue ? tissue->name : "?") +
+                       "' (class " + (tissue ? anatomy::to_string(tissue->tissue_class) : "?") +
+                       "), not skin: the electrode is off the skin");
+    }
+    e.position_m = h.point_m;
+    e.axial_m = t_m;
+    double deg = theta * 180.0 / pi;
+    deg -= 360.0 * std::floor(deg / 360.0);
+    e.angle_deg = deg;
+    return h;
+  }
+
+  /// Selects the pad faces around e.position_m. `rotation` turns the pad from the axis.
+  void make_pad(const std::string& who, const GridSpec& g, const Hit& h, double rotation_rad,
+                PlacedElectrode& e) {
+    const double r = g.shape == PadShape::circle ? g.radius_mm * 1e-3 : 0.5 * g.side_mm * 1e-3;
+    const double reach = g.shape == PadShape::circle ? r : r * std::sqrt(2.0);
+    const double t = e.axial_m;
+    if (t - reach < 0.0 || t + reach > ax.length_m)
+      throw BadInput(who + ": the pad (axial " + mm(t - reach) + " to " + mm(t + reach) +
+                     ") falls off the mesh end (0 to " + mm(ax.length_m) + ")");
+    const Eigen::Vector3d hit_n = s.normal.row(h.face).transpose();
+    // Normal: area-weighted mean of the nearby faces on the same side.
+    Eigen::Vector3d n = Eigen::Vector3d::Zero();
+    const double cos70 = std::cos(70.0 * pi / 180.0);
+    for_faces_in_slab(s, t - reach, t + reach, [&](Eigen::Index f) {
+      if ((s.centroid_m.row(f).transpose() - e.position_m).norm() <= reach &&
+          s.normal.row(f).dot(hit_n) > cos70)
+        n += s.area_m2[f] * s.normal.row(f).transpose();
+    });
+    n = n.norm() > 0.0 ? n.normalized() : hit_n;
+    e.normal = n;
+    Eigen::Vector3d u = ax.axis.cross(n);
+    u = u.norm() > 1e-9 ? Eigen::Vector3d(u.normalized()) : ax.e1;
+    const Eigen::Vector3d v = n.cross(u);
+    const Eigen::Vector3d ur = std::cos(rotation_rad) * u + std::sin(rotation_rad) * v;
+    const Eigen::Vector3d vr = -std::sin(rotation_rad) * u + std::cos(rotation_rad) * v;
+    std::vector<Eigen::Index> chosen;
+    for_faces_in_slab(s, t - reach, t + reach, [&](Eigen::Index f) {
+      const Eigen::Vector3d d = s.centroid_m.row(f).transpose() - e.position_m;
+      const double dn = d.dot(n);
+      if (std::abs(dn) > std::max(reach, 1e-3) || s.normal.row(f).dot(n) < cos70)
+        return;
+      const Eigen::Vector3d dt = d - dn * n;
+      const double x = dt.dot(ur), y = dt.dot(vr);
+      const bool inside = g.shape == PadShape::circle ? x * x + y * y <= r * r
+                                                      : std::abs(x) <= r && std::abs(y) <= r;
+      if (inside)
+        chosen.push_back(f);
+    });
+    if (chosen.empty())
+      chosen.push_back(h.face);
+    std::sort(chosen.begin(), chosen.end());
+    e.pad_faces.resize(static_cast<Eigen::Index>(chosen.size()), 3);
+    e.area_m2 = 0.0;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      e.pad_faces.row(static_cast<Eigen::Index>(i)) = s.faces.row(chosen[i]);
+      e.area_m2 += s.area_m2[chosen[i]];
+    }
+    e.nominal_area_m2 = g.shape == PadShape::circle ? pi * r * r : 4.0 * r * r;
+  }
+};
+
+std::string electrode_name(const GridSpec& g, std::int64_t row, std::int64_t column) {
+  if (g.rows == 1 && g.columns == 1)
+    return g.name;
+  return g.name + "[" + std::to_string(row) + "," + std::to_string(column) + "]";
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+ElectrodeConfig read_electrode_config(ConfigReader& section) {
+  ElectrodeConfig config;
+  std::set<std::string> names;
+  const auto unique_name = [&](ConfigReader& r, const std::string& name) {
+    if (name.empty())
+      r.fail("name", "must not be empty");
+    if (!names.insert(name).second)
+      r.fail("name", "is used by another grid or needle: expected unique names");
+  };
+  if (section.has("grids")) {
+    auto grids = section.required_array("grids");
+    for (std::size_t i = 0; i < grids.size(); ++i) {
+      auto& r = grids[i];
+      GridSpec g;
+      g.name = r.optional<std::string>("name", i == 0 ? "grid" : "grid" + std::to_string(i + 1));
+      unique_name(r, g.name);
+      g.rows = r.optional<std::int64_t>("rows", 10, int_in_range(1, 100000));
+      g.columns = r.optional<std::int64_t>("columns", 32, int_in_range(1, 100000));
+      g.ied_mm = r.optional<double>("ied_mm", 8.0, positive());
+      const auto shape = r.optional<std::string>("shape", "circle", one_of({"circle", "square"}));
+      g.shape = shape == "circle" ? PadShape::circle : PadShape::square;
+      if (g.shape == PadShape::circle)
+        g.radius_mm = r.optional<double>("radius_mm", 1.5, positive());
+      else
+        g.side_mm = r.optional<double>("side_mm", 3.0, positive());
+      if (r.has("centre_mm")) {
+        if (r.has("axial_position_mm") || r.has("axial_fraction") || r.has("angle_deg"))
+          r.fail("centre_mm", "give either centre_mm or axial_position_mm / axial_fraction "
+                              "and angle_deg, not both");
+        g.centre_mm = to_vec(r.required<std::vector<double>>("centre_mm", three_numbers()));
+      } else {
+        if (r.has("axial_position_mm") && r.has("axial_fraction"))
+          r.fail("axial_fraction", "give either axial_position_mm or axial_fraction, not both");
+        if (r.has("axial_position_mm"))
+          g.axial_position_mm = r.required<double>("axial_position_mm", non_negative());
+        else
+          g.axial_fraction = r.optional<double>("axial_fraction", 0.5, in_range(0.0, 1.0));
+        g.angle_deg = r.optional<double>("angle_deg", 0.0, in_range(-3600.0, 3600.0));
+      }
+      g.rotation_deg = r.optional<double>("rotation_deg", 0.0, in_range(-360.0, 360.0));
+      g.wrap = r.optional<bool>("wrap", false);
+      if (g.wrap) {
+        g.even_columns =
+            r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"})) == "even";
+        if (g.even_columns && g.rotation_deg != 0.0)
+          r.fail("column_spacing", "\"even\" needs rotation_deg = 0");
+      }
+      config.grids.push_back(g);
+    }
+  }
+  if (section.has("needles")) {
+    auto needles = section.required_array("needles");
+    for (auto& r : needles) {
+      NeedleSpec n;
+      n.name = r.required<std::string>("name");
+      unique_name(r, n.name);
+      if (r.has("position_mm")) {
+        if (r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
+          r.fail("position_mm", "give either position_mm (a point contact) or start_mm, end_mm "
+                                "and n_points (a line contact), not both");
+        n.position_mm = to_vec(r.required<std::vector<double>>("position_mm", three_numbers()));
+        n.n_points = 1;
+      } else {
+        if (!r.has("start_mm"))
+          r.fail("position_mm", "missing: expected position_mm [x, y, z] or start_mm and end_mm");
+        n.start_mm = to_vec(r.required<std::vector<double>>("start_mm", three_numbers()));
+        n.end_mm = to_vec(r.required<std::vector<double>>("end_mm", three_numbers()));
+        n.n_points = r.optional<std::int64_t>("n_points", 5, int_in_range(2, 10000));
+        if ((n.end_mm - n.start_mm).norm() <= 0.0)
+          r.fail("end_mm", "equals start_mm: expected a line of non-zero length");
+      }
+      config.needles.push_back(n);
+    }
+  }
+  if (config.grids.empty() && config.needles.empty()) {
+    GridSpec g;
+    g.wrap = true;
+    g.even_columns = true;
+    config.grids.push_back(g);
+  }
+  config.reference = section.optional<std::string>("reference", "average");
+  if (config.reference.empty())
+    section.fail("reference", "must be \"average\" or the name of an electrode");
+  return config;
+}
+
+nlohmann::json to_json(const ElectrodeConfig& config) {
+  nlohmann::json j;
+  j["grids"] = nlohmann::json::array();
+  for (const auto& g : config.grids) {
+    nlohmann::json x = {{"name", g.name},
+                        {"rows", g.rows},
+                        {"columns", g.columns},
+                        {"ied_mm", g.ied_mm},
+                        {"rotation_deg", g.rotation_deg},
+                        {"wrap", g.wrap}};
+    if (g.wrap)
+      x["column_spacing"] = g.even_columns ? "even" : "ied";
+    if (g.shape == PadShape::circle) {
+      x["shape"] = "circle";
+      x["radius_mm"] = g.radius_mm;
+    } else {
+      x["shape"] = "square";
+      x["side_mm"] = g.side_mm;
+    }
+    if (g.centre_mm) {
+      x["centre_mm"] = {g.centre_mm->x(), g.centre_mm->y(), g.centre_mm->z()};
+    } else {
+      if (g.axial_position_mm)
+        x["axial_position_mm"] = *g.axial_position_mm;
+      else
+        x["axial_fraction"] = g.axial_fraction;
+      x["angle_deg"] = g.angle_deg;
+    }
+    j["grids"].push_back(x);
+  }
+  j["needles"] = nlohmann::json::array();
+  for (const auto& n : config.needles) {
+    nlohmann::json x = {{"name", n.name}};
+    if (n.position_mm) {
+      x["position_mm"] = {n.position_mm->x(), n.position_mm->y(), n.position_mm->z()};
+    } else {
+      x["start_mm"] = {n.start_mm.x(), n.start_mm.y(), n.start_mm.z()};
+      x["end_mm"] = {n.end_mm.x(), n.end_mm.y(), n.end_mm.z()};
+      x["n_points"] = n.n_points;
+    }
+    j["needles"].push_back(x);
+  }
+  j["reference"] = config.reference;
+  return j;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placement
+
+LimbAxis limb_axis(const meshing::TetMesh& mesh) {
+  const Eigen::Index n = mesh.n_nodes();
+  if (n < 4)
+    throw BadInput("limb_axis: a mesh of " + std::to_string(n) + " nodes: expected at least 4");
+  Eigen::Vector3d mean = Eigen::Vector3d::Zero();
+  for (Eigen::Index i = 0; i < n; ++i)
+    mean += mesh.nodes_m.row(i).transpose();
+  mean /= static_cast<double>(n);
+  Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const Eigen::Vector3d d = mesh.nodes_m.row(i).transpose() - mean;
+    cov += d * d.transpose();
+  }
+  const Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
+  Eigen::Vector3d a = eig.eigenvectors().col(2).normalized();
+  Eigen::Index big = 0;
+  a.cwiseAbs().maxCoeff(&big);
+  if (a[big] < 0.0)
+    a = -a;
+  LimbAxis ax;
+  ax.axis = a;
+  Eigen::Index least = 0;
+  a.cwiseAbs().minCoeff(&least);
+  const Eigen::Vector3d w = Eigen::Vector3d::Unit(least);
+  ax.e1 = (w - w.dot(a) * a).normalized();
+  ax.e2 = a.cross(ax.e1);
+  double lo = 0.0, hi = 0.0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double t = (mesh.nodes_m.row(i).transpose() - mean).dot(a);
+    lo = i == 0 ? t : std::min(lo, t);
+    hi = i == 0 ? t : std::max(hi, t);
+  }
+  ax.origin_m = mean + lo * a;
+  ax.length_m = hi - lo;
+  return ax;
+}
+
+ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::TissueTable& tissues,
+                                 const ElectrodeConfig& config) {
+  ElectrodeLayout layout;
+  layout.axis = limb_axis(mesh);
+  const LimbAxis& ax = layout.axis;
+  const Surface surface = make_surface(mesh, ax);
+  Placer placer{mesh, tissues, ax, surface, false, {}};
+  for (const auto label : mesh.labels) {
+    const auto* t = tissues.find(label);
+    if (t != nullptr && t->tissue_class == anatomy::TissueClass::skin) {
+      placer.has_skin = true;
+      break;
+    }
+  }
+
+  for (std::size_t gi = 0; gi < config.grids.size(); ++gi) {
+    const GridSpec& g = config.grids[gi];
+    const std::string gwho = "electrodes.grids[" + std::to_string(gi) + "] '" + g.name + "'";
+    const double ied = g.ied_mm * 1e-3;
+    const double rot = g.rotation_deg * pi / 180.0;
+    // Grid centre: axial position and angle.
+    double t0 = 0.0, th0 = 0.0;
+    if (g.centre_mm) {
+      const Eigen::Vector3d c = *g.centre_mm * 1e-3;
+      t0 = (c - ax.origin_m).dot(ax.axis);
+      const Eigen::Vector3d lc = t0 >= 0.0 && t0 <= ax.length_m
+                                     ? local_centre(mesh, surface, ax, t0)
+                                     : Eigen::Vector3d(ax.origin_m + t0 * ax.axis);
+      th0 = angle_of(ax, c - lc);
+    } else {
+      t0 = g.axial_position_mm ? *g.axial_position_mm * 1e-3 : g.axial_fraction * ax.length_m;
+      th0 = g.angle_deg * pi / 180.0;
+    }
+    PlacedElectrode centre;
+    const Hit centre_hit = placer.project(gwho + " centre", t0, th0, centre);
+    double circumference = 0.0;
+    if (g.wrap) {
+      const Contour& c0 = placer.contour(t0);
+      if (!c0.ok)
+        throw BadInput(gwho + ": the skin contour at axial position " + mm(t0) +
+                       " is not closed (no skin at angle " + format_number(c0.failed_angle_deg) +
+                       " deg)");
+      circumference = c0.perimeter_m();
+      const double span = static_cast<double>(g.columns) * ied;
+      if (g.columns > 1 && !g.even_columns && span > circumference * (1.0 + 1e-9))
+        throw BadInput(gwho + ": wrapped span " + std::to_string(g.columns) + " columns x " +
+                       format_number(g.ied_mm) + " mm = " + format_number(span * 1e3) +
+                       " mm exceeds the limb circumference " +
+                       format_number(std::round(circumference * 1e4) / 10.0) +
+                       " mm at axial position " + mm(t0) +
+                       ": use fewer columns or a smaller ied_mm, or wrap: false");
+    }
+    layout.grid_circumference_m.push_back(circumference);
+    // Tangent frame at the centre (non-wrapped grids).
+    // The smoothed normal (area-weighted over the pad's neighbourhood), not one facet's.
+    placer.make_pad(gwho + " centre", g, centre_hit, rot, centre);
+    const Eigen::Vector3d n0 = centre.normal;
+    Eigen::Vector3d u0 = ax.axis.cross(n0);
+    u0 = u0.norm() > 1e-9 ? Eigen::Vector3d(u0.normalized()) : ax.e1;
+    const Eigen::Vector3d v0 = n0.cross(u0);
+    for (std::int64_t i = 0; i < g.rows; ++i)
+      for (std::int64_t j = 0; j < g.columns; ++j) {
+        PlacedElectrode e;
+        e.name = electrode_name(g, i, j);
+        e.kind = ElectrodeKind::pad;
+        e.group = g.name;
+        e.row = i;
+        e.column = j;
+        const std::string who = gwho + " electrode " + e.name;
+        const double x = (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) * ied;
+        const double y = (static_cast<double>(i) - 0.5 * static_cast<double>(g.rows - 1)) * ied;
+        const double xr = x * std::cos(rot) - y * std::sin(rot);
+        const double yr = x * std::sin(rot) + y * std::cos(rot);
+        double t = 0.0, th = 0.0;
+        if (g.wrap) {
+          t = t0 + yr;
+          if (t < 0.0 || t > ax.length_m)
+            throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
+                           mm(ax.length_m) + "): the grid falls off the mesh end");
+          const Contour& c = placer.contour(t);
+          if (!c.ok)
+            throw BadInput(who + ": the skin contour at axial position " + mm(t) +
+                           " is not closed (no skin at angle " + format_number(c.failed_angle_deg) +
+                           " deg): off the skin");
+          if (g.columns > 1 && !g.even_columns &&
+              static_cast<double>(g.columns) * ied > c.perimeter_m() * (1 + 1e-9))
+            throw BadInput(who + ": wrapped span " + std::to_string(g.columns) + " columns x " +
+                           format_number(g.ied_mm) +
+                           " mm = " + format_number(static_cast<double>(g.columns) * g.ied_mm) +
+                           " mm exceeds the limb circumference " +
+                           format_number(std::round(c.perimeter_m() * 1e4) / 10.0) +
+                           " mm at axial position " + mm(t));
+          const double arc =
+              g.even_columns ? (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) *
+                                   c.perimeter_m() / static_cast<double>(g.columns)
+                             : xr;
+          th = c.angle_at(c.arc_at(th0) + arc);
+        } else {
+          const Eigen::Vector3d p = centre.position_m + xr * u0 + yr * v0;
+          t = (p - ax.origin_m).dot(ax.axis);
+          if (t < 0.0 || t > ax.length_m)
+            throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
+                           mm(ax.length_m) + "): the grid falls off the mesh end");
+          th = angle_of(ax, p - local_centre(mesh, surface, ax, t));
+        }
+        const Hit h = placer.project(who, t, th, e);
+        placer.make_pad(who, g, h, rot, e);
+        layout.electrodes.push_back(std::move(e));
+      }
+  }
+
+  if (!config.needles.empty()) {
+    const PointLocator locator(mesh);
+    for (std::size_t ni = 0; ni < config.needles.size(); ++ni) {
+      const NeedleSpec& nd = config.needles[ni];
+      const std::string who = "electrodes.needles[" + std::to_string(ni) + "] '" + nd.name + "'";
+      PlacedElectrode e;
+      e.name = nd.name;
+      e.group = nd.name;
+      e.kind = nd.position_mm ? ElectrodeKind::point : ElectrodeKind::line;
+      e.contact_points_m.resize(nd.n_points, 3);
+      if (nd.position_mm) {
+        e.contact_points_m.row(0) = (*nd.position_mm * 1e-3).transpose();
+      } else {
+        for (std::int64_t k = 0; k < nd.n_points; ++k) {
+          const double f = static_cast<double>(k) / static_cast<double>(nd.n_points - 1);
+          e.contact_points_m.row(k) =
+              ((nd.start_mm + f * (nd.end_mm - nd.start_mm)) * 1e-3).transpose();
+        }
+      }
+      const PointLocations loc = locator.locate(e.contact_points_m);
+      for (Eigen::Index k = 0; k < loc.size(); ++k) {
+        const Eigen::Vector3d p = e.contact_points_m.row(k).transpose();
+        const std::string what = nd.position_mm
+                                     ? "contact at " + point_mm(p)
+                                     : "contact point " + std::to_string(k) + " at " + point_mm(p);
+        const auto tet = loc.tet[static_cast<std::size_t>(k)];
+        if (tet < 0)
+          throw BadInput(who + ": " + what +
+                         " is outside the mesh: expected a point inside a "
+                         "muscle");
+        const auto* tissue = placer.tissue_of_tet(tet);
+        if (tissue == nullptr || tissue->tissue_class != anatomy::TissueClass::muscle)
+          throw BadInput(who + ": " + what + " lies in tissue '" + (tissue ? tissue->name : "?") +
+                         "' (class " + (tissue ? anatomy::to_string(tissue->tissue_class) : "?") +
+                         ", label " + std::to_string(mesh.labels[static_cast<std::size_t>(tet)]) +
+                         "): expected a muscle");
+      }
+      e.position_m = e.contact_points_m.colwise().mean().transpose();
+      e.axial_m = (e.position_m - ax.origin_m).dot(ax.axis);
+      e.angle_deg = angle_of(ax, e.position_m - ax.origin_m) * 180.0 / pi;
+      if (e.angle_deg < 0.0)
+        e.angle_deg += 360.0;
+      layout.electrodes.push_back(std::move(e));
+    }
+  }
+
+  layout.reference = config.reference;
+  if (config.reference != "average") {
+    for (std::size_t k = 0; k < layout.electrodes.size(); ++k)
+      if (layout.electrodes[k].name == config.reference)
+        layout.reference_index = static_cast<std::int64_t>(k);
+    if (layout.reference_index < 0) {
+      std::string examples;
+      for (std::size_t k = 0; k < std::min<std::size_t>(3, layout.electrodes.size()); ++k)
+        examples += (k ? ", " : "") + layout.electrodes[k].name;
+      throw BadInput("electrodes.reference = \"" + config.reference +
+                     "\": names no electrode: expected \"average\" or an electrode name (e.g. " +
+                     examples + ")");
+    }
+  }
+  return layout;
+}
+
+Eigen::MatrixXd layout_currents(const meshing::TetMesh& mesh, const PointLocator& locator,
+                                const ElectrodeLayout& layout, std::int64_t reference_node) {
+  const std::int64_t n_nodes = mesh.n_nodes();
+  if (reference_node < 0 || reference_node >= n_nodes)
+    throw BadInput("layout_currents: reference node " + std::to_string(reference_node) +
+                   ": expected 0 <= node < " + std::to_string(n_nodes));
+  const auto n_el = static_cast<Eigen::Index>(layout.electrodes.size());
+  Eigen::MatrixXd b = Eigen::MatrixXd::Zero(n_nodes, n_el);
+#pragma omp parallel for schedule(dynamic)
+  for (Eigen::Index e = 0; e < n_el; ++e) {
+    const PlacedElectrode& el = layout.electrodes[static_cast<std::size_t>(e)];
+    if (el.kind == ElectrodeKind::pad) {
+      try {
+        b.col(e) = pad_current_rhs(mesh.nodes_m, el.pad_faces, 1.0);
+      } catch (const std::exception&) {
+        b.col(e).setZero(); // reported below
+      }
+    } else {
+      const PointLocations loc = locator.locate(el.contact_points_m);
+      const double share = 1.0 / static_cast<double>(loc.size());
+      for (Eigen::Index k = 0; k < loc.size(); ++k)
+        if (loc.tet[static_cast<std::size_t>(k)] >= 0)
+          b.col(e) += point_current_rhs(n_nodes, loc, k, share);
+    }
+  }
+  // Errors are checked serially (exceptions may not leave an OpenMP region).
+  for (Eigen::Index e = 0; e < n_el; ++e)
+    if (std::abs(b.col(e).sum() - 1.0) > 1e-9)
+      throw BadInput("electrode " + layout.electrodes[static_cast<std::size_t>(e)].name +
+                     ": its current does not enter the mesh (a contact outside the mesh or an "
+                     "empty pad)");
+  b.row(reference_node).setZero();
+  return b;
+}
+
+Eigen::MatrixXd apply_reference(const Eigen::Ref<const Eigen::MatrixXd>& lead_fields_V_per_A,
+                                const ElectrodeLayout& layout) {
+  if (layout.reference_index < 0)
+    return average_reference(lead_fields_V_per_A);
+  return rereference_to_electrode(lead_fields_V_per_A, layout.reference_index);
+}
+
+nlohmann::json to_json(const ElectrodeLayout& layout) {
+  const auto vec = [](const Eigen::Vector3d& v) { return nlohmann::json{v.x(), v.y(), v.z()}; };
+  nlohmann::json j;
+  j["limb_axis"] = {{"origin_m", vec(layout.axis.origin_m)},
+                    {"direction", vec(layout.axis.axis)},
+                    {"angle_zero", vec(layout.axis.e1)},
+                    {"angle_90_deg", vec(layout.axis.e2)},
+                    {"length_m", layout.axis.length_m}};
+  j["reference"] = layout.reference;
+  j["reference_index"] = layout.reference_index;
+  j["grid_circumference_m"] = layout.grid_circumference_m;
+  j["n_electrodes"] = layout.electrodes.size();
+  auto& list = j["electrodes"] = nlohmann::json::array();
+  for (std::size_t k = 0; k < layout.electrodes.size(); ++k) {
+    const auto& e = layout.electrodes[k];
+    nlohmann::json x = {{"index", k},
+                        {"name", e.name},
+                        {"group", e.group},
+                        {"kind", e.kind == ElectrodeKind::pad     ? "pad"
+                                 : e.kind == ElectrodeKind::point ? "point"
+                                                                  : "line"},
+                        {"row", e.row},
+                        {"column", e.column},
+                        {"position_m", vec(e.position_m)},
+                        {"axial_m", e.axial_m},
+                        {"angle_deg", e.angle_deg}};
+    if (e.kind == ElectrodeKind::pad) {
+      x["normal"] = vec(e.normal);
+      x["area_m2"] = e.area_m2;
+      x["nominal_area_m2"] = e.nominal_area_m2;
+      x["area_ratio"] = e.nominal_area_m2 > 0.0 ? e.area_m2 / e.nominal_area_m2 : 0.0;
+      x["n_faces"] = e.pad_faces.rows();
+    } else {
+      nlohmann::json pts = nlohmann::json::array();
+      for (Eigen::Index p = 0; p < e.contact_points_m.rows(); ++p)
+        pts.push_back(vec(e.contact_points_m.row(p).transpose()));
+      x["contact_points_m"] = pts;
+    }
+    list.push_back(x);
+  }
+  return j;
+}
+
+void write_electrodes_vtp(const std::filesystem::path& path, const meshing::TetMesh& mesh,
+                          const ElectrodeLayout& layout) {
+  Eigen::Index n_tri = 0;
+  for (const auto& e : layout.electrodes)
+    n_tri += e.kind == ElectrodeKind::pad ? e.pad_faces.rows() : e.contact_points_m.rows();
+  Eigen::MatrixX3d vertices(3 * n_tri, 3);
+  Eigen::MatrixX3i triangles(n_tri, 3);
+  Eigen::VectorXd index(n_tri);
+  Eigen::Index t = 0;
+  for (std::size_t k = 0; k < layout.electrodes.size(); ++k) {
+    const auto& e = layout.electrodes[k];
+    const auto add = [&](const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                         const Eigen::Vector3d& c) {
+      vertices.row(3 * t) = a.transpose();
+      vertices.row(3 * t + 1) = b.transpose();
+      vertices.row(3 * t + 2) = c.transpose();
+      triangles.row(t) << static_cast<int>(3 * t), static_cast<int>(3 * t + 1),
+          static_cast<int>(3 * t + 2);
+      index[t] = static_cast<double>(k);
+      ++t;
+    };
+    if (e.kind == ElectrodeKind::pad) {
+      for (Eigen::Index f = 0; f < e.pad_faces.rows(); ++f)
+        add(mesh.nodes_m.row(e.pad_faces(f, 0)).transpose(),
+            mesh.nodes_m.row(e.pad_faces(f, 1)).transpose(),
+            mesh.nodes_m.row(e.pad_faces(f, 2)).transpose());
+    } else {
+      const double h = 0.3e-3; // a 0.3 mm marker triangle per contact point
+      for (Eigen::Index p = 0; p < e.contact_points_m.rows(); ++p) {
+        const Eigen::Vector3d c = e.contact_points_m.row(p).transpose();
+        add(c + h * layout.axis.e1, c + h * layout.axis.e2, c - h * layout.axis.e1);
+      }
+    }
+  }
+  anatomy::write_surface_vtp(path, vertices, triangles, {{"electrode", index}});
+}
+
+std::uint64_t hash_layout(const ElectrodeLayout& layout, std::uint64_t hash) {
+  const auto n = static_cast<std::int64_t>(layout.electrodes.size());
+  hash = fnv1a64(&n, sizeof n, hash);
+  for (const auto& e : layout.electrodes) {
+    hash = fnv1a64(e.name.data(), e.name.size() + 1, hash);
+    const auto kind = static_cast<std::int32_t>(e.kind);
+    hash = fnv1a64(&kind, sizeof kind, hash);
+    const meshing::TriArray& f = e.pad_faces;
+    hash = fnv1a64(f.data(), sizeof(std::int32_t) * static_cast<std::size_t>(f.size()), hash);
+    const Eigen::MatrixX3d& c = e.contact_points_m;
+    hash = fnv1a64(c.data(), sizeof(double) * static_cast<std::size_t>(c.size()), hash);
+  }
+  hash = fnv1a64(layout.reference.data(), layout.reference.size() + 1, hash);
+  return hash;
+}
+
+} // namespace myotwin::forward

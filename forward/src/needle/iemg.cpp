@@ -1,0 +1,651 @@
+#include "myotwin/forward/needle/iemg.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include <Eigen/Geometry>
+
+#include "myotwin/core/config.hpp"
+#include "myotwin/core/error.hpp"
+#include "myotwin/core/units.hpp"
+#include "myotwin/forward/source/fibre_source.hpp"
+
+namespace myotwin::forward {
+
+namespace {
+
+Eigen::Vector3d read_vector3(ConfigReader& section, const std::string& key,
+                             const Eigen::Vector3d& default_value, double scale) {
+  const std::vector<double> d{default_value.x() / scale, default_value.y() / scale,
+                              default_value.z() / scale};
+  const auto v = section.optional<std::vector<double>>(key, d);
+  if (v.size() != 3 || !std::isfinite(v[0]) || !std::isfinite(v[1]) || !std::isfinite(v[2])) {
+    section.fail(key, "must be 3 finite numbers");
+  }
+  return Eigen::Vector3d(v[0], v[1], v[2]) * scale;
+}
+
+/// Quintic Hermite basis on [0, 1] at theta: weights of f0, h f0', h^2 f0'', h^2 f1'', h f1',
+/// f1.
+std::array<double, 6> hermite_basis(double t) {
+  const double t2 = t * t;
+  const double t3 = t2 * t;
+  const double t4 = t3 * t;
+  const double t5 = t4 * t;
+  return {1.0 - 10.0 * t3 + 15.0 * t4 - 6.0 * t5, t - 6.0 * t3 + 8.0 * t4 - 3.0 * t5,
+          0.5 * (t2 - 3.0 * t3 + 3.0 * t4 - t5),  0.5 * (t3 - 2.0 * t4 + t5),
+          -4.0 * t3 + 7.0 * t4 - 3.0 * t5,        10.0 * t3 - 15.0 * t4 + 6.0 * t5};
+}
+
+/// Adds sign * s(n / fs - t0) to out[n] for every output sample n, where s is given at its
+/// nodes (node i at time (first_node + i) / fs after t0's origin) with its derivatives: column
+/// `col` of phi, dphi, d2phi.
+void place(const Eigen::MatrixXd& phi, const Eigen::MatrixXd& dphi, const Eigen::MatrixXd& d2phi,
+           Eigen::Index col, Eigen::Index first_node, double t0_s, double fs_Hz, double sign,
+           double* out, Eigen::Index n_out) {
+  const Eigen::Index n_nodes = phi.rows();
+  if (n_nodes < 2) {
+    return;
+  }
+  // Node i sits at absolute sample position x_i = t0 fs + first_node + i.
+  const double x0 = t0_s * fs_Hz + static_cast<double>(first_node);
+  const double n0 = std::ceil(x0);
+  const double theta = n0 - x0; // in [0, 1)
+  const auto b = hermite_basis(theta);
+  const double h = 1.0 / fs_Hz;
+  const double h2 = h * h;
+  const auto start = static_cast<Eigen::Index>(n0);
+  for (Eigen::Index i = 0; i + 1 < n_nodes; ++i) {
+    const Eigen::Index n = start + i;
+    if (n < 0) {
+      continue;
+    }
+    if (n >= n_out) {
+      break;
+    }
+    out[n] += sign * (b[0] * phi(i, col) + b[1] * h * dphi(i, col) + b[2] * h2 * d2phi(i, col) +
+                      b[3] * h2 * d2phi(i + 1, col) + b[4] * h * dphi(i + 1, col) +
+                      b[5] * phi(i + 1, col));
+  }
+}
+
+FibrePath sub_fibre_path(const IemgMuscle& muscle, const SubFibre& f) {
+  const auto& model = muscle.model_fibres.fibres[static_cast<std::size_t>(f.model)];
+  FibrePath p;
+  p.polyline_m = model.points_m;
+  p.offset_m = f.offset_m;
+  p.geometry.length_m = model.length_m;
+  p.geometry.end_plate_m = f.end_plate_m;
+  p.geometry.diameter_m = muscle.pool.fibre_diameter_m[f.model];
+  p.geometry.cv_m_per_s = muscle.pool.fibre_cv_m_per_s[f.model];
+  return p;
+}
+
+} // namespace
+
+IemgParams read_iemg_params(ConfigReader& section) {
+  IemgParams p;
+  p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive());
+  p.fibre.dz_m = units::mm_to_m(
+      section.optional<double>("spatial_resolution_mm", units::m_to_mm(p.fibre.dz_m), positive()));
+  p.fibre.coarse_step_m = units::mm_to_m(section.optional<double>(
+      "coarse_step_mm", units::m_to_mm(p.fibre.coarse_step_m), positive()));
+  p.fibre.near_radius_m = units::mm_to_m(section.optional<double>(
+      "near_radius_mm", units::m_to_mm(p.fibre.near_radius_m), positive()));
+  p.fibre.sigma_i_S_per_m =
+      section.optional<double>("sigma_i_S_per_m", p.fibre.sigma_i_S_per_m, positive());
+  p.medium.sigma_l_S_per_m =
+      section.optional<double>("sigma_l_S_per_m", p.medium.sigma_l_S_per_m, positive());
+  p.medium.sigma_t_S_per_m =
+      section.optional<double>("sigma_t_S_per_m", p.medium.sigma_t_S_per_m, positive());
+  p.end_plate_percent =
+      section.optional<double>("end_plate_percent", p.end_plate_percent, in_range(0.0, 100.0));
+  p.jitter_s = units::us_to_s(
+      section.optional<double>("jitter_us", units::s_to_us(p.jitter_s), non_negative()));
+  p.jitter_energy_fraction = section.optional<double>(
+      "jitter_energy_fraction", p.jitter_energy_fraction, in_range(1e-9, 1.0));
+  p.max_jitter_fibres =
+      section.optional<std::int64_t>("max_jitter_fibres", p.max_jitter_fibres, positive_int());
+  p.jitter_min_V = units::uV_to_V(
+      section.optional<double>("jitter_min_uV", units::V_to_uV(p.jitter_min_V), non_negative()));
+  p.sub_fibre_end_plate_sd_m = units::mm_to_m(section.optional<double>(
+      "sub_fibre_end_plate_sd_mm", units::m_to_mm(p.sub_fibre_end_plate_sd_m), non_negative()));
+  p.muap_duration_s = units::ms_to_s(section.optional<double>(
+      "muap_duration_ms", units::s_to_ms(p.muap_duration_s), non_negative()));
+  p.units = section.optional<std::vector<std::int64_t>>("units", {});
+  for (const auto u : p.units) {
+    if (u < 0) {
+      section.fail("units", "unit indices must be >= 0 (recruitment order)");
+    }
+  }
+  return p;
+}
+
+CylinderMuscleParams read_cylinder_params(ConfigReader& section) {
+  CylinderMuscleParams p;
+  p.radius_m =
+      units::mm_to_m(section.optional<double>("radius_mm", units::m_to_mm(p.radius_m), positive()));
+  p.length_m =
+      units::mm_to_m(section.optional<double>("length_mm", units::m_to_mm(p.length_m), positive()));
+  p.real_density_per_m2 = 1e6 * section.optional<double>("real_density_per_mm2",
+                                                         1e-6 * p.real_density_per_m2, positive());
+  p.model_density_per_m2 =
+      1e6 *
+      section.optional<double>("model_density_per_mm2", 1e-6 * p.model_density_per_m2, positive());
+  p.end_plate_band_fraction =
+      0.01 * section.optional<double>("end_plate_band_percent", 100.0 * p.end_plate_band_fraction,
+                                      in_range(0.0, 50.0));
+  ConfigReader mu = section.section("motor_units");
+  p.motor_units = anatomy::read_motor_unit_params(mu);
+  return p;
+}
+
+IemgMuscle cylinder_muscle(const CylinderMuscleParams& params, double end_plate_fraction,
+                           const Rng& rng) {
+  if (!(params.radius_m > 0.0) || !(params.length_m > 0.0) ||
+      !(params.model_density_per_m2 > 0.0) || !(params.real_density_per_m2 > 0.0)) {
+    throw BadInput("cylinder muscle: radius, length and densities must be > 0");
+  }
+  if (!(end_plate_fraction >= 0.0 && end_plate_fraction <= 1.0)) {
+    throw BadInput("cylinder muscle: end_plate_percent = " +
+                   format_number(100.0 * end_plate_fraction) + ": must lie in [0, 100]");
+  }
+  const double area = M_PI * params.radius_m * params.radius_m;
+  const auto n = static_cast<Eigen::Index>(std::llround(area * params.model_density_per_m2));
+  if (n < params.motor_units.n_units) {
+    throw BadInput("cylinder muscle: " + std::to_string(n) +
+                   " model fibres (radius_mm x "
+                   "model_density_per_mm2) for " +
+                   std::to_string(params.motor_units.n_units) +
+                   " motor units: need at least one per unit");
+  }
+  IemgMuscle m;
+  m.name = "cylinder";
+  Rng pos_rng = rng.split(0);
+  Eigen::MatrixX2d xy(n, 2);
+  for (Eigen::Index i = 0; i < n;) {
+    const double x = pos_rng.uniform(-params.radius_m, params.radius_m);
+    const double y = pos_rng.uniform(-params.radius_m, params.radius_m);
+    if (x * x + y * y < params.radius_m * params.radius_m) {
+      xy.row(i++) << x, y;
+    }
+  }
+  const double weight = params.real_density_per_m2 / params.model_density_per_m2;
+  m.pool = anatomy::build_motor_unit_pool(xy, Eigen::VectorXd::Constant(n, weight), area,
+                                          params.motor_units, rng.split(1).next());
+  m.model_fibres.name = "cylinder";
+  m.model_fibres.section_area_m2 = area;
+  m.model_fibres.plane_centre_m = Eigen::Vector3d(0.0, 0.0, 0.5 * params.length_m);
+  m.model_fibres.fibres.resize(static_cast<std::size_t>(n));
+  for (Eigen::Index i = 0; i < n; ++i) {
+    auto& f = m.model_fibres.fibres[static_cast<std::size_t>(i)];
+    f.points_m.resize(2, 3);
+    f.points_m << xy(i, 0), xy(i, 1), 0.0, xy(i, 0), xy(i, 1), params.length_m;
+    f.length_m = params.length_m;
+    Rng e = rng.split(2).split(static_cast<std::uint64_t>(i));
+    f.end_plate_m = std::clamp(params.length_m *
+                                   (end_plate_fraction + e.uniform(-params.end_plate_band_fraction,
+                                                                   params.end_plate_band_fraction)),
+                               0.0, params.length_m);
+    f.weight = weight;
+    f.seed_2d_m = xy.row(i).transpose();
+    f.seed_m = Eigen::Vector3d(xy(i, 0), xy(i, 1), 0.5 * params.length_m);
+  }
+  m.centre_m = m.model_fibres.plane_centre_m;
+  return m;
+}
+
+void spread_sub_fibres(IemgMuscle& muscle, const IemgParams& params,
+                       const NerveBranchingParams& branching, const Rng& rng) {
+  const auto n_model = static_cast<Eigen::Index>(muscle.model_fibres.fibres.size());
+  if (muscle.pool.fibre_cv_m_per_s.size() != n_model ||
+      muscle.pool.fibre_diameter_m.size() != n_model) {
+    throw BadInput("spread_sub_fibres: the pool has " +
+                   std::to_string(muscle.pool.fibre_cv_m_per_s.size()) + " fibre CVs for " +
+                   std::to_string(n_model) + " model fibres");
+  }
+  if (!(params.sub_fibre_end_plate_sd_m >= 0.0)) {
+    throw BadInput("spread_sub_fibres: sub_fibre_end_plate_sd_m = " +
+                   format_number(params.sub_fibre_end_plate_sd_m) + ": must be >= 0");
+  }
+  muscle.fibres.clear();
+  muscle.unit_fibres.assign(muscle.pool.units.size(), {});
+  for (std::size_t u = 0; u < muscle.pool.units.size(); ++u) {
+    const auto& unit = muscle.pool.units[u];
+    if (unit.fibres.empty()) {
+      continue;
+    }
+    const double n_u = static_cast<double>(unit.fibres.size());
+    const double territory_area = unit.territory_radius_m > 0.0
+                                      ? M_PI * unit.territory_radius_m * unit.territory_radius_m
+                                      : muscle.model_fibres.section_area_m2 / n_model * n_u;
+    const double patch_radius = std::sqrt(territory_area / (M_PI * n_u));
+    NerveBranching b;
+    if (branching.enabled) {
+      b = nerve_branching(muscle.model_fibres, muscle.pool, u, branching,
+                          rng.split((std::uint64_t{1} << 32) + u));
+    }
+    const std::size_t first = muscle.fibres.size();
+    for (std::size_t local = 0; local < unit.fibres.size(); ++local) {
+      const auto i = unit.fibres[local];
+      const auto& model = muscle.model_fibres.fibres[static_cast<std::size_t>(i)];
+      Rng r = rng.split(static_cast<std::uint64_t>(i));
+      const double w = std::max(model.weight, 1.0);
+      auto n_sub = static_cast<std::int64_t>(std::floor(w));
+      if (r.uniform() < w - std::floor(w)) {
+        ++n_sub;
+      }
+      Eigen::Vector3d axis = model.insertion_end_m() - model.origin_end_m();
+      axis.normalize();
+      Eigen::Vector3d e1 = axis.unitOrthogonal();
+      const Eigen::Vector3d e2 = axis.cross(e1);
+      for (std::int64_t k = 0; k < n_sub; ++k) {
+        SubFibre s;
+        s.model = i;
+        s.unit = static_cast<std::int32_t>(u);
+        const double rho = patch_radius * std::sqrt(r.uniform());
+        const double phi = 2.0 * M_PI * r.uniform();
+        s.offset_m = rho * (std::cos(phi) * e1 + std::sin(phi) * e2);
+        s.end_plate_m = std::clamp(model.end_plate_m + params.sub_fibre_end_plate_sd_m * r.normal(),
+                                   0.0, model.length_m);
+        const PolylineSamples p =
+            sample_polyline(model.points_m, Eigen::VectorXd::Constant(1, s.end_plate_m));
+        s.end_plate_point_m = p.points_m.row(0).transpose() + s.offset_m;
+        if (branching.enabled) {
+          const Eigen::Vector3d br =
+              b.branch_points_m.row(b.branch[static_cast<Eigen::Index>(local)]).transpose();
+          s.delay_s = (br - b.entry_m).norm() / branching.axon_cv_m_per_s +
+                      (s.end_plate_point_m - br).norm() / branching.terminal_cv_m_per_s;
+        }
+        muscle.unit_fibres[u].push_back(static_cast<Eigen::Index>(muscle.fibres.size()));
+        muscle.fibres.push_back(s);
+      }
+    }
+    double min_delay = std::numeric_limits<double>::infinity();
+    for (std::size_t f = first; f < muscle.fibres.size(); ++f) {
+      min_delay = std::min(min_delay, muscle.fibres[f].delay_s);
+    }
+    for (std::size_t f = first; f < muscle.fibres.size(); ++f) {
+      muscle.fibres[f].delay_s -= min_delay;
+    }
+  }
+}
+
+std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std::int64_t>& units,
+                                 const Eigen::Ref<const Eigen::MatrixX3d>& contacts_m,
+                                 const IemgParams& params, const ProgressCallback& progress) {
+  if (muscle.fibres.empty() || muscle.unit_fibres.size() != muscle.pool.units.size()) {
+    throw BadInput("iemg_muaps: the muscle has no real fibres: spread its model fibres "
+                   "(spread_sub_fibres()) before computing MUAPs");
+  }
+  if (contacts_m.rows() < 1 || !contacts_m.allFinite()) {
+    throw BadInput("iemg_muaps: " + std::to_string(contacts_m.rows()) +
+                   " contacts: need at least one, all finite");
+  }
+  if (!(params.fs_Hz > 0.0)) {
+    throw BadInput("iemg_muaps: fs_Hz = " + format_number(params.fs_Hz) + ": must be > 0");
+  }
+  std::vector<std::int64_t> list = units;
+  if (list.empty()) {
+    list.resize(muscle.pool.units.size());
+    std::iota(list.begin(), list.end(), 0);
+  }
+  for (const auto u : list) {
+    if (u < 0 || u >= static_cast<std::int64_t>(muscle.pool.units.size())) {
+      throw BadInput("iemg_muaps: units contains " + std::to_string(u) + ": the muscle has " +
+                     std::to_string(muscle.pool.units.size()) + " units (0-based)");
+    }
+  }
+  const Eigen::MatrixX3d contacts = contacts_m;
+  const Eigen::Index n_c = contacts.rows();
+  const double fs = params.fs_Hz;
+  std::size_t total = 0;
+  for (const auto u : list) {
+    total += muscle.unit_fibres[static_cast<std::size_t>(u)].size();
+  }
+  ProgressReporter reporter(progress, "iEMG MUAPs", total);
+  std::vector<UnitMuap> out;
+  constexpr std::size_t chunk = 32;
+  for (const auto u : list) {
+    const auto& ids = muscle.unit_fibres[static_cast<std::size_t>(u)];
+    UnitMuap m;
+    m.unit = u;
+    m.n_fibres = static_cast<std::int64_t>(ids.size());
+    Eigen::Index n_samples = 0;
+    if (params.muap_duration_s > 0.0) {
+      n_samples = static_cast<Eigen::Index>(std::floor(params.muap_duration_s * fs + 1e-9)) + 1;
+    } else {
+      double end_s = 0.0;
+      for (const auto id : ids) {
+        const auto& f = muscle.fibres[static_cast<std::size_t>(id)];
+        const auto& model = muscle.model_fibres.fibres[static_cast<std::size_t>(f.model)];
+        const double half = std::max(f.end_plate_m, model.length_m - f.end_plate_m);
+        end_s = std::max(end_s, f.delay_s + (half + rosenfalck_cutoff_m) /
+                                                muscle.pool.fibre_cv_m_per_s[f.model]);
+      }
+      n_samples = static_cast<Eigen::Index>(std::ceil(end_s * fs)) + 1;
+    }
+    const std::size_t n_chunks = (ids.size() + chunk - 1) / chunk;
+    std::vector<Eigen::MatrixXd> c0(n_chunks), c1(n_chunks), c2(n_chunks);
+    Eigen::VectorXd energy = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size()));
+    Eigen::VectorXd peak_rate = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(ids.size()));
+#pragma omp parallel for schedule(dynamic)
+    for (std::size_t c = 0; c < n_chunks; ++c) {
+      c0[c] = Eigen::MatrixXd::Zero(n_samples, n_c);
+      c1[c] = Eigen::MatrixXd::Zero(n_samples, n_c);
+      c2[c] = Eigen::MatrixXd::Zero(n_samples, n_c);
+      const std::size_t end = std::min(ids.size(), (c + 1) * chunk);
+      for (std::size_t k = c * chunk; k < end; ++k) {
+        const auto& f = muscle.fibres[static_cast<std::size_t>(ids[k])];
+        const auto p = fibre_potentials(sub_fibre_path(muscle, f), contacts, params.medium,
+                                        params.fibre, fs, f.delay_s, n_samples, true);
+        c0[c] += p.phi_V;
+        c1[c] += p.dphi_V_per_s;
+        c2[c] += p.d2phi_V_per_s2;
+        energy[static_cast<Eigen::Index>(k)] = p.dphi_V_per_s.squaredNorm();
+        peak_rate[static_cast<Eigen::Index>(k)] = p.dphi_V_per_s.cwiseAbs().maxCoeff();
+      }
+      reporter.advance(end - c * chunk);
+    }
+    m.phi_V = Eigen::MatrixXd::Zero(n_samples, n_c);
+    m.dphi_V_per_s = Eigen::MatrixXd::Zero(n_samples, n_c);
+    m.d2phi_V_per_s2 = Eigen::MatrixXd::Zero(n_samples, n_c);
+    for (std::size_t c = 0; c < n_chunks; ++c) {
+      m.phi_V += c0[c];
+      m.dphi_V_per_s += c1[c];
+      m.d2phi_V_per_s2 += c2[c];
+    }
+    // The jittered set: largest derivative energies first (ties by index).
+    if (params.jitter_s > 0.0 && !ids.empty()) {
+      std::vector<Eigen::Index> order(ids.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](Eigen::Index a, Eigen::Index b) { return energy[a] > energy[b]; });
+      const double e_total = energy.sum();
+      double e_kept = 0.0;
+      std::vector<Eigen::Index> keep;
+      for (const auto k : order) {
+        if (static_cast<std::int64_t>(keep.size()) >= params.max_jitter_fibres ||
+            (e_total > 0.0 && e_kept >= params.jitter_energy_fraction * e_total)) {
+          break;
+        }
+        if (params.jitter_s * peak_rate[k] < params.jitter_min_V) {
+          continue; // its jitter moves it by less than jitter_min_V: taken at its mean timing
+        }
+        keep.push_back(k);
+        e_kept += energy[k];
+      }
+      m.jitter_energy_captured = e_total > 0.0 ? e_kept / e_total : 1.0;
+      const auto n_keep = keep.size();
+      m.jitter_fibres.resize(n_keep);
+      m.window_start.resize(n_keep);
+      m.window_phi_V.resize(n_keep);
+      m.window_dphi_V_per_s.resize(n_keep);
+      m.window_d2phi_V_per_s2.resize(n_keep);
+      const auto pad = static_cast<Eigen::Index>(std::ceil(6.0 * params.jitter_s * fs)) + 2;
+#pragma omp parallel for schedule(dynamic)
+      for (std::size_t q = 0; q < n_keep; ++q) {
+        const auto id = ids[static_cast<std::size_t>(keep[q])];
+        const auto& f = muscle.fibres[static_cast<std::size_t>(id)];
+        const auto p = fibre_potentials(sub_fibre_path(muscle, f), contacts, params.medium,
+                                        params.fibre, fs, f.delay_s, n_samples, true);
+        const Eigen::VectorXd d = p.dphi_V_per_s.cwiseAbs().rowwise().maxCoeff();
+        const double threshold =
+            std::max(1e-3 * d.maxCoeff(), 0.1 * params.jitter_min_V / params.jitter_s);
+        Eigen::Index first = 0;
+        Eigen::Index last = n_samples - 1;
+        while (first < last && d[first] <= threshold) {
+          ++first;
+        }
+        while (last > first && d[last] <= threshold) {
+          --last;
+        }
+        first = std::max<Eigen::Index>(0, first - pad);
+        last = std::min<Eigen::Index>(n_samples - 1, last + pad);
+        const Eigen::Index len = last - first + 1;
+        m.jitter_fibres[q] = id;
+        m.window_start[q] = first;
+        m.window_phi_V[q] = p.phi_V.middleRows(first, len);
+        m.window_dphi_V_per_s[q] = p.dphi_V_per_s.middleRows(first, len);
+        m.window_d2phi_V_per_s2[q] = p.d2phi_V_per_s2.middleRows(first, len);
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  reporter.finish();
+  return out;
+}
+
+Eigen::RowVectorXd hermite_at(const Eigen::Ref<const Eigen::MatrixXd>& phi,
+                              const Eigen::Ref<const Eigen::MatrixXd>& dphi,
+                              const Eigen::Ref<const Eigen::MatrixXd>& d2phi, double fs_Hz,
+                              double t_s) {
+  Eigen::RowVectorXd v = Eigen::RowVectorXd::Zero(phi.cols());
+  const double x = t_s * fs_Hz;
+  if (!(x >= 0.0) || x > static_cast<double>(phi.rows() - 1)) {
+    return v;
+  }
+  auto i = static_cast<Eigen::Index>(std::floor(x));
+  i = std::min(i, phi.rows() - 2);
+  const auto b = hermite_basis(x - static_cast<double>(i));
+  const double h = 1.0 / fs_Hz;
+  return b[0] * phi.row(i) + b[1] * h * dphi.row(i) + b[2] * h * h * d2phi.row(i) +
+         b[3] * h * h * d2phi.row(i + 1) + b[4] * h * dphi.row(i + 1) + b[5] * phi.row(i + 1);
+}
+
+IemgEmg synthesize_iemg(const std::vector<UnitMuap>& muaps,
+                        const std::vector<std::vector<double>>& discharge_times_s,
+                        double duration_s, double fs_Hz, double jitter_s, const Rng& rng) {
+  if (muaps.empty()) {
+    throw BadInput("synthesize_iemg: no MUAPs: compute them (iemg_muaps()) before the EMG");
+  }
+  if (muaps.size() != discharge_times_s.size()) {
+    throw BadInput("synthesize_iemg: " + std::to_string(muaps.size()) + " MUAPs but " +
+                   std::to_string(discharge_times_s.size()) + " discharge trains: must be equal");
+  }
+  if (!(duration_s > 0.0) || !(fs_Hz > 0.0) || !(jitter_s >= 0.0)) {
+    throw BadInput("synthesize_iemg: duration_s = " + format_number(duration_s) +
+                   ", fs_Hz = " + format_number(fs_Hz) + ", jitter_s = " + format_number(jitter_s) +
+                   ": must be > 0, > 0 and >= 0");
+  }
+  const Eigen::Index n_c = muaps.front().phi_V.cols();
+  for (std::size_t u = 0; u < muaps.size(); ++u) {
+    if (muaps[u].phi_V.cols() != n_c) {
+      throw BadInput("synthesize_iemg: MUAP " + std::to_string(u) + " has " +
+                     std::to_string(muaps[u].phi_V.cols()) + " contacts, the first " +
+                     std::to_string(n_c));
+    }
+    for (const double t : discharge_times_s[u]) {
+      if (!(t >= 0.0 && t < duration_s)) {
+        throw BadInput("synthesize_iemg: unit " + std::to_string(muaps[u].unit) +
+                       " discharges at " + format_number(t) + " s: must lie in [0, " +
+                       format_number(duration_s) + ")");
+      }
+    }
+  }
+  const auto n_out = static_cast<Eigen::Index>(std::llround(duration_s * fs_Hz));
+  IemgEmg emg;
+  emg.fs_Hz = fs_Hz;
+  emg.jitter_s.resize(muaps.size());
+  for (std::size_t u = 0; u < muaps.size(); ++u) {
+    const auto& m = muaps[u];
+    const auto n_k = static_cast<Eigen::Index>(discharge_times_s[u].size());
+    const auto n_j = static_cast<Eigen::Index>(m.jitter_fibres.size());
+    emg.jitter_s[u] = Eigen::MatrixXd::Zero(n_k, jitter_s > 0.0 ? n_j : 0);
+    if (jitter_s > 0.0) {
+      const Rng ru = rng.split(static_cast<std::uint64_t>(m.unit));
+      for (Eigen::Index k = 0; k < n_k; ++k) {
+        const Rng rk = ru.split(static_cast<std::uint64_t>(k));
+        for (Eigen::Index q = 0; q < n_j; ++q) {
+          Rng rf =
+              rk.split(static_cast<std::uint64_t>(m.jitter_fibres[static_cast<std::size_t>(q)]));
+          emg.jitter_s[u](k, q) = jitter_s * rf.normal();
+        }
+      }
+    }
+  }
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n_out, n_c); // column-major: one column per contact
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index c = 0; c < n_c; ++c) {
+    double* col = out.col(c).data();
+    for (std::size_t u = 0; u < muaps.size(); ++u) {
+      const auto& m = muaps[u];
+      for (std::size_t k = 0; k < discharge_times_s[u].size(); ++k) {
+        const double t = discharge_times_s[u][k];
+        place(m.phi_V, m.dphi_V_per_s, m.d2phi_V_per_s2, c, 0, t, fs_Hz, 1.0, col, n_out);
+        for (Eigen::Index q = 0; q < emg.jitter_s[u].cols(); ++q) {
+          const auto qi = static_cast<std::size_t>(q);
+          const double j = emg.jitter_s[u](static_cast<Eigen::Index>(k), q);
+          place(m.window_phi_V[qi], m.window_dphi_V_per_s[qi], m.window_d2phi_V_per_s2[qi], c,
+                m.window_start[qi], t + j, fs_Hz, 1.0, col, n_out);
+          place(m.window_phi_V[qi], m.window_dphi_V_per_s[qi], m.window_d2phi_V_per_s2[qi], c,
+                m.window_start[qi], t, fs_Hz, -1.0, col, n_out);
+        }
+      }
+    }
+  }
+  emg.clean_V = out.transpose();
+  return emg;
+}
+
+std::string to_string(Differentiation differentiation) {
+  switch (differentiation) {
+  case Differentiation::none:
+    return "none";
+  case Differentiation::consecutive:
+    return "consecutive";
+  case Differentiation::reference:
+    return "reference";
+  }
+  return "none";
+}
+
+IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
+  IemgElectrodes e;
+  const auto type = section.optional<std::string>("type", "array", one_of({"array", "fine_wire"}));
+  e.kind = type == "array" ? IemgElectrodeKind::array : IemgElectrodeKind::fine_wire;
+  const auto rel = section.optional<std::string>("relative_to", "muscle_centre",
+                                                 one_of({"muscle_centre", "absolute"}));
+  e.relative_to_centre = rel == "muscle_centre";
+  if (e.kind == IemgElectrodeKind::array) {
+    e.n_contacts = section.optional<std::int64_t>("n_contacts", e.n_contacts, positive_int());
+    e.spacing_m = units::mm_to_m(
+        section.optional<double>("spacing_mm", units::m_to_mm(e.spacing_m), positive()));
+    e.position_m = read_vector3(section, "position_mm", e.position_m, 1e-3);
+    e.angles_rad = read_vector3(section, "angles_deg", e.angles_rad, M_PI / 180.0);
+    const auto diff = section.optional<std::string>("differentiation", "consecutive",
+                                                    one_of({"none", "consecutive", "reference"}));
+    e.differentiation = diff == "none"          ? Differentiation::none
+                        : diff == "consecutive" ? Differentiation::consecutive
+                                                : Differentiation::reference;
+    e.reference_contact = section.optional<std::int64_t>("reference_contact", 0);
+    if (e.reference_contact < 0 || e.reference_contact >= e.n_contacts) {
+      section.fail("reference_contact", "must be a contact index in [0, n_contacts - 1 = " +
+                                            std::to_string(e.n_contacts - 1) + "]");
+    }
+    if (e.differentiation != Differentiation::none && e.n_contacts < 2) {
+      section.fail("differentiation",
+                   "needs at least 2 contacts (n_contacts = " + std::to_string(e.n_contacts) + ")");
+    }
+    ConfigReader t = section.section("trajectory");
+    e.n_positions = t.optional<std::int64_t>("n_positions", e.n_positions, positive_int());
+    e.step_m = units::mm_to_m(t.optional<double>("step_mm", units::m_to_mm(e.step_m), positive()));
+    e.direction = read_vector3(t, "direction", e.direction, 1.0);
+  } else {
+    e.differentiation = Differentiation::none;
+    auto pairs = section.required_array("pairs");
+    if (pairs.empty()) {
+      section.fail("pairs", "needs at least one pair");
+    }
+    for (auto& p : pairs) {
+      const Eigen::Vector3d a = read_vector3(p, "a_mm", Eigen::Vector3d::Zero(), 1e-3);
+      const Eigen::Vector3d b = read_vector3(p, "b_mm", Eigen::Vector3d::Zero(), 1e-3);
+      if ((a - b).norm() == 0.0) {
+        p.fail("b_mm", "must differ from a_mm");
+      }
+      e.pairs_m.emplace_back(a, b);
+    }
+  }
+  return e;
+}
+
+Eigen::MatrixX3d iemg_contacts(const IemgElectrodes& e, const Eigen::Vector3d& centre_m,
+                               std::int64_t position) {
+  const Eigen::Vector3d origin = e.relative_to_centre ? centre_m : Eigen::Vector3d::Zero();
+  if (e.kind == IemgElectrodeKind::fine_wire) {
+    if (position != 0) {
+      throw BadInput("iemg_contacts: fine wires have one position, asked for " +
+                     std::to_string(position));
+    }
+    Eigen::MatrixX3d c(2 * static_cast<Eigen::Index>(e.pairs_m.size()), 3);
+    for (std::size_t i = 0; i < e.pairs_m.size(); ++i) {
+      c.row(2 * static_cast<Eigen::Index>(i)) = (origin + e.pairs_m[i].first).transpose();
+      c.row(2 * static_cast<Eigen::Index>(i) + 1) = (origin + e.pairs_m[i].second).transpose();
+    }
+    return c;
+  }
+  if (position < 0 || position >= e.n_positions) {
+    throw BadInput("iemg_contacts: trajectory position " + std::to_string(position) +
+                   ": must lie in [0, " + std::to_string(e.n_positions) + ")");
+  }
+  const Eigen::Matrix3d r = (Eigen::AngleAxisd(e.angles_rad.z(), Eigen::Vector3d::UnitZ()) *
+                             Eigen::AngleAxisd(e.angles_rad.y(), Eigen::Vector3d::UnitY()) *
+                             Eigen::AngleAxisd(e.angles_rad.x(), Eigen::Vector3d::UnitX()))
+                                .toRotationMatrix();
+  const Eigen::Vector3d axis = r * Eigen::Vector3d::UnitX();
+  const Eigen::Vector3d dir = e.direction.norm() > 0.0 ? e.direction.normalized() : axis;
+  Eigen::MatrixX3d c(e.n_contacts, 3);
+  for (Eigen::Index i = 0; i < e.n_contacts; ++i) {
+    const double along =
+        (static_cast<double>(i) - 0.5 * static_cast<double>(e.n_contacts - 1)) * e.spacing_m;
+    c.row(i) =
+        (origin + e.position_m + along * axis + static_cast<double>(position) * e.step_m * dir)
+            .transpose();
+  }
+  return c;
+}
+
+Eigen::MatrixXd iemg_channel_weights(const IemgElectrodes& e) {
+  if (e.kind == IemgElectrodeKind::fine_wire) {
+    const auto n = static_cast<Eigen::Index>(e.pairs_m.size());
+    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n, 2 * n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      w(i, 2 * i) = 1.0;
+      w(i, 2 * i + 1) = -1.0;
+    }
+    return w;
+  }
+  const Eigen::Index n = e.n_contacts;
+  switch (e.differentiation) {
+  case Differentiation::none:
+    return Eigen::MatrixXd::Identity(n, n);
+  case Differentiation::consecutive: {
+    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n - 1, n);
+    for (Eigen::Index i = 0; i + 1 < n; ++i) {
+      w(i, i + 1) = 1.0;
+      w(i, i) = -1.0;
+    }
+    return w;
+  }
+  case Differentiation::reference: {
+    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n - 1, n);
+    Eigen::Index row = 0;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      if (i == e.reference_contact) {
+        continue;
+      }
+      w(row, i) = 1.0;
+      w(row, e.reference_contact) = -1.0;
+      ++row;
+    }
+    return w;
+  }
+  }
+  return Eigen::MatrixXd::Identity(n, n);
+}
+
+} // namespace myotwin::forward
