@@ -38,7 +38,10 @@ int main(int argc, char** argv) {
     myotwin::ConfigReader defaults(nlohmann::json::object(), "default configuration");
     auto electrodes_section = defaults.section("electrodes");
     const mf::ElectrodeConfig electrodes = mf::read_electrode_config(electrodes_section);
-    const auto model = mf::load_subject_forward_model(argv[1], argv[2], electrodes, -1);
+    const std::filesystem::path out = argv[2];
+    mf::SubjectModelFiles files{argv[1], out / "anatomy", out / "mesh" / "mesh.vtu",
+                                out / "forward" / "leadfields.h5", ""};
+    const auto model = mf::load_subject_forward_model(files, electrodes, -1);
     const double load_s = seconds_since(t0);
     const myotwin::anatomy::MuscleModel* muscle = nullptr;
     for (const auto& m : model->anatomy.muscles)

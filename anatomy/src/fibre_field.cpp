@@ -27,10 +27,15 @@ std::string muscle_id(const MuscleGeometry& g) {
 FibreFieldParams read_fibre_field_params(ConfigReader& section) {
   FibreFieldParams p;
   p.upsampling = static_cast<int>(
-      section.optional<std::int64_t>("upsampling", p.upsampling, int_in_range(1, 8)));
-  p.tolerance = section.optional<double>("tolerance", p.tolerance, in_range(1e-14, 1e-2));
-  p.max_iterations =
-      section.optional<std::int64_t>("max_iterations", p.max_iterations, int_in_range(1, 10000000));
+      section.optional<std::int64_t>("upsampling", p.upsampling, int_in_range(1, 8),
+                                     "nearest-neighbour upsampling of the muscle mask for the "
+                                     "Laplace solve; 1: none; helps thin muscles"));
+  p.tolerance = section.optional<double>(
+      "tolerance", p.tolerance, in_range(1e-14, 1e-2),
+      "relative residual |b - Au| / |b| at which the conjugate gradients of the fibre field stop");
+  p.max_iterations = section.optional<std::int64_t>(
+      "max_iterations", p.max_iterations, int_in_range(1, 10000000),
+      "iteration limit of the conjugate gradients of the fibre field");
   return p;
 }
 

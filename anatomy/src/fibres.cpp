@@ -355,25 +355,38 @@ double resample(const std::vector<Eigen::Vector3d>& line, double ds,
 FibreParams read_fibre_params(ConfigReader& section) {
   FibreParams p;
   p.model_density_per_m2 =
-      section.optional<double>("model_density_per_mm2", p.model_density_per_m2 * 1e-6, positive()) *
+      section.optional<double>("model_density_per_mm2", p.model_density_per_m2 * 1e-6, positive(),
+                               "model fibres seeded per area of muscle cross-section; each stands "
+                               "for several real fibres") *
       1e6;
   p.real_density_per_m2 =
-      section.optional<double>("real_density_per_mm2", p.real_density_per_m2 * 1e-6, positive()) *
+      section.optional<double>("real_density_per_mm2", p.real_density_per_m2 * 1e-6, positive(),
+                               "real fibres per area of cross-section (literature 200-400), sets "
+                               "the weight of each model fibre") *
       1e6;
-  p.step_fraction = section.optional<double>("step_fraction", p.step_fraction, in_range(0.0, 0.25));
+  p.step_fraction = section.optional<double>("step_fraction", p.step_fraction, in_range(0.0, 0.25),
+                                             "RK4 tracing step as a fraction of the smallest voxel "
+                                             "size of the fibre-field grid; must be > 0");
   if (p.step_fraction <= 0.0)
     section.fail("step_fraction", "must be > 0 and <= 0.25");
   p.resample_step_m = units::mm_to_m(
-      section.optional<double>("resample_step_mm", units::m_to_mm(p.resample_step_m), positive()));
-  p.end_plate_fraction =
-      section.optional<double>("end_plate_fraction", p.end_plate_fraction, in_range(0.0, 1.0));
-  p.end_plate_spread =
-      section.optional<double>("end_plate_spread", p.end_plate_spread, in_range(0.0, 0.5));
-  p.extend_to_surface = section.optional<bool>("extend_to_surface", p.extend_to_surface);
+      section.optional<double>("resample_step_mm", units::m_to_mm(p.resample_step_m), positive(),
+                               "arc-length step of the output fibre polylines"));
+  p.end_plate_fraction = section.optional<double>(
+      "end_plate_fraction", p.end_plate_fraction, in_range(0.0, 1.0),
+      "mean end-plate position as a fraction of fibre length from the origin end");
+  p.end_plate_spread = section.optional<double>(
+      "end_plate_spread", p.end_plate_spread, in_range(0.0, 0.5),
+      "standard deviation of the end-plate position as a fraction of fibre length");
+  p.extend_to_surface = section.optional<bool>("extend_to_surface", p.extend_to_surface, {},
+                                               "continue each fibre straight from u = 0 or 1 to "
+                                               "the muscle surface, so that it ends on the tendon");
   p.poisson_attempts = static_cast<int>(section.optional<std::int64_t>(
-      "poisson_attempts", p.poisson_attempts, int_in_range(1, 1000)));
-  p.min_length_fraction =
-      section.optional<double>("min_length_fraction", p.min_length_fraction, in_range(0.0, 0.9));
+      "poisson_attempts", p.poisson_attempts, int_in_range(1, 1000),
+      "candidates per active sample in Bridson's Poisson-disk seeding of the fibres"));
+  p.min_length_fraction = section.optional<double>(
+      "min_length_fraction", p.min_length_fraction, in_range(0.0, 0.9),
+      "fibres shorter than this fraction of the median fibre length are dropped (stubs)");
   return p;
 }
 

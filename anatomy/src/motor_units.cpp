@@ -281,23 +281,41 @@ MotorUnitParams read_motor_unit_params(ConfigReader& section) {
   MotorUnitParams p;
   const MotorUnitParams d;
   // The largest human muscles have about a thousand motor units (e.g. medial gastrocnemius ~600).
-  p.n_units = section.optional<std::int64_t>("n_units", d.n_units, int_in_range(1, 5000));
-  p.size_range = section.optional<double>("size_range", d.size_range, in_range(1.0, 1e6));
+  p.n_units = section.optional<std::int64_t>("n_units", d.n_units, int_in_range(1, 5000),
+                                             "motor units of a muscle whose tissue-table entry "
+                                             "gives none (published forearm counts 150-420)");
+  p.size_range = section.optional<double>("size_range", d.size_range, in_range(1.0, 1e6),
+                                          "ratio of the largest to the smallest unit's fibre "
+                                          "count, exponential over the pool (Fuglevand 1993)");
   p.recruitment_range =
-      section.optional<double>("recruitment_range", d.recruitment_range, in_range(1.0, 1e6));
+      section.optional<double>("recruitment_range", d.recruitment_range, in_range(1.0, 1e6),
+                               "ratio of the last to the first recruitment threshold, exponential "
+                               "over the pool (Fuglevand 1993)");
   p.max_recruitment_threshold = section.optional<double>(
-      "max_recruitment_threshold", d.max_recruitment_threshold, in_range(1e-6, 1.0));
+      "max_recruitment_threshold", d.max_recruitment_threshold, in_range(1e-6, 1.0),
+      "recruitment threshold of the last unit as a fraction of the maximum excitation");
   p.largest_territory_fraction = section.optional<double>(
-      "largest_territory_fraction", d.largest_territory_fraction, in_range(1e-6, 1.0));
-  p.cv_mean_m_per_s = section.optional<double>("cv_mean_m_per_s", d.cv_mean_m_per_s, positive());
-  p.cv_min_m_per_s = section.optional<double>("cv_min_m_per_s", d.cv_min_m_per_s, positive());
-  p.cv_max_m_per_s = section.optional<double>("cv_max_m_per_s", d.cv_max_m_per_s, positive());
+      "largest_territory_fraction", d.largest_territory_fraction, in_range(1e-6, 1.0),
+      "territory area of the largest unit as a fraction of the cross-section; others scale with "
+      "size");
+  p.cv_mean_m_per_s = section.optional<double>("cv_mean_m_per_s", d.cv_mean_m_per_s, positive(),
+                                               "mean conduction velocity over the units; must lie "
+                                               "between cv_min_m_per_s and cv_max_m_per_s");
+  p.cv_min_m_per_s = section.optional<double>(
+      "cv_min_m_per_s", d.cv_min_m_per_s, positive(),
+      "conduction velocity of the smallest unit; lower bound of every fibre's");
+  p.cv_max_m_per_s = section.optional<double>(
+      "cv_max_m_per_s", d.cv_max_m_per_s, positive(),
+      "conduction velocity of the largest unit; upper bound of every fibre's");
   p.fibre_diameter_mean_m = units::um_to_m(section.optional<double>(
-      "fibre_diameter_mean_um", units::m_to_um(d.fibre_diameter_mean_m), positive()));
+      "fibre_diameter_mean_um", units::m_to_um(d.fibre_diameter_mean_m), positive(),
+      "unit mean fibre diameter averaged over the units; a unit's mean is proportional to its CV"));
   p.fibre_diameter_sd_m = units::um_to_m(section.optional<double>(
-      "fibre_diameter_sd_um", units::m_to_um(d.fibre_diameter_sd_m), non_negative()));
+      "fibre_diameter_sd_um", units::m_to_um(d.fibre_diameter_sd_m), non_negative(),
+      "standard deviation of fibre diameters within a unit of average size; scales with its mean"));
   p.intermingling_neighbours = section.optional<std::int64_t>(
-      "intermingling_neighbours", d.intermingling_neighbours, int_in_range(0, 64));
+      "intermingling_neighbours", d.intermingling_neighbours, int_in_range(0, 64),
+      "a fibre is not given to a unit owning one of its this many nearest neighbours; 0: off");
   if (!(p.cv_min_m_per_s <= p.cv_mean_m_per_s && p.cv_mean_m_per_s <= p.cv_max_m_per_s))
     section.fail("cv_mean_m_per_s",
                  "must lie between cv_min_m_per_s = " + to_text(p.cv_min_m_per_s) +

@@ -62,17 +62,22 @@ std::string to_string(EndSource source) {
 
 MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section) {
   MuscleGeometryParams p;
-  p.profile_step_m = units::mm_to_m(
-      section.optional<double>("profile_step_mm", units::m_to_mm(p.profile_step_m), positive()));
-  const auto policy = section.optional<std::string>("components", to_string(p.components),
-                                                    one_of({"keep_largest", "keep_all"}));
+  p.profile_step_m = units::mm_to_m(section.optional<double>(
+      "profile_step_mm", units::m_to_mm(p.profile_step_m), positive(),
+      "step of the cross-sectional area profile along the muscle's principal axis"));
+  const auto policy = section.optional<std::string>(
+      "components", to_string(p.components), one_of({"keep_largest", "keep_all"}),
+      "pieces kept of a muscle label split into several 6-connected components");
   p.components =
       policy == "keep_largest" ? ComponentPolicy::keep_largest : ComponentPolicy::keep_all;
-  p.cap_fraction = section.optional<double>("cap_fraction", p.cap_fraction, in_range(0.0, 0.5));
+  p.cap_fraction = section.optional<double>("cap_fraction", p.cap_fraction, in_range(0.0, 0.5),
+                                            "end-cap thickness at an end without a tendon, as a "
+                                            "fraction of muscle length; must be in (0, 0.5)");
   if (p.cap_fraction <= 0.0 || p.cap_fraction >= 0.5)
     section.fail("cap_fraction", "must be > 0 and < 0.5");
-  p.cap_min_m = units::mm_to_m(
-      section.optional<double>("cap_min_mm", units::m_to_mm(p.cap_min_m), non_negative()));
+  p.cap_min_m = units::mm_to_m(section.optional<double>("cap_min_mm", units::m_to_mm(p.cap_min_m),
+                                                        non_negative(),
+                                                        "lower bound of the end-cap thickness"));
   return p;
 }
 

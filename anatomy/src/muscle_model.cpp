@@ -23,9 +23,11 @@ namespace myotwin::anatomy {
 
 AnatomyParams read_anatomy_params(ConfigReader& section) {
   AnatomyParams p;
-  p.muscles = section.optional<std::vector<std::string>>("muscles", {});
-  p.min_fibres_per_unit =
-      section.optional<double>("min_fibres_per_unit", 5.0, in_range(1.0, 1000.0));
+  p.muscles = section.optional<std::vector<std::string>>(
+      "muscles", {}, {}, "names of the muscles to build (tissue-table names); empty: every muscle");
+  p.min_fibres_per_unit = section.optional<double>(
+      "min_fibres_per_unit", 5.0, in_range(1.0, 1000.0),
+      "a muscle with fewer model fibres per motor unit is seeded again at a higher model density");
   auto geometry = section.section("geometry");
   p.geometry = read_muscle_geometry_params(geometry);
   auto field = section.section("fibre_field");

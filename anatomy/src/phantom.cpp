@@ -696,21 +696,37 @@ double default_mm(double value_m) {
 PhantomParams read_phantom_params(ConfigReader& section, std::uint64_t seed) {
   const PhantomParams d;
   PhantomParams p;
-  auto length = [&section](const char* key, double default_m, const Check<double>& check) {
-    return mm_to_m(section.optional<double>(key, default_mm(default_m), check));
+  auto length = [&section](const char* key, double default_m, const Check<double>& check,
+                           std::string_view doc) {
+    return mm_to_m(section.optional<double>(key, default_mm(default_m), check, doc));
   };
-  p.length_m = length("length_mm", d.length_m, in_range(20.0, 1000.0));
-  p.elbow_width_m = length("elbow_width_mm", d.elbow_width_m, in_range(10.0, 300.0));
-  p.elbow_depth_m = length("elbow_depth_mm", d.elbow_depth_m, in_range(10.0, 300.0));
-  p.wrist_width_m = length("wrist_width_mm", d.wrist_width_m, in_range(10.0, 300.0));
-  p.wrist_depth_m = length("wrist_depth_mm", d.wrist_depth_m, in_range(10.0, 300.0));
-  p.skin_thickness_m = length("skin_thickness_mm", d.skin_thickness_m, in_range(0.1, 10.0));
-  p.fat_flexor_m = length("fat_flexor_mm", d.fat_flexor_m, in_range(0.0, 50.0));
-  p.fat_extensor_m = length("fat_extensor_mm", d.fat_extensor_m, in_range(0.0, 50.0));
-  p.voxel_inplane_m = length("voxel_inplane_mm", d.voxel_inplane_m, in_range(0.05, 5.0));
-  p.voxel_axial_m = length("voxel_axial_mm", d.voxel_axial_m, in_range(0.05, 10.0));
-  p.margin_m = length("margin_mm", d.margin_m, in_range(0.0, 100.0));
-  p.variability = section.optional<double>("variability", d.variability, in_range(0.0, 0.3));
+  p.length_m = length("length_mm", d.length_m, in_range(20.0, 1000.0),
+                      "length of the forearm segment from the elbow to the wrist");
+  p.elbow_width_m =
+      length("elbow_width_mm", d.elbow_width_m, in_range(10.0, 300.0),
+             "medio-lateral outer diameter of the limb at the elbow; tapers linearly to the wrist");
+  p.elbow_depth_m = length("elbow_depth_mm", d.elbow_depth_m, in_range(10.0, 300.0),
+                           "antero-posterior outer diameter of the limb at the elbow");
+  p.wrist_width_m = length("wrist_width_mm", d.wrist_width_m, in_range(10.0, 300.0),
+                           "medio-lateral outer diameter of the limb at the wrist");
+  p.wrist_depth_m = length("wrist_depth_mm", d.wrist_depth_m, in_range(10.0, 300.0),
+                           "antero-posterior outer diameter of the limb at the wrist");
+  p.skin_thickness_m = length("skin_thickness_mm", d.skin_thickness_m, in_range(0.1, 10.0),
+                              "thickness of the skin layer");
+  p.fat_flexor_m = length(
+      "fat_flexor_mm", d.fat_flexor_m, in_range(0.0, 50.0),
+      "subcutaneous fat thickness on the flexor (anterior) side, varying smoothly with the angle");
+  p.fat_extensor_m = length("fat_extensor_mm", d.fat_extensor_m, in_range(0.0, 50.0),
+                            "subcutaneous fat thickness on the extensor (posterior) side");
+  p.voxel_inplane_m = length("voxel_inplane_mm", d.voxel_inplane_m, in_range(0.05, 5.0),
+                             "voxel size of the label volume across the limb (x and y)");
+  p.voxel_axial_m = length("voxel_axial_mm", d.voxel_axial_m, in_range(0.05, 10.0),
+                           "voxel size of the label volume along the limb (z)");
+  p.margin_m = length("margin_mm", d.margin_m, in_range(0.0, 100.0),
+                      "background around the limb on every side of the volume");
+  p.variability = section.optional<double>(
+      "variability", d.variability, in_range(0.0, 0.3),
+      "relative seeded jitter of fat thickness and muscle sizes, positions and ends; 0: none");
   p.seed = seed;
   if (const auto issue = check_params(p))
     section.fail(issue->key, issue->expectation);

@@ -46,14 +46,23 @@ SubjectFiles read_subject_file(const fs::path& path) {
   ConfigReader reader = ConfigReader::from_file(path);
   SubjectFiles files;
   files.subject_file = absolute_normal(path);
-  files.name = reader.required<std::string>("name", [](const std::string& s) {
-    return s.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
-  });
-  files.labels = absolute_normal(reader.required_path("labels"));
+  files.name = reader.required<std::string>(
+      "name",
+      Check<std::string>(
+          [](const std::string& s) {
+            return s.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
+          },
+          "not empty"),
+      "name of the subject, shown in logs and summaries");
+  files.labels = absolute_normal(reader.required_path(
+      "labels",
+      "label volume (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd), relative to subject.json"));
   if (!is_label_volume_path(files.labels)) {
     reader.fail("labels", "expected a label volume (.nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd)");
   }
-  files.tissues = absolute_normal(reader.required_path("tissues"));
+  files.tissues = absolute_normal(reader.required_path(
+      "tissues",
+      "tissue table (JSON) naming and classifying every label, relative to subject.json"));
   reader.finish();
   return files;
 }

@@ -555,20 +555,33 @@ double enclosed_volume_m3(const TriangleSurface& surface) {
 
 SurfaceImportParams read_surface_import_params(ConfigReader& section) {
   SurfaceImportParams p;
-  p.voxel_size_m = section.optional<double>("voxel_size_mm", p.voxel_size_m / mm, positive()) * mm;
+  p.voxel_size_m = section.optional<double>(
+                       "voxel_size_mm", p.voxel_size_m / mm, positive(),
+                       "isotropic voxel size of the label volume built around the surface") *
+                   mm;
   p.fat_thickness_m =
-      section.optional<double>("fat_thickness_mm", p.fat_thickness_m / mm, non_negative()) * mm;
+      section.optional<double>("fat_thickness_mm", p.fat_thickness_m / mm, non_negative(),
+                               "thickness of the fat shell around the muscle; 0: no fat") *
+      mm;
   p.skin_thickness_m =
-      section.optional<double>("skin_thickness_mm", p.skin_thickness_m / mm, non_negative()) * mm;
-  p.margin_m = section.optional<double>("margin_mm", p.margin_m / mm, non_negative()) * mm;
+      section.optional<double>("skin_thickness_mm", p.skin_thickness_m / mm, non_negative(),
+                               "thickness of the skin shell around the fat; 0: no skin") *
+      mm;
+  p.margin_m = section.optional<double>("margin_mm", p.margin_m / mm, non_negative(),
+                                        "background around the skin on every side of the volume") *
+               mm;
   p.muscle_name = section.optional<std::string>(
-      "muscle_name", p.muscle_name, [](const std::string& v) -> std::optional<std::string> {
-        if (v.empty())
-          return "must not be empty";
-        if (v == "skin" || v == "fat")
-          return "must differ from the shell names \"skin\" and \"fat\"";
-        return std::nullopt;
-      });
+      "muscle_name", p.muscle_name,
+      Check<std::string>(
+          [](const std::string& v) -> std::optional<std::string> {
+            if (v.empty())
+              return "must not be empty";
+            if (v == "skin" || v == "fat")
+              return "must differ from the shell names \"skin\" and \"fat\"";
+            return std::nullopt;
+          },
+          "not empty, not \"skin\" or \"fat\""),
+      "name of the imported muscle in the tissue table");
   return p;
 }
 

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <map>
+#include <string_view>
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
@@ -86,6 +87,13 @@ const Tissue* TissueTable::find(const std::string& name) const {
 }
 
 TissueTable read_tissue_table(ConfigReader& reader) {
+  // Keys read in several branches below, documented once.
+  constexpr std::string_view sigma_doc = "conductivity of an isotropic (non-muscle) tissue; "
+                                         "defaults by class, required for class other";
+  constexpr std::string_view muscle_doc =
+      "for a tendon: the name of the muscle it belongs to; empty: none";
+  constexpr std::string_view citation_doc =
+      "source of the tissue's conductivities (documentation only, not kept)";
   TissueTable table;
   std::vector<ConfigReader> entries = reader.required_array("tissues");
   if (entries.empty())
@@ -101,19 +109,29 @@ TissueTable read_tissue_table(ConfigReader& reader) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     ConfigReader& e = entries[i];
     Tissue t;
-    t.label = static_cast<std::int32_t>(
-        e.required<std::int64_t>("label", [](const std::int64_t& v) -> std::optional<std::string> {
-          if (v <= 0)
-            return std::string("must be > 0 (label 0 is the background and is never listed)");
-          if (v > std::numeric_limits<std::int32_t>::max())
-            return std::string("must be <= 2147483647");
-          return std::nullopt;
-        }));
-    t.name = e.required<std::string>("name", [](const std::string& s) {
-      return s.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
-    });
-    t.tissue_class =
-        tissue_class_from_string(e.required<std::string>("class", one_of(class_name_list())));
+    t.label = static_cast<std::int32_t>(e.required<std::int64_t>(
+        "label",
+        Check<std::int64_t>(
+            [](const std::int64_t& v) -> std::optional<std::string> {
+              if (v <= 0)
+                return std::string("must be > 0 (label 0 is the background and is never listed)");
+              if (v > std::numeric_limits<std::int32_t>::max())
+                return std::string("must be <= 2147483647");
+              return std::nullopt;
+            },
+            "[1, 2147483647]"),
+        "label value of the tissue in the label volume (0, the background, is never listed)"));
+    t.name = e.required<std::string>(
+        "name",
+        Check<std::string>(
+            [](const std::string& s) {
+              return s.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
+            },
+            "not empty"),
+        "unique name of the tissue; the run configuration names muscles by it");
+    t.tissue_class = tissue_class_from_string(e.required<std::string>(
+        "class", one_of(class_name_list()),
+        "tissue class: sets the default conductivity and how the tissue is modelled"));
 
     if (const auto it = by_label.find(t.label); it != by_label.end()) {
       e.fail("label", "label " + std::to_string(t.label) + " is also " + entry_name(it->second) +
@@ -132,10 +150,16 @@ TissueTable read_tissue_table(ConfigReader& reader) {
         e.fail("sigma_S_per_m", "muscle is anisotropic: give sigma_l_S_per_m (along the fibres) "
                                 "and sigma_t_S_per_m (across) instead");
       }
-      t.sigma_l_S_per_m = e.optional<double>("sigma_l_S_per_m", defaults->first, positive());
-      t.sigma_t_S_per_m = e.optional<double>("sigma_t_S_per_m", defaults->second, positive());
+      t.sigma_l_S_per_m =
+          e.optional<double>("sigma_l_S_per_m", defaults->first, positive(),
+                             "muscle conductivity along the fibres (default: Farina 2004)");
+      t.sigma_t_S_per_m =
+          e.optional<double>("sigma_t_S_per_m", defaults->second, positive(),
+                             "muscle conductivity across the fibres (default: Farina 2004)");
       if (e.has("n_motor_units")) {
-        t.n_motor_units = e.required<std::int64_t>("n_motor_units", int_in_range(1, 100000));
+        t.n_motor_units = e.required<std::int64_t>(
+            "n_motor_units", int_in_range(1, 100000),
+            "motor units of this muscle; absent: anatomy.motor_units.n_units");
       }
     } else {
       if (e.has("n_motor_units")) {
@@ -149,15 +173,16 @@ TissueTable read_tissue_table(ConfigReader& reader) {
         }
       }
       if (defaults) {
-        t.sigma_l_S_per_m = e.optional<double>("sigma_S_per_m", defaults->first, positive());
+        t.sigma_l_S_per_m =
+            e.optional<double>("sigma_S_per_m", defaults->first, positive(), sigma_doc);
       } else if (e.has("sigma_S_per_m")) {
-        t.sigma_l_S_per_m = e.required<double>("sigma_S_per_m", positive());
+        t.sigma_l_S_per_m = e.required<double>("sigma_S_per_m", positive(), sigma_doc);
       } else {
         // Report a misspelt key before saying that the conductivity is missing.
-        (void)e.optional<double>("sigma_S_per_m", 0.0);
+        (void)e.optional<double>("sigma_S_per_m", 0.0, {}, sigma_doc);
         if (t.tissue_class == TissueClass::tendon)
-          (void)e.optional<std::string>("muscle", "");
-        (void)e.optional<std::string>("citation", "");
+          (void)e.optional<std::string>("muscle", "", {}, muscle_doc);
+        (void)e.optional<std::string>("citation", "", {}, citation_doc);
         e.finish();
         e.fail("sigma_S_per_m", "a conductivity [S/m] is required for " + in_quotes(t.name) +
                                     ": class " + class_name + " has no default");
@@ -165,8 +190,8 @@ TissueTable read_tissue_table(ConfigReader& reader) {
       t.sigma_t_S_per_m = t.sigma_l_S_per_m;
     }
     if (t.tissue_class == TissueClass::tendon)
-      t.muscle = e.optional<std::string>("muscle", "");
-    (void)e.optional<std::string>("citation", ""); // documentation of the values
+      t.muscle = e.optional<std::string>("muscle", "", {}, muscle_doc);
+    (void)e.optional<std::string>("citation", "", {}, citation_doc);
 
     by_label[t.label] = i;
     by_name[t.name] = i;

@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "layout.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
@@ -36,7 +37,7 @@ struct BenchOptions {
 
 /// Runs `myotwin ARGS`; throws naming `what` when it fails.
 void run_stage(const std::string& what, const std::vector<std::string>& args) {
-  const int code = run_self(args);
+  const int code = run_command(args);
   if (code != 0) {
     const std::string message =
         "bench bmiss: " + what + " failed (exit code " + std::to_string(code) + ")";
@@ -118,12 +119,10 @@ int run_bench_bmiss(BenchOptions o) {
   run_stage("the nominal model's stages", nominal_args);
   const std::filesystem::path psubject =
       perturbed ? perturbed_subject(o, cfg, config, files, shared) : std::filesystem::path();
-  const auto model = forward::load_subject_forward_model(
-      nominal_subject, out / "nominal", config.electrodes, config.volume_conductor.reference_node);
+  const auto model = load_subject_model(Layout(out / "nominal"), nominal_subject, config);
   std::unique_ptr<forward::SubjectForwardModel> pmodel;
   if (perturbed)
-    pmodel = forward::load_subject_forward_model(psubject, out / "perturbed", config.electrodes,
-                                                 config.volume_conductor.reference_node);
+    pmodel = load_subject_model(Layout(out / "perturbed"), psubject, config);
   // 3. The benchmark.
   inversion::BmissBenchInputs in{
       b,           config.simulate, config.muap_model, config.invert,

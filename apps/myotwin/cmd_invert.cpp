@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "layout.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
@@ -55,8 +56,7 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
                          " muscles; expected exactly one to default to)");
         name = config.simulate.muscles.front();
       }
-      const auto model = forward::load_subject_forward_model(
-          *subject, options->output, config.electrodes, config.volume_conductor.reference_node);
+      const auto model = load_subject_model(Layout(options->output), *subject, config);
       const anatomy::MuscleModel* m = nullptr;
       std::string names;
       for (const auto& candidate : model->anatomy.muscles) {
@@ -97,7 +97,7 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
                             progress_display(*options));
 
       // Write.
-      const auto dir = options->output / "inversion";
+      const auto dir = Layout(options->output)[Output::inversion_dir];
       ensure_output_dir(dir);
       inversion::write_decomposition_h5(dir / "decomposition.h5", result.decomposition, recording);
       inversion::write_decomposition_mat(dir / "decomposition.mat", result.decomposition,

@@ -1,7 +1,6 @@
 // `myotwin pipeline SUBJECT.json -o OUT`: the whole chain with each stage's defaults (or the
 // config's sections): anatomy, mesh, lead fields, simulation, decomposition and scoring, each
-// run as its own `myotwin` process in OUT (a child that dies with the pipeline and gets its
-// SIGINT / SIGTERM).
+// run in this process as the command line `myotwin STAGE ...` would (run_command()).
 //
 // A stage is reused only when both hold:
 // - its key is unchanged: a hash of everything the stage reads: the program version, the seed,
@@ -24,6 +23,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "layout.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
@@ -87,7 +87,8 @@ private:
 bool is_bookkeeping(const fs::path& relative) {
   const std::string name = relative.filename().string();
   return relative.begin()->string() == "pipeline" || name.rfind(".tmp-", 0) == 0 ||
-         name.rfind(".myotwin-write-test-", 0) == 0 || name == "resolved_config.json";
+         name.rfind(".myotwin-write-test-", 0) == 0 ||
+         relative == relative_path(Output::resolved_config);
 }
 
 /// Size and time of every file below `out` that may be a stage's output, by path relative to it.
@@ -169,7 +170,8 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       const RunConfig config = begin_run(*options);
       const anatomy::SubjectFiles files = anatomy::read_subject_file(*subject);
       const auto out = options->output;
-      const auto keys = out / "pipeline";
+      const Layout layout(out);
+      const auto keys = layout[Output::pipeline_dir];
       ensure_output_dir(keys);
 
       // Inputs every stage reads: the version, the seed, the subject's files.
@@ -180,18 +182,21 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
         common = hash_text(hashes.of(f), common);
 
       const std::vector<Stage> stages = {
-          {"anatomy", {"anatomy"}, "anatomy/motor_units.h5", {}},
-          {"mesh", {"mesh"}, "mesh/mesh.vtu", {"anatomy/"}},
+          {"anatomy", {"anatomy"}, relative_path(Output::motor_units), {}},
+          {"mesh", {"mesh"}, relative_path(Output::mesh), {"anatomy/"}},
           {"leadfield",
            {"electrodes", "volume_conductor"},
-           "forward/leadfields.h5",
+           relative_path(Output::lead_fields),
            {"anatomy/", "mesh/"}},
-          {"simulate", {"simulate"}, "forward/emg.h5", {"anatomy/", "mesh/", "forward/"}},
-          {"decompose", {"decompose"}, "decomposition/decomposition.h5", {"forward/emg.h5"}},
+          {"simulate", {"simulate"}, relative_path(Output::emg), {"anatomy/", "mesh/", "forward/"}},
+          {"decompose",
+           {"decompose"},
+           relative_path(Output::decomposition),
+           {relative_path(Output::emg).string()}},
           {"score",
            {"score"},
-           "decomposition/score.json",
-           {"decomposition/decomposition.h5", "forward/emg.h5"}}};
+           relative_path(Output::score),
+           {relative_path(Output::decomposition).string(), relative_path(Output::emg).string()}}};
       std::size_t n_stages = stages.size();
       if (!until->empty()) {
         std::string names;
@@ -222,7 +227,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
                                   : options->config.has_parent_path()
                                       ? options->config.parent_path()
                                       : fs::path(".");
-      const fs::path manifest_file = keys / "manifest.json";
+      const fs::path manifest_file = layout[Output::manifest];
       nlohmann::json manifest = {{"format", "myotwin pipeline manifest 1"},
                                  {"stages", nlohmann::json::object()}};
       if (fs::exists(manifest_file)) {
@@ -268,24 +273,24 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
         write_text_file(manifest_file, manifest.dump(2) + "\n");
         std::vector<std::string> args = {stage.name};
         if (stage.name == "decompose")
-          args.push_back((out / "forward/emg.h5").string());
+          args.push_back(layout[Output::emg].string());
         else if (stage.name == "score")
-          args.insert(args.end(), {(out / "decomposition/decomposition.h5").string(),
-                                   (out / "forward/emg.h5").string()});
+          args.insert(args.end(),
+                      {layout[Output::decomposition].string(), layout[Output::emg].string()});
         else
           args.push_back(subject->string());
         if (stage.name != "score") {
           args.insert(args.end(), {"-o", out.string()});
           args.insert(args.end(), shared.begin(), shared.end());
         } else {
-          args.insert(args.end(), {"-o", (out / "decomposition").string()});
+          args.insert(args.end(), {"-o", layout[Output::decomposition_dir].string()});
           if (!options->config.empty())
             args.insert(args.end(), {"--config", options->config.string()});
         }
         if (!options->quiet)
           std::cout << "== pipeline: " << stage.name << "\n";
         const auto before = snapshot(out);
-        const int code = run_self(args);
+        const int code = run_command(args);
         if (code != 0) {
           const std::string message = "pipeline: stage `" + stage.name + "` failed (exit code " +
                                       std::to_string(code) + "); the stages before it are kept";
@@ -317,9 +322,9 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
       }
 
       // 3. Summary.
-      const auto sim = read_json(out / "forward/simulate_report.json");
-      const auto dec = read_json(out / "decomposition/summary.json");
-      const auto score = read_json(out / "decomposition/score.json");
+      const auto sim = read_json(layout[Output::simulate_report]);
+      const auto dec = read_json(layout[Output::decomposition_summary]);
+      const auto score = read_json(layout[Output::score]);
       int recruited = 0;
       for (const auto& u : sim.at("units"))
         recruited += u.at("n_discharges").get<int>() > 0;
@@ -330,7 +335,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
                                 {"mean_roa", score.at("mean_roa")},
                                 {"matches", score.at("matches")},
                                 {"time_s", watch.elapsed_s()}};
-      write_text_file(keys / "summary.json", summary.dump(2) + "\n");
+      write_text_file(layout[Output::pipeline_summary], summary.dump(2) + "\n");
       if (!options->quiet) {
         std::cout << "\nunits simulated " << summary["units_simulated"] << ", recruited "
                   << recruited << ", identified " << summary["units_identified"] << ", matched "
@@ -344,7 +349,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
                     << m.at("precision").get<double>() << "\n";
         std::cout << "mean RoA " << std::setprecision(3) << score.at("mean_roa").get<double>()
                   << "; total " << std::setprecision(1) << watch.elapsed_s() << " s; "
-                  << (keys / "summary.json").string() << "\n";
+                  << layout[Output::pipeline_summary].string() << "\n";
       }
       return 0;
     };

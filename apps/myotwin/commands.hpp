@@ -3,10 +3,18 @@
 // `run` to the work to do (returning the exit code).
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 namespace myotwin::app {
+
+/// Runs the command line `args` (argv[1..]: the subcommand, its arguments and options) in this
+/// process: parses it, runs the subcommand and maps its errors to exit codes (messages on
+/// standard error): 0 ok, 1 runtime failure, 2 bad input or usage. main() and the commands that
+/// run other commands (`pipeline`, `bench bmiss`) call it.
+int run_command(const std::vector<std::string>& args);
 
 /// `myotwin config defaults`.
 void add_config_command(CLI::App& app, std::function<int()>& run);

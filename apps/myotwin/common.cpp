@@ -78,11 +78,15 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
 
 RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override) {
   RunConfig run;
-  reader.optional<std::string>("myotwin_version", version());
-  const auto config_seed = reader.optional<std::uint64_t>("seed", default_seed);
+  reader.optional<std::string>(
+      "myotwin_version", version(), {},
+      "version of myotwin that wrote the configuration; a record only, any string is accepted");
+  const auto config_seed = reader.optional<std::uint64_t>(
+      "seed", default_seed, {}, "seed of every random stream of the run; --seed wins");
   run.seed = seed_override.value_or(config_seed);
-  run.threads =
-      static_cast<int>(reader.optional<std::int64_t>("threads", 0, int_in_range(0, max_threads)));
+  run.threads = static_cast<int>(reader.optional<std::int64_t>(
+      "threads", 0, int_in_range(0, max_threads),
+      "threads of the parallel stages; 0: all cores; --threads wins"));
   auto phantom = reader.section("phantom");
   run.phantom = anatomy::read_phantom_params(phantom, run.seed);
   auto surface_import = reader.section("surface_import");
@@ -95,19 +99,30 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.electrodes = forward::read_electrode_config(electrodes_section);
   auto vc = reader.section("volume_conductor");
   auto& solver = run.volume_conductor.solver;
-  const auto method = vc.optional<std::string>(
-      "method", "auto", one_of({"auto", "automatic", "direct", "iterative"}));
+  const auto method = vc.optional<std::string>("method", "auto",
+                                               one_of({"auto", "automatic", "direct", "iterative"}),
+                                               "lead-field solver: direct (Cholesky), iterative "
+                                               "(CG); auto: direct unless over memory_budget_GiB");
   solver.method = forward::solver_method_from_string(method == "auto" ? "automatic" : method);
-  solver.memory_budget_bytes =
-      vc.optional<double>("memory_budget_GiB", 8.0, positive()) * 1024.0 * 1024.0 * 1024.0;
+  solver.memory_budget_bytes = vc.optional<double>("memory_budget_GiB", 8.0, positive(),
+                                                   "memory the Cholesky factor may take; with "
+                                                   "method auto, a larger factor uses CG instead") *
+                               1024.0 * 1024.0 * 1024.0;
   solver.cg_relative_tolerance =
-      vc.optional<double>("cg_relative_tolerance", 1e-10, in_range(1e-16, 1e-2));
+      vc.optional<double>("cg_relative_tolerance", 1e-10, in_range(1e-16, 1e-2),
+                          "CG stops when ||b - K x|| <= this times ||b||");
   solver.preconditioner = forward::preconditioner_from_string(vc.optional<std::string>(
-      "preconditioner", "incomplete_cholesky", one_of({"incomplete_cholesky", "jacobi"})));
+      "preconditioner", "incomplete_cholesky", one_of({"incomplete_cholesky", "jacobi"}),
+      "preconditioner of the CG solver"));
   solver.cg_max_iterations =
-      vc.optional<std::int64_t>("cg_max_iterations", 10000, int_in_range(1, 100000000));
-  solver.block_columns = vc.optional<std::int64_t>("block_columns", 32, int_in_range(1, 100000));
-  run.max_sampled_GiB = vc.optional<double>("max_sampled_GiB", 2.0, non_negative());
+      vc.optional<std::int64_t>("cg_max_iterations", 10000, int_in_range(1, 100000000),
+                                "CG iteration limit per right-hand side");
+  solver.block_columns =
+      vc.optional<std::int64_t>("block_columns", 32, int_in_range(1, 100000),
+                                "right-hand sides (electrodes) per CHOLMOD solve call");
+  run.max_sampled_GiB = vc.optional<double>(
+      "max_sampled_GiB", 2.0, non_negative(),
+      "lead fields sampled at the fibre points are cached up to this size; else sampled on demand");
   auto simulate_section = reader.section("simulate");
   run.simulate = forward::read_simulation_params(simulate_section);
   auto decompose_section = reader.section("decompose");
@@ -157,10 +172,6 @@ ProgressCallback progress_display(const SharedOptions& options) {
   if (options.quiet)
     return {};
   return make_console_progress(std::cerr, stderr_is_interactive());
-}
-
-int run_self(const std::vector<std::string>& args) {
-  return run_child_process(std::filesystem::read_symlink("/proc/self/exe"), args);
 }
 
 nlohmann::json read_json(const std::filesystem::path& path) {

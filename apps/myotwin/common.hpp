@@ -94,11 +94,6 @@ ProgressCallback progress_display(const SharedOptions& options);
 /// The version string, e.g. "0.1.0".
 const char* version();
 
-/// Runs `myotwin ARGS` (this executable, as a child process that dies with this one and gets
-/// this process's interrupts) and returns its exit code (128 + N when signal N ended it).
-/// \throws Error when the process cannot be started.
-int run_self(const std::vector<std::string>& args);
-
 /// Parses the JSON file `path` strictly (parse_json()). \throws IoError naming the file when it
 /// cannot be read, BadInput when it is not valid JSON, too deep or has a key twice.
 nlohmann::json read_json(const std::filesystem::path& path);

@@ -92,9 +92,8 @@ Check<std::string> one_of(std::vector<std::string> choices) {
 
 std::string unit_of_key(const std::string& key) {
   static const std::vector<std::pair<std::string, std::string>> compound = {
-      {"_S_per_m", "S/m"},       {"_m_per_s", "m/s"},      {"_V_per_A", "V/A"},
-      {"_per_mm2", "1/mm^2"},    {"_per_m2", "1/m^2"},     {"_per_mm", "1/mm"},
-      {"_per_s", "1/s"},         {"_per_sqrt_fibre", ""}};
+      {"_S_per_m", "S/m"},  {"_m_per_s", "m/s"}, {"_V_per_A", "V/A"}, {"_per_mm2", "1/mm^2"},
+      {"_per_m2", "1/m^2"}, {"_per_mm", "1/mm"}, {"_per_s", "1/s"},   {"_per_sqrt_fibre", ""}};
   for (const auto& [suffix, unit] : compound)
     if (key.size() > suffix.size() &&
         key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -103,7 +102,7 @@ std::string unit_of_key(const std::string& key) {
       {"m", "m"},         {"mm", "mm"},   {"um", "um"},   {"s", "s"},       {"ms", "ms"},
       {"us", "us"},       {"Hz", "Hz"},   {"dB", "dB"},   {"V", "V"},       {"mV", "mV"},
       {"uV", "uV"},       {"deg", "deg"}, {"pps", "pps"}, {"percent", "%"}, {"GiB", "GiB"},
-      {"oct", "octaves"}, {"N", "N"},     {"A", "A"},     {"mm2", "mm^2"},  {"m2", "m^2"}};
+      {"oct", "octaves"}, {"N", "N"},     {"A", "A"},     {"mm2", "mm^2"},  {"m2", "m^2"},  {"rad", "rad"}};
   const auto underscore = key.rfind('_');
   if (underscore == std::string::npos)
     return {};

@@ -15,16 +15,25 @@ namespace myotwin::forward {
 
 SimulationParams read_simulation_params(ConfigReader& section) {
   SimulationParams p;
-  p.muscles = section.optional<std::vector<std::string>>("muscles", {});
-  p.max_units_per_muscle =
-      section.optional<std::int64_t>("max_units_per_muscle", 0, int_in_range(0, 1000000));
-  p.discharges = section.optional_path("discharges");
+  p.muscles = section.optional<std::vector<std::string>>(
+      "muscles", {}, {}, "names of the muscles to simulate; empty: every muscle of the anatomy");
+  p.max_units_per_muscle = section.optional<std::int64_t>(
+      "max_units_per_muscle", 0, int_in_range(0, 1000000),
+      "simulate at most this many units per muscle, the first in recruitment order (0: all)");
+  p.discharges =
+      section.optional_path("discharges", "real discharge times (MAT MUPulses, or CSV unit,time_s) "
+                                          "used instead of the drive, by recruitment order");
   if (p.discharges && !std::filesystem::is_regular_file(*p.discharges))
     section.fail("discharges", "no such file: " + p.discharges->string() +
                                    " (a MATLAB file with MUPulses or a CSV unit,time_s)");
   p.muap_tail_fraction =
-      section.optional<double>("muap_tail_fraction", p.muap_tail_fraction, in_range(0.0, 0.1));
-  for (const auto& name : section.optional<std::vector<std::string>>("montages", {})) {
+      section.optional<double>("muap_tail_fraction", p.muap_tail_fraction, in_range(0.0, 0.1),
+                               "drop MUAP tail samples where every channel is within this fraction "
+                               "of its peak (0: keep the full computed length)");
+  for (const auto& name : section.optional<std::vector<std::string>>(
+           "montages", {}, {},
+           "montages of the first grid saved beside the monopolar EMG: sd_rows, sd_columns, "
+           "dd_rows, dd_columns, laplacian")) {
     try {
       p.montages.push_back(montage_from_string(name));
     } catch (const BadInput& e) {
@@ -32,9 +41,12 @@ SimulationParams read_simulation_params(ConfigReader& section) {
     }
   }
   p.jitter_s = units::us_to_s(
-      section.optional<double>("jitter_us", units::s_to_us(p.jitter_s), in_range(0.0, 1000.0)));
-  p.jitter_groups =
-      section.optional<std::int64_t>("jitter_groups", p.jitter_groups, int_in_range(1, 1000));
+      section.optional<double>("jitter_us", units::s_to_us(p.jitter_s), in_range(0.0, 1000.0),
+                               "SD of the neuromuscular-junction jitter, per fibre group and "
+                               "discharge (0: off; physiological: 35)"));
+  p.jitter_groups = section.optional<std::int64_t>(
+      "jitter_groups", p.jitter_groups, int_in_range(1, 1000),
+      "fibre groups per unit with independent jitter delays; synthesis costs this many times more");
   auto branching = section.section("nerve_branching");
   p.nerve_branching = read_nerve_branching_params(branching);
   auto force = section.section("force");

@@ -10,44 +10,24 @@
 
 namespace myotwin::forward {
 
-namespace {
-
-/// `path`, or an IoError naming the command that makes it.
-void require(const std::filesystem::path& path, const std::string& command) {
-  if (!std::filesystem::exists(path))
-    throw IoError(path.string() + ": not found: run `" + command + "` first");
-}
-
-} // namespace
-
-std::unique_ptr<SubjectForwardModel>
-load_subject_forward_model(const std::filesystem::path& subject_file,
-                           const std::filesystem::path& out_dir, const ElectrodeConfig& electrodes,
-                           std::int64_t reference_node) {
+std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectModelFiles& files,
+                                                                const ElectrodeConfig& electrodes,
+                                                                std::int64_t reference_node) {
   auto model = std::make_unique<SubjectForwardModel>();
-  const anatomy::SubjectFiles files = anatomy::read_subject_file(subject_file);
-  model->tissues = anatomy::read_tissue_table(files.tissues);
-  const std::string out = out_dir.string();
-  const auto anatomy_dir = out_dir / "anatomy";
-  const auto mesh_file = out_dir / "mesh" / "mesh.vtu";
-  const auto cache_file = out_dir / "forward" / "leadfields.h5";
-  require(anatomy_dir / "motor_units.h5",
-          "myotwin anatomy " + subject_file.string() + " -o " + out);
-  require(mesh_file, "myotwin mesh " + subject_file.string() + " -o " + out);
-  require(cache_file, "myotwin leadfield " + subject_file.string() + " -o " + out);
-  model->anatomy = anatomy::read_subject_anatomy(anatomy_dir);
-  model->mesh = meshing::read_mesh_vtu(mesh_file, &model->tissues);
+  const anatomy::SubjectFiles subject = anatomy::read_subject_file(files.subject);
+  model->tissues = anatomy::read_tissue_table(subject.tissues);
+  model->anatomy = anatomy::read_subject_anatomy(files.anatomy_dir);
+  model->mesh = meshing::read_mesh_vtu(files.mesh, &model->tissues);
 
   // The lead fields of the same electrodes on the same mesh and conductivities.
   model->layout = place_electrodes(model->mesh, model->tissues, electrodes);
   const auto key =
       key_hex(lead_field_identity(model->mesh, model->tissues, reference_node, model->layout).key);
-  auto cache = read_lead_field_cache(cache_file, key, "");
+  auto cache = read_lead_field_cache(files.lead_fields, key, "");
   if (!cache)
-    throw BadInput(cache_file.string() + ": its key (" + read_cache_key(cache_file) +
-                   ") is not that of this mesh, these conductivities and electrodes (" + key +
-                   "): run `myotwin leadfield " + subject_file.string() + " -o " + out +
-                   "` with the same config first");
+    throw BadInput(files.lead_fields.string() + ": its key (" + read_cache_key(files.lead_fields) +
+                   ") is not that of this mesh, these conductivities and electrodes (" + key + ")" +
+                   (files.rerun_hint.empty() ? "" : ": " + files.rerun_hint));
   model->lead_fields = std::move(*cache);
   log_info("lead fields: ", model->lead_fields.lead_fields_V_per_A.cols(),
            " electrodes, reference ", model->lead_fields.reference, " (cache ", key, ")");

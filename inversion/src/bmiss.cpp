@@ -352,27 +352,55 @@ DecomposeParams separation_space(const BmissParams& params) {
 BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation) {
   BmissParams p;
   p.separation = separation;
-  p.n_iterations = s.optional<std::int64_t>("n_iterations", p.n_iterations, int_in_range(1, 1000));
-  p.n_probe = s.optional<std::int64_t>("n_probe", p.n_probe, int_in_range(1, 10000000));
-  p.n_refine = s.optional<std::int64_t>("n_refine", p.n_refine, int_in_range(0, 10000));
+  p.n_iterations = s.optional<std::int64_t>(
+      "n_iterations", p.n_iterations, int_in_range(1, 1000),
+      "iterations of probe, refinement and hand-over of the model-informed search");
+  p.n_probe = s.optional<std::int64_t>(
+      "n_probe", p.n_probe, int_in_range(1, 10000000),
+      "quasi-random (Halton) candidate units probed through the MUAP model per iteration");
+  p.n_refine = s.optional<std::int64_t>(
+      "n_refine", p.n_refine, int_in_range(0, 10000),
+      "best distinct candidates refined by Nelder-Mead and handed over per iteration");
   p.nelder_mead_evaluations = s.optional<std::int64_t>(
-      "nelder_mead_evaluations", p.nelder_mead_evaluations, int_in_range(n_dims + 1, 100000));
-  p.n_fit_starts = s.optional<std::int64_t>("n_fit_starts", p.n_fit_starts, int_in_range(1, 1000));
-  p.fit_free_scale = s.optional<bool>("fit_free_scale", p.fit_free_scale);
-  p.n_fit_probe = s.optional<std::int64_t>("n_fit_probe", p.n_fit_probe, int_in_range(1, 1000000));
+      "nelder_mead_evaluations", p.nelder_mead_evaluations, int_in_range(n_dims + 1, 100000),
+      "score evaluations of the Nelder-Mead refinement of each refined candidate");
+  p.n_fit_starts = s.optional<std::int64_t>(
+      "n_fit_starts", p.n_fit_starts, int_in_range(1, 1000),
+      "Nelder-Mead starts of the property fit of each accepted unit: its best probes");
+  p.fit_free_scale = s.optional<bool>("fit_free_scale", p.fit_free_scale, {},
+                                      "fit the MUAP amplitude freely (shape only, the fibre count "
+                                      "is lost); false: the model's own volts");
+  p.n_fit_probe = s.optional<std::int64_t>(
+      "n_fit_probe", p.n_fit_probe, int_in_range(1, 1000000),
+      "quasi-random points probed by the property fit of each unit; must be >= n_fit_starts");
   if (p.n_fit_probe < p.n_fit_starts)
     s.fail("n_fit_probe", "expected >= n_fit_starts (" + std::to_string(p.n_fit_starts) +
                               "), got " + std::to_string(p.n_fit_probe));
-  p.handover_fixed_point = s.optional<std::int64_t>("handover_fixed_point", p.handover_fixed_point,
-                                                    int_in_range(0, 10000));
-  p.handover_retry = s.optional<bool>("handover_retry", p.handover_retry);
+  p.handover_fixed_point = s.optional<std::int64_t>(
+      "handover_fixed_point", p.handover_fixed_point, int_in_range(0, 10000),
+      "fixed-point iterations at most when a candidate is handed over; 0: CoV-of-ISI refinement "
+      "only");
+  p.handover_retry = s.optional<bool>(
+      "handover_retry", p.handover_retry, {},
+      "retry a failed hand-over from the same vector with the full blind fixed-point iterations");
   p.extension_factor =
-      s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
-  p.cancellation = s.optional<bool>("cancellation", p.cancellation);
-  p.size_min_fibres = s.optional<double>("size_min_fibres", p.size_min_fibres, non_negative());
-  p.size_max_fibres = s.optional<double>("size_max_fibres", p.size_max_fibres, non_negative());
-  p.cv_min_m_per_s = s.optional<double>("cv_min_m_per_s", p.cv_min_m_per_s, positive());
-  p.cv_max_m_per_s = s.optional<double>("cv_max_m_per_s", p.cv_max_m_per_s, positive());
+      s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000),
+                               "extension factor of a finer separation space for the hand-over; 0: "
+                               "none (search space only)");
+  p.cancellation = s.optional<bool>(
+      "cancellation", p.cancellation, {},
+      "subtract accepted units from the recording and whiten again after each iteration (slower)");
+  p.size_min_fibres = s.optional<double>(
+      "size_min_fibres", p.size_min_fibres, non_negative(),
+      "smallest candidate unit size, in real fibres; 0: the smallest unit of the muscle's pool");
+  p.size_max_fibres = s.optional<double>(
+      "size_max_fibres", p.size_max_fibres, non_negative(),
+      "largest candidate unit size, in real fibres; 0: the largest unit of the muscle's pool");
+  p.cv_min_m_per_s = s.optional<double>("cv_min_m_per_s", p.cv_min_m_per_s, positive(),
+                                        "smallest conduction velocity of a candidate unit");
+  p.cv_max_m_per_s = s.optional<double>(
+      "cv_max_m_per_s", p.cv_max_m_per_s, positive(),
+      "largest conduction velocity of a candidate unit; must be >= cv_min_m_per_s");
   if (p.cv_max_m_per_s < p.cv_min_m_per_s)
     s.fail("cv_max_m_per_s", "expected >= cv_min_m_per_s (" + format_number(p.cv_min_m_per_s) +
                                  "), got " + format_number(p.cv_max_m_per_s));

@@ -44,50 +44,81 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
   DecomposeParams p;
   p.preprocess = read_preprocess_params(s);
   p.extension_factor =
-      s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000));
+      s.optional<std::int64_t>("extension_factor", p.extension_factor, int_in_range(0, 1000),
+                               "extension factor R: each kept channel and R - 1 delayed copies; 0: "
+                               "from target_extended_channels");
   p.target_extended_channels =
-      s.optional<double>("target_extended_channels", p.target_extended_channels, positive());
-  p.n_iterations =
-      s.optional<std::int64_t>("n_iterations", p.n_iterations, int_in_range(0, 100000));
+      s.optional<double>("target_extended_channels", p.target_extended_channels, positive(),
+                         "#kept channels x R aimed at when extension_factor is 0; must be >= 1");
+  p.n_iterations = s.optional<std::int64_t>(
+      "n_iterations", p.n_iterations, int_in_range(0, 100000),
+      "candidate sources before any unit is found; 0: half the kept channels, at least 40");
   p.candidates_per_unit =
-      s.optional<std::int64_t>("candidates_per_unit", p.candidates_per_unit, int_in_range(0, 100));
+      s.optional<std::int64_t>("candidates_per_unit", p.candidates_per_unit, int_in_range(0, 100),
+                               "candidates added to the budget for every accepted unit");
   p.max_fixed_point_iterations = s.optional<std::int64_t>(
-      "max_fixed_point_iterations", p.max_fixed_point_iterations, positive_int());
-  p.tolerance = s.optional<double>("tolerance", p.tolerance, positive());
-  const auto contrast = s.optional<std::string>("contrast", to_string(p.contrast),
-                                                one_of({"skew", "log_cosh", "kurtosis"}));
+      "max_fixed_point_iterations", p.max_fixed_point_iterations, positive_int(),
+      "fixed-point iterations per candidate source at most");
+  p.tolerance =
+      s.optional<double>("tolerance", p.tolerance, positive(),
+                         "convergence tolerance of the fixed-point iteration on 1 - |w_new . w|");
+  const auto contrast = s.optional<std::string>(
+      "contrast", to_string(p.contrast), one_of({"skew", "log_cosh", "kurtosis"}),
+      "contrast function G of the fixed-point iteration: x^3 / 3, log cosh x or x^4 / 4");
   p.contrast = contrast == "log_cosh"   ? Contrast::log_cosh
                : contrast == "kurtosis" ? Contrast::kurtosis
                                         : Contrast::skew;
   p.max_refinement_iterations = s.optional<std::int64_t>(
-      "max_refinement_iterations", p.max_refinement_iterations, int_in_range(0, 1000));
-  p.sil_threshold = s.optional<double>("sil_threshold", p.sil_threshold, in_range(0.0, 1.0));
+      "max_refinement_iterations", p.max_refinement_iterations, int_in_range(0, 1000),
+      "CoV-of-ISI refinement steps of the separation filter at most; 0: none");
+  p.sil_threshold = s.optional<double>("sil_threshold", p.sil_threshold, in_range(0.0, 1.0),
+                                       "smallest silhouette (SIL) of an accepted unit");
   p.min_peak_distance_ms =
-      s.optional<double>("min_peak_distance_ms", p.min_peak_distance_ms, positive());
+      s.optional<double>("min_peak_distance_ms", p.min_peak_distance_ms, positive(),
+                         "smallest distance between two detected discharges of a source");
   p.min_discharges =
-      s.optional<std::int64_t>("min_discharges", p.min_discharges, int_in_range(2, 1000000000));
-  p.max_local_cov_isi =
-      s.optional<double>("max_local_cov_isi", p.max_local_cov_isi, in_range(1e-9, 10.0));
-  p.doublet_isi_ms = s.optional<double>("doublet_isi_ms", p.doublet_isi_ms, in_range(1e-9, 1000.0));
-  p.max_isi_s = s.optional<double>("max_isi_s", p.max_isi_s, in_range(1e-9, 1000.0));
-  p.review.min_pnr_dB =
-      s.optional<double>("review_min_pnr_dB", p.review.min_pnr_dB, in_range(-1000.0, 1000.0));
-  p.review.max_cov_isi =
-      s.optional<double>("review_max_cov_isi", p.review.max_cov_isi, in_range(0.0, 10.0));
+      s.optional<std::int64_t>("min_discharges", p.min_discharges, int_in_range(2, 1000000000),
+                               "fewest discharges of an accepted unit");
+  p.max_local_cov_isi = s.optional<double>(
+      "max_local_cov_isi", p.max_local_cov_isi, in_range(1e-9, 10.0),
+      "largest local CoV of ISI (median CV2) of an accepted unit; a Poisson train has 1.0");
+  p.doublet_isi_ms = s.optional<double>(
+      "doublet_isi_ms", p.doublet_isi_ms, in_range(1e-9, 1000.0),
+      "shorter intervals are doublets: counted, left out of CoV and rate; must be below max_isi_s");
+  p.max_isi_s =
+      s.optional<double>("max_isi_s", p.max_isi_s, in_range(1e-9, 1000.0),
+                         "longer intervals are pauses: counted, left out of CoV and rate");
+  p.review.min_pnr_dB = s.optional<double>(
+      "review_min_pnr_dB", p.review.min_pnr_dB, in_range(-1000.0, 1000.0),
+      "a unit whose pulse-to-noise ratio is below this is flagged for review (Holobar 2013)");
+  p.review.max_cov_isi = s.optional<double>(
+      "review_max_cov_isi", p.review.max_cov_isi, in_range(0.0, 10.0),
+      "a unit whose CoV of regular intervals is above this is flagged for review");
   p.review.max_doublet_fraction = s.optional<double>(
-      "review_max_doublet_fraction", p.review.max_doublet_fraction, in_range(0.0, 1.0));
-  p.review.max_pause_fraction = s.optional<double>("review_max_pause_fraction",
-                                                   p.review.max_pause_fraction, in_range(0.0, 1.0));
-  p.duplicate_fraction =
-      s.optional<double>("duplicate_fraction", p.duplicate_fraction, in_range(1e-9, 1.0));
+      "review_max_doublet_fraction", p.review.max_doublet_fraction, in_range(0.0, 1.0),
+      "a unit with more doublets per interval than this is flagged for review");
+  p.review.max_pause_fraction = s.optional<double>(
+      "review_max_pause_fraction", p.review.max_pause_fraction, in_range(0.0, 1.0),
+      "a unit with more pauses per interval than this is flagged for review");
+  p.duplicate_fraction = s.optional<double>(
+      "duplicate_fraction", p.duplicate_fraction, in_range(1e-9, 1.0),
+      "fraction of the smaller unit's discharges shared that makes two units duplicates");
   p.duplicate_tolerance_ms =
-      s.optional<double>("duplicate_tolerance_ms", p.duplicate_tolerance_ms, non_negative());
+      s.optional<double>("duplicate_tolerance_ms", p.duplicate_tolerance_ms, non_negative(),
+                         "time tolerance of a shared discharge between two units");
   p.duplicate_max_lag_ms =
-      s.optional<double>("duplicate_max_lag_ms", p.duplicate_max_lag_ms, non_negative());
-  p.peel_off = s.optional<bool>("peel_off", p.peel_off);
-  p.peel_off_window_ms = s.optional<double>("peel_off_window_ms", p.peel_off_window_ms, positive());
-  p.muap_window_ms = s.optional<double>("muap_window_ms", p.muap_window_ms, positive());
-  p.drive_window_ms = s.optional<double>("drive_window_ms", p.drive_window_ms, positive());
+      s.optional<double>("duplicate_max_lag_ms", p.duplicate_max_lag_ms, non_negative(),
+                         "largest lag searched between two units when looking for duplicates");
+  p.peel_off = s.optional<bool>(
+      "peel_off", p.peel_off, {},
+      "subtract each accepted unit from the whitened data so later candidates find others");
+  p.peel_off_window_ms =
+      s.optional<double>("peel_off_window_ms", p.peel_off_window_ms, positive(),
+                         "window of the spike-triggered average subtracted by the peel-off");
+  p.muap_window_ms = s.optional<double>("muap_window_ms", p.muap_window_ms, positive(),
+                                        "window of the estimated MUAPs, centred on the discharge");
+  p.drive_window_ms = s.optional<double>("drive_window_ms", p.drive_window_ms, positive(),
+                                         "length of the Hann window that smooths the neural drive");
   validate(p);
   return p;
 }

@@ -64,22 +64,36 @@ void run_biquad(const Biquad& f, std::vector<double>& x, bool backward) {
 
 PreprocessParams read_preprocess_params(ConfigReader& section) {
   PreprocessParams p;
-  p.highpass_Hz = section.optional<double>("highpass_Hz", p.highpass_Hz, non_negative());
-  p.lowpass_Hz = section.optional<double>("lowpass_Hz", p.lowpass_Hz, non_negative());
-  p.powerline_Hz = section.optional<double>("powerline_Hz", p.powerline_Hz, non_negative());
-  p.notch_bandwidth_Hz =
-      section.optional<double>("notch_bandwidth_Hz", p.notch_bandwidth_Hz, positive());
-  p.reject_channels = section.optional<bool>("reject_channels", p.reject_channels);
-  p.flat_rms_fraction =
-      section.optional<double>("flat_rms_fraction", p.flat_rms_fraction, in_range(0.0, 1.0));
-  p.saturation_fraction =
-      section.optional<double>("saturation_fraction", p.saturation_fraction, in_range(1e-9, 1.0));
-  p.noisy_ratio = section.optional<double>("noisy_ratio", p.noisy_ratio,
-                                           [](const double& v) -> std::optional<std::string> {
-                                             if (!(v > 1.0) || !std::isfinite(v))
-                                               return "must be a finite number > 1";
-                                             return std::nullopt;
-                                           });
+  p.highpass_Hz = section.optional<double>(
+      "highpass_Hz", p.highpass_Hz, non_negative(),
+      "corner of the zero-phase Butterworth high-pass; below lowpass_Hz; 0: off");
+  p.lowpass_Hz = section.optional<double>("lowpass_Hz", p.lowpass_Hz, non_negative(),
+                                          "corner of the zero-phase Butterworth low-pass; skipped "
+                                          "(with a warning) above fs / 2; 0: off");
+  p.powerline_Hz = section.optional<double>("powerline_Hz", p.powerline_Hz, non_negative(),
+                                            "powerline frequency notched with its harmonics below "
+                                            "the low-pass (usually 50 or 60); 0: off");
+  p.notch_bandwidth_Hz = section.optional<double>("notch_bandwidth_Hz", p.notch_bandwidth_Hz,
+                                                  positive(), "bandwidth of each powerline notch");
+  p.reject_channels =
+      section.optional<bool>("reject_channels", p.reject_channels, {},
+                             "reject flat, saturated and noisy channels before decomposition");
+  p.flat_rms_fraction = section.optional<double>(
+      "flat_rms_fraction", p.flat_rms_fraction, in_range(0.0, 1.0),
+      "a channel is flat when its filtered rms is below this fraction of the median rms");
+  p.saturation_fraction = section.optional<double>(
+      "saturation_fraction", p.saturation_fraction, in_range(1e-9, 1.0),
+      "a channel is saturated when this fraction of its raw samples (and >= 3) sit at its rails");
+  p.noisy_ratio = section.optional<double>(
+      "noisy_ratio", p.noisy_ratio,
+      Check<double>(
+          [](const double& v) -> std::optional<std::string> {
+            if (!(v > 1.0) || !std::isfinite(v))
+              return "must be a finite number > 1";
+            return std::nullopt;
+          },
+          "> 1"),
+      "a channel is noisy when its rms exceeds this times the median rms of its grid neighbours");
   validate(p);
   return p;
 }

@@ -196,9 +196,15 @@ PairAgreement compare_trains(const std::vector<std::int64_t>& a, const std::vect
 
 ScoreParams read_score_params(ConfigReader& section) {
   ScoreParams p;
-  p.tolerance_ms = section.optional<double>("tolerance_ms", p.tolerance_ms, in_range(0.0, 100.0));
-  p.max_lag_ms = section.optional<double>("max_lag_ms", p.max_lag_ms, in_range(0.0, 1000.0));
-  p.min_roa = section.optional<double>("min_roa", p.min_roa, in_range(0.0, 1.0));
+  p.tolerance_ms = section.optional<double>(
+      "tolerance_ms", p.tolerance_ms, in_range(0.0, 100.0),
+      "largest time difference at which a decomposed and a true discharge count as common");
+  p.max_lag_ms = section.optional<double>(
+      "max_lag_ms", p.max_lag_ms, in_range(0.0, 1000.0),
+      "largest lag between a decomposed and a true train searched for the best agreement");
+  p.min_roa = section.optional<double>(
+      "min_roa", p.min_roa, in_range(0.0, 1.0),
+      "smallest rate of agreement (RoA) at which a decomposed unit matches a true one");
   return p;
 }
 

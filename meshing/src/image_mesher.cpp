@@ -28,38 +28,61 @@ double MeshParams::cell_size_mm(const anatomy::Tissue& tissue) const {
 MeshParams read_mesh_params(ConfigReader& section) {
   MeshParams p;
   const MeshParams d;
-  p.facet_angle_deg =
-      section.optional<double>("facet_angle_deg", d.facet_angle_deg, in_range(1e-3, 30.0));
-  p.cell_radius_edge_ratio = section.optional<double>("cell_radius_edge_ratio",
-                                                      d.cell_radius_edge_ratio, in_range(2.0, 1e6));
+  p.facet_angle_deg = section.optional<double>(
+      "facet_angle_deg", d.facet_angle_deg, in_range(1e-3, 30.0),
+      "lower bound of the angles of surface triangles (CGAL Mesh_3 facet_angle)");
+  p.cell_radius_edge_ratio = section.optional<double>(
+      "cell_radius_edge_ratio", d.cell_radius_edge_ratio, in_range(2.0, 1e6),
+      "upper bound of circumradius / shortest edge of the tets (CGAL Mesh_3)");
   auto sizes = section.section("cell_size_mm");
-  for (auto& [cls, size] : p.class_cell_size_mm)
-    size = sizes.optional<double>(anatomy::to_string(cls), size, in_range(0.05, 1000.0));
+  for (auto& [cls, size] : p.class_cell_size_mm) {
+    const std::string name = anatomy::to_string(cls);
+    size = sizes.optional<double>(name, size, in_range(0.05, 1000.0),
+                                  "largest tet circumradius (mm) in tissues of class " + name);
+  }
   auto distances = section.section("facet_distance_mm");
-  for (auto& [cls, distance] : p.class_facet_distance_mm)
-    distance = distances.optional<double>(anatomy::to_string(cls), distance, positive());
+  for (auto& [cls, distance] : p.class_facet_distance_mm) {
+    const std::string name = anatomy::to_string(cls);
+    distance = distances.optional<double>(
+        name, distance, positive(),
+        "largest distance (mm) of surface triangles from the boundary of class " + name +
+            " tissues (smaller of two sides)");
+  }
   if (section.has("tissue_cell_sizes")) {
     for (auto& entry : section.required_array("tissue_cell_sizes")) {
-      const auto name = entry.required<std::string>("tissue");
-      const double size = entry.required<double>("cell_size_mm", in_range(0.05, 1000.0));
+      const auto name = entry.required<std::string>(
+          "tissue", {}, "name of the tissue-table tissue whose cell size is overridden");
+      const double size =
+          entry.required<double>("cell_size_mm", in_range(0.05, 1000.0),
+                                 "cell size of that tissue, overriding its class's cell_size_mm");
       if (!p.tissue_cell_size_mm.emplace(name, size).second)
         entry.fail("tissue", "tissue \"" + name + "\" is given twice");
     }
   }
-  p.facet_size_factor =
-      section.optional<double>("facet_size_factor", d.facet_size_factor, positive());
-  p.min_island_voxels = section.optional<std::int64_t>("min_island_voxels", d.min_island_voxels,
-                                                       int_in_range(0, 1000000000));
+  p.facet_size_factor = section.optional<double>(
+      "facet_size_factor", d.facet_size_factor, positive(),
+      "surface triangles are at most this times the smaller cell size of the two sides");
+  p.min_island_voxels = section.optional<std::int64_t>(
+      "min_island_voxels", d.min_island_voxels, int_in_range(0, 1000000000),
+      "6-connected label pieces with fewer voxels merge into their most common neighbour; 0: none");
   p.max_voxel_size_mm =
-      section.optional<double>("max_voxel_size_mm", d.max_voxel_size_mm, non_negative());
-  p.lloyd = section.optional<bool>("lloyd", d.lloyd);
-  p.odt = section.optional<bool>("odt", d.odt);
-  p.perturb = section.optional<bool>("perturb", d.perturb);
-  p.exude = section.optional<bool>("exude", d.exude);
+      section.optional<double>("max_voxel_size_mm", d.max_voxel_size_mm, non_negative(),
+                               "image axes with a coarser spacing are upsampled by an integer "
+                               "factor before meshing; 0: never");
+  p.lloyd =
+      section.optional<bool>("lloyd", d.lloyd, {}, "Lloyd smoothing of the mesh (CGAL Mesh_3)");
+  p.odt = section.optional<bool>("odt", d.odt, {}, "ODT smoothing of the mesh (CGAL Mesh_3)");
+  p.perturb = section.optional<bool>("perturb", d.perturb, {},
+                                     "sliver perturbation of the mesh (CGAL Mesh_3)");
+  p.exude =
+      section.optional<bool>("exude", d.exude, {}, "sliver exudation of the mesh (CGAL Mesh_3)");
   p.perturb_sliver_bound_deg = section.optional<double>(
-      "perturb_sliver_bound_deg", d.perturb_sliver_bound_deg, in_range(0.0, 60.0));
+      "perturb_sliver_bound_deg", d.perturb_sliver_bound_deg, in_range(0.0, 60.0),
+      "perturbation works on tets whose smallest dihedral angle is below this; 0: CGAL's default");
   p.exude_sliver_bound_deg = section.optional<double>(
-      "exude_sliver_bound_deg", d.exude_sliver_bound_deg, in_range(0.0, 60.0));
+      "exude_sliver_bound_deg", d.exude_sliver_bound_deg, in_range(0.0, 60.0),
+      "exudation works on tets whose smallest dihedral angle is below this; 0: CGAL's default "
+      "(slow)");
   return p;
 }
 

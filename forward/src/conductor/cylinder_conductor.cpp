@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <Eigen/Dense>
 
@@ -341,23 +342,33 @@ void validate_cylinder_layers(const CylinderLayers& L) {
 
 CylinderLayers read_cylinder_layers(ConfigReader& section) {
   CylinderLayers L;
-  auto radius = [&section](const char* key, double default_m) {
-    return units::mm_to_m(section.optional<double>(key, units::m_to_mm(default_m), positive()));
+  auto radius = [&section](const char* key, double default_m, std::string_view doc) {
+    return units::mm_to_m(
+        section.optional<double>(key, units::m_to_mm(default_m), positive(), doc));
   };
-  L.bone_radius_m = radius("bone_radius_mm", L.bone_radius_m);
-  L.muscle_radius_m = radius("muscle_radius_mm", L.muscle_radius_m);
-  L.fat_radius_m = radius("fat_radius_mm", L.fat_radius_m);
-  L.skin_radius_m = radius("skin_radius_mm", L.skin_radius_m);
+  L.bone_radius_m = radius("bone_radius_mm", L.bone_radius_m,
+                           "outer radius of the bone, the innermost layer (Farina et al. 2004)");
+  L.muscle_radius_m = radius("muscle_radius_mm", L.muscle_radius_m,
+                             "outer radius of the muscle layer; > bone_radius_mm");
+  L.fat_radius_m =
+      radius("fat_radius_mm", L.fat_radius_m, "outer radius of the fat layer; > muscle_radius_mm");
+  L.skin_radius_m = radius("skin_radius_mm", L.skin_radius_m,
+                           "outer radius of the skin, the insulated surface; > fat_radius_mm");
   L.sigma_bone_S_per_m =
-      section.optional<double>("sigma_bone_S_per_m", L.sigma_bone_S_per_m, positive());
-  L.sigma_muscle_z_S_per_m =
-      section.optional<double>("sigma_muscle_z_S_per_m", L.sigma_muscle_z_S_per_m, positive());
+      section.optional<double>("sigma_bone_S_per_m", L.sigma_bone_S_per_m, positive(),
+                               "conductivity of the bone layer, isotropic");
+  L.sigma_muscle_z_S_per_m = section.optional<double>(
+      "sigma_muscle_z_S_per_m", L.sigma_muscle_z_S_per_m, positive(),
+      "conductivity of the muscle along the cylinder axis (the fibre direction)");
   L.sigma_muscle_rho_S_per_m =
-      section.optional<double>("sigma_muscle_rho_S_per_m", L.sigma_muscle_rho_S_per_m, positive());
+      section.optional<double>("sigma_muscle_rho_S_per_m", L.sigma_muscle_rho_S_per_m, positive(),
+                               "conductivity of the muscle across the axis (radial and angular)");
   L.sigma_fat_S_per_m =
-      section.optional<double>("sigma_fat_S_per_m", L.sigma_fat_S_per_m, positive());
+      section.optional<double>("sigma_fat_S_per_m", L.sigma_fat_S_per_m, positive(),
+                               "conductivity of the fat layer, isotropic");
   L.sigma_skin_S_per_m =
-      section.optional<double>("sigma_skin_S_per_m", L.sigma_skin_S_per_m, positive());
+      section.optional<double>("sigma_skin_S_per_m", L.sigma_skin_S_per_m, positive(),
+                               "conductivity of the skin layer, isotropic");
   const std::array<std::pair<const char*, double>, 4> radii = {
       {{"bone_radius_mm", L.bone_radius_m},
        {"muscle_radius_mm", L.muscle_radius_m},

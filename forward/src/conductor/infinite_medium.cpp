@@ -37,10 +37,16 @@ double transfer_entry(const Eigen::Vector3d& x, const Eigen::Vector3d& f, double
 
 AnisotropicMedium read_anisotropic_medium(ConfigReader& section) {
   AnisotropicMedium m;
-  m.sigma_l_S_per_m = section.optional<double>("sigma_l_S_per_m", m.sigma_l_S_per_m, positive());
-  m.sigma_t_S_per_m = section.optional<double>("sigma_t_S_per_m", m.sigma_t_S_per_m, positive());
+  m.sigma_l_S_per_m =
+      section.optional<double>("sigma_l_S_per_m", m.sigma_l_S_per_m, positive(),
+                               "conductivity along the fibres (Farina, Mesin and Martina 2004)");
+  m.sigma_t_S_per_m =
+      section.optional<double>("sigma_t_S_per_m", m.sigma_t_S_per_m, positive(),
+                               "conductivity across the fibres (Farina, Mesin and Martina 2004)");
   m.r_min_m =
-      units::um_to_m(section.optional<double>("r_min_um", units::m_to_um(m.r_min_m), positive()));
+      units::um_to_m(section.optional<double>("r_min_um", units::m_to_um(m.r_min_m), positive(),
+                                              "smallest source-to-electrode distance: closer ones "
+                                              "count as this far, so potentials stay finite"));
   return m;
 }
 

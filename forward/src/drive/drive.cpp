@@ -305,34 +305,51 @@ std::vector<double> sample_excitation(const ExcitationProfile& q, double duratio
 
 DriveParams read_drive_params(ConfigReader& c) {
   DriveParams p;
-  p.duration_s =
-      c.optional<double>("duration_s", p.duration_s, in_range(1e-3, limits::max_duration_s));
-  p.fs_Hz = c.optional<double>("fs_Hz", p.fs_Hz, in_range(1.0, limits::max_fs_Hz));
-  p.min_rate_pps = c.optional<double>("min_rate_pps", p.min_rate_pps, positive());
+  p.duration_s = c.optional<double>("duration_s", p.duration_s,
+                                    in_range(1e-3, limits::max_duration_s), "length of the run");
+  p.fs_Hz = c.optional<double>("fs_Hz", p.fs_Hz, in_range(1.0, limits::max_fs_Hz),
+                               "sampling rate of the excitation signal");
+  p.min_rate_pps = c.optional<double>("min_rate_pps", p.min_rate_pps, positive(),
+                                      "discharge rate at recruitment (Fuglevand 1993)");
   p.peak_rate_first_pps =
-      c.optional<double>("peak_rate_first_pps", p.peak_rate_first_pps, positive());
-  p.peak_rate_last_pps = c.optional<double>("peak_rate_last_pps", p.peak_rate_last_pps, positive());
-  p.rate_gain_pps = c.optional<double>("rate_gain_pps", p.rate_gain_pps, non_negative());
-  p.isi_cov = c.optional<double>("isi_cov", p.isi_cov, in_range(0.0, 0.99));
+      c.optional<double>("peak_rate_first_pps", p.peak_rate_first_pps, positive(),
+                         "peak discharge rate of the lowest-threshold unit; >= min_rate_pps");
+  p.peak_rate_last_pps =
+      c.optional<double>("peak_rate_last_pps", p.peak_rate_last_pps, positive(),
+                         "peak discharge rate of the highest-threshold unit; >= min_rate_pps");
+  p.rate_gain_pps = c.optional<double>(
+      "rate_gain_pps", p.rate_gain_pps, non_negative(),
+      "rate increase per Fuglevand excitation unit (the lowest threshold) above recruitment");
+  p.isi_cov = c.optional<double>("isi_cov", p.isi_cov, in_range(0.0, 0.99),
+                                 "coefficient of variation of the inter-spike intervals");
   p.doublet_probability =
-      c.optional<double>("doublet_probability", p.doublet_probability, in_range(0.0, 0.99));
+      c.optional<double>("doublet_probability", p.doublet_probability, in_range(0.0, 0.99),
+                         "probability that a discharge is followed by a doublet (0: none)");
   p.doublet_isi_min_ms =
-      c.optional<double>("doublet_isi_min_ms", p.doublet_isi_min_ms, in_range(0.1, 100.0));
+      c.optional<double>("doublet_isi_min_ms", p.doublet_isi_min_ms, in_range(0.1, 100.0),
+                         "shortest doublet interval; intervals are uniform between min and max");
   p.doublet_isi_max_ms =
-      c.optional<double>("doublet_isi_max_ms", p.doublet_isi_max_ms, in_range(0.1, 100.0));
-  p.pause_probability =
-      c.optional<double>("pause_probability", p.pause_probability, in_range(0.0, 0.99));
-  p.pause_min_s = c.optional<double>("pause_min_s", p.pause_min_s, in_range(1e-3, 100.0));
-  p.pause_max_s = c.optional<double>("pause_max_s", p.pause_max_s, in_range(1e-3, 100.0));
+      c.optional<double>("doublet_isi_max_ms", p.doublet_isi_max_ms, in_range(0.1, 100.0),
+                         "longest doublet interval; >= doublet_isi_min_ms");
+  p.pause_probability = c.optional<double>(
+      "pause_probability", p.pause_probability, in_range(0.0, 0.99),
+      "probability that an inter-spike interval is lengthened by a pause (0: none)");
+  p.pause_min_s =
+      c.optional<double>("pause_min_s", p.pause_min_s, in_range(1e-3, 100.0),
+                         "shortest added pause; pauses are uniform between min and max");
+  p.pause_max_s = c.optional<double>("pause_max_s", p.pause_max_s, in_range(1e-3, 100.0),
+                                     "longest added pause; >= pause_min_s");
   if (p.doublet_isi_max_ms < p.doublet_isi_min_ms)
     c.fail("doublet_isi_max_ms",
            "must be >= doublet_isi_min_ms = " + format_number(p.doublet_isi_min_ms));
   if (p.pause_max_s < p.pause_min_s)
     c.fail("pause_max_s", "must be >= pause_min_s = " + format_number(p.pause_min_s));
-  p.common_input_sd_fraction =
-      c.optional<double>("common_input_sd_fraction", p.common_input_sd_fraction, non_negative());
-  p.common_input_cutoff_Hz =
-      c.optional<double>("common_input_cutoff_Hz", p.common_input_cutoff_Hz, positive());
+  p.common_input_sd_fraction = c.optional<double>(
+      "common_input_sd_fraction", p.common_input_sd_fraction, non_negative(),
+      "SD of the common synaptic input as a fraction of the profile excitation (0: off)");
+  p.common_input_cutoff_Hz = c.optional<double>(
+      "common_input_cutoff_Hz", p.common_input_cutoff_Hz, positive(),
+      "cut-off of the common input's second-order Butterworth low-pass; < fs_Hz / 2");
   if (p.peak_rate_first_pps < p.min_rate_pps)
     c.fail("peak_rate_first_pps", "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   if (p.peak_rate_last_pps < p.min_rate_pps)
@@ -343,37 +360,59 @@ DriveParams read_drive_params(ConfigReader& c) {
   ConfigReader s = c.section("profile");
   ExcitationProfile& q = p.profile;
   const std::string type = s.optional<std::string>(
-      "type", "trapezoid", one_of({"constant", "ramp", "trapezoid", "sinusoid", "csv"}));
+      "type", "trapezoid", one_of({"constant", "ramp", "trapezoid", "sinusoid", "csv"}),
+      "shape of the excitation profile E(t); the other profile keys depend on it");
   if (type == "constant") {
     q.type = ProfileType::constant;
-    q.level = s.optional<double>("level", q.level, non_negative());
+    q.level = s.optional<double>("level", q.level, non_negative(),
+                                 "constant excitation, fraction of the maximum excitation");
   } else if (type == "ramp") {
     q.type = ProfileType::ramp;
-    q.start_level = s.optional<double>("start_level", q.start_level, non_negative());
-    q.end_level = s.optional<double>("end_level", q.end_level, non_negative());
-    q.ramp_start_s = s.optional<double>("ramp_start_s", q.ramp_start_s, non_negative());
-    q.ramp_end_s = s.optional<double>("ramp_end_s", p.duration_s, positive());
+    q.start_level = s.optional<double>(
+        "start_level", q.start_level, non_negative(),
+        "excitation before and at ramp_start_s, fraction of the maximum excitation");
+    q.end_level = s.optional<double>(
+        "end_level", q.end_level, non_negative(),
+        "excitation at and after ramp_end_s, fraction of the maximum excitation");
+    q.ramp_start_s = s.optional<double>("ramp_start_s", q.ramp_start_s, non_negative(),
+                                        "start of the linear ramp");
+    q.ramp_end_s = s.optional<double>(
+        "ramp_end_s", p.duration_s, positive(),
+        "end of the linear ramp, > ramp_start_s (default: the run's duration_s)");
     if (q.ramp_end_s <= q.ramp_start_s)
       s.fail("ramp_end_s", "must be > ramp_start_s = " + format_number(q.ramp_start_s));
   } else if (type == "trapezoid") {
     q.type = ProfileType::trapezoid;
-    q.level = s.optional<double>("level", q.level, non_negative());
-    q.baseline_level = s.optional<double>("baseline_level", q.baseline_level, non_negative());
-    q.onset_s = s.optional<double>("onset_s", q.onset_s, non_negative());
-    q.rise_s = s.optional<double>("rise_s", q.rise_s, non_negative());
-    q.plateau_s = s.optional<double>("plateau_s", q.plateau_s, non_negative());
-    q.fall_s = s.optional<double>("fall_s", q.fall_s, non_negative());
+    q.level = s.optional<double>("level", q.level, non_negative(),
+                                 "plateau excitation, fraction of the maximum excitation");
+    q.baseline_level =
+        s.optional<double>("baseline_level", q.baseline_level, non_negative(),
+                           "excitation outside the trapezoid, fraction of the maximum excitation");
+    q.onset_s = s.optional<double>("onset_s", q.onset_s, non_negative(), "time the rise begins");
+    q.rise_s = s.optional<double>("rise_s", q.rise_s, non_negative(),
+                                  "duration of the linear rise from baseline to plateau");
+    q.plateau_s =
+        s.optional<double>("plateau_s", q.plateau_s, non_negative(), "duration of the plateau");
+    q.fall_s = s.optional<double>("fall_s", q.fall_s, non_negative(),
+                                  "duration of the linear fall from plateau to baseline");
   } else if (type == "sinusoid") {
     q.type = ProfileType::sinusoid;
-    q.mean_level = s.optional<double>("mean_level", q.mean_level, non_negative());
-    q.amplitude = s.optional<double>("amplitude", q.amplitude, non_negative());
-    q.frequency_Hz = s.optional<double>("frequency_Hz", q.frequency_Hz, non_negative());
-    q.phase_rad = s.optional<double>("phase_rad", q.phase_rad);
+    q.mean_level =
+        s.optional<double>("mean_level", q.mean_level, non_negative(),
+                           "mean excitation of the sinusoid, fraction of the maximum excitation");
+    q.amplitude = s.optional<double>(
+        "amplitude", q.amplitude, non_negative(),
+        "amplitude of the sinusoid, fraction of the maximum excitation; <= mean_level");
+    q.frequency_Hz = s.optional<double>("frequency_Hz", q.frequency_Hz, non_negative(),
+                                        "frequency of the sinusoid");
+    q.phase_rad =
+        s.optional<double>("phase_rad", q.phase_rad, {}, "phase of the sinusoid at t = 0");
     if (q.amplitude > q.mean_level)
       s.fail("amplitude",
              "must be <= mean_level = " + format_number(q.mean_level) + " (excitation >= 0)");
   } else { // csv
-    const std::filesystem::path path = s.required_path("path");
+    const std::filesystem::path path = s.required_path(
+        "path", "CSV of the excitation: header time_s,excitation; must cover the whole run");
     q = read_excitation_csv(path);
   }
   validate(p);

@@ -23,14 +23,18 @@ constexpr double linear_limit = 0.4;
 
 TwitchParams read_twitch_params(ConfigReader& section) {
   TwitchParams p;
-  p.enabled = section.optional<bool>("enabled", p.enabled);
+  p.enabled = section.optional<bool>("enabled", p.enabled, {},
+                                     "compute muscle force from the twitch model (Fuglevand 1993)");
   p.contraction_time_longest_s = units::ms_to_s(section.optional<double>(
-      "contraction_time_longest_ms", units::s_to_ms(p.contraction_time_longest_s), positive()));
-  p.contraction_time_range =
-      section.optional<double>("contraction_time_range", p.contraction_time_range,
-                               in_range(1.0, std::numeric_limits<double>::max()));
-  p.twitch_tail_fraction =
-      section.optional<double>("twitch_tail_fraction", p.twitch_tail_fraction, in_range(0.0, 0.01));
+      "contraction_time_longest_ms", units::s_to_ms(p.contraction_time_longest_s), positive(),
+      "twitch contraction time of the smallest unit (Fuglevand 1993)"));
+  p.contraction_time_range = section.optional<double>(
+      "contraction_time_range", p.contraction_time_range,
+      in_range(1.0, std::numeric_limits<double>::max()),
+      "ratio of the longest to the shortest contraction time (Fuglevand 1993)");
+  p.twitch_tail_fraction = section.optional<double>(
+      "twitch_tail_fraction", p.twitch_tail_fraction, in_range(0.0, 0.01),
+      "twitches are summed until they fall below this fraction of their peak; > 0");
   if (!(p.twitch_tail_fraction > 0.0))
     section.fail("twitch_tail_fraction", "expected a value in (0, 0.01], got 0");
   return p;

@@ -36,14 +36,15 @@ std::string point_mm(const Eigen::Vector3d& p_m) {
 }
 
 Check<std::vector<double>> three_numbers() {
-  return [](const std::vector<double>& v) -> std::optional<std::string> {
-    if (v.size() != 3)
-      return "expected 3 numbers [x, y, z]";
-    for (double x : v)
-      if (!std::isfinite(x))
-        return "expected finite numbers";
-    return std::nullopt;
-  };
+  return {[](const std::vector<double>& v) -> std::optional<std::string> {
+            if (v.size() != 3)
+              return "expected 3 numbers [x, y, z]";
+            for (double x : v)
+              if (!std::isfinite(x))
+                return "expected finite numbers";
+            return std::nullopt;
+          },
+          "[x, y, z], finite"};
 }
 
 Eigen::Vector3d to_vec(const std::vector<double>& v) {
@@ -373,36 +374,58 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
     for (std::size_t i = 0; i < grids.size(); ++i) {
       auto& r = grids[i];
       GridSpec g;
-      g.name = r.optional<std::string>("name", i == 0 ? "grid" : "grid" + std::to_string(i + 1));
+      g.name = r.optional<std::string>(
+          "name", i == 0 ? "grid" : "grid" + std::to_string(i + 1), {},
+          "grid name, unique; its electrodes are called name[row,column] (a 1 x 1 grid: name)");
       unique_name(r, g.name);
-      g.rows = r.optional<std::int64_t>("rows", 10, int_in_range(1, 100000));
-      g.columns = r.optional<std::int64_t>("columns", 32, int_in_range(1, 100000));
-      g.ied_mm = r.optional<double>("ied_mm", 8.0, positive());
-      const auto shape = r.optional<std::string>("shape", "circle", one_of({"circle", "square"}));
+      g.rows = r.optional<std::int64_t>("rows", 10, int_in_range(1, 100000),
+                                        "electrodes along the limb axis");
+      g.columns = r.optional<std::int64_t>("columns", 32, int_in_range(1, 100000),
+                                           "electrodes across the limb axis");
+      g.ied_mm =
+          r.optional<double>("ied_mm", 8.0, positive(),
+                             "inter-electrode distance between neighbouring rows and columns");
+      const auto shape = r.optional<std::string>(
+          "shape", "circle", one_of({"circle", "square"}),
+          "pad shape: a disc of radius_mm, or a square of side_mm aligned with the grid");
       g.shape = shape == "circle" ? PadShape::circle : PadShape::square;
       if (g.shape == PadShape::circle)
-        g.radius_mm = r.optional<double>("radius_mm", 1.5, positive());
+        g.radius_mm = r.optional<double>("radius_mm", 1.5, positive(), "radius of a circular pad");
       else
-        g.side_mm = r.optional<double>("side_mm", 3.0, positive());
+        g.side_mm = r.optional<double>("side_mm", 3.0, positive(), "side of a square pad");
       if (r.has("centre_mm")) {
         if (r.has("axial_position_mm") || r.has("axial_fraction") || r.has("angle_deg"))
           r.fail("centre_mm", "give either centre_mm or axial_position_mm / axial_fraction "
                               "and angle_deg, not both");
-        g.centre_mm = to_vec(r.required<std::vector<double>>("centre_mm", three_numbers()));
+        g.centre_mm =
+            to_vec(r.required<std::vector<double>>("centre_mm", three_numbers(),
+                                                   "grid centre as a point, projected radially on "
+                                                   "the skin; replaces axial position and angle"));
       } else {
         if (r.has("axial_position_mm") && r.has("axial_fraction"))
           r.fail("axial_fraction", "give either axial_position_mm or axial_fraction, not both");
         if (r.has("axial_position_mm"))
-          g.axial_position_mm = r.required<double>("axial_position_mm", non_negative());
+          g.axial_position_mm = r.required<double>(
+              "axial_position_mm", non_negative(),
+              "grid centre along the limb axis, from the axis start; replaces axial_fraction");
         else
-          g.axial_fraction = r.optional<double>("axial_fraction", 0.5, in_range(0.0, 1.0));
-        g.angle_deg = r.optional<double>("angle_deg", 0.0, in_range(-3600.0, 3600.0));
+          g.axial_fraction = r.optional<double>(
+              "axial_fraction", 0.5, in_range(0.0, 1.0),
+              "grid centre along the limb axis as a fraction of the limb length");
+        g.angle_deg = r.optional<double>("angle_deg", 0.0, in_range(-3600.0, 3600.0),
+                                         "angle of the grid centre around the limb axis (0: the "
+                                         "world axis most perpendicular to it)");
       }
-      g.rotation_deg = r.optional<double>("rotation_deg", 0.0, in_range(-360.0, 360.0));
-      g.wrap = r.optional<bool>("wrap", false);
+      g.rotation_deg = r.optional<double>(
+          "rotation_deg", 0.0, in_range(-360.0, 360.0),
+          "rotation of the grid rows away from the limb axis, about the skin normal");
+      g.wrap = r.optional<bool>(
+          "wrap", false, {}, "columns follow the limb circumference instead of the tangent plane");
       if (g.wrap) {
         g.even_columns =
-            r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"})) == "even";
+            r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"}),
+                                    "wrap only: ied (columns ied_mm apart along the contour) or "
+                                    "even (spread around the circumference)") == "even";
         if (g.even_columns && g.rotation_deg != 0.0)
           r.fail("column_spacing", "\"even\" needs rotation_deg = 0");
       }
@@ -413,20 +436,27 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
     auto needles = section.required_array("needles");
     for (auto& r : needles) {
       NeedleSpec n;
-      n.name = r.required<std::string>("name");
+      n.name = r.required<std::string>(
+          "name", {}, "name of the needle or fine-wire contact, unique among all electrodes");
       unique_name(r, n.name);
       if (r.has("position_mm")) {
         if (r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
           r.fail("position_mm", "give either position_mm (a point contact) or start_mm, end_mm "
                                 "and n_points (a line contact), not both");
-        n.position_mm = to_vec(r.required<std::vector<double>>("position_mm", three_numbers()));
+        n.position_mm = to_vec(r.required<std::vector<double>>(
+            "position_mm", three_numbers(),
+            "point contact inside a muscle; replaces start_mm, end_mm and n_points"));
         n.n_points = 1;
       } else {
         if (!r.has("start_mm"))
           r.fail("position_mm", "missing: expected position_mm [x, y, z] or start_mm and end_mm");
-        n.start_mm = to_vec(r.required<std::vector<double>>("start_mm", three_numbers()));
-        n.end_mm = to_vec(r.required<std::vector<double>>("end_mm", three_numbers()));
-        n.n_points = r.optional<std::int64_t>("n_points", 5, int_in_range(2, 10000));
+        n.start_mm = to_vec(r.required<std::vector<double>>(
+            "start_mm", three_numbers(), "start of a line contact inside a muscle"));
+        n.end_mm = to_vec(r.required<std::vector<double>>("end_mm", three_numbers(),
+                                                          "end of a line contact inside a muscle"));
+        n.n_points = r.optional<std::int64_t>(
+            "n_points", 5, int_in_range(2, 10000),
+            "points sampling a line contact; they share the current equally");
         if ((n.end_mm - n.start_mm).norm() <= 0.0)
           r.fail("end_mm", "equals start_mm: expected a line of non-zero length");
       }
@@ -439,7 +469,9 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
     g.even_columns = true;
     config.grids.push_back(g);
   }
-  config.reference = section.optional<std::string>("reference", "average");
+  config.reference = section.optional<std::string>(
+      "reference", "average", {},
+      "recording reference: average (common average) or the name of an electrode");
   if (config.reference.empty())
     section.fail("reference", "must be \"average\" or the name of an electrode");
   return config;

@@ -137,23 +137,35 @@ double rms(const double* x, Eigen::Index n) {
 EmgParams read_emg_params(ConfigReader& section) {
   EmgParams p;
   p.fs_Hz =
-      section.optional<double>("fs_Hz", p.fs_Hz, in_range(limits::min_fs_Hz, limits::max_fs_Hz));
-  const auto noise = section.optional<std::string>("noise", p.add_noise ? "gaussian" : "none",
-                                                   one_of({"none", "gaussian"}));
+      section.optional<double>("fs_Hz", p.fs_Hz, in_range(limits::min_fs_Hz, limits::max_fs_Hz),
+                               "sampling rate of the output EMG");
+  const auto noise = section.optional<std::string>(
+      "noise", p.add_noise ? "gaussian" : "none", one_of({"none", "gaussian"}),
+      "noise added to every channel: none, or white Gaussian noise at snr_dB");
   p.add_noise = noise == "gaussian";
-  p.snr_dB = section.optional<double>("snr_dB", p.snr_dB,
-                                      in_range(limits::min_snr_dB, limits::max_snr_dB));
-  p.n_phases = static_cast<int>(
-      section.optional<std::int64_t>("n_phases", p.n_phases, int_in_range(1, 4096)));
-  p.cutoff_fraction = section.optional<double>("cutoff_fraction", p.cutoff_fraction,
-                                               [](const double& v) -> std::optional<std::string> {
-                                                 if (!(v > 0.0 && v <= 0.5))
-                                                   return "must be in (0, 0.5]";
-                                                 return std::nullopt;
-                                               });
+  p.snr_dB = section.optional<double>(
+      "snr_dB", p.snr_dB, in_range(limits::min_snr_dB, limits::max_snr_dB),
+      "signal-to-noise ratio of every channel when noise is gaussian (realised exactly)");
+  p.n_phases = static_cast<int>(section.optional<std::int64_t>(
+      "n_phases", p.n_phases, int_in_range(1, 4096),
+      "fractional delays per output sample in the MUAP tables (sub-sample timing)"));
+  p.cutoff_fraction =
+      section.optional<double>("cutoff_fraction", p.cutoff_fraction,
+                               Check<double>(
+                                   [](const double& v) -> std::optional<std::string> {
+                                     if (!(v > 0.0 && v <= 0.5))
+                                       return "must be in (0, 0.5]";
+                                     return std::nullopt;
+                                   },
+                                   "(0, 0.5]"),
+                               "cut-off of the interpolation / anti-alias kernel, fraction of the "
+                               "lower of output and MUAP rates");
   p.kernel_zero_crossings = static_cast<int>(section.optional<std::int64_t>(
-      "kernel_zero_crossings", p.kernel_zero_crossings, int_in_range(2, 1000)));
-  p.kaiser_beta = section.optional<double>("kaiser_beta", p.kaiser_beta, in_range(0.0, 50.0));
+      "kernel_zero_crossings", p.kernel_zero_crossings, int_in_range(2, 1000),
+      "half-width of the windowed-sinc kernel in zero crossings of its sinc"));
+  p.kaiser_beta = section.optional<double>(
+      "kaiser_beta", p.kaiser_beta, in_range(0.0, 50.0),
+      "Kaiser window shape parameter of the kernel (8: about 80 dB stop band)");
   return p;
 }
 

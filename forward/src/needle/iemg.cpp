@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <string_view>
 
 #include <Eigen/Geometry>
 
@@ -19,10 +20,11 @@ namespace myotwin::forward {
 namespace {
 
 Eigen::Vector3d read_vector3(ConfigReader& section, const std::string& key,
-                             const Eigen::Vector3d& default_value, double scale) {
+                             const Eigen::Vector3d& default_value, double scale,
+                             std::string_view doc) {
   const std::vector<double> d{default_value.x() / scale, default_value.y() / scale,
                               default_value.z() / scale};
-  const auto v = section.optional<std::vector<double>>(key, d);
+  const auto v = section.optional<std::vector<double>>(key, d, {}, doc);
   if (v.size() != 3 || !std::isfinite(v[0]) || !std::isfinite(v[1]) || !std::isfinite(v[2])) {
     section.fail(key, "must be 3 finite numbers");
   }
@@ -89,34 +91,52 @@ FibrePath sub_fibre_path(const IemgMuscle& muscle, const SubFibre& f) {
 
 IemgParams read_iemg_params(ConfigReader& section) {
   IemgParams p;
-  p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive());
-  p.fibre.dz_m = units::mm_to_m(
-      section.optional<double>("spatial_resolution_mm", units::m_to_mm(p.fibre.dz_m), positive()));
+  p.fs_Hz =
+      section.optional<double>("fs_Hz", p.fs_Hz, positive(),
+                               "sampling rate of the MUAPs and the EMG (Akhmadeev et al. 2020)");
+  p.fibre.dz_m = units::mm_to_m(section.optional<double>(
+      "spatial_resolution_mm", units::m_to_mm(p.fibre.dz_m), positive(),
+      "fine step of the line source along the fibre (Akhmadeev et al. 2020)"));
   p.fibre.coarse_step_m = units::mm_to_m(section.optional<double>(
-      "coarse_step_mm", units::m_to_mm(p.fibre.coarse_step_m), positive()));
+      "coarse_step_mm", units::m_to_mm(p.fibre.coarse_step_m), positive(),
+      "lumped step along the fibre beyond near_radius_mm of every contact"));
   p.fibre.near_radius_m = units::mm_to_m(section.optional<double>(
-      "near_radius_mm", units::m_to_mm(p.fibre.near_radius_m), positive()));
-  p.fibre.sigma_i_S_per_m =
-      section.optional<double>("sigma_i_S_per_m", p.fibre.sigma_i_S_per_m, positive());
-  p.medium.sigma_l_S_per_m =
-      section.optional<double>("sigma_l_S_per_m", p.medium.sigma_l_S_per_m, positive());
-  p.medium.sigma_t_S_per_m =
-      section.optional<double>("sigma_t_S_per_m", p.medium.sigma_t_S_per_m, positive());
-  p.end_plate_percent =
-      section.optional<double>("end_plate_percent", p.end_plate_percent, in_range(0.0, 100.0));
-  p.jitter_s = units::us_to_s(
-      section.optional<double>("jitter_us", units::s_to_us(p.jitter_s), non_negative()));
+      "near_radius_mm", units::m_to_mm(p.fibre.near_radius_m), positive(),
+      "fibre elements within this distance of a contact stay at the fine step"));
+  p.fibre.sigma_i_S_per_m = section.optional<double>(
+      "sigma_i_S_per_m", p.fibre.sigma_i_S_per_m, positive(),
+      "intracellular conductivity of the muscle fibre (Akhmadeev et al. 2020)");
+  p.medium.sigma_l_S_per_m = section.optional<double>(
+      "sigma_l_S_per_m", p.medium.sigma_l_S_per_m, positive(),
+      "extracellular conductivity along the fibres (Akhmadeev et al. 2020)");
+  p.medium.sigma_t_S_per_m = section.optional<double>(
+      "sigma_t_S_per_m", p.medium.sigma_t_S_per_m, positive(),
+      "extracellular conductivity across the fibres (Akhmadeev et al. 2020)");
+  p.end_plate_percent = section.optional<double>(
+      "end_plate_percent", p.end_plate_percent, in_range(0.0, 100.0),
+      "cylinder only: end-plate band centre, % of the fibre length from the origin end");
+  p.jitter_s = units::us_to_s(section.optional<double>(
+      "jitter_us", units::s_to_us(p.jitter_s), non_negative(),
+      "SD of the neuromuscular-junction jitter of every fibre at every discharge (0: none)"));
   p.jitter_energy_fraction = section.optional<double>(
-      "jitter_energy_fraction", p.jitter_energy_fraction, in_range(1e-9, 1.0));
+      "jitter_energy_fraction", p.jitter_energy_fraction, in_range(1e-9, 1.0),
+      "share of a unit's derivative energy whose fibres are jittered exactly; the rest at mean "
+      "timing");
   p.max_jitter_fibres =
-      section.optional<std::int64_t>("max_jitter_fibres", p.max_jitter_fibres, positive_int());
+      section.optional<std::int64_t>("max_jitter_fibres", p.max_jitter_fibres, positive_int(),
+                                     "at most this many jittered fibres per unit");
   p.jitter_min_V = units::uV_to_V(
-      section.optional<double>("jitter_min_uV", units::V_to_uV(p.jitter_min_V), non_negative()));
+      section.optional<double>("jitter_min_uV", units::V_to_uV(p.jitter_min_V), non_negative(),
+                               "fibres whose jitter moves their potential by less (jitter x peak "
+                               "of dphi/dt) are not jittered"));
   p.sub_fibre_end_plate_sd_m = units::mm_to_m(section.optional<double>(
-      "sub_fibre_end_plate_sd_mm", units::m_to_mm(p.sub_fibre_end_plate_sd_m), non_negative()));
+      "sub_fibre_end_plate_sd_mm", units::m_to_mm(p.sub_fibre_end_plate_sd_m), non_negative(),
+      "SD of a real sub-fibre's end-plate about its model fibre's"));
   p.muap_duration_s = units::ms_to_s(section.optional<double>(
-      "muap_duration_ms", units::s_to_ms(p.muap_duration_s), non_negative()));
-  p.units = section.optional<std::vector<std::int64_t>>("units", {});
+      "muap_duration_ms", units::s_to_ms(p.muap_duration_s), non_negative(),
+      "MUAP length; 0: until the unit's last wave is extinguished"));
+  p.units = section.optional<std::vector<std::int64_t>>(
+      "units", {}, {}, "units to simulate, 0-based indices in recruitment order; empty: all");
   for (const auto u : p.units) {
     if (u < 0) {
       section.fail("units", "unit indices must be >= 0 (recruitment order)");
@@ -127,18 +147,23 @@ IemgParams read_iemg_params(ConfigReader& section) {
 
 CylinderMuscleParams read_cylinder_params(ConfigReader& section) {
   CylinderMuscleParams p;
-  p.radius_m =
-      units::mm_to_m(section.optional<double>("radius_mm", units::m_to_mm(p.radius_m), positive()));
-  p.length_m =
-      units::mm_to_m(section.optional<double>("length_mm", units::m_to_mm(p.length_m), positive()));
-  p.real_density_per_m2 = 1e6 * section.optional<double>("real_density_per_mm2",
-                                                         1e-6 * p.real_density_per_m2, positive());
+  p.radius_m = units::mm_to_m(section.optional<double>(
+      "radius_mm", units::m_to_mm(p.radius_m), positive(), "radius of the cylindrical muscle"));
+  p.length_m = units::mm_to_m(section.optional<double>(
+      "length_mm", units::m_to_mm(p.length_m), positive(),
+      "length of the cylinder's straight parallel fibres, along +z from z = 0"));
+  p.real_density_per_m2 =
+      1e6 * section.optional<double>("real_density_per_mm2", 1e-6 * p.real_density_per_m2,
+                                     positive(),
+                                     "density of real muscle fibres in the cross-section");
   p.model_density_per_m2 =
-      1e6 *
-      section.optional<double>("model_density_per_mm2", 1e-6 * p.model_density_per_m2, positive());
+      1e6 * section.optional<double>(
+                "model_density_per_mm2", 1e-6 * p.model_density_per_m2, positive(),
+                "density of model fibres, each standing for real/model density real fibres");
   p.end_plate_band_fraction =
-      0.01 * section.optional<double>("end_plate_band_percent", 100.0 * p.end_plate_band_fraction,
-                                      in_range(0.0, 50.0));
+      0.01 * section.optional<double>(
+                 "end_plate_band_percent", 100.0 * p.end_plate_band_fraction, in_range(0.0, 50.0),
+                 "half-width of the uniform end-plate band, % of the fibre length");
   ConfigReader mu = section.section("motor_units");
   p.motor_units = anatomy::read_motor_unit_params(mu);
   return p;
@@ -526,23 +551,36 @@ std::string to_string(Differentiation differentiation) {
 
 IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
   IemgElectrodes e;
-  const auto type = section.optional<std::string>("type", "array", one_of({"array", "fine_wire"}));
+  const auto type = section.optional<std::string>(
+      "type", "array", one_of({"array", "fine_wire"}),
+      "electrode kind: a needle array of point contacts, or bipolar fine-wire pairs");
   e.kind = type == "array" ? IemgElectrodeKind::array : IemgElectrodeKind::fine_wire;
-  const auto rel = section.optional<std::string>("relative_to", "muscle_centre",
-                                                 one_of({"muscle_centre", "absolute"}));
+  const auto rel = section.optional<std::string>(
+      "relative_to", "muscle_centre", one_of({"muscle_centre", "absolute"}),
+      "frame of the positions: relative to the muscle centre, or absolute coordinates");
   e.relative_to_centre = rel == "muscle_centre";
   if (e.kind == IemgElectrodeKind::array) {
-    e.n_contacts = section.optional<std::int64_t>("n_contacts", e.n_contacts, positive_int());
+    e.n_contacts =
+        section.optional<std::int64_t>("n_contacts", e.n_contacts, positive_int(),
+                                       "array: number of point contacts along the array axis");
     e.spacing_m = units::mm_to_m(
-        section.optional<double>("spacing_mm", units::m_to_mm(e.spacing_m), positive()));
-    e.position_m = read_vector3(section, "position_mm", e.position_m, 1e-3);
-    e.angles_rad = read_vector3(section, "angles_deg", e.angles_rad, M_PI / 180.0);
-    const auto diff = section.optional<std::string>("differentiation", "consecutive",
-                                                    one_of({"none", "consecutive", "reference"}));
+        section.optional<double>("spacing_mm", units::m_to_mm(e.spacing_m), positive(),
+                                 "array: distance between neighbouring contacts"));
+    e.position_m =
+        read_vector3(section, "position_mm", e.position_m, 1e-3,
+                     "array: centre [x, y, z] of the array, in the frame relative_to names");
+    e.angles_rad = read_vector3(section, "angles_deg", e.angles_rad, M_PI / 180.0,
+                                "array orientation [a, b, c]: axis R_z(c) R_y(b) R_x(a) e_x; "
+                                "zeros: across a cylinder's fibres");
+    const auto diff = section.optional<std::string>(
+        "differentiation", "consecutive", one_of({"none", "consecutive", "reference"}),
+        "array channels: monopolar, contact i+1 minus i, or each contact minus reference_contact");
     e.differentiation = diff == "none"          ? Differentiation::none
                         : diff == "consecutive" ? Differentiation::consecutive
                                                 : Differentiation::reference;
-    e.reference_contact = section.optional<std::int64_t>("reference_contact", 0);
+    e.reference_contact = section.optional<std::int64_t>(
+        "reference_contact", 0, {},
+        "array: the contact subtracted with differentiation reference, 0-based");
     if (e.reference_contact < 0 || e.reference_contact >= e.n_contacts) {
       section.fail("reference_contact", "must be a contact index in [0, n_contacts - 1 = " +
                                             std::to_string(e.n_contacts - 1) + "]");
@@ -552,9 +590,13 @@ IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
                    "needs at least 2 contacts (n_contacts = " + std::to_string(e.n_contacts) + ")");
     }
     ConfigReader t = section.section("trajectory");
-    e.n_positions = t.optional<std::int64_t>("n_positions", e.n_positions, positive_int());
-    e.step_m = units::mm_to_m(t.optional<double>("step_mm", units::m_to_mm(e.step_m), positive()));
-    e.direction = read_vector3(t, "direction", e.direction, 1.0);
+    e.n_positions = t.optional<std::int64_t>("n_positions", e.n_positions, positive_int(),
+                                             "number of needle positions along the trajectory");
+    e.step_m = units::mm_to_m(t.optional<double>("step_mm", units::m_to_mm(e.step_m), positive(),
+                                                 "needle advance between trajectory positions"));
+    e.direction =
+        read_vector3(t, "direction", e.direction, 1.0,
+                     "direction [x, y, z] of the needle advance; [0, 0, 0]: the array axis");
   } else {
     e.differentiation = Differentiation::none;
     auto pairs = section.required_array("pairs");
@@ -562,8 +604,12 @@ IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
       section.fail("pairs", "needs at least one pair");
     }
     for (auto& p : pairs) {
-      const Eigen::Vector3d a = read_vector3(p, "a_mm", Eigen::Vector3d::Zero(), 1e-3);
-      const Eigen::Vector3d b = read_vector3(p, "b_mm", Eigen::Vector3d::Zero(), 1e-3);
+      const Eigen::Vector3d a =
+          read_vector3(p, "a_mm", Eigen::Vector3d::Zero(), 1e-3,
+                       "fine wire: contact a [x, y, z] of a bipolar pair; the channel is a - b");
+      const Eigen::Vector3d b =
+          read_vector3(p, "b_mm", Eigen::Vector3d::Zero(), 1e-3,
+                       "fine wire: contact b [x, y, z] of the pair, same frame as a_mm");
       if ((a - b).norm() == 0.0) {
         p.fail("b_mm", "must differ from a_mm");
       }

@@ -25,7 +25,7 @@ IemgConfig read_iemg_config(ConfigReader& section) {
                             "{radius_mm, length_mm, ...}, not both");
   if (section.has("anatomy")) {
     ConfigReader a = section.section("anatomy");
-    c.anatomy_dir = a.required_path("dir", "an `myotwin anatomy` output folder (OUT/anatomy)");
+    c.anatomy_dir = a.required_path("dir", "a `myotwin anatomy` output folder (OUT/anatomy)");
     c.muscle = a.required<std::string>("muscle", {}, "the muscle of that anatomy to record from");
   } else {
     ConfigReader cyl = section.section("cylinder");

@@ -88,16 +88,26 @@ Eigen::VectorXi kmeans(const Eigen::MatrixX3d& x, Eigen::Index k, int max_iterat
 
 NerveBranchingParams read_nerve_branching_params(ConfigReader& section) {
   NerveBranchingParams p;
-  p.axon_cv_m_per_s = section.optional<double>("axon_cv_m_per_s", p.axon_cv_m_per_s, positive());
+  p.axon_cv_m_per_s =
+      section.optional<double>("axon_cv_m_per_s", p.axon_cv_m_per_s, positive(),
+                               "conduction velocity of the first-layer branches, "
+                               "entry point to branch points (Akhmadeev et al. 2020)");
   p.terminal_cv_m_per_s =
-      section.optional<double>("terminal_cv_m_per_s", p.terminal_cv_m_per_s, positive());
+      section.optional<double>("terminal_cv_m_per_s", p.terminal_cv_m_per_s, positive(),
+                               "conduction velocity of the terminal branches, branch point to "
+                               "end-plate (Akhmadeev et al. 2020)");
   p.branches_per_sqrt_fibre =
-      section.optional<double>("branches_per_sqrt_fibre", p.branches_per_sqrt_fibre, positive());
+      section.optional<double>("branches_per_sqrt_fibre", p.branches_per_sqrt_fibre, positive(),
+                               "branch points per square root of the unit's model-fibre count");
   p.entry_offset_m = units::mm_to_m(section.optional<double>(
-      "entry_offset_mm", units::m_to_mm(p.entry_offset_m), non_negative()));
-  p.max_iterations = static_cast<int>(
-      section.optional<std::int64_t>("max_iterations", p.max_iterations, int_in_range(1, 100000)));
-  p.enabled = section.optional<bool>("enabled", p.enabled);
+      "entry_offset_mm", units::m_to_mm(p.entry_offset_m), non_negative(),
+      "shift of the axon entry point from the end-plate centroid towards the origin end"));
+  p.max_iterations = static_cast<int>(section.optional<std::int64_t>(
+      "max_iterations", p.max_iterations, int_in_range(1, 100000),
+      "at most this many Lloyd iterations of the k-means that places the branch points"));
+  p.enabled = section.optional<bool>(
+      "enabled", p.enabled, {},
+      "per-fibre delays from two-layer terminal nerve branching; false: every delay is 0");
   return p;
 }
 

@@ -455,54 +455,89 @@ std::string to_string(NoiseType type) {
 
 NoiseParams read_noise_params(ConfigReader& section) {
   NoiseParams p;
-  const std::string type = section.optional<std::string>("type", to_string(p.type),
-                                                         one_of({"none", "gaussian", "realistic"}));
+  const std::string type = section.optional<std::string>(
+      "type", to_string(p.type), one_of({"none", "gaussian", "realistic"}),
+      "noise model: none, white Gaussian, or realistic (coloured, heavy-tailed, powerline, drift)");
   p.type = type == "none"        ? NoiseType::none
            : type == "realistic" ? NoiseType::realistic
                                  : NoiseType::gaussian;
-  const Check<double> finite = [](const double& v) -> std::optional<std::string> {
-    if (!std::isfinite(v))
-      return "must be a finite number [dB]";
-    return std::nullopt;
-  };
-  p.snr_dB = section.optional<double>("snr_dB", p.snr_dB, finite);
-  p.psd_slope = section.optional<double>("psd_slope", p.psd_slope, in_range(-4.0, 4.0));
-  p.midband_Hz = section.optional<double>("midband_Hz", p.midband_Hz, positive());
-  p.midband_gain_dB =
-      section.optional<double>("midband_gain_dB", p.midband_gain_dB, in_range(0.0, 40.0));
-  p.midband_width_oct =
-      section.optional<double>("midband_width_oct", p.midband_width_oct, in_range(0.05, 5.0));
-  p.highpass_Hz = section.optional<double>("highpass_Hz", p.highpass_Hz, non_negative());
+  const Check<double> finite(
+      [](const double& v) -> std::optional<std::string> {
+        if (!std::isfinite(v))
+          return "must be a finite number [dB]";
+        return std::nullopt;
+      },
+      "finite");
+  p.snr_dB = section.optional<double>(
+      "snr_dB", p.snr_dB, finite,
+      "signal-to-noise ratio of every channel, drift excluded (realised exactly)");
+  p.psd_slope =
+      section.optional<double>("psd_slope", p.psd_slope, in_range(-4.0, 4.0),
+                               "realistic: log-log slope of the broadband PSD, P ~ f^psd_slope");
+  p.midband_Hz = section.optional<double>(
+      "midband_Hz", p.midband_Hz, positive(),
+      "realistic: centre frequency of the mid-band emphasis of the broadband PSD");
+  p.midband_gain_dB = section.optional<double>(
+      "midband_gain_dB", p.midband_gain_dB, in_range(0.0, 40.0),
+      "realistic: peak gain of the mid-band emphasis over the power law (0: off)");
+  p.midband_width_oct = section.optional<double>(
+      "midband_width_oct", p.midband_width_oct, in_range(0.05, 5.0),
+      "realistic: width (standard deviation) of the Gaussian mid-band emphasis");
+  p.highpass_Hz = section.optional<double>(
+      "highpass_Hz", p.highpass_Hz, non_negative(),
+      "realistic: corner of the Butterworth high-pass shaping the broadband PSD (0: off)");
   p.highpass_order = static_cast<int>(
-      section.optional<std::int64_t>("highpass_order", p.highpass_order, int_in_range(1, 8)));
-  p.excess_kurtosis =
-      section.optional<double>("excess_kurtosis", p.excess_kurtosis, in_range(0.0, 50.0));
-  p.envelope_bandwidth_Hz =
-      section.optional<double>("envelope_bandwidth_Hz", p.envelope_bandwidth_Hz, positive());
-  p.powerline_Hz = section.optional<double>("powerline_Hz", p.powerline_Hz, non_negative());
+      section.optional<std::int64_t>("highpass_order", p.highpass_order, int_in_range(1, 8),
+                                     "realistic: order of the Butterworth high-pass"));
+  p.excess_kurtosis = section.optional<double>(
+      "excess_kurtosis", p.excess_kurtosis, in_range(0.0, 50.0),
+      "realistic: target excess kurtosis of broadband + powerline (0: Gaussian)");
+  p.envelope_bandwidth_Hz = section.optional<double>(
+      "envelope_bandwidth_Hz", p.envelope_bandwidth_Hz, positive(),
+      "realistic: bandwidth of the slow envelope that makes the heavy tails");
+  p.powerline_Hz = section.optional<double>(
+      "powerline_Hz", p.powerline_Hz, non_negative(),
+      "realistic: mains fundamental frequency (0: no powerline; 60 in North America)");
   p.powerline_amplitude_ratio = section.optional<double>(
-      "powerline_amplitude_ratio", p.powerline_amplitude_ratio, non_negative());
+      "powerline_amplitude_ratio", p.powerline_amplitude_ratio, non_negative(),
+      "realistic: peak amplitude of the mains fundamental relative to the broadband RMS");
   p.powerline_harmonic_ratios = section.optional<std::vector<double>>(
       "powerline_harmonic_ratios", p.powerline_harmonic_ratios,
-      [](const std::vector<double>& v) -> std::optional<std::string> {
-        for (double x : v)
-          if (!(x >= 0.0) || !std::isfinite(x))
-            return "must be finite numbers >= 0";
-        return std::nullopt;
-      });
-  p.powerline_drift_Hz =
-      section.optional<double>("powerline_drift_Hz", p.powerline_drift_Hz, non_negative());
+      Check<std::vector<double>>(
+          [](const std::vector<double>& v) -> std::optional<std::string> {
+            for (double x : v)
+              if (!(x >= 0.0) || !std::isfinite(x))
+                return "must be finite numbers >= 0";
+            return std::nullopt;
+          },
+          "each >= 0"),
+      "realistic: amplitude of mains harmonic k relative to the fundamental, k = 1, 2, ...");
+  p.powerline_drift_Hz = section.optional<double>(
+      "powerline_drift_Hz", p.powerline_drift_Hz, non_negative(),
+      "realistic: standard deviation of the slow random walk of the mains frequency");
   p.powerline_drift_tau_s =
-      section.optional<double>("powerline_drift_tau_s", p.powerline_drift_tau_s, positive());
-  p.powerline_am_depth =
-      section.optional<double>("powerline_am_depth", p.powerline_am_depth, in_range(0.0, 1.0));
+      section.optional<double>("powerline_drift_tau_s", p.powerline_drift_tau_s, positive(),
+                               "realistic: time constant of the mains frequency walk");
+  p.powerline_am_depth = section.optional<double>(
+      "powerline_am_depth", p.powerline_am_depth, in_range(0.0, 1.0),
+      "realistic: depth of the mains amplitude modulation (SD of the relative amplitude)");
   p.powerline_am_tau_s =
-      section.optional<double>("powerline_am_tau_s", p.powerline_am_tau_s, positive());
+      section.optional<double>("powerline_am_tau_s", p.powerline_am_tau_s, positive(),
+                               "realistic: time constant of the mains amplitude modulation");
   p.drift_rms_V =
-      1e-6 * section.optional<double>("drift_rms_uV", 1e6 * p.drift_rms_V, non_negative());
-  p.drift_alpha = section.optional<double>("drift_alpha", p.drift_alpha, in_range(0.0, 4.0));
-  p.drift_low_Hz = section.optional<double>("drift_low_Hz", p.drift_low_Hz, non_negative());
-  p.drift_high_Hz = section.optional<double>("drift_high_Hz", p.drift_high_Hz, positive());
+      1e-6 *
+      section.optional<double>(
+          "drift_rms_uV", 1e6 * p.drift_rms_V, non_negative(),
+          "realistic: RMS of the baseline drift, an absolute level outside the SNR (0: off)");
+  p.drift_alpha =
+      section.optional<double>("drift_alpha", p.drift_alpha, in_range(0.0, 4.0),
+                               "realistic: exponent of the drift PSD, P ~ f^-drift_alpha");
+  p.drift_low_Hz = section.optional<double>(
+      "drift_low_Hz", p.drift_low_Hz, non_negative(),
+      "realistic: lower edge of the drift band (0: the lowest frequency of the record)");
+  p.drift_high_Hz =
+      section.optional<double>("drift_high_Hz", p.drift_high_Hz, positive(),
+                               "realistic: upper edge of the drift band; > drift_low_Hz");
   if (!(p.drift_high_Hz > p.drift_low_Hz))
     section.fail("drift_high_Hz", "must be > drift_low_Hz = " + format_number(p.drift_low_Hz));
   return p;

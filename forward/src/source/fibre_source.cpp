@@ -69,9 +69,14 @@ double rosenfalck_current_per_length_A_per_m(double z_m, double sigma_i_S_per_m,
 FibreSourceParams read_fibre_source_params(ConfigReader& section,
                                            const FibreSourceParams& defaults) {
   FibreSourceParams p = defaults;
-  p.sigma_i_S_per_m = section.optional<double>("sigma_i_S_per_m", p.sigma_i_S_per_m, positive());
-  p.dz_m = units::mm_to_m(section.optional<double>("dz_mm", units::m_to_mm(p.dz_m), positive()));
-  p.dt_s = units::ms_to_s(section.optional<double>("dt_ms", units::s_to_ms(p.dt_s), positive()));
+  p.sigma_i_S_per_m = section.optional<double>(
+      "sigma_i_S_per_m", p.sigma_i_S_per_m, positive(),
+      "intracellular conductivity of the muscle fibre (Akhmadeev et al. 2020)");
+  p.dz_m = units::mm_to_m(section.optional<double>(
+      "dz_mm", units::m_to_mm(p.dz_m), positive(),
+      "space step along the fibre of the transmembrane-current discretisation"));
+  p.dt_s = units::ms_to_s(section.optional<double>("dt_ms", units::s_to_ms(p.dt_s), positive(),
+                                                   "time step of the fibre source currents"));
   return p;
 }
 

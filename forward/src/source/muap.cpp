@@ -66,9 +66,11 @@ void resample_into(const Eigen::MatrixXd& phi_V, double dt_s, double fs_Hz, doub
 MuapParams read_muap_params(ConfigReader& section) {
   MuapParams p;
   p.fs_Hz =
-      section.optional<double>("fs_Hz", p.fs_Hz, in_range(limits::min_fs_Hz, limits::max_fs_Hz));
-  p.duration_s = units::ms_to_s(
-      section.optional<double>("duration_ms", units::s_to_ms(p.duration_s), in_range(0.0, 1000.0)));
+      section.optional<double>("fs_Hz", p.fs_Hz, in_range(limits::min_fs_Hz, limits::max_fs_Hz),
+                               "sampling rate of the computed MUAPs");
+  p.duration_s = units::ms_to_s(section.optional<double>(
+      "duration_ms", units::s_to_ms(p.duration_s), in_range(0.0, 1000.0),
+      "length of each MUAP; 0: automatic, until the slowest fibre's last wave is extinguished"));
   auto source = section.section("fibre_source");
   p.source = read_fibre_source_params(source);
   return p;

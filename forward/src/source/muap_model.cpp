@@ -53,19 +53,26 @@ void check_finite_positive(double value, const char* name) {
 
 MuapModelParams read_muap_model_params(ConfigReader& section) {
   MuapModelParams p;
-  p.cell_size_m = units::mm_to_m(
-      section.optional<double>("cell_size_mm", units::m_to_mm(p.cell_size_m), positive()));
-  p.reference_cv_m_per_s =
-      section.optional<double>("reference_cv_m_per_s", p.reference_cv_m_per_s, positive());
-  p.end_plate_step_m = units::mm_to_m(section.optional<double>(
-      "end_plate_step_mm", units::m_to_mm(p.end_plate_step_m), positive()));
+  p.cell_size_m = units::mm_to_m(section.optional<double>(
+      "cell_size_mm", units::m_to_mm(p.cell_size_m), positive(),
+      "side of the square cells of the muscle section over which fibre potentials are pooled"));
+  p.reference_cv_m_per_s = section.optional<double>(
+      "reference_cv_m_per_s", p.reference_cv_m_per_s, positive(),
+      "conduction velocity of the precomputed potentials; other CVs are a time scaling");
+  p.end_plate_step_m = units::mm_to_m(
+      section.optional<double>("end_plate_step_mm", units::m_to_mm(p.end_plate_step_m), positive(),
+                               "step between the precomputed end-plate shifts"));
   p.n_end_plate_shifts = static_cast<int>(section.optional<std::int64_t>(
-      "end_plate_shifts", p.n_end_plate_shifts, int_in_range(1, 101)));
+      "end_plate_shifts", p.n_end_plate_shifts, int_in_range(1, 101),
+      "number of precomputed end-plate shifts, odd, centred on 0 (5: +/- 2 steps)"));
   if (p.n_end_plate_shifts % 2 == 0)
     section.fail("end_plate_shifts", "expected an odd count (a band centred on 0), got " +
                                          std::to_string(p.n_end_plate_shifts));
-  p.model_fs_Hz = section.optional<double>("model_fs_Hz", p.model_fs_Hz, positive());
-  p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive());
+  p.model_fs_Hz = section.optional<double>(
+      "model_fs_Hz", p.model_fs_Hz, positive(),
+      "sampling rate of the precomputed potentials (cubic interpolation to fs_Hz)");
+  p.fs_Hz = section.optional<double>("fs_Hz", p.fs_Hz, positive(),
+                                     "sampling rate of the MUAPs the model returns");
   auto source = section.section("fibre_source");
   p.source = read_fibre_source_params(source, p.source);
   return p;

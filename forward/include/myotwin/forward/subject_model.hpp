@@ -1,11 +1,12 @@
 #pragma once
 
 /// \file subject_model.hpp
-/// A subject's forward model as the earlier stages left it in an output folder: the anatomy
-/// (OUT/anatomy), the mesh (OUT/mesh/mesh.vtu), the electrodes placed again from the config,
-/// and their lead fields (OUT/forward/leadfields.h5, read only when its key matches this mesh,
-/// these conductivities and electrodes), with the transfer function MUAP computation uses.
-/// Shared by `myotwin simulate`, the model-informed inversion and the benchmarks.
+/// A subject's forward model as the earlier stages left it: the anatomy (an `myotwin anatomy`
+/// folder), the mesh (mesh.vtu), the electrodes placed again from the config, and their lead
+/// fields (leadfields.h5, read only when its key matches this mesh, these conductivities and
+/// electrodes), with the transfer function MUAP computation uses. Shared by `myotwin simulate`,
+/// the model-informed inversion and the benchmarks; where the files sit in an output folder is
+/// the command line's business (apps/myotwin/layout.hpp).
 
 #include <filesystem>
 #include <memory>
@@ -42,14 +43,23 @@ struct SubjectForwardModel {
   SubjectForwardModel& operator=(const SubjectForwardModel&) = delete;
 };
 
-/// Loads the forward model of the subject `subject_file` from `out_dir`, with the electrodes of
-/// `electrodes` and the grounded node `reference_node` (-1: default) of the config.
-/// \throws IoError naming the missing file and the command that makes it (`myotwin anatomy
-/// SUBJECT -o OUT`, ...); BadInput when the lead fields were computed for another mesh,
-/// conductivities or electrodes (saying to rerun `myotwin leadfield` with the same config).
-std::unique_ptr<SubjectForwardModel>
-load_subject_forward_model(const std::filesystem::path& subject_file,
-                           const std::filesystem::path& out_dir, const ElectrodeConfig& electrodes,
-                           std::int64_t reference_node);
+/// The files a subject's forward model is read from.
+struct SubjectModelFiles {
+  std::filesystem::path subject;     ///< subject.json (its tissue table)
+  std::filesystem::path anatomy_dir; ///< the anatomy folder (motor_units.h5, fibres)
+  std::filesystem::path mesh;        ///< mesh.vtu
+  std::filesystem::path lead_fields; ///< leadfields.h5
+  /// Said after the error when the lead fields are of another mesh or electrodes (e.g. which
+  /// command to rerun); may be empty.
+  std::string rerun_hint;
+};
+
+/// Loads the forward model from `files`, with the electrodes of `electrodes` and the grounded
+/// node `reference_node` (-1: default) of the config.
+/// \throws IoError naming a missing or unreadable file; BadInput when the lead fields were
+/// computed for another mesh, conductivities or electrodes (then `files.rerun_hint`).
+std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectModelFiles& files,
+                                                                const ElectrodeConfig& electrodes,
+                                                                std::int64_t reference_node);
 
 } // namespace myotwin::forward

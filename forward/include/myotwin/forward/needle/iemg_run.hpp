@@ -32,12 +32,12 @@ struct IemgConfig {
   IemgParams params; ///< section `iemg`
   /// `iemg.anatomy.dir`: an `myotwin anatomy` output folder; empty: the cylinder below.
   std::filesystem::path anatomy_dir;
-  std::string muscle;                ///< `iemg.anatomy.muscle`: the muscle of that anatomy
-  CylinderMuscleParams cylinder;     ///< `iemg.cylinder` (used when there is no `iemg.anatomy`)
-  NerveBranchingParams branching;    ///< `iemg.nerve_branching`
-  IemgElectrodes needle;             ///< `iemg.needle`
-  DriveParams drive;                 ///< `iemg.drive`
-  NoiseParams noise;                 ///< the run config's top-level `noise`
+  std::string muscle;             ///< `iemg.anatomy.muscle`: the muscle of that anatomy
+  CylinderMuscleParams cylinder;  ///< `iemg.cylinder` (used when there is no `iemg.anatomy`)
+  NerveBranchingParams branching; ///< `iemg.nerve_branching`
+  IemgElectrodes needle;          ///< `iemg.needle`
+  DriveParams drive;              ///< `iemg.drive`
+  NoiseParams noise;              ///< the run config's top-level `noise`
 };
 
 /// Reads the section `iemg` (everything but the noise, which the caller reads from the top-level
