@@ -88,7 +88,7 @@ bool is_bookkeeping(const fs::path& relative) {
   const std::string name = relative.filename().string();
   return relative.begin()->string() == "pipeline" || name.rfind(".tmp-", 0) == 0 ||
          name.rfind(".myotwin-write-test-", 0) == 0 ||
-         relative == relative_path(Output::resolved_config);
+         name == relative_path(Output::resolved_config).filename().string();
 }
 
 /// Size and time of every file below `out` that may be a stage's output, by path relative to it.
