@@ -35,6 +35,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run);
 void add_iemg_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin noise calibrate RECORDING -o noise.json`, `myotwin noise generate -o noise.h5`.
 void add_noise_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin noise calibrate RECORDING -o noise.json`, a subcommand of `noise`.
+void add_noise_calibrate_command(CLI::App& noise, std::function<int()>& run);
 
 /// `myotwin decompose EMG -o OUT`.
 void add_decompose_command(CLI::App& app, std::function<int()>& run);

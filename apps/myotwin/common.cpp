@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include <omp.h>
@@ -7,7 +8,6 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
-#include "myotwin/core/process.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/core/resources.hpp"
 
@@ -74,6 +74,42 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
       ->check(bounded(0.001, 1e6, "GiB"));
   command.add_flag("--quiet", options.quiet, "print warnings and errors only");
   command.add_flag("--verbose", options.verbose, "print debug messages and timings");
+}
+
+namespace {
+
+nlohmann::json::json_pointer pointer_of(const std::string& key) {
+  std::string p = "/" + key;
+  std::replace(p.begin(), p.end(), '.', '/');
+  return nlohmann::json::json_pointer(p);
+}
+
+} // namespace
+
+void add_key_option(CLI::App& command, SharedOptions& options, const std::string& flag,
+                    const std::string& key, const std::string& help) {
+  command
+      .add_option_function<std::string>(
+          flag,
+          [&options, key](const std::string& text) {
+            nlohmann::json value = text;
+            try {
+              const auto parsed = nlohmann::json::parse(text);
+              if (parsed.is_number() || parsed.is_boolean())
+                value = parsed;
+            } catch (const nlohmann::json::exception&) { // not a number: the text itself
+            }
+            options.overrides[pointer_of(key)] = value;
+          },
+          help + " (config key " + key + ")")
+      ->type_name("VALUE");
+}
+
+void add_key_flag(CLI::App& command, SharedOptions& options, const std::string& flag,
+                  const std::string& key, bool value, const std::string& help) {
+  command.add_flag_callback(
+      flag, [&options, key, value] { options.overrides[pointer_of(key)] = value; },
+      help + " (config key " + key + " = " + (value ? "true" : "false") + ")");
 }
 
 RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override) {
@@ -150,9 +186,21 @@ RunConfig begin_run(const SharedOptions& options) {
   set_log_level(options.quiet     ? LogLevel::warning
                 : options.verbose ? LogLevel::debug
                                   : LogLevel::info);
-  ConfigReader reader = options.config.empty()
-                            ? ConfigReader(nlohmann::json::object(), "default configuration")
-                            : ConfigReader::from_file(options.config);
+  nlohmann::json document = nlohmann::json::object();
+  std::string source = "default configuration";
+  std::filesystem::path base = ".";
+  if (!options.config.empty()) {
+    document = parse_json(read_text_file(options.config), options.config.string());
+    source = options.config.string();
+    if (options.config.has_parent_path())
+      base = options.config.parent_path();
+  }
+  if (!options.overrides.empty()) {
+    if (document.is_object())
+      document.merge_patch(options.overrides);
+    source += " with the command-line options";
+  }
+  ConfigReader reader(std::move(document), source, base);
   RunConfig run = read_run_config(reader, options.seed);
   if (options.threads > 0)
     run.threads = options.threads;

@@ -35,6 +35,8 @@ struct SharedOptions {
   std::optional<std::uint64_t> seed; ///< --seed N
   bool quiet = false;                ///< --quiet
   bool verbose = false;              ///< --verbose (debug messages and timings)
+  /// Config values given as command-line options (add_key_option()), merged over the config.
+  nlohmann::json overrides = nlohmann::json::object();
 };
 
 /// The largest thread count --threads and the config's `threads` accept.
@@ -52,6 +54,16 @@ CLI::Validator seed_value();
 /// Adds --config, --threads, --seed, --max-memory-GiB, --quiet, and -o/--output (required when
 /// `output_required`) to `command`.
 void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required);
+
+/// Adds `flag VALUE` to `command`: the value of the config key `key` (dotted path), read and
+/// checked by the same reader as the config file's (so the same range and message), winning
+/// over the file. The value is JSON when it parses as a number or boolean, else a string.
+void add_key_option(CLI::App& command, SharedOptions& options, const std::string& flag,
+                    const std::string& key, const std::string& help);
+
+/// Adds the flag `flag` to `command`: it sets the config key `key` to `value`.
+void add_key_flag(CLI::App& command, SharedOptions& options, const std::string& flag,
+                  const std::string& key, bool value, const std::string& help);
 
 /// The run configuration: every section of every stage, with defaults.
 struct RunConfig {

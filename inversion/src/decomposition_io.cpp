@@ -266,4 +266,46 @@ nlohmann::json summary_json(const Decomposition& d, const EmgRecording& recordin
           {"units", units}};
 }
 
+void write_fitted_properties(const std::filesystem::path& json_path,
+                             const std::filesystem::path& h5_path,
+                             const std::vector<FittedProperties>& properties,
+                             const std::string& muscle) {
+  nlohmann::json props = nlohmann::json::array();
+  const auto n_u = static_cast<Eigen::Index>(properties.size());
+  Eigen::MatrixXd table(n_u, 8);
+  for (Eigen::Index u = 0; u < n_u; ++u) {
+    const auto& p = properties[static_cast<std::size_t>(u)];
+    props.push_back(
+        {{"unit", u},
+         {"territory_centre_mm", {1e3 * p.theta.centre_m.x(), 1e3 * p.theta.centre_m.y()}},
+         {"territory_centre_sd_mm", {1e3 * p.spread.centre_m.x(), 1e3 * p.spread.centre_m.y()}},
+         {"territory_radius_mm", 1e3 * p.theta.radius_m},
+         {"depth_mm", 1e3 * p.depth_m},
+         {"n_fibres", p.theta.n_fibres},
+         {"n_fibres_sd", p.spread.n_fibres},
+         {"end_plate_shift_mm", 1e3 * p.theta.end_plate_shift_m},
+         {"end_plate_shift_sd_mm", 1e3 * p.spread.end_plate_shift_m},
+         {"cv_m_per_s", p.theta.cv_m_per_s},
+         {"cv_sd_m_per_s", p.spread.cv_m_per_s},
+         {"amplitude_scale", p.amplitude_scale},
+         {"relative_residual", p.relative_residual}});
+    table.row(u) << p.theta.centre_m.x(), p.theta.centre_m.y(), p.depth_m, p.theta.n_fibres,
+        p.theta.end_plate_shift_m, p.theta.cv_m_per_s, p.amplitude_scale, p.relative_residual;
+  }
+  write_text_file(json_path,
+                  nlohmann::json{{"muscle", muscle},
+                                 {"frame", "territory centres in the muscle's seed plane (e1, "
+                                           "e2) from its centre; depth below the skin"},
+                                 {"units", props}}
+                          .dump(2) +
+                      "\n");
+  H5Writer w(h5_path);
+  w.write("properties", table,
+          {{"columns", std::string("centre_x_m, centre_y_m, depth_m, n_fibres, "
+                                   "end_plate_shift_m, cv_m_per_s, amplitude_scale, "
+                                   "relative_residual")},
+           {"muscle", muscle}});
+  w.commit();
+}
+
 } // namespace myotwin::inversion

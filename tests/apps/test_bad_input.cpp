@@ -370,12 +370,13 @@ std::vector<Case> cases() {
 
   // 6. `score`: lags, indices, sampling rates, layouts.
   c.push_back({"ScoreMaxLagHuge", score_files(2048, 2048, train, 2048, 2048),
-               score + " --max-lag-ms 1e9", 2, "max_lag_ms = 1000000000: must be in [0, 1000] ms"});
+               score + " --max-lag-ms 1e9", 2,
+               "score.max_lag_ms = 1000000000.0: must be in [0, 1000]"});
   c.push_back({"ScoreMaxLagNegative", score_files(2048, 2048, train, 2048, 2048),
                score + " --max-lag-ms -1", 2, "max_lag_ms = -1"});
   c.push_back({"ScoreToleranceHuge", score_files(2048, 2048, train, 2048, 2048),
                score + " --tolerance-ms 1e9", 2,
-               "tolerance_ms = 1000000000: must be in [0, 100] ms"});
+               "score.tolerance_ms = 1000000000.0: must be in [0, 100]"});
   c.push_back({"ScoreNegativeIndex", score_files(2048, 2048, {-5, 100, 300}, 2048, 2048), score, 2,
                "d.h5: unit 0: discharge at sample -5: expected 0-based sample indices >= 0"});
   c.push_back({"ScoreIndexPastTheEnd", score_files(2048, 2048, {100, 300, 5000}, 2048, 2048), score,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "myotwin/inversion/bmiss.hpp"
 #include "myotwin/inversion/decompose.hpp"
 
 namespace myotwin::inversion {
@@ -35,5 +36,15 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
 /// The summary: input, parameters, channel report, counts, timings and per-unit statistics.
 nlohmann::json summary_json(const Decomposition& result, const EmgRecording& recording,
                             const DecomposeParams& params);
+
+/// Writes the fitted motor-unit properties of the model-informed separation of `muscle`:
+/// `json_path` (per unit: territory centre and its SD, radius, depth below the skin, fibre count,
+/// end-plate shift, CV, each with its spread over the near-best starts, amplitude scale and
+/// relative residual, lengths in mm) and `h5_path` (dataset `properties`, #units x 8, SI units,
+/// its columns named in an attribute). \throws IoError when a file cannot be written.
+void write_fitted_properties(const std::filesystem::path& json_path,
+                             const std::filesystem::path& h5_path,
+                             const std::vector<FittedProperties>& properties,
+                             const std::string& muscle);
 
 } // namespace myotwin::inversion
