@@ -350,6 +350,216 @@ double resample(const std::vector<Eigen::Vector3d>& line, double ds,
   return length;
 }
 
+/// Calls visit(i, j, k, a, p, q, t) for every grid edge from an in-domain voxel p = (i, j, k) to
+/// its in-domain neighbour q along axis a on which u crosses `level`, at fraction t of the edge.
+template <class Visit>
+void for_each_crossing(const FibreField& field, double level, const Visit& visit) {
+  const std::array<std::int64_t, 3> stride{1, field.size[0], field.size[0] * field.size[1]};
+  for (std::int64_t k = 0; k < field.size[2]; ++k)
+    for (std::int64_t j = 0; j < field.size[1]; ++j)
+      for (std::int64_t i = 0; i < field.size[0]; ++i) {
+        const std::int64_t p = field.index(i, j, k);
+        if (!field.inside[static_cast<std::size_t>(p)])
+          continue;
+        const double up = field.value[static_cast<std::size_t>(p)];
+        for (std::size_t a = 0; a < 3; ++a) {
+          const std::int64_t q = p + stride[a];
+          if (q >= field.n_voxels() || !field.inside[static_cast<std::size_t>(q)])
+            continue;
+          const double uq = field.value[static_cast<std::size_t>(q)];
+          if ((up < level) == (uq < level))
+            continue;
+          visit(i, j, k, a, p, q, (level - up) / (uq - up));
+        }
+      }
+}
+
+/// The level c of the seed surface u = c: the level set with the most crossings of grid edges
+/// (about its area), so that seeds cover the belly rather than a narrow neck where the potential
+/// of a muscle with thin ends drops fastest. Levels from the middle outwards; a level replaces
+/// the best only with 2 % more crossings.
+double choose_seed_level(const FibreField& field) {
+  double level = 0.5;
+  std::int64_t best = -1;
+  for (const double candidate :
+       {0.5, 0.45, 0.55, 0.4, 0.6, 0.35, 0.65, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8, 0.15, 0.85}) {
+    std::int64_t n = 0;
+    for_each_crossing(field, candidate, [&n](auto...) { ++n; });
+    if (static_cast<double>(n) > 1.02 * static_cast<double>(best)) {
+      best = n;
+      level = candidate;
+    }
+  }
+  return level;
+}
+
+/// The crossings of the seed surface with the grid edges [m], and the sum of the field direction
+/// interpolated at them.
+struct SeedSurface {
+  std::vector<Eigen::Vector3d> crossings;
+  Eigen::Vector3d dir_sum = Eigen::Vector3d::Zero();
+};
+
+/// The crossings of u = `level` with the grid edges [m] and their summed field direction.
+SeedSurface seed_surface(const FibreField& field, double level) {
+  SeedSurface out;
+  for_each_crossing(
+      field, level,
+      [&](std::int64_t i, std::int64_t j, std::int64_t k, std::size_t a, std::int64_t p,
+          std::int64_t q, double t) {
+        Eigen::Vector3d step = Eigen::Vector3d::Zero();
+        step[static_cast<Eigen::Index>(a)] = 1.0;
+        out.crossings.push_back(field.physical_point(static_cast<double>(i) + t * step[0],
+                                                     static_cast<double>(j) + t * step[1],
+                                                     static_cast<double>(k) + t * step[2]));
+        out.dir_sum += (1.0 - t) * field.gradient_direction[static_cast<std::size_t>(p)] +
+                       t * field.gradient_direction[static_cast<std::size_t>(q)];
+      });
+  return out;
+}
+
+/// The seed plane through the crossings' centroid, normal to their mean field direction (else to
+/// the muscle axis), with the 2-D box of the projected crossings and the search range along the
+/// normal, both padded by two voxels [m]; pixels of half the smallest voxel size (at most 4e6).
+/// The mask is left empty.
+Section seed_plane(const FibreField& field, const MuscleGeometry& geometry,
+                   const SeedSurface& surface, double level) {
+  const double h_min = field.min_spacing_m();
+  const double h_max = field.spacing_m.maxCoeff();
+  const auto& crossings = surface.crossings;
+  Section sec;
+  sec.level = level;
+  sec.normal =
+      surface.dir_sum.norm() > 0.0 ? Eigen::Vector3d(surface.dir_sum.normalized()) : geometry.axis;
+  sec.centre = Eigen::Vector3d::Zero();
+  for (const auto& x : crossings)
+    sec.centre += x;
+  sec.centre /= static_cast<double>(crossings.size());
+  {
+    Eigen::Index a_min = 0;
+    sec.normal.cwiseAbs().minCoeff(&a_min);
+    Eigen::Vector3d a = Eigen::Vector3d::Zero();
+    a[a_min] = 1.0;
+    sec.e1 = (a - a.dot(sec.normal) * sec.normal).normalized();
+    sec.e2 = sec.normal.cross(sec.e1);
+  }
+  Eigen::Vector2d lo2 = Eigen::Vector2d::Constant(std::numeric_limits<double>::infinity());
+  Eigen::Vector2d hi2 = -lo2;
+  sec.t_min = std::numeric_limits<double>::infinity();
+  sec.t_max = -sec.t_min;
+  for (const auto& x : crossings) {
+    const Eigen::Vector3d d = x - sec.centre;
+    const Eigen::Vector2d p(d.dot(sec.e1), d.dot(sec.e2));
+    lo2 = lo2.cwiseMin(p);
+    hi2 = hi2.cwiseMax(p);
+    sec.t_min = std::min(sec.t_min, d.dot(sec.normal));
+    sec.t_max = std::max(sec.t_max, d.dot(sec.normal));
+  }
+  sec.t_min -= 2.0 * h_max;
+  sec.t_max += 2.0 * h_max;
+  sec.dt = 0.25 * h_min;
+  sec.pixel = 0.5 * h_min;
+  lo2 -= Eigen::Vector2d::Constant(2.0 * h_max);
+  hi2 += Eigen::Vector2d::Constant(2.0 * h_max);
+  {
+    const Eigen::Vector2d ext = hi2 - lo2;
+    const double max_pixels = 4.0e6;
+    if (ext.prod() / (sec.pixel * sec.pixel) > max_pixels)
+      sec.pixel = std::sqrt(ext.prod() / max_pixels);
+    sec.nx = static_cast<std::int64_t>(std::ceil(ext.x() / sec.pixel));
+    sec.ny = static_cast<std::int64_t>(std::ceil(ext.y() / sec.pixel));
+  }
+  sec.lo = lo2;
+  return sec;
+}
+
+/// Rasterises the section region into sec.mask (in parallel): the pixels whose line along the
+/// normal meets the seed surface inside the domain. Returns the number of region pixels.
+std::int64_t rasterise_section(const FibreField& field, Section& sec) {
+  sec.mask.assign(static_cast<std::size_t>(sec.nx * sec.ny), 0);
+  {
+    const std::int64_t n_pix = sec.nx * sec.ny;
+#pragma omp parallel for schedule(dynamic, 64)
+    for (std::int64_t p = 0; p < n_pix; ++p)
+      sec.mask[static_cast<std::size_t>(p)] =
+          lift(field, sec, sec.pixel_centre(p % sec.nx, p / sec.nx)).has_value() ? 1 : 0;
+  }
+  std::int64_t n_region = 0;
+  for (const auto m : sec.mask)
+    n_region += m;
+  return n_region;
+}
+
+/// Lifts each seed onto the seed surface and traces it both ways, in parallel; each fibre depends
+/// on its index only (its end plate drawn from fibre_rng.split(index)). Empty where a seed could
+/// not be lifted or its fibre is no longer than two steps.
+std::vector<std::optional<Fibre>> trace_fibres(const FibreField& field, const Section& sec,
+                                               const std::vector<Eigen::Vector2d>& seeds_2d,
+                                               const FibreParams& params, const Rng& fibre_rng) {
+  const double h0 = params.step_fraction * field.min_spacing_m();
+  const double diag = field.spacing_m
+                          .cwiseProduct(Eigen::Vector3d(static_cast<double>(field.size[0]),
+                                                        static_cast<double>(field.size[1]),
+                                                        static_cast<double>(field.size[2])))
+                          .norm();
+  // Each half of a fibre is at most 1.5 grid diagonals long (the grid holds the muscle).
+  const auto max_steps = static_cast<std::int64_t>(1.5 * diag / h0) + 100;
+  const auto n_seeds = static_cast<std::int64_t>(seeds_2d.size());
+  std::vector<std::optional<Fibre>> traced(static_cast<std::size_t>(n_seeds));
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::int64_t f = 0; f < n_seeds; ++f) {
+    const auto fi = static_cast<std::size_t>(f);
+    const auto x0 = lift(field, sec, seeds_2d[fi]);
+    if (!x0)
+      continue;
+    const Trace back = trace(field, *x0, -1.0, h0, params.extend_to_surface, max_steps);
+    const Trace fwd = trace(field, *x0, 1.0, h0, params.extend_to_surface, max_steps);
+    std::vector<Eigen::Vector3d> line;
+    line.reserve(back.points.size() + fwd.points.size() + 1);
+    line.insert(line.end(), back.points.rbegin(), back.points.rend());
+    line.push_back(*x0);
+    line.insert(line.end(), fwd.points.begin(), fwd.points.end());
+    if (line.size() < 2)
+      continue;
+    Fibre fibre;
+    fibre.length_m = resample(line, params.resample_step_m, fibre.points_m);
+    if (!(fibre.length_m > 2.0 * h0))
+      continue;
+    fibre.seed_m = *x0;
+    fibre.seed_2d_m = seeds_2d[fi];
+    fibre.reaches_origin = back.reached;
+    fibre.reaches_insertion = fwd.reached;
+    Rng own = fibre_rng.split(static_cast<std::uint64_t>(f));
+    const double fraction =
+        std::clamp(params.end_plate_fraction + params.end_plate_spread * own.normal(), 0.0, 1.0);
+    fibre.end_plate_m = fraction * fibre.length_m;
+    traced[fi] = std::move(fibre);
+  }
+  return traced;
+}
+
+/// Moves the traced fibres into result.fibres in seed order, dropping stubs (shorter than
+/// min_length_fraction of the median length [m]) and counting them in result.n_seeds_dropped.
+void keep_fibres(std::vector<std::optional<Fibre>>& traced, double min_length_fraction,
+                 MuscleFibres& result) {
+  std::vector<double> lengths;
+  for (const auto& t : traced)
+    if (t)
+      lengths.push_back(t->length_m);
+  double min_length_m = 0.0;
+  if (!lengths.empty()) {
+    const auto mid = lengths.begin() + static_cast<std::ptrdiff_t>(lengths.size() / 2);
+    std::nth_element(lengths.begin(), mid, lengths.end());
+    min_length_m = min_length_fraction * *mid;
+  }
+  for (auto& t : traced) {
+    if (t && t->length_m >= min_length_m)
+      result.fibres.push_back(std::move(*t));
+    else
+      ++result.n_seeds_dropped;
+  }
+}
+
 } // namespace
 
 FibreParams read_fibre_params(ConfigReader& section) {
@@ -401,117 +611,18 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
   MuscleFibres result;
   result.label = geometry.label;
   result.name = geometry.name;
-  const double h_min = field.min_spacing_m();
-  const double h_max = field.spacing_m.maxCoeff();
 
-  // 1. The seed surface: the level set of u with the most crossings of grid edges (about its
-  //    area), so that seeds cover the belly rather than a narrow neck where the potential of a
-  //    muscle with thin ends drops fastest; then its crossings.
-  std::vector<Eigen::Vector3d> crossings;
-  Eigen::Vector3d dir_sum = Eigen::Vector3d::Zero();
-  const std::array<std::int64_t, 3> stride{1, field.size[0], field.size[0] * field.size[1]};
-  const auto for_each_crossing = [&](double level, const auto& visit) {
-    for (std::int64_t k = 0; k < field.size[2]; ++k)
-      for (std::int64_t j = 0; j < field.size[1]; ++j)
-        for (std::int64_t i = 0; i < field.size[0]; ++i) {
-          const std::int64_t p = field.index(i, j, k);
-          if (!field.inside[static_cast<std::size_t>(p)])
-            continue;
-          const double up = field.value[static_cast<std::size_t>(p)];
-          for (std::size_t a = 0; a < 3; ++a) {
-            const std::int64_t q = p + stride[a];
-            if (q >= field.n_voxels() || !field.inside[static_cast<std::size_t>(q)])
-              continue;
-            const double uq = field.value[static_cast<std::size_t>(q)];
-            if ((up < level) == (uq < level))
-              continue;
-            visit(i, j, k, a, p, q, (level - up) / (uq - up));
-          }
-        }
-  };
-  // Levels from the middle outwards; a level replaces the best only with 2 % more crossings.
-  double level = 0.5;
-  {
-    std::int64_t best = -1;
-    for (const double candidate :
-         {0.5, 0.45, 0.55, 0.4, 0.6, 0.35, 0.65, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8, 0.15, 0.85}) {
-      std::int64_t n = 0;
-      for_each_crossing(candidate, [&n](auto...) { ++n; });
-      if (static_cast<double>(n) > 1.02 * static_cast<double>(best)) {
-        best = n;
-        level = candidate;
-      }
-    }
-  }
+  // 1. The seed surface: the level set of u with the most crossings, then its crossings.
+  const double level = choose_seed_level(field);
   result.seed_level = level;
-  for_each_crossing(level, [&](std::int64_t i, std::int64_t j, std::int64_t k, std::size_t a,
-                               std::int64_t p, std::int64_t q, double t) {
-    Eigen::Vector3d step = Eigen::Vector3d::Zero();
-    step[static_cast<Eigen::Index>(a)] = 1.0;
-    crossings.push_back(field.physical_point(static_cast<double>(i) + t * step[0],
-                                             static_cast<double>(j) + t * step[1],
-                                             static_cast<double>(k) + t * step[2]));
-    dir_sum += (1.0 - t) * field.gradient_direction[static_cast<std::size_t>(p)] +
-               t * field.gradient_direction[static_cast<std::size_t>(q)];
-  });
-  if (crossings.empty())
+  const SeedSurface surface = seed_surface(field, level);
+  if (surface.crossings.empty())
     throw BadInput(id + ": fibre field has no crossing of u = 0.5: expected a section "
                         "between origin and insertion to place seeds on");
 
-  // 2. Seed plane.
-  Section sec;
-  sec.level = level;
-  sec.normal = dir_sum.norm() > 0.0 ? Eigen::Vector3d(dir_sum.normalized()) : geometry.axis;
-  sec.centre = Eigen::Vector3d::Zero();
-  for (const auto& x : crossings)
-    sec.centre += x;
-  sec.centre /= static_cast<double>(crossings.size());
-  {
-    Eigen::Index a_min = 0;
-    sec.normal.cwiseAbs().minCoeff(&a_min);
-    Eigen::Vector3d a = Eigen::Vector3d::Zero();
-    a[a_min] = 1.0;
-    sec.e1 = (a - a.dot(sec.normal) * sec.normal).normalized();
-    sec.e2 = sec.normal.cross(sec.e1);
-  }
-  Eigen::Vector2d lo2 = Eigen::Vector2d::Constant(std::numeric_limits<double>::infinity());
-  Eigen::Vector2d hi2 = -lo2;
-  sec.t_min = std::numeric_limits<double>::infinity();
-  sec.t_max = -sec.t_min;
-  for (const auto& x : crossings) {
-    const Eigen::Vector3d d = x - sec.centre;
-    const Eigen::Vector2d p(d.dot(sec.e1), d.dot(sec.e2));
-    lo2 = lo2.cwiseMin(p);
-    hi2 = hi2.cwiseMax(p);
-    sec.t_min = std::min(sec.t_min, d.dot(sec.normal));
-    sec.t_max = std::max(sec.t_max, d.dot(sec.normal));
-  }
-  sec.t_min -= 2.0 * h_max;
-  sec.t_max += 2.0 * h_max;
-  sec.dt = 0.25 * h_min;
-  sec.pixel = 0.5 * h_min;
-  lo2 -= Eigen::Vector2d::Constant(2.0 * h_max);
-  hi2 += Eigen::Vector2d::Constant(2.0 * h_max);
-  {
-    const Eigen::Vector2d ext = hi2 - lo2;
-    const double max_pixels = 4.0e6;
-    if (ext.prod() / (sec.pixel * sec.pixel) > max_pixels)
-      sec.pixel = std::sqrt(ext.prod() / max_pixels);
-    sec.nx = static_cast<std::int64_t>(std::ceil(ext.x() / sec.pixel));
-    sec.ny = static_cast<std::int64_t>(std::ceil(ext.y() / sec.pixel));
-  }
-  sec.lo = lo2;
-  sec.mask.assign(static_cast<std::size_t>(sec.nx * sec.ny), 0);
-  {
-    const std::int64_t n_pix = sec.nx * sec.ny;
-#pragma omp parallel for schedule(dynamic, 64)
-    for (std::int64_t p = 0; p < n_pix; ++p)
-      sec.mask[static_cast<std::size_t>(p)] =
-          lift(field, sec, sec.pixel_centre(p % sec.nx, p / sec.nx)).has_value() ? 1 : 0;
-  }
-  std::int64_t n_region = 0;
-  for (const auto m : sec.mask)
-    n_region += m;
+  // 2. Seed plane and the section region on it.
+  Section sec = seed_plane(field, geometry, surface, level);
+  const std::int64_t n_region = rasterise_section(field, sec);
   result.plane_centre_m = sec.centre;
   result.plane_normal = sec.normal;
   result.plane_e1 = sec.e1;
@@ -529,63 +640,12 @@ MuscleFibres generate_fibres(const FibreField& field, const MuscleGeometry& geom
       poisson_disk(sec, r, params.poisson_attempts, seed_rng);
 
   // 4. Lift and trace, in parallel; each fibre depends on its index only.
-  const double h0 = params.step_fraction * h_min;
-  const double diag = field.spacing_m
-                          .cwiseProduct(Eigen::Vector3d(static_cast<double>(field.size[0]),
-                                                        static_cast<double>(field.size[1]),
-                                                        static_cast<double>(field.size[2])))
-                          .norm();
-  // Each half of a fibre is at most 1.5 grid diagonals long (the grid holds the muscle).
-  const auto max_steps = static_cast<std::int64_t>(1.5 * diag / h0) + 100;
   const Rng fibre_rng = rng.split(1);
   const auto n_seeds = static_cast<std::int64_t>(seeds_2d.size());
-  std::vector<std::optional<Fibre>> traced(static_cast<std::size_t>(n_seeds));
-#pragma omp parallel for schedule(dynamic, 4)
-  for (std::int64_t f = 0; f < n_seeds; ++f) {
-    const auto fi = static_cast<std::size_t>(f);
-    const auto x0 = lift(field, sec, seeds_2d[fi]);
-    if (!x0)
-      continue;
-    const Trace back = trace(field, *x0, -1.0, h0, params.extend_to_surface, max_steps);
-    const Trace fwd = trace(field, *x0, 1.0, h0, params.extend_to_surface, max_steps);
-    std::vector<Eigen::Vector3d> line;
-    line.reserve(back.points.size() + fwd.points.size() + 1);
-    line.insert(line.end(), back.points.rbegin(), back.points.rend());
-    line.push_back(*x0);
-    line.insert(line.end(), fwd.points.begin(), fwd.points.end());
-    if (line.size() < 2)
-      continue;
-    Fibre fibre;
-    fibre.length_m = resample(line, params.resample_step_m, fibre.points_m);
-    if (!(fibre.length_m > 2.0 * h0))
-      continue;
-    fibre.seed_m = *x0;
-    fibre.seed_2d_m = seeds_2d[fi];
-    fibre.reaches_origin = back.reached;
-    fibre.reaches_insertion = fwd.reached;
-    Rng own = fibre_rng.split(static_cast<std::uint64_t>(f));
-    const double fraction =
-        std::clamp(params.end_plate_fraction + params.end_plate_spread * own.normal(), 0.0, 1.0);
-    fibre.end_plate_m = fraction * fibre.length_m;
-    traced[fi] = std::move(fibre);
-  }
-  // Stubs: much shorter than the median fibre.
-  std::vector<double> lengths;
-  for (const auto& t : traced)
-    if (t)
-      lengths.push_back(t->length_m);
-  double min_length_m = 0.0;
-  if (!lengths.empty()) {
-    const auto mid = lengths.begin() + static_cast<std::ptrdiff_t>(lengths.size() / 2);
-    std::nth_element(lengths.begin(), mid, lengths.end());
-    min_length_m = params.min_length_fraction * *mid;
-  }
-  for (auto& t : traced) {
-    if (t && t->length_m >= min_length_m)
-      result.fibres.push_back(std::move(*t));
-    else
-      ++result.n_seeds_dropped;
-  }
+  std::vector<std::optional<Fibre>> traced = trace_fibres(field, sec, seeds_2d, params, fibre_rng);
+
+  // 5. Stubs (much shorter than the median fibre) dropped; weights from the real density.
+  keep_fibres(traced, params.min_length_fraction, result);
   if (result.fibres.empty())
     throw BadInput(id + ": 0 fibres from " + std::to_string(n_seeds) + " seeds on a section of " +
                    format_number(units::m2_to_mm2(result.section_area_m2)) +

@@ -42,6 +42,399 @@ bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
+/// The voxels of a label (flat indices, increasing) and their bounding box [lo, hi] (inclusive).
+struct LabelVoxels {
+  std::vector<std::int64_t> all;
+  std::array<std::int64_t, 3> lo{std::numeric_limits<std::int64_t>::max(),
+                                 std::numeric_limits<std::int64_t>::max(),
+                                 std::numeric_limits<std::int64_t>::max()};
+  std::array<std::int64_t, 3> hi{-1, -1, -1};
+};
+
+/// Voxels of the label and their bounding box.
+LabelVoxels label_voxels(const LabelVolume& volume, std::int32_t label) {
+  LabelVoxels out;
+  for (std::int64_t k = 0; k < volume.size[2]; ++k)
+    for (std::int64_t j = 0; j < volume.size[1]; ++j)
+      for (std::int64_t i = 0; i < volume.size[0]; ++i) {
+        const std::int64_t idx = volume.index(i, j, k);
+        if (volume.labels[static_cast<std::size_t>(idx)] != label)
+          continue;
+        out.all.push_back(idx);
+        const std::array<std::int64_t, 3> c{i, j, k};
+        for (int a = 0; a < 3; ++a) {
+          out.lo[a] = std::min(out.lo[a], c[a]);
+          out.hi[a] = std::max(out.hi[a], c[a]);
+        }
+      }
+  return out;
+}
+
+/// 6-connected components of the label's voxels (breadth-first, in increasing voxel order:
+/// deterministic): the component of every box voxel (-2: not muscle) and the component sizes.
+std::pair<std::vector<std::int32_t>, std::vector<std::int64_t>>
+label_components(const LabelVolume& volume, const LabelVoxels& voxels, const LocalBox& box) {
+  const auto& lo = voxels.lo;
+  const auto& hi = voxels.hi;
+  std::vector<std::int32_t> comp(static_cast<std::size_t>(box.size()), -1); // -2: not muscle
+  std::fill(comp.begin(), comp.end(), -2);
+  for (const auto idx : voxels.all) {
+    const auto c = ijk_of(volume, idx);
+    comp[static_cast<std::size_t>(box.local(c[0], c[1], c[2]))] = -1;
+  }
+  std::vector<std::int64_t> sizes;
+  std::deque<std::array<std::int64_t, 3>> queue;
+  for (const auto idx : voxels.all) {
+    const auto c0 = ijk_of(volume, idx);
+    auto& start = comp[static_cast<std::size_t>(box.local(c0[0], c0[1], c0[2]))];
+    if (start != -1)
+      continue;
+    const auto id_comp = static_cast<std::int32_t>(sizes.size());
+    start = id_comp;
+    std::int64_t n = 0;
+    queue.push_back(c0);
+    while (!queue.empty()) {
+      const auto c = queue.front();
+      queue.pop_front();
+      ++n;
+      for (int a = 0; a < 3; ++a)
+        for (int s = -1; s <= 1; s += 2) {
+          auto q = c;
+          q[static_cast<std::size_t>(a)] += s;
+          if (q[a] < lo[a] || q[a] > hi[a])
+            continue;
+          auto& cq = comp[static_cast<std::size_t>(box.local(q[0], q[1], q[2]))];
+          if (cq == -1) {
+            cq = id_comp;
+            queue.push_back(q);
+          }
+        }
+    }
+    sizes.push_back(n);
+  }
+  return {std::move(comp), std::move(sizes)};
+}
+
+/// Keeps the components the policy asks for: sets g.component_sizes (largest first) and
+/// g.voxels; returns the mask of kept voxels over `box`.
+std::vector<std::uint8_t> keep_components(const LabelVolume& volume, const LabelVoxels& voxels,
+                                          const LocalBox& box, ComponentPolicy policy,
+                                          MuscleGeometry& g) {
+  const auto [comp, sizes] = label_components(volume, voxels, box);
+  std::vector<std::size_t> order(sizes.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
+  for (const auto o : order)
+    g.component_sizes.push_back(sizes[o]);
+  const auto largest = static_cast<std::int32_t>(order.front());
+  std::vector<std::uint8_t> kept(static_cast<std::size_t>(box.size()), 0);
+  for (const auto idx : voxels.all) {
+    const auto c = ijk_of(volume, idx);
+    const auto l = static_cast<std::size_t>(box.local(c[0], c[1], c[2]));
+    if (policy == ComponentPolicy::keep_all || comp[l] == largest) {
+      g.voxels.push_back(idx);
+      kept[l] = 1;
+    }
+  }
+  return kept;
+}
+
+/// Whether the kept voxels hold at least one 2x2x2 block of muscle voxels.
+bool has_block(const LabelVoxels& voxels, const LocalBox& box,
+               const std::vector<std::uint8_t>& kept) {
+  const auto& lo = voxels.lo;
+  const auto& hi = voxels.hi;
+  bool found = false;
+  for (std::int64_t k = lo[2]; k < hi[2] && !found; ++k)
+    for (std::int64_t j = lo[1]; j < hi[1] && !found; ++j)
+      for (std::int64_t i = lo[0]; i < hi[0] && !found; ++i) {
+        bool all_in = true;
+        for (int d = 0; d < 8 && all_in; ++d)
+          all_in = kept[static_cast<std::size_t>(
+                       box.local(i + (d & 1), j + ((d >> 1) & 1), k + ((d >> 2) & 1)))] != 0;
+        found = all_in;
+      }
+  return found;
+}
+
+/// Volume [m^3], centroid [m] and principal variances [m^2] of the kept voxels into `g`;
+/// returns their centres [m] (in g.voxels order) and the principal axis, its largest component
+/// positive.
+std::pair<std::vector<Eigen::Vector3d>, Eigen::Vector3d> principal_axis(const LabelVolume& volume,
+                                                                        MuscleGeometry& g) {
+  const auto n_kept = static_cast<double>(g.voxels.size());
+  g.volume_m3 = n_kept * volume.voxel_volume_m3();
+  std::vector<Eigen::Vector3d> points;
+  points.reserve(g.voxels.size());
+  Eigen::Vector3d sum = Eigen::Vector3d::Zero();
+  for (const auto idx : g.voxels) {
+    const auto c = ijk_of(volume, idx);
+    points.push_back(volume.physical_point(static_cast<double>(c[0]), static_cast<double>(c[1]),
+                                           static_cast<double>(c[2])));
+    sum += points.back();
+  }
+  g.centroid_m = sum / n_kept;
+  Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+  for (const auto& p : points) {
+    const Eigen::Vector3d d = p - g.centroid_m;
+    cov += d * d.transpose();
+  }
+  cov /= n_kept;
+  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
+  g.principal_variances_m2 = eig.eigenvalues().reverse();
+  Eigen::Vector3d axis = eig.eigenvectors().col(2).normalized();
+  {
+    Eigen::Index imax = 0;
+    axis.cwiseAbs().maxCoeff(&imax);
+    if (axis[imax] < 0.0)
+      axis = -axis;
+  }
+  return {std::move(points), axis};
+}
+
+/// The muscle voxels touching one of its tendons, and their mean axial position [m].
+struct Contact {
+  std::string name;
+  int side = 0; ///< -1 origin, +1 insertion, 0 by position
+  std::vector<std::int64_t> voxels;
+  double mean_s = 0.0;
+};
+
+/// Tendon contacts (26-neighbourhood), per tendon of this muscle that it touches; the side from
+/// the tendon's name (proximal / origin, distal / insertion), else 0.
+std::vector<Contact> tendon_contacts(const LabelVolume& volume, const TissueTable& table,
+                                     const std::string& muscle, const MuscleGeometry& g,
+                                     const std::vector<Eigen::Vector3d>& points,
+                                     const Eigen::Vector3d& axis) {
+  std::vector<Contact> contacts;
+  for (const auto& t : table.tissues) {
+    if (t.tissue_class != TissueClass::tendon || t.muscle != muscle)
+      continue;
+    Contact c;
+    c.name = t.name;
+    if (contains(t.name, "proximal") || contains(t.name, "origin"))
+      c.side = -1;
+    else if (contains(t.name, "distal") || contains(t.name, "insertion"))
+      c.side = 1;
+    for (std::size_t v = 0; v < g.voxels.size(); ++v) {
+      const auto p = ijk_of(volume, g.voxels[v]);
+      bool touches = false;
+      for (int dk = -1; dk <= 1 && !touches; ++dk)
+        for (int dj = -1; dj <= 1 && !touches; ++dj)
+          for (int di = -1; di <= 1 && !touches; ++di) {
+            const std::int64_t i = p[0] + di, j = p[1] + dj, k = p[2] + dk;
+            if (i < 0 || j < 0 || k < 0 || i >= volume.size[0] || j >= volume.size[1] ||
+                k >= volume.size[2])
+              continue;
+            touches = volume.at(i, j, k) == t.label;
+          }
+      if (touches) {
+        c.voxels.push_back(g.voxels[v]);
+        c.mean_s += (points[v] - g.centroid_m).dot(axis);
+      }
+    }
+    if (c.voxels.empty())
+      continue;
+    c.mean_s /= static_cast<double>(c.voxels.size());
+    contacts.push_back(std::move(c));
+  }
+  return contacts;
+}
+
+/// Orients the axis by the named tendons (origin below the centroid / insertion above), then
+/// gives each unnamed contact the side of its position.
+void orient_by_tendons(std::vector<Contact>& contacts, Eigen::Vector3d& axis) {
+  {
+    double so = 0.0, si = 0.0;
+    int no = 0, ni = 0;
+    for (const auto& c : contacts) {
+      if (c.side < 0) {
+        so += c.mean_s;
+        ++no;
+      } else if (c.side > 0) {
+        si += c.mean_s;
+        ++ni;
+      }
+    }
+    bool flip = false;
+    if (no > 0 && ni > 0)
+      flip = so / no > si / ni;
+    else if (no > 0)
+      flip = so / no > 0.0;
+    else if (ni > 0)
+      flip = si / ni < 0.0;
+    if (flip) {
+      axis = -axis;
+      for (auto& c : contacts)
+        c.mean_s = -c.mean_s;
+    }
+  }
+  for (auto& c : contacts)
+    if (c.side == 0)
+      c.side = c.mean_s < 0.0 ? -1 : 1;
+}
+
+/// Faces of the volume that cut the muscle (at most two, most voxels first, at least 4 voxels
+/// each): their voxels are ends. A voxel on an edge of the volume belongs to the first face only.
+std::vector<std::vector<std::int64_t>> cut_faces_of(const LabelVolume& volume,
+                                                    const std::vector<std::int64_t>& voxels) {
+  std::vector<std::vector<std::int64_t>> cut_faces;
+  constexpr std::size_t min_cut_voxels = 4;
+  std::array<std::vector<std::int64_t>, 6> on_face;
+  for (const auto idx : voxels) {
+    const auto c = ijk_of(volume, idx);
+    for (int a = 0; a < 3; ++a) {
+      if (c[a] == 0)
+        on_face[static_cast<std::size_t>(2 * a)].push_back(idx);
+      if (c[a] == volume.size[a] - 1)
+        on_face[static_cast<std::size_t>(2 * a + 1)].push_back(idx);
+    }
+  }
+  std::array<std::size_t, 6> face_order{0, 1, 2, 3, 4, 5};
+  std::stable_sort(face_order.begin(), face_order.end(), [&](std::size_t a, std::size_t b) {
+    return on_face[a].size() > on_face[b].size();
+  });
+  for (const auto f : face_order) {
+    if (on_face[f].size() >= min_cut_voxels && cut_faces.size() < 2)
+      cut_faces.push_back(on_face[f]);
+  }
+  if (cut_faces.size() == 2) {
+    std::vector<std::int64_t> second;
+    std::set_difference(cut_faces[1].begin(), cut_faces[1].end(), cut_faces[0].begin(),
+                        cut_faces[0].end(), std::back_inserter(second));
+    cut_faces[1] = std::move(second);
+    if (cut_faces[1].size() < min_cut_voxels)
+      cut_faces.pop_back();
+  }
+  return cut_faces;
+}
+
+/// Centroid of voxels [m].
+Eigen::Vector3d centroid_of(const LabelVolume& volume, const std::vector<std::int64_t>& voxels) {
+  Eigen::Vector3d c = Eigen::Vector3d::Zero();
+  for (const auto idx : voxels) {
+    const auto p = ijk_of(volume, idx);
+    c += volume.physical_point(static_cast<double>(p[0]), static_cast<double>(p[1]),
+                               static_cast<double>(p[2]));
+  }
+  return Eigen::Vector3d(c / static_cast<double>(voxels.size()));
+}
+
+/// Orients the axis by the cut faces: with two, the axis from one cut to the other, largest
+/// component positive, the origin (cut_faces[0]) at its start; with one, that cut is the origin,
+/// at the lower end.
+void orient_by_cut_faces(const LabelVolume& volume, const Eigen::Vector3d& centroid_m,
+                         std::vector<std::vector<std::int64_t>>& cut_faces, Eigen::Vector3d& axis) {
+  if (cut_faces.size() == 2) {
+    Eigen::Vector3d from_to = centroid_of(volume, cut_faces[1]) - centroid_of(volume, cut_faces[0]);
+    if (from_to.norm() > 0.0) {
+      Eigen::Index imax = 0;
+      from_to.cwiseAbs().maxCoeff(&imax);
+      if (from_to[imax] < 0.0) {
+        std::swap(cut_faces[0], cut_faces[1]);
+        from_to = -from_to;
+      }
+      axis = from_to.normalized();
+    }
+  } else if (cut_faces.size() == 1 &&
+             (centroid_of(volume, cut_faces[0]) - centroid_m).dot(axis) > 0.0) {
+    axis = -axis; // the one cut is the origin, at the lower end
+  }
+}
+
+/// The cross-sectional area profile [m^2] at profile_step_m [m] along the axis, centred on the
+/// span of the axial positions `s` [m] (of voxels `voxel_extent` [m] long along the axis): each
+/// voxel counts with the part of its projected extent that falls in the slab.
+void area_profile(const LabelVolume& volume, const std::vector<double>& s, double voxel_extent,
+                  double profile_step_m, MuscleGeometry& g) {
+  std::vector<double> sorted = s;
+  std::sort(sorted.begin(), sorted.end());
+  const double width = std::max(profile_step_m, voxel_extent);
+  const double span = g.axis_max_m - g.axis_min_m;
+  const auto n_profile = static_cast<Eigen::Index>(std::floor(span / profile_step_m)) + 1;
+  const double start =
+      g.axis_min_m + 0.5 * (span - profile_step_m * static_cast<double>(n_profile - 1));
+  g.profile_s_m.resize(n_profile);
+  g.profile_area_m2.resize(n_profile);
+  for (Eigen::Index p = 0; p < n_profile; ++p) {
+    const double sp = start + profile_step_m * static_cast<double>(p);
+    const double a = sp - 0.5 * width, b = sp + 0.5 * width;
+    double overlap = 0.0;
+    for (auto it = std::lower_bound(sorted.begin(), sorted.end(), a - 0.5 * voxel_extent);
+         it != sorted.end() && *it < b + 0.5 * voxel_extent; ++it)
+      overlap += std::max(0.0, std::min(b, *it + 0.5 * voxel_extent) -
+                                   std::max(a, *it - 0.5 * voxel_extent));
+    g.profile_s_m[p] = sp;
+    g.profile_area_m2[p] = overlap / voxel_extent * volume.voxel_volume_m3() / width;
+  }
+}
+
+/// Origin and insertion voxels of `g` and their sources: the tendon contacts, else the cut
+/// faces, else end caps (the voxels within `cap` [m] of the muscle's end along the axis, at axial
+/// positions `s` [m]). Throws BadInput when either is empty or they overlap.
+void end_regions(const std::vector<Contact>& contacts,
+                 const std::vector<std::vector<std::int64_t>>& cut_faces,
+                 const std::vector<double>& s, double voxel_extent, double cap,
+                 const std::string& id, MuscleGeometry& g) {
+  std::vector<std::int64_t> origin, insertion;
+  for (const auto& c : contacts) {
+    auto& target = c.side < 0 ? origin : insertion;
+    target.insert(target.end(), c.voxels.begin(), c.voxels.end());
+    (c.side < 0 ? g.origin_tendons : g.insertion_tendons).push_back(c.name);
+  }
+  if (!cut_faces.empty()) {
+    origin = cut_faces[0];
+    g.origin_source = EndSource::cut_face;
+    if (cut_faces.size() == 2) {
+      insertion = cut_faces[1];
+      g.insertion_source = EndSource::cut_face;
+    }
+  }
+  if (g.origin_source == EndSource::cut_face) {
+    // Set above.
+  } else if (origin.empty()) {
+    g.origin_source = EndSource::end_cap;
+    const double limit = g.axis_min_m - 0.5 * voxel_extent + cap;
+    for (std::size_t v = 0; v < s.size(); ++v)
+      if (s[v] <= limit)
+        origin.push_back(g.voxels[v]);
+  } else {
+    g.origin_source = EndSource::tendon;
+  }
+  if (g.insertion_source == EndSource::cut_face) {
+    // Set above.
+  } else if (insertion.empty()) {
+    g.insertion_source = EndSource::end_cap;
+    const double limit = g.axis_max_m + 0.5 * voxel_extent - cap;
+    for (std::size_t v = 0; v < s.size(); ++v)
+      if (s[v] >= limit)
+        insertion.push_back(g.voxels[v]);
+  } else {
+    g.insertion_source = EndSource::tendon;
+  }
+  for (auto* r : {&origin, &insertion}) {
+    std::sort(r->begin(), r->end());
+    r->erase(std::unique(r->begin(), r->end()), r->end());
+  }
+  if (origin.empty() || insertion.empty())
+    throw BadInput(id + ": " + std::string(origin.empty() ? "origin" : "insertion") +
+                   " region has 0 voxels: expected a non-empty origin and insertion");
+  std::vector<std::int64_t> shared;
+  std::set_intersection(origin.begin(), origin.end(), insertion.begin(), insertion.end(),
+                        std::back_inserter(shared));
+  if (!shared.empty())
+    throw BadInput(id + ": origin (" + to_string(g.origin_source) + ", " +
+                   std::to_string(origin.size()) + " voxels) and insertion (" +
+                   to_string(g.insertion_source) + ", " + std::to_string(insertion.size()) +
+                   " voxels) share " + std::to_string(shared.size()) +
+                   " voxels: expected disjoint origin and insertion (cap thickness " +
+                   format_number(units::m_to_mm(cap)) + " mm, muscle length " +
+                   format_number(units::m_to_mm(g.length_m)) + " mm)");
+  g.origin_voxels = std::move(origin);
+  g.insertion_voxels = std::move(insertion);
+}
+
 } // namespace
 
 std::string to_string(ComponentPolicy policy) {
@@ -99,259 +492,36 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
   g.name = tissue->name;
 
   // 1. Voxels of the label and their bounding box.
-  std::vector<std::int64_t> all;
-  std::array<std::int64_t, 3> lo{std::numeric_limits<std::int64_t>::max(),
-                                 std::numeric_limits<std::int64_t>::max(),
-                                 std::numeric_limits<std::int64_t>::max()};
-  std::array<std::int64_t, 3> hi{-1, -1, -1};
-  for (std::int64_t k = 0; k < volume.size[2]; ++k)
-    for (std::int64_t j = 0; j < volume.size[1]; ++j)
-      for (std::int64_t i = 0; i < volume.size[0]; ++i) {
-        const std::int64_t idx = volume.index(i, j, k);
-        if (volume.labels[static_cast<std::size_t>(idx)] != label)
-          continue;
-        all.push_back(idx);
-        const std::array<std::int64_t, 3> c{i, j, k};
-        for (int a = 0; a < 3; ++a) {
-          lo[a] = std::min(lo[a], c[a]);
-          hi[a] = std::max(hi[a], c[a]);
-        }
-      }
-  g.n_voxels_label = static_cast<std::int64_t>(all.size());
-  if (all.empty())
+  const LabelVoxels voxels = label_voxels(volume, label);
+  g.n_voxels_label = static_cast<std::int64_t>(voxels.all.size());
+  if (voxels.all.empty())
     throw BadInput(id + ": number of voxels = 0: expected at least one voxel with label " +
                    std::to_string(label));
 
-  // 2. 6-connected components (breadth-first, in increasing voxel order: deterministic).
+  // 2. 6-connected components, kept by the policy.
   LocalBox box;
-  box.lo = lo;
+  box.lo = voxels.lo;
   for (int a = 0; a < 3; ++a)
-    box.n[a] = hi[a] - lo[a] + 1;
-  std::vector<std::int32_t> comp(static_cast<std::size_t>(box.size()), -1); // -2: not muscle
-  std::fill(comp.begin(), comp.end(), -2);
-  for (const auto idx : all) {
-    const auto c = ijk_of(volume, idx);
-    comp[static_cast<std::size_t>(box.local(c[0], c[1], c[2]))] = -1;
-  }
-  std::vector<std::int64_t> sizes;
-  {
-    std::deque<std::array<std::int64_t, 3>> queue;
-    for (const auto idx : all) {
-      const auto c0 = ijk_of(volume, idx);
-      auto& start = comp[static_cast<std::size_t>(box.local(c0[0], c0[1], c0[2]))];
-      if (start != -1)
-        continue;
-      const auto id_comp = static_cast<std::int32_t>(sizes.size());
-      start = id_comp;
-      std::int64_t n = 0;
-      queue.push_back(c0);
-      while (!queue.empty()) {
-        const auto c = queue.front();
-        queue.pop_front();
-        ++n;
-        for (int a = 0; a < 3; ++a)
-          for (int s = -1; s <= 1; s += 2) {
-            auto q = c;
-            q[static_cast<std::size_t>(a)] += s;
-            if (q[a] < lo[a] || q[a] > hi[a])
-              continue;
-            auto& cq = comp[static_cast<std::size_t>(box.local(q[0], q[1], q[2]))];
-            if (cq == -1) {
-              cq = id_comp;
-              queue.push_back(q);
-            }
-          }
-      }
-      sizes.push_back(n);
-    }
-  }
-  std::vector<std::size_t> order(sizes.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
-  for (const auto o : order)
-    g.component_sizes.push_back(sizes[o]);
-  const auto largest = static_cast<std::int32_t>(order.front());
-  std::vector<std::uint8_t> kept(static_cast<std::size_t>(box.size()), 0);
-  for (const auto idx : all) {
-    const auto c = ijk_of(volume, idx);
-    const auto l = static_cast<std::size_t>(box.local(c[0], c[1], c[2]));
-    if (params.components == ComponentPolicy::keep_all || comp[l] == largest) {
-      g.voxels.push_back(idx);
-      kept[l] = 1;
-    }
-  }
-  const auto n_kept = static_cast<double>(g.voxels.size());
+    box.n[a] = voxels.hi[a] - voxels.lo[a] + 1;
+  const std::vector<std::uint8_t> kept = keep_components(volume, voxels, box, params.components, g);
 
   // 3. Thickness: at least one 2x2x2 block of muscle voxels.
-  bool has_block = false;
-  for (std::int64_t k = lo[2]; k < hi[2] && !has_block; ++k)
-    for (std::int64_t j = lo[1]; j < hi[1] && !has_block; ++j)
-      for (std::int64_t i = lo[0]; i < hi[0] && !has_block; ++i) {
-        bool all_in = true;
-        for (int d = 0; d < 8 && all_in; ++d)
-          all_in = kept[static_cast<std::size_t>(
-                       box.local(i + (d & 1), j + ((d >> 1) & 1), k + ((d >> 2) & 1)))] != 0;
-        has_block = all_in;
-      }
-  if (!has_block)
+  if (!has_block(voxels, box, kept))
     throw BadInput(id + ": no block of 2x2x2 voxels in " + std::to_string(g.voxels.size()) +
                    " voxels: muscle is thinner than two voxels everywhere; expected a muscle at "
                    "least two voxels thick (finer voxels needed)");
 
   // 4. Volume, centroid, principal axis.
-  g.volume_m3 = n_kept * volume.voxel_volume_m3();
-  std::vector<Eigen::Vector3d> points;
-  points.reserve(g.voxels.size());
-  Eigen::Vector3d sum = Eigen::Vector3d::Zero();
-  for (const auto idx : g.voxels) {
-    const auto c = ijk_of(volume, idx);
-    points.push_back(volume.physical_point(static_cast<double>(c[0]), static_cast<double>(c[1]),
-                                           static_cast<double>(c[2])));
-    sum += points.back();
-  }
-  g.centroid_m = sum / n_kept;
-  Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
-  for (const auto& p : points) {
-    const Eigen::Vector3d d = p - g.centroid_m;
-    cov += d * d.transpose();
-  }
-  cov /= n_kept;
-  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
-  g.principal_variances_m2 = eig.eigenvalues().reverse();
-  Eigen::Vector3d axis = eig.eigenvectors().col(2).normalized();
-  {
-    Eigen::Index imax = 0;
-    axis.cwiseAbs().maxCoeff(&imax);
-    if (axis[imax] < 0.0)
-      axis = -axis;
-  }
+  auto [points, axis] = principal_axis(volume, g);
 
-  // 5. Tendon contacts (26-neighbourhood), per tendon of this muscle.
-  struct Contact {
-    std::string name;
-    int side = 0; ///< -1 origin, +1 insertion, 0 by position
-    std::vector<std::int64_t> voxels;
-    double mean_s = 0.0;
-  };
-  std::vector<Contact> contacts;
-  for (const auto& t : table.tissues) {
-    if (t.tissue_class != TissueClass::tendon || t.muscle != tissue->name)
-      continue;
-    Contact c;
-    c.name = t.name;
-    if (contains(t.name, "proximal") || contains(t.name, "origin"))
-      c.side = -1;
-    else if (contains(t.name, "distal") || contains(t.name, "insertion"))
-      c.side = 1;
-    for (std::size_t v = 0; v < g.voxels.size(); ++v) {
-      const auto p = ijk_of(volume, g.voxels[v]);
-      bool touches = false;
-      for (int dk = -1; dk <= 1 && !touches; ++dk)
-        for (int dj = -1; dj <= 1 && !touches; ++dj)
-          for (int di = -1; di <= 1 && !touches; ++di) {
-            const std::int64_t i = p[0] + di, j = p[1] + dj, k = p[2] + dk;
-            if (i < 0 || j < 0 || k < 0 || i >= volume.size[0] || j >= volume.size[1] ||
-                k >= volume.size[2])
-              continue;
-            touches = volume.at(i, j, k) == t.label;
-          }
-      if (touches) {
-        c.voxels.push_back(g.voxels[v]);
-        c.mean_s += (points[v] - g.centroid_m).dot(axis);
-      }
-    }
-    if (c.voxels.empty())
-      continue;
-    c.mean_s /= static_cast<double>(c.voxels.size());
-    contacts.push_back(std::move(c));
-  }
-  // Orient the axis by the named tendons: origin below the centroid / insertion above.
-  {
-    double so = 0.0, si = 0.0;
-    int no = 0, ni = 0;
-    for (const auto& c : contacts) {
-      if (c.side < 0) {
-        so += c.mean_s;
-        ++no;
-      } else if (c.side > 0) {
-        si += c.mean_s;
-        ++ni;
-      }
-    }
-    bool flip = false;
-    if (no > 0 && ni > 0)
-      flip = so / no > si / ni;
-    else if (no > 0)
-      flip = so / no > 0.0;
-    else if (ni > 0)
-      flip = si / ni < 0.0;
-    if (flip) {
-      axis = -axis;
-      for (auto& c : contacts)
-        c.mean_s = -c.mean_s;
-    }
-  }
-  for (auto& c : contacts)
-    if (c.side == 0)
-      c.side = c.mean_s < 0.0 ? -1 : 1;
-
-  // Faces of the volume that cut the muscle (only without tendons): their voxels are ends.
+  // 5. Tendon contacts, per tendon of this muscle, and the axis oriented by them; without
+  // tendons, by the faces of the volume that cut the muscle.
+  std::vector<Contact> contacts = tendon_contacts(volume, table, tissue->name, g, points, axis);
+  orient_by_tendons(contacts, axis);
   std::vector<std::vector<std::int64_t>> cut_faces;
-  if (contacts.empty()) {
-    constexpr std::size_t min_cut_voxels = 4;
-    std::array<std::vector<std::int64_t>, 6> on_face;
-    for (const auto idx : g.voxels) {
-      const auto c = ijk_of(volume, idx);
-      for (int a = 0; a < 3; ++a) {
-        if (c[a] == 0)
-          on_face[static_cast<std::size_t>(2 * a)].push_back(idx);
-        if (c[a] == volume.size[a] - 1)
-          on_face[static_cast<std::size_t>(2 * a + 1)].push_back(idx);
-      }
-    }
-    std::array<std::size_t, 6> face_order{0, 1, 2, 3, 4, 5};
-    std::stable_sort(face_order.begin(), face_order.end(), [&](std::size_t a, std::size_t b) {
-      return on_face[a].size() > on_face[b].size();
-    });
-    for (const auto f : face_order) {
-      if (on_face[f].size() >= min_cut_voxels && cut_faces.size() < 2)
-        cut_faces.push_back(on_face[f]);
-    }
-    // A voxel on an edge of the volume belongs to the first face only.
-    if (cut_faces.size() == 2) {
-      std::vector<std::int64_t> second;
-      std::set_difference(cut_faces[1].begin(), cut_faces[1].end(), cut_faces[0].begin(),
-                          cut_faces[0].end(), std::back_inserter(second));
-      cut_faces[1] = std::move(second);
-      if (cut_faces[1].size() < min_cut_voxels)
-        cut_faces.pop_back();
-    }
-  }
-  const auto centroid_of = [&](const std::vector<std::int64_t>& voxels) {
-    Eigen::Vector3d c = Eigen::Vector3d::Zero();
-    for (const auto idx : voxels) {
-      const auto p = ijk_of(volume, idx);
-      c += volume.physical_point(static_cast<double>(p[0]), static_cast<double>(p[1]),
-                                 static_cast<double>(p[2]));
-    }
-    return Eigen::Vector3d(c / static_cast<double>(voxels.size()));
-  };
-  if (cut_faces.size() == 2) {
-    // The axis from one cut to the other, largest component positive; the origin at its start.
-    Eigen::Vector3d from_to = centroid_of(cut_faces[1]) - centroid_of(cut_faces[0]);
-    if (from_to.norm() > 0.0) {
-      Eigen::Index imax = 0;
-      from_to.cwiseAbs().maxCoeff(&imax);
-      if (from_to[imax] < 0.0) {
-        std::swap(cut_faces[0], cut_faces[1]);
-        from_to = -from_to;
-      }
-      axis = from_to.normalized();
-    }
-  } else if (cut_faces.size() == 1 && (centroid_of(cut_faces[0]) - g.centroid_m).dot(axis) > 0.0) {
-    axis = -axis; // the one cut is the origin, at the lower end
-  }
+  if (contacts.empty())
+    cut_faces = cut_faces_of(volume, g.voxels);
+  orient_by_cut_faces(volume, g.centroid_m, cut_faces, axis);
   g.axis = axis;
 
   // 6. Projections, length, area profile.
@@ -364,88 +534,11 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
   for (int a = 0; a < 3; ++a)
     voxel_extent += std::abs(axis.dot(volume.direction.col(a))) * volume.spacing_m[a];
   g.length_m = g.axis_max_m - g.axis_min_m + voxel_extent;
-  {
-    std::vector<double> sorted = s;
-    std::sort(sorted.begin(), sorted.end());
-    const double width = std::max(params.profile_step_m, voxel_extent);
-    const double span = g.axis_max_m - g.axis_min_m;
-    const auto n_profile = static_cast<Eigen::Index>(std::floor(span / params.profile_step_m)) + 1;
-    const double start =
-        g.axis_min_m + 0.5 * (span - params.profile_step_m * static_cast<double>(n_profile - 1));
-    g.profile_s_m.resize(n_profile);
-    g.profile_area_m2.resize(n_profile);
-    // Each voxel counts with the part of its projected extent that falls in the slab.
-    for (Eigen::Index p = 0; p < n_profile; ++p) {
-      const double sp = start + params.profile_step_m * static_cast<double>(p);
-      const double a = sp - 0.5 * width, b = sp + 0.5 * width;
-      double overlap = 0.0;
-      for (auto it = std::lower_bound(sorted.begin(), sorted.end(), a - 0.5 * voxel_extent);
-           it != sorted.end() && *it < b + 0.5 * voxel_extent; ++it)
-        overlap += std::max(0.0, std::min(b, *it + 0.5 * voxel_extent) -
-                                     std::max(a, *it - 0.5 * voxel_extent));
-      g.profile_s_m[p] = sp;
-      g.profile_area_m2[p] = overlap / voxel_extent * volume.voxel_volume_m3() / width;
-    }
-  }
+  area_profile(volume, s, voxel_extent, params.profile_step_m, g);
 
   // 7. Origin and insertion.
-  std::vector<std::int64_t> origin, insertion;
-  for (const auto& c : contacts) {
-    auto& target = c.side < 0 ? origin : insertion;
-    target.insert(target.end(), c.voxels.begin(), c.voxels.end());
-    (c.side < 0 ? g.origin_tendons : g.insertion_tendons).push_back(c.name);
-  }
   const double cap = std::max({params.cap_fraction * g.length_m, params.cap_min_m, voxel_extent});
-  if (!cut_faces.empty()) {
-    origin = cut_faces[0];
-    g.origin_source = EndSource::cut_face;
-    if (cut_faces.size() == 2) {
-      insertion = cut_faces[1];
-      g.insertion_source = EndSource::cut_face;
-    }
-  }
-  if (g.origin_source == EndSource::cut_face) {
-    // Set above.
-  } else if (origin.empty()) {
-    g.origin_source = EndSource::end_cap;
-    const double limit = g.axis_min_m - 0.5 * voxel_extent + cap;
-    for (std::size_t v = 0; v < s.size(); ++v)
-      if (s[v] <= limit)
-        origin.push_back(g.voxels[v]);
-  } else {
-    g.origin_source = EndSource::tendon;
-  }
-  if (g.insertion_source == EndSource::cut_face) {
-    // Set above.
-  } else if (insertion.empty()) {
-    g.insertion_source = EndSource::end_cap;
-    const double limit = g.axis_max_m + 0.5 * voxel_extent - cap;
-    for (std::size_t v = 0; v < s.size(); ++v)
-      if (s[v] >= limit)
-        insertion.push_back(g.voxels[v]);
-  } else {
-    g.insertion_source = EndSource::tendon;
-  }
-  for (auto* r : {&origin, &insertion}) {
-    std::sort(r->begin(), r->end());
-    r->erase(std::unique(r->begin(), r->end()), r->end());
-  }
-  if (origin.empty() || insertion.empty())
-    throw BadInput(id + ": " + std::string(origin.empty() ? "origin" : "insertion") +
-                   " region has 0 voxels: expected a non-empty origin and insertion");
-  std::vector<std::int64_t> shared;
-  std::set_intersection(origin.begin(), origin.end(), insertion.begin(), insertion.end(),
-                        std::back_inserter(shared));
-  if (!shared.empty())
-    throw BadInput(id + ": origin (" + to_string(g.origin_source) + ", " +
-                   std::to_string(origin.size()) + " voxels) and insertion (" +
-                   to_string(g.insertion_source) + ", " + std::to_string(insertion.size()) +
-                   " voxels) share " + std::to_string(shared.size()) +
-                   " voxels: expected disjoint origin and insertion (cap thickness " +
-                   format_number(units::m_to_mm(cap)) + " mm, muscle length " +
-                   format_number(units::m_to_mm(g.length_m)) + " mm)");
-  g.origin_voxels = std::move(origin);
-  g.insertion_voxels = std::move(insertion);
+  end_regions(contacts, cut_faces, s, voxel_extent, cap, id, g);
   return g;
 }
 
