@@ -138,15 +138,11 @@ Eigen::Index trim_quiet_tail(Eigen::MatrixXd& total, std::vector<Eigen::MatrixXd
   return dropped;
 }
 
-} // namespace
-
-EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const TransferFunction& transfer,
-                           Eigen::Index n_channels,
-                           const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
-                           const SimulationParams& params, std::uint64_t seed,
-                           const ProgressCallback& progress) {
-  EmgSimulation sim;
-  // 1. The units.
+/// Step 1: the units to simulate: per selected muscle (all when params.muscles is empty), its
+/// first max_units_per_muscle units with fibres. \throws BadInput for an unknown muscle name
+/// or no units.
+std::vector<SimulatedUnit> select_units(const anatomy::SubjectAnatomy& anatomy,
+                                        const SimulationParams& params) {
   for (const auto& name : params.muscles) {
     const bool found = std::any_of(anatomy.muscles.begin(), anatomy.muscles.end(),
                                    [&](const auto& m) { return m.geometry.name == name; });
@@ -158,6 +154,7 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
                      ")");
     }
   }
+  std::vector<SimulatedUnit> units;
   for (std::size_t mi = 0; mi < anatomy.muscles.size(); ++mi) {
     const auto& m = anatomy.muscles[mi];
     if (!params.muscles.empty() && std::find(params.muscles.begin(), params.muscles.end(),
@@ -168,20 +165,47 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
       n = std::min(n, static_cast<std::size_t>(params.max_units_per_muscle));
     for (std::size_t u = 0; u < n; ++u)
       if (!m.pool.units[u].fibres.empty())
-        sim.units.push_back({mi, u});
+        units.push_back({mi, u});
   }
-  if (sim.units.empty())
+  if (units.empty())
     throw BadInput("simulate: no motor units to simulate (the selected muscles have none)");
+  return units;
+}
 
-  // 2. MUAPs (each unit parallel over its fibres inside unit_muap()).
-  Stopwatch muap_watch;
+/// With jitter: per unit, its fibre groups' MUAPs (#samples x #channels [V]) and the jitter SD
+/// of each group [s]. Empty without jitter.
+struct JitterGroups {
+  std::vector<std::vector<Eigen::MatrixXd>> muaps;
+  std::vector<std::vector<double>> sd_s;
+};
+
+/// The jitter SD of each of `n_groups` fibre groups [s]: jitter_s / sqrt(the group's fibre
+/// weight, at least 1).
+std::vector<double> group_jitter_sd(const anatomy::MuscleFibres& fibres,
+                                    const std::vector<std::int64_t>& members,
+                                    const std::vector<int>& groups, std::size_t n_groups,
+                                    double jitter_s) {
+  std::vector<double> real_fibres(n_groups, 0.0);
+  for (std::size_t i = 0; i < members.size(); ++i)
+    real_fibres[static_cast<std::size_t>(groups[i])] +=
+        fibres.fibres[static_cast<std::size_t>(members[i])].weight;
+  std::vector<double> sd(n_groups);
+  for (std::size_t g = 0; g < n_groups; ++g)
+    sd[g] = jitter_s / std::sqrt(std::max(real_fibres[g], 1.0));
+  return sd;
+}
+
+/// Step 2: the MUAP of each unit of sim.units into sim.muaps (each unit parallel over its
+/// fibres inside unit_muap_groups()), quiet tails trimmed; with jitter, the groups' MUAPs and
+/// jitter SDs into `jitter`. The branching delays draw from Rng(seed).split(4).
+void compute_muaps(const anatomy::SubjectAnatomy& anatomy, const TransferFunction& transfer,
+                   Eigen::Index n_channels, const SimulationParams& params, std::uint64_t seed,
+                   const ProgressCallback& progress, EmgSimulation& sim,
+                   JitterGroups& jitter_groups) {
   ProgressReporter report(progress, "MUAPs (units)", sim.units.size());
   sim.muap_fs_Hz = params.muap.fs_Hz;
   const bool jitter = params.jitter_s > 0.0;
   const Rng branching_rng = Rng(seed).split(4);
-  // With jitter: per unit, its fibre groups' MUAPs and the jitter SD of each group.
-  std::vector<std::vector<Eigen::MatrixXd>> group_muaps;
-  std::vector<std::vector<double>> group_jitter_s;
   for (const auto& su : sim.units) {
     const auto& m = anatomy.muscles[su.muscle];
     const auto& members = m.pool.units[su.unit].fibres;
@@ -200,152 +224,163 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
       parts.clear();
     sim.muap_samples_dropped += trim_quiet_tail(muap, parts, params.muap_tail_fraction);
     if (jitter) {
-      std::vector<double> real_fibres(parts.size(), 0.0);
-      for (std::size_t i = 0; i < members.size(); ++i)
-        real_fibres[static_cast<std::size_t>(groups[i])] +=
-            m.fibres.fibres[static_cast<std::size_t>(members[i])].weight;
-      std::vector<double> sd(parts.size());
-      for (std::size_t g = 0; g < parts.size(); ++g)
-        sd[g] = params.jitter_s / std::sqrt(std::max(real_fibres[g], 1.0));
-      group_muaps.push_back(std::move(parts));
-      group_jitter_s.push_back(std::move(sd));
+      std::vector<double> sd =
+          group_jitter_sd(m.fibres, members, groups, parts.size(), params.jitter_s);
+      jitter_groups.muaps.push_back(std::move(parts));
+      jitter_groups.sd_s.push_back(std::move(sd));
     }
     sim.muaps.push_back(std::move(muap));
     report.advance();
   }
   report.finish();
-  sim.muap_time_s = muap_watch.elapsed_s();
+}
 
-  // 3. Discharges: the drive, or real discharge times by recruitment order. Units of all
-  // muscles form one pool ordered by threshold for the import.
-  Stopwatch drive_watch;
+/// The recruitment threshold of each simulated unit.
+std::vector<double> unit_thresholds(const anatomy::SubjectAnatomy& anatomy,
+                                    const std::vector<SimulatedUnit>& units) {
   std::vector<double> thresholds;
-  for (const auto& su : sim.units)
+  for (const auto& su : units)
     thresholds.push_back(anatomy.muscles[su.muscle].pool.units[su.unit].recruitment_threshold);
-  const Rng rng(seed);
-  if (params.discharges) {
-    const ImportedDischarges imported = read_discharges(*params.discharges);
-    std::vector<std::size_t> order(sim.units.size());
-    for (std::size_t i = 0; i < order.size(); ++i)
-      order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return thresholds[a] < thresholds[b]; });
-    const DischargeMapping map = map_by_recruitment_order(imported, order.size());
-    sim.discharge_times_s.assign(sim.units.size(), {});
-    sim.imported_unit.assign(sim.units.size(), -1);
-    for (std::size_t r = 0; r < order.size(); ++r) {
-      sim.discharge_times_s[order[r]] = map.times_s[r];
-      sim.imported_unit[order[r]] = map.imported_unit[r];
-    }
-    // Times beyond the signal's end are an error of the request, not silently dropped.
-    for (std::size_t i = 0; i < sim.units.size(); ++i)
-      for (const double t : sim.discharge_times_s[i])
-        if (!(t >= 0.0 && t < params.drive.duration_s))
-          throw BadInput(params.discharges->string() + ": a discharge at " + format_number(t) +
-                         " s lies outside the signal (simulate.drive.duration_s = " +
-                         format_number(params.drive.duration_s) + " s)");
-  } else {
-    const DriveResult drive = simulate_drive(params.drive, thresholds, rng.split(1));
-    sim.discharge_times_s = drive.discharge_times_s;
-    sim.excitation = drive.excitation;
-    sim.excitation_fs_Hz = drive.fs_Hz;
-  }
-  sim.drive_time_s = drive_watch.elapsed_s();
+  return thresholds;
+}
 
-  // 4. EMG.
-  Stopwatch emg_watch;
-  if (!jitter) {
-    sim.emg = synthesize_emg(sim.muaps, sim.muap_fs_Hz, sim.discharge_times_s,
-                             params.drive.duration_s, params.emg, rng.split(2));
-  } else {
-    // Each fibre group of each unit is a source of its own, discharging at the unit's times
-    // moved by the group's jitter (drawn from rng.split(3).split(unit).split(group), in
-    // discharge order; kept inside the signal).
-    std::vector<Eigen::MatrixXd> sources;
-    std::vector<std::vector<double>> times;
-    const Rng jitter_rng = rng.split(3);
-    const double last_time = std::nextafter(params.drive.duration_s, 0.0);
-    for (std::size_t u = 0; u < sim.units.size(); ++u)
-      for (std::size_t g = 0; g < group_muaps[u].size(); ++g) {
-        Rng r = jitter_rng.split(u).split(g);
-        std::vector<double> t = sim.discharge_times_s[u];
-        for (double& ti : t)
-          ti = std::clamp(ti + group_jitter_s[u][g] * r.normal(), 0.0, last_time);
-        sources.push_back(std::move(group_muaps[u][g]));
-        times.push_back(std::move(t));
-      }
-    EmgResult all = synthesize_emg(sources, sim.muap_fs_Hz, times, params.drive.duration_s,
-                                   params.emg, rng.split(2));
-    // The truth is the units' own discharges (the activation instants), not the groups'.
-    all.spike_samples.clear();
-    const auto n_samples = all.emg.cols();
-    for (const auto& t : sim.discharge_times_s) {
-      std::vector<std::int64_t> samples;
-      for (const double ti : t)
-        samples.push_back(std::min<std::int64_t>(std::llround(ti * all.fs_Hz), n_samples - 1));
-      all.spike_samples.push_back(std::move(samples));
-    }
-    sim.emg = std::move(all);
+/// Step 3 with a discharges file: real discharge times [s] into sim.discharge_times_s and
+/// sim.imported_unit, by recruitment order (the units of all muscles form one pool ordered by
+/// `thresholds`). \throws BadInput for a discharge outside [0, duration_s).
+void import_discharges(const SimulationParams& params, const std::vector<double>& thresholds,
+                       EmgSimulation& sim) {
+  const ImportedDischarges imported = read_discharges(*params.discharges);
+  std::vector<std::size_t> order(sim.units.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return thresholds[a] < thresholds[b]; });
+  const DischargeMapping map = map_by_recruitment_order(imported, order.size());
+  sim.discharge_times_s.assign(sim.units.size(), {});
+  sim.imported_unit.assign(sim.units.size(), -1);
+  for (std::size_t r = 0; r < order.size(); ++r) {
+    sim.discharge_times_s[order[r]] = map.times_s[r];
+    sim.imported_unit[order[r]] = map.imported_unit[r];
   }
-  sim.emg_time_s = emg_watch.elapsed_s();
+  // Times beyond the signal's end are an error of the request, not silently dropped.
+  for (std::size_t i = 0; i < sim.units.size(); ++i)
+    for (const double t : sim.discharge_times_s[i])
+      if (!(t >= 0.0 && t < params.drive.duration_s))
+        throw BadInput(params.discharges->string() + ": a discharge at " + format_number(t) +
+                       " s lies outside the signal (simulate.drive.duration_s = " +
+                       format_number(params.drive.duration_s) + " s)");
+}
 
-  // 4b. Force: per muscle, the twitches of its simulated units, as a fraction of the force of
-  // its whole pool at peak rates (the drive's rate law on the pool's thresholds).
-  if (params.force.enabled) {
-    std::vector<std::size_t> muscles;
-    for (const auto& su : sim.units)
-      if (std::find(muscles.begin(), muscles.end(), su.muscle) == muscles.end())
-        muscles.push_back(su.muscle);
-    const auto n_samples = sim.emg.emg.cols();
-    sim.force = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(muscles.size()), n_samples);
-    sim.twitch_peak_force.resize(static_cast<Eigen::Index>(sim.units.size()));
-    sim.contraction_time_s.resize(static_cast<Eigen::Index>(sim.units.size()));
-    for (std::size_t k = 0; k < muscles.size(); ++k) {
-      const auto& pool = anatomy.muscles[muscles[k]].pool;
-      Eigen::VectorXd sizes(static_cast<Eigen::Index>(pool.units.size()));
-      std::vector<double> pool_thresholds;
-      for (std::size_t u = 0; u < pool.units.size(); ++u) {
-        // A unit that got no fibres counts as the smallest possible (one fibre).
-        sizes[static_cast<Eigen::Index>(u)] = std::max(pool.units[u].n_fibres, 1.0);
-        pool_thresholds.push_back(pool.units[u].recruitment_threshold);
-      }
-      const TwitchProperties twitches = twitch_properties(sizes, params.force);
-      const std::vector<double> peak = peak_rates_pps(params.drive, pool_thresholds);
-      const double f_max = maximum_force(
-          twitches,
-          Eigen::Map<const Eigen::VectorXd>(peak.data(), static_cast<Eigen::Index>(peak.size())));
-      std::vector<std::vector<double>> times;
-      TwitchProperties selected;
-      std::vector<Eigen::Index> rows;
-      for (std::size_t i = 0; i < sim.units.size(); ++i)
-        if (sim.units[i].muscle == muscles[k]) {
-          const auto u = static_cast<Eigen::Index>(sim.units[i].unit);
-          sim.twitch_peak_force[static_cast<Eigen::Index>(i)] = twitches.peak_force[u];
-          sim.contraction_time_s[static_cast<Eigen::Index>(i)] = twitches.contraction_time_s[u];
-          rows.push_back(u);
-          std::vector<double> t = sim.discharge_times_s[i];
-          std::sort(t.begin(), t.end());
-          times.push_back(std::move(t));
-        }
-      selected.peak_force = twitches.peak_force(rows);
-      selected.contraction_time_s = twitches.contraction_time_s(rows);
-      const Eigen::MatrixXd forces =
-          unit_forces(times, selected, sim.emg.fs_Hz, n_samples, params.force);
-      sim.force.row(static_cast<Eigen::Index>(k)) = forces.colwise().sum() / f_max;
-      sim.force_muscles.push_back(anatomy.muscles[muscles[k]].geometry.name);
+/// Step 4 with jitter: each fibre group of each unit is a source of its own, discharging at the
+/// unit's times moved by the group's jitter (drawn from rng.split(3).split(unit).split(group),
+/// in discharge order; kept inside the signal); the noise from rng.split(2). The truth is the
+/// units' own discharges (the activation instants), not the groups'. Consumes `jitter`.
+EmgResult synthesize_jittered_emg(const EmgSimulation& sim, JitterGroups& jitter,
+                                  const SimulationParams& params, const Rng& rng) {
+  std::vector<Eigen::MatrixXd> sources;
+  std::vector<std::vector<double>> times;
+  const Rng jitter_rng = rng.split(3);
+  const double last_time = std::nextafter(params.drive.duration_s, 0.0);
+  for (std::size_t u = 0; u < sim.units.size(); ++u)
+    for (std::size_t g = 0; g < jitter.muaps[u].size(); ++g) {
+      Rng r = jitter_rng.split(u).split(g);
+      std::vector<double> t = sim.discharge_times_s[u];
+      for (double& ti : t)
+        ti = std::clamp(ti + jitter.sd_s[u][g] * r.normal(), 0.0, last_time);
+      sources.push_back(std::move(jitter.muaps[u][g]));
+      times.push_back(std::move(t));
     }
+  EmgResult all = synthesize_emg(sources, sim.muap_fs_Hz, times, params.drive.duration_s,
+                                 params.emg, rng.split(2));
+  all.spike_samples.clear();
+  const auto n_samples = all.emg.cols();
+  for (const auto& t : sim.discharge_times_s) {
+    std::vector<std::int64_t> samples;
+    for (const double ti : t)
+      samples.push_back(std::min<std::int64_t>(std::llround(ti * all.fs_Hz), n_samples - 1));
+    all.spike_samples.push_back(std::move(samples));
   }
+  return all;
+}
 
-  // 5. Ground truth properties.
-  const auto n = static_cast<Eigen::Index>(sim.units.size());
-  UnitProperties& p = sim.properties;
+/// The twitch forces of the simulated units of one muscle (#units x #samples, units of its
+/// smallest twitch) and the force of its whole pool at peak rates.
+struct MuscleForces {
+  Eigen::MatrixXd per_unit;
+  double f_max = 0.0;
+};
+
+/// The forces of muscle `mi` (n_samples at the EMG's rate): the twitches of its simulated units
+/// and the force of its whole pool at peak rates (the drive's rate law on the pool's
+/// thresholds); the units' twitch peak force and contraction time [s] into `sim`.
+MuscleForces muscle_forces(const anatomy::SubjectAnatomy& anatomy, std::size_t mi,
+                           const SimulationParams& params, Eigen::Index n_samples,
+                           EmgSimulation& sim) {
+  const auto& pool = anatomy.muscles[mi].pool;
+  Eigen::VectorXd sizes(static_cast<Eigen::Index>(pool.units.size()));
+  std::vector<double> pool_thresholds;
+  for (std::size_t u = 0; u < pool.units.size(); ++u) {
+    // A unit that got no fibres counts as the smallest possible (one fibre).
+    sizes[static_cast<Eigen::Index>(u)] = std::max(pool.units[u].n_fibres, 1.0);
+    pool_thresholds.push_back(pool.units[u].recruitment_threshold);
+  }
+  const TwitchProperties twitches = twitch_properties(sizes, params.force);
+  const std::vector<double> peak = peak_rates_pps(params.drive, pool_thresholds);
+  const double f_max = maximum_force(
+      twitches,
+      Eigen::Map<const Eigen::VectorXd>(peak.data(), static_cast<Eigen::Index>(peak.size())));
+  std::vector<std::vector<double>> times;
+  TwitchProperties selected;
+  std::vector<Eigen::Index> rows;
+  for (std::size_t i = 0; i < sim.units.size(); ++i)
+    if (sim.units[i].muscle == mi) {
+      const auto u = static_cast<Eigen::Index>(sim.units[i].unit);
+      sim.twitch_peak_force[static_cast<Eigen::Index>(i)] = twitches.peak_force[u];
+      sim.contraction_time_s[static_cast<Eigen::Index>(i)] = twitches.contraction_time_s[u];
+      rows.push_back(u);
+      std::vector<double> t = sim.discharge_times_s[i];
+      std::sort(t.begin(), t.end());
+      times.push_back(std::move(t));
+    }
+  selected.peak_force = twitches.peak_force(rows);
+  selected.contraction_time_s = twitches.contraction_time_s(rows);
+  return {unit_forces(times, selected, sim.emg.fs_Hz, n_samples, params.force), f_max};
+}
+
+/// Step 4b: the force of each simulated muscle into sim.force (#muscles x #samples, fractions
+/// of each muscle's maximum) and sim.force_muscles, the units' twitches into `sim`.
+void simulate_force(const anatomy::SubjectAnatomy& anatomy, const SimulationParams& params,
+                    EmgSimulation& sim) {
+  std::vector<std::size_t> muscles;
+  for (const auto& su : sim.units)
+    if (std::find(muscles.begin(), muscles.end(), su.muscle) == muscles.end())
+      muscles.push_back(su.muscle);
+  const auto n_samples = sim.emg.emg.cols();
+  sim.force = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(muscles.size()), n_samples);
+  sim.twitch_peak_force.resize(static_cast<Eigen::Index>(sim.units.size()));
+  sim.contraction_time_s.resize(static_cast<Eigen::Index>(sim.units.size()));
+  for (std::size_t k = 0; k < muscles.size(); ++k) {
+    const MuscleForces forces = muscle_forces(anatomy, muscles[k], params, n_samples, sim);
+    sim.force.row(static_cast<Eigen::Index>(k)) = forces.per_unit.colwise().sum() / forces.f_max;
+    sim.force_muscles.push_back(anatomy.muscles[muscles[k]].geometry.name);
+  }
+}
+
+/// Step 5: the ground-truth properties of each unit: id, muscle, territory centre [m], depth
+/// below the nearest skin point [m] (NaN without skin points), #fibres, realised CV [m/s] and
+/// mean end-plate position [m].
+UnitProperties unit_properties(const anatomy::SubjectAnatomy& anatomy,
+                               const std::vector<SimulatedUnit>& units,
+                               const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m) {
+  const auto n = static_cast<Eigen::Index>(units.size());
+  UnitProperties p;
   p.depth_m.resize(n);
   p.territory_centre_m.resize(n, 3);
   p.n_fibres.resize(n);
   p.cv_m_per_s.resize(n);
   p.end_plate_m.resize(n, 1);
   for (Eigen::Index i = 0; i < n; ++i) {
-    const auto& su = sim.units[static_cast<std::size_t>(i)];
+    const auto& su = units[static_cast<std::size_t>(i)];
     const auto& m = anatomy.muscles[su.muscle];
     const auto& u = m.pool.units[su.unit];
     p.unit_id.push_back(1000 * static_cast<std::int64_t>(m.geometry.label) +
@@ -365,6 +400,56 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
       ep += m.fibres.fibres[static_cast<std::size_t>(f)].end_plate_m;
     p.end_plate_m(i, 0) = ep / static_cast<double>(u.fibres.size());
   }
+  return p;
+}
+
+} // namespace
+
+EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const TransferFunction& transfer,
+                           Eigen::Index n_channels,
+                           const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                           const SimulationParams& params, std::uint64_t seed,
+                           const ProgressCallback& progress) {
+  EmgSimulation sim;
+  // 1. The units.
+  sim.units = select_units(anatomy, params);
+
+  // 2. MUAPs, and with jitter the MUAPs of the fibre groups.
+  Stopwatch muap_watch;
+  const bool jitter = params.jitter_s > 0.0;
+  JitterGroups jitter_groups;
+  compute_muaps(anatomy, transfer, n_channels, params, seed, progress, sim, jitter_groups);
+  sim.muap_time_s = muap_watch.elapsed_s();
+
+  // 3. Discharges: the drive, or real discharge times by recruitment order.
+  Stopwatch drive_watch;
+  const std::vector<double> thresholds = unit_thresholds(anatomy, sim.units);
+  const Rng rng(seed);
+  if (params.discharges) {
+    import_discharges(params, thresholds, sim);
+  } else {
+    const DriveResult drive = simulate_drive(params.drive, thresholds, rng.split(1));
+    sim.discharge_times_s = drive.discharge_times_s;
+    sim.excitation = drive.excitation;
+    sim.excitation_fs_Hz = drive.fs_Hz;
+  }
+  sim.drive_time_s = drive_watch.elapsed_s();
+
+  // 4. EMG.
+  Stopwatch emg_watch;
+  if (!jitter)
+    sim.emg = synthesize_emg(sim.muaps, sim.muap_fs_Hz, sim.discharge_times_s,
+                             params.drive.duration_s, params.emg, rng.split(2));
+  else
+    sim.emg = synthesize_jittered_emg(sim, jitter_groups, params, rng);
+  sim.emg_time_s = emg_watch.elapsed_s();
+
+  // 4b. Force of each simulated muscle.
+  if (params.force.enabled)
+    simulate_force(anatomy, params, sim);
+
+  // 5. Ground truth properties.
+  sim.properties = unit_properties(anatomy, sim.units, skin_points_m);
   return sim;
 }
 

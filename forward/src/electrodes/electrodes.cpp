@@ -9,9 +9,9 @@
 #include <Eigen/Eigenvalues>
 
 #include "myotwin/anatomy/polydata_io.hpp"
-#include "myotwin/core/hash.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/hash.hpp"
 #include "myotwin/forward/conductor/fem.hpp"
 #include "myotwin/forward/conductor/lead_field.hpp"
 
@@ -355,6 +355,239 @@ std::string electrode_name(const GridSpec& g, std::int64_t row, std::int64_t col
   return g.name + "[" + std::to_string(row) + "," + std::to_string(column) + "]";
 }
 
+/// Whether any tet of the mesh is of the skin class (then pads must sit on skin).
+bool mesh_has_skin(const meshing::TetMesh& mesh, const anatomy::TissueTable& tissues) {
+  for (const auto label : mesh.labels) {
+    const auto* t = tissues.find(label);
+    if (t != nullptr && t->tissue_class == anatomy::TissueClass::skin)
+      return true;
+  }
+  return false;
+}
+
+/// A point on the skin by axial position [m] and angle around the axis [rad].
+struct AxialAngle {
+  double t_m = 0.0;
+  double theta_rad = 0.0;
+};
+
+/// The grid centre: from centre_mm (its angle seen from the local centre of its section), else
+/// from the axial position (or fraction) and angle_deg.
+AxialAngle grid_centre(const Placer& placer, const GridSpec& g) {
+  const LimbAxis& ax = placer.ax;
+  AxialAngle c0;
+  if (g.centre_mm) {
+    const Eigen::Vector3d c = *g.centre_mm * 1e-3;
+    c0.t_m = (c - ax.origin_m).dot(ax.axis);
+    const Eigen::Vector3d lc = c0.t_m >= 0.0 && c0.t_m <= ax.length_m
+                                   ? local_centre(placer.mesh, placer.s, ax, c0.t_m)
+                                   : Eigen::Vector3d(ax.origin_m + c0.t_m * ax.axis);
+    c0.theta_rad = angle_of(ax, c - lc);
+  } else {
+    c0.t_m = g.axial_position_mm ? *g.axial_position_mm * 1e-3 : g.axial_fraction * ax.length_m;
+    c0.theta_rad = g.angle_deg * pi / 180.0;
+  }
+  return c0;
+}
+
+/// The limb circumference [m] at the centre of a wrapped grid. \throws BadInput for an open
+/// contour or a span of columns beyond the circumference (unless even_columns).
+double wrapped_circumference(Placer& placer, const GridSpec& g, const std::string& gwho,
+                             double t0) {
+  const double ied = g.ied_mm * 1e-3;
+  const Contour& c0 = placer.contour(t0);
+  if (!c0.ok)
+    throw BadInput(gwho + ": the skin contour at axial position " + mm(t0) +
+                   " is not closed (no skin at angle " + format_number(c0.failed_angle_deg) +
+                   " deg)");
+  const double circumference = c0.perimeter_m();
+  const double span = static_cast<double>(g.columns) * ied;
+  if (g.columns > 1 && !g.even_columns && span > circumference * (1.0 + 1e-9))
+    throw BadInput(gwho + ": wrapped span " + std::to_string(g.columns) + " columns x " +
+                   format_number(g.ied_mm) + " mm = " + format_number(span * 1e3) +
+                   " mm exceeds the limb circumference " +
+                   format_number(std::round(circumference * 1e4) / 10.0) +
+                   " mm at axial position " + mm(t0) +
+                   ": use fewer columns or a smaller ied_mm, or wrap: false");
+  return circumference;
+}
+
+/// Where a grid's electrodes are laid out from: its centre (axial, angle), the centre's pad,
+/// and the tangent frame at the centre (u0 across, v0 along; non-wrapped grids).
+struct GridFrame {
+  AxialAngle c0;
+  PlacedElectrode centre;
+  Eigen::Vector3d u0;
+  Eigen::Vector3d v0;
+};
+
+/// Column j of a wrapped grid at offset (xr, yr) [m] from the centre: axial t0 + yr, the angle
+/// an arc xr (or an even share of the perimeter) round the contour. \throws BadInput off the
+/// mesh end, for an open contour or a span beyond the circumference.
+AxialAngle wrapped_electrode(Placer& placer, const GridSpec& g, const std::string& who,
+                             const AxialAngle& c0, std::int64_t j, double xr, double yr) {
+  const LimbAxis& ax = placer.ax;
+  const double ied = g.ied_mm * 1e-3;
+  const double t = c0.t_m + yr;
+  if (t < 0.0 || t > ax.length_m)
+    throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
+                   mm(ax.length_m) + "): the grid falls off the mesh end");
+  const Contour& c = placer.contour(t);
+  if (!c.ok)
+    throw BadInput(who + ": the skin contour at axial position " + mm(t) +
+                   " is not closed (no skin at angle " + format_number(c.failed_angle_deg) +
+                   " deg): off the skin");
+  if (g.columns > 1 && !g.even_columns &&
+      static_cast<double>(g.columns) * ied > c.perimeter_m() * (1 + 1e-9))
+    throw BadInput(who + ": wrapped span " + std::to_string(g.columns) + " columns x " +
+                   format_number(g.ied_mm) +
+                   " mm = " + format_number(static_cast<double>(g.columns) * g.ied_mm) +
+                   " mm exceeds the limb circumference " +
+                   format_number(std::round(c.perimeter_m() * 1e4) / 10.0) +
+                   " mm at axial position " + mm(t));
+  const double arc = g.even_columns
+                         ? (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) *
+                               c.perimeter_m() / static_cast<double>(g.columns)
+                         : xr;
+  return {t, c.angle_at(c.arc_at(c0.theta_rad) + arc)};
+}
+
+/// An electrode of a flat grid at offset (xr, yr) [m] in the tangent plane of the centre: its
+/// axial position and its angle seen from the local centre. \throws BadInput off the mesh end.
+AxialAngle flat_electrode(const Placer& placer, const std::string& who, const GridFrame& frame,
+                          double xr, double yr) {
+  const LimbAxis& ax = placer.ax;
+  const Eigen::Vector3d p = frame.centre.position_m + xr * frame.u0 + yr * frame.v0;
+  const double t = (p - ax.origin_m).dot(ax.axis);
+  if (t < 0.0 || t > ax.length_m)
+    throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
+                   mm(ax.length_m) + "): the grid falls off the mesh end");
+  return {t, angle_of(ax, p - local_centre(placer.mesh, placer.s, ax, t))};
+}
+
+/// The electrode of row i, column j of a grid: offset from the centre by the rotated ied
+/// lattice, projected on the skin, with its pad.
+PlacedElectrode grid_electrode(Placer& placer, const GridSpec& g, const std::string& gwho,
+                               const GridFrame& frame, std::int64_t i, std::int64_t j) {
+  const double ied = g.ied_mm * 1e-3;
+  const double rot = g.rotation_deg * pi / 180.0;
+  PlacedElectrode e;
+  e.name = electrode_name(g, i, j);
+  e.kind = ElectrodeKind::pad;
+  e.group = g.name;
+  e.row = i;
+  e.column = j;
+  const std::string who = gwho + " electrode " + e.name;
+  const double x = (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) * ied;
+  const double y = (static_cast<double>(i) - 0.5 * static_cast<double>(g.rows - 1)) * ied;
+  const double xr = x * std::cos(rot) - y * std::sin(rot);
+  const double yr = x * std::sin(rot) + y * std::cos(rot);
+  const AxialAngle at = g.wrap ? wrapped_electrode(placer, g, who, frame.c0, j, xr, yr)
+                               : flat_electrode(placer, who, frame, xr, yr);
+  const Hit h = placer.project(who, at.t_m, at.theta_rad, e);
+  placer.make_pad(who, g, h, rot, e);
+  return e;
+}
+
+/// Places grid gi: its centre, the circumference there (wrapped grids; else 0) into
+/// layout.grid_circumference_m, its electrodes row by row into layout.electrodes.
+/// \throws BadInput naming the grid and electrode that falls off the mesh or the skin.
+void place_grid(Placer& placer, const GridSpec& g, std::size_t gi, ElectrodeLayout& layout) {
+  const LimbAxis& ax = placer.ax;
+  const std::string gwho = "electrodes.grids[" + std::to_string(gi) + "] '" + g.name + "'";
+  const double rot = g.rotation_deg * pi / 180.0;
+  GridFrame frame;
+  frame.c0 = grid_centre(placer, g);
+  const Hit centre_hit =
+      placer.project(gwho + " centre", frame.c0.t_m, frame.c0.theta_rad, frame.centre);
+  const double circumference = g.wrap ? wrapped_circumference(placer, g, gwho, frame.c0.t_m) : 0.0;
+  layout.grid_circumference_m.push_back(circumference);
+  // Tangent frame at the centre (non-wrapped grids).
+  // The smoothed normal (area-weighted over the pad's neighbourhood), not one facet's.
+  placer.make_pad(gwho + " centre", g, centre_hit, rot, frame.centre);
+  const Eigen::Vector3d n0 = frame.centre.normal;
+  Eigen::Vector3d u0 = ax.axis.cross(n0);
+  u0 = u0.norm() > 1e-9 ? Eigen::Vector3d(u0.normalized()) : ax.e1;
+  frame.u0 = u0;
+  frame.v0 = n0.cross(u0);
+  for (std::int64_t i = 0; i < g.rows; ++i)
+    for (std::int64_t j = 0; j < g.columns; ++j)
+      layout.electrodes.push_back(grid_electrode(placer, g, gwho, frame, i, j));
+}
+
+/// The contact points of a needle (#points x 3 [m]): its position, or n_points evenly from
+/// start to end.
+Eigen::MatrixX3d needle_contacts(const NeedleSpec& nd) {
+  Eigen::MatrixX3d points(nd.n_points, 3);
+  if (nd.position_mm) {
+    points.row(0) = (*nd.position_mm * 1e-3).transpose();
+  } else {
+    for (std::int64_t k = 0; k < nd.n_points; ++k) {
+      const double f = static_cast<double>(k) / static_cast<double>(nd.n_points - 1);
+      points.row(k) = ((nd.start_mm + f * (nd.end_mm - nd.start_mm)) * 1e-3).transpose();
+    }
+  }
+  return points;
+}
+
+/// Places needle ni: its contacts, each checked to lie in a muscle, its mean position and its
+/// axial position [m] and angle [deg] on the limb axis. \throws BadInput naming the needle and
+/// the contact outside the mesh or outside muscle.
+PlacedElectrode place_needle(const Placer& placer, const PointLocator& locator,
+                             const NeedleSpec& nd, std::size_t ni) {
+  const LimbAxis& ax = placer.ax;
+  const std::string who = "electrodes.needles[" + std::to_string(ni) + "] '" + nd.name + "'";
+  PlacedElectrode e;
+  e.name = nd.name;
+  e.group = nd.name;
+  e.kind = nd.position_mm ? ElectrodeKind::point : ElectrodeKind::line;
+  e.contact_points_m = needle_contacts(nd);
+  const PointLocations loc = locator.locate(e.contact_points_m);
+  for (Eigen::Index k = 0; k < loc.size(); ++k) {
+    const Eigen::Vector3d p = e.contact_points_m.row(k).transpose();
+    const std::string what = nd.position_mm
+                                 ? "contact at " + point_mm(p)
+                                 : "contact point " + std::to_string(k) + " at " + point_mm(p);
+    const auto tet = loc.tet[static_cast<std::size_t>(k)];
+    if (tet < 0)
+      throw BadInput(who + ": " + what +
+                     " is outside the mesh: expected a point inside a "
+                     "muscle");
+    const auto* tissue = placer.tissue_of_tet(tet);
+    if (tissue == nullptr || tissue->tissue_class != anatomy::TissueClass::muscle)
+      throw BadInput(who + ": " + what + " lies in tissue '" + (tissue ? tissue->name : "?") +
+                     "' (class " + (tissue ? anatomy::to_string(tissue->tissue_class) : "?") +
+                     ", label " +
+                     std::to_string(placer.mesh.labels[static_cast<std::size_t>(tet)]) +
+                     "): expected a muscle");
+  }
+  e.position_m = e.contact_points_m.colwise().mean().transpose();
+  e.axial_m = (e.position_m - ax.origin_m).dot(ax.axis);
+  e.angle_deg = angle_of(ax, e.position_m - ax.origin_m) * 180.0 / pi;
+  if (e.angle_deg < 0.0)
+    e.angle_deg += 360.0;
+  return e;
+}
+
+/// The index of the electrode named `reference` (the last of that name). \throws BadInput when
+/// none is.
+std::int64_t reference_index(const std::vector<PlacedElectrode>& electrodes,
+                             const std::string& reference) {
+  std::int64_t index = -1;
+  for (std::size_t k = 0; k < electrodes.size(); ++k)
+    if (electrodes[k].name == reference)
+      index = static_cast<std::int64_t>(k);
+  if (index < 0) {
+    std::string examples;
+    for (std::size_t k = 0; k < std::min<std::size_t>(3, electrodes.size()); ++k)
+      examples += (k ? ", " : "") + electrodes[k].name;
+    throw BadInput("electrodes.reference = \"" + reference +
+                   "\": names no electrode: expected \"average\" or an electrode name (e.g. " +
+                   examples + ")");
+  }
+  return index;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -565,175 +798,29 @@ LimbAxis limb_axis(const meshing::TetMesh& mesh) {
 
 ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::TissueTable& tissues,
                                  const ElectrodeConfig& config) {
+  // 1. The limb axis, the outer surface, whether pads must sit on skin.
   ElectrodeLayout layout;
   layout.axis = limb_axis(mesh);
   const LimbAxis& ax = layout.axis;
   const Surface surface = make_surface(mesh, ax);
   Placer placer{mesh, tissues, ax, surface, false, {}};
-  for (const auto label : mesh.labels) {
-    const auto* t = tissues.find(label);
-    if (t != nullptr && t->tissue_class == anatomy::TissueClass::skin) {
-      placer.has_skin = true;
-      break;
-    }
-  }
+  placer.has_skin = mesh_has_skin(mesh, tissues);
 
-  for (std::size_t gi = 0; gi < config.grids.size(); ++gi) {
-    const GridSpec& g = config.grids[gi];
-    const std::string gwho = "electrodes.grids[" + std::to_string(gi) + "] '" + g.name + "'";
-    const double ied = g.ied_mm * 1e-3;
-    const double rot = g.rotation_deg * pi / 180.0;
-    // Grid centre: axial position and angle.
-    double t0 = 0.0, th0 = 0.0;
-    if (g.centre_mm) {
-      const Eigen::Vector3d c = *g.centre_mm * 1e-3;
-      t0 = (c - ax.origin_m).dot(ax.axis);
-      const Eigen::Vector3d lc = t0 >= 0.0 && t0 <= ax.length_m
-                                     ? local_centre(mesh, surface, ax, t0)
-                                     : Eigen::Vector3d(ax.origin_m + t0 * ax.axis);
-      th0 = angle_of(ax, c - lc);
-    } else {
-      t0 = g.axial_position_mm ? *g.axial_position_mm * 1e-3 : g.axial_fraction * ax.length_m;
-      th0 = g.angle_deg * pi / 180.0;
-    }
-    PlacedElectrode centre;
-    const Hit centre_hit = placer.project(gwho + " centre", t0, th0, centre);
-    double circumference = 0.0;
-    if (g.wrap) {
-      const Contour& c0 = placer.contour(t0);
-      if (!c0.ok)
-        throw BadInput(gwho + ": the skin contour at axial position " + mm(t0) +
-                       " is not closed (no skin at angle " + format_number(c0.failed_angle_deg) +
-                       " deg)");
-      circumference = c0.perimeter_m();
-      const double span = static_cast<double>(g.columns) * ied;
-      if (g.columns > 1 && !g.even_columns && span > circumference * (1.0 + 1e-9))
-        throw BadInput(gwho + ": wrapped span " + std::to_string(g.columns) + " columns x " +
-                       format_number(g.ied_mm) + " mm = " + format_number(span * 1e3) +
-                       " mm exceeds the limb circumference " +
-                       format_number(std::round(circumference * 1e4) / 10.0) +
-                       " mm at axial position " + mm(t0) +
-                       ": use fewer columns or a smaller ied_mm, or wrap: false");
-    }
-    layout.grid_circumference_m.push_back(circumference);
-    // Tangent frame at the centre (non-wrapped grids).
-    // The smoothed normal (area-weighted over the pad's neighbourhood), not one facet's.
-    placer.make_pad(gwho + " centre", g, centre_hit, rot, centre);
-    const Eigen::Vector3d n0 = centre.normal;
-    Eigen::Vector3d u0 = ax.axis.cross(n0);
-    u0 = u0.norm() > 1e-9 ? Eigen::Vector3d(u0.normalized()) : ax.e1;
-    const Eigen::Vector3d v0 = n0.cross(u0);
-    for (std::int64_t i = 0; i < g.rows; ++i)
-      for (std::int64_t j = 0; j < g.columns; ++j) {
-        PlacedElectrode e;
-        e.name = electrode_name(g, i, j);
-        e.kind = ElectrodeKind::pad;
-        e.group = g.name;
-        e.row = i;
-        e.column = j;
-        const std::string who = gwho + " electrode " + e.name;
-        const double x = (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) * ied;
-        const double y = (static_cast<double>(i) - 0.5 * static_cast<double>(g.rows - 1)) * ied;
-        const double xr = x * std::cos(rot) - y * std::sin(rot);
-        const double yr = x * std::sin(rot) + y * std::cos(rot);
-        double t = 0.0, th = 0.0;
-        if (g.wrap) {
-          t = t0 + yr;
-          if (t < 0.0 || t > ax.length_m)
-            throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
-                           mm(ax.length_m) + "): the grid falls off the mesh end");
-          const Contour& c = placer.contour(t);
-          if (!c.ok)
-            throw BadInput(who + ": the skin contour at axial position " + mm(t) +
-                           " is not closed (no skin at angle " + format_number(c.failed_angle_deg) +
-                           " deg): off the skin");
-          if (g.columns > 1 && !g.even_columns &&
-              static_cast<double>(g.columns) * ied > c.perimeter_m() * (1 + 1e-9))
-            throw BadInput(who + ": wrapped span " + std::to_string(g.columns) + " columns x " +
-                           format_number(g.ied_mm) +
-                           " mm = " + format_number(static_cast<double>(g.columns) * g.ied_mm) +
-                           " mm exceeds the limb circumference " +
-                           format_number(std::round(c.perimeter_m() * 1e4) / 10.0) +
-                           " mm at axial position " + mm(t));
-          const double arc =
-              g.even_columns ? (static_cast<double>(j) - 0.5 * static_cast<double>(g.columns - 1)) *
-                                   c.perimeter_m() / static_cast<double>(g.columns)
-                             : xr;
-          th = c.angle_at(c.arc_at(th0) + arc);
-        } else {
-          const Eigen::Vector3d p = centre.position_m + xr * u0 + yr * v0;
-          t = (p - ax.origin_m).dot(ax.axis);
-          if (t < 0.0 || t > ax.length_m)
-            throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
-                           mm(ax.length_m) + "): the grid falls off the mesh end");
-          th = angle_of(ax, p - local_centre(mesh, surface, ax, t));
-        }
-        const Hit h = placer.project(who, t, th, e);
-        placer.make_pad(who, g, h, rot, e);
-        layout.electrodes.push_back(std::move(e));
-      }
-  }
+  // 2. The grids.
+  for (std::size_t gi = 0; gi < config.grids.size(); ++gi)
+    place_grid(placer, config.grids[gi], gi, layout);
 
+  // 3. The needles.
   if (!config.needles.empty()) {
     const PointLocator locator(mesh);
-    for (std::size_t ni = 0; ni < config.needles.size(); ++ni) {
-      const NeedleSpec& nd = config.needles[ni];
-      const std::string who = "electrodes.needles[" + std::to_string(ni) + "] '" + nd.name + "'";
-      PlacedElectrode e;
-      e.name = nd.name;
-      e.group = nd.name;
-      e.kind = nd.position_mm ? ElectrodeKind::point : ElectrodeKind::line;
-      e.contact_points_m.resize(nd.n_points, 3);
-      if (nd.position_mm) {
-        e.contact_points_m.row(0) = (*nd.position_mm * 1e-3).transpose();
-      } else {
-        for (std::int64_t k = 0; k < nd.n_points; ++k) {
-          const double f = static_cast<double>(k) / static_cast<double>(nd.n_points - 1);
-          e.contact_points_m.row(k) =
-              ((nd.start_mm + f * (nd.end_mm - nd.start_mm)) * 1e-3).transpose();
-        }
-      }
-      const PointLocations loc = locator.locate(e.contact_points_m);
-      for (Eigen::Index k = 0; k < loc.size(); ++k) {
-        const Eigen::Vector3d p = e.contact_points_m.row(k).transpose();
-        const std::string what = nd.position_mm
-                                     ? "contact at " + point_mm(p)
-                                     : "contact point " + std::to_string(k) + " at " + point_mm(p);
-        const auto tet = loc.tet[static_cast<std::size_t>(k)];
-        if (tet < 0)
-          throw BadInput(who + ": " + what +
-                         " is outside the mesh: expected a point inside a "
-                         "muscle");
-        const auto* tissue = placer.tissue_of_tet(tet);
-        if (tissue == nullptr || tissue->tissue_class != anatomy::TissueClass::muscle)
-          throw BadInput(who + ": " + what + " lies in tissue '" + (tissue ? tissue->name : "?") +
-                         "' (class " + (tissue ? anatomy::to_string(tissue->tissue_class) : "?") +
-                         ", label " + std::to_string(mesh.labels[static_cast<std::size_t>(tet)]) +
-                         "): expected a muscle");
-      }
-      e.position_m = e.contact_points_m.colwise().mean().transpose();
-      e.axial_m = (e.position_m - ax.origin_m).dot(ax.axis);
-      e.angle_deg = angle_of(ax, e.position_m - ax.origin_m) * 180.0 / pi;
-      if (e.angle_deg < 0.0)
-        e.angle_deg += 360.0;
-      layout.electrodes.push_back(std::move(e));
-    }
+    for (std::size_t ni = 0; ni < config.needles.size(); ++ni)
+      layout.electrodes.push_back(place_needle(placer, locator, config.needles[ni], ni));
   }
 
+  // 4. The reference.
   layout.reference = config.reference;
-  if (config.reference != "average") {
-    for (std::size_t k = 0; k < layout.electrodes.size(); ++k)
-      if (layout.electrodes[k].name == config.reference)
-        layout.reference_index = static_cast<std::int64_t>(k);
-    if (layout.reference_index < 0) {
-      std::string examples;
-      for (std::size_t k = 0; k < std::min<std::size_t>(3, layout.electrodes.size()); ++k)
-        examples += (k ? ", " : "") + layout.electrodes[k].name;
-      throw BadInput("electrodes.reference = \"" + config.reference +
-                     "\": names no electrode: expected \"average\" or an electrode name (e.g. " +
-                     examples + ")");
-    }
-  }
+  if (config.reference != "average")
+    layout.reference_index = reference_index(layout.electrodes, config.reference);
   return layout;
 }
 

@@ -187,15 +187,24 @@ SpectralShapes spectral_shapes(std::size_t n2, double fs_Hz, const NoiseParams& 
   return s;
 }
 
-RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm, const Fft& fft,
-                             const SpectralShapes& shapes, Rng& mains, Rng& r) {
+/// One complex Gaussian coefficient of unit power per bin, scaled by `amp` (the Nyquist bin of
+/// the broadband is real).
+Complex gaussian_coefficient(Rng& r, double amp) {
+  const double re = r.normal();
+  const double im = r.normal();
+  return Complex(re, im) * (amp * std::numbers::sqrt2 / 2.0);
+}
+
+/// Step 1: broadband (real part) and drift (imaginary part) from one inverse FFT of Hermitian
+/// spectra with complex Gaussian coefficients; fills `g` (n samples, unshaped level) and, when
+/// drift is on, `out.drift` (n samples [V], zero mean, drift_rms_V).
+void draw_broadband_and_drift(std::size_t n, const NoiseParams& prm, const Fft& fft,
+                              const SpectralShapes& shapes, Rng& r, std::vector<double>& g,
+                              RealisticDraw& out) {
   const std::size_t n2 = fft.size();
   const bool drift_on = prm.drift_rms_V > 0.0;
   const std::vector<double>& amp_b = shapes.broadband;
   const std::vector<double>& amp_d = shapes.drift;
-
-  // 1. Broadband (real part) and drift (imaginary part) from one inverse FFT of Hermitian
-  //    spectra with complex Gaussian coefficients.
   std::vector<Complex> spec(n2, Complex(0.0, 0.0));
   for (std::size_t k = 1; k <= n2 / 2; ++k) {
     const bool nyquist = k == n2 / 2;
@@ -203,28 +212,20 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
     Complex xb;
     if (nyquist)
       xb = Complex(r.normal() * sb, 0.0);
-    else {
-      const double re = r.normal();
-      const double im = r.normal();
-      xb = Complex(re, im) * (sb * std::numbers::sqrt2 / 2.0);
-    }
+    else
+      xb = gaussian_coefficient(r, sb);
     Complex xd(0.0, 0.0);
-    if (drift_on) {
-      const double sd = amp_d[k];
-      const double re = r.normal();
-      const double im = r.normal();
-      xd = Complex(re, im) * (sd * std::numbers::sqrt2 / 2.0);
-    }
+    if (drift_on)
+      xd = gaussian_coefficient(r, amp_d[k]);
     spec[k] = xb + Complex(0.0, 1.0) * xd;
     if (!nyquist)
       spec[n2 - k] = std::conj(xb) + Complex(0.0, 1.0) * std::conj(xd);
   }
   fft.inverse(spec);
-  std::vector<double> g(n);
+  g.resize(n);
   for (std::size_t i = 0; i < n; ++i)
     g[i] = spec[i].real();
 
-  RealisticDraw out;
   if (drift_on) {
     out.drift.resize(n);
     double mean = 0.0;
@@ -237,125 +238,168 @@ RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm
     for (auto& v : out.drift)
       v *= s > 0.0 ? prm.drift_rms_V / s : 0.0;
   }
+}
 
-  // 2. Envelope u at the knots: white noise through two one-pole low-passes at
-  //    envelope_bandwidth_Hz, standardised.
-  const std::size_t h = knot_step(fs_Hz, prm);
-  const std::size_t n_k = knot_count(n, h);
-  const double dt_k = static_cast<double>(h) / fs_Hz;
+/// The knots of the slow processes: step h [samples], count, spacing dt [s].
+struct Knots {
+  std::size_t h = 1;
+  std::size_t n = 0;
+  double dt_s = 0.0;
+};
+
+/// Step 2: the envelope u at the knots: white noise through two one-pole low-passes at
+/// envelope_bandwidth_Hz, standardised (all zero when excess_kurtosis is 0).
+std::vector<double> envelope_knots(const Knots& knots, const NoiseParams& prm, Rng& r) {
+  const std::size_t n_k = knots.n;
   std::vector<double> u(n_k, 0.0);
-  if (prm.excess_kurtosis > 0.0) {
-    const double rho = std::exp(-two_pi * prm.envelope_bandwidth_Hz * dt_k);
-    const double c = std::sqrt(1.0 - rho * rho);
-    double u1 = r.normal();
-    double u2 = u1;
-    for (std::size_t j = 0; j < n_k; ++j) {
-      if (j > 0) {
-        u1 = rho * u1 + c * r.normal();
-        u2 = rho * u2 + c * u1;
-      }
-      u[j] = u2;
+  if (!(prm.excess_kurtosis > 0.0))
+    return u;
+  const double rho = std::exp(-two_pi * prm.envelope_bandwidth_Hz * knots.dt_s);
+  const double c = std::sqrt(1.0 - rho * rho);
+  double u1 = r.normal();
+  double u2 = u1;
+  for (std::size_t j = 0; j < n_k; ++j) {
+    if (j > 0) {
+      u1 = rho * u1 + c * r.normal();
+      u2 = rho * u2 + c * u1;
     }
-    double mean = 0.0;
-    for (double v : u)
-      mean += v;
-    mean /= static_cast<double>(n_k);
-    double var = 0.0;
-    for (auto& v : u) {
-      v -= mean;
-      var += v * v;
-    }
-    const double sd = std::sqrt(var / static_cast<double>(n_k));
-    for (auto& v : u)
-      v = sd > 0.0 ? v / sd : 0.0;
+    u[j] = u2;
   }
+  double mean = 0.0;
+  for (double v : u)
+    mean += v;
+  mean /= static_cast<double>(n_k);
+  double var = 0.0;
+  for (auto& v : u) {
+    v -= mean;
+    var += v * v;
+  }
+  const double sd = std::sqrt(var / static_cast<double>(n_k));
+  for (auto& v : u)
+    v = sd > 0.0 ? v / sd : 0.0;
+  return u;
+}
 
-  // 3. Powerline, relative to a unit-RMS broadband: the mains walk and the amplitude modulation
-  //    at the knots, the phase integrated per sample, the harmonics by complex powers.
+/// Step 3: the powerline of n samples relative to a unit-RMS broadband: the mains walk and the
+/// amplitude modulation at the knots, the phase integrated per sample, the harmonics by complex
+/// powers. Empty when the powerline is off.
+std::vector<double> powerline_samples(std::size_t n, double fs_Hz, const NoiseParams& prm,
+                                      const Knots& knots, Rng& mains, Rng& r) {
   std::vector<double> p;
-  if (powerline_on(prm)) {
-    p.assign(n, 0.0);
-    std::size_t n_h = 0;
-    while (n_h < prm.powerline_harmonic_ratios.size() &&
-           static_cast<double>(n_h + 1) * prm.powerline_Hz < 0.5 * fs_Hz)
-      ++n_h;
-    std::vector<Complex> rotation(prm.powerline_harmonic_ratios.size());
-    for (std::size_t k = 0; k < rotation.size(); ++k)
-      rotation[k] = prm.powerline_harmonic_ratios[k] * std::polar(1.0, two_pi * r.uniform());
-    const double rho_d = std::exp(-dt_k / prm.powerline_drift_tau_s);
-    const double c_d = prm.powerline_drift_Hz * std::sqrt(1.0 - rho_d * rho_d);
-    const double rho_a = std::exp(-dt_k / prm.powerline_am_tau_s);
-    const double c_a = std::sqrt(1.0 - rho_a * rho_a);
-    std::vector<double> delta(n_k);
-    std::vector<double> am(n_k);
-    delta[0] = prm.powerline_drift_Hz * mains.normal();
-    am[0] = r.normal();
-    for (std::size_t j = 1; j < n_k; ++j) {
-      delta[j] = rho_d * delta[j - 1] + c_d * mains.normal();
-      am[j] = rho_a * am[j - 1] + c_a * r.normal();
+  if (!powerline_on(prm))
+    return p;
+  const std::size_t h = knots.h;
+  const std::size_t n_k = knots.n;
+  const double dt_k = knots.dt_s;
+  p.assign(n, 0.0);
+  std::size_t n_h = 0;
+  while (n_h < prm.powerline_harmonic_ratios.size() &&
+         static_cast<double>(n_h + 1) * prm.powerline_Hz < 0.5 * fs_Hz)
+    ++n_h;
+  std::vector<Complex> rotation(prm.powerline_harmonic_ratios.size());
+  for (std::size_t k = 0; k < rotation.size(); ++k)
+    rotation[k] = prm.powerline_harmonic_ratios[k] * std::polar(1.0, two_pi * r.uniform());
+  const double rho_d = std::exp(-dt_k / prm.powerline_drift_tau_s);
+  const double c_d = prm.powerline_drift_Hz * std::sqrt(1.0 - rho_d * rho_d);
+  const double rho_a = std::exp(-dt_k / prm.powerline_am_tau_s);
+  const double c_a = std::sqrt(1.0 - rho_a * rho_a);
+  std::vector<double> delta(n_k);
+  std::vector<double> am(n_k);
+  delta[0] = prm.powerline_drift_Hz * mains.normal();
+  am[0] = r.normal();
+  for (std::size_t j = 1; j < n_k; ++j) {
+    delta[j] = rho_d * delta[j - 1] + c_d * mains.normal();
+    am[j] = rho_a * am[j - 1] + c_a * r.normal();
+  }
+  for (auto& v : am)
+    v = std::max(0.0, 1.0 + prm.powerline_am_depth * v);
+  double phi = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) {
+      phi += two_pi * (prm.powerline_Hz + at_sample(delta, h, i - 1)) / fs_Hz;
+      phi -= two_pi * std::floor(phi / two_pi);
     }
-    for (auto& v : am)
-      v = std::max(0.0, 1.0 + prm.powerline_am_depth * v);
-    double phi = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i > 0) {
-        phi += two_pi * (prm.powerline_Hz + at_sample(delta, h, i - 1)) / fs_Hz;
-        phi -= two_pi * std::floor(phi / two_pi);
-      }
-      // sum_k r_k sin(k phi + theta_k) = Im sum_k (r_k e^(i theta_k)) z^k, z = e^(i phi).
-      const Complex z = std::polar(1.0, phi);
-      Complex zk = z;
-      double s_sum = 0.0;
-      for (std::size_t k = 0; k < n_h; ++k) {
-        s_sum += (rotation[k] * zk).imag();
-        zk *= z;
-      }
-      p[i] = prm.powerline_amplitude_ratio * at_sample(am, h, i) * s_sum;
+    // sum_k r_k sin(k phi + theta_k) = Im sum_k (r_k e^(i theta_k)) z^k, z = e^(i phi).
+    const Complex z = std::polar(1.0, phi);
+    Complex zk = z;
+    double s_sum = 0.0;
+    for (std::size_t k = 0; k < n_h; ++k) {
+      s_sum += (rotation[k] * zk).imag();
+      zk *= z;
+    }
+    p[i] = prm.powerline_amplitude_ratio * at_sample(am, h, i) * s_sum;
+  }
+  return p;
+}
+
+/// Step 4: the root a of f(a) = 0 by regula falsi (Illinois), f(0) < 0 given, after doubling
+/// the bracket from 0.5 up to 8; the last bracket end when f never reaches 0.
+template <class F> double illinois_root(F&& f, double target) {
+  double a = 0.0;
+  double lo = 0.0;
+  double f_lo = f(lo);
+  if (!(f_lo < 0.0))
+    return a;
+  double hi = 0.5;
+  double f_hi = f(hi);
+  while (f_hi < 0.0 && hi < 8.0) {
+    lo = hi;
+    f_lo = f_hi;
+    hi *= 2.0;
+    f_hi = f(hi);
+  }
+  a = hi;
+  if (!(f_hi >= 0.0))
+    return a;
+  int side = 0;
+  for (int it = 0; it < 100; ++it) {
+    a = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+    const double fa = f(a);
+    if (std::abs(fa) < 1e-7 * std::max(1.0, target))
+      break;
+    if (fa < 0.0) {
+      lo = a;
+      f_lo = fa;
+      if (side == -1)
+        f_hi /= 2.0;
+      side = -1;
+    } else {
+      hi = a;
+      f_hi = fa;
+      if (side == 1)
+        f_lo /= 2.0;
+      side = 1;
     }
   }
+  return a;
+}
 
-  // 4. Solve the envelope exponent a for the target kurtosis of b + p (regula falsi, Illinois).
+RealisticDraw draw_realistic(std::size_t n, double fs_Hz, const NoiseParams& prm, const Fft& fft,
+                             const SpectralShapes& shapes, Rng& mains, Rng& r) {
+  // 1. Broadband and drift.
+  RealisticDraw out;
+  std::vector<double> g;
+  draw_broadband_and_drift(n, prm, fft, shapes, r, g, out);
+
+  // 2. Envelope at the knots.
+  Knots knots;
+  knots.h = knot_step(fs_Hz, prm);
+  knots.n = knot_count(n, knots.h);
+  knots.dt_s = static_cast<double>(knots.h) / fs_Hz;
+  const std::vector<double> u = envelope_knots(knots, prm, r);
+
+  // 3. Powerline.
+  const std::vector<double> p = powerline_samples(n, fs_Hz, prm, knots, mains, r);
+
+  // 4. Solve the envelope exponent a for the target kurtosis of b + p.
+  const std::size_t h = knots.h;
   std::vector<double> work(n);
   std::vector<double> e;
   double a = 0.0;
   if (prm.excess_kurtosis > 0.0) {
     const double target = prm.excess_kurtosis;
     auto f = [&](double x) { return mixture_kurtosis(x, g, u, h, p, e, work) - target; };
-    double lo = 0.0;
-    double f_lo = f(lo);
-    if (f_lo < 0.0) {
-      double hi = 0.5;
-      double f_hi = f(hi);
-      while (f_hi < 0.0 && hi < 8.0) {
-        lo = hi;
-        f_lo = f_hi;
-        hi *= 2.0;
-        f_hi = f(hi);
-      }
-      a = hi;
-      if (f_hi >= 0.0) {
-        int side = 0;
-        for (int it = 0; it < 100; ++it) {
-          a = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
-          const double fa = f(a);
-          if (std::abs(fa) < 1e-7 * std::max(1.0, target))
-            break;
-          if (fa < 0.0) {
-            lo = a;
-            f_lo = fa;
-            if (side == -1)
-              f_hi /= 2.0;
-            side = -1;
-          } else {
-            hi = a;
-            f_hi = fa;
-            if (side == 1)
-              f_lo /= 2.0;
-            side = 1;
-          }
-        }
-      }
-    }
+    a = illinois_root(f, target);
   }
   mixture_kurtosis(a, g, u, h, p, e, work);
   out.y = std::move(work);
@@ -817,11 +861,22 @@ FitResult fit_linear(const FitBins& b, const Shape& s, int hp_order) {
   return out;
 }
 
-} // namespace
+/// The sampling of a calibration: #samples n and #channels, the Welch segment [samples] and
+/// its bin width df [Hz], the band of the broadband fit [Hz].
+struct CalibrationGrid {
+  std::size_t n = 0;
+  Eigen::Index n_ch = 0;
+  std::size_t seg = 1;
+  double df = 0.0;
+  double fit_low = 0.0;
+  double fit_high = 0.0;
+};
 
-NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, double fs_Hz,
+/// Step 1: checks the recording and chooses the Welch segment (a power of two, the recording
+/// >= 2.5 segments) and the fit band. \throws BadInput for a bad rate, an empty, non-finite or
+/// too short recording, or a fit band of an octave or less.
+CalibrationGrid calibration_grid(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, double fs_Hz,
                                  const NoiseCalibrationOptions& options) {
-  // 1. Checks and the Welch segment.
   if (!(fs_Hz > 0.0) || !std::isfinite(fs_Hz))
     throw BadInput("noise calibration: fs_Hz = " + format_number(fs_Hz) +
                    ": must be a finite number > 0");
@@ -830,8 +885,10 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
                    std::to_string(rest_V.cols()) + " samples: empty");
   if (!rest_V.allFinite())
     throw BadInput("noise calibration: the recording has a non-finite value");
+  CalibrationGrid grid;
   const auto n = static_cast<std::size_t>(rest_V.cols());
-  const auto n_ch = rest_V.rows();
+  grid.n = n;
+  grid.n_ch = rest_V.rows();
   std::size_t seg = 1;
   while (static_cast<double>(seg * 2) <= fs_Hz * options.segment_s)
     seg *= 2;
@@ -842,34 +899,59 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
                    format_number(static_cast<double>(n) / fs_Hz) +
                    " s): too short; need >= 4 Welch segments of " + std::to_string(seg) +
                    " samples");
-  const double df = fs_Hz / static_cast<double>(seg);
-  const double fit_high = options.fit_high_Hz > 0.0 ? options.fit_high_Hz : 0.45 * fs_Hz;
-  const double fit_low = std::max(options.fit_low_Hz, 3.0 * df);
-  if (!(fit_high > 2.0 * fit_low))
-    throw BadInput("noise calibration: fit band [" + format_number(fit_low) + ", " +
-                   format_number(fit_high) + "] Hz: must span more than an octave");
+  grid.seg = seg;
+  grid.df = fs_Hz / static_cast<double>(seg);
+  grid.fit_high = options.fit_high_Hz > 0.0 ? options.fit_high_Hz : 0.45 * fs_Hz;
+  grid.fit_low = std::max(options.fit_low_Hz, 3.0 * grid.df);
+  if (!(grid.fit_high > 2.0 * grid.fit_low))
+    throw BadInput("noise calibration: fit band [" + format_number(grid.fit_low) + ", " +
+                   format_number(grid.fit_high) + "] Hz: must span more than an octave");
+  return grid;
+}
 
-  // 2. Per channel: the in-band signal (drift removed by a 0.1 s moving average, whose nulls at
-  //    multiples of 10 Hz pass 50 and 60 Hz lines unchanged), its variance and kurtosis, and
-  //    the low-passed drift (the moving average applied twice).
+/// The width of the 0.1 s moving average that removes the drift [samples, odd]; its nulls at
+/// multiples of 10 Hz pass 50 and 60 Hz lines unchanged. \throws BadInput below 4 widths.
+std::size_t moving_average_width(std::size_t n, double fs_Hz) {
   auto w_ma = static_cast<std::size_t>(std::lround(0.1 * fs_Hz));
   if (w_ma % 2 == 0)
     ++w_ma;
   if (n < 4 * w_ma)
     throw BadInput("noise calibration: recording of " +
                    format_number(static_cast<double>(n) / fs_Hz) + " s: too short (need >= 0.4 s)");
-  NoiseCalibration cal;
-  NoiseParams& out = cal.params;
+  return w_ma;
+}
+
+/// The parameters a calibration starts from: realistic, the options' SNR, high-pass order and
+/// drift band, every other field at its default.
+NoiseParams calibration_start(const NoiseCalibrationOptions& options) {
+  NoiseParams out;
   out.type = NoiseType::realistic;
   out.snr_dB = options.snr_dB;
   out.highpass_order = options.highpass_order;
   out.drift_low_Hz = 0.0;
   out.drift_high_Hz = options.drift_high_Hz;
+  return out;
+}
 
-  std::vector<double> inband_var(static_cast<std::size_t>(n_ch));
-  std::vector<double> kurt(static_cast<std::size_t>(n_ch));
-  std::vector<double> lowpass_var(static_cast<std::size_t>(n_ch));
-  std::vector<double> rest_rms(static_cast<std::size_t>(n_ch));
+/// Per channel: the in-band variance [V^2] and excess kurtosis, the variance of the twice
+/// low-passed drift [V^2], the RMS of the rest signal with its mean removed [V].
+struct ChannelStats {
+  std::vector<double> inband_var;
+  std::vector<double> kurt;
+  std::vector<double> lowpass_var;
+  std::vector<double> rest_rms;
+};
+
+/// Step 2: per channel, the in-band signal (drift removed by the moving average of w_ma
+/// samples), its variance and kurtosis, and the low-passed drift (the average applied twice).
+ChannelStats channel_stats(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, std::size_t w_ma) {
+  const auto n = static_cast<std::size_t>(rest_V.cols());
+  const auto n_ch = rest_V.rows();
+  ChannelStats st;
+  st.inband_var.resize(static_cast<std::size_t>(n_ch));
+  st.kurt.resize(static_cast<std::size_t>(n_ch));
+  st.lowpass_var.resize(static_cast<std::size_t>(n_ch));
+  st.rest_rms.resize(static_cast<std::size_t>(n_ch));
   for (Eigen::Index c = 0; c < n_ch; ++c) {
     std::vector<double> x(n);
     double mean = 0.0;
@@ -878,196 +960,261 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
     mean /= static_cast<double>(n);
     for (std::size_t i = 0; i < n; ++i)
       x[i] = rest_V(c, static_cast<Eigen::Index>(i)) - mean;
-    rest_rms[static_cast<std::size_t>(c)] = rms(x.data(), static_cast<Eigen::Index>(n));
+    st.rest_rms[static_cast<std::size_t>(c)] = rms(x.data(), static_cast<Eigen::Index>(n));
     std::vector<double> avg;
     const std::vector<double> inband = minus_moving_average(x, w_ma, &avg);
-    inband_var[static_cast<std::size_t>(c)] = variance(inband);
-    kurt[static_cast<std::size_t>(c)] = myotwin::excess_kurtosis(inband.data(), inband.size());
+    st.inband_var[static_cast<std::size_t>(c)] = variance(inband);
+    st.kurt[static_cast<std::size_t>(c)] = myotwin::excess_kurtosis(inband.data(), inband.size());
     std::vector<double> avg2;
     minus_moving_average(avg, w_ma, &avg2);
-    lowpass_var[static_cast<std::size_t>(c)] = variance(avg2);
+    st.lowpass_var[static_cast<std::size_t>(c)] = variance(avg2);
   }
+  return st;
+}
 
-  // 3. Welch PSD of each channel, normalised by its in-band variance, averaged over channels.
-  const Eigen::MatrixXd psd_ch = welch_psd(rest_V, fs_Hz, static_cast<Eigen::Index>(seg));
+/// Step 3: the Welch PSDs of the channels (#channels x bins [V^2/Hz]), each divided by its
+/// in-band variance, averaged over channels [1/Hz].
+Eigen::VectorXd mean_normalised_psd(const Eigen::MatrixXd& psd_ch,
+                                    const std::vector<double>& inband_var) {
+  const Eigen::Index n_ch = psd_ch.rows();
   Eigen::VectorXd psd = Eigen::VectorXd::Zero(psd_ch.cols());
   for (Eigen::Index c = 0; c < n_ch; ++c)
     psd += psd_ch.row(c).transpose() / inband_var[static_cast<std::size_t>(c)];
   psd /= static_cast<double>(n_ch);
+  return psd;
+}
 
-  // 4. Powerline: the stronger of 50 and 60 Hz, if its line stands out of the floor.
-  nlohmann::json report_pl;
+/// The mains fundamental [Hz]: the stronger of 50 and 60 Hz if its line-to-floor ratio is at
+/// least 0.5, else 0; the ratios go to `report_pl`.
+double mains_fundamental(const Eigen::VectorXd& psd, double df, double fs_Hz,
+                         nlohmann::json& report_pl) {
   double f0 = 0.0;
-  {
-    double best = 0.0;
-    for (double cand : {50.0, 60.0}) {
-      if (cand + line_half_width(1) + 6.0 >= 0.5 * fs_Hz)
-        continue;
-      const Line l = measure_line(psd, df, cand, line_half_width(1));
-      report_pl["line_to_floor_" + std::to_string(static_cast<int>(cand)) + "Hz"] = l.ratio;
-      if (l.ratio > best) {
-        best = l.ratio;
-        f0 = cand;
-      }
+  double best = 0.0;
+  for (double cand : {50.0, 60.0}) {
+    if (cand + line_half_width(1) + 6.0 >= 0.5 * fs_Hz)
+      continue;
+    const Line l = measure_line(psd, df, cand, line_half_width(1));
+    report_pl["line_to_floor_" + std::to_string(static_cast<int>(cand)) + "Hz"] = l.ratio;
+    if (l.ratio > best) {
+      best = l.ratio;
+      f0 = cand;
     }
-    if (best < 0.5)
-      f0 = 0.0;
   }
-  std::vector<Line> lines;
-  double line_total = 0.0;
-  if (f0 > 0.0) {
-    const Line first = measure_line(psd, df, f0, line_half_width(1));
-    const double f1 = first.centroid_Hz;
-    const std::size_t n_h = NoiseParams{}.powerline_harmonic_ratios.size();
-    for (std::size_t k = 1; k <= n_h; ++k) {
-      const double fk = static_cast<double>(k) * f1;
-      const double hw = line_half_width(static_cast<int>(k));
-      if (fk + hw + 6.0 >= 0.5 * fs_Hz)
-        break;
-      lines.push_back(measure_line(psd, df, fk, hw));
-      line_total += lines.back().power;
-    }
-    out.powerline_Hz = f1;
-    out.powerline_harmonic_ratios.clear();
-    nlohmann::json jl = nlohmann::json::array();
-    std::size_t best_k = 0;
-    // A harmonic counts when its line exceeds 3 standard deviations of the floor's band power
-    // (Welch bins x segments x channels averaged); otherwise its ratio is 0.
-    const double n_seg =
-        std::floor(static_cast<double>(n - seg) / static_cast<double>(seg / 2)) + 1.0;
-    // The null distribution of the ratio, measured half-way between the harmonics (1.5 f0,
-    // 2.5 f0, ...): the broadband's own fluctuations (heavy tails, correlated Welch bins)
-    // exceed the chi-square estimate.
-    double null_sq = 0.0;
-    double n_null = 0.0;
-    for (std::size_t k = 1; k <= lines.size(); ++k) {
-      const double fk = (static_cast<double>(k) + 0.5) * f1;
-      const double hw = line_half_width(static_cast<int>(k));
-      if (fk + hw + 6.0 >= 0.5 * fs_Hz)
-        break;
-      const double r0 = measure_line(psd, df, fk, hw).signed_ratio;
-      null_sq += r0 * r0;
-      n_null += 1.0;
-    }
-    const double null_rms = n_null > 0.0 ? std::sqrt(null_sq / n_null) : 0.0;
-    report_pl["null_ratio_rms"] = null_rms;
-    for (std::size_t k = 0; k < lines.size(); ++k) {
-      const double threshold = std::max(
-          3.0 * null_rms,
-          3.0 / std::sqrt(std::max(1.0, lines[k].n_bins * n_seg * static_cast<double>(n_ch))));
-      const bool detected = k == 0 || lines[k].ratio > threshold;
-      out.powerline_harmonic_ratios.push_back(detected ? std::sqrt(lines[k].power / lines[0].power)
-                                                       : 0.0);
-      jl.push_back({{"harmonic", k + 1},
-                    {"centroid_Hz", lines[k].centroid_Hz},
-                    {"power_rel", lines[k].power},
-                    {"line_to_floor", lines[k].ratio},
-                    {"detection_threshold", threshold},
-                    {"detected", detected}});
-      if (detected && lines[k].ratio * static_cast<double>((k + 1) * (k + 1)) >
-                          lines[best_k].ratio * static_cast<double>((best_k + 1) * (best_k + 1)))
-        best_k = k;
-    }
-    // Frequency walk from the width of the clearest line: spread^2 = (k sigma)^2 + the Hann
-    // window's own second moment 1 / (3 T^2).
-    // Only a line well above its floor (ratio >= 5) has a usable width; else the default stays.
-    const double t_seg = static_cast<double>(seg) / fs_Hz;
-    const double excess = lines[best_k].spread_Hz2 - 1.0 / (3.0 * t_seg * t_seg);
-    const bool width_usable = lines[best_k].ratio >= 5.0;
-    if (width_usable)
-      out.powerline_drift_Hz = std::sqrt(std::max(0.0, excess)) / static_cast<double>(best_k + 1);
-    report_pl["frequency_drift_estimated"] = width_usable;
-    const double bb = std::max(1e-12, 1.0 - line_total);
-    const double m = out.powerline_am_depth;
-    out.powerline_amplitude_ratio = std::sqrt(2.0 * lines[0].power / (1.0 + m * m) / bb);
-    report_pl["harmonics"] = jl;
-    report_pl["drift_from_harmonic"] = best_k + 1;
-  } else {
-    out.powerline_Hz = 0.0;
-  }
-  report_pl["detected"] = f0 > 0.0;
+  if (best < 0.5)
+    f0 = 0.0;
+  return f0;
+}
 
-  // 5. Broadband fit on log-spaced bins (24 per octave) without the line bands.
+/// The lines of the harmonics k f1, k = 1..n_h, up to the last whose band fits below Nyquist;
+/// `line_total` gets the sum of their powers [normalised units].
+std::vector<Line> harmonic_lines(const Eigen::VectorXd& psd, double df, double fs_Hz, double f1,
+                                 std::size_t n_h, double& line_total) {
+  std::vector<Line> lines;
+  for (std::size_t k = 1; k <= n_h; ++k) {
+    const double fk = static_cast<double>(k) * f1;
+    const double hw = line_half_width(static_cast<int>(k));
+    if (fk + hw + 6.0 >= 0.5 * fs_Hz)
+      break;
+    lines.push_back(measure_line(psd, df, fk, hw));
+    line_total += lines.back().power;
+  }
+  return lines;
+}
+
+/// The RMS of the null distribution of the line-to-floor ratio, measured half-way between the
+/// harmonics (1.5 f1, 2.5 f1, ...): the broadband's own fluctuations (heavy tails, correlated
+/// Welch bins) exceed the chi-square estimate.
+double null_ratio_rms(const Eigen::VectorXd& psd, double df, double fs_Hz, double f1,
+                      std::size_t n_lines) {
+  double null_sq = 0.0;
+  double n_null = 0.0;
+  for (std::size_t k = 1; k <= n_lines; ++k) {
+    const double fk = (static_cast<double>(k) + 0.5) * f1;
+    const double hw = line_half_width(static_cast<int>(k));
+    if (fk + hw + 6.0 >= 0.5 * fs_Hz)
+      break;
+    const double r0 = measure_line(psd, df, fk, hw).signed_ratio;
+    null_sq += r0 * r0;
+    n_null += 1.0;
+  }
+  return n_null > 0.0 ? std::sqrt(null_sq / n_null) : 0.0;
+}
+
+/// The amplitude ratio of each harmonic to the fundamental (0 when not detected: a harmonic
+/// counts when its line exceeds 3 standard deviations of the floor's band power, Welch bins x
+/// segments x channels averaged, and 3 null RMS); one report entry per harmonic goes to `jl`.
+/// Returns the index of the clearest detected line (ratio weighted by k^2).
+std::size_t harmonic_ratios(const std::vector<Line>& lines, double null_rms, double n_seg,
+                            Eigen::Index n_ch, std::vector<double>& ratios, nlohmann::json& jl) {
+  std::size_t best_k = 0;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    const double threshold = std::max(
+        3.0 * null_rms,
+        3.0 / std::sqrt(std::max(1.0, lines[k].n_bins * n_seg * static_cast<double>(n_ch))));
+    const bool detected = k == 0 || lines[k].ratio > threshold;
+    ratios.push_back(detected ? std::sqrt(lines[k].power / lines[0].power) : 0.0);
+    jl.push_back({{"harmonic", k + 1},
+                  {"centroid_Hz", lines[k].centroid_Hz},
+                  {"power_rel", lines[k].power},
+                  {"line_to_floor", lines[k].ratio},
+                  {"detection_threshold", threshold},
+                  {"detected", detected}});
+    if (detected && lines[k].ratio * static_cast<double>((k + 1) * (k + 1)) >
+                        lines[best_k].ratio * static_cast<double>((best_k + 1) * (best_k + 1)))
+      best_k = k;
+  }
+  return best_k;
+}
+
+/// Step 4: the powerline of `out` (fundamental by centroid [Hz], harmonic ratios, amplitude
+/// ratio to the broadband, frequency walk [Hz] from the clearest line's width) from the mean
+/// normalised PSD; powerline_Hz = 0 when no mains line stands out. Returns the nominal mains
+/// frequency (50, 60 or 0 [Hz]); what was measured goes to `report_pl`.
+double calibrate_powerline(const Eigen::VectorXd& psd, const CalibrationGrid& grid, double fs_Hz,
+                           NoiseParams& out, nlohmann::json& report_pl) {
+  const double df = grid.df;
+  const double f0 = mains_fundamental(psd, df, fs_Hz, report_pl);
+  if (!(f0 > 0.0)) {
+    out.powerline_Hz = 0.0;
+    report_pl["detected"] = f0 > 0.0;
+    return f0;
+  }
+  const Line first = measure_line(psd, df, f0, line_half_width(1));
+  const double f1 = first.centroid_Hz;
+  const std::size_t n_h = NoiseParams{}.powerline_harmonic_ratios.size();
+  double line_total = 0.0;
+  const std::vector<Line> lines = harmonic_lines(psd, df, fs_Hz, f1, n_h, line_total);
+  out.powerline_Hz = f1;
+  out.powerline_harmonic_ratios.clear();
+  nlohmann::json jl = nlohmann::json::array();
+  const double n_seg =
+      std::floor(static_cast<double>(grid.n - grid.seg) / static_cast<double>(grid.seg / 2)) + 1.0;
+  const double null_rms = null_ratio_rms(psd, df, fs_Hz, f1, lines.size());
+  report_pl["null_ratio_rms"] = null_rms;
+  const std::size_t best_k =
+      harmonic_ratios(lines, null_rms, n_seg, grid.n_ch, out.powerline_harmonic_ratios, jl);
+  // Frequency walk from the width of the clearest line: spread^2 = (k sigma)^2 + the Hann
+  // window's own second moment 1 / (3 T^2).
+  // Only a line well above its floor (ratio >= 5) has a usable width; else the default stays.
+  const double t_seg = static_cast<double>(grid.seg) / fs_Hz;
+  const double excess = lines[best_k].spread_Hz2 - 1.0 / (3.0 * t_seg * t_seg);
+  const bool width_usable = lines[best_k].ratio >= 5.0;
+  if (width_usable)
+    out.powerline_drift_Hz = std::sqrt(std::max(0.0, excess)) / static_cast<double>(best_k + 1);
+  report_pl["frequency_drift_estimated"] = width_usable;
+  const double bb = std::max(1e-12, 1.0 - line_total);
+  const double m = out.powerline_am_depth;
+  out.powerline_amplitude_ratio = std::sqrt(2.0 * lines[0].power / (1.0 + m * m) / bb);
+  report_pl["harmonics"] = jl;
+  report_pl["drift_from_harmonic"] = best_k + 1;
+  report_pl["detected"] = f0 > 0.0;
+  return f0;
+}
+
+/// The fit bins: log-spaced (24 per octave) over [fit_low, fit_high) [Hz] without the bands of
+/// the powerline harmonics of powerline_Hz (when f0 > 0); per bin the mean frequency [Hz], the
+/// log of the mean PSD and a weight (#Welch bins, at most 64).
+FitBins broadband_fit_bins(const Eigen::VectorXd& psd, double df, double fit_low, double fit_high,
+                           double f0, double powerline_Hz) {
   FitBins bins;
-  {
-    const int per_oct = 24;
-    const double step = std::pow(2.0, 1.0 / per_oct);
-    for (double lo = fit_low; lo < fit_high; lo *= step) {
-      const double hi = std::min(lo * step, fit_high);
-      double s = 0.0, sf = 0.0, cnt = 0.0;
-      for (Eigen::Index k = 1; k < psd.size(); ++k) {
-        const double f = df * static_cast<double>(k);
-        if (f < lo || f >= hi)
-          continue;
-        bool in_line = false;
-        if (f0 > 0.0)
-          for (int h = 1; h <= 40 && !in_line; ++h)
-            in_line = std::abs(f - h * out.powerline_Hz) <= line_half_width(std::min(h, 5)) + 1.0;
-        if (in_line)
-          continue;
-        s += psd[k];
-        sf += f;
-        cnt += 1.0;
-      }
-      if (cnt > 0.0 && s > 0.0) {
-        bins.f.push_back(sf / cnt);
-        bins.y.push_back(std::log(s / cnt));
-        bins.w.push_back(std::min(cnt, 64.0));
-      }
+  const int per_oct = 24;
+  const double step = std::pow(2.0, 1.0 / per_oct);
+  for (double lo = fit_low; lo < fit_high; lo *= step) {
+    const double hi = std::min(lo * step, fit_high);
+    double s = 0.0, sf = 0.0, cnt = 0.0;
+    for (Eigen::Index k = 1; k < psd.size(); ++k) {
+      const double f = df * static_cast<double>(k);
+      if (f < lo || f >= hi)
+        continue;
+      bool in_line = false;
+      if (f0 > 0.0)
+        for (int h = 1; h <= 40 && !in_line; ++h)
+          in_line = std::abs(f - h * powerline_Hz) <= line_half_width(std::min(h, 5)) + 1.0;
+      if (in_line)
+        continue;
+      s += psd[k];
+      sf += f;
+      cnt += 1.0;
+    }
+    if (cnt > 0.0 && s > 0.0) {
+      bins.f.push_back(sf / cnt);
+      bins.y.push_back(std::log(s / cnt));
+      bins.w.push_back(std::min(cnt, 64.0));
     }
   }
-  if (bins.f.size() < 8)
-    throw BadInput("noise calibration: only " + std::to_string(bins.f.size()) +
-                   " usable frequency bins in [" + format_number(fit_low) + ", " +
-                   format_number(fit_high) + "] Hz");
-  const int order = options.highpass_order;
-  Shape best{std::log(1000.0), 1.0, 0.0, std::log(1.0)};
-  double best_sse = fit_linear(bins, best, order).sse;
-  {
-    const double lfc_lo = std::log(2.0 * fit_low), lfc_hi = std::log(fit_high);
-    for (int i = 0; i < 32; ++i) {
-      const double lfc = lfc_lo + (lfc_hi - lfc_lo) * i / 31.0;
-      for (double w : {0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0})
-        for (int gi = 0; gi <= 10; ++gi)
-          for (int hi = 0; hi < 12; ++hi) {
-            const Shape s{lfc, w, 2.0 * gi,
-                          std::log(0.5) + hi * (std::log(200.0) - std::log(0.5)) / 11.0};
-            const double sse = fit_linear(bins, s, order).sse;
-            if (sse < best_sse) {
-              best_sse = sse;
-              best = s;
-            }
-          }
-    }
-    // Pattern search.
-    std::array<double, 4> step = {0.1, 0.1, 1.0, 0.2};
-    auto clamp = [&](Shape s) {
-      s.log_fc = std::clamp(s.log_fc, std::log(fit_low), std::log(0.5 * fs_Hz));
-      s.width_oct = std::clamp(s.width_oct, 0.05, 5.0);
-      s.gain_dB = std::clamp(s.gain_dB, 0.0, 40.0);
-      s.log_hp = std::clamp(s.log_hp, std::log(0.1), std::log(0.5 * fit_high));
-      return s;
-    };
-    for (int it = 0; it < 400 && step[0] > 1e-4; ++it) {
-      bool moved = false;
-      for (int d = 0; d < 4; ++d)
-        for (double sign : {1.0, -1.0}) {
-          Shape s = best;
-          double* v = d == 0 ? &s.log_fc : d == 1 ? &s.width_oct : d == 2 ? &s.gain_dB : &s.log_hp;
-          *v += sign * step[static_cast<std::size_t>(d)];
-          s = clamp(s);
+  return bins;
+}
+
+/// The shape of least residual on a grid of 32 centres x 7 widths x 11 gains x 12 high-pass
+/// corners, improving on `best` (residual `best_sse`) in place.
+void grid_search_shape(const FitBins& bins, int order, double fit_low, double fit_high, Shape& best,
+                       double& best_sse) {
+  const double lfc_lo = std::log(2.0 * fit_low), lfc_hi = std::log(fit_high);
+  for (int i = 0; i < 32; ++i) {
+    const double lfc = lfc_lo + (lfc_hi - lfc_lo) * i / 31.0;
+    for (double w : {0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0})
+      for (int gi = 0; gi <= 10; ++gi)
+        for (int hi = 0; hi < 12; ++hi) {
+          const Shape s{lfc, w, 2.0 * gi,
+                        std::log(0.5) + hi * (std::log(200.0) - std::log(0.5)) / 11.0};
           const double sse = fit_linear(bins, s, order).sse;
           if (sse < best_sse) {
             best_sse = sse;
             best = s;
-            moved = true;
           }
         }
-      if (!moved)
-        for (auto& st : step)
-          st /= 2.0;
-    }
   }
+}
+
+/// Pattern search from `best` (residual `best_sse`) within the shape's bounds, in place: steps
+/// along each parameter, halved when none improves, until 400 rounds or a step of 1e-4.
+void pattern_search_shape(const FitBins& bins, int order, double fit_low, double fit_high,
+                          double fs_Hz, Shape& best, double& best_sse) {
+  std::array<double, 4> step = {0.1, 0.1, 1.0, 0.2};
+  auto clamp = [&](Shape s) {
+    s.log_fc = std::clamp(s.log_fc, std::log(fit_low), std::log(0.5 * fs_Hz));
+    s.width_oct = std::clamp(s.width_oct, 0.05, 5.0);
+    s.gain_dB = std::clamp(s.gain_dB, 0.0, 40.0);
+    s.log_hp = std::clamp(s.log_hp, std::log(0.1), std::log(0.5 * fit_high));
+    return s;
+  };
+  for (int it = 0; it < 400 && step[0] > 1e-4; ++it) {
+    bool moved = false;
+    for (int d = 0; d < 4; ++d)
+      for (double sign : {1.0, -1.0}) {
+        Shape s = best;
+        double* v = d == 0 ? &s.log_fc : d == 1 ? &s.width_oct : d == 2 ? &s.gain_dB : &s.log_hp;
+        *v += sign * step[static_cast<std::size_t>(d)];
+        s = clamp(s);
+        const double sse = fit_linear(bins, s, order).sse;
+        if (sse < best_sse) {
+          best_sse = sse;
+          best = s;
+          moved = true;
+        }
+      }
+    if (!moved)
+      for (auto& st : step)
+        st /= 2.0;
+  }
+}
+
+/// Step 5: the broadband PSD model of `out` (slope, mid-band centre [Hz], width [oct] and gain
+/// [dB], high-pass corner [Hz]) fitted to the fit bins without the line bands; its report entry
+/// goes to `report`. \throws BadInput with fewer than 8 usable bins.
+void calibrate_broadband(const Eigen::VectorXd& psd, const CalibrationGrid& grid, double fs_Hz,
+                         int order, double f0, NoiseParams& out, nlohmann::json& report) {
+  const double fit_low = grid.fit_low;
+  const double fit_high = grid.fit_high;
+  const FitBins bins = broadband_fit_bins(psd, grid.df, fit_low, fit_high, f0, out.powerline_Hz);
+  if (bins.f.size() < 8)
+    throw BadInput("noise calibration: only " + std::to_string(bins.f.size()) +
+                   " usable frequency bins in [" + format_number(fit_low) + ", " +
+                   format_number(fit_high) + "] Hz");
+  Shape best{std::log(1000.0), 1.0, 0.0, std::log(1.0)};
+  double best_sse = fit_linear(bins, best, order).sse;
+  grid_search_shape(bins, order, fit_low, fit_high, best, best_sse);
+  pattern_search_shape(bins, order, fit_low, fit_high, fs_Hz, best, best_sse);
   const FitResult fit = fit_linear(bins, best, order);
   out.psd_slope = std::clamp(fit.slope, -4.0, 4.0);
   out.midband_Hz = std::exp(best.log_fc);
@@ -1077,112 +1224,180 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
   double wsum = 0.0;
   for (double w : bins.w)
     wsum += w;
+  report = {{"band_Hz", {fit_low, fit_high}},
+            {"n_bins", bins.f.size()},
+            {"rms_log_residual", std::sqrt(std::max(0.0, fit.sse) / wsum)},
+            {"psd_slope", fit.slope},
+            {"midband_Hz", out.midband_Hz},
+            {"midband_gain_dB", out.midband_gain_dB},
+            {"midband_width_oct", out.midband_width_oct},
+            {"highpass_Hz", out.highpass_Hz}};
+}
+
+double sinc(double x) {
+  return x == 0.0 ? 1.0 : std::sin(std::numbers::pi * x) / (std::numbers::pi * x);
+}
+
+/// The Hann-windowed periodogram of each whole channel (mean removed, zero-padded to n2, a
+/// power of two), summed over channels: n2 / 2 + 1 bins at k fs / n2 [V^2, unnormalised].
+std::vector<double> summed_periodogram(const Eigen::Ref<const Eigen::MatrixXd>& rest_V,
+                                       const Fft& fft) {
+  const auto n = static_cast<std::size_t>(rest_V.cols());
+  const std::size_t n2 = fft.size();
+  std::vector<double> per(n2 / 2 + 1, 0.0);
+  for (Eigen::Index c = 0; c < rest_V.rows(); ++c) {
+    std::vector<Complex> buf(n2, Complex(0.0, 0.0));
+    double mean = 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+      mean += rest_V(c, static_cast<Eigen::Index>(i));
+    mean /= static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double w =
+          0.5 * (1.0 - std::cos(two_pi * static_cast<double>(i) / static_cast<double>(n)));
+      buf[i] = Complex((rest_V(c, static_cast<Eigen::Index>(i)) - mean) * w, 0.0);
+    }
+    fft.forward(buf);
+    for (std::size_t k = 0; k <= n2 / 2; ++k)
+      per[k] += std::norm(buf[k]);
+  }
+  return per;
+}
+
+/// The drift exponent alpha: minus the log-log slope of the periodogram `per` (bin width df2
+/// [Hz]) over [2 / t_s, drift_high_Hz]; `fallback` with fewer than 3 bins; clamped to [0, 4].
+double drift_exponent(const std::vector<double>& per, double df2, double t_s, double drift_high_Hz,
+                      double fallback) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0, cnt = 0;
+  for (std::size_t k = 1; k < per.size(); ++k) {
+    const double f = df2 * static_cast<double>(k);
+    if (f < 2.0 / t_s || f > drift_high_Hz || per[k] <= 0.0)
+      continue;
+    const double x = std::log(f), y = std::log(per[k]);
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+    cnt += 1.0;
+  }
+  double alpha = fallback;
+  if (cnt >= 3.0)
+    alpha = -(cnt * sxy - sx * sy) / (cnt * sxx - sx * sx);
+  return std::clamp(alpha, 0.0, 4.0);
+}
+
+/// The power gain of the twice-applied moving average of w_s [s] over the drift band (bins of
+/// df2 [Hz] up to drift_high_Hz) for a drift PSD ~ f^-alpha; 1 for an empty band.
+double moving_average_gain(double alpha, double df2, std::size_t n_bins, double drift_high_Hz,
+                           double w_s) {
+  double num = 0.0, den = 0.0;
+  for (std::size_t k = 1; k < n_bins; ++k) {
+    const double f = df2 * static_cast<double>(k);
+    if (f > drift_high_Hz)
+      break;
+    const double s = std::pow(f, -alpha);
+    num += s * std::pow(sinc(f * w_s), 4);
+    den += s;
+  }
+  return den > 0.0 ? num / den : 1.0;
+}
+
+/// Step 7: the drift of `out` (RMS [V], exponent alpha): per channel, the variance of the twice
+/// low-passed signal minus what the broadband leaks through (the sinc^4 response summed over the
+/// Welch PSD `psd_ch` above 2 drift_high_Hz), divided by the average's gain; the slope from the
+/// Hann-windowed periodogram of the whole recording. Its report entry goes to `report`.
+void calibrate_drift(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, const Eigen::MatrixXd& psd_ch,
+                     const std::vector<double>& lowpass_var, double df, double fs_Hz,
+                     std::size_t w_ma, double drift_high_Hz, NoiseParams& out,
+                     nlohmann::json& report) {
+  const auto n = static_cast<std::size_t>(rest_V.cols());
+  const Eigen::Index n_ch = rest_V.rows();
+  const double w_s = static_cast<double>(w_ma) / fs_Hz;
+  // Drift slope: average periodogram over channels.
+  const std::size_t n2 = next_pow2(n);
+  const Fft fft(n2);
+  const double df2 = fs_Hz / static_cast<double>(n2);
+  const std::vector<double> per = summed_periodogram(rest_V, fft);
+  const double t = static_cast<double>(n) / fs_Hz;
+  const double alpha = drift_exponent(per, df2, t, drift_high_Hz, out.drift_alpha);
+  // Response of the twice-applied moving average over the drift band, for that slope.
+  const double gain = moving_average_gain(alpha, df2, per.size(), drift_high_Hz, w_s);
+  nlohmann::json jd_ch = nlohmann::json::array();
+  std::vector<double> dr;
+  bool any = false;
+  for (Eigen::Index c = 0; c < n_ch; ++c) {
+    double leak = 0.0;
+    for (Eigen::Index k = 1; k < psd_ch.cols(); ++k) {
+      const double f = df * static_cast<double>(k);
+      if (f >= 2.0 * drift_high_Hz)
+        leak += psd_ch(c, k) * df * std::pow(sinc(f * w_s), 4);
+    }
+    const double v = lowpass_var[static_cast<std::size_t>(c)];
+    const double d = v > 3.0 * leak ? (v - leak) / gain : 0.0;
+    any = any || d > 0.0;
+    dr.push_back(std::sqrt(d));
+    jd_ch.push_back(1e6 * std::sqrt(d));
+  }
+  out.drift_rms_V = any ? median(dr) : 0.0;
+  out.drift_alpha = any ? alpha : NoiseParams{}.drift_alpha;
+  report = {{"rms_uV_per_channel", jd_ch},
+            {"alpha", alpha},
+            {"band_Hz", {2.0 / t, drift_high_Hz}},
+            {"detected", any}};
+}
+
+/// Step 8: the per-channel values and the sampling into the report.
+void report_channels(const ChannelStats& st, const CalibrationGrid& grid, double fs_Hz,
+                     nlohmann::json& report) {
+  nlohmann::json per_channel = nlohmann::json::array();
+  for (Eigen::Index c = 0; c < grid.n_ch; ++c) {
+    const auto i = static_cast<std::size_t>(c);
+    per_channel.push_back({{"rest_rms_uV", 1e6 * st.rest_rms[i]},
+                           {"inband_rms_uV", 1e6 * std::sqrt(st.inband_var[i])},
+                           {"excess_kurtosis", st.kurt[i]}});
+  }
+  report["fs_Hz"] = fs_Hz;
+  report["n_channels"] = grid.n_ch;
+  report["n_samples"] = grid.n;
+  report["welch_segment_samples"] = grid.seg;
+  report["channels"] = per_channel;
+}
+
+} // namespace
+
+NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, double fs_Hz,
+                                 const NoiseCalibrationOptions& options) {
+  // 1. Checks and the Welch segment.
+  const CalibrationGrid grid = calibration_grid(rest_V, fs_Hz, options);
+
+  // 2. Per channel: in-band variance and kurtosis, low-passed drift.
+  const std::size_t w_ma = moving_average_width(grid.n, fs_Hz);
+  NoiseCalibration cal;
+  NoiseParams& out = cal.params;
+  out = calibration_start(options);
+  const ChannelStats st = channel_stats(rest_V, w_ma);
+
+  // 3. Welch PSD of each channel, normalised by its in-band variance, averaged over channels.
+  const Eigen::MatrixXd psd_ch = welch_psd(rest_V, fs_Hz, static_cast<Eigen::Index>(grid.seg));
+  const Eigen::VectorXd psd = mean_normalised_psd(psd_ch, st.inband_var);
+
+  // 4. Powerline: the stronger of 50 and 60 Hz, if its line stands out of the floor.
+  nlohmann::json report_pl;
+  const double f0 = calibrate_powerline(psd, grid, fs_Hz, out, report_pl);
+
+  // 5. Broadband fit on log-spaced bins (24 per octave) without the line bands.
+  nlohmann::json report_bb;
+  calibrate_broadband(psd, grid, fs_Hz, options.highpass_order, f0, out, report_bb);
 
   // 6. Kurtosis: the median over channels of the in-band kurtosis.
-  out.excess_kurtosis = std::clamp(median(kurt), 0.0, 50.0);
+  out.excess_kurtosis = std::clamp(median(st.kurt), 0.0, 50.0);
 
-  // 7. Drift: the variance of the twice low-passed signal minus what the broadband leaks
-  //    through (the sinc^4 response summed over the Welch PSD above 2 drift_high_Hz), and its
-  //    slope from the Hann-windowed periodogram of the whole recording.
-  std::vector<double> drift_var(static_cast<std::size_t>(n_ch));
-  const double w_s = static_cast<double>(w_ma) / fs_Hz;
-  auto sinc = [](double x) {
-    return x == 0.0 ? 1.0 : std::sin(std::numbers::pi * x) / (std::numbers::pi * x);
-  };
-  {
-    // Drift slope: average periodogram over channels.
-    const std::size_t n2 = next_pow2(n);
-    const Fft fft(n2);
-    const double df2 = fs_Hz / static_cast<double>(n2);
-    std::vector<double> per(n2 / 2 + 1, 0.0);
-    for (Eigen::Index c = 0; c < n_ch; ++c) {
-      std::vector<Complex> buf(n2, Complex(0.0, 0.0));
-      double mean = 0.0;
-      for (std::size_t i = 0; i < n; ++i)
-        mean += rest_V(c, static_cast<Eigen::Index>(i));
-      mean /= static_cast<double>(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double w =
-            0.5 * (1.0 - std::cos(two_pi * static_cast<double>(i) / static_cast<double>(n)));
-        buf[i] = Complex((rest_V(c, static_cast<Eigen::Index>(i)) - mean) * w, 0.0);
-      }
-      fft.forward(buf);
-      for (std::size_t k = 0; k <= n2 / 2; ++k)
-        per[k] += std::norm(buf[k]);
-    }
-    const double t = static_cast<double>(n) / fs_Hz;
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, cnt = 0;
-    for (std::size_t k = 1; k <= n2 / 2; ++k) {
-      const double f = df2 * static_cast<double>(k);
-      if (f < 2.0 / t || f > options.drift_high_Hz || per[k] <= 0.0)
-        continue;
-      const double x = std::log(f), y = std::log(per[k]);
-      sx += x;
-      sy += y;
-      sxx += x * x;
-      sxy += x * y;
-      cnt += 1.0;
-    }
-    double alpha = out.drift_alpha;
-    if (cnt >= 3.0)
-      alpha = -(cnt * sxy - sx * sy) / (cnt * sxx - sx * sx);
-    alpha = std::clamp(alpha, 0.0, 4.0);
-    // Response of the twice-applied moving average over the drift band, for that slope.
-    double num = 0.0, den = 0.0;
-    for (std::size_t k = 1; k <= n2 / 2; ++k) {
-      const double f = df2 * static_cast<double>(k);
-      if (f > options.drift_high_Hz)
-        break;
-      const double s = std::pow(f, -alpha);
-      num += s * std::pow(sinc(f * w_s), 4);
-      den += s;
-    }
-    const double gain = den > 0.0 ? num / den : 1.0;
-    nlohmann::json jd_ch = nlohmann::json::array();
-    std::vector<double> dr;
-    bool any = false;
-    for (Eigen::Index c = 0; c < n_ch; ++c) {
-      double leak = 0.0;
-      for (Eigen::Index k = 1; k < psd_ch.cols(); ++k) {
-        const double f = df * static_cast<double>(k);
-        if (f >= 2.0 * options.drift_high_Hz)
-          leak += psd_ch(c, k) * df * std::pow(sinc(f * w_s), 4);
-      }
-      const double v = lowpass_var[static_cast<std::size_t>(c)];
-      const double d = v > 3.0 * leak ? (v - leak) / gain : 0.0;
-      any = any || d > 0.0;
-      dr.push_back(std::sqrt(d));
-      jd_ch.push_back(1e6 * std::sqrt(d));
-    }
-    out.drift_rms_V = any ? median(dr) : 0.0;
-    out.drift_alpha = any ? alpha : NoiseParams{}.drift_alpha;
-    cal.report["drift"] = {{"rms_uV_per_channel", jd_ch},
-                           {"alpha", alpha},
-                           {"band_Hz", {2.0 / t, options.drift_high_Hz}},
-                           {"detected", any}};
-  }
+  // 7. Drift: RMS and slope.
+  calibrate_drift(rest_V, psd_ch, st.lowpass_var, grid.df, fs_Hz, w_ma, options.drift_high_Hz, out,
+                  cal.report["drift"]);
 
   // 8. The report.
-  nlohmann::json per_channel = nlohmann::json::array();
-  for (Eigen::Index c = 0; c < n_ch; ++c) {
-    const auto i = static_cast<std::size_t>(c);
-    per_channel.push_back({{"rest_rms_uV", 1e6 * rest_rms[i]},
-                           {"inband_rms_uV", 1e6 * std::sqrt(inband_var[i])},
-                           {"excess_kurtosis", kurt[i]}});
-  }
-  cal.report["fs_Hz"] = fs_Hz;
-  cal.report["n_channels"] = n_ch;
-  cal.report["n_samples"] = n;
-  cal.report["welch_segment_samples"] = seg;
-  cal.report["channels"] = per_channel;
-  cal.report["broadband_fit"] = {{"band_Hz", {fit_low, fit_high}},
-                                 {"n_bins", bins.f.size()},
-                                 {"rms_log_residual", std::sqrt(std::max(0.0, fit.sse) / wsum)},
-                                 {"psd_slope", fit.slope},
-                                 {"midband_Hz", out.midband_Hz},
-                                 {"midband_gain_dB", out.midband_gain_dB},
-                                 {"midband_width_oct", out.midband_width_oct},
-                                 {"highpass_Hz", out.highpass_Hz}};
+  report_channels(st, grid, fs_Hz, cal.report);
+  cal.report["broadband_fit"] = report_bb;
   cal.report["powerline"] = report_pl;
   cal.report["not_estimated"] = {"snr_dB", "envelope_bandwidth_Hz", "powerline_am_depth",
                                  "powerline_am_tau_s", "powerline_drift_tau_s"};
