@@ -1,5 +1,7 @@
-// `myotwin anatomy info SUBJECT.json`: the image geometry and, per label, name, class, voxel
-// count, volume and bounding box.
+// `myotwin anatomy SUBJECT.json -o OUT`: the muscles of a subject (geometry, fibre field, fibres,
+// motor units); `anatomy info SUBJECT.json`: the image geometry and, per label, name, class,
+// voxel count, volume and bounding box; `anatomy import SURFACE.stl -o DIR`: a subject around
+// one closed muscle surface. The tables are printed by reports.cpp.
 
 #include <algorithm>
 #include <cmath>
@@ -18,74 +20,6 @@
 #include "myotwin/core/units.hpp"
 
 namespace myotwin::app {
-
-namespace {
-
-/// The anatomical direction (LPS letters) closest to a unit vector, e.g. "L" or "-" if none.
-char closest_axis(const Eigen::Vector3d& v) {
-  Eigen::Index k = 0;
-  v.cwiseAbs().maxCoeff(&k);
-  const char positive[] = {'L', 'P', 'S'};
-  const char negative[] = {'R', 'A', 'I'};
-  return v[k] >= 0 ? positive[k] : negative[k];
-}
-
-} // namespace
-
-void print_muscle_table(std::ostream& out, const anatomy::SubjectAnatomy& built) {
-  using units::m_to_mm;
-  int w = 10;
-  for (const auto& m : built.muscles)
-    w = std::max(w, static_cast<int>(m.geometry.name.size()) + 2);
-  out << std::left << std::setw(w) << "muscle" << std::right << std::setw(10) << "vol_cm3"
-      << std::setw(11) << "length_mm" << std::setw(9) << "fibres" << std::setw(7) << "units"
-      << std::setw(15) << "fibre_len_mm" << std::setw(12) << "angle_deg" << std::setw(11)
-      << "complete" << std::setw(8) << "time_s"
-      << "\n";
-  out << std::fixed;
-  for (const auto& m : built.muscles) {
-    out << std::left << std::setw(w) << m.geometry.name << std::right << std::setw(10)
-        << std::setprecision(2) << units::m3_to_cm3(m.geometry.volume_m3) << std::setw(11)
-        << std::setprecision(1) << m_to_mm(m.geometry.length_m) << std::setw(9)
-        << m.fibres.fibres.size() << std::setw(7) << m.pool.units.size() << std::setw(15)
-        << m_to_mm(m.statistics.mean_length_m) << std::setw(12)
-        << m.statistics.mean_angle_to_axis_deg << std::setw(10)
-        << 100.0 * m.statistics.fraction_tendon_to_tendon << "%" << std::setw(8)
-        << std::setprecision(2) << m.build_time_s << "\n";
-  }
-  out << std::defaultfloat;
-}
-
-void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
-                         const std::vector<anatomy::LabelSummary>& summary) {
-  using units::m_to_mm;
-  out << std::fixed;
-  out << "image: " << volume.size[0] << " x " << volume.size[1] << " x " << volume.size[2]
-      << " voxels, spacing " << std::setprecision(3) << m_to_mm(volume.spacing_m[0]) << " x "
-      << m_to_mm(volume.spacing_m[1]) << " x " << m_to_mm(volume.spacing_m[2]) << " mm\n";
-  out << "origin: (" << std::setprecision(2) << m_to_mm(volume.origin_m[0]) << ", "
-      << m_to_mm(volume.origin_m[1]) << ", " << m_to_mm(volume.origin_m[2]) << ") mm (LPS)\n";
-  out << "orientation: i -> " << closest_axis(volume.direction.col(0)) << ", j -> "
-      << closest_axis(volume.direction.col(1)) << ", k -> " << closest_axis(volume.direction.col(2))
-      << "; direction matrix rows:";
-  for (int r = 0; r < 3; ++r) {
-    out << " [" << std::setprecision(4) << volume.direction(r, 0) << " " << volume.direction(r, 1)
-        << " " << volume.direction(r, 2) << "]";
-  }
-  out << "\n\n";
-  out << std::left << std::setw(6) << "label" << std::setw(28) << "name" << std::setw(8) << "class"
-      << std::right << std::setw(11) << "voxels" << std::setw(12) << "volume_cm3"
-      << "  bounding box [mm] (min .. max, LPS)\n";
-  for (const auto& s : summary) {
-    out << std::left << std::setw(6) << s.label << std::setw(28) << s.name << std::setw(8)
-        << anatomy::to_string(s.tissue_class) << std::right << std::setw(11) << s.n_voxels
-        << std::setw(12) << std::setprecision(3) << units::m3_to_cm3(s.volume_m3) << "  ("
-        << std::setprecision(1) << m_to_mm(s.bbox_min_m[0]) << ", " << m_to_mm(s.bbox_min_m[1])
-        << ", " << m_to_mm(s.bbox_min_m[2]) << ") .. (" << m_to_mm(s.bbox_max_m[0]) << ", "
-        << m_to_mm(s.bbox_max_m[1]) << ", " << m_to_mm(s.bbox_max_m[2]) << ")\n";
-  }
-  out << std::defaultfloat;
-}
 
 namespace {
 

@@ -50,15 +50,6 @@ struct SubjectInitOptions {
   bool verbose = false;
 };
 
-void print_layer(std::ostream& out, const char* name, const anatomy::LayerThickness& t) {
-  using units::m_to_mm;
-  out << std::fixed << std::setprecision(2) << "  " << name << ": mean " << m_to_mm(t.mean_m)
-      << " mm, 5-95 % " << m_to_mm(t.p5_m) << " .. " << m_to_mm(t.p95_m) << " mm, range "
-      << m_to_mm(t.min_m) << " .. " << m_to_mm(t.max_m) << " mm (" << t.n_samples
-      << " surface voxels)\n"
-      << std::defaultfloat;
-}
-
 int run_subject_init(const SubjectInitOptions& o) {
   // 1. Options, checked before anything is read or written.
   set_log_level(o.quiet ? LogLevel::warning : o.verbose ? LogLevel::debug : LogLevel::info);
@@ -112,29 +103,8 @@ int run_subject_init(const SubjectInitOptions& o) {
   anatomy::write_built_subject(o.output, name, built);
 
   // 4. Report.
-  if (!o.quiet) {
-    const auto& r = built.report;
-    print_anatomy_table(std::cout, built.volume,
-                        anatomy::summarise_labels(built.volume, built.tissues));
-    std::cout << "\nlabels: " << r.labels_source;
-    if (!r.unknown_labels.empty())
-      std::cout << " (" << r.unknown_labels.size() << " unknown ids as " << o.unknown_as << ")";
-    std::cout << "\nregion of interest: " << r.roi_size[0] << " x " << r.roi_size[1] << " x "
-              << r.roi_size[2] << " input voxels from (" << r.roi_first[0] << ", " << r.roi_first[1]
-              << ", " << r.roi_first[2] << "); cut faces:";
-    for (const auto& f : r.cut_faces)
-      std::cout << " " << f;
-    std::cout << (r.cut_faces.empty() ? " none" : "") << "\nbody: " << r.body_source;
-    if (r.modality != "none")
-      std::cout << " (" << r.modality << ", threshold " << format_number(r.body_threshold) << ")";
-    std::cout << ", " << r.n_parts << " part(s), " << r.n_components
-              << " connected component after building\n";
-    std::cout << "layers (fat from " << r.fat_source << "):\n";
-    print_layer(std::cout, "skin", r.skin);
-    print_layer(std::cout, "subcutaneous fat", r.fat);
-    for (const auto& w : r.warnings)
-      std::cout << "warning: " << w << "\n";
-  }
+  if (!o.quiet)
+    print_subject_report(std::cout, built, o.unknown_as);
   log_info("subject written in ", watch.elapsed_s(), " s: ", (o.output / "subject.json").string());
   return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/phantom.hpp"
+#include "myotwin/anatomy/subject_builder.hpp"
 #include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/progress.hpp"
@@ -125,5 +126,10 @@ void print_muscle_table(std::ostream& out, const anatomy::SubjectAnatomy& built)
 /// Prints the image geometry and the per-label table of `myotwin anatomy info`.
 void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
                          const std::vector<anatomy::LabelSummary>& summary);
+
+/// The report of a subject built from a scan (`subject init`): labels, region of interest, body
+/// outline, layers and warnings; `unknown_as` is the category given to unknown ids.
+void print_subject_report(std::ostream& out, const anatomy::BuiltSubject& built,
+                          const std::string& unknown_as);
 
 } // namespace myotwin::app
