@@ -251,57 +251,73 @@ std::vector<std::int32_t> named_muscles(const std::vector<std::string>& names,
   return out;
 }
 
-} // namespace
-
-BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildParams& params) {
-  check_params(params);
-  const LabelVolume& seg = inputs.segmentation;
-  const std::string& seg_name = inputs.segmentation_name;
-  BuiltSubject built;
-  SubjectBuildReport& report = built.report;
-  report.input_size = seg.size;
-
-  // 1. Labels: names, classes, conductivities; muscles present and named.
-  const auto histogram = label_histogram(seg);
+/// The segmentation's labels resolved: the tissue table, the largest id that the scheme or table
+/// knows (the added tissues are numbered above it) and the muscles the user named.
+struct ResolvedLabels {
   SchemeResolution resolved;
   std::int32_t max_known_label = 0;
+  std::vector<std::int32_t> muscles;
+};
+
+/// Step 1: names, classes and conductivities of the labels of `seg` (by the user's table or the
+/// built-in scheme), and the muscles named; fills the report's label fields.
+/// \throws BadInput for a segmentation without muscles or a named muscle it does not hold.
+ResolvedLabels resolve_labels(const LabelVolume& seg, const std::string& seg_name,
+                              const SubjectBuildParams& params, SubjectBuildReport& report) {
+  ResolvedLabels out;
+  const auto histogram = label_histogram(seg);
   if (!params.label_table.empty()) {
     const LabelTable user = read_user_label_table(params.label_table);
-    resolved = resolve_tissue_table(histogram, user, params.unknown_as, seg_name);
+    out.resolved = resolve_tissue_table(histogram, user, params.unknown_as, seg_name);
     report.labels_source = "table " + params.label_table.filename().string();
     for (const auto& t : user.table.tissues)
-      max_known_label = std::max(max_known_label, t.label);
+      out.max_known_label = std::max(out.max_known_label, t.label);
   } else {
     const LabelScheme scheme = builtin_scheme(params.scheme);
-    resolved = resolve_tissue_table(histogram, scheme, params.unknown_as, seg_name);
+    out.resolved = resolve_tissue_table(histogram, scheme, params.unknown_as, seg_name);
     report.labels_source = "scheme " + params.scheme;
     for (const auto& e : scheme.entries)
-      max_known_label = std::max(max_known_label, e.label);
+      out.max_known_label = std::max(out.max_known_label, e.label);
   }
-  report.unknown_labels = resolved.unknown;
-  for (const auto& t : resolved.table.tissues)
-    max_known_label = std::max(max_known_label, t.label);
-  if (std::none_of(resolved.table.tissues.begin(), resolved.table.tissues.end(),
+  report.unknown_labels = out.resolved.unknown;
+  for (const auto& t : out.resolved.table.tissues)
+    out.max_known_label = std::max(out.max_known_label, t.label);
+  if (std::none_of(out.resolved.table.tissues.begin(), out.resolved.table.tissues.end(),
                    [](const Tissue& t) { return t.tissue_class == TissueClass::muscle; })) {
     throw BadInput(seg_name + ": no muscle label (" + report.labels_source +
                    "); expected a segmentation with at least one muscle");
   }
-  const std::vector<std::int32_t> muscles = named_muscles(params.muscles, resolved.table, seg_name);
-  for (const auto l : muscles)
-    report.muscles.push_back(resolved.table.find(l)->name);
+  out.muscles = named_muscles(params.muscles, out.resolved.table, seg_name);
+  for (const auto l : out.muscles)
+    report.muscles.push_back(out.resolved.table.find(l)->name);
+  return out;
+}
 
-  // Image and fat mask on the segmentation's grid.
+/// Checks that the image and the fat mask, when given, lie on the segmentation's grid.
+void check_inputs_on_grid(const SubjectBuildInputs& inputs) {
+  const LabelVolume& seg = inputs.segmentation;
+  const std::string& seg_name = inputs.segmentation_name;
   if (inputs.image)
     check_same_grid(seg, seg_name, *inputs.image, inputs.image_name, "--image");
   if (inputs.fat_mask)
     check_same_grid(seg, seg_name, *inputs.fat_mask, inputs.fat_mask_name, "--fat-mask");
+}
 
-  // 2. Region of interest.
+/// An inclusive range [lo, hi] of voxel indices per axis.
+struct VoxelRange {
+  std::array<std::int64_t, 3> lo{};
+  std::array<std::int64_t, 3> hi{};
+};
+
+/// The voxels of the named muscles (of every label when none is named), `margin` wider on
+/// each side, clipped to the segmentation.
+VoxelRange labelled_range(const LabelVolume& seg, const std::vector<std::int32_t>& muscles,
+                          const SubjectBuildParams& params) {
   const Grid in_grid = image_ops::grid_of(seg);
-  std::array<std::int64_t, 3> lo{std::numeric_limits<std::int64_t>::max(),
-                                 std::numeric_limits<std::int64_t>::max(),
-                                 std::numeric_limits<std::int64_t>::max()};
-  std::array<std::int64_t, 3> hi{-1, -1, -1};
+  VoxelRange r;
+  r.lo = {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max(),
+          std::numeric_limits<std::int64_t>::max()};
+  r.hi = {-1, -1, -1};
   {
     std::set<std::int32_t> of_interest(muscles.begin(), muscles.end());
     for_each_voxel(in_grid, [&](std::int64_t q, std::int64_t i, std::int64_t j, std::int64_t k) {
@@ -310,18 +326,27 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
         return;
       const std::array<std::int64_t, 3> ijk{i, j, k};
       for (int d = 0; d < 3; ++d) {
-        lo[d] = std::min(lo[d], ijk[d]);
-        hi[d] = std::max(hi[d], ijk[d]);
+        r.lo[d] = std::min(r.lo[d], ijk[d]);
+        r.hi[d] = std::max(r.hi[d], ijk[d]);
       }
     });
   }
-  const bool grow_from_labels = !inputs.image.has_value();
-  Box box;
   for (int d = 0; d < 3; ++d) {
     const auto margin = static_cast<std::int64_t>(std::ceil(params.margin_m / seg.spacing_m[d]));
-    lo[d] = std::max<std::int64_t>(0, lo[d] - margin);
-    hi[d] = std::min<std::int64_t>(seg.size[d] - 1, hi[d] + margin);
+    r.lo[d] = std::max<std::int64_t>(0, r.lo[d] - margin);
+    r.hi[d] = std::min<std::int64_t>(seg.size[d] - 1, r.hi[d] + margin);
   }
+  return r;
+}
+
+/// Step 2: the region of interest, `range` with room for the surface layers beyond the faces
+/// that no labelled voxel touches (when they grow from the labels); reports the cut faces.
+Box region_of_interest(const LabelVolume& seg, const VoxelRange& range, bool grow_from_labels,
+                       const SubjectBuildParams& params, SubjectBuildReport& report) {
+  const Grid in_grid = image_ops::grid_of(seg);
+  const auto& lo = range.lo;
+  const auto& hi = range.hi;
+  Box box;
   // Cut faces: faces of the box that labelled voxels touch.
   const char* face_names[3][2] = {{"i-", "i+"}, {"j-", "j+"}, {"k-", "k+"}};
   std::array<std::array<bool, 2>, 3> cut{};
@@ -358,135 +383,179 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
   }
   report.roi_first = box.first;
   report.roi_size = box.size;
-  LabelVolume vol = crop(seg, seg.labels, box, std::int32_t{0}, &LabelVolume::labels);
+  return box;
+}
+
+/// The inputs cropped to the region of interest (and resampled): the labels, the image with
+/// its smallest value (the value outside it), the fat mask.
+struct Cropped {
+  LabelVolume vol;
   std::optional<IntensityVolume> image;
   float image_min = 0.0f;
-  if (inputs.image) {
-    image_min = *std::min_element(inputs.image->values.begin(), inputs.image->values.end());
-    image = crop(*inputs.image, inputs.image->values, box, image_min, &IntensityVolume::values);
-  }
   std::optional<LabelVolume> fat_mask;
+};
+
+/// Crops the segmentation, image and fat mask to `box` and resamples them to `--voxel-mm`.
+/// \throws BadInput when the result has more than 2^30 voxels.
+Cropped crop_inputs(const SubjectBuildInputs& inputs, const Box& box,
+                    const SubjectBuildParams& params) {
+  const LabelVolume& seg = inputs.segmentation;
+  Cropped c;
+  c.vol = crop(seg, seg.labels, box, std::int32_t{0}, &LabelVolume::labels);
+  if (inputs.image) {
+    c.image_min = *std::min_element(inputs.image->values.begin(), inputs.image->values.end());
+    c.image = crop(*inputs.image, inputs.image->values, box, c.image_min, &IntensityVolume::values);
+  }
   if (inputs.fat_mask) {
-    fat_mask =
+    c.fat_mask =
         crop(*inputs.fat_mask, inputs.fat_mask->labels, box, std::int32_t{0}, &LabelVolume::labels);
   }
   if (params.voxel_m > 0.0) {
-    vol = image_ops::resample_labels(vol, params.voxel_m);
-    const Grid g = image_ops::grid_of(vol);
-    if (image)
-      image = image_ops::resample_intensity(*image, g, image_min);
-    if (fat_mask)
-      fat_mask = image_ops::resample_labels(*fat_mask, params.voxel_m);
+    c.vol = image_ops::resample_labels(c.vol, params.voxel_m);
+    const Grid g = image_ops::grid_of(c.vol);
+    if (c.image)
+      c.image = image_ops::resample_intensity(*c.image, g, c.image_min);
+    if (c.fat_mask)
+      c.fat_mask = image_ops::resample_labels(*c.fat_mask, params.voxel_m);
   }
-  const Grid grid = image_ops::grid_of(vol);
-  const auto n = static_cast<std::size_t>(grid.n_voxels());
-  const double h = grid.spacing_m.minCoeff();
+  const Grid grid = image_ops::grid_of(c.vol);
   if (grid.n_voxels() > (std::int64_t{1} << 30)) {
-    throw BadInput(seg_name + ": the region of interest has " + size_string(grid.size) +
+    throw BadInput(inputs.segmentation_name + ": the region of interest has " +
+                   size_string(grid.size) +
                    " voxels; expected at most 2^30 (name muscles with --muscles or choose a "
                    "larger --voxel-mm)");
   }
+  return c;
+}
 
-  // 3. Body outline.
+/// Step 3: the body outline: the image above its threshold (CT: a HU value; MR: Otsu's), or
+/// the labelled tissues closed and grown by the surface layers; sets the report's modality.
+Mask body_outline(const Grid& grid, const Cropped& c, const SubjectBuildParams& params,
+                  SubjectBuildReport& report) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  const double h = grid.spacing_m.minCoeff();
   Mask labelled(n, 0);
   for (std::size_t q = 0; q < n; ++q)
-    labelled[q] = vol.labels[q] != 0;
+    labelled[q] = c.vol.labels[q] != 0;
   Mask body(n, 0);
-  if (image) {
-    const bool ct = params.modality == "ct" || (params.modality == "auto" && image_min < -500.0f);
+  if (c.image) {
+    const bool ct = params.modality == "ct" || (params.modality == "auto" && c.image_min < -500.0f);
     report.modality = ct ? "ct" : "mr";
     report.body_source = ct ? "ct_threshold" : "mr_otsu";
     report.body_threshold =
-        ct ? params.body_threshold_HU : image_ops::otsu_threshold(grid, image->values);
+        ct ? params.body_threshold_HU : image_ops::otsu_threshold(grid, c.image->values);
     for (std::size_t q = 0; q < n; ++q)
-      body[q] = labelled[q] != 0 || image->values[q] > report.body_threshold;
+      body[q] = labelled[q] != 0 || c.image->values[q] > report.body_threshold;
     body = image_ops::fill_holes(grid, body);
   } else {
     report.modality = "none";
     report.body_source = "label_envelope";
     // Close the labelled tissues (and the fat mask's voxels), dilating then eroding by
     // `closing`, fill the holes, grow by the surface layers (the skin alone over a fat mask).
-    if (fat_mask) {
+    if (c.fat_mask) {
       for (std::size_t q = 0; q < n; ++q)
-        labelled[q] = labelled[q] != 0 || fat_mask->labels[q] != 0;
+        labelled[q] = labelled[q] != 0 || c.fat_mask->labels[q] != 0;
     }
     Mask envelope = params.closing_m > 0.0 ? closing(grid, labelled, params.closing_m) : labelled;
     envelope = image_ops::fill_holes(grid, envelope);
     const auto to_envelope = image_ops::distance_to_set_m(grid, envelope);
     const double grow =
-        params.skin_thickness_m + (fat_mask ? 0.0 : params.fat_thickness_m) + 0.5 * h;
+        params.skin_thickness_m + (c.fat_mask ? 0.0 : params.fat_thickness_m) + 0.5 * h;
     for (std::size_t q = 0; q < n; ++q)
       body[q] = to_envelope[q] <= grow;
   }
+  return body;
+}
 
-  // 4. Parts of the body: keep the one with the named muscles (or the largest).
-  {
-    const auto parts = image_ops::connected_components(grid, body);
-    report.n_parts = static_cast<std::int64_t>(parts.count());
-    std::uint32_t keep = 1;
-    if (parts.count() > 1) {
-      std::map<std::uint32_t, std::vector<std::string>> muscle_parts;
-      for (const auto l : muscles) {
-        std::map<std::uint32_t, std::int64_t> votes;
-        for (std::size_t q = 0; q < n; ++q) {
-          if (vol.labels[q] == l)
-            ++votes[parts.id[q]];
-        }
-        std::uint32_t best = 0;
-        std::int64_t best_n = -1;
-        for (const auto& [part, count] : votes) {
-          if (count > best_n) {
-            best = part;
-            best_n = count;
-          }
-        }
-        muscle_parts[best].push_back(resolved.table.find(l)->name);
+/// The part of the body (an id of `parts`) that holds most voxels of each named muscle; 1
+/// when none is named. \throws BadInput when the named muscles lie in different parts.
+std::uint32_t part_of_named_muscles(const image_ops::Components& parts,
+                                    const ResolvedLabels& labels, const LabelVolume& vol) {
+  const auto n = vol.labels.size();
+  std::uint32_t keep = 1;
+  std::map<std::uint32_t, std::vector<std::string>> muscle_parts;
+  for (const auto l : labels.muscles) {
+    std::map<std::uint32_t, std::int64_t> votes;
+    for (std::size_t q = 0; q < n; ++q) {
+      if (vol.labels[q] == l)
+        ++votes[parts.id[q]];
+    }
+    std::uint32_t best = 0;
+    std::int64_t best_n = -1;
+    for (const auto& [part, count] : votes) {
+      if (count > best_n) {
+        best = part;
+        best_n = count;
       }
-      if (muscle_parts.size() > 1) {
-        std::string list;
-        for (const auto& [part, names] : muscle_parts) {
-          std::string joined;
-          for (const auto& s : names)
-            joined += (joined.empty() ? "" : ", ") + s;
-          list += (list.empty() ? "" : "; ") + std::string("part ") + std::to_string(part) + " (" +
-                  std::to_string(parts.sizes[part]) + " voxels): " + joined;
-        }
-        throw BadInput(
-            "--muscles: the named muscles lie in " + std::to_string(muscle_parts.size()) +
-            " separate parts of the body, which cannot form one volume conductor: " + list +
-            "; name muscles of one part (or join the parts in the segmentation)");
+    }
+    muscle_parts[best].push_back(labels.resolved.table.find(l)->name);
+  }
+  if (muscle_parts.size() > 1) {
+    std::string list;
+    for (const auto& [part, names] : muscle_parts) {
+      std::string joined;
+      for (const auto& s : names)
+        joined += (joined.empty() ? "" : ", ") + s;
+      list += (list.empty() ? "" : "; ") + std::string("part ") + std::to_string(part) + " (" +
+              std::to_string(parts.sizes[part]) + " voxels): " + joined;
+    }
+    throw BadInput("--muscles: the named muscles lie in " + std::to_string(muscle_parts.size()) +
+                   " separate parts of the body, which cannot form one volume conductor: " + list +
+                   "; name muscles of one part (or join the parts in the segmentation)");
+  }
+  if (!muscle_parts.empty())
+    keep = muscle_parts.begin()->first;
+  return keep;
+}
+
+/// Step 4: keeps the part of the body with the named muscles (or the largest), clearing the
+/// body and the labels of the others; reports the parts and the labels dropped.
+void keep_one_part(const Grid& grid, const ResolvedLabels& labels, Mask& body, LabelVolume& vol,
+                   SubjectBuildReport& report) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  const auto parts = image_ops::connected_components(grid, body);
+  report.n_parts = static_cast<std::int64_t>(parts.count());
+  if (parts.count() <= 1)
+    return;
+  const std::uint32_t keep = part_of_named_muscles(parts, labels, vol);
+  std::set<std::int32_t> dropped;
+  for (std::size_t q = 0; q < n; ++q) {
+    if (body[q] != 0 && parts.id[q] != keep) {
+      body[q] = 0;
+      if (vol.labels[q] != 0) {
+        ++report.n_dropped_voxels;
+        dropped.insert(vol.labels[q]);
+        vol.labels[q] = 0;
       }
-      if (!muscle_parts.empty())
-        keep = muscle_parts.begin()->first;
-      std::set<std::int32_t> dropped;
-      for (std::size_t q = 0; q < n; ++q) {
-        if (body[q] != 0 && parts.id[q] != keep) {
-          body[q] = 0;
-          if (vol.labels[q] != 0) {
-            ++report.n_dropped_voxels;
-            dropped.insert(vol.labels[q]);
-            vol.labels[q] = 0;
-          }
-        }
-      }
-      for (const auto l : dropped)
-        report.dropped_labels.push_back(resolved.table.find(l)->name);
-      const std::string message =
-          "the body has " + std::to_string(parts.count()) + " separate parts; kept part " +
-          std::to_string(keep) + " (" + std::to_string(parts.sizes[keep]) + " voxels), dropped " +
-          std::to_string(report.n_dropped_voxels) + " labelled voxels of the others";
-      if (report.n_dropped_voxels > 0)
-        report.warnings.push_back(message);
-      else
-        log_info("subject: ", message, " (unlabelled: the scanner table, noise)");
     }
   }
+  for (const auto l : dropped)
+    report.dropped_labels.push_back(labels.resolved.table.find(l)->name);
+  const std::string message =
+      "the body has " + std::to_string(parts.count()) + " separate parts; kept part " +
+      std::to_string(keep) + " (" + std::to_string(parts.sizes[keep]) + " voxels), dropped " +
+      std::to_string(report.n_dropped_voxels) + " labelled voxels of the others";
+  if (report.n_dropped_voxels > 0)
+    report.warnings.push_back(message);
+  else
+    log_info("subject: ", message, " (unlabelled: the scanner table, noise)");
+}
 
-  // 5. Skin: within `skin` of the surface, and every body voxel with a face on the outside.
+/// The distance [m] of each voxel to the nearest voxel outside the body.
+std::vector<float> depth_below_surface(const Grid& grid, const Mask& body) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
   Mask outside(n, 0);
   for (std::size_t q = 0; q < n; ++q)
     outside[q] = body[q] == 0;
-  const auto depth = image_ops::distance_to_set_m(grid, outside); // to the nearest outside voxel
+  return image_ops::distance_to_set_m(grid, outside);
+}
+
+/// Step 5: the skin: body voxels within `skin` of the surface, and every body voxel with a face
+/// on the outside.
+Mask skin_layer(const Grid& grid, const Mask& body, const std::vector<float>& depth,
+                const SubjectBuildParams& params) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  const double h = grid.spacing_m.minCoeff();
   Mask skin(n, 0);
   for_each_voxel(grid, [&](std::int64_t q, std::int64_t i, std::int64_t j, std::int64_t k) {
     const auto u = static_cast<std::size_t>(q);
@@ -498,75 +567,123 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
     });
     skin[u] = on_surface;
   });
+  return skin;
+}
 
-  // Labels of the added tissues: above every id of the scheme or table.
-  const std::int32_t skin_label = max_known_label + 1;
-  const std::int32_t fat_label = max_known_label + 2;
-  const std::int32_t other_fat_label = max_known_label + 3;
-  const std::int32_t soft_label = max_known_label + 4;
+/// Labels of the added tissues: above every id of the scheme or table.
+struct AddedLabels {
+  std::int32_t skin = 0;
+  std::int32_t fat = 0;
+  std::int32_t other_fat = 0;
+  std::int32_t soft = 0;
+};
 
-  // 6. Subcutaneous fat, 7. soft tissue.
-  Mask fat(n, 0);
-  Mask other_fat(n, 0);
+/// The labels of the added tissues, numbered from `max_known_label` + 1.
+AddedLabels added_labels(std::int32_t max_known_label) {
+  AddedLabels a;
+  a.skin = max_known_label + 1;
+  a.fat = max_known_label + 2;
+  a.other_fat = max_known_label + 3;
+  a.soft = max_known_label + 4;
+  return a;
+}
+
+/// The fat of the body: subcutaneous, and other (visceral, intermuscular; CT only).
+struct FatLayers {
+  Mask fat;
+  Mask other_fat;
+};
+
+/// Splits the CT's fat-range voxels under the skin into subcutaneous and other fat: the inner
+/// compartment is the non-fat tissue under the skin (labels, or above the fat range), its
+/// largest part closed by `wall_closing` (bridging gaps in the muscle wall) and filled; fat
+/// outside it is subcutaneous, fat inside it (visceral, intermuscular) other fat.
+void split_ct_fat(const Grid& grid, const Mask& body, const Mask& skin, const Cropped& c,
+                  const SubjectBuildParams& params, FatLayers& layers) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  const auto& vol = c.vol;
+  const auto& image = c.image;
   const auto unlabelled = [&](std::size_t q) {
     return body[q] != 0 && skin[q] == 0 && vol.labels[q] == 0;
   };
-  if (fat_mask) {
+  Mask fat_range(n, 0);
+  for (std::size_t q = 0; q < n; ++q) {
+    fat_range[q] = unlabelled(q) && image->values[q] >= params.fat_min_HU &&
+                   image->values[q] <= params.fat_max_HU;
+  }
+  Mask core(n, 0);
+  for (std::size_t q = 0; q < n; ++q) {
+    core[q] = body[q] != 0 && skin[q] == 0 &&
+              (vol.labels[q] != 0 || image->values[q] > params.fat_max_HU);
+  }
+  const auto core_parts = image_ops::connected_components(grid, core);
+  for (std::size_t q = 0; q < n; ++q)
+    core[q] = core_parts.id[q] == 1;
+  Mask compartment = closing(grid, core, params.wall_closing_m);
+  compartment = image_ops::fill_holes(grid, compartment);
+  for (std::size_t q = 0; q < n; ++q) {
+    if (fat_range[q] != 0)
+      (compartment[q] != 0 ? layers.other_fat : layers.fat)[q] = 1;
+  }
+}
+
+/// Step 6: the fat among the unlabelled body voxels under the skin, from the fat mask, the CT's
+/// HU range or a layer of `fat` thickness (or none); reports its source.
+FatLayers fat_layers(const Grid& grid, const Mask& body, const Mask& skin,
+                     const std::vector<float>& depth, const Cropped& c,
+                     const SubjectBuildParams& params, SubjectBuildReport& report) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  const double h = grid.spacing_m.minCoeff();
+  FatLayers layers{Mask(n, 0), Mask(n, 0)};
+  const auto unlabelled = [&](std::size_t q) {
+    return body[q] != 0 && skin[q] == 0 && c.vol.labels[q] == 0;
+  };
+  if (c.fat_mask) {
     report.fat_source = "mask";
     for (std::size_t q = 0; q < n; ++q)
-      fat[q] = unlabelled(q) && fat_mask->labels[q] != 0;
-  } else if (image && report.modality == "ct") {
+      layers.fat[q] = unlabelled(q) && c.fat_mask->labels[q] != 0;
+  } else if (c.image && report.modality == "ct") {
     report.fat_source = "ct_hu_range";
-    Mask fat_range(n, 0);
-    for (std::size_t q = 0; q < n; ++q) {
-      fat_range[q] = unlabelled(q) && image->values[q] >= params.fat_min_HU &&
-                     image->values[q] <= params.fat_max_HU;
-    }
-    // The inner compartment: the non-fat tissue under the skin (labels, or above the fat
-    // range), its largest part closed by `wall_closing` (bridging gaps in the muscle wall) and
-    // filled. Fat outside it is subcutaneous, fat inside it (visceral, intermuscular) other fat.
-    Mask core(n, 0);
-    for (std::size_t q = 0; q < n; ++q) {
-      core[q] = body[q] != 0 && skin[q] == 0 &&
-                (vol.labels[q] != 0 || image->values[q] > params.fat_max_HU);
-    }
-    const auto core_parts = image_ops::connected_components(grid, core);
-    for (std::size_t q = 0; q < n; ++q)
-      core[q] = core_parts.id[q] == 1;
-    Mask compartment = closing(grid, core, params.wall_closing_m);
-    compartment = image_ops::fill_holes(grid, compartment);
-    for (std::size_t q = 0; q < n; ++q) {
-      if (fat_range[q] != 0)
-        (compartment[q] != 0 ? other_fat : fat)[q] = 1;
-    }
+    split_ct_fat(grid, body, skin, c, params, layers);
   } else if (params.fat_thickness_m > 0.0) {
     report.fat_source = "layer";
     const double limit = params.skin_thickness_m + params.fat_thickness_m + 0.5 * h;
     for (std::size_t q = 0; q < n; ++q)
-      fat[q] = unlabelled(q) && depth[q] <= limit;
+      layers.fat[q] = unlabelled(q) && depth[q] <= limit;
   } else {
     report.fat_source = "none";
   }
+  return layers;
+}
 
-  for (std::size_t q = 0; q < n; ++q) {
+/// Step 7: labels the layers: nothing outside the body, skin (over any label), fat, other fat,
+/// and soft tissue in the body's unlabelled rest.
+void label_layers(const Mask& body, const Mask& skin, const FatLayers& layers,
+                  const AddedLabels& added, LabelVolume& vol, SubjectBuildReport& report) {
+  for (std::size_t q = 0; q < body.size(); ++q) {
     if (body[q] == 0) {
       vol.labels[q] = 0;
       continue;
     }
     if (skin[q] != 0) {
       report.n_skin_over_labels += vol.labels[q] != 0;
-      vol.labels[q] = skin_label;
-    } else if (fat[q] != 0) {
-      vol.labels[q] = fat_label;
-    } else if (other_fat[q] != 0) {
-      vol.labels[q] = other_fat_label;
+      vol.labels[q] = added.skin;
+    } else if (layers.fat[q] != 0) {
+      vol.labels[q] = added.fat;
+    } else if (layers.other_fat[q] != 0) {
+      vol.labels[q] = added.other_fat;
     } else if (vol.labels[q] == 0) {
-      vol.labels[q] = soft_label;
+      vol.labels[q] = added.soft;
     }
   }
+}
 
-  // The tissue table: the labels still present, then the added tissues.
+/// The tissue table of `built`: the labels of `vol` still present, then the added tissues
+/// (renamed `NAME_added` when the segmentation has a tissue of that name).
+void make_tissue_table(const ResolvedLabels& labels, const AddedLabels& added,
+                       const LabelVolume& vol, BuiltSubject& built) {
   const auto final_histogram = label_histogram(vol);
+  const SchemeResolution& resolved = labels.resolved;
   for (std::size_t t = 0; t < resolved.table.tissues.size(); ++t) {
     const Tissue& tissue = resolved.table.tissues[t];
     if (final_histogram.count(tissue.label) == 0)
@@ -588,27 +705,36 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
     built.categories.push_back(category);
     built.citations.push_back(c.citation);
   };
-  add(skin_label, "skin", "skin");
-  add(fat_label, "subcutaneous_fat", "fat");
-  add(other_fat_label, "other_fat", "fat");
-  add(soft_label, "soft_tissue", "soft_tissue");
+  add(added.skin, "skin", "skin");
+  add(added.fat, "subcutaneous_fat", "fat");
+  add(added.other_fat, "other_fat", "fat");
+  add(added.soft, "soft_tissue", "soft_tissue");
+}
 
-  // 8. One conductor.
-  {
-    Mask tissue(n, 0);
-    for (std::size_t q = 0; q < n; ++q)
-      tissue[q] = vol.labels[q] != 0;
-    const auto parts = image_ops::connected_components(grid, tissue);
-    report.n_components = static_cast<std::int64_t>(parts.count());
-    if (parts.count() != 1) {
-      throw Error("subject builder: the result has " + std::to_string(parts.count()) +
-                  " 6-connected components (largest " +
-                  std::to_string(parts.sizes.size() > 1 ? parts.sizes[1] : 0) +
-                  " voxels); expected one (this is a bug)");
-    }
+/// Step 8: checks that the tissue forms one 6-connected conductor.
+/// \throws Error otherwise (a bug of the builder).
+void check_one_conductor(const Grid& grid, const LabelVolume& vol, SubjectBuildReport& report) {
+  const auto n = static_cast<std::size_t>(grid.n_voxels());
+  Mask tissue(n, 0);
+  for (std::size_t q = 0; q < n; ++q)
+    tissue[q] = vol.labels[q] != 0;
+  const auto parts = image_ops::connected_components(grid, tissue);
+  report.n_components = static_cast<std::int64_t>(parts.count());
+  if (parts.count() != 1) {
+    throw Error("subject builder: the result has " + std::to_string(parts.count()) +
+                " 6-connected components (largest " +
+                std::to_string(parts.sizes.size() > 1 ? parts.sizes[1] : 0) +
+                " voxels); expected one (this is a bug)");
   }
+}
 
-  // Thicknesses: at the inner faces of the skin and of the subcutaneous fat.
+/// The thicknesses of the skin and of the subcutaneous fat, sampled at their inner faces;
+/// warns when the mean skin thickness is more than a voxel off the requested one.
+void measure_thicknesses(const Grid& grid, const LabelVolume& vol, const std::vector<float>& depth,
+                         const AddedLabels& added, const SubjectBuildParams& params,
+                         SubjectBuildReport& report) {
+  const std::int32_t skin_label = added.skin;
+  const std::int32_t fat_label = added.fat;
   std::vector<double> skin_samples;
   std::vector<double> fat_samples;
   for_each_voxel(grid, [&](std::int64_t q, std::int64_t i, std::int64_t j, std::int64_t k) {
@@ -633,6 +759,48 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
                               " mm differs from the requested " + mm(params.skin_thickness_m) +
                               " mm by more than a voxel");
   }
+}
+
+} // namespace
+
+BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildParams& params) {
+  check_params(params);
+  const LabelVolume& seg = inputs.segmentation;
+  BuiltSubject built;
+  SubjectBuildReport& report = built.report;
+  report.input_size = seg.size;
+
+  // 1. Labels: names, classes, conductivities; muscles present and named.
+  const ResolvedLabels labels = resolve_labels(seg, inputs.segmentation_name, params, report);
+  // Image and fat mask on the segmentation's grid.
+  check_inputs_on_grid(inputs);
+
+  // 2. Region of interest, cropped and resampled.
+  const VoxelRange range = labelled_range(seg, labels.muscles, params);
+  const Box box = region_of_interest(seg, range, !inputs.image.has_value(), params, report);
+  Cropped cropped = crop_inputs(inputs, box, params);
+  LabelVolume& vol = cropped.vol;
+  const Grid grid = image_ops::grid_of(vol);
+
+  // 3. Body outline.
+  Mask body = body_outline(grid, cropped, params, report);
+
+  // 4. Parts of the body: keep the one with the named muscles (or the largest).
+  keep_one_part(grid, labels, body, vol, report);
+
+  // 5. Skin: within `skin` of the surface, and every body voxel with a face on the outside.
+  const std::vector<float> depth = depth_below_surface(grid, body);
+  const Mask skin = skin_layer(grid, body, depth, params);
+  const AddedLabels added = added_labels(labels.max_known_label);
+
+  // 6. Subcutaneous fat, 7. soft tissue; the tissue table.
+  const FatLayers fat = fat_layers(grid, body, skin, depth, cropped, params, report);
+  label_layers(body, skin, fat, added, vol, report);
+  make_tissue_table(labels, added, vol, built);
+
+  // 8. One conductor; thicknesses of the skin and the subcutaneous fat.
+  check_one_conductor(grid, vol, report);
+  measure_thicknesses(grid, vol, depth, added, params, report);
   built.volume = std::move(vol);
   for (const auto& w : report.warnings)
     log_warning("subject: ", w);

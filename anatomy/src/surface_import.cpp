@@ -441,6 +441,202 @@ void check_params(const SurfaceImportParams& p, const std::string& name) {
     throw BadInput(name + ": muscle, fat and skin labels must be distinct and > 0");
 }
 
+/// The grid of the subject: isotropic voxels of voxel_size over the surface's bounding box
+/// grown by the fat, skin and margin; labels all 0. \throws BadInput beyond 2^29 voxels.
+LabelVolume surface_grid(const TriangleSurface& surface, const SurfaceImportParams& params,
+                         const std::string& name) {
+  const double h = params.voxel_size_m;
+  const double pad = params.fat_thickness_m + params.skin_thickness_m + params.margin_m;
+  const Eigen::Vector3d lo = surface.vertices_m.colwise().minCoeff().transpose();
+  const Eigen::Vector3d hi = surface.vertices_m.colwise().maxCoeff().transpose();
+
+  LabelVolume vol;
+  vol.spacing_m = Eigen::Vector3d::Constant(h);
+  vol.origin_m = lo - Eigen::Vector3d::Constant(pad);
+  vol.direction = Eigen::Matrix3d::Identity();
+  double n_total = 1.0;
+  for (int d = 0; d < 3; ++d) {
+    vol.size[static_cast<std::size_t>(d)] =
+        static_cast<std::int64_t>(std::ceil((hi[d] - lo[d] + 2.0 * pad) / h)) + 1;
+    n_total *= static_cast<double>(vol.size[static_cast<std::size_t>(d)]);
+  }
+  constexpr double max_voxels = static_cast<double>(std::int64_t{1} << 29);
+  if (n_total > max_voxels) {
+    std::ostringstream s;
+    s << name << ": voxel_size_mm = " << h / mm << " needs " << vol.size[0] << " x " << vol.size[1]
+      << " x " << vol.size[2] << " voxels; expected at most 2^29 (use larger voxels)";
+    throw BadInput(s.str());
+  }
+  vol.labels.assign(static_cast<std::size_t>(vol.n_voxels()), 0);
+  return vol;
+}
+
+/// The triangles of `surface` prepared for k-direction rays (those parallel to the rays left
+/// out: their neighbours account for the crossing).
+std::vector<RayTriangle> ray_triangles(const TriangleSurface& surface) {
+  std::vector<RayTriangle> tris;
+  tris.reserve(static_cast<std::size_t>(surface.triangles.rows()));
+  for (Eigen::Index t = 0; t < surface.triangles.rows(); ++t) {
+    const Eigen::Vector3d a = surface.vertices_m.row(surface.triangles(t, 0)).transpose();
+    Eigen::Vector3d b = surface.vertices_m.row(surface.triangles(t, 1)).transpose();
+    Eigen::Vector3d c = surface.vertices_m.row(surface.triangles(t, 2)).transpose();
+    const Eigen::Vector3d normal = (b - a).cross(c - a);
+    if (normal.z() == 0.0)
+      continue; // parallel to the rays: its neighbours account for the crossing
+    if (normal.z() < 0.0)
+      std::swap(b, c); // counter-clockwise in the (x, y) projection
+    tris.push_back({{a.x(), a.y()}, {b.x(), b.y()}, {c.x(), c.y()}, a, normal});
+  }
+  return tris;
+}
+
+/// Step 1: the heights of the crossings of the k-direction ray through the voxel centres of
+/// each (i, j) column of `vol` (index i + nx j), in triangle order.
+std::vector<std::vector<double>> column_crossings(const std::vector<RayTriangle>& tris,
+                                                  const LabelVolume& vol) {
+  const double h = vol.spacing_m.x();
+  const std::int64_t nx = vol.size[0], ny = vol.size[1];
+  std::vector<std::vector<double>> crossings(static_cast<std::size_t>(nx * ny));
+  for (const RayTriangle& tri : tris) {
+    const double x_lo = std::min({tri.a.x, tri.b.x, tri.c.x});
+    const double x_hi = std::max({tri.a.x, tri.b.x, tri.c.x});
+    const double y_lo = std::min({tri.a.y, tri.b.y, tri.c.y});
+    const double y_hi = std::max({tri.a.y, tri.b.y, tri.c.y});
+    const auto i0 = std::max<std::int64_t>(
+        0, static_cast<std::int64_t>(std::floor((x_lo - vol.origin_m.x()) / h)));
+    const auto i1 = std::min<std::int64_t>(
+        nx - 1, static_cast<std::int64_t>(std::ceil((x_hi - vol.origin_m.x()) / h)));
+    const auto j0 = std::max<std::int64_t>(
+        0, static_cast<std::int64_t>(std::floor((y_lo - vol.origin_m.y()) / h)));
+    const auto j1 = std::min<std::int64_t>(
+        ny - 1, static_cast<std::int64_t>(std::ceil((y_hi - vol.origin_m.y()) / h)));
+    for (std::int64_t j = j0; j <= j1; ++j)
+      for (std::int64_t i = i0; i <= i1; ++i) {
+        const Eigen::Vector3d centre =
+            vol.physical_point(static_cast<double>(i), static_cast<double>(j), 0.0);
+        double z = 0.0;
+        if (tri.crossing({centre.x(), centre.y()}, z))
+          crossings[static_cast<std::size_t>(i + nx * j)].push_back(z);
+      }
+  }
+  return crossings;
+}
+
+/// Step 2: parity fill: labels `label` the centres with an odd number of crossings below them.
+/// A column with an odd count (rounding at a vertex) is cast again, shifted by a tiny fraction
+/// of a voxel; warns about columns still odd. Empties `crossings`.
+void parity_fill(const std::vector<RayTriangle>& tris, std::vector<std::vector<double>>& crossings,
+                 std::int32_t label, const std::string& name, LabelVolume& vol) {
+  const double h = vol.spacing_m.x();
+  const std::int64_t nx = vol.size[0], ny = vol.size[1], nz = vol.size[2];
+  std::int64_t n_odd_columns = 0;
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : n_odd_columns)
+  for (std::int64_t col = 0; col < nx * ny; ++col) {
+    auto& zs = crossings[static_cast<std::size_t>(col)];
+    for (int attempt = 1; zs.size() % 2 != 0 && attempt <= 3; ++attempt) {
+      const Eigen::Vector3d centre =
+          vol.physical_point(static_cast<double>(col % nx), static_cast<double>(col / nx), 0.0);
+      const Point2 p{centre.x() + h * 1.234567e-6 * attempt,
+                     centre.y() + h * 0.7654321e-6 * attempt};
+      zs.clear();
+      for (const RayTriangle& tri : tris) {
+        double z = 0.0;
+        if (tri.crossing(p, z))
+          zs.push_back(z);
+      }
+    }
+    if (zs.empty())
+      continue;
+    if (zs.size() % 2 != 0) {
+      ++n_odd_columns;
+      zs.pop_back();
+    }
+    std::sort(zs.begin(), zs.end());
+    for (std::size_t c = 0; c + 1 < zs.size(); c += 2) {
+      // Centres with zs[c] < z_k <= zs[c + 1].
+      const auto k0 = std::max<std::int64_t>(
+          0, static_cast<std::int64_t>(std::floor((zs[c] - vol.origin_m.z()) / h)) + 1);
+      const auto k1 = std::min<std::int64_t>(
+          nz - 1, static_cast<std::int64_t>(std::floor((zs[c + 1] - vol.origin_m.z()) / h)));
+      for (std::int64_t k = k0; k <= k1; ++k)
+        vol.labels[static_cast<std::size_t>(col + nx * ny * k)] = label;
+    }
+    std::vector<double>().swap(zs);
+  }
+  if (n_odd_columns > 0)
+    log_warning(name, ": ", n_odd_columns,
+                " voxel columns cross the surface an odd number of times (rounding); their "
+                "last crossing was ignored");
+}
+
+/// 1 for the voxels of `vol` labelled `label`, 0 elsewhere. \throws BadInput when there are
+/// none (a surface thinner than a voxel).
+std::vector<std::uint8_t> muscle_mask(const LabelVolume& vol, std::int32_t label,
+                                      const std::string& name) {
+  std::vector<std::uint8_t> muscle(vol.labels.size());
+  std::int64_t n_muscle = 0;
+  for (std::size_t v = 0; v < muscle.size(); ++v) {
+    muscle[v] = vol.labels[v] == label ? 1 : 0;
+    n_muscle += muscle[v];
+  }
+  if (n_muscle == 0) {
+    std::ostringstream s;
+    s << name
+      << ": no voxel centre lies inside the surface at voxel_size_mm = " << vol.spacing_m.x() / mm
+      << "; expected a surface thicker than a voxel";
+    throw BadInput(s.str());
+  }
+  return muscle;
+}
+
+/// Step 3: fat and skin shells: labels the voxel centres outside the muscle within fat, resp.
+/// fat + skin, thickness of the surface (exact distance to the triangles, in a narrow band).
+void label_shells(const TriangleSurface& surface, const std::vector<std::uint8_t>& muscle,
+                  const SurfaceImportParams& params, LabelVolume& vol) {
+  if (!(params.fat_thickness_m > 0.0 || params.skin_thickness_m > 0.0))
+    return;
+  const double fat_limit = params.fat_thickness_m;
+  const double skin_limit = params.fat_thickness_m + params.skin_thickness_m;
+  const std::vector<float> d2 = surface_distance2_band(surface, vol, muscle, skin_limit);
+  const double fat_limit2 = fat_limit * fat_limit;
+  const double skin_limit2 = skin_limit * skin_limit;
+  const bool has_fat = params.fat_thickness_m > 0.0;
+  const bool has_skin = params.skin_thickness_m > 0.0;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t v = 0; v < vol.n_voxels(); ++v) {
+    const auto idx = static_cast<std::size_t>(v);
+    if (muscle[idx] != 0)
+      continue;
+    const double dd = d2[idx];
+    if (has_fat && dd <= fat_limit2)
+      vol.labels[idx] = params.fat_label;
+    else if (has_skin && dd <= skin_limit2)
+      vol.labels[idx] = params.skin_label;
+  }
+}
+
+/// The tissue table of the subject: skin and fat (when their thickness > 0) and the muscle,
+/// with default conductivities.
+TissueTable surface_tissues(const SurfaceImportParams& params) {
+  TissueTable table;
+  auto add = [&](std::int32_t label, const std::string& tissue_name, TissueClass cls) {
+    const auto sigma = default_conductivity(cls).value();
+    Tissue t;
+    t.label = label;
+    t.name = tissue_name;
+    t.tissue_class = cls;
+    t.sigma_l_S_per_m = sigma.first;
+    t.sigma_t_S_per_m = sigma.second;
+    table.tissues.push_back(t);
+  };
+  if (params.skin_thickness_m > 0.0)
+    add(params.skin_label, "skin", TissueClass::skin);
+  if (params.fat_thickness_m > 0.0)
+    add(params.fat_label, "fat", TissueClass::fat);
+  add(params.muscle_label, params.muscle_name, TissueClass::muscle);
+  return table;
+}
+
 } // namespace
 
 TriangleSurface read_stl(const std::filesystem::path& path) {
@@ -590,164 +786,22 @@ SurfaceSubject voxelise_surface(const TriangleSurface& surface, const SurfaceImp
   check_params(params, name);
   if (surface.triangles.rows() == 0 || surface.vertices_m.rows() == 0)
     throw BadInput(name + ": surface has no triangles");
-  const double h = params.voxel_size_m;
-  const double pad = params.fat_thickness_m + params.skin_thickness_m + params.margin_m;
-  const Eigen::Vector3d lo = surface.vertices_m.colwise().minCoeff().transpose();
-  const Eigen::Vector3d hi = surface.vertices_m.colwise().maxCoeff().transpose();
-
-  LabelVolume vol;
-  vol.spacing_m = Eigen::Vector3d::Constant(h);
-  vol.origin_m = lo - Eigen::Vector3d::Constant(pad);
-  vol.direction = Eigen::Matrix3d::Identity();
-  double n_total = 1.0;
-  for (int d = 0; d < 3; ++d) {
-    vol.size[static_cast<std::size_t>(d)] =
-        static_cast<std::int64_t>(std::ceil((hi[d] - lo[d] + 2.0 * pad) / h)) + 1;
-    n_total *= static_cast<double>(vol.size[static_cast<std::size_t>(d)]);
-  }
-  constexpr double max_voxels = static_cast<double>(std::int64_t{1} << 29);
-  if (n_total > max_voxels) {
-    std::ostringstream s;
-    s << name << ": voxel_size_mm = " << h / mm << " needs " << vol.size[0] << " x " << vol.size[1]
-      << " x " << vol.size[2] << " voxels; expected at most 2^29 (use larger voxels)";
-    throw BadInput(s.str());
-  }
-  const std::int64_t nx = vol.size[0], ny = vol.size[1], nz = vol.size[2];
-  vol.labels.assign(static_cast<std::size_t>(vol.n_voxels()), 0);
+  LabelVolume vol = surface_grid(surface, params, name);
 
   // 1. Crossings of the k-direction rays through the voxel centres of each (i, j) column.
-  std::vector<RayTriangle> tris;
-  tris.reserve(static_cast<std::size_t>(surface.triangles.rows()));
-  for (Eigen::Index t = 0; t < surface.triangles.rows(); ++t) {
-    const Eigen::Vector3d a = surface.vertices_m.row(surface.triangles(t, 0)).transpose();
-    Eigen::Vector3d b = surface.vertices_m.row(surface.triangles(t, 1)).transpose();
-    Eigen::Vector3d c = surface.vertices_m.row(surface.triangles(t, 2)).transpose();
-    const Eigen::Vector3d normal = (b - a).cross(c - a);
-    if (normal.z() == 0.0)
-      continue; // parallel to the rays: its neighbours account for the crossing
-    if (normal.z() < 0.0)
-      std::swap(b, c); // counter-clockwise in the (x, y) projection
-    tris.push_back({{a.x(), a.y()}, {b.x(), b.y()}, {c.x(), c.y()}, a, normal});
-  }
-  std::vector<std::vector<double>> crossings(static_cast<std::size_t>(nx * ny));
-  for (const RayTriangle& tri : tris) {
-    const double x_lo = std::min({tri.a.x, tri.b.x, tri.c.x});
-    const double x_hi = std::max({tri.a.x, tri.b.x, tri.c.x});
-    const double y_lo = std::min({tri.a.y, tri.b.y, tri.c.y});
-    const double y_hi = std::max({tri.a.y, tri.b.y, tri.c.y});
-    const auto i0 = std::max<std::int64_t>(
-        0, static_cast<std::int64_t>(std::floor((x_lo - vol.origin_m.x()) / h)));
-    const auto i1 = std::min<std::int64_t>(
-        nx - 1, static_cast<std::int64_t>(std::ceil((x_hi - vol.origin_m.x()) / h)));
-    const auto j0 = std::max<std::int64_t>(
-        0, static_cast<std::int64_t>(std::floor((y_lo - vol.origin_m.y()) / h)));
-    const auto j1 = std::min<std::int64_t>(
-        ny - 1, static_cast<std::int64_t>(std::ceil((y_hi - vol.origin_m.y()) / h)));
-    for (std::int64_t j = j0; j <= j1; ++j)
-      for (std::int64_t i = i0; i <= i1; ++i) {
-        const Eigen::Vector3d centre =
-            vol.physical_point(static_cast<double>(i), static_cast<double>(j), 0.0);
-        double z = 0.0;
-        if (tri.crossing({centre.x(), centre.y()}, z))
-          crossings[static_cast<std::size_t>(i + nx * j)].push_back(z);
-      }
-  }
+  const std::vector<RayTriangle> tris = ray_triangles(surface);
+  std::vector<std::vector<double>> crossings = column_crossings(tris, vol);
 
-  // 2. Parity fill: a centre is inside when an odd number of crossings lie below it. A column
-  //    with an odd count (rounding at a vertex) is cast again, shifted by a tiny fraction of a
-  //    voxel.
-  std::int64_t n_odd_columns = 0;
-#pragma omp parallel for schedule(dynamic, 64) reduction(+ : n_odd_columns)
-  for (std::int64_t col = 0; col < nx * ny; ++col) {
-    auto& zs = crossings[static_cast<std::size_t>(col)];
-    for (int attempt = 1; zs.size() % 2 != 0 && attempt <= 3; ++attempt) {
-      const Eigen::Vector3d centre =
-          vol.physical_point(static_cast<double>(col % nx), static_cast<double>(col / nx), 0.0);
-      const Point2 p{centre.x() + h * 1.234567e-6 * attempt,
-                     centre.y() + h * 0.7654321e-6 * attempt};
-      zs.clear();
-      for (const RayTriangle& tri : tris) {
-        double z = 0.0;
-        if (tri.crossing(p, z))
-          zs.push_back(z);
-      }
-    }
-    if (zs.empty())
-      continue;
-    if (zs.size() % 2 != 0) {
-      ++n_odd_columns;
-      zs.pop_back();
-    }
-    std::sort(zs.begin(), zs.end());
-    for (std::size_t c = 0; c + 1 < zs.size(); c += 2) {
-      // Centres with zs[c] < z_k <= zs[c + 1].
-      const auto k0 = std::max<std::int64_t>(
-          0, static_cast<std::int64_t>(std::floor((zs[c] - vol.origin_m.z()) / h)) + 1);
-      const auto k1 = std::min<std::int64_t>(
-          nz - 1, static_cast<std::int64_t>(std::floor((zs[c + 1] - vol.origin_m.z()) / h)));
-      for (std::int64_t k = k0; k <= k1; ++k)
-        vol.labels[static_cast<std::size_t>(col + nx * ny * k)] = params.muscle_label;
-    }
-    std::vector<double>().swap(zs);
-  }
-  if (n_odd_columns > 0)
-    log_warning(name, ": ", n_odd_columns,
-                " voxel columns cross the surface an odd number of times (rounding); their "
-                "last crossing was ignored");
+  // 2. Parity fill: a centre is inside when an odd number of crossings lie below it.
+  parity_fill(tris, crossings, params.muscle_label, name, vol);
+  const std::vector<std::uint8_t> muscle = muscle_mask(vol, params.muscle_label, name);
 
-  std::vector<std::uint8_t> muscle(vol.labels.size());
-  std::int64_t n_muscle = 0;
-  for (std::size_t v = 0; v < muscle.size(); ++v) {
-    muscle[v] = vol.labels[v] == params.muscle_label ? 1 : 0;
-    n_muscle += muscle[v];
-  }
-  if (n_muscle == 0) {
-    std::ostringstream s;
-    s << name << ": no voxel centre lies inside the surface at voxel_size_mm = " << h / mm
-      << "; expected a surface thicker than a voxel";
-    throw BadInput(s.str());
-  }
-
-  // 3. Fat and skin shells: voxel centres within fat, resp. fat + skin, thickness of the
-  //    surface (exact distance to the triangles, computed in a narrow band).
-  if (params.fat_thickness_m > 0.0 || params.skin_thickness_m > 0.0) {
-    const double fat_limit = params.fat_thickness_m;
-    const double skin_limit = params.fat_thickness_m + params.skin_thickness_m;
-    const std::vector<float> d2 = surface_distance2_band(surface, vol, muscle, skin_limit);
-    const double fat_limit2 = fat_limit * fat_limit;
-    const double skin_limit2 = skin_limit * skin_limit;
-    const bool has_fat = params.fat_thickness_m > 0.0;
-    const bool has_skin = params.skin_thickness_m > 0.0;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t v = 0; v < vol.n_voxels(); ++v) {
-      const auto idx = static_cast<std::size_t>(v);
-      if (muscle[idx] != 0)
-        continue;
-      const double dd = d2[idx];
-      if (has_fat && dd <= fat_limit2)
-        vol.labels[idx] = params.fat_label;
-      else if (has_skin && dd <= skin_limit2)
-        vol.labels[idx] = params.skin_label;
-    }
-  }
+  // 3. Fat and skin shells within their thicknesses of the surface.
+  label_shells(surface, muscle, params, vol);
 
   SurfaceSubject subject;
   subject.volume = std::move(vol);
-  auto add = [&](std::int32_t label, const std::string& tissue_name, TissueClass cls) {
-    const auto sigma = default_conductivity(cls).value();
-    Tissue t;
-    t.label = label;
-    t.name = tissue_name;
-    t.tissue_class = cls;
-    t.sigma_l_S_per_m = sigma.first;
-    t.sigma_t_S_per_m = sigma.second;
-    subject.tissues.tissues.push_back(t);
-  };
-  if (params.skin_thickness_m > 0.0)
-    add(params.skin_label, "skin", TissueClass::skin);
-  if (params.fat_thickness_m > 0.0)
-    add(params.fat_label, "fat", TissueClass::fat);
-  add(params.muscle_label, params.muscle_name, TissueClass::muscle);
+  subject.tissues = surface_tissues(params);
   return subject;
 }
 

@@ -522,10 +522,11 @@ std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteratio
   return verdict;
 }
 
-BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
-                   const anatomy::MuscleModel& muscle,
-                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
-                   const BmissParams& params, const ProgressCallback& progress) {
+namespace {
+
+/// Checks that `recording` has the forward model's channels and sampling rate.
+/// \throws BadInput otherwise.
+void check_recording(const EmgRecording& recording, const forward::MuapModel& model) {
   if (model.n_channels() != recording.emg.rows())
     throw BadInput(recording.source.string() + ": " + std::to_string(recording.emg.rows()) +
                    " channels, but the subject's forward model has " +
@@ -535,156 +536,264 @@ BmissResult invert(const EmgRecording& recording, const forward::MuapModel& mode
     throw BadInput(recording.source.string() + ": sampled at " + format_number(recording.fs_Hz) +
                    " Hz, the MUAP model at " + format_number(model.params().fs_Hz) +
                    " Hz (set muap_model.fs_Hz)");
+}
+
+/// The whitened EMG of an inversion: the search space (the decompose extension) and, when
+/// finer, the separation space; the half width of the peel-off window [samples]; and the
+/// search space's orthonormal spike-triggered means of the units accepted in the separation
+/// space (the deflation basis of the candidates when there are two spaces).
+struct Spaces {
+  WhitenedEmg data;
+  std::optional<WhitenedEmg> fine;
+  std::int64_t peel_half = 0;
+  std::vector<Eigen::VectorXd> search_basis;
+  /// The space in which sources are separated and units accepted.
+  WhitenedEmg& separation() { return fine ? *fine : data; }
+};
+
+/// Whitens `recording` in the search space and, when params ask for a finer extension, in the
+/// separation space too (its whitening counted in `stats`).
+Spaces whiten_spaces(const EmgRecording& recording, const BmissParams& params,
+                     DecomposeStats& stats) {
+  Spaces s;
+  s.data = whiten_emg(recording, params.separation, stats);
+  if (params.extension_factor > 0 && params.extension_factor != s.data.extension_factor) {
+    DecomposeStats fine_stats;
+    s.fine = whiten_emg(recording, separation_space(params), fine_stats);
+    stats.n_whitened = fine_stats.n_whitened;
+    stats.time_whiten_s += fine_stats.time_whiten_s;
+    log_info("invert: search space R = ", s.data.extension_factor, " (", s.data.z.rows(),
+             " whitened dimensions), separation space R = ", s.fine->extension_factor, " (",
+             s.fine->z.rows(), ")");
+  }
+  s.peel_half = std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * s.data.fs_Hz);
+  return s;
+}
+
+/// The deflation basis of the candidates: the accepted units in the search space (with one
+/// space, the accepted units' own vectors).
+std::vector<Eigen::VectorXd> search_vectors(const Spaces& spaces, const AcceptedUnits& accepted) {
+  return spaces.fine ? spaces.search_basis : accepted.vectors();
+}
+
+/// Removes a unit accepted in the separation space from the search space too: its
+/// spike-triggered mean joins the search basis, and it is peeled off.
+void remove_from_search(const std::vector<std::int64_t>& discharges, const BmissParams& params,
+                        Spaces& spaces) {
+  Eigen::VectorXd v = spike_triggered_mean(spaces.data.z, discharges);
+  for (const auto& q : spaces.search_basis)
+    v -= q.dot(v) * q;
+  if (v.norm() > 0.0)
+    spaces.search_basis.push_back(v.normalized());
+  if (params.separation.peel_off)
+    peel_off(spaces.data.z, discharges, spaces.peel_half);
+}
+
+/// What the candidates of an inversion are scored with: the MUAP model, its search space and
+/// the parameters.
+struct Search {
+  const forward::MuapModel& model;
+  const SearchSpace& space;
+  const BmissParams& params;
+
+  /// score_muap() of the candidate at `p` in `data`, deflated by `basis`; candidates outside
+  /// the muscle (more than a cell from every fibre seed) score -3.
+  [[nodiscard]] CandidateScore score(const Point& p, const WhitenedEmg& data,
+                                     const std::vector<Eigen::VectorXd>& basis) const {
+    if (space.outside_m(p) > space.cell_size_m)
+      return CandidateScore{};
+    return score_muap(model.muap(space.theta(p)), data, basis, params.separation.preprocess);
+  }
+};
+
+/// Probed candidates with their kurtosis, and their indices best first.
+struct Probes {
+  std::vector<Point> points;
+  std::vector<double> scores;
+  std::vector<std::size_t> order;
+};
+
+/// Step 1: scores n_probe candidates of the probe sequence from `probe_index` on (advanced past
+/// them), in parallel (each score is independent).
+Probes probe_candidates(const Search& search, const WhitenedEmg& data,
+                        const std::vector<Eigen::VectorXd>& basis, std::uint64_t& probe_index) {
+  const BmissParams& params = search.params;
+  Probes probes;
+  std::vector<Point>& points = probes.points;
+  std::vector<double>& scores = probes.scores;
+  points.resize(static_cast<std::size_t>(params.n_probe));
+  scores.resize(points.size());
+  for (std::size_t k = 0; k < points.size(); ++k)
+    points[k] = search.space.probe(probe_index++);
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::int64_t k = 0; k < params.n_probe; ++k)
+    scores[static_cast<std::size_t>(k)] =
+        search.score(points[static_cast<std::size_t>(k)], data, basis).kurtosis;
+  probes.order.resize(points.size());
+  std::iota(probes.order.begin(), probes.order.end(), 0);
+  std::sort(probes.order.begin(), probes.order.end(), [&](std::size_t a, std::size_t c) {
+    return scores[a] > scores[c] || (scores[a] == scores[c] && a < c);
+  });
+  return probes;
+}
+
+/// Step 2: refines the best distinct candidates (centres at least a cell apart, at most
+/// n_refine) by Nelder-Mead on the kurtosis, in parallel.
+std::vector<Point> refine_candidates(const Search& search, const WhitenedEmg& data,
+                                     const std::vector<Eigen::VectorXd>& basis,
+                                     const Probes& probes) {
+  const BmissParams& params = search.params;
+  const Point step = search.space.step();
+  std::vector<Point> chosen;
+  for (const auto k : probes.order) {
+    if (static_cast<std::int64_t>(chosen.size()) >= params.n_refine)
+      break;
+    const bool distinct = std::none_of(chosen.begin(), chosen.end(), [&](const Point& c) {
+      return (c.head<2>() - probes.points[k].head<2>()).norm() < search.space.cell_size_m;
+    });
+    if (distinct)
+      chosen.push_back(probes.points[k]);
+  }
+  std::vector<Point> refined(chosen.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(chosen.size()); ++k) {
+    double value = 0.0;
+    refined[static_cast<std::size_t>(k)] =
+        nelder_mead([&](const Point& p) { return search.score(p, data, basis).kurtosis; },
+                    chosen[static_cast<std::size_t>(k)], step, params.nelder_mead_evaluations,
+                    search.space, value);
+  }
+  return refined;
+}
+
+/// Step 3: hands the refined candidates over to the refinement in the separation space, in
+/// order: the model's separation vector itself (one space), or the spike-triggered mean of the
+/// separation space at the discharges of the model's source (two spaces). Returns the discharge
+/// trains of the units accepted.
+std::vector<std::vector<std::int64_t>>
+hand_over_candidates(const Search& search, const std::vector<Point>& refined, std::int64_t it,
+                     Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats) {
+  const BmissParams& params = search.params;
+  std::vector<std::vector<std::int64_t>> new_trains;
+  for (const auto& p : refined) {
+    const CandidateScore c = search.score(p, spaces.data, search_vectors(spaces, accepted));
+    if (c.w.size() == 0)
+      continue;
+    Eigen::VectorXd w = c.w;
+    if (spaces.fine) {
+      DecomposeParams coarse = params.separation;
+      coarse.max_fixed_point_iterations =
+          std::min<std::int64_t>(coarse.max_fixed_point_iterations, params.handover_fixed_point);
+      const SeparatedSource source = separate_from(spaces.data, c.w, spaces.search_basis, coarse);
+      if (source.detection.discharges.size() < 2)
+        continue;
+      w = spike_triggered_mean(spaces.separation().z, source.detection.discharges);
+    }
+    const std::size_t before = accepted.size();
+    const auto v = hand_over(w, it, spaces.separation(), accepted, params, stats);
+    log_debug("invert: candidate kurtosis ", format_number(c.kurtosis), ", verdict ",
+              v ? static_cast<int>(*v) : -1);
+    if (v == Verdict::accepted && accepted.size() > before) {
+      new_trains.push_back(accepted.unit(accepted.size() - 1).discharges);
+      if (spaces.fine)
+        remove_from_search(new_trains.back(), params, spaces);
+    }
+  }
+  return new_trains;
+}
+
+/// Step 4: successive cancellation of the accepted units, in both spaces (the search basis
+/// emptied).
+void cancel_units(const BmissParams& params, Spaces& spaces, AcceptedUnits& accepted,
+                  DecomposeStats& stats) {
+  (void)accepted.cancel(spaces.separation(), params.separation, stats);
+  if (spaces.fine) {
+    std::vector<std::vector<std::int64_t>> all;
+    for (std::size_t k = 0; k < accepted.size(); ++k)
+      all.push_back(accepted.unit(k).discharges);
+    (void)cancel_trains(
+        spaces.data, all, spaces.peel_half,
+        std::max<std::int64_t>(
+            1, std::llround(params.separation.min_peak_distance_ms * 1e-3 * spaces.data.fs_Hz)),
+        stats);
+    spaces.search_basis.clear();
+  }
+}
+
+/// Iteration `it` of the model-informed separation: probe, refine, hand over, cancel this
+/// iteration's units; returns its statistics.
+BmissIteration run_iteration(const Search& search, std::int64_t it, std::uint64_t& probe_index,
+                             Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats) {
+  const BmissParams& params = search.params;
+  Stopwatch watch;
+  BmissIteration stat;
+  const std::vector<Eigen::VectorXd> basis = search_vectors(spaces, accepted);
+  // 1. Probe.
+  const Probes probes = probe_candidates(search, spaces.data, basis, probe_index);
+  stat.n_probed = params.n_probe;
+  stat.best_score = probes.order.empty() ? -3.0 : probes.scores[probes.order.front()];
+  // 2. Refine.
+  const std::vector<Point> refined = refine_candidates(search, spaces.data, basis, probes);
+  stat.n_refined = static_cast<std::int64_t>(refined.size());
+  // 3. Hand-over.
+  const auto new_trains = hand_over_candidates(search, refined, it, spaces, accepted, stats);
+  stat.n_accepted = static_cast<std::int64_t>(new_trains.size());
+  // 4. Successive cancellation of this iteration's units.
+  if (params.cancellation && !new_trains.empty() && it + 1 < params.n_iterations)
+    cancel_units(params, spaces, accepted, stats);
+  stat.n_units_total = static_cast<std::int64_t>(accepted.size());
+  stat.time_s = watch.elapsed_s();
+  log_info("invert: iteration ", it + 1, "/", params.n_iterations, ": best kurtosis ",
+           format_number(stat.best_score), ", ", stat.n_accepted, " new units (",
+           stat.n_units_total, " in all), ", format_number(stat.time_s), " s");
+  return stat;
+}
+
+/// The properties of each unit: least squares through the model from several starts, in
+/// parallel over units.
+std::vector<FittedProperties>
+fit_unit_properties(const std::vector<MotorUnit>& units, const forward::MuapModel& model,
+                    const anatomy::MuscleModel& muscle,
+                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                    const BmissParams& params, const SearchSpace& space) {
+  std::vector<FittedProperties> properties(units.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui)
+    properties[static_cast<std::size_t>(ui)] = fit_properties(
+        units[static_cast<std::size_t>(ui)].muap, model, muscle, skin_points_m, params, space);
+  return properties;
+}
+
+} // namespace
+
+BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
+                   const anatomy::MuscleModel& muscle,
+                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                   const BmissParams& params, const ProgressCallback& progress) {
+  check_recording(recording, model);
   validate(params.separation);
   BmissResult result;
   DecomposeStats stats;
   // The search space (the decompose extension) and, when finer, the separation space.
-  WhitenedEmg data = whiten_emg(recording, params.separation, stats);
-  std::optional<WhitenedEmg> fine;
-  if (params.extension_factor > 0 && params.extension_factor != data.extension_factor) {
-    DecomposeStats fine_stats;
-    fine = whiten_emg(recording, separation_space(params), fine_stats);
-    stats.n_whitened = fine_stats.n_whitened;
-    stats.time_whiten_s += fine_stats.time_whiten_s;
-    log_info("invert: search space R = ", data.extension_factor, " (", data.z.rows(),
-             " whitened dimensions), separation space R = ", fine->extension_factor, " (",
-             fine->z.rows(), ")");
-  }
-  WhitenedEmg& separation = fine ? *fine : data;
-  const double fs = data.fs_Hz;
-  const std::int64_t peel_half =
-      std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * fs);
-  // Accepted units in the search space: orthonormal spike-triggered means (the deflation basis
-  // of the candidates), and peeled off (with one space, the accepted units' own vectors).
-  std::vector<Eigen::VectorXd> search_basis;
-
+  Spaces spaces = whiten_spaces(recording, params, stats);
   const SearchSpace space = make_space(model, muscle, params);
-  const Point step = space.step();
+  const Search search{model, space, params};
 
-  const auto& filter = params.separation.preprocess;
+  // Iterations of probe, refine, hand-over and cancellation.
   AcceptedUnits accepted;
-  auto search_vectors = [&] { return fine ? search_basis : accepted.vectors(); };
-  // A unit accepted in the separation space leaves the search space too.
-  auto remove_from_search = [&](const std::vector<std::int64_t>& discharges) {
-    Eigen::VectorXd v = spike_triggered_mean(data.z, discharges);
-    for (const auto& q : search_basis)
-      v -= q.dot(v) * q;
-    if (v.norm() > 0.0)
-      search_basis.push_back(v.normalized());
-    if (params.separation.peel_off)
-      peel_off(data.z, discharges, peel_half);
-  };
-  // Candidates outside the muscle (more than a cell from every fibre seed) score -3.
-  auto score_point = [&](const Point& p, const std::vector<Eigen::VectorXd>& basis) {
-    if (space.outside_m(p) > space.cell_size_m)
-      return CandidateScore{};
-    return score_muap(model.muap(space.theta(p)), data, basis, filter);
-  };
   ProgressReporter report(progress, "model-informed separation (iterations)",
                           static_cast<std::size_t>(params.n_iterations));
   std::uint64_t probe_index = 1;
   for (std::int64_t it = 0; it < params.n_iterations; ++it) {
-    Stopwatch watch;
-    BmissIteration stat;
-    const std::vector<Eigen::VectorXd> basis = search_vectors();
-    std::vector<std::vector<std::int64_t>> new_trains;
-    // 1. Probe (parallel over candidates; each score is independent).
-    std::vector<Point> points(static_cast<std::size_t>(params.n_probe));
-    std::vector<double> scores(points.size());
-    for (std::size_t k = 0; k < points.size(); ++k)
-      points[k] = space.probe(probe_index++);
-#pragma omp parallel for schedule(dynamic, 4)
-    for (std::int64_t k = 0; k < params.n_probe; ++k)
-      scores[static_cast<std::size_t>(k)] =
-          score_point(points[static_cast<std::size_t>(k)], basis).kurtosis;
-    stat.n_probed = params.n_probe;
-    std::vector<std::size_t> order(points.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t c) {
-      return scores[a] > scores[c] || (scores[a] == scores[c] && a < c);
-    });
-    stat.best_score = order.empty() ? -3.0 : scores[order.front()];
-    // 2. Refine the best distinct candidates (centres at least a cell apart).
-    std::vector<Point> chosen;
-    for (const auto k : order) {
-      if (static_cast<std::int64_t>(chosen.size()) >= params.n_refine)
-        break;
-      const bool distinct = std::none_of(chosen.begin(), chosen.end(), [&](const Point& c) {
-        return (c.head<2>() - points[k].head<2>()).norm() < space.cell_size_m;
-      });
-      if (distinct)
-        chosen.push_back(points[k]);
-    }
-    std::vector<Point> refined(chosen.size());
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t k = 0; k < static_cast<std::int64_t>(chosen.size()); ++k) {
-      double value = 0.0;
-      refined[static_cast<std::size_t>(k)] = nelder_mead(
-          [&](const Point& p) { return score_point(p, basis).kurtosis; },
-          chosen[static_cast<std::size_t>(k)], step, params.nelder_mead_evaluations, space, value);
-    }
-    stat.n_refined = static_cast<std::int64_t>(refined.size());
-    // 3. Hand-over to the refinement in the separation space, in order of the refined
-    // candidates: the model's separation vector itself (one space), or the spike-triggered mean
-    // of the separation space at the discharges of the model's source (two spaces).
-    for (const auto& p : refined) {
-      const CandidateScore c = score_point(p, search_vectors());
-      if (c.w.size() == 0)
-        continue;
-      Eigen::VectorXd w = c.w;
-      if (fine) {
-        DecomposeParams coarse = params.separation;
-        coarse.max_fixed_point_iterations =
-            std::min<std::int64_t>(coarse.max_fixed_point_iterations, params.handover_fixed_point);
-        const SeparatedSource source = separate_from(data, c.w, search_basis, coarse);
-        if (source.detection.discharges.size() < 2)
-          continue;
-        w = spike_triggered_mean(separation.z, source.detection.discharges);
-      }
-      const std::size_t before = accepted.size();
-      const auto v = hand_over(w, it, separation, accepted, params, stats);
-      log_debug("invert: candidate kurtosis ", format_number(c.kurtosis), ", verdict ",
-                v ? static_cast<int>(*v) : -1);
-      if (v == Verdict::accepted && accepted.size() > before) {
-        ++stat.n_accepted;
-        new_trains.push_back(accepted.unit(accepted.size() - 1).discharges);
-        if (fine)
-          remove_from_search(new_trains.back());
-      }
-    }
-    // 4. Successive cancellation of this iteration's units, in both spaces.
-    if (params.cancellation && !new_trains.empty() && it + 1 < params.n_iterations) {
-      (void)accepted.cancel(separation, params.separation, stats);
-      if (fine) {
-        std::vector<std::vector<std::int64_t>> all;
-        for (std::size_t k = 0; k < accepted.size(); ++k)
-          all.push_back(accepted.unit(k).discharges);
-        (void)cancel_trains(
-            data, all, peel_half,
-            std::max<std::int64_t>(
-                1, std::llround(params.separation.min_peak_distance_ms * 1e-3 * fs)),
-            stats);
-        search_basis.clear();
-      }
-    }
-    stat.n_units_total = static_cast<std::int64_t>(accepted.size());
-    stat.time_s = watch.elapsed_s();
-    log_info("invert: iteration ", it + 1, "/", params.n_iterations, ": best kurtosis ",
-             format_number(stat.best_score), ", ", stat.n_accepted, " new units (",
-             stat.n_units_total, " in all), ", format_number(stat.time_s), " s");
-    result.iterations.push_back(stat);
+    result.iterations.push_back(run_iteration(search, it, probe_index, spaces, accepted, stats));
     report.advance();
   }
   report.finish();
-  result.decomposition = accepted.finish(separation, separation_space(params), stats);
+  result.decomposition = accepted.finish(spaces.separation(), separation_space(params), stats);
 
   // Properties: least squares through the model from several starts.
-  const auto& units = result.decomposition.units;
-  result.properties.resize(units.size());
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui)
-    result.properties[static_cast<std::size_t>(ui)] = fit_properties(
-        units[static_cast<std::size_t>(ui)].muap, model, muscle, skin_points_m, params, space);
+  result.properties =
+      fit_unit_properties(result.decomposition.units, model, muscle, skin_points_m, params, space);
   return result;
 }
 

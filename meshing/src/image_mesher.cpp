@@ -121,6 +121,201 @@ template <class F> void for_each_component(const LabelVolume& v, std::int32_t l,
   }
 }
 
+/// Checks that every label of `input` is in `tissues` and every tissue named in
+/// mesh.tissue_cell_sizes exists. \throws BadInput otherwise.
+void check_tissues(const LabelVolume& input, const anatomy::TissueTable& tissues,
+                   const MeshParams& params) {
+  anatomy::check_labels_in_table(input, tissues, "label volume");
+  for (const auto& [name, size] : params.tissue_cell_size_mm) {
+    if (tissues.find(name) == nullptr)
+      throw BadInput("mesh.tissue_cell_sizes: tissue \"" + name +
+                     "\": no tissue of that name in the tissue table");
+  }
+}
+
+/// The labels present in `volume` but 0, ascending (compact label c + 1 is present[c]).
+/// \throws BadInput when there are none or more than 65535.
+std::vector<std::int32_t> present_labels(const LabelVolume& volume) {
+  std::vector<std::int32_t> present;
+  {
+    std::set<std::int32_t> s(volume.labels.begin(), volume.labels.end());
+    s.erase(0);
+    present.assign(s.begin(), s.end());
+  }
+  if (present.empty())
+    throw BadInput("label volume: no foreground voxels (every label is 0): nothing to mesh");
+  if (present.size() > 65535)
+    throw BadInput("label volume: " + std::to_string(present.size()) +
+                   " labels present: at most 65535 can be meshed");
+  return present;
+}
+
+/// Step 2: sets the per-compact-label cell size, facet size and facet distance of `in` from the
+/// tissues of `present`; returns the compact label of each present label.
+std::map<std::int32_t, std::uint16_t> compact_sizes(const std::vector<std::int32_t>& present,
+                                                    const anatomy::TissueTable& tissues,
+                                                    const MeshParams& params,
+                                                    detail::CgalInput& in) {
+  std::map<std::int32_t, std::uint16_t> compact;
+  in.n_labels = static_cast<int>(present.size());
+  in.cell_size_mm.assign(present.size() + 1, 0.0);
+  in.facet_size_mm.assign(present.size() + 1, 0.0);
+  in.facet_distance_mm.assign(present.size() + 1, 0.0);
+  for (std::size_t c = 0; c < present.size(); ++c) {
+    compact[present[c]] = static_cast<std::uint16_t>(c + 1);
+    const anatomy::Tissue* t = tissues.find(present[c]);
+    in.cell_size_mm[c + 1] = params.cell_size_mm(*t);
+    in.facet_size_mm[c + 1] = params.facet_size_factor * params.cell_size_mm(*t);
+    in.facet_distance_mm[c + 1] = params.class_facet_distance_mm.at(t->tissue_class);
+  }
+  return compact;
+}
+
+/// Estimate before meshing: each label's volume over the volume of a regular tet of its cell
+/// size (a^3 / (6 sqrt 2)), at about 1 KB per tet while CGAL refines (cells, vertices, queues).
+/// \throws (as check_memory_estimate()) when that would not fit.
+void check_meshing_memory(const LabelVolume& volume, const std::vector<std::int32_t>& present,
+                          const detail::CgalInput& in) {
+  std::unordered_map<std::int32_t, double> n_voxels;
+  for (const auto l : volume.labels)
+    if (l != 0)
+      n_voxels[l] += 1.0;
+  const double voxel_mm3 = units::m_to_mm(volume.spacing_m[0]) *
+                           units::m_to_mm(volume.spacing_m[1]) *
+                           units::m_to_mm(volume.spacing_m[2]);
+  double n_tets = 0.0, smallest = 1e300;
+  for (std::size_t c = 0; c < present.size(); ++c) {
+    const double a = in.cell_size_mm[c + 1];
+    smallest = std::min(smallest, a);
+    n_tets += n_voxels[present[c]] * voxel_mm3 / (a * a * a / (6.0 * std::sqrt(2.0)));
+  }
+  check_memory_estimate(1024.0 * n_tets, "meshing (about " + format_number(n_tets) + " tets)",
+                        "mesh.cell_size_mm: smallest " + format_number(smallest) + " mm");
+}
+
+/// Step 3: the integer upsampling of each image axis coarser than max_voxel_size.
+std::array<int, 3> upsampling_factors(const LabelVolume& volume, const MeshParams& params) {
+  std::array<int, 3> up{1, 1, 1};
+  for (int a = 0; a < 3; ++a) {
+    const double h_mm = units::m_to_mm(volume.spacing_m[a]);
+    int f = 1;
+    if (params.max_voxel_size_mm > 0.0)
+      f = std::max(1, static_cast<int>(std::ceil(h_mm / params.max_voxel_size_mm - 1e-9)));
+    up[static_cast<std::size_t>(a)] = f;
+  }
+  return up;
+}
+
+/// Sets the size, spacing and compact labels of `in`: `volume` upsampled by `up`, with one
+/// voxel of background around it (CGAL's labelled domain puts a boundary that meets the image
+/// border at the outer voxel centres, half a voxel inside the voxels' extent).
+void upsampled_labels(const LabelVolume& volume, const std::array<int, 3>& up,
+                      const std::map<std::int32_t, std::uint16_t>& compact, detail::CgalInput& in) {
+  for (int a = 0; a < 3; ++a) {
+    in.size[static_cast<std::size_t>(a)] =
+        volume.size[static_cast<std::size_t>(a)] * up[static_cast<std::size_t>(a)];
+    in.spacing_mm[static_cast<std::size_t>(a)] =
+        units::m_to_mm(volume.spacing_m[a]) / up[static_cast<std::size_t>(a)];
+  }
+  for (auto& n : in.size)
+    n += 2;
+  in.labels.assign(static_cast<std::size_t>(in.size[0] * in.size[1] * in.size[2]), 0);
+  for (std::int64_t k = 0; k + 2 < in.size[2]; ++k)
+    for (std::int64_t j = 0; j + 2 < in.size[1]; ++j)
+      for (std::int64_t i = 0; i + 2 < in.size[0]; ++i) {
+        const std::int32_t l = volume.at(i / up[0], j / up[1], k / up[2]);
+        in.labels[static_cast<std::size_t>(
+            (i + 1) + in.size[0] * ((j + 1) + in.size[1] * (k + 1)))] = l == 0 ? 0 : compact.at(l);
+      }
+}
+
+/// Copies the meshing criteria and optimisation switches of `params`, and the seed, into `in`.
+void set_criteria(const MeshParams& params, std::uint64_t seed, detail::CgalInput& in) {
+  in.facet_angle_deg = params.facet_angle_deg;
+  in.cell_radius_edge_ratio = params.cell_radius_edge_ratio;
+  in.lloyd = params.lloyd;
+  in.odt = params.odt;
+  in.perturb = params.perturb;
+  in.exude = params.exude;
+  in.perturb_sliver_bound_deg = params.perturb_sliver_bound_deg;
+  in.exude_sliver_bound_deg = params.exude_sliver_bound_deg;
+  in.seed = seed;
+}
+
+/// Step 5: CGAL's nodes in the physical frame [m]. CGAL's point p [mm] lies at continuous index
+/// p / h of the padded, upsampled grid (sub-voxel size h = spacing / f); sub-voxel s of the
+/// unpadded grid has its centre at original index s / f - (f - 1) / (2 f). Hence, in
+/// millimetres along the original axes, the point is p - (f + 1) / 2 * h from the centre of
+/// voxel 0.
+Eigen::MatrixX3d physical_nodes(const detail::CgalOutput& out, const LabelVolume& volume,
+                                const std::array<int, 3>& up,
+                                const std::array<double, 3>& spacing_mm) {
+  Eigen::Vector3d shift_mm;
+  for (int a = 0; a < 3; ++a) {
+    const auto f = static_cast<std::size_t>(a);
+    shift_mm[a] = -0.5 * (up[f] + 1) * spacing_mm[f];
+  }
+  const auto n_nodes = out.nodes_mm.rows();
+  Eigen::MatrixX3d phys(n_nodes, 3);
+  for (Eigen::Index i = 0; i < n_nodes; ++i) {
+    const Eigen::Vector3d p_m = units::mm_to_m(1.0) * (out.nodes_mm.row(i).transpose() + shift_mm);
+    phys.row(i) = (volume.origin_m + volume.direction * p_m).transpose();
+  }
+  return phys;
+}
+
+/// Canonical numbering: sets the nodes of `mesh` to `phys` sorted by position; returns the new
+/// index of each old node.
+std::vector<std::int32_t> sort_nodes(const Eigen::MatrixX3d& phys, TetMesh& mesh) {
+  const auto n_nodes = phys.rows();
+  std::vector<std::int32_t> order(static_cast<std::size_t>(n_nodes));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+    for (int c = 0; c < 3; ++c) {
+      if (phys(a, c) != phys(b, c))
+        return phys(a, c) < phys(b, c);
+    }
+    return a < b;
+  });
+  std::vector<std::int32_t> new_index(static_cast<std::size_t>(n_nodes));
+  mesh.nodes_m.resize(n_nodes, 3);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    new_index[static_cast<std::size_t>(order[i])] = static_cast<std::int32_t>(i);
+    mesh.nodes_m.row(static_cast<Eigen::Index>(i)) = phys.row(order[i]);
+  }
+  return new_index;
+}
+
+/// Canonical numbering: sets the tets of `mesh` (nodes renumbered by `new_index`, labels those
+/// of the volume) sorted by their sorted node indices, each positively oriented; fibre
+/// directions zero.
+void sort_tets(const detail::CgalOutput& out, const std::vector<std::int32_t>& new_index,
+               const std::vector<std::int32_t>& present, TetMesh& mesh) {
+  const auto n_tets = out.tets.rows();
+  std::vector<std::array<std::int32_t, 5>> rows(static_cast<std::size_t>(n_tets));
+  for (Eigen::Index t = 0; t < n_tets; ++t) {
+    std::array<std::int32_t, 4> v{};
+    for (int c = 0; c < 4; ++c)
+      v[static_cast<std::size_t>(c)] = new_index[static_cast<std::size_t>(out.tets(t, c))];
+    std::sort(v.begin(), v.end());
+    rows[static_cast<std::size_t>(t)] = {
+        v[0], v[1], v[2], v[3],
+        present[static_cast<std::size_t>(out.compact_labels[static_cast<std::size_t>(t)] - 1)]};
+  }
+  std::sort(rows.begin(), rows.end());
+  mesh.tets.resize(n_tets, 4);
+  mesh.labels.resize(static_cast<std::size_t>(n_tets));
+  for (Eigen::Index t = 0; t < n_tets; ++t) {
+    const auto& r = rows[static_cast<std::size_t>(t)];
+    for (int c = 0; c < 4; ++c)
+      mesh.tets(t, c) = r[static_cast<std::size_t>(c)];
+    mesh.labels[static_cast<std::size_t>(t)] = r[4];
+    if (tet_volume_m3(mesh, t) < 0.0)
+      std::swap(mesh.tets(t, 2), mesh.tets(t, 3));
+  }
+  mesh.fibre_direction = Eigen::MatrixX3d::Zero(n_tets, 3);
+}
+
 } // namespace
 
 std::vector<IslandReport> remove_small_islands(LabelVolume& volume, std::int64_t min_voxels) {
@@ -195,12 +390,7 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
                                   const MeshParams& params, std::uint64_t seed,
                                   const ProgressCallback& progress) {
   Stopwatch total;
-  anatomy::check_labels_in_table(input, tissues, "label volume");
-  for (const auto& [name, size] : params.tissue_cell_size_mm) {
-    if (tissues.find(name) == nullptr)
-      throw BadInput("mesh.tissue_cell_sizes: tissue \"" + name +
-                     "\": no tissue of that name in the tissue table");
-  }
+  check_tissues(input, tissues, params);
   const std::vector<std::string> stages{"islands", "refine", "optimise", "frame"};
   ProgressReporter report(progress, "meshing", stages.size());
 
@@ -213,87 +403,16 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
              " voxel(s) merged into their surroundings");
   report.advance();
 
-  // 2. Compact labels, sizes per compact label.
-  std::vector<std::int32_t> present;
-  {
-    std::set<std::int32_t> s(volume.labels.begin(), volume.labels.end());
-    s.erase(0);
-    present.assign(s.begin(), s.end());
-  }
-  if (present.empty())
-    throw BadInput("label volume: no foreground voxels (every label is 0): nothing to mesh");
-  if (present.size() > 65535)
-    throw BadInput("label volume: " + std::to_string(present.size()) +
-                   " labels present: at most 65535 can be meshed");
-  std::map<std::int32_t, std::uint16_t> compact;
+  // 2. Compact labels, sizes per compact label; the memory they will need.
+  const std::vector<std::int32_t> present = present_labels(volume);
   detail::CgalInput in;
-  in.n_labels = static_cast<int>(present.size());
-  in.cell_size_mm.assign(present.size() + 1, 0.0);
-  in.facet_size_mm.assign(present.size() + 1, 0.0);
-  in.facet_distance_mm.assign(present.size() + 1, 0.0);
-  for (std::size_t c = 0; c < present.size(); ++c) {
-    compact[present[c]] = static_cast<std::uint16_t>(c + 1);
-    const anatomy::Tissue* t = tissues.find(present[c]);
-    in.cell_size_mm[c + 1] = params.cell_size_mm(*t);
-    in.facet_size_mm[c + 1] = params.facet_size_factor * params.cell_size_mm(*t);
-    in.facet_distance_mm[c + 1] = params.class_facet_distance_mm.at(t->tissue_class);
-  }
-  // Estimate before meshing: each label's volume over the volume of a regular tet of its cell
-  // size (a^3 / (6 sqrt 2)), at about 1 KB per tet while CGAL refines (cells, vertices, queues).
-  {
-    std::unordered_map<std::int32_t, double> n_voxels;
-    for (const auto l : volume.labels)
-      if (l != 0)
-        n_voxels[l] += 1.0;
-    const double voxel_mm3 = units::m_to_mm(volume.spacing_m[0]) *
-                             units::m_to_mm(volume.spacing_m[1]) *
-                             units::m_to_mm(volume.spacing_m[2]);
-    double n_tets = 0.0, smallest = 1e300;
-    for (std::size_t c = 0; c < present.size(); ++c) {
-      const double a = in.cell_size_mm[c + 1];
-      smallest = std::min(smallest, a);
-      n_tets += n_voxels[present[c]] * voxel_mm3 / (a * a * a / (6.0 * std::sqrt(2.0)));
-    }
-    check_memory_estimate(1024.0 * n_tets, "meshing (about " + format_number(n_tets) + " tets)",
-                          "mesh.cell_size_mm: smallest " + format_number(smallest) + " mm");
-  }
+  const auto compact = compact_sizes(present, tissues, params, in);
+  check_meshing_memory(volume, present, in);
 
   // 3. Upsampling of coarse axes.
-  for (int a = 0; a < 3; ++a) {
-    const double h_mm = units::m_to_mm(volume.spacing_m[a]);
-    int f = 1;
-    if (params.max_voxel_size_mm > 0.0)
-      f = std::max(1, static_cast<int>(std::ceil(h_mm / params.max_voxel_size_mm - 1e-9)));
-    result.upsampling[static_cast<std::size_t>(a)] = f;
-  }
-  const auto& up = result.upsampling;
-  for (int a = 0; a < 3; ++a) {
-    in.size[static_cast<std::size_t>(a)] =
-        volume.size[static_cast<std::size_t>(a)] * up[static_cast<std::size_t>(a)];
-    in.spacing_mm[static_cast<std::size_t>(a)] =
-        units::m_to_mm(volume.spacing_m[a]) / up[static_cast<std::size_t>(a)];
-  }
-  // One voxel of background around the image: CGAL's labelled domain puts a boundary that
-  // meets the image border at the outer voxel centres, half a voxel inside the voxels' extent.
-  for (auto& n : in.size)
-    n += 2;
-  in.labels.assign(static_cast<std::size_t>(in.size[0] * in.size[1] * in.size[2]), 0);
-  for (std::int64_t k = 0; k + 2 < in.size[2]; ++k)
-    for (std::int64_t j = 0; j + 2 < in.size[1]; ++j)
-      for (std::int64_t i = 0; i + 2 < in.size[0]; ++i) {
-        const std::int32_t l = volume.at(i / up[0], j / up[1], k / up[2]);
-        in.labels[static_cast<std::size_t>(
-            (i + 1) + in.size[0] * ((j + 1) + in.size[1] * (k + 1)))] = l == 0 ? 0 : compact.at(l);
-      }
-  in.facet_angle_deg = params.facet_angle_deg;
-  in.cell_radius_edge_ratio = params.cell_radius_edge_ratio;
-  in.lloyd = params.lloyd;
-  in.odt = params.odt;
-  in.perturb = params.perturb;
-  in.exude = params.exude;
-  in.perturb_sliver_bound_deg = params.perturb_sliver_bound_deg;
-  in.exude_sliver_bound_deg = params.exude_sliver_bound_deg;
-  in.seed = seed;
+  result.upsampling = upsampling_factors(volume, params);
+  upsampled_labels(volume, result.upsampling, compact, in);
+  set_criteria(params, seed, in);
 
   // 4. CGAL.
   const detail::CgalOutput out = detail::cgal_mesh(in, [&](const std::string& stage) {
@@ -308,61 +427,10 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
   if (out.tets.rows() == 0)
     throw NumericalError("meshing: CGAL produced no tets (foreground too small for the criteria?)");
 
-  // 5. Physical frame. CGAL's point p [mm] lies at continuous index p / h of the padded,
-  // upsampled grid (sub-voxel size h = spacing / f); sub-voxel s of the unpadded grid has its
-  // centre at original index s / f - (f - 1) / (2 f). Hence, in millimetres along the
-  // original axes, the point is p - (f + 1) / 2 * h from the centre of voxel 0.
-  Eigen::Vector3d shift_mm;
-  for (int a = 0; a < 3; ++a) {
-    const auto f = static_cast<std::size_t>(a);
-    shift_mm[a] = -0.5 * (up[f] + 1) * in.spacing_mm[f];
-  }
-  const auto n_nodes = out.nodes_mm.rows();
-  Eigen::MatrixX3d phys(n_nodes, 3);
-  for (Eigen::Index i = 0; i < n_nodes; ++i) {
-    const Eigen::Vector3d p_m = units::mm_to_m(1.0) * (out.nodes_mm.row(i).transpose() + shift_mm);
-    phys.row(i) = (volume.origin_m + volume.direction * p_m).transpose();
-  }
-  // Canonical numbering: nodes sorted by position, tets by their sorted node indices.
-  std::vector<std::int32_t> order(static_cast<std::size_t>(n_nodes));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
-    for (int c = 0; c < 3; ++c) {
-      if (phys(a, c) != phys(b, c))
-        return phys(a, c) < phys(b, c);
-    }
-    return a < b;
-  });
-  std::vector<std::int32_t> new_index(static_cast<std::size_t>(n_nodes));
-  TetMesh& mesh = result.mesh;
-  mesh.nodes_m.resize(n_nodes, 3);
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    new_index[static_cast<std::size_t>(order[i])] = static_cast<std::int32_t>(i);
-    mesh.nodes_m.row(static_cast<Eigen::Index>(i)) = phys.row(order[i]);
-  }
-  const auto n_tets = out.tets.rows();
-  std::vector<std::array<std::int32_t, 5>> rows(static_cast<std::size_t>(n_tets));
-  for (Eigen::Index t = 0; t < n_tets; ++t) {
-    std::array<std::int32_t, 4> v{};
-    for (int c = 0; c < 4; ++c)
-      v[static_cast<std::size_t>(c)] = new_index[static_cast<std::size_t>(out.tets(t, c))];
-    std::sort(v.begin(), v.end());
-    rows[static_cast<std::size_t>(t)] = {
-        v[0], v[1], v[2], v[3],
-        present[static_cast<std::size_t>(out.compact_labels[static_cast<std::size_t>(t)] - 1)]};
-  }
-  std::sort(rows.begin(), rows.end());
-  mesh.tets.resize(n_tets, 4);
-  mesh.labels.resize(static_cast<std::size_t>(n_tets));
-  for (Eigen::Index t = 0; t < n_tets; ++t) {
-    const auto& r = rows[static_cast<std::size_t>(t)];
-    for (int c = 0; c < 4; ++c)
-      mesh.tets(t, c) = r[static_cast<std::size_t>(c)];
-    mesh.labels[static_cast<std::size_t>(t)] = r[4];
-    if (tet_volume_m3(mesh, t) < 0.0)
-      std::swap(mesh.tets(t, 2), mesh.tets(t, 3));
-  }
-  mesh.fibre_direction = Eigen::MatrixX3d::Zero(n_tets, 3);
+  // 5. Physical frame, canonical numbering: nodes by position, tets by sorted node indices.
+  const Eigen::MatrixX3d phys = physical_nodes(out, volume, result.upsampling, in.spacing_mm);
+  const std::vector<std::int32_t> new_index = sort_nodes(phys, result.mesh);
+  sort_tets(out, new_index, present, result.mesh);
   report.advance();
   report.finish();
   result.total_time_s = total.elapsed_s();
