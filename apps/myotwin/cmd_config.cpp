@@ -154,14 +154,14 @@ void add_config_command(CLI::App& app, std::function<int()>& run) {
   defaults->add_flag("--markdown", *markdown, "the same as Markdown tables (docs/parameters.md)");
   defaults->callback([&run, seed, docs, markdown] {
     run = [seed, docs, markdown] {
+      if (!*markdown && !*docs) {
+        ConfigReader reader(nlohmann::json::object(), "default configuration");
+        std::cout << read_run_config(reader, *seed).resolved.dump(2) << "\n";
+        return 0;
+      }
       nlohmann::json resolved;
       const auto keys = all_declarations(*seed, resolved);
-      if (*markdown)
-        std::cout << docs_markdown(keys);
-      else if (*docs)
-        std::cout << docs_text(keys);
-      else
-        std::cout << resolved.dump(2) << "\n";
+      std::cout << (*markdown ? docs_markdown(keys) : docs_text(keys));
       return 0;
     };
   });
