@@ -102,7 +102,8 @@ std::string unit_of_key(const std::string& key) {
       {"m", "m"},         {"mm", "mm"},   {"um", "um"},   {"s", "s"},       {"ms", "ms"},
       {"us", "us"},       {"Hz", "Hz"},   {"dB", "dB"},   {"V", "V"},       {"mV", "mV"},
       {"uV", "uV"},       {"deg", "deg"}, {"pps", "pps"}, {"percent", "%"}, {"GiB", "GiB"},
-      {"oct", "octaves"}, {"N", "N"},     {"A", "A"},     {"mm2", "mm^2"},  {"m2", "m^2"},  {"rad", "rad"}};
+      {"oct", "octaves"}, {"N", "N"},     {"A", "A"},     {"mm2", "mm^2"},  {"m2", "m^2"},
+      {"rad", "rad"}};
   const auto underscore = key.rfind('_');
   if (underscore == std::string::npos)
     return {};

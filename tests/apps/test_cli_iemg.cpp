@@ -108,6 +108,15 @@ TEST(CliIemg, RejectsAnUnknownNoiseTypeTwoMuscleSourcesAndAMissingAnatomy) {
   EXPECT_EQ(u.exit_code, 2) << u.output;
   EXPECT_NE(u.output.find("iemg.needle.angle_deg"), std::string::npos) << u.output;
 
+  // A unit the muscle does not have, named with the pool's size.
+  auto units = small_config();
+  units["iemg"]["units"] = {0, 50};
+  write_text_file(dir / "units.json", units.dump());
+  const auto n = run_myotwin("iemg " + quoted(dir / "units.json") + " -o " + quoted(dir / "o"));
+  EXPECT_EQ(n.exit_code, 2) << n.output;
+  EXPECT_NE(n.output.find("iemg.units contains 50: the muscle has 10 units"), std::string::npos)
+      << n.output;
+
   // A file in the layout of before session 13 (needle as the top-level `electrodes`) is refused
   // naming the key, not read as something else.
   auto old = small_config();

@@ -86,10 +86,11 @@ TEST(ConfigKeys, EveryKeyIsDeclaredWithADocAndTheDocsAreCurrent) {
   std::set<std::string> last_parts;
   for (const auto& k : keys)
     last_parts.insert(k.substr(k.rfind('.') + 1));
-  const std::regex call(R"re(\.(?:optional|required)(?:<[^(]*>)?\(\s*"(\w+)"|(?:optional|required)_path\(\s*"(\w+)")re");
+  const std::regex call(
+      R"re(\.(?:optional|required)(?:<[^(]*>)?\(\s*"(\w+)"|(?:optional|required)_path\(\s*"(\w+)")re");
   std::size_t n_calls = 0;
-  for (const char* stage : {"anatomy/src", "meshing/src", "forward/src", "inversion/src",
-                            "apps/myotwin"}) {
+  for (const char* stage :
+       {"anatomy/src", "meshing/src", "forward/src", "inversion/src", "apps/myotwin"}) {
     for (const auto& f : fs::recursive_directory_iterator(fs::path(MYOTWIN_SOURCE_DIR) / stage)) {
       if (f.path().extension() != ".cpp" || other_formats.count(f.path().filename().string()))
         continue;

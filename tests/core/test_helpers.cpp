@@ -35,7 +35,8 @@ TEST(Text, ReadsATableWithItsLinesMetadataAndSeparator) {
   const TempDir dir;
   {
     std::ofstream f(dir / "t.csv");
-    f << "# written by hand\n# fs_Hz = 2048\n\ntime_s; \"ch 1\" ;ch2\n0;1;2\r\n# fs_Hz: 4096\n1;3;\n";
+    f << "# written by hand\n# fs_Hz = 2048\n\ntime_s; \"ch 1\" ;ch2\n0;1;2\r\n# fs_Hz: "
+         "4096\n1;3;\n";
   }
   const TextTable t = read_text_table(dir / "t.csv", "the test table", 0);
   EXPECT_EQ(t.separator, ';');

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "myotwin/core/hash.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/hash.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/forward/conductor/fem.hpp"
 

@@ -139,8 +139,7 @@ ImportedDischarges read_discharges_csv(const std::filesystem::path& path) {
                      "\": expected \"# fs_Hz = <rate > 0>\"");
     out.fs_Hz = *fs;
   }
-  if (!table.rows.empty() &&
-      table.rows.front().cells != std::vector<std::string>{"unit", "time_s"})
+  if (!table.rows.empty() && table.rows.front().cells != std::vector<std::string>{"unit", "time_s"})
     throw BadInput(table.where(table.rows.front()) + "expected the header \"unit,time_s\"");
   std::map<std::int64_t, std::vector<double>> units;
   for (std::size_t r = 1; r < table.rows.size(); ++r) {

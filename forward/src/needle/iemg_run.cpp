@@ -119,11 +119,10 @@ struct IemgWriters {
 };
 
 /// Writes one position's MUAPs (monopolar and channels), the jitter truth and the report rows.
-void write_position_muaps(std::int64_t p, const std::vector<UnitMuap>& muaps,
-                          const IemgEmg& emg, const Eigen::MatrixXd& weights,
-                          const Eigen::MatrixX3d& contacts, const IemgMuscle& muscle,
-                          const std::vector<std::vector<double>>& times, double fs_Hz,
-                          IemgWriters& w, UnitProperties& props) {
+void write_position_muaps(std::int64_t p, const std::vector<UnitMuap>& muaps, const IemgEmg& emg,
+                          const Eigen::MatrixXd& weights, const Eigen::MatrixX3d& contacts,
+                          const IemgMuscle& muscle, const std::vector<std::vector<double>>& times,
+                          double fs_Hz, IemgWriters& w, UnitProperties& props) {
   const std::string group = "position_" + std::to_string(p) + "/";
   const auto n_u = static_cast<unsigned long long>(muaps.size());
   std::size_t max_rows = 0;
@@ -249,8 +248,7 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
     report.muap_time_s += t1 - t0;
     report.emg_time_s += watch.elapsed_s() - t1;
     UnitProperties props;
-    write_position_muaps(p, muaps, emg, weights, contacts, muscle, times, c.params.fs_Hz, w,
-                         props);
+    write_position_muaps(p, muaps, emg, weights, contacts, muscle, times, c.params.fs_Hz, w, props);
     ChannelLayout layout;
     layout.position_m = weights.cwiseAbs() * Eigen::MatrixXd(contacts) /
                         std::max(1.0, weights.cwiseAbs().rowwise().sum().maxCoeff());

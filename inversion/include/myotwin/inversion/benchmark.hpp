@@ -83,8 +83,9 @@ struct BmissBenchReport {
 /// finite, an unknown method or MUAP source, a non-positive count, duration or rate).
 void check_settings(const BmissBenchSettings& settings);
 
-/// Runs the benchmark (check_settings() first). With `recordings_only`, writes the recordings and returns an empty
-/// report. \throws BadInput when the muscle is not in the anatomy or an SNR is not finite.
+/// Runs the benchmark (check_settings() first). With `recordings_only`, writes the recordings and
+/// returns an empty report. \throws BadInput when the muscle is not in the anatomy or an SNR is not
+/// finite.
 BmissBenchReport run_bmiss_benchmark(const BmissBenchInputs& in, bool recordings_only,
                                      const ProgressCallback& progress = {});
 

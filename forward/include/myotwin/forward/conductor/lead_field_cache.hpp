@@ -18,8 +18,8 @@
 #include <Eigen/Core>
 
 #include "myotwin/forward/conductor/conductivity.hpp"
-#include "myotwin/forward/electrodes/electrodes.hpp"
 #include "myotwin/forward/conductor/point_locator.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
 #include "myotwin/meshing/tet_mesh.hpp"
 
 namespace myotwin::forward {

@@ -40,8 +40,8 @@
 
 #include <Eigen/Core>
 
-#include "myotwin/forward/source/fibre_source.hpp"
 #include "myotwin/forward/conductor/infinite_medium.hpp"
+#include "myotwin/forward/source/fibre_source.hpp"
 
 namespace myotwin::forward {
 

@@ -21,9 +21,9 @@
 
 #include "myotwin/anatomy/fibres.hpp"
 #include "myotwin/anatomy/motor_units.hpp"
-#include "myotwin/forward/source/fibre_source.hpp"
 #include "myotwin/forward/conductor/infinite_medium.hpp"
 #include "myotwin/forward/conductor/point_locator.hpp"
+#include "myotwin/forward/source/fibre_source.hpp"
 
 namespace myotwin {
 class ConfigReader;
