@@ -58,6 +58,16 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0)
+      out += separator;
+    out += parts[i];
+  }
+  return out;
+}
+
 std::optional<double> parse_number(std::string_view s) {
   const std::string t = trim(s);
   if (t.empty())

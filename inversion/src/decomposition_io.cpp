@@ -2,32 +2,79 @@
 
 #include <memory>
 
-#include <matio.h>
-
-#include "myotwin/forward/io/mat_file.hpp"
+#include "myotwin/forward/io/emg_io.hpp"
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/mat_file.hpp"
 
 namespace myotwin::inversion {
 
 namespace {
 
-using forward::mat::double_var;
-using forward::mat::write_var;
-using MatPtr = forward::mat::FilePtr;
-
-/// A 1 x n cell of matrices; `store` keeps the data alive until written.
-matvar_t* cell_row(const char* name, std::vector<Eigen::MatrixXd>& store) {
-  std::size_t dims[2] = {1, store.size()};
-  matvar_t* cell = Mat_VarCreate(name, MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
-  for (std::size_t i = 0; cell != nullptr && i < store.size(); ++i)
-    Mat_VarSetCell(cell, static_cast<int>(i),
-                   double_var(nullptr, static_cast<std::size_t>(store[i].rows()),
-                              static_cast<std::size_t>(store[i].cols()),
-                              store[i].size() > 0 ? store[i].data() : nullptr));
+/// A 1 x n cell of matrices.
+mat::Array cell_row(const std::vector<Eigen::MatrixXd>& matrices) {
+  mat::Array cell = mat::Array::cell(1, matrices.size());
+  for (std::size_t i = 0; i < matrices.size(); ++i)
+    cell.elements[i] = mat::Array::matrix(static_cast<std::size_t>(matrices[i].rows()),
+                                          static_cast<std::size_t>(matrices[i].cols()),
+                                          matrices[i].size() > 0 ? matrices[i].data() : nullptr);
   return cell;
+}
+
+/// The #units x #samples matrix of the sources (IPTs, MUedit's Pulsetrain).
+mat::Array sources_matrix(const Decomposition& d) {
+  const auto n_units = d.units.size();
+  mat::Array ipts = mat::Array::matrix(n_units, static_cast<std::size_t>(d.n_samples), nullptr);
+  for (std::size_t u = 0; u < n_units; ++u)
+    for (Eigen::Index i = 0; i < d.n_samples; ++i)
+      ipts.values[u + n_units * static_cast<std::size_t>(i)] = d.units[u].source(i);
+  return ipts;
+}
+
+/// MUedit's `signal` struct (what its editor reads when it imports a decomposition): the EMG
+/// (`data`, #channels x #samples), `fsamp`, `nChan`, one grid (`ngrid`, `gridname`, `muscle`,
+/// `emgtype` 1 = surface), `EMGmask` ({#channels x 1}, 1 = rejected), `Pulsetrain`
+/// ({#units x #samples}), `Dischargetimes` (1 x #units cell of 1-based rows), and `target` /
+/// `path` (the neural drive [pps], as the reference MUedit plots over the pulse trains).
+mat::Array muedit_signal(const Decomposition& d, const EmgRecording& recording) {
+  const auto n_ch = static_cast<std::size_t>(recording.emg.rows());
+  const auto n_samples = static_cast<std::size_t>(d.n_samples);
+  std::vector<double> mask(n_ch, 0.0);
+  for (std::size_t c = 0; c < d.preprocessing.channels.size() && c < n_ch; ++c)
+    mask[c] = d.preprocessing.channels[c].rejected.empty() ? 0.0 : 1.0;
+  mat::Array emg_mask = mat::Array::cell(1, 1);
+  emg_mask.elements[0] = mat::Array::matrix(n_ch, 1, mask.data());
+  mat::Array pulse_train = mat::Array::cell(1, 1);
+  pulse_train.elements[0] = sources_matrix(d);
+  std::vector<std::vector<std::int64_t>> one_based;
+  for (const auto& u : d.units) {
+    one_based.emplace_back();
+    for (const auto i : u.discharges)
+      one_based.back().push_back(i + 1);
+  }
+  mat::Array grid_name = mat::Array::cell(1, 1);
+  grid_name.elements[0] = mat::Array::string(recording.source.stem().string());
+  mat::Array muscle = mat::Array::cell(1, 1);
+  muscle.elements[0] = mat::Array::string("");
+  const Eigen::VectorXd drive = d.neural_drive_pps;
+  return mat::Array::structure({
+      {"data", mat::Array::matrix(n_ch, n_samples, recording.emg.data())},
+      {"fsamp", mat::Array::number(d.fs_Hz)},
+      {"nChan", mat::Array::number(static_cast<double>(n_ch))},
+      {"ngrid", mat::Array::number(1.0)},
+      {"gridname", std::move(grid_name)},
+      {"muscle", std::move(muscle)},
+      {"emgtype", mat::Array::number(1.0)},
+      {"EMGmask", std::move(emg_mask)},
+      {"Pulsetrain", std::move(pulse_train)},
+      {"Dischargetimes", forward::demuse_pulses_cell(one_based)},
+      {"target", mat::Array::matrix(1, n_samples, drive.data())},
+      {"path", mat::Array::matrix(1, n_samples, drive.data())},
+      {"IED", mat::Array::number(forward::inter_electrode_distance_mm(recording.grid_row_col,
+                                                                      recording.position_m))},
+  });
 }
 
 std::vector<double> units_values(const Decomposition& d, double MotorUnit::*member) {
@@ -140,9 +187,8 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
                    ") is too large for a MATLAB v5 file (2 GiB per variable): use "
                    "decomposition.h5");
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    const MatPtr mat = forward::mat::create_v5(tmp);
-    double fsamp = d.fs_Hz;
-    write_var(mat.get(), double_var("fsamp", 1, 1, &fsamp), path, "fsamp");
+    mat::Writer mat(tmp);
+    mat.write("fsamp", mat::Array::number(d.fs_Hz));
     std::vector<Eigen::MatrixXd> pulses, filters;
     for (const auto& u : d.units) {
       Eigen::MatrixXd p(1, static_cast<Eigen::Index>(u.discharges.size()));
@@ -151,66 +197,28 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
       pulses.push_back(std::move(p));
       filters.push_back(u.filter);
     }
-    write_var(mat.get(), cell_row("MUPulses", pulses), path, "MUPulses");
-    write_var(mat.get(), cell_row("MUFilters", filters), path, "MUFilters");
-    Eigen::MatrixXd ipts(static_cast<Eigen::Index>(n_units), d.n_samples);
-    for (std::size_t u = 0; u < n_units; ++u)
-      ipts.row(static_cast<Eigen::Index>(u)) = d.units[u].source.transpose();
-    write_var(mat.get(),
-              double_var("IPTs", n_units, n_samples, ipts.size() ? ipts.data() : nullptr), path,
-              "IPTs");
-    ipts.resize(0, 0);
+    mat.write("MUPulses", cell_row(pulses));
+    mat.write("MUFilters", cell_row(filters));
+    mat.write("IPTs", sources_matrix(d));
     for (const auto& [name, member] :
          {std::pair<const char*, double MotorUnit::*>{"SIL", &MotorUnit::sil},
           {"PNR", &MotorUnit::pnr_dB},
           {"CoV_ISI", &MotorUnit::cov_isi},
-          {"CoV_ISI_local", &MotorUnit::cov_isi_local}}) {
-      auto values = units_values(d, member);
-      write_var(mat.get(),
-                double_var(name, 1, values.size(), values.empty() ? nullptr : values.data()), path,
-                name);
-    }
+          {"CoV_ISI_local", &MotorUnit::cov_isi_local}})
+      mat.write(name, mat::Array::row(units_values(d, member)));
     // SIG: the input EMG as a cell grid (DEMUSE layout).
-    const Eigen::Index n_ch = recording.emg.rows();
-    std::size_t grid_rows = static_cast<std::size_t>(n_ch), grid_cols = 1;
-    const bool grid = recording.grid_row_col.rows() == n_ch && recording.grid_row_col.cols() == 2;
-    if (grid) {
-      grid_rows = static_cast<std::size_t>(recording.grid_row_col.col(0).maxCoeff()) + 1;
-      grid_cols = static_cast<std::size_t>(recording.grid_row_col.col(1).maxCoeff()) + 1;
-    }
-    std::size_t dims[2] = {grid_rows, grid_cols};
-    matvar_t* sig = Mat_VarCreate("SIG", MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
-    std::vector<Eigen::RowVectorXd> rows(static_cast<std::size_t>(n_ch));
-    std::vector<bool> set(grid_rows * grid_cols, false);
-    for (Eigen::Index c = 0; sig != nullptr && c < n_ch; ++c) {
-      std::size_t index = static_cast<std::size_t>(c);
-      if (grid)
-        index = static_cast<std::size_t>(recording.grid_row_col(c, 0)) +
-                grid_rows * static_cast<std::size_t>(recording.grid_row_col(c, 1));
-      if (index >= set.size() || set[index]) {
-        Mat_VarFree(sig);
-        throw BadInput(recording.source.string() + ": two channels at one grid position");
-      }
-      set[index] = true;
-      rows[static_cast<std::size_t>(c)] = recording.emg.row(c);
-      Mat_VarSetCell(sig, static_cast<int>(index),
-                     double_var(nullptr, 1, n_samples, rows[static_cast<std::size_t>(c)].data()));
-    }
-    for (std::size_t i = 0; sig != nullptr && i < set.size(); ++i)
-      if (!set[i])
-        Mat_VarSetCell(sig, static_cast<int>(i), double_var(nullptr, 0, 0, nullptr));
-    write_var(mat.get(), sig, path, "SIG");
-    rows.clear();
-    Eigen::VectorXd zeros = Eigen::VectorXd::Zero(d.n_samples);
-    write_var(mat.get(), double_var("ref_signal", 1, n_samples, zeros.data()), path, "ref_signal");
-    Eigen::VectorXd drive = d.neural_drive_pps;
-    write_var(mat.get(), double_var("neural_drive", 1, n_samples, drive.data()), path,
-              "neural_drive");
+    mat.write("SIG", forward::demuse_signal_cell(recording.emg, recording.grid_row_col,
+                                                 recording.source.string() + ": SIG"));
+    mat.write("ref_signal", mat::Array::matrix(1, n_samples, nullptr));
+    const Eigen::VectorXd drive = d.neural_drive_pps;
+    mat.write("neural_drive", mat::Array::matrix(1, n_samples, drive.data()));
     std::vector<double> discard;
     for (const auto& st : d.preprocessing.channels)
       discard.push_back(st.rejected.empty() ? 0.0 : 1.0);
-    write_var(mat.get(), double_var("discardChannelsVec", 1, discard.size(), discard.data()), path,
-              "discardChannelsVec");
+    mat.write("discardChannelsVec", mat::Array::row(discard));
+    mat.write("IED", mat::Array::number(forward::inter_electrode_distance_mm(
+                         recording.grid_row_col, recording.position_m)));
+    mat.write("signal", muedit_signal(d, recording));
   });
 }
 

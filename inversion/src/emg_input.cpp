@@ -4,118 +4,109 @@
 #include <cmath>
 #include <memory>
 
-#include <matio.h>
-
-#include "myotwin/forward/io/mat_file.hpp"
-
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/mat_file.hpp"
 #include "myotwin/core/text.hpp"
 
 namespace myotwin::inversion {
 
 namespace {
 
-using forward::mat::n_elements;
-using forward::mat::numeric_values;
-using forward::mat::VarPtr;
-using MatPtr = forward::mat::FilePtr;
-
-/// A numeric scalar; std::nullopt when `v` is not one.
-std::optional<double> numeric_scalar(const matvar_t* v) {
-  std::vector<double> values;
-  if (!numeric_values(v, values) || values.size() != 1)
-    return std::nullopt;
-  return values[0];
-}
-
-/// A numeric matrix variable as #channels x #samples.
-Eigen::MatrixXd matrix_signal(const matvar_t* v, const std::string& where) {
-  std::vector<double> values;
-  if (v->rank != 2 || !numeric_values(v, values) || values.empty())
-    throw BadInput(where + ": expected a non-empty real numeric 2-D matrix (channels x samples)");
-  const auto rows = static_cast<Eigen::Index>(v->dims[0]);
-  const auto cols = static_cast<Eigen::Index>(v->dims[1]);
-  Eigen::MatrixXd m = Eigen::Map<const Eigen::MatrixXd>(values.data(), rows, cols);
+/// A numeric matrix as #channels x #samples.
+Eigen::MatrixXd matrix_signal(const mat::Array& v, const std::string& where) {
+  if (v.dims.size() != 2 || !v.is_real_numeric() || v.values.empty())
+    throw BadInput(where +
+                   ": expected a non-empty real numeric 2-D matrix (channels x samples), "
+                   "found a " +
+                   v.class_name + " array");
+  const auto rows = static_cast<Eigen::Index>(v.dims[0]);
+  const auto cols = static_cast<Eigen::Index>(v.dims[1]);
+  Eigen::MatrixXd m = Eigen::Map<const Eigen::MatrixXd>(v.values.data(), rows, cols);
   if (rows > cols)
     m.transposeInPlace(); // #samples x #channels
   return m;
 }
 
+/// The channels of a DEMUSE `SIG` cell grid, with their grid positions.
+void read_signal_cell(const mat::Array& sig, const std::string& file, EmgRecording& r) {
+  const std::size_t grid_rows = sig.dims[0];
+  const std::size_t grid_cols = sig.numel() / std::max<std::size_t>(grid_rows, 1);
+  std::vector<const mat::Array*> channels;
+  std::vector<std::array<std::int64_t, 2>> positions;
+  for (std::size_t c = 0; c < grid_cols; ++c)
+    for (std::size_t row = 0; row < grid_rows; ++row) {
+      const mat::Array& cell = sig.elements[row + grid_rows * c];
+      const std::string where =
+          file + ": SIG{" + std::to_string(row + 1) + "," + std::to_string(c + 1) + "}";
+      if (cell.numel() == 0)
+        continue;
+      if (!cell.is_real_numeric())
+        throw BadInput(where + ": expected a real numeric vector, found a " + cell.class_name +
+                       " array");
+      if (!channels.empty() && cell.values.size() != channels.front()->values.size())
+        throw BadInput(where + ": " + std::to_string(cell.values.size()) + " samples: expected " +
+                       std::to_string(channels.front()->values.size()) +
+                       " as in the first channel");
+      channels.push_back(&cell);
+      positions.push_back({static_cast<std::int64_t>(row), static_cast<std::int64_t>(c)});
+    }
+  if (channels.empty())
+    throw BadInput(file + ": SIG: every cell is empty");
+  const auto n = static_cast<Eigen::Index>(channels.front()->values.size());
+  r.emg.resize(static_cast<Eigen::Index>(channels.size()), n);
+  r.grid_row_col.resize(static_cast<Eigen::Index>(channels.size()), 2);
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    const auto k = static_cast<Eigen::Index>(i);
+    r.emg.row(k) = Eigen::Map<const Eigen::RowVectorXd>(channels[i]->values.data(), n);
+    r.grid_row_col(k, 0) = positions[i][0];
+    r.grid_row_col(k, 1) = positions[i][1];
+  }
+}
+
 EmgRecording read_mat(const std::filesystem::path& path) {
   const std::string file = path.string();
-  MatPtr mat(Mat_Open(file.c_str(), MAT_ACC_RDONLY));
-  if (!mat)
-    throw IoError(file + ": cannot open as a MATLAB file (v5 or v7.3)");
+  const mat::Reader mat(path);
   EmgRecording r;
   r.source = path;
   std::optional<double> fs;
   for (const char* name : {"fsamp", "fs_Hz", "SamplingFrequency"}) {
-    VarPtr v(Mat_VarRead(mat.get(), name));
-    if (v) {
-      fs = numeric_scalar(v.get());
+    if (const auto v = mat.read(name)) {
+      fs = v->scalar();
       if (!fs)
         throw BadInput(file + ": variable " + std::string(name) +
-                       ": expected a numeric scalar sampling rate [Hz]");
+                       ": expected a numeric scalar sampling rate [Hz], found a " + v->class_name +
+                       " array of " + std::to_string(v->numel()) + " elements");
       break;
     }
   }
   // MUedit: a struct `signal` with `data` and `fsamp`.
-  VarPtr signal(Mat_VarRead(mat.get(), "signal"));
-  if (signal && signal->class_type == MAT_C_STRUCT) {
-    matvar_t* data = Mat_VarGetStructFieldByName(signal.get(), "data", 0);
-    matvar_t* fsamp = Mat_VarGetStructFieldByName(signal.get(), "fsamp", 0);
+  const auto signal = mat.read("signal");
+  if (signal && signal->kind == mat::Array::Kind::structure) {
+    const mat::Array* data = signal->field("data");
+    const mat::Array* fsamp = signal->field("fsamp");
     if (data == nullptr)
       throw BadInput(file + ": struct signal has no field data");
-    r.emg = matrix_signal(data, file + ": signal.data");
+    r.emg = matrix_signal(*data, file + ": signal.data");
     if (!fs && fsamp != nullptr)
-      fs = numeric_scalar(fsamp);
+      fs = fsamp->scalar();
   } else {
-    VarPtr sig(Mat_VarRead(mat.get(), "SIG"));
-    const char* name = "SIG";
-    for (const char* alternative : {"data", "Data"}) {
-      if (sig)
-        break;
-      sig.reset(Mat_VarRead(mat.get(), alternative));
-      name = alternative;
-    }
-    if (!sig)
-      throw BadInput(file + ": no EMG: expected a variable SIG (cell grid or channels x samples "
-                            "matrix), data, Data, or a struct signal with field data");
-    if (sig->class_type == MAT_C_CELL) {
-      const std::size_t grid_rows = sig->rank >= 1 ? sig->dims[0] : 0;
-      const std::size_t grid_cols = sig->rank >= 2 ? sig->dims[1] : 1;
-      std::vector<std::vector<double>> channels;
-      std::vector<std::array<std::int64_t, 2>> positions;
-      for (std::size_t c = 0; c < grid_cols; ++c)
-        for (std::size_t row = 0; row < grid_rows; ++row) {
-          const matvar_t* cell = Mat_VarGetCell(sig.get(), static_cast<int>(row + grid_rows * c));
-          std::vector<double> values;
-          const std::string where =
-              file + ": SIG{" + std::to_string(row + 1) + "," + std::to_string(c + 1) + "}";
-          if (cell == nullptr || n_elements(cell) == 0)
-            continue;
-          if (!numeric_values(cell, values))
-            throw BadInput(where + ": expected a real numeric vector");
-          if (!channels.empty() && values.size() != channels.front().size())
-            throw BadInput(where + ": " + std::to_string(values.size()) + " samples: expected " +
-                           std::to_string(channels.front().size()) + " as in the first channel");
-          channels.push_back(std::move(values));
-          positions.push_back({static_cast<std::int64_t>(row), static_cast<std::int64_t>(c)});
-        }
-      if (channels.empty())
-        throw BadInput(file + ": SIG: every cell is empty");
-      r.emg.resize(static_cast<Eigen::Index>(channels.size()),
-                   static_cast<Eigen::Index>(channels.front().size()));
-      r.grid_row_col.resize(static_cast<Eigen::Index>(channels.size()), 2);
-      for (std::size_t i = 0; i < channels.size(); ++i) {
-        r.emg.row(static_cast<Eigen::Index>(i)) = Eigen::Map<const Eigen::RowVectorXd>(
-            channels[i].data(), static_cast<Eigen::Index>(channels[i].size()));
-        r.grid_row_col(static_cast<Eigen::Index>(i), 0) = positions[i][0];
-        r.grid_row_col(static_cast<Eigen::Index>(i), 1) = positions[i][1];
+    std::optional<mat::Array> sig;
+    std::string name;
+    for (const char* candidate : {"SIG", "data", "Data"})
+      if (!sig) {
+        sig = mat.read(candidate);
+        name = candidate;
       }
-    } else {
-      r.emg = matrix_signal(sig.get(), file + ": variable " + std::string(name));
-    }
+    if (!sig)
+      throw BadInput(file +
+                     ": no EMG: expected a variable SIG (cell grid or channels x samples "
+                     "matrix), data, Data, or a struct signal with field data; the file "
+                     "has " +
+                     (mat.names().empty() ? std::string("no variables") : join(mat.names(), ", ")));
+    if (sig->kind == mat::Array::Kind::cell)
+      read_signal_cell(*sig, file, r);
+    else
+      r.emg = matrix_signal(*sig, file + ": variable " + name);
   }
   if (!fs)
     throw BadInput(file + ": no sampling rate: expected a numeric scalar fsamp [Hz]");
@@ -161,6 +152,8 @@ EmgRecording read_h5(const std::filesystem::path& path, const EmgReadOptions& op
                    ": expected a sampling rate > 0 [Hz]");
   if (h5.contains("channels/grid_row_col"))
     r.grid_row_col = h5.read_int64("channels/grid_row_col");
+  if (h5.contains("channels/position_m"))
+    r.position_m = h5.read_double("channels/position_m");
   return r;
 }
 

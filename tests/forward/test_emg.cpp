@@ -15,11 +15,11 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/mat_file.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/drive/discharge_import.hpp"
 #include "myotwin/forward/emg/emg.hpp"
 #include "myotwin/forward/io/emg_io.hpp"
-#include "myotwin/forward/io/mat_file.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;
@@ -299,41 +299,31 @@ TEST(EmgIo, MatFileHasWhatOpenhdemgsDemuseLoaderReadsAndTheSameBytesEachTime) {
   layout.position_m.resize(4, 3);
   layout.position_m << 0, 0, 0, 0.008, 0, 0, 0, 0.008, 0, 0.008, 0.008, 0; // 8 mm apart
   write_emg_mat(dir / "emg.mat", r, {}, layout);
-  mat_t* mat = Mat_Open((dir / "emg.mat").c_str(), MAT_ACC_RDONLY);
-  ASSERT_NE(mat, nullptr);
-  const auto scalar = [&](const char* name) {
-    matvar_t* v = Mat_VarRead(mat, name);
-    EXPECT_NE(v, nullptr) << name;
-    std::vector<double> values;
-    EXPECT_TRUE(v != nullptr && myotwin::forward::mat::numeric_values(v, values)) << name;
-    Mat_VarFree(v);
-    return values.size() == 1 ? values[0] : std::nan("");
-  };
-  EXPECT_EQ(scalar("fsamp"), 2048.0);
-  EXPECT_NEAR(scalar("IED"), 8.0, 1e-9);
-  const auto n_samples = static_cast<std::size_t>(r.emg.cols());
-  const auto dims = [&](const char* name) {
-    matvar_t* v = Mat_VarReadInfo(mat, name);
-    EXPECT_NE(v, nullptr) << name;
-    std::vector<std::size_t> d;
-    for (int k = 0; v != nullptr && k < v->rank; ++k)
-      d.push_back(v->dims[k]);
-    Mat_VarFree(v);
-    return d;
-  };
-  EXPECT_EQ(dims("IPTs"), (std::vector<std::size_t>{3, n_samples}));
-  EXPECT_EQ(dims("MUPulses"), (std::vector<std::size_t>{1, 3}));
-  EXPECT_EQ(dims("SIG"), (std::vector<std::size_t>{2, 2}));
-  EXPECT_EQ(dims("ref_signal"), (std::vector<std::size_t>{1, n_samples}));
-  Mat_Close(mat);
+  {
+    const myotwin::mat::Reader mat(dir / "emg.mat");
+    const auto scalar = [&](const char* name) {
+      const auto v = mat.read(name);
+      EXPECT_TRUE(v.has_value()) << name;
+      return v && v->scalar() ? *v->scalar() : std::nan("");
+    };
+    EXPECT_EQ(scalar("fsamp"), 2048.0);
+    EXPECT_NEAR(scalar("IED"), 8.0, 1e-9);
+    const auto n_samples = static_cast<std::size_t>(r.emg.cols());
+    const auto dims = [&](const char* name) {
+      const auto v = mat.read(name);
+      EXPECT_TRUE(v.has_value()) << name;
+      return v ? v->dims : std::vector<std::size_t>{};
+    };
+    EXPECT_EQ(dims("IPTs"), (std::vector<std::size_t>{3, n_samples}));
+    EXPECT_EQ(dims("MUPulses"), (std::vector<std::size_t>{1, 3}));
+    EXPECT_EQ(dims("SIG"), (std::vector<std::size_t>{2, 2}));
+    EXPECT_EQ(dims("ref_signal"), (std::vector<std::size_t>{1, n_samples}));
+  }
   // The header carries no creation time: a second file a second later has the same bytes.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   write_emg_mat(dir / "again.mat", r, {}, layout);
   EXPECT_EQ(myotwin::read_text_file(dir / "emg.mat"), myotwin::read_text_file(dir / "again.mat"));
   // No grid (needles): IED 0.
   write_emg_mat(dir / "needles.mat", r, {}, ChannelLayout{});
-  mat = Mat_Open((dir / "needles.mat").c_str(), MAT_ACC_RDONLY);
-  ASSERT_NE(mat, nullptr);
-  EXPECT_EQ(scalar("IED"), 0.0);
-  Mat_Close(mat);
+  EXPECT_EQ(myotwin::mat::Reader(dir / "needles.mat").read("IED")->scalar(), 0.0);
 }

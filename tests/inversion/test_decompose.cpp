@@ -8,6 +8,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/mat_file.hpp"
 #include "myotwin/forward/drive/discharge_import.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/decomposition_io.hpp"
@@ -324,6 +325,60 @@ TEST(DecompositionIo, WritesH5AndAMatWhoseMuPulsesReadBackOneBased) {
   const auto summary = mi::summary_json(d, syn.recording, params);
   EXPECT_EQ(summary["units"][0]["review"].size(), d.units[0].review.size());
   EXPECT_EQ(summary["units"][0]["n_doublets"], d.units[0].n_doublets);
+}
+
+TEST(DecompositionIo, MatHasWhatOpenhdemgsDemuseLoaderAndMuEditsEditorRead) {
+  const myotwin::testing::TempDir dir;
+  auto syn = make_synthetic_emg(3, 4, 4, 4.0, 20.0, 2);
+  // Electrodes 8 mm apart on the 4 x 4 grid.
+  const auto n_ch = syn.recording.emg.rows();
+  syn.recording.position_m.resize(n_ch, 3);
+  for (Eigen::Index c = 0; c < n_ch; ++c)
+    syn.recording.position_m.row(c)
+        << 0.008 * static_cast<double>(syn.recording.grid_row_col(c, 0)),
+        0.008 * static_cast<double>(syn.recording.grid_row_col(c, 1)), 0.0;
+  auto params = small_params();
+  params.n_iterations = 6;
+  const auto d = mi::decompose(syn.recording, params);
+  ASSERT_FALSE(d.units.empty());
+  const auto n_units = d.units.size();
+  const auto n_samples = static_cast<std::size_t>(d.n_samples);
+  mi::write_decomposition_mat(dir / "decomposition.mat", d, syn.recording);
+  const myotwin::mat::Reader mat(dir / "decomposition.mat");
+  const auto get = [&](const char* name) {
+    auto v = mat.read(name);
+    EXPECT_TRUE(v.has_value()) << name;
+    return v.value_or(myotwin::mat::Array{});
+  };
+  // openhdemg emg_from_demuse(): int(fsamp), int(IED), IPTs (#units x #samples), MUPulses (a
+  // cell per unit, 1-based), SIG (a cell per channel), ref_signal.
+  EXPECT_EQ(get("fsamp").scalar(), 2048.0);
+  EXPECT_NEAR(get("IED").scalar().value_or(0.0), 8.0, 1e-9);
+  EXPECT_EQ(get("IPTs").dims, (std::vector<std::size_t>{n_units, n_samples}));
+  EXPECT_EQ(get("MUPulses").dims, (std::vector<std::size_t>{1, n_units}));
+  EXPECT_EQ(get("SIG").dims, (std::vector<std::size_t>{4, 4}));
+  EXPECT_EQ(get("ref_signal").dims, (std::vector<std::size_t>{1, n_samples}));
+  // MUedit's editor (ImportdataButtonPushed): signal.Pulsetrain{1} (#units x #samples),
+  // signal.Dischargetimes{1, j} (1-based), signal.fsamp, signal.ngrid, signal.EMGmask{1}
+  // (one entry per channel), signal.data (#channels x #samples), signal.target.
+  const auto signal = get("signal");
+  ASSERT_EQ(signal.kind, myotwin::mat::Array::Kind::structure);
+  const auto* pulse_train = signal.field("Pulsetrain");
+  ASSERT_NE(pulse_train, nullptr);
+  ASSERT_EQ(pulse_train->kind, myotwin::mat::Array::Kind::cell);
+  EXPECT_EQ(pulse_train->elements[0].dims, (std::vector<std::size_t>{n_units, n_samples}));
+  EXPECT_EQ(pulse_train->elements[0].values[n_units * 5], d.units[0].source(5));
+  const auto* times = signal.field("Dischargetimes");
+  ASSERT_NE(times, nullptr);
+  EXPECT_EQ(times->dims, (std::vector<std::size_t>{1, n_units}));
+  EXPECT_EQ(times->elements[0].values[0], static_cast<double>(d.units[0].discharges[0] + 1));
+  EXPECT_EQ(signal.field("fsamp")->scalar(), 2048.0);
+  EXPECT_EQ(signal.field("ngrid")->scalar(), 1.0);
+  EXPECT_EQ(signal.field("EMGmask")->elements[0].numel(), static_cast<std::size_t>(n_ch));
+  EXPECT_EQ(signal.field("data")->dims,
+            (std::vector<std::size_t>{static_cast<std::size_t>(n_ch), n_samples}));
+  EXPECT_EQ(signal.field("data")->values[1], syn.recording.emg(1, 0)); // column-major
+  EXPECT_EQ(signal.field("target")->dims, (std::vector<std::size_t>{1, n_samples}));
 }
 
 TEST(Decompose, FindsUnitsWithTheLogCoshAndKurtosisContrastsToo) {

@@ -6,6 +6,7 @@
 #include <matio.h>
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/io/emg_io.hpp"
 #include "myotwin/inversion/emg_input.hpp"
@@ -117,6 +118,14 @@ TEST(ReadEmg, ReadsEmgH5AndTheDemuseMatWithTheirGrid) {
     EXPECT_TRUE(r.emg == emg.emg) << name;
     EXPECT_TRUE(r.grid_row_col == layout.grid_row_col) << name;
   }
+  // A copy cut short says so (it used to report "no sampling rate").
+  const std::string bytes = myotwin::read_text_file(dir / "emg.mat");
+  {
+    std::ofstream cut(dir / "cut.mat", std::ios::binary);
+    cut.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  myotwin::testing::expect_error<myotwin::IoError>([&] { mi::read_emg(dir / "cut.mat"); },
+                                                   {"cut.mat: truncated MATLAB file", "missing"});
 }
 
 TEST(ReadEmg, ReadsCsvWithATimeColumnAndChecksTheRate) {

@@ -7,55 +7,17 @@
 #include <numeric>
 #include <string>
 
-#include <matio.h>
-
-#include "myotwin/forward/io/mat_file.hpp"
-
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/mat_file.hpp"
 #include "myotwin/core/text.hpp"
 
 namespace myotwin::forward {
 
 namespace {
 
-using forward::mat::n_elements;
-using forward::mat::numeric_values;
-using forward::mat::VarPtr;
-using MatPtr = forward::mat::FilePtr;
-
-std::string class_name(const matvar_t* v) {
-  switch (v->class_type) {
-  case MAT_C_EMPTY:
-    return "empty";
-  case MAT_C_CELL:
-    return "cell";
-  case MAT_C_STRUCT:
-    return "struct";
-  case MAT_C_OBJECT:
-    return "object";
-  case MAT_C_CHAR:
-    return "char";
-  case MAT_C_SPARSE:
-    return "sparse";
-  case MAT_C_DOUBLE:
-    return "double";
-  case MAT_C_SINGLE:
-    return "single";
-  case MAT_C_FUNCTION:
-    return "function";
-  case MAT_C_OPAQUE:
-    return "opaque";
-  default:
-    return "integer";
-  }
-}
-
-/// True when the array is a vector (at most one dimension longer than 1).
-bool is_vector(const matvar_t* v) {
-  int n_long = 0;
-  for (int d = 0; d < v->rank; ++d)
-    n_long += v->dims[d] > 1 ? 1 : 0;
-  return n_long <= 1;
+/// "a double array of 3 elements", for messages.
+std::string described(const mat::Array& v) {
+  return "a " + v.class_name + " array of " + std::to_string(v.numel()) + " elements";
 }
 
 } // namespace
@@ -65,46 +27,42 @@ ImportedDischarges read_discharges_mat(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw IoError(file + ": discharge file not found");
-  MatPtr mat(Mat_Open(file.c_str(), MAT_ACC_RDONLY));
-  if (!mat)
-    throw IoError(file + ": cannot open as a MATLAB file (v5 or v7.3)");
+  const mat::Reader mat(path);
 
   ImportedDischarges out;
   out.source = path;
 
   // fsamp: a positive real numeric scalar.
   {
-    VarPtr fs(Mat_VarRead(mat.get(), "fsamp"));
+    const auto fs = mat.read("fsamp");
     if (!fs)
       throw BadInput(file + ": no variable fsamp (the sampling rate in Hz)");
-    std::vector<double> v;
-    if (!numeric_values(fs.get(), v) || v.size() != 1)
-      throw BadInput(file + ": fsamp: expected a real numeric scalar, found a " +
-                     class_name(fs.get()) + " array of " + std::to_string(n_elements(fs.get())) +
-                     " elements");
-    if (!(std::isfinite(v[0]) && v[0] > 0.0))
-      throw BadInput(file + ": fsamp = " + format_number(v[0]) + ": must be > 0");
-    out.fs_Hz = v[0];
+    const auto v = fs->scalar();
+    if (!v)
+      throw BadInput(file + ": fsamp: expected a real numeric scalar, found " + described(*fs));
+    if (!(std::isfinite(*v) && *v > 0.0))
+      throw BadInput(file + ": fsamp = " + format_number(*v) + ": must be > 0");
+    out.fs_Hz = *v;
   }
   const double fs_Hz = *out.fs_Hz;
 
-  VarPtr pulses(Mat_VarRead(mat.get(), "MUPulses"));
+  const auto pulses = mat.read("MUPulses");
   if (!pulses)
     throw BadInput(file + ": no variable MUPulses (a cell array of discharge sample indices)");
-  if (pulses->class_type != MAT_C_CELL)
+  if (pulses->kind != mat::Array::Kind::cell)
     throw BadInput(file + ": MUPulses: expected a cell array of numeric vectors, found a " +
-                   class_name(pulses.get()) + " array");
-  const std::size_t n_units = n_elements(pulses.get());
+                   pulses->class_name + " array");
+  const std::size_t n_units = pulses->numel();
   if (n_units == 0)
     throw BadInput(file + ": MUPulses: empty cell array: no motor units");
   for (std::size_t u = 0; u < n_units; ++u) {
     const std::string var = "MUPulses{" + std::to_string(u + 1) + "}";
-    matvar_t* cell = Mat_VarGetCell(pulses.get(), static_cast<int>(u));
-    std::vector<double> v;
-    if (cell == nullptr || !numeric_values(cell, v) || !is_vector(cell))
-      throw BadInput(
-          file + ": " + var + ": expected a real numeric vector of sample indices" +
-          (cell == nullptr ? std::string() : ", found a " + class_name(cell) + " array"));
+    const mat::Array& cell = pulses->elements[u];
+    if (!cell.is_real_numeric() || !cell.is_vector())
+      throw BadInput(file + ": " + var +
+                     ": expected a real numeric vector of sample indices, found a " +
+                     cell.class_name + " array");
+    const std::vector<double>& v = cell.values;
     if (v.empty())
       throw BadInput(file + ": " + var + ": empty motor unit (no discharges)");
     std::vector<std::int64_t> idx(v.size());

@@ -5,20 +5,13 @@
 #include <memory>
 #include <string>
 
-#include <matio.h>
-
-#include "myotwin/forward/io/mat_file.hpp"
-
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/mat_file.hpp"
 
 namespace myotwin::forward {
 
 namespace {
-
-using forward::mat::double_var;
-using forward::mat::write_var;
-using MatPtr = forward::mat::FilePtr;
 
 std::vector<std::int64_t> unit_ids(const EmgResult& emg, const UnitProperties& units) {
   const std::size_t n = emg.spike_samples.size();
@@ -73,46 +66,6 @@ void check(const EmgResult& emg, const UnitProperties& units, const ChannelLayou
     for (std::size_t b = a + 1; b < ids.size(); ++b)
       if (ids[a] == ids[b])
         throw BadInput("write EMG: unit id " + std::to_string(ids[a]) + " appears twice");
-}
-
-/// SIG-like cell of channel rows of `signal` (#channels x #samples); `rows` keeps the row data
-/// (1 x #samples each) alive until written.
-matvar_t* signal_cell(const char* name, const Eigen::MatrixXd& signal, const ChannelLayout& layout,
-                      std::vector<Eigen::VectorXd>& rows) {
-  const Eigen::Index n_ch = signal.rows();
-  std::size_t grid_rows = static_cast<std::size_t>(n_ch);
-  std::size_t grid_cols = 1;
-  if (layout.grid_row_col.size() > 0) {
-    grid_rows = static_cast<std::size_t>(layout.grid_row_col.col(0).maxCoeff()) + 1;
-    grid_cols = static_cast<std::size_t>(layout.grid_row_col.col(1).maxCoeff()) + 1;
-  }
-  std::size_t dims[2] = {grid_rows, grid_cols};
-  matvar_t* cell = Mat_VarCreate(name, MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
-  if (cell == nullptr)
-    return nullptr;
-  rows.resize(static_cast<std::size_t>(n_ch));
-  std::vector<bool> used(grid_rows * grid_cols, false);
-  for (Eigen::Index c = 0; c < n_ch; ++c) {
-    std::size_t index = static_cast<std::size_t>(c);
-    if (layout.grid_row_col.size() > 0)
-      index = static_cast<std::size_t>(layout.grid_row_col(c, 0)) +
-              grid_rows * static_cast<std::size_t>(layout.grid_row_col(c, 1));
-    if (used[index]) {
-      Mat_VarFree(cell);
-      throw BadInput("write EMG: two channels at grid position (" +
-                     std::to_string(layout.grid_row_col(c, 0)) + ", " +
-                     std::to_string(layout.grid_row_col(c, 1)) + ")");
-    }
-    used[index] = true;
-    rows[static_cast<std::size_t>(c)] = signal.row(c).transpose();
-    Mat_VarSetCell(cell, static_cast<int>(index),
-                   double_var(nullptr, 1, static_cast<std::size_t>(signal.cols()),
-                              rows[static_cast<std::size_t>(c)].data()));
-  }
-  for (std::size_t i = 0; i < used.size(); ++i)
-    if (!used[i])
-      Mat_VarSetCell(cell, static_cast<int>(i), double_var(nullptr, 0, 0, nullptr));
-  return cell;
 }
 
 } // namespace
@@ -196,72 +149,89 @@ void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                    std::to_string(n_samples) +
                    ") is too large for a MATLAB v5 file (2 GiB per variable): use emg.h5");
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    const MatPtr mat = forward::mat::create_v5(tmp);
-    std::vector<Eigen::VectorXd> sig_rows;
-    write_var(mat.get(), signal_cell("SIG", emg.emg, layout, sig_rows), path, "SIG");
-    sig_rows.clear();
-    write_var(mat.get(), signal_cell("SIG_clean", emg.emg_clean, layout, sig_rows), path,
-              "SIG_clean");
-    sig_rows.clear();
-    double fsamp = emg.fs_Hz;
-    write_var(mat.get(), double_var("fsamp", 1, 1, &fsamp), path, "fsamp");
-
-    std::vector<std::vector<double>> pulses(n_units);
-    std::size_t dims[2] = {1, n_units};
-    matvar_t* cell = Mat_VarCreate("MUPulses", MAT_C_CELL, MAT_T_CELL, 2, dims, nullptr, 0);
-    for (std::size_t u = 0; cell != nullptr && u < n_units; ++u) {
-      for (const auto i : emg.spike_samples[u])
-        pulses[u].push_back(static_cast<double>(i + 1));
-      Mat_VarSetCell(cell, static_cast<int>(u),
-                     double_var(nullptr, pulses[u].empty() ? 0 : 1, pulses[u].size(),
-                                pulses[u].empty() ? nullptr : pulses[u].data()));
-    }
-    write_var(mat.get(), cell, path, "MUPulses");
-
-    Eigen::MatrixXd ipts = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n_units),
-                                                 static_cast<Eigen::Index>(n_samples));
+    mat::Writer mat(tmp);
+    const std::string where = path.string() + ": SIG";
+    mat.write("SIG", demuse_signal_cell(emg.emg, layout.grid_row_col, where));
+    mat.write("SIG_clean", demuse_signal_cell(emg.emg_clean, layout.grid_row_col, where));
+    mat.write("fsamp", mat::Array::number(emg.fs_Hz));
+    std::vector<std::vector<std::int64_t>> one_based(n_units);
     for (std::size_t u = 0; u < n_units; ++u)
       for (const auto i : emg.spike_samples[u])
-        if (i >= 0 && i < static_cast<std::int64_t>(n_samples))
-          ipts(static_cast<Eigen::Index>(u), i) = 1.0;
-    write_var(mat.get(), double_var("IPTs", n_units, n_samples, ipts.data()), path, "IPTs");
-    ipts.resize(0, 0);
-
-    Eigen::VectorXd ref = reference.size() > 0
-                              ? Eigen::VectorXd(reference)
-                              : Eigen::VectorXd::Zero(static_cast<Eigen::Index>(n_samples));
-    write_var(mat.get(), double_var("ref_signal", 1, n_samples, ref.data()), path, "ref_signal");
-
-    if (!force.muscles.empty()) {
-      Eigen::MatrixXd f = force.fraction_of_max; // column-major, as MATLAB
-      write_var(mat.get(),
-                double_var("force", static_cast<std::size_t>(f.rows()),
-                           static_cast<std::size_t>(f.cols()), f.data()),
-                path, "force");
-    }
-    // IED [mm]: openhdemg's DEMUSE loader reads it unconditionally (int(mat["IED"])). The
-    // median distance between grid neighbours (same row or column, one step apart); 0 without
-    // a grid (needles).
-    double ied_mm = 0.0;
+        one_based[u].push_back(i + 1);
+    mat.write("MUPulses", demuse_pulses_cell(one_based));
     {
-      const auto& rc = layout.grid_row_col;
-      const auto& p = layout.position_m;
-      std::vector<double> steps;
-      if (rc.rows() > 0 && p.rows() == rc.rows())
-        for (Eigen::Index a = 0; a < rc.rows(); ++a)
-          for (Eigen::Index b = a + 1; b < rc.rows(); ++b)
-            if (std::abs(rc(a, 0) - rc(b, 0)) + std::abs(rc(a, 1) - rc(b, 1)) == 1)
-              steps.push_back(1e3 * (p.row(a) - p.row(b)).norm());
-      if (!steps.empty()) {
-        std::nth_element(steps.begin(), steps.begin() + steps.size() / 2, steps.end());
-        ied_mm = steps[steps.size() / 2];
-      }
+      mat::Array ipts = mat::Array::matrix(n_units, n_samples, nullptr);
+      for (std::size_t u = 0; u < n_units; ++u)
+        for (const auto i : emg.spike_samples[u])
+          if (i >= 0 && i < static_cast<std::int64_t>(n_samples))
+            ipts.values[u + n_units * static_cast<std::size_t>(i)] = 1.0;
+      mat.write("IPTs", ipts);
     }
-    write_var(mat.get(), double_var("IED", 1, 1, &ied_mm), path, "IED");
-    std::vector<double> id_values(ids.begin(), ids.end());
-    write_var(mat.get(), double_var("unit_id", 1, id_values.size(), id_values.data()), path,
-              "unit_id");
+    mat.write("ref_signal", reference.size() > 0
+                                ? mat::Array::matrix(1, n_samples, reference.data())
+                                : mat::Array::matrix(1, n_samples, nullptr));
+    if (!force.muscles.empty()) // column-major, as MATLAB
+      mat.write("force", mat::Array::matrix(static_cast<std::size_t>(force.fraction_of_max.rows()),
+                                            static_cast<std::size_t>(force.fraction_of_max.cols()),
+                                            force.fraction_of_max.data()));
+    mat.write("IED", mat::Array::number(
+                         inter_electrode_distance_mm(layout.grid_row_col, layout.position_m)));
+    mat.write("unit_id", mat::Array::row(std::vector<double>(ids.begin(), ids.end())));
   });
+}
+
+mat::Array demuse_signal_cell(const Eigen::MatrixXd& signal, const MatrixXi64& grid_row_col,
+                              const std::string& where) {
+  const Eigen::Index n_ch = signal.rows();
+  const bool grid = grid_row_col.rows() == n_ch && grid_row_col.cols() == 2 && n_ch > 0;
+  std::size_t grid_rows = static_cast<std::size_t>(n_ch), grid_cols = 1;
+  if (grid) {
+    if (grid_row_col.minCoeff() < 0)
+      throw BadInput(where + ": negative grid row or column");
+    grid_rows = static_cast<std::size_t>(grid_row_col.col(0).maxCoeff()) + 1;
+    grid_cols = static_cast<std::size_t>(grid_row_col.col(1).maxCoeff()) + 1;
+  }
+  mat::Array cell = mat::Array::cell(grid_rows, grid_cols);
+  std::vector<bool> used(grid_rows * grid_cols, false);
+  for (Eigen::Index c = 0; c < n_ch; ++c) {
+    std::size_t index = static_cast<std::size_t>(c);
+    if (grid)
+      index = static_cast<std::size_t>(grid_row_col(c, 0)) +
+              grid_rows * static_cast<std::size_t>(grid_row_col(c, 1));
+    if (used[index])
+      throw BadInput(where + ": two channels at grid position (" +
+                     std::to_string(grid_row_col(c, 0)) + ", " +
+                     std::to_string(grid_row_col(c, 1)) + ")");
+    used[index] = true;
+    const Eigen::RowVectorXd row = signal.row(c);
+    cell.elements[index] = mat::Array::matrix(1, static_cast<std::size_t>(row.size()), row.data());
+  }
+  return cell;
+}
+
+mat::Array demuse_pulses_cell(const std::vector<std::vector<std::int64_t>>& one_based) {
+  mat::Array cell = mat::Array::cell(1, one_based.size());
+  for (std::size_t u = 0; u < one_based.size(); ++u) {
+    const std::vector<double> v(one_based[u].begin(), one_based[u].end());
+    cell.elements[u] = mat::Array::matrix(v.empty() ? 0 : 1, v.size(), v.data());
+  }
+  return cell;
+}
+
+double inter_electrode_distance_mm(const MatrixXi64& grid_row_col,
+                                   const Eigen::MatrixXd& position_m) {
+  std::vector<double> steps;
+  const auto& rc = grid_row_col;
+  if (rc.rows() > 0 && rc.cols() == 2 && position_m.rows() == rc.rows() && position_m.cols() == 3)
+    for (Eigen::Index a = 0; a < rc.rows(); ++a)
+      for (Eigen::Index b = a + 1; b < rc.rows(); ++b)
+        if (std::abs(rc(a, 0) - rc(b, 0)) + std::abs(rc(a, 1) - rc(b, 1)) == 1)
+          steps.push_back(1e3 * (position_m.row(a) - position_m.row(b)).norm());
+  if (steps.empty())
+    return 0.0;
+  std::nth_element(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(steps.size() / 2),
+                   steps.end());
+  return steps[steps.size() / 2];
 }
 
 ChannelLayout channel_layout(const ElectrodeLayout& layout) {

@@ -20,6 +20,9 @@ std::string trim(std::string_view s);
 /// `s` in ASCII lower case.
 std::string to_lower(std::string_view s);
 
+/// The strings joined with `separator` between them.
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+
 /// The number `s` spells in full (blanks around it allowed; `nan`, `inf` and `-inf` accepted,
 /// in any case), or nullopt when `s` is empty or has anything else in it.
 std::optional<double> parse_number(std::string_view s);

@@ -42,6 +42,8 @@ struct EmgRecording {
   Eigen::MatrixXd emg;
   /// Grid position (row, column) of each channel, #channels x 2, 0-based; empty when unknown.
   MatrixXi64 grid_row_col;
+  /// Electrode centres, #channels x 3 [m] (emg.h5 `channels/position_m`); empty when unknown.
+  Eigen::MatrixXd position_m;
   /// Channel names (CSV header); empty when the file has none.
   std::vector<std::string> channel_names;
 };

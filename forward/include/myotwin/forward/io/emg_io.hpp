@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/core/mat_file.hpp"
 #include "myotwin/forward/electrodes/electrodes.hpp"
 #include "myotwin/forward/emg/emg.hpp"
 
@@ -91,5 +92,21 @@ void write_emg_mat(const std::filesystem::path& path, const EmgResult& emg,
                    const UnitProperties& units = {}, const ChannelLayout& layout = {},
                    const Eigen::Ref<const Eigen::VectorXd>& reference = Eigen::VectorXd(),
                    const MuscleForce& force = {});
+
+/// The DEMUSE `SIG` cell of `signal` (#channels x #samples): grid rows x grid columns when
+/// `grid_row_col` has a (row, column) per channel, each a 1 x #samples double, 0 x 0 where the
+/// grid has no electrode; #channels x 1 without a grid. Shared by emg.mat and
+/// decomposition.mat. \throws BadInput naming `where` for two channels at one grid position.
+mat::Array demuse_signal_cell(const Eigen::MatrixXd& signal, const MatrixXi64& grid_row_col,
+                              const std::string& where);
+
+/// The DEMUSE `MUPulses` cell: 1 x #units, each a 1 x n double of the given 1-based sample
+/// indices (0 x 0 for a unit without discharges).
+mat::Array demuse_pulses_cell(const std::vector<std::vector<std::int64_t>>& one_based);
+
+/// The inter-electrode distance [mm] that DEMUSE files carry as `IED`: the median distance
+/// between grid neighbours (same row or column, one step apart); 0 without a grid or positions.
+double inter_electrode_distance_mm(const MatrixXi64& grid_row_col,
+                                   const Eigen::MatrixXd& position_m);
 
 } // namespace myotwin::forward
