@@ -30,8 +30,8 @@
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/drive/drive.hpp"
 #include "myotwin/forward/emg/emg.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
-#include "myotwin/inversion/emg_input.hpp"
 #include "myotwin/inversion/score.hpp"
 
 namespace mi = myotwin::inversion;
@@ -39,7 +39,7 @@ namespace mi = myotwin::inversion;
 namespace {
 
 /// Synthetic recording: n_units units with Gaussian-derivative MUAPs under a rows x cols grid.
-mi::EmgRecording synthetic(int rows, int cols, double duration_s, int n_units) {
+myotwin::forward::EmgRecording synthetic(int rows, int cols, double duration_s, int n_units) {
   const double muap_fs = 10240.0, ied = 8e-3;
   const int n_ch = rows * cols, n_muap = static_cast<int>(0.025 * muap_fs);
   myotwin::Rng rng(77);
@@ -70,7 +70,7 @@ mi::EmgRecording synthetic(int rows, int cols, double duration_s, int n_units) {
   p.snr_dB = 20.0;
   const auto emg =
       myotwin::forward::synthesize_emg(muaps, muap_fs, d.discharge_times_s, duration_s, p, rng);
-  mi::EmgRecording rec;
+  myotwin::forward::EmgRecording rec;
   rec.source = "synthetic " + std::to_string(n_ch) + " ch";
   rec.fs_Hz = emg.fs_Hz;
   rec.emg = emg.emg;
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
               "|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int i = first; i < argc; ++i) {
     const std::string path = argv[i];
-    const auto rec = mi::read_emg(path);
+    const auto rec = myotwin::forward::read_emg(path);
     const myotwin::H5Reader h5(path);
     const double snr = h5.contains("snr_dB") ? h5.read_double("snr_dB").mean() : NAN;
     const auto truth = mi::read_spike_trains(path);

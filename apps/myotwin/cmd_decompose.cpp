@@ -22,9 +22,9 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/decomposition_io.hpp"
-#include "myotwin/inversion/emg_input.hpp"
 
 namespace myotwin::app {
 
@@ -68,10 +68,10 @@ int run_decompose(const DecomposeOptions& o) {
   const inversion::DecomposeParams& params = config.decompose;
 
   // 2. The EMG.
-  inversion::EmgReadOptions read_options;
+  forward::EmgReadOptions read_options;
   read_options.fs_Hz = o.fs_Hz;
   read_options.duration_s = o.duration_s;
-  const inversion::EmgRecording recording = inversion::read_emg(o.emg, read_options);
+  const forward::EmgRecording recording = forward::read_emg(o.emg, read_options);
   log_info("EMG: ", recording.emg.rows(), " channels x ", recording.emg.cols(), " samples at ",
            format_number(recording.fs_Hz), " Hz (",
            format_number(static_cast<double>(recording.emg.cols()) / recording.fs_Hz), " s) from ",

@@ -14,9 +14,9 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/bmiss.hpp"
 #include "myotwin/inversion/decomposition_io.hpp"
-#include "myotwin/inversion/emg_input.hpp"
 
 namespace myotwin::app {
 
@@ -42,7 +42,7 @@ const anatomy::MuscleModel& find_muscle(const forward::SubjectForwardModel& mode
 
 /// The recording must be of the config's electrodes: their count and, when the file has a grid
 /// layout, each channel's (row, column), in order. \throws BadInput naming the first mismatch.
-void check_channels(const inversion::EmgRecording& recording,
+void check_channels(const forward::EmgRecording& recording,
                     const forward::ElectrodeLayout& layout) {
   const auto n_ch = static_cast<Eigen::Index>(layout.electrodes.size());
   const std::string file = recording.source.string();
@@ -108,7 +108,7 @@ int run_invert(const InvertOptions& o) {
   const Layout out(o.shared.output);
   const auto model = load_subject_model(out, o.subject, config);
   const anatomy::MuscleModel& m = find_muscle(*model, name);
-  const inversion::EmgRecording recording = inversion::read_emg(o.emg);
+  const forward::EmgRecording recording = forward::read_emg(o.emg);
   check_channels(recording, model->layout);
 
   // 2. The MUAP model of the muscle at the recording's rate, and the separation.

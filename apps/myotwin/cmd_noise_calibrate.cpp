@@ -25,8 +25,8 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/text.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/forward/noise/noise.hpp"
-#include "myotwin/inversion/emg_input.hpp"
 
 namespace myotwin::app {
 
@@ -79,12 +79,12 @@ int run_calibrate(const CalibrateOptions& o) {
   if (o.threads > 0)
     omp_set_num_threads(o.threads);
   // 1. The recording (any format `decompose` reads), in volts.
-  inversion::EmgReadOptions read;
+  forward::EmgReadOptions read;
   if (o.fs_Hz > 0.0)
     read.fs_Hz = o.fs_Hz;
   read.dataset = o.dataset;
   read.time_column = o.time_column;
-  inversion::EmgRecording rec = inversion::read_emg(o.recording, read);
+  forward::EmgRecording rec = forward::read_emg(o.recording, read);
   const double scale = o.unit == "V" ? 1.0 : o.unit == "mV" ? 1e-3 : 1e-6;
   rec.emg *= scale;
 

@@ -68,8 +68,9 @@ std::vector<double> separability_of(const std::vector<Eigen::MatrixXd>& muaps,
 /// with the largest separability |W c| in the current data (with cancellation, the whitened
 /// residual: a unit tried before is tried again only when its |W c| has grown by 10 % since).
 /// `separability` receives, per unit, |W c| before any unit is removed.
-Decomposition upper_bound(const EmgRecording& recording, const std::vector<Eigen::MatrixXd>& muaps,
-                          const BmissParams& params, std::vector<double>& separability) {
+Decomposition upper_bound(const forward::EmgRecording& recording,
+                          const std::vector<Eigen::MatrixXd>& muaps, const BmissParams& params,
+                          std::vector<double>& separability) {
   DecomposeStats stats;
   WhitenedEmg data = whiten_emg(recording, separation_space(params), stats);
   const auto& filter = params.separation.preprocess;
@@ -132,7 +133,7 @@ struct CancellationRounds {
 /// accepted units) and the removed units that the accepted trains recover are counted
 /// (recovered_truth()): |W c| says a unit could be separated, the hand-over whether it is. Stops
 /// when a round removes none.
-CancellationRounds cancellation_rounds(const EmgRecording& recording,
+CancellationRounds cancellation_rounds(const forward::EmgRecording& recording,
                                        const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
                                        const std::vector<Eigen::MatrixXd>& muaps_fs,
                                        const std::vector<std::vector<double>>& times_s,
@@ -143,7 +144,7 @@ CancellationRounds cancellation_rounds(const EmgRecording& recording,
       std::llround(params.separation.peel_off_window_ms / 2.0 * 1e-3 * recording.fs_Hz);
   const auto& filter = params.separation.preprocess;
   emg_params.add_noise = false;
-  EmgRecording residual = recording;
+  forward::EmgRecording residual = recording;
   std::vector<bool> removed(muaps.size(), false), recovered(muaps.size(), false);
   CancellationRounds out;
   std::int64_t n_removed = 0;
@@ -348,7 +349,7 @@ PropertyErrors property_errors(const std::vector<FittedProperties>& fits,
 /// property errors against the true units `props` (rows of the simulation's properties), of the
 /// fits to the estimated MUAPs and, through the same fit, to the true MUAPs `true_muaps` (at the
 /// recording's rate, unfiltered) of the same units.
-MethodRun run_bmiss(const std::string& name, const EmgRecording& recording,
+MethodRun run_bmiss(const std::string& name, const forward::EmgRecording& recording,
                     const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
                     const Eigen::MatrixX3d& skin, const BmissParams& params,
                     const SpikeTrains& truth, const forward::UnitProperties& props,
@@ -586,7 +587,7 @@ struct BenchTables {
 /// The upper bound at one noise level, with the separability of the true units and the
 /// cancellation rounds: its run, and a row of the separability table and its JSON.
 MethodRun upper_bound_level(const BmissBenchInputs& in, const BenchSetup& s,
-                            const EmgRecording& recording, const forward::EmgResult& emg,
+                            const forward::EmgRecording& recording, const forward::EmgResult& emg,
                             const SpikeTrains& truth, const std::string& tag, BenchTables& tables,
                             nlohmann::json& separability) {
   const BmissParams& params = in.invert;
@@ -643,7 +644,7 @@ nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, std::s
     std::sort(t.begin(), t.end());
     truth.samples.push_back(std::move(t));
   }
-  EmgRecording recording;
+  forward::EmgRecording recording;
   recording.source = in.recordings_dir / ("emg_" + format_number(b.snr_dB[level]) + "dB.h5");
   recording.fs_Hz = emg.fs_Hz;
   recording.emg = emg.emg;

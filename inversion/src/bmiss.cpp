@@ -526,7 +526,7 @@ namespace {
 
 /// Checks that `recording` has the forward model's channels and sampling rate.
 /// \throws BadInput otherwise.
-void check_recording(const EmgRecording& recording, const forward::MuapModel& model) {
+void check_against_model(const forward::EmgRecording& recording, const forward::MuapModel& model) {
   if (model.n_channels() != recording.emg.rows())
     throw BadInput(recording.source.string() + ": " + std::to_string(recording.emg.rows()) +
                    " channels, but the subject's forward model has " +
@@ -553,7 +553,7 @@ struct Spaces {
 
 /// Whitens `recording` in the search space and, when params ask for a finer extension, in the
 /// separation space too (its whitening counted in `stats`).
-Spaces whiten_spaces(const EmgRecording& recording, const BmissParams& params,
+Spaces whiten_spaces(const forward::EmgRecording& recording, const BmissParams& params,
                      DecomposeStats& stats) {
   Spaces s;
   s.data = whiten_emg(recording, params.separation, stats);
@@ -766,11 +766,11 @@ fit_unit_properties(const std::vector<MotorUnit>& units, const forward::MuapMode
 
 } // namespace
 
-BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
+BmissResult invert(const forward::EmgRecording& recording, const forward::MuapModel& model,
                    const anatomy::MuscleModel& muscle,
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress) {
-  check_recording(recording, model);
+  check_against_model(recording, model);
   validate(params.separation);
   BmissResult result;
   DecomposeStats stats;

@@ -213,7 +213,7 @@ nlohmann::json to_json(const DecomposeParams& p) {
           {"drive_window_ms", p.drive_window_ms}};
 }
 
-Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
+Decomposition decompose(const forward::EmgRecording& recording, const DecomposeParams& params,
                         const ProgressCallback& progress) {
   // 1-3. Preprocessing, extension, whitening.
   DecomposeStats stats;

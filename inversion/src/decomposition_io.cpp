@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
@@ -38,7 +38,7 @@ mat::Array sources_matrix(const Decomposition& d) {
 /// `emgtype` 1 = surface), `EMGmask` ({#channels x 1}, 1 = rejected), `Pulsetrain`
 /// ({#units x #samples}), `Dischargetimes` (1 x #units cell of 1-based rows), and `target` /
 /// `path` (the neural drive [pps], as the reference MUedit plots over the pulse trains).
-mat::Array muedit_signal(const Decomposition& d, const EmgRecording& recording) {
+mat::Array muedit_signal(const Decomposition& d, const forward::EmgRecording& recording) {
   const auto n_ch = static_cast<std::size_t>(recording.emg.rows());
   const auto n_samples = static_cast<std::size_t>(d.n_samples);
   std::vector<double> mask(n_ch, 0.0);
@@ -87,7 +87,7 @@ std::vector<double> units_values(const Decomposition& d, double MotorUnit::*memb
 } // namespace
 
 void write_decomposition_h5(const std::filesystem::path& path, const Decomposition& d,
-                            const EmgRecording& recording) {
+                            const forward::EmgRecording& recording) {
   H5Writer w(path);
   const auto n_units = static_cast<std::int64_t>(d.units.size());
   w.set_attributes("/", {{"fs_Hz", d.fs_Hz},
@@ -176,7 +176,7 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
 }
 
 void write_decomposition_mat(const std::filesystem::path& path, const Decomposition& d,
-                             const EmgRecording& recording) {
+                             const forward::EmgRecording& recording) {
   constexpr double v5_limit_bytes = 2147483647.0;
   const auto n_units = d.units.size();
   const auto n_samples = static_cast<std::size_t>(d.n_samples);
@@ -222,7 +222,7 @@ void write_decomposition_mat(const std::filesystem::path& path, const Decomposit
   });
 }
 
-nlohmann::json summary_json(const Decomposition& d, const EmgRecording& recording,
+nlohmann::json summary_json(const Decomposition& d, const forward::EmgRecording& recording,
                             const DecomposeParams& params) {
   nlohmann::json units = nlohmann::json::array();
   for (std::size_t u = 0; u < d.units.size(); ++u) {

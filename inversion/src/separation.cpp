@@ -159,10 +159,10 @@ Eigen::VectorXd project(const Eigen::MatrixXf& z, const Eigen::VectorXd& w) {
   return s;
 }
 
-WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& params,
+WhitenedEmg whiten_emg(const forward::EmgRecording& recording, const DecomposeParams& params,
                        DecomposeStats& stats) {
   validate(params);
-  check_recording(recording);
+  forward::check_recording(recording);
   WhitenedEmg out;
   const double fs = recording.fs_Hz;
   out.fs_Hz = fs;

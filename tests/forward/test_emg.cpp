@@ -19,7 +19,7 @@
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/drive/discharge_import.hpp"
 #include "myotwin/forward/emg/emg.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "test_support.hpp"
 
 using namespace myotwin;

@@ -11,13 +11,13 @@
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/drive/drive.hpp"
 #include "myotwin/forward/emg/emg.hpp"
-#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 namespace myotwin::testing {
 
 /// A synthetic recording and its truth.
 struct SyntheticEmg {
-  inversion::EmgRecording recording;
+  myotwin::forward::EmgRecording recording;
   std::vector<std::vector<std::int64_t>> truth; ///< per unit, 0-based sample indices
 };
 

@@ -31,7 +31,7 @@ constexpr int n_units = 8;
 struct Problem {
   ma::MuscleModel muscle;
   Eigen::MatrixX3d electrodes;
-  mi::EmgRecording recording;
+  myotwin::forward::EmgRecording recording;
   std::vector<std::vector<std::int64_t>> truth;
   std::vector<double> cv;
 };
@@ -253,7 +253,7 @@ TEST(Bmiss, TheWhitenedColumnsNormIsTheMatchedFiltersPeak) {
     for (Eigen::Index c = 0; c < n_ch; ++c)
       muap(t, c) = std::sin(0.5 * static_cast<double>(t + 3 * c)) *
                    std::exp(-0.2 * static_cast<double>(t)) * 1e-4 * (1.0 + 0.1 * c);
-  mi::EmgRecording rec;
+  myotwin::forward::EmgRecording rec;
   rec.source = "one unit";
   rec.fs_Hz = 2048.0;
   rec.emg = Eigen::MatrixXd::Zero(n_ch, n);
@@ -299,7 +299,7 @@ TEST(Bmiss, AHandOverThatFailsAcceptanceIsRetriedWithTheFullFixedPoint) {
       for (Eigen::Index c = 0; c < n_ch; ++c)
         muaps[u](t, c) = std::sin(0.5 * static_cast<double>(t) + (u == 0 ? 0.7 : 2.1) * c) *
                          std::exp(-0.2 * static_cast<double>(t)) * 1e-4;
-  mi::EmgRecording rec;
+  myotwin::forward::EmgRecording rec;
   rec.source = "two units";
   rec.fs_Hz = 2048.0;
   rec.emg = Eigen::MatrixXd::Zero(n_ch, n);

@@ -8,8 +8,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
-#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/preprocess.hpp"
 #include "test_support.hpp"
 
@@ -113,7 +112,7 @@ TEST(ReadEmg, ReadsEmgH5AndTheDemuseMatWithTheirGrid) {
   myotwin::forward::write_emg_h5(dir / "emg.h5", emg, {}, layout);
   myotwin::forward::write_emg_mat(dir / "emg.mat", emg, {}, layout);
   for (const auto* name : {"emg.h5", "emg.mat"}) {
-    const auto r = mi::read_emg(dir / name);
+    const auto r = myotwin::forward::read_emg(dir / name);
     EXPECT_DOUBLE_EQ(r.fs_Hz, 2048.0) << name;
     EXPECT_TRUE(r.emg == emg.emg) << name;
     EXPECT_TRUE(r.grid_row_col == layout.grid_row_col) << name;
@@ -124,8 +123,9 @@ TEST(ReadEmg, ReadsEmgH5AndTheDemuseMatWithTheirGrid) {
     std::ofstream cut(dir / "cut.mat", std::ios::binary);
     cut.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   }
-  myotwin::testing::expect_error<myotwin::IoError>([&] { mi::read_emg(dir / "cut.mat"); },
-                                                   {"cut.mat: truncated MATLAB file", "missing"});
+  myotwin::testing::expect_error<myotwin::IoError>(
+      [&] { myotwin::forward::read_emg(dir / "cut.mat"); },
+      {"cut.mat: truncated MATLAB file", "missing"});
 }
 
 TEST(ReadEmg, ReadsCsvWithATimeColumnAndChecksTheRate) {
@@ -136,18 +136,18 @@ TEST(ReadEmg, ReadsCsvWithATimeColumnAndChecksTheRate) {
     for (int k = 0; k < 100; ++k)
       f << k / 1000.0 << "," << k << "," << -k << "\n";
   }
-  const auto r = mi::read_emg(dir / "emg.csv");
+  const auto r = myotwin::forward::read_emg(dir / "emg.csv");
   EXPECT_NEAR(r.fs_Hz, 1000.0, 1e-6);
   EXPECT_EQ(r.emg.rows(), 2);
   EXPECT_EQ(r.emg(1, 99), -99.0);
   EXPECT_EQ(r.channel_names, (std::vector<std::string>{"ch1", "ch2"}));
-  mi::EmgReadOptions o;
+  myotwin::forward::EmgReadOptions o;
   o.fs_Hz = 2048.0;
-  expect_error<BadInput>([&] { mi::read_emg(dir / "emg.csv", o); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "emg.csv", o); },
                          {"emg.csv", "fs_Hz = 2048", "does not match the time column"});
   o = {};
   o.duration_s = 1.0;
-  expect_error<BadInput>([&] { mi::read_emg(dir / "emg.csv", o); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "emg.csv", o); },
                          {"emg.csv", "100 samples", "duration_s = 1 was declared"});
 }
 
@@ -160,7 +160,7 @@ TEST(ReadEmg, KeepsTheFirstSampleOfACsvWithoutAHeader) {
     for (int k = 0; k < 10; ++k)
       f << k << "," << -k << ",1e-6\n";
   }
-  const auto r = mi::read_emg(dir / "plain.csv");
+  const auto r = myotwin::forward::read_emg(dir / "plain.csv");
   ASSERT_EQ(r.emg.rows(), 3);
   ASSERT_EQ(r.emg.cols(), 10);
   EXPECT_EQ(r.emg(0, 0), 0.0);
@@ -174,23 +174,24 @@ TEST(ReadEmg, NamesTheFileLineAndValueOfBadCsv) {
     std::ofstream f(dir / "bad.csv");
     f << "# fs_Hz = 2048\nch1,ch2\n1,2\n3,x\n";
   }
-  expect_error<BadInput>([&] { mi::read_emg(dir / "bad.csv"); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "bad.csv"); },
                          {"bad.csv: line 4", "ch2", "'x'", "expected a number"});
   {
     std::ofstream f(dir / "nan.csv");
     f << "# fs_Hz = 2048\nch1,ch2\n1,2\n3,nan\n";
   }
-  expect_error<BadInput>([&] { mi::read_emg(dir / "nan.csv"); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "nan.csv"); },
                          {"nan.csv", "channel 1 sample 1", "finite"});
   {
     std::ofstream f(dir / "nofs.csv");
     f << "ch1\n1\n2\n";
   }
-  expect_error<BadInput>([&] { mi::read_emg(dir / "nofs.csv"); }, {"nofs.csv", "no sampling rate"});
-  expect_error<myotwin::IoError>([&] { mi::read_emg(dir / "missing.mat"); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "nofs.csv"); },
+                         {"nofs.csv", "no sampling rate"});
+  expect_error<myotwin::IoError>([&] { myotwin::forward::read_emg(dir / "missing.mat"); },
                                  {"missing.mat", "not found"});
   std::ofstream(dir / "emg.xyz") << "1\n";
-  expect_error<BadInput>([&] { mi::read_emg(dir / "emg.xyz"); },
+  expect_error<BadInput>([&] { myotwin::forward::read_emg(dir / "emg.xyz"); },
                          {"emg.xyz", "expected .h5, .hdf5, .mat, or a text table"});
 }
 
@@ -231,7 +232,7 @@ TEST(ReadEmg, ReadsMueditsSignalStructAndASamplesByChannelsMatrix) {
     Mat_Close(mat);
   }
   for (const auto* name : {"muedit.mat", "otb.mat"}) {
-    const auto r = mi::read_emg(dir / name);
+    const auto r = myotwin::forward::read_emg(dir / name);
     EXPECT_DOUBLE_EQ(r.fs_Hz, 2048.0) << name;
     EXPECT_TRUE(r.emg == data) << name;
   }

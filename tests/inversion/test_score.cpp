@@ -3,7 +3,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/score.hpp"
 #include "synthetic.hpp"
 #include "test_support.hpp"

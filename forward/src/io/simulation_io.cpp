@@ -4,7 +4,7 @@
 #include <map>
 
 #include "myotwin/core/hdf5_io.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 namespace myotwin::forward {
 

@@ -13,7 +13,7 @@
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 namespace myotwin::forward {
 

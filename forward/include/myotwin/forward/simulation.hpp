@@ -21,7 +21,7 @@
 #include "myotwin/forward/drive/force.hpp"
 #include "myotwin/forward/emg/emg.hpp"
 #include "myotwin/forward/emg/montage.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/forward/needle/nerve_branching.hpp"
 #include "myotwin/forward/source/muap.hpp"
 

@@ -26,7 +26,7 @@
 
 #include "myotwin/core/progress.hpp"
 #include "myotwin/core/random.hpp"
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/forward/simulation.hpp"
 #include "myotwin/forward/source/muap_model.hpp"
 #include "myotwin/forward/subject_model.hpp"

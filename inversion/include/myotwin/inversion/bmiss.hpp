@@ -155,7 +155,7 @@ struct CandidateScore {
 /// (#points x 3 [m]; empty: depth NaN).
 /// \throws BadInput when the model's channel count differs from the recording's, and
 /// whatever the separation rejects.
-BmissResult invert(const EmgRecording& recording, const forward::MuapModel& model,
+BmissResult invert(const forward::EmgRecording& recording, const forward::MuapModel& model,
                    const anatomy::MuscleModel& muscle,
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress = {});

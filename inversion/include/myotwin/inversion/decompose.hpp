@@ -47,7 +47,7 @@
 #include <nlohmann/json.hpp>
 
 #include "myotwin/core/progress.hpp"
-#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/firing.hpp"
 #include "myotwin/inversion/preprocess.hpp"
 
@@ -187,7 +187,7 @@ nlohmann::json to_json(const DecomposeParams& params);
 /// accepted unit). \throws BadInput for invalid params, all channels rejected, or a recording
 /// too short for the extension (#samples < 4 x #kept channels x R); NumericalError when the
 /// whitening finds no signal.
-Decomposition decompose(const EmgRecording& recording, const DecomposeParams& params,
+Decomposition decompose(const forward::EmgRecording& recording, const DecomposeParams& params,
                         const ProgressCallback& progress = {});
 
 } // namespace myotwin::inversion

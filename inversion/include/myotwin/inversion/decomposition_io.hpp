@@ -22,7 +22,7 @@ namespace myotwin::inversion {
 /// `channels/rejected` (indices), `channels/rms_V`, and `channels/grid_row_col` when known.
 /// \throws IoError when the file cannot be written.
 void write_decomposition_h5(const std::filesystem::path& path, const Decomposition& result,
-                            const EmgRecording& recording);
+                            const forward::EmgRecording& recording);
 
 /// Writes a MATLAB v5 `.mat`: `MUPulses` (1 x #units cell of 1 x n double, 1-based), `fsamp`,
 /// `IPTs` (#units x #samples sources), `MUFilters` (1 x #units cell, #channels x R each),
@@ -31,10 +31,10 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
 /// `discardChannelsVec` (1 x #channels, 1 = rejected). \throws BadInput when a variable exceeds
 /// the v5 limit of 2 GiB; IoError when the file cannot be written.
 void write_decomposition_mat(const std::filesystem::path& path, const Decomposition& result,
-                             const EmgRecording& recording);
+                             const forward::EmgRecording& recording);
 
 /// The summary: input, parameters, channel report, counts, timings and per-unit statistics.
-nlohmann::json summary_json(const Decomposition& result, const EmgRecording& recording,
+nlohmann::json summary_json(const Decomposition& result, const forward::EmgRecording& recording,
                             const DecomposeParams& params);
 
 /// Writes the fitted motor-unit properties of the model-informed separation of `muscle`:

@@ -39,7 +39,7 @@ struct WhitenedEmg {
 /// Steps 1-3 of decompose() (stats: preprocessing and whitening times, n_whitened).
 /// \throws BadInput for too few samples for the extension; NumericalError for a failed
 /// eigen-decomposition or no variance left.
-WhitenedEmg whiten_emg(const EmgRecording& recording, const DecomposeParams& params,
+WhitenedEmg whiten_emg(const forward::EmgRecording& recording, const DecomposeParams& params,
                        DecomposeStats& stats);
 
 /// s = z^T w for a whitened-space vector `w` (#whitened), parallel over fixed blocks.

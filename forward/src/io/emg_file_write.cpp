@@ -1,4 +1,4 @@
-#include "myotwin/forward/io/emg_io.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "myotwin/inversion/emg_input.hpp"
+#include "myotwin/forward/io/emg_file.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "myotwin/core/mat_file.hpp"
 #include "myotwin/core/text.hpp"
 
-namespace myotwin::inversion {
+namespace myotwin::forward {
 
 namespace {
 
@@ -303,4 +303,4 @@ EmgRecording read_emg(const std::filesystem::path& path, const EmgReadOptions& o
   return r;
 }
 
-} // namespace myotwin::inversion
+} // namespace myotwin::forward
