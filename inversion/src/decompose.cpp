@@ -21,11 +21,6 @@ std::int64_t ms_to_samples(double ms, double fs_Hz) {
   return static_cast<std::int64_t>(std::llround(ms * 1e-3 * fs_Hz));
 }
 
-[[noreturn]] void bad(const std::string& key, const std::string& value,
-                      const std::string& expectation) {
-  throw BadInput("decompose: " + key + " = " + value + ": " + expectation);
-}
-
 } // namespace
 
 std::string to_string(Contrast contrast) {
@@ -48,8 +43,8 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
                                "extension factor R: each kept channel and R - 1 delayed copies; 0: "
                                "from target_extended_channels");
   p.target_extended_channels =
-      s.optional<double>("target_extended_channels", p.target_extended_channels, positive(),
-                         "#kept channels x R aimed at when extension_factor is 0; must be >= 1");
+      s.optional<double>("target_extended_channels", p.target_extended_channels, in_range(1.0, 1e7),
+                         "#kept channels x R aimed at when extension_factor is 0");
   p.n_iterations = s.optional<std::int64_t>(
       "n_iterations", p.n_iterations, int_in_range(0, 100000),
       "candidate sources before any unit is found; 0: half the kept channels, at least 40");
@@ -119,98 +114,46 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
                                         "window of the estimated MUAPs, centred on the discharge");
   p.drive_window_ms = s.optional<double>("drive_window_ms", p.drive_window_ms, positive(),
                                          "length of the Hann window that smooths the neural drive");
-  validate(p);
+  if (!(p.doublet_isi_ms * 1e-3 < p.max_isi_s))
+    s.fail("doublet_isi_ms", "must be below max_isi_s = " + format_number(p.max_isi_s) + " s");
   return p;
 }
 
-void validate(const DecomposeParams& p) {
-  validate(p.preprocess);
-  const auto num = [](double v) { return format_number(v); };
-  if (p.extension_factor < 0)
-    bad("extension_factor", std::to_string(p.extension_factor), "must be >= 0 (0: automatic)");
-  if (!(p.target_extended_channels >= 1.0))
-    bad("target_extended_channels", num(p.target_extended_channels), "must be >= 1");
-  if (p.n_iterations < 0)
-    bad("n_iterations", std::to_string(p.n_iterations), "must be >= 0 (0: automatic)");
-  if (p.candidates_per_unit < 0)
-    bad("candidates_per_unit", std::to_string(p.candidates_per_unit), "must be >= 0");
-  if (p.max_fixed_point_iterations < 1)
-    bad("max_fixed_point_iterations", std::to_string(p.max_fixed_point_iterations), "must be >= 1");
-  if (!(p.tolerance > 0.0))
-    bad("tolerance", num(p.tolerance), "must be > 0");
-  if (p.max_refinement_iterations < 0)
-    bad("max_refinement_iterations", std::to_string(p.max_refinement_iterations), "must be >= 0");
-  if (!(p.sil_threshold >= 0.0 && p.sil_threshold <= 1.0))
-    bad("sil_threshold", num(p.sil_threshold), "must be in [0, 1]");
-  if (!(p.min_peak_distance_ms > 0.0))
-    bad("min_peak_distance_ms", num(p.min_peak_distance_ms), "must be > 0");
-  if (p.min_discharges < 2)
-    bad("min_discharges", std::to_string(p.min_discharges), "must be >= 2");
-  if (!(p.max_local_cov_isi > 0.0) || !std::isfinite(p.max_local_cov_isi))
-    bad("max_local_cov_isi", num(p.max_local_cov_isi), "must be a finite number > 0");
-  if (!(p.doublet_isi_ms > 0.0) || !std::isfinite(p.doublet_isi_ms))
-    bad("doublet_isi_ms", num(p.doublet_isi_ms), "must be a finite number > 0 [ms]");
-  if (!(p.max_isi_s > 0.0) || !std::isfinite(p.max_isi_s))
-    bad("max_isi_s", num(p.max_isi_s), "must be a finite number > 0 [s]");
-  if (!(p.doublet_isi_ms * 1e-3 < p.max_isi_s))
-    bad("doublet_isi_ms", num(p.doublet_isi_ms), "must be below max_isi_s [ms]");
-  if (!std::isfinite(p.review.min_pnr_dB))
-    bad("review_min_pnr_dB", num(p.review.min_pnr_dB), "must be finite [dB]");
-  for (const auto& [key, v] :
-       {std::pair<const char*, double>{"review_max_cov_isi", p.review.max_cov_isi},
-        {"review_max_doublet_fraction", p.review.max_doublet_fraction},
-        {"review_max_pause_fraction", p.review.max_pause_fraction}})
-    if (!(v >= 0.0) || !std::isfinite(v))
-      bad(key, num(v), "must be a finite number >= 0");
-  if (!(p.duplicate_fraction > 0.0 && p.duplicate_fraction <= 1.0))
-    bad("duplicate_fraction", num(p.duplicate_fraction), "must be in (0, 1]");
-  if (!(p.duplicate_tolerance_ms >= 0.0))
-    bad("duplicate_tolerance_ms", num(p.duplicate_tolerance_ms), "must be >= 0");
-  if (!(p.duplicate_max_lag_ms >= 0.0))
-    bad("duplicate_max_lag_ms", num(p.duplicate_max_lag_ms), "must be >= 0");
-  for (const auto& [key, v] :
-       {std::pair<const char*, double>{"peel_off_window_ms", p.peel_off_window_ms},
-        {"muap_window_ms", p.muap_window_ms},
-        {"drive_window_ms", p.drive_window_ms}})
-    if (!(v > 0.0) || !std::isfinite(v))
-      bad(key, num(v), "must be a finite number > 0 [ms]");
+void validate(const DecomposeParams& params) {
+  // The reader's declarations are the one statement of every range.
+  ConfigReader reader(to_json(params), "decompose");
+  (void)read_decompose_params(reader);
+  reader.finish();
 }
 
 nlohmann::json to_json(const DecomposeParams& p) {
-  const auto& q = p.preprocess;
-  return {{"highpass_Hz", q.highpass_Hz},
-          {"lowpass_Hz", q.lowpass_Hz},
-          {"powerline_Hz", q.powerline_Hz},
-          {"notch_bandwidth_Hz", q.notch_bandwidth_Hz},
-          {"reject_channels", q.reject_channels},
-          {"flat_rms_fraction", q.flat_rms_fraction},
-          {"saturation_fraction", q.saturation_fraction},
-          {"noisy_ratio", q.noisy_ratio},
-          {"extension_factor", p.extension_factor},
-          {"target_extended_channels", p.target_extended_channels},
-          {"n_iterations", p.n_iterations},
-          {"candidates_per_unit", p.candidates_per_unit},
-          {"max_fixed_point_iterations", p.max_fixed_point_iterations},
-          {"tolerance", p.tolerance},
-          {"contrast", to_string(p.contrast)},
-          {"max_refinement_iterations", p.max_refinement_iterations},
-          {"sil_threshold", p.sil_threshold},
-          {"min_peak_distance_ms", p.min_peak_distance_ms},
-          {"min_discharges", p.min_discharges},
-          {"max_local_cov_isi", p.max_local_cov_isi},
-          {"doublet_isi_ms", p.doublet_isi_ms},
-          {"max_isi_s", p.max_isi_s},
-          {"review_min_pnr_dB", p.review.min_pnr_dB},
-          {"review_max_cov_isi", p.review.max_cov_isi},
-          {"review_max_doublet_fraction", p.review.max_doublet_fraction},
-          {"review_max_pause_fraction", p.review.max_pause_fraction},
-          {"duplicate_fraction", p.duplicate_fraction},
-          {"duplicate_tolerance_ms", p.duplicate_tolerance_ms},
-          {"duplicate_max_lag_ms", p.duplicate_max_lag_ms},
-          {"peel_off", p.peel_off},
-          {"peel_off_window_ms", p.peel_off_window_ms},
-          {"muap_window_ms", p.muap_window_ms},
-          {"drive_window_ms", p.drive_window_ms}};
+  nlohmann::json j = to_json(p.preprocess);
+  j.update(nlohmann::json{{"extension_factor", p.extension_factor},
+                          {"target_extended_channels", p.target_extended_channels},
+                          {"n_iterations", p.n_iterations},
+                          {"candidates_per_unit", p.candidates_per_unit},
+                          {"max_fixed_point_iterations", p.max_fixed_point_iterations},
+                          {"tolerance", p.tolerance},
+                          {"contrast", to_string(p.contrast)},
+                          {"max_refinement_iterations", p.max_refinement_iterations},
+                          {"sil_threshold", p.sil_threshold},
+                          {"min_peak_distance_ms", p.min_peak_distance_ms},
+                          {"min_discharges", p.min_discharges},
+                          {"max_local_cov_isi", p.max_local_cov_isi},
+                          {"doublet_isi_ms", p.doublet_isi_ms},
+                          {"max_isi_s", p.max_isi_s},
+                          {"review_min_pnr_dB", p.review.min_pnr_dB},
+                          {"review_max_cov_isi", p.review.max_cov_isi},
+                          {"review_max_doublet_fraction", p.review.max_doublet_fraction},
+                          {"review_max_pause_fraction", p.review.max_pause_fraction},
+                          {"duplicate_fraction", p.duplicate_fraction},
+                          {"duplicate_tolerance_ms", p.duplicate_tolerance_ms},
+                          {"duplicate_max_lag_ms", p.duplicate_max_lag_ms},
+                          {"peel_off", p.peel_off},
+                          {"peel_off_window_ms", p.peel_off_window_ms},
+                          {"muap_window_ms", p.muap_window_ms},
+                          {"drive_window_ms", p.drive_window_ms}});
+  return j;
 }
 
 Decomposition decompose(const forward::EmgRecording& recording, const DecomposeParams& params,

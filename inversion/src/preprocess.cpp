@@ -94,30 +94,27 @@ PreprocessParams read_preprocess_params(ConfigReader& section) {
           },
           "> 1"),
       "a channel is noisy when its rms exceeds this times the median rms of its grid neighbours");
-  validate(p);
+  if (p.highpass_Hz > 0.0 && p.lowpass_Hz > 0.0 && p.highpass_Hz >= p.lowpass_Hz)
+    section.fail("highpass_Hz", "must be below lowpass_Hz = " + format_number(p.lowpass_Hz));
   return p;
 }
 
-void validate(const PreprocessParams& p) {
-  auto bad = [](const std::string& key, double v, const std::string& expectation) {
-    throw BadInput("decompose: " + key + " = " + format_number(v) + ": " + expectation);
-  };
-  if (!(p.highpass_Hz >= 0.0) || !std::isfinite(p.highpass_Hz))
-    bad("highpass_Hz", p.highpass_Hz, "must be a finite number >= 0 (0: off)");
-  if (!(p.lowpass_Hz >= 0.0) || !std::isfinite(p.lowpass_Hz))
-    bad("lowpass_Hz", p.lowpass_Hz, "must be a finite number >= 0 (0: off)");
-  if (p.highpass_Hz > 0.0 && p.lowpass_Hz > 0.0 && p.highpass_Hz >= p.lowpass_Hz)
-    bad("highpass_Hz", p.highpass_Hz, "must be below lowpass_Hz = " + format_number(p.lowpass_Hz));
-  if (!(p.powerline_Hz >= 0.0) || !std::isfinite(p.powerline_Hz))
-    bad("powerline_Hz", p.powerline_Hz, "must be a finite number >= 0 (0: off)");
-  if (!(p.notch_bandwidth_Hz > 0.0))
-    bad("notch_bandwidth_Hz", p.notch_bandwidth_Hz, "must be > 0");
-  if (!(p.flat_rms_fraction >= 0.0 && p.flat_rms_fraction <= 1.0))
-    bad("flat_rms_fraction", p.flat_rms_fraction, "must be in [0, 1]");
-  if (!(p.saturation_fraction > 0.0 && p.saturation_fraction <= 1.0))
-    bad("saturation_fraction", p.saturation_fraction, "must be in (0, 1]");
-  if (!(p.noisy_ratio > 1.0) || !std::isfinite(p.noisy_ratio))
-    bad("noisy_ratio", p.noisy_ratio, "must be a finite number > 1");
+void validate(const PreprocessParams& params) {
+  // The reader's declarations are the one statement of every range.
+  ConfigReader reader(to_json(params), "decompose");
+  (void)read_preprocess_params(reader);
+  reader.finish();
+}
+
+nlohmann::json to_json(const PreprocessParams& p) {
+  return {{"highpass_Hz", p.highpass_Hz},
+          {"lowpass_Hz", p.lowpass_Hz},
+          {"powerline_Hz", p.powerline_Hz},
+          {"notch_bandwidth_Hz", p.notch_bandwidth_Hz},
+          {"reject_channels", p.reject_channels},
+          {"flat_rms_fraction", p.flat_rms_fraction},
+          {"saturation_fraction", p.saturation_fraction},
+          {"noisy_ratio", p.noisy_ratio}};
 }
 
 std::vector<std::string> filter_signals(Eigen::MatrixXd& signals, double fs_Hz,

@@ -177,7 +177,8 @@ struct Decomposition {
 /// \throws BadInput naming the key, value and expectation.
 DecomposeParams read_decompose_params(ConfigReader& section);
 
-/// Checks the parameters. \throws BadInput naming the field and value.
+/// Checks the parameters by reading to_json(params) back with read_decompose_params(), whose
+/// declarations state each range once. \throws BadInput naming the key and value.
 void validate(const DecomposeParams& params);
 
 /// The parameters as JSON (the layout read_decompose_params() reads).

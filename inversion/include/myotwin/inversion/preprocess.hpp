@@ -84,8 +84,12 @@ struct PreprocessResult {
 /// \throws BadInput naming the key for a wrong type or range.
 PreprocessParams read_preprocess_params(ConfigReader& section);
 
-/// Checks the parameters. \throws BadInput naming the field and value.
+/// Checks the parameters by reading to_json(params) back with read_preprocess_params(), whose
+/// declarations state each range once. \throws BadInput naming the key and value.
 void validate(const PreprocessParams& params);
+
+/// The parameters as JSON (the layout read_preprocess_params() reads).
+nlohmann::json to_json(const PreprocessParams& params);
 
 /// Applies a zero-phase biquad cascade to each row of `signals` in place (see the file
 /// comment): the high-pass, low-pass and notches of `params` at `fs_Hz`. Parallel over channels.

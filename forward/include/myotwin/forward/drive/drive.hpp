@@ -52,7 +52,8 @@ struct ExcitationProfile {
   /// (`end_level`).
   double start_level = 0.0;
   double end_level = 1.0;
-  /// ramp: start and end of the linear ramp [s]; ramp_end_s < 0 means the end of the run.
+  /// ramp: start and end of the linear ramp [s]; ramp_end_s < 0 means the end of the run (the
+  /// config key `ramp_end_s` defaults to the run's duration_s, the same end).
   double ramp_start_s = 0.0;
   double ramp_end_s = -1.0;
   /// trapezoid: level outside the trapezoid (`baseline_level`).
