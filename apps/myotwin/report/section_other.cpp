@@ -1,0 +1,154 @@
+// The shorter sections: mesh quality, electrodes, model-informed inversion, needle EMG.
+
+#include <string>
+#include <vector>
+
+#include "data.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
+#include "sections.hpp"
+
+namespace fs = std::filesystem;
+
+namespace myotwin::app::report {
+
+Section mesh_section(const Layout& layout) {
+  Section s{"mesh", "Mesh", "", {}};
+  const auto j = nlohmann::json::parse(read_text_file(layout[Output::mesh_quality]));
+  s.add_text(fmt(j.value("n_tets", 0.0), 7) + " tetrahedra, " + fmt(j.value("n_nodes", 0.0), 7) +
+             " nodes; dihedral angles " + fmt(j.value("min_dihedral_deg", 0.0)) + " to " +
+             fmt(j.value("max_dihedral_deg", 0.0)) +
+             " deg (1st percentile of the per-tet minimum " +
+             fmt(j.value("p01_min_dihedral_deg", 0.0)) + " deg); mean radius-edge ratio " +
+             fmt(j.value("mean_radius_edge_ratio", 0.0)) + ". From " +
+             layout[Output::mesh_quality].string() + ".");
+  if (j.contains("dihedral_histogram_10deg_bins")) {
+    nlohmann::json values = nlohmann::json::array();
+    int bin = 0;
+    for (const auto& n : j.at("dihedral_histogram_10deg_bins"))
+      values.push_back({{"from_deg", 10 * bin}, {"to_deg", 10 * ++bin}, {"count", n}});
+    s.add_chart(
+        {{"data", {{"values", values}}},
+         {"width", 600},
+         {"height", 200},
+         {"mark", "bar"},
+         {"encoding",
+          {{"x",
+            {{"field", "from_deg"},
+             {"type", "quantitative"},
+             {"bin", {{"binned", true}, {"step", 10}}},
+             {"title", "dihedral angle [deg]"}}},
+           {"x2", {{"field", "to_deg"}}},
+           {"y", {{"field", "count"}, {"type", "quantitative"}, {"title", "dihedral angles"}}}}}},
+        "Histogram of all dihedral angles of the tetrahedra in 10 degree bins.");
+  }
+  if (j.contains("tissues")) {
+    std::vector<std::vector<std::string>> rows = {{"tissue", "class", "tets", "mesh [cm^3]",
+                                                   "voxels [cm^3]", "mesh / voxels",
+                                                   "min dihedral [deg]"}};
+    for (const auto& t : j.at("tissues"))
+      rows.push_back({t.value("name", ""), t.value("class", ""), fmt(t.value("n_tets", 0.0), 7),
+                      fmt(t.value("mesh_volume_cm3", 0.0), 4),
+                      fmt(t.value("voxel_volume_cm3", 0.0), 4),
+                      fmt(t.value("volume_ratio", 0.0), 4), fmt(t.value("min_dihedral_deg", 0.0))});
+    s.add_table(rows);
+  }
+  return s;
+}
+
+Section electrodes_section(const Layout& layout) {
+  Section s{"electrodes", "Electrodes", "", {}};
+  const auto j = nlohmann::json::parse(read_text_file(layout[Output::electrodes_json]));
+  nlohmann::json values = nlohmann::json::array();
+  for (const auto& e : j.at("electrodes"))
+    values.push_back({{"name", e.value("name", "")},
+                      {"group", e.value("group", "")},
+                      {"axial_mm", round_sig(1e3 * e.value("axial_m", 0.0))},
+                      {"angle_deg", round_sig(e.value("angle_deg", 0.0))}});
+  s.add_text(std::to_string(values.size()) + " electrodes, reference " +
+             j.value("reference", nlohmann::json("?")).dump() + ", from " +
+             layout[Output::electrodes_json].string() + ".");
+  s.add_chart(
+      {{"data", {{"values", values}}},
+       {"width", 700},
+       {"height", 300},
+       {"mark", {{"type", "point"}, {"filled", true}}},
+       {"encoding",
+        {{"x",
+          {{"field", "angle_deg"},
+           {"type", "quantitative"},
+           {"title", "angle around the limb axis [deg]"},
+           {"scale", {{"domain", {0, 360}}}}}},
+         {"y",
+          {{"field", "axial_mm"}, {"type", "quantitative"}, {"title", "along the limb axis [mm]"}}},
+         {"color", {{"field", "group"}, {"type", "nominal"}}},
+         {"tooltip", {{{"field", "name"}}}}}}},
+      "Electrode centres on the unwrapped skin: angle around and position along the limb axis.");
+  return s;
+}
+
+Section inversion_section(const Layout& layout) {
+  Section s{"inversion", "Model-informed inversion", "", {}};
+  const auto path = layout.out() / "inversion/properties.json";
+  const auto j = nlohmann::json::parse(read_text_file(path));
+  nlohmann::json values = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows = {
+      {"unit", "depth [mm]", "fibres", "sd", "CV [m/s]", "sd", "end-plate shift [mm]", "residual"}};
+  int u = 0;
+  for (const auto& p : j.at("units")) {
+    values.push_back({{"unit", u},
+                      {"depth_mm", round_sig(p.value("depth_mm", 0.0))},
+                      {"n_fibres", round_sig(p.value("n_fibres", 0.0))},
+                      {"cv_m_per_s", round_sig(p.value("cv_m_per_s", 0.0))}});
+    rows.push_back({std::to_string(u++), fmt(p.value("depth_mm", 0.0)),
+                    fmt(p.value("n_fibres", 0.0)), fmt(p.value("n_fibres_sd", 0.0)),
+                    fmt(p.value("cv_m_per_s", 0.0)), fmt(p.value("cv_sd_m_per_s", 0.0)),
+                    fmt(p.value("end_plate_shift_mm", 0.0)),
+                    fmt(p.value("relative_residual", 0.0))});
+  }
+  s.add_text("Fitted properties of " + std::to_string(u) + " units of " + j.value("muscle", "?") +
+             " from " + path.string() + ".");
+  s.add_chart(
+      {{"data", {{"values", values}}},
+       {"width", 500},
+       {"height", 250},
+       {"mark", {{"type", "point"}, {"filled", true}}},
+       {"encoding",
+        {{"x", {{"field", "depth_mm"}, {"type", "quantitative"}, {"title", "fitted depth [mm]"}}},
+         {"y", {{"field", "n_fibres"}, {"type", "quantitative"}, {"title", "fitted fibres"}}},
+         {"color", {{"field", "cv_m_per_s"}, {"type", "quantitative"}, {"title", "CV [m/s]"}}}}}},
+      "Fitted territory depth against fitted size of each unit, coloured by conduction velocity.");
+  s.add_table(rows);
+  return s;
+}
+
+Section needle_section(const Layout& layout) {
+  Section s{"needle", "Needle EMG", "", {}};
+  const auto path = layout.out() / "iemg/emg.h5";
+  const H5Reader h5(path);
+  const Eigen::MatrixXd emg = h5.read_double("emg");
+  const double fs_Hz = std::get<double>(h5.attributes("/").at("fs_Hz"));
+  nlohmann::json values = nlohmann::json::array();
+  for (Eigen::Index c = 0; c < std::min<Eigen::Index>(emg.rows(), 4); ++c)
+    for (auto& v : envelope(emg.row(c).transpose(), fs_Hz, 1500, 1e6)) {
+      v["channel"] = "channel " + std::to_string(c);
+      values.push_back(std::move(v));
+    }
+  s.add_text(std::to_string(emg.rows()) + " channels at " + fmt(fs_Hz) + " Hz from " +
+             path.string() + ".");
+  s.add_chart(
+      {{"data", {{"values", values}}},
+       {"facet", {{"row", {{"field", "channel"}, {"type", "nominal"}, {"title", nullptr}}}}},
+       {"spec",
+        {{"width", 950},
+         {"height", 90},
+         {"mark", {{"type", "area"}, {"color", "#633"}}},
+         {"encoding",
+          {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}}},
+           {"y", {{"field", "lo"}, {"type", "quantitative"}, {"title", "uV"}}},
+           {"y2", {{"field", "hi"}}}}}}}},
+      "Needle EMG of position 0 (min/max envelope per time bin).");
+  return s;
+}
+
+} // namespace myotwin::app::report
