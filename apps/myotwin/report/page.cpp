@@ -60,7 +60,8 @@ constexpr const char* hook = R"(
     return n;
   }
   const jobs = [];
-  for (const el of document.querySelectorAll('div.chart')){
+  // With ?section=ID only that section is shown, and only its charts are drawn.
+  for (const el of document.querySelectorAll(only ? 'section#' + CSS.escape(only) + ' div.chart' : 'div.chart')){
     const spec = JSON.parse(document.getElementById(el.id + '-spec').textContent);
     const entry = {id: el.id, section: el.closest('section').id, marks: 0, error: null};
     status.charts.push(entry);

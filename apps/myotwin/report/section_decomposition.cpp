@@ -87,11 +87,12 @@ nlohmann::json raster_chart(const inversion::SpikeTrains& d, const inversion::Sp
               {"sort", {{"field", "order"}}},
               {"axis", {{"labelFontSize", 8}}}}},
             {"color",
-             {{"field", "roa"},
+             {{"condition", {{"test", "datum.roa === null"}, {"value", "#aaa"}}},
+              {"field", "roa"},
               {"type", "quantitative"},
               {"title", "RoA"},
               {"scale", {{"domain", {0, 1}}, {"scheme", "redyellowgreen"}}}}}}},
-          {"config", {{"mark", {{"invalid", nullptr}}}, {"tick", {{"color", "#999"}}}}}};
+          {"config", {{"mark", {{"invalid", nullptr}}}}}};
 }
 
 /// Instantaneous discharge rate (1 / ISI, ISIs up to 0.5 s) of each decomposed unit, with the
@@ -106,14 +107,19 @@ nlohmann::json rates_chart(const inversion::SpikeTrains& d, const fs::path& emg)
                          {"t", round_sig(static_cast<double>(d.samples[u][k]) / d.fs_Hz, 6)},
                          {"rate_pps", round_sig(1.0 / isi)}});
     }
-  nlohmann::json layers = {
-      {{"data", {{"values", rates}}},
-       {"mark", {{"type", "point"}, {"size", 8}, {"filled", true}}},
-       {"encoding",
-        {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}}},
-         {"y",
-          {{"field", "rate_pps"}, {"type", "quantitative"}, {"title", "discharge rate [pps]"}}},
-         {"color", {{"field", "unit"}, {"type", "nominal"}, {"legend", nullptr}}}}}}};
+  const nlohmann::json x = {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}};
+  const nlohmann::json y = {
+      {"field", "rate_pps"}, {"type", "quantitative"}, {"title", "discharge rate [pps]"}};
+  const nlohmann::json colour = {{"field", "unit"}, {"type", "nominal"}, {"legend", nullptr}};
+  const nlohmann::json smooth = {
+      {"loess", "rate_pps"}, {"on", "t"}, {"groupby", {"unit"}}, {"bandwidth", 0.2}};
+  const nlohmann::json rate_layers = {
+      {{"mark", {{"type", "point"}, {"size", 6}, {"filled", true}, {"opacity", 0.35}}},
+       {"encoding", {{"x", x}, {"y", y}, {"color", colour}}}},
+      {{"transform", {smooth}},
+       {"mark", {{"type", "line"}, {"strokeWidth", 1.5}}},
+       {"encoding", {{"x", x}, {"y", y}, {"color", colour}}}}};
+  nlohmann::json layers = {{{"data", {{"values", rates}}}, {"layer", rate_layers}}};
   if (fs::exists(emg)) {
     const H5Reader h5(emg);
     if (h5.contains("force")) {
@@ -182,8 +188,9 @@ Section decomposition_section(const Layout& layout) {
       "the bottom. Decomposed discharges are shown as found (not shifted by the match's lag).");
   s.add_table(stats_table(path, matches));
   s.add_chart(rates_chart(d, layout[Output::emg]),
-              "Instantaneous discharge rate of each decomposed unit (1 / inter-spike interval, "
-              "intervals up to 0.5 s), and the first muscle's force.");
+              "Instantaneous discharge rate of each decomposed unit (points: 1 / inter-spike "
+              "interval, intervals up to 0.5 s; lines: their loess smoothing, bandwidth 0.2) and "
+              "the first muscle's force.");
   return s;
 }
 

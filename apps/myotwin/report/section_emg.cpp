@@ -137,8 +137,8 @@ Section emg_section(const Layout& layout) {
   const MatrixXi64 rc = grid_layout(h5, emg.rows());
   const Eigen::VectorXd rms = row_rms(emg);
   s.add_text(std::to_string(emg.rows()) + " channels, " +
-             fmt(static_cast<double>(emg.cols()) / fs_Hz) + " s at " + fmt(fs_Hz) + " Hz, from " +
-             path.string() + " (dataset emg, with noise).");
+             fmt(static_cast<double>(emg.cols()) / fs_Hz) + " s at " + fmt(fs_Hz, 6) +
+             " Hz, from " + path.string() + " (dataset emg, with noise).");
   s.add_chart(traces_chart(emg, rc, fs_Hz),
               "Monopolar EMG of six channels spread over the grid: the minimum and maximum of "
               "each of 1000 time bins (what a full-resolution plot shows at one bin per pixel).");

@@ -73,8 +73,8 @@ nlohmann::json grid_chart(const Muaps& m, std::size_t u, std::int64_t unit_id, c
         {{"window", {{{"op", "row_number"}, {"as", "i"}}}}, {"groupby", {"ch"}}},
         {{"calculate", "datum.col + 0.9 * (datum.i - 1) / " + std::to_string(n)}, {"as", "x"}},
         {{"calculate", "-datum.row + 0.45 * datum.v / " + std::to_string(half_uV)}, {"as", "y"}}}},
-      {"width", std::min<double>(950, 60.0 * (static_cast<double>(rc.col(1).maxCoeff()) + 1))},
-      {"height", std::min<double>(900, 40.0 * (static_cast<double>(rc.col(0).maxCoeff()) + 1))},
+      {"width", std::min<double>(950, 120.0 * (static_cast<double>(rc.col(1).maxCoeff()) + 1))},
+      {"height", std::min<double>(1000, 50.0 * (static_cast<double>(rc.col(0).maxCoeff()) + 1))},
       {"mark", {{"type", "line"}, {"strokeWidth", 1}, {"color", "#1f4e99"}}},
       {"encoding",
        {{"x", {{"field", "x"}, {"type", "quantitative"}, {"axis", nullptr}}},
@@ -83,13 +83,31 @@ nlohmann::json grid_chart(const Muaps& m, std::size_t u, std::int64_t unit_id, c
         {"order", {{"field", "i"}, {"type", "quantitative"}}}}}};
 }
 
-/// Index of the unit with the smallest / largest value, and the median.
+/// Peak-to-peak value of each unit's MUAP on its largest channel [V].
+Eigen::VectorXd peak_to_peak(const Muaps& m) {
+  Eigen::VectorXd out = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(m.n_units));
+  for (std::size_t u = 0; u < m.n_units; ++u)
+    for (std::size_t c = 0; c < m.n_channels; ++c) {
+      double lo = 0.0, hi = 0.0;
+      for (std::size_t s = 0; s < m.n_samples; ++s) {
+        lo = std::min(lo, m.at(u, c, s));
+        hi = std::max(hi, m.at(u, c, s));
+      }
+      out[static_cast<Eigen::Index>(u)] = std::max(out[static_cast<Eigen::Index>(u)], hi - lo);
+    }
+  return out;
+}
+
+/// The units to draw: the smallest, median and largest by fibres (ties broken by peak-to-peak),
+/// the shallowest and deepest; a unit chosen twice is drawn once with both reasons.
 std::vector<std::pair<std::size_t, std::string>> chosen_units(const Eigen::VectorXd& size,
+                                                              const Eigen::VectorXd& p2p,
                                                               const Eigen::VectorXd& depth) {
   std::vector<std::size_t> order(static_cast<std::size_t>(size.size()));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
-    return size[static_cast<Eigen::Index>(a)] < size[static_cast<Eigen::Index>(b)];
+    const auto i = static_cast<Eigen::Index>(a), j = static_cast<Eigen::Index>(b);
+    return size[i] != size[j] ? size[i] < size[j] : p2p[i] < p2p[j];
   });
   std::vector<std::pair<std::size_t, std::string>> out = {{order.front(), "smallest"},
                                                           {order[order.size() / 2], "median size"},
@@ -113,25 +131,17 @@ std::vector<std::pair<std::size_t, std::string>> chosen_units(const Eigen::Vecto
   return unique;
 }
 
-nlohmann::json p2p_chart(const Muaps& m, const Eigen::VectorXd& depth, const Eigen::VectorXd& size,
-                         const MatrixXi64& ids, const std::vector<std::string>& muscles) {
+nlohmann::json p2p_chart(const Eigen::VectorXd& p2p, const Eigen::VectorXd& depth,
+                         const Eigen::VectorXd& size, const MatrixXi64& ids,
+                         const std::vector<std::string>& muscles) {
   nlohmann::json values = nlohmann::json::array();
-  for (std::size_t u = 0; u < m.n_units; ++u) {
-    double best = 0.0;
-    for (std::size_t c = 0; c < m.n_channels; ++c) {
-      double lo = 0.0, hi = 0.0;
-      for (std::size_t s = 0; s < m.n_samples; ++s) {
-        lo = std::min(lo, m.at(u, c, s));
-        hi = std::max(hi, m.at(u, c, s));
-      }
-      best = std::max(best, hi - lo);
-    }
+  for (std::size_t u = 0; u < static_cast<std::size_t>(p2p.size()); ++u) {
     const auto e = static_cast<Eigen::Index>(u);
     values.push_back({{"unit_id", ids(e, 0)},
                       {"depth_mm", depth.size() ? round_sig(depth[e] * 1e3) : 0.0},
                       {"n_fibres", size.size() ? size[e] : 0.0},
                       {"muscle", u < muscles.size() ? muscles[u] : ""},
-                      {"p2p_uV", round_sig(best * uV)}});
+                      {"p2p_uV", round_sig(p2p[e] * uV)}});
   }
   return {
       {"data", {{"values", values}}},
@@ -182,11 +192,12 @@ Section muap_section(const Layout& layout) {
   else
     rc = grid_layout(h5, static_cast<Eigen::Index>(m.n_channels));
   s.add_text(std::to_string(m.n_units) + " units, " + std::to_string(m.n_channels) +
-             " channels, MUAPs at " + fmt(m.fs_Hz) + " Hz from " + layout[Output::muaps].string() +
-             " (monopolar, as referenced by the lead fields).");
+             " channels, MUAPs at " + fmt(m.fs_Hz, 6) + " Hz from " +
+             layout[Output::muaps].string() + " (monopolar, as referenced by the lead fields).");
   if (m.n_units == 0)
     return s;
-  for (const auto& [u, why] : chosen_units(size, depth)) {
+  const Eigen::VectorXd p2p = peak_to_peak(m);
+  for (const auto& [u, why] : chosen_units(size, p2p, depth)) {
     const auto e = static_cast<Eigen::Index>(u);
     const std::string title = "unit " + std::to_string(ids(e, 0)) +
                               (u < muscles.size() ? " (" + muscles[u] + ")" : "") + ": " + why +
@@ -196,7 +207,7 @@ Section muap_section(const Layout& layout) {
                 "The MUAP of unit " + std::to_string(ids(e, 0)) + " (" + why +
                     ") on every electrode, at full resolution, each trace at its grid position.");
   }
-  s.add_chart(p2p_chart(m, depth, size, ids, muscles),
+  s.add_chart(p2p_chart(p2p, depth, size, ids, muscles),
               "Peak-to-peak amplitude of every unit's MUAP on its largest channel against the "
               "depth of its territory centre; point size: fibres.");
   return s;

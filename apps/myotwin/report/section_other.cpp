@@ -12,6 +12,15 @@ namespace fs = std::filesystem;
 
 namespace myotwin::app::report {
 
+namespace {
+
+/// An angle in (-180, 180] [deg], so that a grid around angle 0 stays in one piece.
+double wrapped_angle_deg(double a) {
+  return a > 180.0 ? a - 360.0 : a;
+}
+
+} // namespace
+
 Section mesh_section(const Layout& layout) {
   Section s{"mesh", "Mesh", "", {}};
   const auto j = nlohmann::json::parse(read_text_file(layout[Output::mesh_quality]));
@@ -64,7 +73,7 @@ Section electrodes_section(const Layout& layout) {
     values.push_back({{"name", e.value("name", "")},
                       {"group", e.value("group", "")},
                       {"axial_mm", round_sig(1e3 * e.value("axial_m", 0.0))},
-                      {"angle_deg", round_sig(e.value("angle_deg", 0.0))}});
+                      {"angle_deg", round_sig(wrapped_angle_deg(e.value("angle_deg", 0.0)))}});
   s.add_text(std::to_string(values.size()) + " electrodes, reference " +
              j.value("reference", nlohmann::json("?")).dump() + ", from " +
              layout[Output::electrodes_json].string() + ".");
@@ -78,12 +87,13 @@ Section electrodes_section(const Layout& layout) {
           {{"field", "angle_deg"},
            {"type", "quantitative"},
            {"title", "angle around the limb axis [deg]"},
-           {"scale", {{"domain", {0, 360}}}}}},
+           {"scale", {{"domain", {-180, 180}}}}}},
          {"y",
           {{"field", "axial_mm"}, {"type", "quantitative"}, {"title", "along the limb axis [mm]"}}},
          {"color", {{"field", "group"}, {"type", "nominal"}}},
          {"tooltip", {{{"field", "name"}}}}}}},
-      "Electrode centres on the unwrapped skin: angle around and position along the limb axis.");
+      "Electrode centres on the unwrapped skin: angle around the limb axis (from its "
+      "angle-zero direction, -180 to 180) and position along it.");
   return s;
 }
 
@@ -134,7 +144,7 @@ Section needle_section(const Layout& layout) {
       v["channel"] = "channel " + std::to_string(c);
       values.push_back(std::move(v));
     }
-  s.add_text(std::to_string(emg.rows()) + " channels at " + fmt(fs_Hz) + " Hz from " +
+  s.add_text(std::to_string(emg.rows()) + " channels at " + fmt(fs_Hz, 6) + " Hz from " +
              path.string() + ".");
   s.add_chart(
       {{"data", {{"values", values}}},

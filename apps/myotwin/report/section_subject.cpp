@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,39 @@ namespace myotwin::app::report {
 
 namespace {
 
+/// The colour of each tissue, the same in every section: skin, fat, bone and tendon by class,
+/// muscles from a palette of distinct colours in the table's order.
+std::map<std::int32_t, std::string> tissue_colours(const anatomy::TissueTable& table) {
+  static const char* const muscle_palette[] = {
+      "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+      "#ff7f0e", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"};
+  std::map<std::int32_t, std::string> out;
+  std::size_t n_muscles = 0;
+  for (const auto& t : table.tissues) {
+    switch (t.tissue_class) {
+    case anatomy::TissueClass::skin:
+      out[t.label] = "#e3a88f";
+      break;
+    case anatomy::TissueClass::fat:
+      out[t.label] = "#f6e3a4";
+      break;
+    case anatomy::TissueClass::bone:
+      out[t.label] = "#c8c8c8";
+      break;
+    case anatomy::TissueClass::tendon:
+      out[t.label] = "#6e6e6e";
+      break;
+    case anatomy::TissueClass::other:
+      out[t.label] = "#b3b3e6";
+      break;
+    case anatomy::TissueClass::muscle:
+      out[t.label] = muscle_palette[n_muscles++ % 16];
+      break;
+    }
+  }
+  return out;
+}
+
 /// One section through the label volume: along axis `axis` (0: sagittal i, 2: axial k) at index
 /// `at`, every `step`-th voxel; rows of labels ("l") flattened by the spec, tissue names looked up.
 nlohmann::json cross_section_chart(const anatomy::Subject& s, int axis, std::int64_t at,
@@ -31,6 +66,7 @@ nlohmann::json cross_section_chart(const anatomy::Subject& s, int axis, std::int
   const double du = 1e3 * v.spacing_m[au] * static_cast<double>(step);
   const double dw = 1e3 * v.spacing_m[aw] * static_cast<double>(step);
   nlohmann::json rows = nlohmann::json::array();
+  std::set<std::int32_t> present;
   for (std::int64_t w = 0; w < nw; w += step) {
     nlohmann::json labels = nlohmann::json::array();
     for (std::int64_t u = 0; u < nu; u += step) {
@@ -39,12 +75,21 @@ nlohmann::json cross_section_chart(const anatomy::Subject& s, int axis, std::int
       ijk[static_cast<std::size_t>(au)] = u;
       ijk[static_cast<std::size_t>(aw)] = w;
       labels.push_back(v.at(ijk[0], ijk[1], ijk[2]));
+      present.insert(v.at(ijk[0], ijk[1], ijk[2]));
     }
     rows.push_back({{"w", round_sig(static_cast<double>(w / step) * dw)}, {"l", labels}});
   }
-  nlohmann::json names = nlohmann::json::array({{{"l", 0}, {"tissue", "background"}}});
-  for (const auto& t : s.tissues.tissues)
+  // Legend: the tissues of this section, coloured as in every section.
+  const auto colours = tissue_colours(s.tissues);
+  nlohmann::json names = nlohmann::json::array(), domain = nlohmann::json::array(),
+                 range = nlohmann::json::array();
+  for (const auto& t : s.tissues.tissues) {
     names.push_back({{"l", t.label}, {"tissue", t.name}});
+    if (present.count(t.label)) {
+      domain.push_back(t.name);
+      range.push_back(colours.at(t.label));
+    }
+  }
   const double width_mm = static_cast<double>((nu + step - 1) / step) * du;
   const double height_mm = static_cast<double>((nw + step - 1) / step) * dw;
   const double px_per_mm = std::min(360.0 / width_mm, 360.0 / height_mm);
@@ -75,7 +120,9 @@ nlohmann::json cross_section_chart(const anatomy::Subject& s, int axis, std::int
               {"title", std::string(axis_names[aw]) + " axis [mm]"}}},
             {"y2", {{"field", "w2"}}},
             {"color",
-             {{"field", "tissue"}, {"type", "nominal"}, {"scale", {{"scheme", "tableau20"}}}}}}}};
+             {{"field", "tissue"},
+              {"type", "nominal"},
+              {"scale", {{"domain", domain}, {"range", range}}}}}}}};
 }
 
 void add_cross_sections(Section& sec, const fs::path& subject_file) {
