@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "myotwin/forward/noise/noise.hpp"
+
 namespace myotwin::app::report {
 
 double round_sig(double v, int digits) {
@@ -82,6 +84,30 @@ std::vector<std::string> split(const std::string& text, char sep) {
   }
   out.push_back(text.substr(start));
   return out;
+}
+
+nlohmann::json spectrum_chart(const Eigen::MatrixXd& emg, double fs_Hz) {
+  Eigen::Index seg = 1;
+  while (seg * 2 <= std::min<Eigen::Index>(emg.cols(), 1024))
+    seg *= 2;
+  const Eigen::MatrixXd psd = forward::welch_psd(emg, fs_Hz, seg);
+  const Eigen::VectorXd mean = psd.colwise().mean().transpose();
+  nlohmann::json values = nlohmann::json::array();
+  for (Eigen::Index k = 1; k < mean.size(); ++k)
+    values.push_back(
+        {{"f_Hz", round_sig(static_cast<double>(k) * fs_Hz / static_cast<double>(seg))},
+         {"psd", round_sig(mean[k] * 1e12)}});
+  return {{"data", {{"values", values}}},
+          {"width", 600},
+          {"height", 250},
+          {"mark", {{"type", "line"}, {"color", "#335"}}},
+          {"encoding",
+           {{"x", {{"field", "f_Hz"}, {"type", "quantitative"}, {"title", "frequency [Hz]"}}},
+            {"y",
+             {{"field", "psd"},
+              {"type", "quantitative"},
+              {"title", "PSD [uV^2/Hz]"},
+              {"scale", {{"type", "log"}}}}}}}};
 }
 
 std::string fmt(double v, int digits) {

@@ -6,7 +6,6 @@
 
 #include "data.hpp"
 #include "myotwin/core/hdf5_io.hpp"
-#include "myotwin/forward/noise/noise.hpp"
 #include "sections.hpp"
 
 namespace myotwin::app::report {
@@ -65,30 +64,6 @@ nlohmann::json rms_map_chart(const Eigen::VectorXd& rms, const MatrixXi64& rc) {
               {"title", "RMS [uV]"},
               {"scale", {{"scheme", "viridis"}}}}},
             {"tooltip", {{{"field", "ch"}}, {{"field", "rms_uV"}}}}}}};
-}
-
-nlohmann::json spectrum_chart(const Eigen::MatrixXd& emg, double fs_Hz) {
-  Eigen::Index seg = 1;
-  while (seg * 2 <= std::min<Eigen::Index>(emg.cols(), 1024))
-    seg *= 2;
-  const Eigen::MatrixXd psd = forward::welch_psd(emg, fs_Hz, seg);
-  const Eigen::VectorXd mean = psd.colwise().mean().transpose();
-  nlohmann::json values = nlohmann::json::array();
-  for (Eigen::Index k = 1; k < mean.size(); ++k)
-    values.push_back(
-        {{"f_Hz", round_sig(static_cast<double>(k) * fs_Hz / static_cast<double>(seg))},
-         {"psd", round_sig(mean[k] * uV * uV)}});
-  return {{"data", {{"values", values}}},
-          {"width", 600},
-          {"height", 250},
-          {"mark", {{"type", "line"}, {"color", "#335"}}},
-          {"encoding",
-           {{"x", {{"field", "f_Hz"}, {"type", "quantitative"}, {"title", "frequency [Hz]"}}},
-            {"y",
-             {{"field", "psd"},
-              {"type", "quantitative"},
-              {"title", "PSD [uV^2/Hz]"},
-              {"scale", {{"type", "log"}}}}}}}};
 }
 
 nlohmann::json force_chart(const H5Reader& h5, double fs_Hz) {

@@ -19,6 +19,33 @@ double wrapped_angle_deg(double a) {
   return a > 180.0 ? a - 360.0 : a;
 }
 
+/// The MUAP of each unit on each channel at needle position 0, one panel per channel.
+nlohmann::json needle_muaps_chart(const H5Reader& h5) {
+  const std::string name = "position_0/muaps_channels";
+  const auto dims = h5.shape(name);
+  const auto v = h5.read_double_values(name);
+  const MatrixXi64 ids = h5.read_int64("unit_id");
+  const double fs_Hz = std::get<double>(h5.attributes("/").at("fs_Hz"));
+  nlohmann::json values = nlohmann::json::array();
+  for (std::size_t u = 0; u < dims.at(0); ++u)
+    for (std::size_t c = 0; c < dims.at(1); ++c)
+      for (std::size_t k = 0; k < dims.at(2); ++k)
+        values.push_back({{"unit", ids(static_cast<Eigen::Index>(u), 0)},
+                          {"channel", "channel " + std::to_string(c)},
+                          {"t_ms", round_sig(1e3 * static_cast<double>(k) / fs_Hz)},
+                          {"uV", round_sig(1e6 * v[(u * dims[1] + c) * dims[2] + k])}});
+  return {{"data", {{"values", values}}},
+          {"facet", {{"column", {{"field", "channel"}, {"type", "nominal"}, {"title", nullptr}}}}},
+          {"spec",
+           {{"width", 260},
+            {"height", 180},
+            {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
+            {"encoding",
+             {{"x", {{"field", "t_ms"}, {"type", "quantitative"}, {"title", "ms from activation"}}},
+              {"y", {{"field", "uV"}, {"type", "quantitative"}, {"title", "uV"}}},
+              {"color", {{"field", "unit"}, {"type", "nominal"}}}}}}}};
+}
+
 } // namespace
 
 Section mesh_section(const Layout& layout) {
@@ -158,6 +185,13 @@ Section needle_section(const Layout& layout) {
            {"y", {{"field", "lo"}, {"type", "quantitative"}, {"title", "uV"}}},
            {"y2", {{"field", "hi"}}}}}}}},
       "Needle EMG of position 0 (min/max envelope per time bin).");
+  s.add_chart(spectrum_chart(emg, fs_Hz), "Power spectral density of the needle EMG of position 0, "
+                                          "averaged over its channels.");
+  const auto muaps = layout.out() / "iemg/muaps.h5";
+  if (fs::exists(muaps))
+    s.add_chart(needle_muaps_chart(H5Reader(muaps)),
+                "MUAP templates of position 0 (muaps.h5 position_0/muaps_channels, after the "
+                "differentiation), each unit on each channel, at full resolution.");
   return s;
 }
 
