@@ -1,8 +1,8 @@
 // `myotwin report` through the real executable: the report of a small pipeline run (the sample
-// forearm, ED only, a 13 x 5 grid, 3 s) rendered in headless Chromium (every chart has marks, no
-// console error, a screenshot per section in build/report_screenshots/), the plotted numbers
-// against the files they came from, a partial folder and an empty one. About a minute on 2 cores,
-// most of it the pipeline. MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing run
+// forearm, ED only, a coarse mesh, an 8 x 4 grid, 3 s) rendered in headless Chromium (every chart
+// has marks, no console error, a screenshot per section in build/report_screenshots/), the plotted
+// numbers against the files they came from, a partial folder and an empty one. About a minute on 2
+// cores, most of it the pipeline. MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing run
 // folder instead of making one.
 
 #include <cmath>
@@ -51,6 +51,34 @@ std::string chromium_command(const std::string& flags, const fs::path& html,
          " 2>/dev/null";
 }
 
+/// Renders `html` in headless Chromium and checks the status the page writes: rendering done,
+/// no error reported, every chart drawn with marks. Returns the number of charts per section.
+std::map<std::string, int> render_in_chromium(const fs::path& html) {
+  std::map<std::string, int> charts_per_section;
+  const auto [code, dom] = shell(chromium_command("--dump-dom", html, ""));
+  EXPECT_EQ(code, 0) << dom.substr(0, 2000);
+  const std::string open = "<pre id=\"render-status\" hidden=\"\">";
+  const auto at = dom.find(open);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no render status in the DOM";
+    return charts_per_section;
+  }
+  const std::string text = dom.substr(at + open.size(), dom.find("</pre>", at) - at - open.size());
+  if (text.empty()) {
+    ADD_FAILURE() << "the page did not finish rendering within the time budget";
+    return charts_per_section;
+  }
+  const auto status = nlohmann::json::parse(text);
+  EXPECT_TRUE(status.value("done", false));
+  EXPECT_TRUE(status.at("errors").empty()) << status.at("errors").dump(2);
+  for (const auto& c : status.at("charts")) {
+    EXPECT_TRUE(c.at("error").is_null()) << c.dump();
+    EXPECT_GT(c.at("marks").get<int>(), 0) << "blank chart " << c.dump();
+    ++charts_per_section[c.at("section").get<std::string>()];
+  }
+  return charts_per_section;
+}
+
 /// The chart specs embedded in the page, by id ("emg-chart-1").
 std::map<std::string, nlohmann::json> embedded_specs(const std::string& html) {
   std::map<std::string, nlohmann::json> out;
@@ -93,10 +121,14 @@ protected:
     }
     out_ = new fs::path(dir_->path() / "out");
     const fs::path subject = fs::path(MYOTWIN_SOURCE_DIR) / "sample_data/forearm/subject.json";
+    // Coarse: a coarser mesh than the default in muscle, fat, tendon and bone, 32 electrodes,
+    // 20 units, 3 s (about 30 s of CPU).
     std::ofstream(dir_->path() / "run.json") << R"({"anatomy": {"muscles": ["ED"]},
-      "electrodes": {"grids": [{"name": "ED13x5", "rows": 13, "columns": 5, "ied_mm": 8.0,
+      "mesh": {"perturb": false, "cell_size_mm": {"muscle": 6.0, "fat": 4.0, "tendon": 5.0},
+               "facet_distance_mm": {"muscle": 1.0, "bone": 1.0, "tendon": 1.0}},
+      "electrodes": {"grids": [{"name": "ED8x4", "rows": 8, "columns": 4, "ied_mm": 8.0,
                                 "centre_mm": [-5.7, 18.6, 22.4], "wrap": true}]},
-      "simulate": {"muscles": ["ED"], "max_units_per_muscle": 30,
+      "simulate": {"muscles": ["ED"], "max_units_per_muscle": 20,
                    "drive": {"duration_s": 3.0, "profile": {"type": "trapezoid", "level": 0.15,
                              "rise_s": 0.5, "plateau_s": 2.0, "fall_s": 0.5}},
                    "emg": {"snr_dB": 20}}})";
@@ -124,22 +156,7 @@ TEST_F(Report, RendersEverySectionInChromiumWithMarksAndNoConsoleError) {
   ASSERT_TRUE(fs::exists(html)) << log_;
   if (!fs::exists(chromium))
     GTEST_SKIP() << chromium << " is absent: scripts/install-deps.sh installs Debian's chromium";
-  const auto [code, dom] = shell(chromium_command("--dump-dom", html, ""));
-  ASSERT_EQ(code, 0) << dom.substr(0, 2000);
-  const std::string open = "<pre id=\"render-status\" hidden=\"\">";
-  const auto at = dom.find(open);
-  ASSERT_NE(at, std::string::npos) << "no render status in the DOM";
-  const std::string text = dom.substr(at + open.size(), dom.find("</pre>", at) - at - open.size());
-  ASSERT_FALSE(text.empty()) << "the page did not finish rendering within the time budget";
-  const auto status = nlohmann::json::parse(text);
-  EXPECT_TRUE(status.value("done", false));
-  EXPECT_TRUE(status.at("errors").empty()) << status.at("errors").dump(2);
-  std::map<std::string, int> charts_per_section;
-  for (const auto& c : status.at("charts")) {
-    EXPECT_TRUE(c.at("error").is_null()) << c.dump();
-    EXPECT_GT(c.at("marks").get<int>(), 0) << "blank chart " << c.dump();
-    ++charts_per_section[c.at("section").get<std::string>()];
-  }
+  auto charts_per_section = render_in_chromium(html);
   for (const char* s : {"subject", "mesh", "electrodes", "emg", "muaps", "decomposition"})
     EXPECT_GT(charts_per_section[s], 0) << "no chart in section " << s;
   // A screenshot of each section, to look at.
@@ -270,4 +287,38 @@ TEST(ReportFolders, AFolderWithNoStageOutputIsAnError) {
   const auto missing = run_myotwin("report " + quoted(dir / "nothing-here"));
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
   EXPECT_NE(missing.output.find("not a folder"), std::string::npos) << missing.output;
+}
+
+TEST(ReportFolders, ANeedleOnlyFolderGivesTheNeedleSectionWithTheFilesMuaps) {
+  TempDir dir;
+  // A small `myotwin iemg` run (as test_cli_iemg): a cylinder, three units, one needle.
+  std::ofstream(dir / "iemg.json") << R"({"seed": 7, "iemg": {
+      "cylinder": {"radius_mm": 3.0, "length_mm": 60.0, "motor_units": {"n_units": 10}},
+      "units": [0, 2, 5],
+      "needle": {"n_contacts": 4, "spacing_mm": 1.0, "position_mm": [0.5, 0.0, 12.0],
+                 "differentiation": "reference", "reference_contact": 3},
+      "drive": {"duration_s": 1.0, "profile": {"type": "constant", "level": 0.2}}},
+      "noise": {"type": "gaussian", "snr_dB": 15.0}})";
+  const auto a =
+      run_myotwin("iemg " + quoted(dir / "iemg.json") + " --quiet -o " + quoted(dir / "out"));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  const auto r = run_myotwin("report " + quoted(dir / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 sections (needle)"), std::string::npos) << r.output;
+  const fs::path html = dir / "out/report.html";
+  // The MUAP templates are muaps.h5's, sample by sample.
+  const auto specs = embedded_specs(myotwin::read_text_file(html));
+  const myotwin::H5Reader h5(dir / "out/iemg/muaps.h5");
+  const auto dims = h5.shape("position_0/muaps_channels");
+  const auto muaps = h5.read_double_values("position_0/muaps_channels");
+  const auto& values = chart_values(specs, "needle", "t_ms");
+  ASSERT_EQ(values.size(), muaps.size());
+  for (std::size_t i = 0; i < values.size(); ++i)
+    expect_close(values[i].at("uV"), 1e6 * muaps[i], "needle muap");
+  EXPECT_EQ(dims.size(), 3u);
+  if (!fs::exists(chromium))
+    GTEST_SKIP() << chromium << " is absent: scripts/install-deps.sh installs Debian's chromium";
+  const auto charts = render_in_chromium(html);
+  EXPECT_EQ(charts.size(), 1u);
+  EXPECT_EQ(charts.count("needle"), 1u);
 }
