@@ -110,6 +110,24 @@ nlohmann::json spectrum_chart(const Eigen::MatrixXd& emg, double fs_Hz) {
               {"scale", {{"type", "log"}}}}}}}};
 }
 
+nlohmann::json envelope_chart(nlohmann::json values, int height, const std::string& colour) {
+  return {{"data", {{"values", std::move(values)}}},
+          {"facet",
+           {{"row",
+             {{"field", "channel"},
+              {"type", "nominal"},
+              {"title", nullptr},
+              {"sort", {{"field", "rank"}}}}}}},
+          {"spec",
+           {{"width", 950},
+            {"height", height},
+            {"mark", {{"type", "area"}, {"color", colour}}},
+            {"encoding",
+             {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}}},
+              {"y", {{"field", "lo"}, {"type", "quantitative"}, {"title", "uV"}}},
+              {"y2", {{"field", "hi"}}}}}}}};
+}
+
 std::string fmt(double v, int digits) {
   std::ostringstream s;
   s.precision(digits);

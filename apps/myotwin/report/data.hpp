@@ -39,6 +39,11 @@ MatrixXi64 grid_layout(const H5Reader& h5, Eigen::Index n_channels);
 /// `text` split at each `sep` ("a;b" gives a, b; "" gives nothing).
 std::vector<std::string> split(const std::string& text, char sep);
 
+/// A Vega-Lite chart of traces as envelopes (`values` from envelope() with fields "channel",
+/// the row's title, and "rank", the row order): one row of `height` pixels per channel, the band
+/// between "lo" and "hi" filled in `colour`, in uV over time [s].
+nlohmann::json envelope_chart(nlohmann::json values, int height, const std::string& colour);
+
 /// A Vega-Lite line chart of the power spectral density of `x` (#channels x #samples [V])
 /// averaged over channels [uV^2/Hz, log scale] (forward::welch_psd, Hann segments of up to 1024
 /// samples, 50 % overlap), without the 0 Hz bin.

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "data.hpp"
 #include "myotwin/core/hdf5_io.hpp"
@@ -15,35 +17,28 @@ namespace {
 constexpr double uV = 1e6;
 
 /// Up to 6 channels spread over the grid's index range, envelope of each over time.
-nlohmann::json traces_chart(const Eigen::MatrixXd& emg, const MatrixXi64& rc, double fs_Hz) {
+nlohmann::json traces_chart(const Eigen::MatrixXd& emg, const Eigen::VectorXd& rms,
+                            const MatrixXi64& rc, double fs_Hz) {
   const Eigen::Index n_ch = emg.rows();
   const Eigen::Index n_show = std::min<Eigen::Index>(6, n_ch);
+  // Channels by decreasing RMS; shown: evenly spaced ranks from the largest to the smallest.
+  std::vector<Eigen::Index> by_rms(static_cast<std::size_t>(n_ch));
+  std::iota(by_rms.begin(), by_rms.end(), 0);
+  std::stable_sort(by_rms.begin(), by_rms.end(), [&](auto a, auto b) { return rms[a] > rms[b]; });
   nlohmann::json values = nlohmann::json::array();
   for (Eigen::Index k = 0; k < n_show; ++k) {
-    const Eigen::Index ch = n_show > 1 ? k * (n_ch - 1) / (n_show - 1) : 0;
+    const Eigen::Index ch =
+        by_rms[static_cast<std::size_t>(n_show > 1 ? k * (n_ch - 1) / (n_show - 1) : 0)];
     const std::string name = "ch " + std::to_string(ch) + " (r" + std::to_string(rc(ch, 0)) + " c" +
                              std::to_string(rc(ch, 1)) + ")";
     for (auto& v : envelope(emg.row(ch).transpose(), fs_Hz, 1000, uV)) {
       v["channel"] = name;
       v["ch"] = ch;
+      v["rank"] = k;
       values.push_back(std::move(v));
     }
   }
-  return {{"data", {{"values", values}}},
-          {"facet",
-           {{"row",
-             {{"field", "channel"},
-              {"type", "nominal"},
-              {"title", nullptr},
-              {"sort", {{"field", "ch"}}}}}}},
-          {"spec",
-           {{"width", 950},
-            {"height", 70},
-            {"mark", {{"type", "area"}, {"color", "#335"}}},
-            {"encoding",
-             {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}}},
-              {"y", {{"field", "lo"}, {"type", "quantitative"}, {"title", "uV"}}},
-              {"y2", {{"field", "hi"}}}}}}}};
+  return envelope_chart(std::move(values), 70, "#335");
 }
 
 nlohmann::json rms_map_chart(const Eigen::VectorXd& rms, const MatrixXi64& rc) {
@@ -114,8 +109,9 @@ Section emg_section(const Layout& layout) {
   s.add_text(std::to_string(emg.rows()) + " channels, " +
              fmt(static_cast<double>(emg.cols()) / fs_Hz) + " s at " + fmt(fs_Hz, 6) +
              " Hz, from " + path.string() + " (dataset emg, with noise).");
-  s.add_chart(traces_chart(emg, rc, fs_Hz),
-              "Monopolar EMG of six channels spread over the grid: the minimum and maximum of "
+  s.add_chart(traces_chart(emg, rms, rc, fs_Hz),
+              "Monopolar EMG of six channels, from the largest RMS to the smallest: the minimum "
+              "and maximum of "
               "each of 1000 time bins (what a full-resolution plot shows at one bin per pixel).");
   s.add_chart(
       rms_map_chart(rms, rc),

@@ -169,22 +169,13 @@ Section needle_section(const Layout& layout) {
   for (Eigen::Index c = 0; c < std::min<Eigen::Index>(emg.rows(), 4); ++c)
     for (auto& v : envelope(emg.row(c).transpose(), fs_Hz, 1500, 1e6)) {
       v["channel"] = "channel " + std::to_string(c);
+      v["rank"] = c;
       values.push_back(std::move(v));
     }
   s.add_text(std::to_string(emg.rows()) + " channels at " + fmt(fs_Hz, 6) + " Hz from " +
              path.string() + ".");
-  s.add_chart(
-      {{"data", {{"values", values}}},
-       {"facet", {{"row", {{"field", "channel"}, {"type", "nominal"}, {"title", nullptr}}}}},
-       {"spec",
-        {{"width", 950},
-         {"height", 90},
-         {"mark", {{"type", "area"}, {"color", "#633"}}},
-         {"encoding",
-          {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "time [s]"}}},
-           {"y", {{"field", "lo"}, {"type", "quantitative"}, {"title", "uV"}}},
-           {"y2", {{"field", "hi"}}}}}}}},
-      "Needle EMG of position 0 (min/max envelope per time bin).");
+  s.add_chart(envelope_chart(std::move(values), 90, "#633"),
+              "Needle EMG of position 0 (min/max envelope per time bin).");
   s.add_chart(spectrum_chart(emg, fs_Hz), "Power spectral density of the needle EMG of position 0, "
                                           "averaged over its channels.");
   const auto muaps = layout.out() / "iemg/muaps.h5";
