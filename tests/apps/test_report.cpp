@@ -242,6 +242,16 @@ TEST_F(Report, PlotsTheNumbersOfTheFiles) {
     for (Eigen::Index f = 0; f < len.rows(); ++f)
       expect_close(page[static_cast<std::size_t>(f)], 1e3 * len(f, 0), "fibre length");
   }
+  // Electrodes: positions along the limb axis of electrodes.json.
+  {
+    const auto e =
+        nlohmann::json::parse(myotwin::read_text_file(*out_ / "forward/electrodes.json"));
+    const auto& values = chart_values(specs, "electrodes", "axial_mm");
+    ASSERT_EQ(values.size(), e.at("electrodes").size());
+    for (std::size_t i = 0; i < values.size(); ++i)
+      expect_close(values[i].at("axial_mm"),
+                   1e3 * e.at("electrodes")[i].at("axial_m").get<double>(), "axial position");
+  }
   // Mesh: the dihedral histogram of mesh_quality.json.
   {
     const auto q = nlohmann::json::parse(myotwin::read_text_file(*out_ / "mesh/mesh_quality.json"));
