@@ -28,6 +28,9 @@ echo "   anatomy, mesh, lead fields, simulate, decompose, score (myotwin pipelin
 echo "== 4. model-informed separation of the same EMG through the subject's model (myotwin invert)"
 "$exe" invert "$out/forward/emg.h5" --subject "$root/sample_data/forearm/subject.json" \
   --config "$root/sample_data/forearm/pipeline.json" -o "$out"
+
+echo "== 5. the report of the whole run: one offline HTML page (myotwin report, docs/report.md)"
+"$exe" report "$out" --subject "$root/sample_data/forearm/subject.json"
 echo
 echo "results: $out"
 echo "  phantom/   labels.nii.gz (open in ITK-SNAP or 3D Slicer), tissues.json, subject.json"
@@ -38,3 +41,4 @@ echo "  decomposition/  decomposition.h5, summary.json, decomposition.mat (MUPul
 echo "  inversion/ the model-informed decomposition and properties.json (territory, depth, size, CV per unit)"
 echo "  pipeline/  stage keys (unchanged stages are reused) and summary.json"
 echo "  resolved_config.json   the configuration used (feed back with --config)"
+echo "  report.html  every stage's pictures in one page (open in a browser): $out/report.html"

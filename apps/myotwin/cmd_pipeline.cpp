@@ -7,6 +7,7 @@
 // docs/reliability.md). A stage's entry is removed from the manifest before it runs and written
 // after it succeeds, so an interrupted or failed stage reruns. Ends with a summary table: units
 // simulated, recruited, identified, and RoA per unit. `--until STAGE` stops after that stage.
+// Then writes OUT/report.html (`myotwin report`) unless `--no-report`.
 
 #include <iomanip>
 #include <iostream>
@@ -34,6 +35,7 @@ struct PipelineOptions {
   fs::path subject;
   bool force = false;
   std::string until;
+  bool no_report = false;
 };
 
 /// The command line of `stage` in `layout`.
@@ -174,6 +176,19 @@ int run_pipeline(const PipelineOptions& o) {
   else if (!o.shared.quiet)
     std::cout << "pipeline: stopped after `" << o.until << "` in " << std::setprecision(3)
               << watch.elapsed_s() << " s; results in " << layout.out().string() << "\n";
+
+  // 4. The report of what is in OUT (docs/report.md).
+  if (!o.no_report) {
+    std::vector<std::string> args = {"report", layout.out().string(), "--subject",
+                                     o.subject.string()};
+    if (o.shared.quiet)
+      args.emplace_back("--quiet");
+    // The stages' outputs are complete either way: a report that cannot be written (e.g. its
+    // JavaScript bundles are not installed) is a warning, not a failed pipeline.
+    if (const int code = run_command(args); code != 0)
+      log_warning("pipeline: the report was not written (`myotwin report` exit ", code,
+                  "; the message above says why); the stages' outputs are complete");
+  }
   return 0;
 }
 
@@ -192,6 +207,7 @@ void add_pipeline_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--until", o->until,
                   "stop after this stage (anatomy, mesh, leadfield, simulate, decompose; default: "
                   "score, the whole chain)");
+  cmd->add_flag("--no-report", o->no_report, "do not write OUT/report.html at the end");
   add_shared_options(*cmd, o->shared, true);
   cmd->callback([&run, o] { run = [o] { return run_pipeline(*o); }; });
 }

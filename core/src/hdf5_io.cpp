@@ -301,6 +301,22 @@ Eigen::MatrixXd H5Reader::read_double(const std::string& name) const {
   return read_matrix<double>(set, H5T_NATIVE_DOUBLE, shape(name), path_, name);
 }
 
+std::vector<double> H5Reader::read_double_values(const std::string& name) const {
+  Handle set(open_dataset(name), H5Dclose);
+  Handle type(H5Dget_type(set), H5Tclose);
+  const H5T_class_t c = H5Tget_class(type);
+  if (c != H5T_FLOAT && c != H5T_INTEGER) {
+    throw BadInput(path_.string() + ": dataset " + name + " is not numeric");
+  }
+  std::size_t n = 1;
+  for (const auto d : shape(name))
+    n *= d;
+  std::vector<double> values(n);
+  if (n > 0 && H5Dread(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    throw IoError(path_.string() + ": cannot read dataset " + name);
+  return values;
+}
+
 MatrixXi64 H5Reader::read_int64(const std::string& name) const {
   Handle set(open_dataset(name), H5Dclose);
   Handle type(H5Dget_type(set), H5Tclose);

@@ -111,3 +111,20 @@ TEST(Hdf5, WritesThreeDimensionalArraysAndChecksTheirSize) {
   H5Reader r(path);
   expect_error<myotwin::BadInput>([&] { (void)r.read_double("cube"); }, {"cube", "rank 3"});
 }
+
+TEST(Hdf5, ReadsAThreeDimensionalArrayBackInCOrder) {
+  TempDir dir;
+  const auto path = dir / "cube.h5";
+  std::vector<double> data(2 * 3 * 4);
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = 0.5 * static_cast<double>(i) - 3.0;
+  {
+    H5Writer w(path);
+    w.write_3d("cube", data, {2, 3, 4});
+    w.commit();
+  }
+  H5Reader r(path);
+  EXPECT_EQ(r.shape("cube"), (std::vector<std::size_t>{2, 3, 4}));
+  EXPECT_EQ(r.read_double_values("cube"), data);
+  expect_error<myotwin::BadInput>([&] { (void)r.read_double_values("nothing"); }, {"nothing"});
+}

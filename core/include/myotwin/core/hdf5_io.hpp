@@ -82,6 +82,10 @@ public:
   [[nodiscard]] Eigen::MatrixXd read_double(const std::string& name) const;
   /// An integer dataset, converted to int64. \throws BadInput if absent, not integer, rank > 2.
   [[nodiscard]] MatrixXi64 read_int64(const std::string& name) const;
+  /// A float64 (or any numeric, converted) dataset of any rank, its values in C order (last
+  /// index fastest), as write_3d() writes them; shape() gives its dimensions.
+  /// \throws BadInput if absent or not numeric.
+  [[nodiscard]] std::vector<double> read_double_values(const std::string& name) const;
   /// The attributes of a group or dataset.
   [[nodiscard]] Attributes attributes(const std::string& object) const;
   /// The names of the members of a group.
