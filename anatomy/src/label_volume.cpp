@@ -309,13 +309,16 @@ void check_nifti_complete(const fs::path& path, Format format, const itk::ImageI
   }
   if (vox_offset < 0.0)
     return; // not a header this check understands; ITK has accepted it
-  const auto offset = static_cast<std::uint64_t>(vox_offset);
-  const std::uint64_t needed = offset + static_cast<std::uint64_t>(io.GetImageSizeInBytes());
-  if (n_bytes < needed) {
+  // Compared as doubles: a header's vox_offset may be NaN or beyond any integer type (found by
+  // the fuzz target label_volume; converting it was undefined behaviour).
+  const auto data_bytes = static_cast<double>(io.GetImageSizeInBytes());
+  if (!std::isfinite(vox_offset) || static_cast<double>(n_bytes) < vox_offset + data_bytes) {
+    const double present =
+        std::isfinite(vox_offset) ? std::max(0.0, static_cast<double>(n_bytes) - vox_offset) : 0.0;
     throw BadInput(path.string() + ": corrupt or truncated file: the header promises " +
-                   std::to_string(needed - offset) + " bytes of voxel data from byte " +
-                   std::to_string(offset) + ", but the file holds only " +
-                   std::to_string(n_bytes > offset ? n_bytes - offset : 0) +
+                   format_number(data_bytes) + " bytes of voxel data from byte " +
+                   format_number(vox_offset) + ", but the file holds only " +
+                   format_number(present) +
                    (format == Format::nifti_gz ? " (after decompression)" : ""));
   }
 }
@@ -732,7 +735,10 @@ void write_label_volume(const fs::path& path, const LabelVolume& volume) {
     throw BadInput(name + ": label volume holds " + std::to_string(volume.labels.size()) +
                    " labels for " + std::to_string(volume.n_voxels()) + " voxels");
   }
-  const auto [lo, hi] = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in the lambda below.
+  const auto lo_hi = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  const auto lo = lo_hi.first;
+  const auto hi = lo_hi.second;
   if (*lo < 0) {
     const auto q = static_cast<std::int64_t>(lo - volume.labels.begin());
     throw BadInput(name + ": label " + std::to_string(*lo) + " at voxel " +
@@ -758,7 +764,10 @@ std::map<std::int32_t, std::int64_t> label_histogram(const LabelVolume& volume) 
   std::map<std::int32_t, std::int64_t> histogram;
   if (volume.labels.empty())
     return histogram;
-  const auto [lo, hi] = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in the lambda below.
+  const auto lo_hi = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  const auto lo = lo_hi.first;
+  const auto hi = lo_hi.second;
   const std::int64_t range = static_cast<std::int64_t>(*hi) - *lo + 1;
   if (range <= (std::int64_t{1} << 20)) {
     // Dense counts for the usual small label range.

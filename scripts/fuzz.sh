@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds one libFuzzer target of tests/fuzz/ (clang, -fsanitize=fuzzer,address,undefined) into
+# build-fuzz/ and runs it under `nice -n 10` for SECONDS, starting from the kept corpus
+# tests/fuzz/corpus/TARGET/ and the work corpus build-fuzz/corpus/TARGET/ (new inputs go there).
+# A finding (crash, abort, leak-free ASan/UBSan report, uncaught exception other than the
+# project's input errors, timeout > 10 s, > 2 GB RSS) stops the run and is written to
+# build-fuzz/artifacts/TARGET/.
+# With --keep, the kept corpus is then replaced by a minimised merge (-merge=1) of both corpora:
+# a small set of inputs that reaches every edge they reached (-use_counters=0: edges, not hit
+# counts, which would keep 3-5 times as many files).
+# Usage: scripts/fuzz.sh [--keep] TARGET SECONDS [libFuzzer options]
+#        TARGET: json | label_volume | stl | emg | discharges
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+keep=0
+if [[ "${1:-}" == "--keep" ]]; then
+  keep=1
+  shift
+fi
+if [[ $# -lt 2 ]]; then
+  sed -n '2,12p' "$0" >&2
+  exit 2
+fi
+target=$1
+seconds=$2
+shift 2
+build="$root/build-fuzz"
+jobs=$(nproc 2>/dev/null || echo 2)
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DMYOTWIN_FUZZ=ON -DMYOTWIN_BUILD_TESTS=OFF \
+  >/dev/null
+nice -n 10 cmake --build "$build" -j"$jobs" --target "fuzz_$target"
+kept="$root/tests/fuzz/corpus/$target"
+work="$build/corpus/$target"
+artifacts="$build/artifacts/$target"
+mkdir -p "$kept" "$work" "$artifacts"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp
+nice -n 10 "$build/bin/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$work" "$kept"
+if [[ $keep == 1 ]]; then
+  merged="$build/merged/$target"
+  rm -rf "$merged"
+  mkdir -p "$merged"
+  nice -n 10 "$build/bin/fuzz_$target" -merge=1 -use_counters=0 -timeout=10 -rss_limit_mb=2048 \
+    "$merged" "$kept" "$work"
+  rm -rf "$kept"
+  mkdir -p "$kept"
+  cp "$merged"/* "$kept"/
+  echo "kept corpus: $(ls "$kept" | wc -l) files, $(du -sh "$kept" | cut -f1)"
+fi
