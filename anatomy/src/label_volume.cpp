@@ -200,15 +200,36 @@ void check_nifti_geometry(const fs::path& path, Format format) {
   }
   if (n_read < 348)
     return; // too short for a header: ITK reports it
+  // The version and byte order as niftilib decides them, not by sizeof_hdr alone: it reads a
+  // header whose sizeof_hdr is neither 348 nor 540 in either order (found by the fuzz target
+  // label_volume: such a header skipped these checks and vnl aborted on a NaN affine). NIfTI-2
+  // by its magic or size, else NIfTI-1 / Analyze; the byte order by dim[0] (1 to 7 as stored:
+  // native), else by sizeof_hdr.
   std::int32_t sizeof_hdr = 0;
   std::memcpy(&sizeof_hdr, header.data(), 4);
-  const bool swap = sizeof_hdr != 348 && sizeof_hdr != 540;
-  if (swap)
-    sizeof_hdr =
-        static_cast<std::int32_t>(__builtin_bswap32(static_cast<std::uint32_t>(sizeof_hdr)));
-  const bool v2 = sizeof_hdr == 540;
-  if ((sizeof_hdr != 348 && !v2) || (v2 && n_read < 540))
-    return;
+  const auto sizeof_swapped =
+      static_cast<std::int32_t>(__builtin_bswap32(static_cast<std::uint32_t>(sizeof_hdr)));
+  const bool v2 = sizeof_hdr == 540 || sizeof_swapped == 540 ||
+                  std::memcmp(header.data() + 4, "n+2", 3) == 0 ||
+                  std::memcmp(header.data() + 4, "ni2", 3) == 0;
+  if (v2 && n_read < 540)
+    return; // too short for a NIfTI-2 header: ITK reports it
+  std::int64_t dim0 = 0, dim0_swapped = 0;
+  if (v2) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, header.data() + 16, 8);
+    dim0 = static_cast<std::int64_t>(bits);
+    dim0_swapped = static_cast<std::int64_t>(__builtin_bswap64(bits));
+  } else {
+    std::uint16_t bits = 0;
+    std::memcpy(&bits, header.data() + 40, 2);
+    dim0 = static_cast<std::int16_t>(bits);
+    dim0_swapped = static_cast<std::int16_t>(__builtin_bswap16(bits));
+  }
+  const bool swap = dim0 >= 1 && dim0 <= 7 ? false
+                    : dim0_swapped >= 1 && dim0_swapped <= 7
+                        ? true
+                        : sizeof_hdr != 348 && sizeof_hdr != 540;
   const auto value = [&](std::size_t at) -> double { // float32 (NIfTI-1) or float64 (NIfTI-2)
     if (v2) {
       std::uint64_t bits = 0;
