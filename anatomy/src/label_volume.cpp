@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -278,6 +279,36 @@ void check_nifti_geometry(const fs::path& path, Format format) {
   if (code(sform_code) > 0)
     for (std::size_t q = 0; q < 12; ++q)
       check(srow + q * w, std::string("srow_") + "xyz"[q / 4] + "[" + std::to_string(q % 4) + "]");
+}
+
+/// MetaIO reads NDims values for each array field, and loops without end on a header whose NDims
+/// is not a small positive integer (found by the fuzz target label_volume: `NDims == -10 5 3`
+/// hung in MET_Read). So check NDims in the text header (the lines before ElementDataFile)
+/// before ITK reads it. \throws BadInput naming the field and its value.
+void check_metaimage_header(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  const auto trim = [](const std::string& t) {
+    const auto b = t.find_first_not_of(" \t\r");
+    const auto e = t.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+  };
+  for (int n = 0; n < 1000 && std::getline(in, line); ++n) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos)
+      continue;
+    const std::string key = trim(line.substr(0, eq));
+    if (key == "ElementDataFile")
+      return;
+    if (key != "NDims")
+      continue;
+    const std::string value = trim(line.substr(eq + 1));
+    int n_dims = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n_dims);
+    if (ec != std::errc() || end != value.data() + value.size() || n_dims < 1 || n_dims > 10)
+      throw BadInput(path.string() + ": header field NDims = \"" + value.substr(0, 40) +
+                     "\": expected an integer from 1 to 10 (3 for a volume)");
+  }
 }
 
 /// niftilib fills voxel data missing from a truncated file with zeros and reports nothing, so
@@ -627,6 +658,8 @@ itk::ImageIOBase::Pointer open_image(const fs::path& path, bool integer_only,
   const Format format = format_of(path);
   if (format == Format::nifti || format == Format::nifti_gz)
     check_nifti_geometry(path, format);
+  if (format == Format::mha || format == Format::mhd)
+    check_metaimage_header(path);
 
   register_itk_io();
   itk::ImageIOBase::Pointer io =

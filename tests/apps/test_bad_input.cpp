@@ -565,6 +565,12 @@ std::vector<Case> cases() {
                                          "ElementDataFile = LOCAL\n" +
                                              std::string(64, '\1')),
                info, 2, "labels.mha"});
+  // Found by the fuzz target label_volume: MetaIO looped without end on a negative NDims.
+  c.push_back({"MhaNegativeNDims",
+               text_volume("labels.mha", "ObjectType = Image\nNDims = -10\nDimSize = 4 4 4\n"
+                                         "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" +
+                                             std::string(64, '\1')),
+               info, 2, "NDims = \"-10\": expected an integer from 1 to 10"});
   c.push_back({"MhaFloatLabels",
                text_volume("labels.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\n"
                                          "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n" +
