@@ -60,7 +60,8 @@ std::string gib(double bytes) {
 /// the stiffness matrix with CHOLMOD's copy (~400 bytes per node). The Cholesky factor is not in
 /// it: its size is known only after the ordering, and it is bounded by
 /// volume_conductor.memory_budget_GiB (above it, method auto uses CG). Measured on the sample
-/// forearm (89k nodes, 320 electrodes): 0.93 GiB estimated, 1.05 GiB peak.
+/// forearm (89k nodes, 320 electrodes): 0.88 GiB estimated before the sampled values, 1.05 GiB
+/// measured peak.
 /// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
 void check_leadfield_memory(const meshing::TetMesh& mesh, Eigen::Index n_electrodes,
                             Eigen::Index n_points, const forward::LeadFieldRunOptions& lo) {
