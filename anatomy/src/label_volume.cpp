@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -200,15 +201,36 @@ void check_nifti_geometry(const fs::path& path, Format format) {
   }
   if (n_read < 348)
     return; // too short for a header: ITK reports it
+  // The version and byte order as niftilib decides them, not by sizeof_hdr alone: it reads a
+  // header whose sizeof_hdr is neither 348 nor 540 in either order (found by the fuzz target
+  // label_volume: such a header skipped these checks and vnl aborted on a NaN affine). NIfTI-2
+  // by its magic or size, else NIfTI-1 / Analyze; the byte order by dim[0] (1 to 7 as stored:
+  // native), else by sizeof_hdr.
   std::int32_t sizeof_hdr = 0;
   std::memcpy(&sizeof_hdr, header.data(), 4);
-  const bool swap = sizeof_hdr != 348 && sizeof_hdr != 540;
-  if (swap)
-    sizeof_hdr =
-        static_cast<std::int32_t>(__builtin_bswap32(static_cast<std::uint32_t>(sizeof_hdr)));
-  const bool v2 = sizeof_hdr == 540;
-  if ((sizeof_hdr != 348 && !v2) || (v2 && n_read < 540))
-    return;
+  const auto sizeof_swapped =
+      static_cast<std::int32_t>(__builtin_bswap32(static_cast<std::uint32_t>(sizeof_hdr)));
+  const bool v2 = sizeof_hdr == 540 || sizeof_swapped == 540 ||
+                  std::memcmp(header.data() + 4, "n+2", 3) == 0 ||
+                  std::memcmp(header.data() + 4, "ni2", 3) == 0;
+  if (v2 && n_read < 540)
+    return; // too short for a NIfTI-2 header: ITK reports it
+  std::int64_t dim0 = 0, dim0_swapped = 0;
+  if (v2) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, header.data() + 16, 8);
+    dim0 = static_cast<std::int64_t>(bits);
+    dim0_swapped = static_cast<std::int64_t>(__builtin_bswap64(bits));
+  } else {
+    std::uint16_t bits = 0;
+    std::memcpy(&bits, header.data() + 40, 2);
+    dim0 = static_cast<std::int16_t>(bits);
+    dim0_swapped = static_cast<std::int16_t>(__builtin_bswap16(bits));
+  }
+  const bool swap = dim0 >= 1 && dim0 <= 7 ? false
+                    : dim0_swapped >= 1 && dim0_swapped <= 7
+                        ? true
+                        : sizeof_hdr != 348 && sizeof_hdr != 540;
   const auto value = [&](std::size_t at) -> double { // float32 (NIfTI-1) or float64 (NIfTI-2)
     if (v2) {
       std::uint64_t bits = 0;
@@ -257,6 +279,36 @@ void check_nifti_geometry(const fs::path& path, Format format) {
   if (code(sform_code) > 0)
     for (std::size_t q = 0; q < 12; ++q)
       check(srow + q * w, std::string("srow_") + "xyz"[q / 4] + "[" + std::to_string(q % 4) + "]");
+}
+
+/// MetaIO reads NDims values for each array field, and loops without end on a header whose NDims
+/// is not a small positive integer (found by the fuzz target label_volume: `NDims == -10 5 3`
+/// hung in MET_Read). So check NDims in the text header (the lines before ElementDataFile)
+/// before ITK reads it. \throws BadInput naming the field and its value.
+void check_metaimage_header(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  const auto trim = [](const std::string& t) {
+    const auto b = t.find_first_not_of(" \t\r");
+    const auto e = t.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+  };
+  for (int n = 0; n < 1000 && std::getline(in, line); ++n) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos)
+      continue;
+    const std::string key = trim(line.substr(0, eq));
+    if (key == "ElementDataFile")
+      return;
+    if (key != "NDims")
+      continue;
+    const std::string value = trim(line.substr(eq + 1));
+    int n_dims = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n_dims);
+    if (ec != std::errc() || end != value.data() + value.size() || n_dims < 1 || n_dims > 10)
+      throw BadInput(path.string() + ": header field NDims = \"" + value.substr(0, 40) +
+                     "\": expected an integer from 1 to 10 (3 for a volume)");
+  }
 }
 
 /// niftilib fills voxel data missing from a truncated file with zeros and reports nothing, so
@@ -309,13 +361,16 @@ void check_nifti_complete(const fs::path& path, Format format, const itk::ImageI
   }
   if (vox_offset < 0.0)
     return; // not a header this check understands; ITK has accepted it
-  const auto offset = static_cast<std::uint64_t>(vox_offset);
-  const std::uint64_t needed = offset + static_cast<std::uint64_t>(io.GetImageSizeInBytes());
-  if (n_bytes < needed) {
+  // Compared as doubles: a header's vox_offset may be NaN or beyond any integer type (found by
+  // the fuzz target label_volume; converting it was undefined behaviour).
+  const auto data_bytes = static_cast<double>(io.GetImageSizeInBytes());
+  if (!std::isfinite(vox_offset) || static_cast<double>(n_bytes) < vox_offset + data_bytes) {
+    const double present =
+        std::isfinite(vox_offset) ? std::max(0.0, static_cast<double>(n_bytes) - vox_offset) : 0.0;
     throw BadInput(path.string() + ": corrupt or truncated file: the header promises " +
-                   std::to_string(needed - offset) + " bytes of voxel data from byte " +
-                   std::to_string(offset) + ", but the file holds only " +
-                   std::to_string(n_bytes > offset ? n_bytes - offset : 0) +
+                   format_number(data_bytes) + " bytes of voxel data from byte " +
+                   format_number(vox_offset) + ", but the file holds only " +
+                   format_number(present) +
                    (format == Format::nifti_gz ? " (after decompression)" : ""));
   }
 }
@@ -603,6 +658,8 @@ itk::ImageIOBase::Pointer open_image(const fs::path& path, bool integer_only,
   const Format format = format_of(path);
   if (format == Format::nifti || format == Format::nifti_gz)
     check_nifti_geometry(path, format);
+  if (format == Format::mha || format == Format::mhd)
+    check_metaimage_header(path);
 
   register_itk_io();
   itk::ImageIOBase::Pointer io =
@@ -732,7 +789,10 @@ void write_label_volume(const fs::path& path, const LabelVolume& volume) {
     throw BadInput(name + ": label volume holds " + std::to_string(volume.labels.size()) +
                    " labels for " + std::to_string(volume.n_voxels()) + " voxels");
   }
-  const auto [lo, hi] = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in the lambda below.
+  const auto lo_hi = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  const auto lo = lo_hi.first;
+  const auto hi = lo_hi.second;
   if (*lo < 0) {
     const auto q = static_cast<std::int64_t>(lo - volume.labels.begin());
     throw BadInput(name + ": label " + std::to_string(*lo) + " at voxel " +
@@ -758,7 +818,10 @@ std::map<std::int32_t, std::int64_t> label_histogram(const LabelVolume& volume) 
   std::map<std::int32_t, std::int64_t> histogram;
   if (volume.labels.empty())
     return histogram;
-  const auto [lo, hi] = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in the lambda below.
+  const auto lo_hi = std::minmax_element(volume.labels.begin(), volume.labels.end());
+  const auto lo = lo_hi.first;
+  const auto hi = lo_hi.second;
   const std::int64_t range = static_cast<std::int64_t>(*hi) - *lo + 1;
   if (range <= (std::int64_t{1} << 20)) {
     // Dense counts for the usual small label range.

@@ -132,9 +132,11 @@ int run_pipeline(const PipelineOptions& o) {
   const std::vector<Stage> stages = chain();
   const std::size_t n_stages = stages_until(stages, o.until);
 
-  // Inputs every stage reads: the version, the seed, the subject's files.
+  // Inputs every stage reads: the program (its version and build), the seed, the subject's
+  // files.
   FileHashes hashes;
   std::uint64_t common = hash_text(version());
+  common = hash_text(program_build_id(), common);
   common = hash_text(std::to_string(config.seed), common);
   for (const auto& f : {files.subject_file, files.labels, files.tissues})
     common = hash_text(hashes.of(f), common);
@@ -166,7 +168,7 @@ int run_pipeline(const PipelineOptions& o) {
     const nlohmann::json outputs = run_stage(stage, o, layout, hashes);
     for (const auto& [relative, hash] : outputs.items())
       earlier_outputs[relative] = hash.get<std::string>();
-    records[stage.name] = {{"key", key}, {"outputs", outputs}};
+    records[stage.name] = {{"key", key}, {"build", program_build_id()}, {"outputs", outputs}};
     write_text_file(manifest_file, manifest.dump(2) + "\n");
   }
 

@@ -30,6 +30,19 @@ std::string hex(std::uint64_t value) {
   return buffer;
 }
 
+const std::string& program_build_id() {
+  static const std::string id = [] {
+    try {
+      return hex(hash_file("/proc/self/exe"));
+    } catch (const Error& e) {
+      log_warning("pipeline: the program's executable cannot be read (", e.what(),
+                  "): stage keys hold its version only, a rebuilt myotwin is not noticed");
+      return std::string("unknown build");
+    }
+  }();
+  return id;
+}
+
 std::string FileHashes::of(const fs::path& path) {
   std::error_code ec;
   const FileStamp stamp{fs::file_size(path, ec), fs::last_write_time(path, ec)};
@@ -78,6 +91,10 @@ std::string why_not_reusable(const nlohmann::json& entry, const std::string& key
     return "no record of a completed run";
   if (!entry.is_object() || !entry.contains("outputs") || !entry["outputs"].is_object())
     return "its record in the manifest is incomplete";
+  if (entry.value("key", "") != key && entry.contains("build") &&
+      entry.value("build", "") != program_build_id())
+    return "the program was rebuilt (build " + program_build_id() + ", was " +
+           entry.value("build", "") + ")";
   if (entry.value("key", "") != key)
     return "its inputs changed (key " + key + ", was " + entry.value("key", "") + ")";
   for (const auto& [relative, hash] : entry.at("outputs").items()) {

@@ -35,6 +35,13 @@ std::size_t stages_until(const std::vector<Stage>& stages, const std::string& un
 /// `value` as 16 hex digits.
 std::string hex(std::uint64_t value);
 
+/// The build of the running program (16 hex digits): the hash of its executable's bytes
+/// (/proc/self/exe), computed once per process. Part of every stage key, so a rebuilt `myotwin`
+/// whose code differs reruns the stages even when its version string is the same; written only
+/// into the manifest, never into a stage's outputs. When the executable cannot be read, the
+/// version string (and a warning that rebuilds are not detected).
+const std::string& program_build_id();
+
 /// A file's size and modification time: what tells a stage's outputs from the files it left.
 struct FileStamp {
   std::uintmax_t size = 0;

@@ -1,5 +1,6 @@
 #include "myotwin/core/mat_file.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 
@@ -453,6 +454,30 @@ std::optional<Array> Reader::read(const std::string& name) const {
     listed = listed || n == name;
   if (!listed)
     return std::nullopt;
+  // What the variable's header declares must fit in what the file can hold (deflate expands at
+  // most 1032 times) before matio allocates it: a 2 KB file may claim 15 GB.
+  {
+    VarPtr info(Mat_VarReadInfo(impl_->mat.get(), name.c_str()));
+    if (!info)
+      throw IoError(impl_->path.string() + ": cannot read MATLAB variable " + name);
+    double elements = 1.0;
+    for (int d = 0; d < info->rank; ++d)
+      elements *= static_cast<double>(info->dims[d]);
+    const bool container = info->class_type == MAT_C_CELL || info->class_type == MAT_C_STRUCT;
+    const double declared =
+        container ? std::max(static_cast<double>(Mat_VarGetSize(info.get())), 8.0 * elements)
+                  : elements * static_cast<double>(std::max<std::size_t>(
+                                   Mat_SizeOfClass(info->class_type), 1));
+    std::error_code ec;
+    const double file_bytes = static_cast<double>(std::filesystem::file_size(impl_->path, ec));
+    const double limit = 1032.0 * std::max(file_bytes, 1.0) + 1048576.0;
+    if (declared > limit)
+      throw IoError(impl_->path.string() + ": MATLAB variable " + name + " declares " +
+                    std::to_string(static_cast<long long>(elements)) + " elements (" +
+                    std::to_string(static_cast<long long>(declared)) + " bytes), more than a " +
+                    std::to_string(static_cast<long long>(file_bytes)) +
+                    "-byte file can hold: the file is damaged");
+  }
   VarPtr v(Mat_VarRead(impl_->mat.get(), name.c_str()));
   if (!v)
     throw IoError(impl_->path.string() + ": cannot read MATLAB variable " + name);

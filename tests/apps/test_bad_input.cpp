@@ -340,6 +340,31 @@ std::vector<Case> cases() {
                "mesh.cell_size_mm: smallest 0.05 mm"});
   c.push_back({"LabelVolumeAboveTheMemoryLimit", none, "anatomy info {s} --max-memory-GiB 0.001", 2,
                "limit of 0.001 GiB"});
+  // An hour of intramuscular EMG at 1 MHz: the EMG alone needs ~0.6 TB.
+  c.push_back({"IemgThatNeedsTerabytes", config(R"({"iemg": {"fs_Hz": 1e6,
+                 "cylinder": {"radius_mm": 3, "length_mm": 60, "motor_units": {"n_units": 10}},
+                 "needle": {"n_contacts": 4, "spacing_mm": 1, "position_mm": [0.5, 0, 12]},
+                 "drive": {"duration_s": 3600}}})"),
+               "iemg --quiet --config {d}/c.json -o {d}/out --max-memory-GiB 16", 2,
+               "iemg.drive.duration_s = 3600 s x iemg.fs_Hz = 1000000 Hz"});
+  // 16 channels x extension factor 1000: the whitening's 16000^2 matrices need ~12 GB.
+  c.push_back({"DecomposeExtensionThatNeedsGigabytes",
+               [](const fs::path& d) {
+                 std::string csv = "# fs_Hz = 2048\n";
+                 for (int ch = 0; ch < 16; ++ch)
+                   csv += (ch > 0 ? ",c" : "c") + std::to_string(ch);
+                 csv += "\n";
+                 for (int k = 0; k < 300; ++k) {
+                   for (int ch = 0; ch < 16; ++ch)
+                     csv += (ch > 0 ? "," : "") + std::to_string((k * 7 + ch * 3) % 11 - 5);
+                   csv += "\n";
+                 }
+                 write(d / "emg.csv", csv);
+                 write(d / "c.json", R"({"decompose": {"extension_factor": 1000}})");
+               },
+               "decompose {d}/emg.csv --config {d}/c.json -o {d}/out --max-memory-GiB 1", 2,
+               "decompose.extension_factor = 1000: 16000 extended channels), more than the limit "
+               "of 1 GiB"});
   c.push_back({"NoiseThatNeedsPetabytes", none,
                "noise generate -o {d}/n.h5 --n-channels 100000 --duration-s 3600 --fs-Hz 1e6", 2,
                "noise generate needs about"});
@@ -540,6 +565,12 @@ std::vector<Case> cases() {
                                          "ElementDataFile = LOCAL\n" +
                                              std::string(64, '\1')),
                info, 2, "labels.mha"});
+  // Found by the fuzz target label_volume: MetaIO looped without end on a negative NDims.
+  c.push_back({"MhaNegativeNDims",
+               text_volume("labels.mha", "ObjectType = Image\nNDims = -10\nDimSize = 4 4 4\n"
+                                         "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" +
+                                             std::string(64, '\1')),
+               info, 2, "NDims = \"-10\": expected an integer from 1 to 10"});
   c.push_back({"MhaFloatLabels",
                text_volume("labels.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\n"
                                          "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n" +

@@ -144,6 +144,25 @@ TEST_F(CliLeadfield, RejectsBadElectrodeConfigWithExitCodeTwo) {
   EXPECT_NE(r3.output.find("lies in tissue 'fat'"), std::string::npos) << r3.output;
 }
 
+TEST_F(CliLeadfield, RefusesAboveTheMemoryLimitNamingTheEstimateAndItsDrivers) {
+  // The mesh's nodes x 8 electrodes and the stiffness matrix need ~1 MB: above 0.001 GiB.
+  const fs::path limited = dir_->path() / "small_limit";
+  fs::create_directories(limited / "mesh");
+  fs::copy_file(out() / "mesh" / "mesh.vtu", limited / "mesh" / "mesh.vtu",
+                fs::copy_options::overwrite_existing);
+  const auto r =
+      run("leadfield " + quoted(subject()) + " -o " + quoted(limited) +
+          " --quiet --max-memory-GiB 0.001 --config " + quoted(config("limit.json", small_grid)));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const std::string fragment :
+       {"leadfield needs about", "mesh nodes (mesh.cell_size_mm.*) x 8 electrodes",
+        "more than the limit of 0.001 GiB set by --max-memory-GiB"})
+    EXPECT_NE(r.output.find(fragment), std::string::npos) << fragment << "\n" << r.output;
+  // Refused before writing anything: not even the electrodes.
+  EXPECT_FALSE(fs::exists(limited / "forward" / "electrodes.json"));
+  EXPECT_FALSE(fs::exists(limited / "forward" / "leadfields.h5"));
+}
+
 TEST_F(CliLeadfield, AsksForTheMeshWhenItIsMissing) {
   TempDir empty;
   const auto r = run("leadfield " + quoted(subject()) + " -o " + quoted(empty.path()));

@@ -445,3 +445,51 @@ TEST_F(Pipeline, ForearmChainGivesPublishedMuapsTrueDischargesAndTheRequestedSnr
     check_imported_discharges();
   }
 }
+
+// Stage keys hold the program's build (the hash of its executable), not only its version: a
+// rebuilt `myotwin` (here: a copy with bytes appended, which runs the same code) reruns the
+// stages, says why, writes the same bytes (the build is only in the manifest), and a second
+// run of the same build reuses them. A small phantom keeps it to ~30 s.
+TEST(PipelineRebuild, ARebuiltProgramRerunsTheStagesWithTheSameOutputs) {
+  TempDir dir;
+  myotwin::write_text_file(dir.path() / "small.json", R"({
+    "phantom": {"length_mm": 60, "voxel_inplane_mm": 0.75, "voxel_axial_mm": 2.0,
+                "elbow_depth_mm": 40, "elbow_width_mm": 45, "wrist_depth_mm": 35,
+                "wrist_width_mm": 40},
+    "anatomy": {"fibres": {"model_density_per_mm2": 0.3}, "motor_units": {"n_units": 10},
+                "fibre_field": {"tolerance": 1e-5}}})");
+  const std::string config = " --config " + quoted(dir.path() / "small.json");
+  ASSERT_EQ(run_myotwin("phantom --quiet -o " + quoted(dir.path() / "ph") + config).exit_code, 0);
+  const std::string args = " pipeline " + quoted(dir.path() / "ph" / "subject.json") +
+                           " --until anatomy -o " + quoted(dir.path() / "out") + config;
+  const auto first = run_myotwin(args);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const fs::path units = dir.path() / "out" / "anatomy" / "motor_units.h5";
+  const std::string units_before = myotwin::read_text_file(units);
+
+  const fs::path rebuilt = dir.path() / "myotwin-rebuilt";
+  fs::copy_file(MYOTWIN_EXE, rebuilt);
+  std::ofstream(rebuilt, std::ios::binary | std::ios::app) << "another build";
+  const auto run_rebuilt = [&] {
+    const std::string command = quoted(rebuilt) + args + " 2>&1";
+    std::string output;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    char buffer[4096];
+    while (pipe != nullptr && std::fgets(buffer, sizeof buffer, pipe) != nullptr)
+      output += buffer;
+    const int status = pipe != nullptr ? ::pclose(pipe) : -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+    return output;
+  };
+  const std::string second = run_rebuilt();
+  EXPECT_EQ(count(second, "pipeline: anatomy: runs: the program was rebuilt (build "), 1U)
+      << second;
+  EXPECT_EQ(myotwin::read_text_file(units), units_before)
+      << "the build must not change a stage's outputs";
+  const std::string third = run_rebuilt();
+  EXPECT_EQ(count(third, "pipeline: anatomy: unchanged, reused"), 1U) << third;
+  // The manifest records the build that wrote each stage.
+  const auto manifest = nlohmann::json::parse(
+      myotwin::read_text_file(dir.path() / "out" / "pipeline" / "manifest.json"));
+  EXPECT_EQ(manifest["stages"]["anatomy"]["build"].get<std::string>().size(), 16U);
+}

@@ -12,6 +12,7 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 
@@ -61,6 +62,35 @@ std::tuple<double, Eigen::Index, double> muap_summary(const Eigen::MatrixXd& cha
 }
 
 /// The muscle of the config (from its anatomy folder, or the cylinder) with its real fibres.
+/// The memory of a run, estimated before the real fibres, MUAPs and EMG are allocated
+/// (docs/reliability.md, "Bounded resources"): the real fibres (the model fibres' weights
+/// summed; ~120 bytes each with the units' index lists), the MUAPs of the simulated units (the
+/// potential and its two derivatives, #samples of `muap_duration_ms` or 50 ms x #contacts) and
+/// per needle position the EMG (clean contacts, noisy channels, noise and the writers' copies:
+/// about 2 x #contacts + 4 x #channels rows of duration x fs samples).
+/// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
+void check_iemg_memory(const IemgConfig& c, const IemgMuscle& muscle) {
+  double n_real = 0.0;
+  for (const auto& f : muscle.model_fibres.fibres)
+    n_real += std::max(1.0, std::round(f.weight));
+  const Eigen::MatrixXd weights = iemg_channel_weights(c.needle);
+  const auto n_channels = static_cast<double>(weights.rows());
+  const auto n_contacts = static_cast<double>(weights.cols());
+  const double n_units = c.params.units.empty() ? static_cast<double>(muscle.pool.units.size())
+                                                : static_cast<double>(c.params.units.size());
+  const double muap_s = c.params.muap_duration_s > 0.0 ? c.params.muap_duration_s : 0.05;
+  const double muap_samples = muap_s * c.params.fs_Hz + 1.0;
+  const double samples = c.drive.duration_s * c.params.fs_Hz;
+  const double bytes = 120.0 * n_real + 3.0 * 8.0 * n_units * muap_samples * n_contacts +
+                       8.0 * samples * (2.0 * n_contacts + 4.0 * n_channels);
+  check_memory_estimate(
+      bytes, "iemg",
+      format_number(n_real) + " real fibres, " + format_number(n_units) + " units x " +
+          format_number(n_contacts) + " contacts, iemg.drive.duration_s = " +
+          format_number(c.drive.duration_s) + " s x iemg.fs_Hz = " + format_number(c.params.fs_Hz) +
+          " Hz x " + format_number(n_channels) + " channels");
+}
+
 IemgMuscle load_muscle(const IemgConfig& c, const Rng& rng) {
   IemgMuscle muscle;
   if (!c.anatomy_dir.empty()) {
@@ -81,6 +111,7 @@ IemgMuscle load_muscle(const IemgConfig& c, const Rng& rng) {
   } else {
     muscle = cylinder_muscle(c.cylinder, c.params.end_plate_percent / 100.0, rng.split(1));
   }
+  check_iemg_memory(c, muscle);
   spread_sub_fibres(muscle, c.params, c.branching, rng.split(2));
   log_info("muscle ", muscle.name, ": ", muscle.pool.units.size(), " units, ",
            muscle.model_fibres.fibres.size(), " model fibres, ", muscle.fibres.size(),
