@@ -80,6 +80,8 @@ int run_simulate(const SimulateOptions& o) {
                             sim, model->layout, sim_params.montages, ring);
   nlohmann::json summary = forward::simulation_summary(sim);
   summary["n_channels"] = model->layout.electrodes.size();
+  summary["fibre_points_moved_to_muscle"] = model->fibre_points_moved;
+  summary["fibre_points_moved_max_mm"] = model->fibre_points_moved_max_m * 1e3;
   summary["duration_s"] = sim_params.drive.duration_s;
   summary["discharges"] =
       sim_params.discharges ? sim_params.discharges->string() : std::string("drive");
