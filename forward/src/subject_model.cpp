@@ -48,13 +48,13 @@ MuscleTets muscle_tets(const meshing::TetMesh& mesh, const anatomy::TissueTable&
   return m;
 }
 
-/// Like lead_field_transfer_function(), but a point outside the mesh is taken at the nearest
-/// muscle tet (weights clamped to >= 0, renormalised) instead of stopping the run.
-TransferFunction snapping_transfer_function(const SubjectForwardModel& model,
-                                            const Eigen::MatrixXd& lead_fields_V_per_A) {
-  auto muscle = std::make_shared<MuscleTets>(muscle_tets(model.mesh, model.tissues));
-  const PointLocator& locator = *model.locator;
-  const meshing::TetMesh& mesh = model.mesh;
+} // namespace
+
+TransferFunction nearest_muscle_transfer_function(const meshing::TetMesh& mesh,
+                                                  const anatomy::TissueTable& tissues,
+                                                  const PointLocator& locator,
+                                                  const Eigen::MatrixXd& lead_fields_V_per_A) {
+  auto muscle = std::make_shared<MuscleTets>(muscle_tets(mesh, tissues));
   return [&locator, &mesh, &lead_fields_V_per_A, muscle](const Eigen::MatrixX3d& points_m,
                                                          const Eigen::MatrixX3d& /*directions*/) {
     PointLocations loc = locator.locate(points_m);
@@ -76,8 +76,6 @@ TransferFunction snapping_transfer_function(const SubjectForwardModel& model,
     return sample(loc, lead_fields_V_per_A);
   };
 }
-
-} // namespace
 
 std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectModelFiles& files,
                                                                 const ElectrodeConfig& electrodes,
@@ -101,7 +99,8 @@ std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectMod
   log_info("lead fields: ", model->lead_fields.lead_fields_V_per_A.cols(),
            " electrodes, reference ", model->lead_fields.reference, " (cache ", key, ")");
   model->locator = std::make_unique<PointLocator>(model->mesh);
-  model->transfer = snapping_transfer_function(*model, model->lead_fields.lead_fields_V_per_A);
+  model->transfer = nearest_muscle_transfer_function(model->mesh, model->tissues, *model->locator,
+                                                     model->lead_fields.lead_fields_V_per_A);
   // Fibre points outside the mesh: counted and reported once.
   {
     const Eigen::MatrixX3d points = fibre_points(model->anatomy);

@@ -16,6 +16,7 @@
 #include "myotwin/forward/conductor/lead_field.hpp"
 #include "myotwin/forward/conductor/lead_field_cache.hpp"
 #include "myotwin/forward/electrodes/electrodes.hpp"
+#include "myotwin/forward/subject_model.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 #include "test_support.hpp"
 
@@ -526,4 +527,21 @@ TEST(Electrodes, MusclePlacementRefusesAnAbsentMuscleAGridThatDoesNotFitAndABadD
         config_from(R"({"electrodes": {"grids": [{"muscle": "m", "centre_mm": [0, 0, 0]}]}})");
       },
       {"muscle", "not both"});
+}
+
+TEST(Electrodes, FibrePointsJustOutsideTheMeshAreTakenAtTheNearestMuscleTet) {
+  // A 10 mm muscle cube (2 mm tets) and a nodal field f = x: a point 0.3 mm beyond the face
+  // x = 10 mm is taken at the nearest muscle tet, its weights clamped: f = 10 mm there, not a stop.
+  const auto mesh = meshing::structured_box_mesh(Eigen::Vector3d::Zero(),
+                                                 Eigen::Vector3d::Constant(10e-3), {5, 5, 5}, 3);
+  const PointLocator locator(mesh);
+  const Eigen::MatrixXd field = mesh.nodes_m.col(0);
+  Eigen::MatrixX3d points(2, 3);
+  points << 5e-3, 5e-3, 5e-3, 10.3e-3, 5e-3, 5e-3;
+  expect_error<BadInput>([&] { (void)sample(locator.locate(points), field); },
+                         {"outside the mesh"});
+  const auto transfer = nearest_muscle_transfer_function(mesh, cylinder_tissues(), locator, field);
+  const Eigen::MatrixXd v = transfer(points, Eigen::MatrixX3d::Zero(2, 3));
+  EXPECT_NEAR(v(0, 0), 5e-3, 1e-12);
+  EXPECT_NEAR(v(1, 0), 10e-3, 1e-9);
 }

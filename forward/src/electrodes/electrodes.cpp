@@ -277,6 +277,57 @@ struct Placer {
       throw BadInput(who + ": the ray from the limb axis at axial position " + mm(t_m) +
                      ", angle " + format_number(theta * 180.0 / pi) +
                      " deg does not reach the skin: the electrode is off the skin");
+    return accept(who, h, t_m, theta, e);
+  }
+
+  /// Projects `p` (a point near the skin) on the skin along the line through it in direction
+  /// `n` (the crossing of the boundary nearest p within 10 mm), else radially from the axis;
+  /// fills position, normal, axial, angle. \throws BadInput naming `who`.
+  Hit project_along(const std::string& who, const Eigen::Vector3d& p, const Eigen::Vector3d& n,
+                    PlacedElectrode& e) {
+    const double t_p = (p - ax.origin_m).dot(ax.axis);
+    if (t_p < 0.0 || t_p > ax.length_m)
+      throw BadInput(who + ": axial position " + mm(t_p) + " is outside the mesh (0 to " +
+                     mm(ax.length_m) + "): the grid falls off the mesh end");
+    const double reach = 10e-3;
+    Hit best;
+    double best_s = reach;
+    const double dt = reach * std::abs(n.dot(ax.axis)) + 1e-6;
+    for_faces_in_slab(s, t_p - dt, t_p + dt, [&](Eigen::Index f) {
+      const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
+      const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
+      const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
+      const Eigen::Vector3d q = n.cross(e2);
+      const double det = e1.dot(q);
+      if (std::abs(det) < 1e-30)
+        return;
+      const Eigen::Vector3d w = p - a;
+      const double u = w.dot(q) / det;
+      if (u < -1e-9 || u > 1.0 + 1e-9)
+        return;
+      const Eigen::Vector3d r = w.cross(e1);
+      const double v = n.dot(r) / det;
+      if (v < -1e-9 || u + v > 1.0 + 1e-9)
+        return;
+      const double dist = e2.dot(r) / det; // p + dist n lies on the face
+      if (std::abs(dist) < best_s && s.normal.row(f).dot(n) > 0.0) {
+        best_s = std::abs(dist);
+        best.face = f;
+        best.point_m = p + dist * n;
+      }
+    });
+    if (best.face < 0) {
+      const Eigen::Vector3d lc = local_centre(mesh, s, ax, t_p);
+      return project(who, t_p, angle_of(ax, p - lc), e);
+    }
+    const double t = (best.point_m - ax.origin_m).dot(ax.axis);
+    const Eigen::Vector3d lc = local_centre(mesh, s, ax, std::clamp(t, 0.0, ax.length_m));
+    return accept(who, best, t, angle_of(ax, best.point_m - lc), e);
+  }
+
+  /// The checks of a skin point found at `h` (axial t, angle theta): not on an end face, on
+  /// skin when the mesh has skin; fills e. \throws BadInput naming `who`.
+  Hit accept(const std::string& who, const Hit& h, double t_m, double theta, PlacedElectrode& e) {
     const Eigen::Vector3d n = s.normal.row(h.face).transpose();
     const bool at_end = s.t_lo_m[h.face] < 1e-3 || s.t_hi_m[h.face] > ax.length_m - 1e-3;
     if (at_end && std::abs(n.dot(ax.axis)) > 0.85)
@@ -433,7 +484,8 @@ struct SkinFrame {
 
   /// The point of the fitted surface at arc `ax_m` along the row through the centre (y = 0),
   /// then arc `ay_m` along the column there (midpoint steps of at most 0.1 mm).
-  [[nodiscard]] Eigen::Vector3d along_skin(double ax_m, double ay_m) const {
+  [[nodiscard]] Eigen::Vector3d along_skin(double ax_m, double ay_m,
+                                           Eigen::Vector3d* normal = nullptr) const {
     const auto walk = [](double arc, double start, auto slope) {
       const int steps = std::max(1, static_cast<int>(std::ceil(std::abs(arc) / 1e-4)));
       const double ds = arc / steps;
@@ -446,6 +498,8 @@ struct SkinFrame {
     };
     const double x = walk(ax_m, 0.0, [this](double t) { return hx(t, 0.0); });
     const double y = walk(ay_m, 0.0, [this, x](double t) { return hy(x, t); });
+    if (normal != nullptr)
+      *normal = (n - hx(x, y) * u - hy(x, y) * v).normalized();
     return c + x * u + y * v + h(x, y) * n;
   }
 };
@@ -588,10 +642,17 @@ PlacedElectrode grid_electrode(Placer& placer, const GridSpec& g, const std::str
   const double y = (static_cast<double>(i) - 0.5 * static_cast<double>(g.rows - 1)) * ied;
   const double xr = x * std::cos(rot) - y * std::sin(rot);
   const double yr = x * std::sin(rot) + y * std::cos(rot);
-  // Flat grids: the lattice laid along the fitted skin (frame.skin is already turned by rot).
-  const AxialAngle at = g.wrap ? wrapped_electrode(placer, g, who, frame.c0, j, xr, yr)
-                               : axial_angle_of(placer, who, frame.skin.along_skin(x, y));
-  const Hit h = placer.project(who, at.t_m, at.theta_rad, e);
+  // Flat grids: the lattice laid along the fitted skin (frame.skin is already turned by rot),
+  // each point taken onto the skin along the fitted surface's normal there.
+  Hit h;
+  if (g.wrap) {
+    const AxialAngle at = wrapped_electrode(placer, g, who, frame.c0, j, xr, yr);
+    h = placer.project(who, at.t_m, at.theta_rad, e);
+  } else {
+    Eigen::Vector3d normal;
+    const Eigen::Vector3d p = frame.skin.along_skin(x, y, &normal);
+    h = placer.project_along(who, p, normal, e);
+  }
   placer.make_pad(who, g, h, rot, e);
   return e;
 }

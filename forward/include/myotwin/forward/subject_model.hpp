@@ -49,6 +49,15 @@ struct SubjectForwardModel {
   SubjectForwardModel& operator=(const SubjectForwardModel&) = delete;
 };
 
+/// Like lead_field_transfer_function(), but a point outside the mesh (a fibre point just
+/// outside the meshed muscle) is taken at the muscle tet whose centroid is nearest, its
+/// barycentric weights there clamped to >= 0 and renormalised, instead of stopping the run.
+/// Refers to `locator` and `lead_fields_V_per_A` (keep them alive).
+TransferFunction nearest_muscle_transfer_function(const meshing::TetMesh& mesh,
+                                                  const anatomy::TissueTable& tissues,
+                                                  const PointLocator& locator,
+                                                  const Eigen::MatrixXd& lead_fields_V_per_A);
+
 /// The files a subject's forward model is read from.
 struct SubjectModelFiles {
   std::filesystem::path subject;     ///< subject.json (its tissue table)
