@@ -51,9 +51,12 @@ void print_summary(const nlohmann::json& s, const RunConfig& config) {
 int run_simulate(const SimulateOptions& o) {
   // 1. Configuration, subject, and the earlier stages' files.
   Stopwatch watch;
-  const RunConfig config = begin_run(o.shared);
+  RunConfig config = begin_run(o.shared);
   const Layout out(o.shared.output);
   const auto model = load_subject_model(out, o.subject, config);
+  // Grids and needles placed by muscle: where they went, as leadfield wrote it.
+  if (!model->layout.placements.empty())
+    config.resolved["electrodes"]["placed"] = forward::placements_json(model->layout);
   const auto n_ch = static_cast<double>(model->layout.electrodes.size());
 
   // 2. The memory the EMG needs (noisy and clean EMG, noise, montages and the file writers'

@@ -2,6 +2,7 @@
 // refused with exit 2 and nothing written, and the real thigh segmentation through subject init,
 // anatomy, mesh and leadfield (coarse settings).
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -50,8 +51,17 @@ TEST(CliSubject, InitWritesASubjectFolderThatAnatomyInfoReads) {
       run_myotwin("subject init " + quoted(dir / "seg.nii.gz") +
                   " --scheme musclemap --skin-mm 2 --fat-mm 3 -o " + quoted(dir / "subj"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* f : {"subject.json", "labels.nii.gz", "tissues.json", "subject_report.json"})
+  for (const char* f : {"subject.json", "labels.nii.gz", "tissues.json", "subject_report.json",
+                        "labels_template.tsv"})
     EXPECT_TRUE(fs::exists(dir / "subj" / f)) << f;
+  // The table template reads back as a user table.
+  const auto from_template = run_myotwin(
+      "subject init " + quoted(dir / "seg.nii.gz") + " --labels " +
+      quoted(dir / "subj" / "labels_template.tsv") + " --quiet -o " + quoted(dir / "subj3"));
+  EXPECT_EQ(from_template.exit_code, 0) << from_template.output;
+  EXPECT_NE(myotwin::read_text_file(dir / "subj" / "labels_template.tsv")
+                .find("7101\tvastus_lateralis_left\tmuscle\t\t0.5\t0.1\t"),
+            std::string::npos);
   EXPECT_NE(r.output.find("vastus_lateralis_left"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("skin: mean 2."), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("subcutaneous fat: mean"), std::string::npos) << r.output;
@@ -75,6 +85,19 @@ TEST(CliSubject, InitWritesASubjectFolderThatAnatomyInfoReads) {
             myotwin::read_text_file(dir / "subj2" / "labels.nii.gz"));
   EXPECT_EQ(myotwin::read_text_file(dir / "subj" / "tissues.json"),
             myotwin::read_text_file(dir / "subj2" / "tissues.json"));
+  // An incomplete table: the labels are still listed, the missing one marked, then exit 2.
+  {
+    auto table = nlohmann::json::parse(myotwin::read_text_file(dir / "subj" / "tissues.json"));
+    auto& list = table["tissues"];
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [](const nlohmann::json& t) { return t["label"] == 7101; }),
+               list.end());
+    myotwin::write_text_file(dir / "subj" / "tissues.json", table.dump(2));
+    const auto partial = run_myotwin("anatomy info " + quoted(dir / "subj" / "subject.json"));
+    EXPECT_EQ(partial.exit_code, 2) << partial.output;
+    for (const char* f : {"7101  (missing from the table)", "subcutaneous_fat", "6171", "7101"})
+      EXPECT_NE(partial.output.find(f), std::string::npos) << f << "\n" << partial.output;
+  }
 }
 
 TEST(CliSubject, BadInputExitsWithTwoAndWritesNothing) {
@@ -158,9 +181,11 @@ TEST(CliSubject, RealThighRunsThroughAnatomyMeshAndLeadfield) {
   // LPS mm), 64 electrodes 8 mm apart along the skin (within 15 % on this coarse 3 mm skin).
   const auto resolved =
       nlohmann::json::parse(myotwin::read_text_file(dir / "out" / "resolved_config.json"));
-  ASSERT_EQ(resolved["electrodes"]["placed"].size(), 1u);
-  EXPECT_EQ(resolved["electrodes"]["placed"][0]["tissue"], "vastus_lateralis_left");
-  EXPECT_EQ(resolved["electrodes"]["placed"][0]["centre_mm"].size(), 3u);
+  ASSERT_TRUE(resolved.at("electrodes").contains("placed")) << resolved.dump();
+  const auto& placed = resolved.at("electrodes").at("placed");
+  ASSERT_EQ(placed.size(), 1u);
+  EXPECT_EQ(placed.at(0).at("tissue"), "vastus_lateralis_left");
+  EXPECT_EQ(placed.at(0).at("centre_mm").size(), 3u);
   const auto electrodes = nlohmann::json::parse(
       myotwin::read_text_file(dir / "out" / "forward" / "electrodes.json"))["electrodes"];
   ASSERT_EQ(electrodes.size(), 64u);
