@@ -178,7 +178,8 @@ TEST(CliSubject, RealThighRunsThroughAnatomyMeshAndLeadfield) {
   }
   EXPECT_TRUE(fs::exists(dir / "out" / "forward" / "leadfields.h5"));
   // 3. The grid: over the vastus lateralis (its placement in the resolved configuration, in
-  // LPS mm), 64 electrodes 8 mm apart along the skin (within 15 % on this coarse 3 mm skin).
+  // LPS mm), 64 electrodes 8 mm apart along the skin (within 10 % on this coarse 3 mm skin;
+  // 7.8 to 8.4 mm measured).
   const auto resolved =
       nlohmann::json::parse(myotwin::read_text_file(dir / "out" / "resolved_config.json"));
   ASSERT_TRUE(resolved.at("electrodes").contains("placed")) << resolved.dump();
@@ -206,8 +207,8 @@ TEST(CliSubject, RealThighRunsThroughAnatomyMeshAndLeadfield) {
       }
     }
   std::cout << "neighbour distances " << lo * 1e3 << " to " << hi * 1e3 << " mm\n";
-  EXPECT_GT(lo, 0.85 * 8e-3);
-  EXPECT_LT(hi, 1.15 * 8e-3);
+  EXPECT_GT(lo, 0.9 * 8e-3);
+  EXPECT_LT(hi, 1.1 * 8e-3);
   // 4. Decompose and score: units found, matching the simulated ones.
   const auto emg = quoted(dir / "out" / "forward" / "emg.h5");
   const auto dec = run_myotwin("decompose " + emg + " --quiet -o " + quoted(dir / "out"));

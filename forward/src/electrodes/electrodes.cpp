@@ -149,28 +149,37 @@ struct Hit {
   Eigen::Vector3d point_m = Eigen::Vector3d::Zero();
 };
 
+/// Whether the line o + dist d crosses boundary face f (Moller-Trumbore); dist is where.
+bool line_hits_face(const meshing::TetMesh& mesh, const Surface& s, Eigen::Index f,
+                    const Eigen::Vector3d& o, const Eigen::Vector3d& d, double& dist) {
+  const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
+  const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
+  const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
+  const Eigen::Vector3d p = d.cross(e2);
+  const double det = e1.dot(p);
+  if (std::abs(det) < 1e-30)
+    return false;
+  const Eigen::Vector3d q = o - a;
+  const double u = q.dot(p) / det;
+  if (u < -1e-9 || u > 1.0 + 1e-9)
+    return false;
+  const Eigen::Vector3d r = q.cross(e1);
+  const double v = d.dot(r) / det;
+  if (v < -1e-9 || u + v > 1.0 + 1e-9)
+    return false;
+  dist = e2.dot(r) / det;
+  return true;
+}
+
 /// Farthest crossing of the ray o + s d (s > 0, d perpendicular to the axis) with the boundary.
 Hit cast_ray(const meshing::TetMesh& mesh, const Surface& s, const Eigen::Vector3d& o,
              const Eigen::Vector3d& d, double t_m) {
   Hit hit;
   double best = 0.0;
   for_faces_in_slab(s, t_m, t_m, [&](Eigen::Index f) {
-    const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
-    const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
-    const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
-    const Eigen::Vector3d p = d.cross(e2);
-    const double det = e1.dot(p);
-    if (std::abs(det) < 1e-30)
+    double dist = 0.0;
+    if (!line_hits_face(mesh, s, f, o, d, dist))
       return;
-    const Eigen::Vector3d q = o - a;
-    const double u = q.dot(p) / det;
-    if (u < -1e-9 || u > 1.0 + 1e-9)
-      return;
-    const Eigen::Vector3d r = q.cross(e1);
-    const double v = d.dot(r) / det;
-    if (v < -1e-9 || u + v > 1.0 + 1e-9)
-      return;
-    const double dist = e2.dot(r) / det;
     if (dist > best) {
       best = dist;
       hit.face = f;
@@ -294,22 +303,9 @@ struct Placer {
     double best_s = reach;
     const double dt = reach * std::abs(n.dot(ax.axis)) + 1e-6;
     for_faces_in_slab(s, t_p - dt, t_p + dt, [&](Eigen::Index f) {
-      const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
-      const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
-      const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
-      const Eigen::Vector3d q = n.cross(e2);
-      const double det = e1.dot(q);
-      if (std::abs(det) < 1e-30)
+      double dist = 0.0; // p + dist n lies on the face
+      if (!line_hits_face(mesh, s, f, p, n, dist))
         return;
-      const Eigen::Vector3d w = p - a;
-      const double u = w.dot(q) / det;
-      if (u < -1e-9 || u > 1.0 + 1e-9)
-        return;
-      const Eigen::Vector3d r = w.cross(e1);
-      const double v = n.dot(r) / det;
-      if (v < -1e-9 || u + v > 1.0 + 1e-9)
-        return;
-      const double dist = e2.dot(r) / det; // p + dist n lies on the face
       if (std::abs(dist) < best_s && s.normal.row(f).dot(n) > 0.0) {
         best_s = std::abs(dist);
         best.face = f;
