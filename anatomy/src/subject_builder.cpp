@@ -859,6 +859,20 @@ void write_built_subject(const fs::path& dir, const std::string& name, const Bui
   write_text_file(dir / "tissues.json", tissues.dump(2) + "\n");
   write_text_file(dir / "subject_report.json", to_json(built).dump(2) + "\n");
   write_subject_file(dir / "subject.json", name, "labels.nii.gz", "tissues.json");
+  // A table template in the format --labels reads: edit names, classes or conductivities and
+  // build again with `--labels labels_template.tsv`.
+  std::string tsv =
+      "label\tname\tclass\tsigma_S_per_m\tsigma_l_S_per_m\tsigma_t_S_per_m\tcitation\n";
+  for (std::size_t t = 0; t < built.tissues.tissues.size(); ++t) {
+    const Tissue& x = built.tissues.tissues[t];
+    const bool anisotropic = x.tissue_class == TissueClass::muscle;
+    tsv += std::to_string(x.label) + "\t" + x.name + "\t" + to_string(x.tissue_class) + "\t" +
+           (anisotropic ? std::string() : format_number(x.sigma_l_S_per_m)) + "\t" +
+           (anisotropic ? format_number(x.sigma_l_S_per_m) + "\t" + format_number(x.sigma_t_S_per_m)
+                        : std::string("\t")) +
+           "\t" + (t < built.citations.size() ? built.citations[t] : std::string()) + "\n";
+  }
+  write_text_file(dir / "labels_template.tsv", tsv);
 }
 
 } // namespace myotwin::anatomy

@@ -52,10 +52,16 @@ int run_anatomy(const AnatomyOptions& o) {
 /// `myotwin anatomy info SUBJECT.json [-o OUT]`.
 int run_anatomy_info(const AnatomyOptions& o) {
   const RunConfig config = begin_run(o.shared);
-  const anatomy::Subject s = anatomy::load_subject(o.input);
+  // Read without the table check, so that the labels are listed (those missing from the table
+  // marked) before an incomplete table is refused.
+  anatomy::Subject s;
+  s.files = anatomy::read_subject_file(o.input);
+  s.volume = anatomy::read_label_volume(s.files.labels);
+  s.tissues = anatomy::read_tissue_table(s.files.tissues);
   const auto summary = anatomy::summarise_labels(s.volume, s.tissues);
   std::cout << "subject: " << s.files.name << " (" << o.input.string() << ")\n";
   print_anatomy_table(std::cout, s.volume, summary);
+  anatomy::check_labels_in_table(s.volume, s.tissues, s.files.labels.string());
   if (!o.shared.output.empty()) {
     write_text_file(o.shared.output / "anatomy_info.json",
                     anatomy::to_json(s.volume, summary).dump(2) + "\n");

@@ -114,10 +114,33 @@ void print_summary(const nlohmann::json& s, const forward::ElectrodeLayout& layo
             << std::setprecision(3) << s["time_s"].get<double>() << " s\n";
 }
 
+/// The limb axis the grids were laid out on, and the grids and needles placed by muscle.
+void print_limb_axis(const forward::ElectrodeLayout& layout, bool quiet) {
+  if (quiet)
+    return;
+  const auto& a = layout.axis;
+  const auto v = [](const Eigen::Vector3d& x, double scale) {
+    std::ostringstream s;
+    s << std::setprecision(4) << "(" << x.x() * scale << ", " << x.y() * scale << ", "
+      << x.z() * scale << ")";
+    return s.str();
+  };
+  std::cout << "limb axis: direction " << v(a.axis, 1.0) << " ("
+            << (a.set_by_config ? "electrodes.limb_axis"
+                                : "principal axis of the mesh nodes; set "
+                                  "electrodes.limb_axis to change it")
+            << "), from " << v(a.origin_m, 1e3) << " mm, " << std::setprecision(4)
+            << a.length_m * 1e3 << " mm long\n";
+  for (const auto& p : layout.placements)
+    std::cout << "placed '" << p.group << "' over " << p.tissue << ": centre " << v(p.centre_m, 1e3)
+              << " mm (LPS), rows " << std::setprecision(3) << p.rotation_deg
+              << " deg from the limb axis\n";
+}
+
 int run_leadfield(const LeadfieldOptions& o) {
   // 1. Configuration, subject, mesh.
   Stopwatch watch;
-  const RunConfig config = begin_run(o.shared);
+  RunConfig config = begin_run(o.shared);
   const Layout out(o.shared.output);
   const anatomy::SubjectFiles files = anatomy::read_subject_file(o.subject);
   const anatomy::TissueTable tissues = anatomy::read_tissue_table(files.tissues);
@@ -132,6 +155,10 @@ int run_leadfield(const LeadfieldOptions& o) {
       forward::place_electrodes(mesh, tissues, config.electrodes);
   const auto n_el = static_cast<Eigen::Index>(layout.electrodes.size());
   log_info("electrodes: ", n_el, " placed, reference ", layout.reference);
+  print_limb_axis(layout, o.shared.quiet);
+  // Grids and needles placed by muscle: where they went, in LPS mm, into the resolved config.
+  if (!layout.placements.empty())
+    config.resolved["electrodes"]["placed"] = forward::placements_json(layout);
 
   // 3. Fibre points from the anatomy, when there.
   Eigen::MatrixX3d points;

@@ -51,9 +51,12 @@ void print_summary(const nlohmann::json& s, const RunConfig& config) {
 int run_simulate(const SimulateOptions& o) {
   // 1. Configuration, subject, and the earlier stages' files.
   Stopwatch watch;
-  const RunConfig config = begin_run(o.shared);
+  RunConfig config = begin_run(o.shared);
   const Layout out(o.shared.output);
   const auto model = load_subject_model(out, o.subject, config);
+  // Grids and needles placed by muscle: where they went, as leadfield wrote it.
+  if (!model->layout.placements.empty())
+    config.resolved["electrodes"]["placed"] = forward::placements_json(model->layout);
   const auto n_ch = static_cast<double>(model->layout.electrodes.size());
 
   // 2. The memory the EMG needs (noisy and clean EMG, noise, montages and the file writers'
@@ -80,6 +83,8 @@ int run_simulate(const SimulateOptions& o) {
                             sim, model->layout, sim_params.montages, ring);
   nlohmann::json summary = forward::simulation_summary(sim);
   summary["n_channels"] = model->layout.electrodes.size();
+  summary["fibre_points_moved_to_muscle"] = model->fibre_points_moved;
+  summary["fibre_points_moved_max_mm"] = model->fibre_points_moved_max_m * 1e3;
   summary["duration_s"] = sim_params.drive.duration_s;
   summary["discharges"] =
       sim_params.discharges ? sim_params.discharges->string() : std::string("drive");

@@ -72,11 +72,14 @@ void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
       << std::right << std::setw(11) << "voxels" << std::setw(12) << "volume_cm3"
       << "  bounding box [mm] (min .. max, LPS)\n";
   for (const auto& s : summary) {
-    out << std::left << std::setw(6) << s.label << std::setw(28) << s.name << std::setw(8)
-        << anatomy::to_string(s.tissue_class) << std::right << std::setw(11) << s.n_voxels
-        << std::setw(12) << std::setprecision(3) << units::m3_to_cm3(s.volume_m3) << "  ("
-        << std::setprecision(1) << m_to_mm(s.bbox_min_m[0]) << ", " << m_to_mm(s.bbox_min_m[1])
-        << ", " << m_to_mm(s.bbox_min_m[2]) << ") .. (" << m_to_mm(s.bbox_max_m[0]) << ", "
+    const bool missing = s.name.empty(); // not in the tissue table
+    out << std::left << std::setw(6) << s.label << std::setw(28)
+        << (missing ? std::string("(missing from the table)") : s.name) << std::setw(8)
+        << (missing ? std::string("?") : anatomy::to_string(s.tissue_class)) << std::right
+        << std::setw(11) << s.n_voxels << std::setw(12) << std::setprecision(3)
+        << units::m3_to_cm3(s.volume_m3) << "  (" << std::setprecision(1)
+        << m_to_mm(s.bbox_min_m[0]) << ", " << m_to_mm(s.bbox_min_m[1]) << ", "
+        << m_to_mm(s.bbox_min_m[2]) << ") .. (" << m_to_mm(s.bbox_max_m[0]) << ", "
         << m_to_mm(s.bbox_max_m[1]) << ", " << m_to_mm(s.bbox_max_m[2]) << ")\n";
   }
   out << std::defaultfloat;

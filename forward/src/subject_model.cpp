@@ -6,9 +6,76 @@
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/forward/conductor/lead_field_run.hpp"
 #include "myotwin/meshing/mesh_io.hpp"
 
 namespace myotwin::forward {
+
+namespace {
+
+/// The centroids of the muscle tets, for the nearest muscle tet of a point outside the mesh.
+struct MuscleTets {
+  std::vector<std::int64_t> tets;
+  Eigen::MatrixX3d centroids_m;
+  [[nodiscard]] Eigen::Vector3d centroid(std::int64_t k) const {
+    return centroids_m.row(k).transpose();
+  }
+  /// Index into `tets` of the tet whose centroid is nearest `p` (lowest index on ties); -1
+  /// when there is no muscle tet.
+  [[nodiscard]] std::int64_t nearest(const Eigen::Vector3d& p) const {
+    if (centroids_m.rows() == 0)
+      return -1;
+    Eigen::Index best = 0;
+    (centroids_m.rowwise() - p.transpose()).rowwise().squaredNorm().minCoeff(&best);
+    return best;
+  }
+};
+
+MuscleTets muscle_tets(const meshing::TetMesh& mesh, const anatomy::TissueTable& tissues) {
+  MuscleTets m;
+  for (std::int64_t t = 0; t < mesh.n_tets(); ++t) {
+    const auto* tissue = tissues.find(mesh.labels[static_cast<std::size_t>(t)]);
+    if (tissue != nullptr && tissue->tissue_class == anatomy::TissueClass::muscle)
+      m.tets.push_back(t);
+  }
+  m.centroids_m.resize(static_cast<Eigen::Index>(m.tets.size()), 3);
+  for (std::size_t k = 0; k < m.tets.size(); ++k) {
+    Eigen::Vector3d c = Eigen::Vector3d::Zero();
+    for (int i = 0; i < 4; ++i)
+      c += 0.25 * mesh.nodes_m.row(mesh.tets(m.tets[k], i)).transpose();
+    m.centroids_m.row(static_cast<Eigen::Index>(k)) = c.transpose();
+  }
+  return m;
+}
+
+} // namespace
+
+TransferFunction nearest_muscle_transfer_function(const meshing::TetMesh& mesh,
+                                                  const anatomy::TissueTable& tissues,
+                                                  const PointLocator& locator,
+                                                  const Eigen::MatrixXd& lead_fields_V_per_A) {
+  auto muscle = std::make_shared<MuscleTets>(muscle_tets(mesh, tissues));
+  return [&locator, &mesh, &lead_fields_V_per_A, muscle](const Eigen::MatrixX3d& points_m,
+                                                         const Eigen::MatrixX3d& /*directions*/) {
+    PointLocations loc = locator.locate(points_m);
+    for (Eigen::Index k = 0; k < loc.size(); ++k) {
+      if (loc.tet[static_cast<std::size_t>(k)] >= 0)
+        continue;
+      const auto near = muscle->nearest(points_m.row(k).transpose());
+      if (near < 0)
+        continue; // no muscle: sample() names the point
+      const auto t = muscle->tets[static_cast<std::size_t>(near)];
+      Eigen::Vector4d w = locator.barycentric(t, points_m.row(k).transpose()).cwiseMax(0.0);
+      w /= w.sum() > 0.0 ? w.sum() : 1.0;
+      if (!(w.sum() > 0.0))
+        w.setConstant(0.25);
+      loc.tet[static_cast<std::size_t>(k)] = t;
+      loc.nodes.row(k) = mesh.tets.row(t);
+      loc.weights.row(k) = w.transpose();
+    }
+    return sample(loc, lead_fields_V_per_A);
+  };
+}
 
 std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectModelFiles& files,
                                                                 const ElectrodeConfig& electrodes,
@@ -32,8 +99,28 @@ std::unique_ptr<SubjectForwardModel> load_subject_forward_model(const SubjectMod
   log_info("lead fields: ", model->lead_fields.lead_fields_V_per_A.cols(),
            " electrodes, reference ", model->lead_fields.reference, " (cache ", key, ")");
   model->locator = std::make_unique<PointLocator>(model->mesh);
-  model->transfer =
-      lead_field_transfer_function(*model->locator, model->lead_fields.lead_fields_V_per_A);
+  model->transfer = nearest_muscle_transfer_function(model->mesh, model->tissues, *model->locator,
+                                                     model->lead_fields.lead_fields_V_per_A);
+  // Fibre points outside the mesh: counted and reported once.
+  {
+    const Eigen::MatrixX3d points = fibre_points(model->anatomy);
+    const PointLocations loc = model->locator->locate(points);
+    const MuscleTets muscle = muscle_tets(model->mesh, model->tissues);
+    for (Eigen::Index k = 0; k < loc.size(); ++k)
+      if (loc.tet[static_cast<std::size_t>(k)] < 0) {
+        ++model->fibre_points_moved;
+        const auto t = muscle.nearest(points.row(k).transpose());
+        if (t >= 0)
+          model->fibre_points_moved_max_m =
+              std::max(model->fibre_points_moved_max_m,
+                       (muscle.centroid(t) - points.row(k).transpose()).norm());
+      }
+    if (model->fibre_points_moved > 0)
+      log_warning(model->fibre_points_moved, " of ", points.rows(),
+                  " fibre points lie outside the mesh (up to ",
+                  model->fibre_points_moved_max_m * 1e3,
+                  " mm from the nearest muscle tet's centroid): taken at the nearest muscle tet");
+  }
 
   // Skin: the nodes of the boundary faces.
   const meshing::TriArray skin = meshing::boundary_faces(model->mesh);

@@ -2,6 +2,7 @@
 // voxels, 3 mm cells), and the lead-field cache.
 
 #include <cmath>
+#include <iostream>
 #include <numbers>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "myotwin/forward/conductor/lead_field.hpp"
 #include "myotwin/forward/conductor/lead_field_cache.hpp"
 #include "myotwin/forward/electrodes/electrodes.hpp"
+#include "myotwin/forward/subject_model.hpp"
 #include "myotwin/meshing/image_mesher.hpp"
 #include "test_support.hpp"
 
@@ -326,4 +328,220 @@ TEST(Electrodes, PlacementAndLeadFieldsAreIdenticalAtOneAndTwoThreads) {
   omp_set_num_threads(before);
   EXPECT_EQ(one.first, two.first);
   EXPECT_EQ(one.second, two.second);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grids on a staircase skin and electrodes placed by muscle.
+
+namespace {
+
+constexpr double shell_radius_mm = 40.0;
+constexpr double muscle_angle_deg = 35.0;
+constexpr double fibre_tilt_deg = 20.0;
+
+anatomy::TissueTable shell_tissues() {
+  anatomy::TissueTable t = cylinder_tissues();
+  t.tissues[2].name = "Left Vastus Lateralis";
+  return t;
+}
+
+/// A voxel shell along z (1 mm cubes, Kuhn split; voxel centres at radius 35 to 40 mm, 60 mm
+/// long): every boundary face is axis-aligned, so the skin is a staircase. Skin: the outer 1 mm;
+/// muscle: a sector of +-30 deg around 35 deg under it, fibres tilted 20 deg from z in the
+/// tangent plane; fat elsewhere.
+const meshing::TetMesh& staircase_shell() {
+  static const meshing::TetMesh mesh = [] {
+    const std::int64_t n = 82, nz = 60;
+    const auto box = meshing::structured_box_mesh(Eigen::Vector3d(-41e-3, -41e-3, 0.0),
+                                                  Eigen::Vector3d(41e-3, 41e-3, 60e-3), {n, n, nz});
+    std::vector<std::int64_t> keep;
+    std::vector<std::int32_t> labels;
+    std::vector<Eigen::Vector3d> fibres;
+    for (std::int64_t t = 0; t < box.n_tets(); ++t) {
+      Eigen::Vector3d c = Eigen::Vector3d::Zero();
+      for (int k = 0; k < 4; ++k)
+        c += 0.25 * box.nodes_m.row(box.tets(t, k)).transpose();
+      // The cube's centre (the tet's centroid lies inside its cube).
+      const double x = (std::floor(c.x() * 1e3) + 0.5), y = (std::floor(c.y() * 1e3) + 0.5);
+      const double r = std::hypot(x, y);
+      if (r < shell_radius_mm - 5.0 || r > shell_radius_mm)
+        continue;
+      const double phi = std::atan2(y, x) * 180.0 / std::numbers::pi;
+      std::int32_t label = 2;
+      if (r > shell_radius_mm - 1.0)
+        label = 1;
+      else if (std::abs(phi - muscle_angle_deg) < 30.0)
+        label = 3;
+      keep.push_back(t);
+      labels.push_back(label);
+      const double p = std::atan2(y, x), tilt = fibre_tilt_deg * std::numbers::pi / 180.0;
+      fibres.push_back(label == 3 ? Eigen::Vector3d(-std::sin(p) * std::sin(tilt),
+                                                    std::cos(p) * std::sin(tilt), std::cos(tilt))
+                                  : Eigen::Vector3d::Zero());
+    }
+    // Compact the nodes.
+    std::vector<std::int32_t> map(static_cast<std::size_t>(box.n_nodes()), -1);
+    meshing::TetMesh m;
+    m.tets.resize(static_cast<Eigen::Index>(keep.size()), 4);
+    std::vector<Eigen::Vector3d> nodes;
+    for (std::size_t i = 0; i < keep.size(); ++i)
+      for (int k = 0; k < 4; ++k) {
+        auto& id = map[static_cast<std::size_t>(box.tets(keep[i], k))];
+        if (id < 0) {
+          id = static_cast<std::int32_t>(nodes.size());
+          nodes.emplace_back(box.nodes_m.row(box.tets(keep[i], k)).transpose());
+        }
+        m.tets(static_cast<Eigen::Index>(i), k) = id;
+      }
+    m.nodes_m.resize(static_cast<Eigen::Index>(nodes.size()), 3);
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      m.nodes_m.row(static_cast<Eigen::Index>(i)) = nodes[i].transpose();
+    m.labels = labels;
+    m.fibre_direction.resize(static_cast<Eigen::Index>(keep.size()), 3);
+    for (std::size_t i = 0; i < keep.size(); ++i)
+      m.fibre_direction.row(static_cast<Eigen::Index>(i)) = fibres[i].transpose();
+    return m;
+  }();
+  return mesh;
+}
+
+/// Largest relative deviation of neighbour distances (rows and columns) from ied in a grid.
+double worst_spacing_error(const ElectrodeLayout& layout, std::int64_t rows, std::int64_t columns,
+                           double ied_m) {
+  double worst = 0.0;
+  const auto at = [&](std::int64_t i, std::int64_t j) {
+    return layout.electrodes[static_cast<std::size_t>(i * columns + j)].position_m;
+  };
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < columns; ++j) {
+      if (j + 1 < columns)
+        worst = std::max(worst, std::abs((at(i, j + 1) - at(i, j)).norm() / ied_m - 1.0));
+      if (i + 1 < rows)
+        worst = std::max(worst, std::abs((at(i + 1, j) - at(i, j)).norm() / ied_m - 1.0));
+    }
+  return worst;
+}
+
+} // namespace
+
+TEST(Electrodes, FlatGridOnAStaircaseSkinKeepsItsSpacingAlongTheSkin) {
+  const double phi = muscle_angle_deg * std::numbers::pi / 180.0;
+  for (const auto& [rows, ied] : std::vector<std::pair<int, double>>{{5, 4.0}, {8, 8.0}}) {
+    const std::string text =
+        R"({"electrodes": {"limb_axis": [0, 0, 1], "grids": [{"name": "g", "rows": )" +
+        std::to_string(rows) + R"(, "columns": )" + std::to_string(rows) + R"(, "ied_mm": )" +
+        std::to_string(ied) + R"(, "centre_mm": [)" + std::to_string(40.0 * std::cos(phi)) + ", " +
+        std::to_string(40.0 * std::sin(phi)) + ", 30]}]}}";
+    const auto layout = place_electrodes(staircase_shell(), shell_tissues(), config_from(text));
+    ASSERT_EQ(layout.electrodes.size(), static_cast<std::size_t>(rows * rows));
+    EXPECT_TRUE(layout.axis.set_by_config);
+    EXPECT_NEAR(layout.axis.axis.z(), 1.0, 1e-12);
+    // Within 5 % of ied along the skin (chords on a radius of 40 mm are within 0.5 % of arcs).
+    const double worst = worst_spacing_error(layout, rows, rows, ied * 1e-3);
+    std::cout << rows << " x " << rows << " grid, " << ied
+              << " mm, on a 1 mm staircase of radius 40 mm: worst neighbour distance error "
+              << 100.0 * worst << " %\n";
+    EXPECT_LT(worst, 0.05) << rows << " x " << ied;
+    // Not sheared: rows run along the axis.
+    const Eigen::Vector3d along =
+        layout.electrodes[static_cast<std::size_t>(rows * (rows - 1))].position_m -
+        layout.electrodes[0].position_m;
+    EXPECT_LT(std::acos(std::abs(along.normalized().z())) * 180.0 / std::numbers::pi, 2.0);
+  }
+}
+
+TEST(Electrodes, GridAndNeedlePlacedByMuscleFollowItsFibres) {
+  const auto& mesh = staircase_shell();
+  const auto layout = place_electrodes(mesh, shell_tissues(), config_from(R"({"electrodes": {
+      "limb_axis": [0, 0, 1],
+      "grids": [{"name": "vl", "rows": 4, "columns": 3, "ied_mm": 5,
+                 "muscle": "vastus_lateralis_left"},
+                {"name": "moved", "rows": 1, "columns": 1, "muscle": "3",
+                 "offset_mm": [8, 0]}],
+      "needles": [{"name": "n", "muscle": "left vastus lateralis", "depth_mm": 2.5}]}})"));
+  ASSERT_EQ(layout.electrodes.size(), 14U);
+  ASSERT_EQ(layout.placements.size(), 3U);
+  const auto& p = layout.placements[0];
+  EXPECT_EQ(p.tissue, "Left Vastus Lateralis");
+  // Centred over the muscle's sector, rows along the fibres (20 deg from the axis).
+  const Eigen::Vector3d c = p.centre_m;
+  EXPECT_NEAR(std::atan2(c.y(), c.x()) * 180.0 / std::numbers::pi, muscle_angle_deg, 2.0);
+  EXPECT_NEAR(std::abs(p.rotation_deg), fibre_tilt_deg, 2.0);
+  const Eigen::Vector3d rows =
+      (layout.electrodes[9].position_m - layout.electrodes[0].position_m).normalized();
+  const double ph = std::atan2(c.y(), c.x()), tilt = fibre_tilt_deg * std::numbers::pi / 180.0;
+  const Eigen::Vector3d fibre(-std::sin(ph) * std::sin(tilt), std::cos(ph) * std::sin(tilt),
+                              std::cos(tilt));
+  // Against the fibres at the centre (the mean over the +-30 deg sector is ~1 deg less tilted,
+  // and the pads sit on a 1 mm staircase) and against the mean fibre direction used.
+  EXPECT_LT(std::acos(std::min(1.0, std::abs(rows.dot(fibre)))) * 180.0 / std::numbers::pi, 5.0);
+  const Eigen::Vector3d mean_fibre = p.fibre_direction;
+  const Eigen::Vector3d normal = Eigen::Vector3d(c.x(), c.y(), 0.0).normalized();
+  const Eigen::Vector3d in_plane = (mean_fibre - mean_fibre.dot(normal) * normal).normalized();
+  // (the rows' chord leaves the tangent plane as the skin curves: compare in that plane)
+  const Eigen::Vector3d rows_in_plane = (rows - rows.dot(normal) * normal).normalized();
+  EXPECT_LT(std::acos(std::min(1.0, std::abs(rows_in_plane.dot(in_plane)))) * 180.0 /
+                std::numbers::pi,
+            2.0);
+  EXPECT_LT(worst_spacing_error(layout, 4, 3, 5e-3), 0.05);
+  // The offset grid: 8 mm across the rows, along the skin.
+  EXPECT_NEAR((layout.placements[1].centre_m - c).norm(), 8e-3, 0.05 * 8e-3);
+  // The needle: 2.5 mm under the skin, in the muscle.
+  const auto& n = layout.electrodes[13];
+  EXPECT_EQ(n.kind, ElectrodeKind::point);
+  EXPECT_NEAR(shell_radius_mm * 1e-3 - radial_m(n.position_m), 2.5e-3, 0.6e-3);
+  const auto json = placements_json(layout);
+  EXPECT_EQ(json[0]["muscle"], "vastus_lateralis_left");
+  EXPECT_EQ(json[0]["centre_mm"].size(), 3U);
+}
+
+TEST(Electrodes, MusclePlacementRefusesAnAbsentMuscleAGridThatDoesNotFitAndABadDepth) {
+  const auto& mesh = staircase_shell();
+  expect_error<BadInput>(
+      [&] {
+        place_electrodes(mesh, shell_tissues(), config_from(R"({"electrodes": {
+          "limb_axis": [0, 0, 1], "grids": [{"name": "g", "muscle": "rectus femoris"}]}})"));
+      },
+      {"electrodes.grids[0].muscle = \"rectus femoris\"", "expected one of Left Vastus Lateralis"});
+  // 9 rows of 8 mm (64 mm) along a 60 mm long mesh.
+  expect_error<BadInput>(
+      [&] {
+        place_electrodes(mesh, shell_tissues(), config_from(R"({"electrodes": {
+          "limb_axis": [0, 0, 1],
+          "grids": [{"name": "big", "rows": 9, "columns": 4, "muscle": "left vastus lateralis"}]}})"));
+      },
+      {"'big' (9 x 4, 8 mm) does not fit on the skin over muscle 'Left Vastus Lateralis'",
+       "of 36 electrodes fit (", "whole rows, 0 whole columns", "falls off the mesh end"});
+  expect_error<BadInput>(
+      [&] {
+        place_electrodes(mesh, shell_tissues(), config_from(R"({"electrodes": {
+          "limb_axis": [0, 0, 1],
+          "needles": [{"name": "deep", "muscle": "left vastus lateralis", "depth_mm": 30}]}})"));
+      },
+      {"'deep'", "depth_mm = 30", "expected a depth from 1"});
+  expect_error<BadInput>(
+      [] { config_from(R"({"electrodes": {"grids": [{"muscle": "m", "wrap": true}]}})"); },
+      {"wrap", "flat"});
+  expect_error<BadInput>(
+      [] {
+        config_from(R"({"electrodes": {"grids": [{"muscle": "m", "centre_mm": [0, 0, 0]}]}})");
+      },
+      {"muscle", "not both"});
+}
+
+TEST(Electrodes, FibrePointsJustOutsideTheMeshAreTakenAtTheNearestMuscleTet) {
+  // A 10 mm muscle cube (2 mm tets) and a nodal field f = x: a point 0.3 mm beyond the face
+  // x = 10 mm is taken at the nearest muscle tet, its weights clamped: f = 10 mm there, not a stop.
+  const auto mesh = meshing::structured_box_mesh(Eigen::Vector3d::Zero(),
+                                                 Eigen::Vector3d::Constant(10e-3), {5, 5, 5}, 3);
+  const PointLocator locator(mesh);
+  const Eigen::MatrixXd field = mesh.nodes_m.col(0);
+  Eigen::MatrixX3d points(2, 3);
+  points << 5e-3, 5e-3, 5e-3, 10.3e-3, 5e-3, 5e-3;
+  expect_error<BadInput>([&] { (void)sample(locator.locate(points), field); },
+                         {"outside the mesh"});
+  const auto transfer = nearest_muscle_transfer_function(mesh, cylinder_tissues(), locator, field);
+  const Eigen::MatrixXd v = transfer(points, Eigen::MatrixX3d::Zero(2, 3));
+  EXPECT_NEAR(v(0, 0), 5e-3, 1e-12);
+  EXPECT_NEAR(v(1, 0), 10e-3, 1e-9);
 }

@@ -8,6 +8,7 @@
 
 #include <Eigen/Eigenvalues>
 
+#include "myotwin/anatomy/label_schemes.hpp"
 #include "myotwin/anatomy/polydata_io.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
@@ -148,28 +149,37 @@ struct Hit {
   Eigen::Vector3d point_m = Eigen::Vector3d::Zero();
 };
 
+/// Whether the line o + dist d crosses boundary face f (Moller-Trumbore); dist is where.
+bool line_hits_face(const meshing::TetMesh& mesh, const Surface& s, Eigen::Index f,
+                    const Eigen::Vector3d& o, const Eigen::Vector3d& d, double& dist) {
+  const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
+  const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
+  const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
+  const Eigen::Vector3d p = d.cross(e2);
+  const double det = e1.dot(p);
+  if (std::abs(det) < 1e-30)
+    return false;
+  const Eigen::Vector3d q = o - a;
+  const double u = q.dot(p) / det;
+  if (u < -1e-9 || u > 1.0 + 1e-9)
+    return false;
+  const Eigen::Vector3d r = q.cross(e1);
+  const double v = d.dot(r) / det;
+  if (v < -1e-9 || u + v > 1.0 + 1e-9)
+    return false;
+  dist = e2.dot(r) / det;
+  return true;
+}
+
 /// Farthest crossing of the ray o + s d (s > 0, d perpendicular to the axis) with the boundary.
 Hit cast_ray(const meshing::TetMesh& mesh, const Surface& s, const Eigen::Vector3d& o,
              const Eigen::Vector3d& d, double t_m) {
   Hit hit;
   double best = 0.0;
   for_faces_in_slab(s, t_m, t_m, [&](Eigen::Index f) {
-    const Eigen::Vector3d a = mesh.nodes_m.row(s.faces(f, 0)).transpose();
-    const Eigen::Vector3d e1 = mesh.nodes_m.row(s.faces(f, 1)).transpose() - a;
-    const Eigen::Vector3d e2 = mesh.nodes_m.row(s.faces(f, 2)).transpose() - a;
-    const Eigen::Vector3d p = d.cross(e2);
-    const double det = e1.dot(p);
-    if (std::abs(det) < 1e-30)
+    double dist = 0.0;
+    if (!line_hits_face(mesh, s, f, o, d, dist))
       return;
-    const Eigen::Vector3d q = o - a;
-    const double u = q.dot(p) / det;
-    if (u < -1e-9 || u > 1.0 + 1e-9)
-      return;
-    const Eigen::Vector3d r = q.cross(e1);
-    const double v = d.dot(r) / det;
-    if (v < -1e-9 || u + v > 1.0 + 1e-9)
-      return;
-    const double dist = e2.dot(r) / det;
     if (dist > best) {
       best = dist;
       hit.face = f;
@@ -276,6 +286,44 @@ struct Placer {
       throw BadInput(who + ": the ray from the limb axis at axial position " + mm(t_m) +
                      ", angle " + format_number(theta * 180.0 / pi) +
                      " deg does not reach the skin: the electrode is off the skin");
+    return accept(who, h, t_m, theta, e);
+  }
+
+  /// Projects `p` (a point near the skin) on the skin along the line through it in direction
+  /// `n` (the crossing of the boundary nearest p within 10 mm), else radially from the axis;
+  /// fills position, normal, axial, angle. \throws BadInput naming `who`.
+  Hit project_along(const std::string& who, const Eigen::Vector3d& p, const Eigen::Vector3d& n,
+                    PlacedElectrode& e) {
+    const double t_p = (p - ax.origin_m).dot(ax.axis);
+    if (t_p < 0.0 || t_p > ax.length_m)
+      throw BadInput(who + ": axial position " + mm(t_p) + " is outside the mesh (0 to " +
+                     mm(ax.length_m) + "): the grid falls off the mesh end");
+    const double reach = 10e-3;
+    Hit best;
+    double best_s = reach;
+    const double dt = reach * std::abs(n.dot(ax.axis)) + 1e-6;
+    for_faces_in_slab(s, t_p - dt, t_p + dt, [&](Eigen::Index f) {
+      double dist = 0.0; // p + dist n lies on the face
+      if (!line_hits_face(mesh, s, f, p, n, dist))
+        return;
+      if (std::abs(dist) < best_s && s.normal.row(f).dot(n) > 0.0) {
+        best_s = std::abs(dist);
+        best.face = f;
+        best.point_m = p + dist * n;
+      }
+    });
+    if (best.face < 0) {
+      const Eigen::Vector3d lc = local_centre(mesh, s, ax, t_p);
+      return project(who, t_p, angle_of(ax, p - lc), e);
+    }
+    const double t = (best.point_m - ax.origin_m).dot(ax.axis);
+    const Eigen::Vector3d lc = local_centre(mesh, s, ax, std::clamp(t, 0.0, ax.length_m));
+    return accept(who, best, t, angle_of(ax, best.point_m - lc), e);
+  }
+
+  /// The checks of a skin point found at `h` (axial t, angle theta): not on an end face, on
+  /// skin when the mesh has skin; fills e. \throws BadInput naming `who`.
+  Hit accept(const std::string& who, const Hit& h, double t_m, double theta, PlacedElectrode& e) {
     const Eigen::Vector3d n = s.normal.row(h.face).transpose();
     const bool at_end = s.t_lo_m[h.face] < 1e-3 || s.t_hi_m[h.face] > ax.length_m - 1e-3;
     if (at_end && std::abs(n.dot(ax.axis)) > 0.85)
@@ -412,13 +460,124 @@ double wrapped_circumference(Placer& placer, const GridSpec& g, const std::strin
   return circumference;
 }
 
+/// The skin under a flat grid: a plane fitted through the outward boundary faces near its
+/// centre (origin c, u across the rows, v along them, outward normal n; turned by the grid's
+/// rotation) and a quadric height field h(x, y) = q0 + q1 x + q2 y + q3 x^2 + q4 x y + q5 y^2
+/// over it fitted to the same faces.
+struct SkinFrame {
+  Eigen::Vector3d c = Eigen::Vector3d::Zero();
+  Eigen::Vector3d u = Eigen::Vector3d::UnitX();
+  Eigen::Vector3d v = Eigen::Vector3d::UnitY();
+  Eigen::Vector3d n = Eigen::Vector3d::UnitZ();
+  Eigen::Matrix<double, 6, 1> q = Eigen::Matrix<double, 6, 1>::Zero();
+  std::int64_t n_faces = 0;
+
+  [[nodiscard]] double h(double x, double y) const {
+    return q[0] + q[1] * x + q[2] * y + q[3] * x * x + q[4] * x * y + q[5] * y * y;
+  }
+  [[nodiscard]] double hx(double x, double y) const { return q[1] + 2.0 * q[3] * x + q[4] * y; }
+  [[nodiscard]] double hy(double x, double y) const { return q[2] + q[4] * x + 2.0 * q[5] * y; }
+
+  /// The point of the fitted surface at arc `ax_m` along the row through the centre (y = 0),
+  /// then arc `ay_m` along the column there (midpoint steps of at most 0.1 mm).
+  [[nodiscard]] Eigen::Vector3d along_skin(double ax_m, double ay_m,
+                                           Eigen::Vector3d* normal = nullptr) const {
+    const auto walk = [](double arc, double start, auto slope) {
+      const int steps = std::max(1, static_cast<int>(std::ceil(std::abs(arc) / 1e-4)));
+      const double ds = arc / steps;
+      double p = start;
+      for (int k = 0; k < steps; ++k) {
+        const double half = p + 0.5 * ds / std::sqrt(1.0 + std::pow(slope(p), 2));
+        p += ds / std::sqrt(1.0 + std::pow(slope(half), 2));
+      }
+      return p;
+    };
+    const double x = walk(ax_m, 0.0, [this](double t) { return hx(t, 0.0); });
+    const double y = walk(ay_m, 0.0, [this, x](double t) { return hy(x, t); });
+    if (normal != nullptr)
+      *normal = (n - hx(x, y) * u - hy(x, y) * v).normalized();
+    return c + x * u + y * v + h(x, y) * n;
+  }
+};
+
+/// Fits the SkinFrame at `centre_m` (a point on the skin) to the outward boundary faces (skin
+/// faces when the mesh has skin) within `radius_m`: `outward` tells the outside, rows are
+/// turned by `rotation_rad` from the limb axis about the normal.
+SkinFrame fit_skin_frame(const Placer& placer, const Eigen::Vector3d& centre_m,
+                         const Eigen::Vector3d& outward, double radius_m, double rotation_rad) {
+  const LimbAxis& ax = placer.ax;
+  const Surface& s = placer.s;
+  const double t = (centre_m - ax.origin_m).dot(ax.axis);
+  std::vector<Eigen::Index> faces;
+  for_faces_in_slab(s, t - radius_m, t + radius_m, [&](Eigen::Index f) {
+    if ((s.centroid_m.row(f).transpose() - centre_m).norm() > radius_m ||
+        s.normal.row(f).dot(outward) <= 0.0)
+      return;
+    if (placer.has_skin) {
+      const auto* tissue = placer.tissue_of_tet(s.face_tet[static_cast<std::size_t>(f)]);
+      if (tissue == nullptr || tissue->tissue_class != anatomy::TissueClass::skin)
+        return;
+    }
+    faces.push_back(f);
+  });
+  SkinFrame fr;
+  fr.c = centre_m;
+  fr.n_faces = static_cast<std::int64_t>(faces.size());
+  // The plane: area-weighted least squares through the face centroids.
+  Eigen::Vector3d n = outward.normalized();
+  if (faces.size() >= 3) {
+    double w = 0.0;
+    Eigen::Vector3d mean = Eigen::Vector3d::Zero();
+    for (auto f : faces) {
+      w += s.area_m2[f];
+      mean += s.area_m2[f] * s.centroid_m.row(f).transpose();
+    }
+    mean /= w;
+    Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+    for (auto f : faces) {
+      const Eigen::Vector3d d = s.centroid_m.row(f).transpose() - mean;
+      cov += s.area_m2[f] * d * d.transpose();
+    }
+    const Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
+    // A patch spread in two directions; else (a strip) keep the outward direction.
+    if (eig.eigenvalues()[1] > 1e-3 * eig.eigenvalues()[2]) {
+      n = eig.eigenvectors().col(0).normalized();
+      if (n.dot(outward) < 0.0)
+        n = -n;
+    }
+  }
+  Eigen::Vector3d u = ax.axis.cross(n);
+  u = u.norm() > 1e-9 ? Eigen::Vector3d(u.normalized()) : ax.e1;
+  const Eigen::Vector3d v = n.cross(u);
+  fr.n = n;
+  fr.u = std::cos(rotation_rad) * u + std::sin(rotation_rad) * v;
+  fr.v = -std::sin(rotation_rad) * u + std::cos(rotation_rad) * v;
+  // The height field: area-weighted least squares; a plane through the centre when the patch
+  // is too small for a quadric.
+  if (faces.size() >= 12) {
+    Eigen::Matrix<double, 6, 6> ata = Eigen::Matrix<double, 6, 6>::Zero();
+    Eigen::Matrix<double, 6, 1> atb = Eigen::Matrix<double, 6, 1>::Zero();
+    for (auto f : faces) {
+      const Eigen::Vector3d d = s.centroid_m.row(f).transpose() - centre_m;
+      const double x = d.dot(fr.u), y = d.dot(fr.v), z = d.dot(n);
+      Eigen::Matrix<double, 6, 1> a;
+      a << 1.0, x, y, x * x, x * y, y * y;
+      ata += s.area_m2[f] * a * a.transpose();
+      atb += s.area_m2[f] * z * a;
+    }
+    const Eigen::Matrix<double, 6, 1> q = ata.ldlt().solve(atb);
+    if (q.allFinite())
+      fr.q = q;
+  }
+  return fr;
+}
+
 /// Where a grid's electrodes are laid out from: its centre (axial, angle), the centre's pad,
-/// and the tangent frame at the centre (u0 across, v0 along; non-wrapped grids).
+/// and the skin frame fitted under the grid (non-wrapped grids).
 struct GridFrame {
   AxialAngle c0;
   PlacedElectrode centre;
-  Eigen::Vector3d u0;
-  Eigen::Vector3d v0;
+  SkinFrame skin;
 };
 
 /// Column j of a wrapped grid at offset (xr, yr) [m] from the centre: axial t0 + yr, the angle
@@ -452,12 +611,10 @@ AxialAngle wrapped_electrode(Placer& placer, const GridSpec& g, const std::strin
   return {t, c.angle_at(c.arc_at(c0.theta_rad) + arc)};
 }
 
-/// An electrode of a flat grid at offset (xr, yr) [m] in the tangent plane of the centre: its
-/// axial position and its angle seen from the local centre. \throws BadInput off the mesh end.
-AxialAngle flat_electrode(const Placer& placer, const std::string& who, const GridFrame& frame,
-                          double xr, double yr) {
+/// The axial position and angle (seen from the local centre) of a point near the skin.
+/// \throws BadInput off the mesh end.
+AxialAngle axial_angle_of(const Placer& placer, const std::string& who, const Eigen::Vector3d& p) {
   const LimbAxis& ax = placer.ax;
-  const Eigen::Vector3d p = frame.centre.position_m + xr * frame.u0 + yr * frame.v0;
   const double t = (p - ax.origin_m).dot(ax.axis);
   if (t < 0.0 || t > ax.length_m)
     throw BadInput(who + ": axial position " + mm(t) + " is outside the mesh (0 to " +
@@ -468,9 +625,8 @@ AxialAngle flat_electrode(const Placer& placer, const std::string& who, const Gr
 /// The electrode of row i, column j of a grid: offset from the centre by the rotated ied
 /// lattice, projected on the skin, with its pad.
 PlacedElectrode grid_electrode(Placer& placer, const GridSpec& g, const std::string& gwho,
-                               const GridFrame& frame, std::int64_t i, std::int64_t j) {
+                               const GridFrame& frame, double rot, std::int64_t i, std::int64_t j) {
   const double ied = g.ied_mm * 1e-3;
-  const double rot = g.rotation_deg * pi / 180.0;
   PlacedElectrode e;
   e.name = electrode_name(g, i, j);
   e.kind = ElectrodeKind::pad;
@@ -482,37 +638,202 @@ PlacedElectrode grid_electrode(Placer& placer, const GridSpec& g, const std::str
   const double y = (static_cast<double>(i) - 0.5 * static_cast<double>(g.rows - 1)) * ied;
   const double xr = x * std::cos(rot) - y * std::sin(rot);
   const double yr = x * std::sin(rot) + y * std::cos(rot);
-  const AxialAngle at = g.wrap ? wrapped_electrode(placer, g, who, frame.c0, j, xr, yr)
-                               : flat_electrode(placer, who, frame, xr, yr);
-  const Hit h = placer.project(who, at.t_m, at.theta_rad, e);
+  // Flat grids: the lattice laid along the fitted skin (frame.skin is already turned by rot),
+  // each point taken onto the skin along the fitted surface's normal there.
+  Hit h;
+  if (g.wrap) {
+    const AxialAngle at = wrapped_electrode(placer, g, who, frame.c0, j, xr, yr);
+    h = placer.project(who, at.t_m, at.theta_rad, e);
+  } else {
+    Eigen::Vector3d normal;
+    const Eigen::Vector3d p = frame.skin.along_skin(x, y, &normal);
+    h = placer.project_along(who, p, normal, e);
+  }
   placer.make_pad(who, g, h, rot, e);
   return e;
 }
 
+/// A muscle of the mesh: its tissue, the volume-weighted centroid of its tets and their mean
+/// fibre direction (each signed along the limb axis; the principal axis of the tet centroids
+/// when the tets carry no fibre direction).
+struct MuscleGeometry {
+  const anatomy::Tissue* tissue = nullptr;
+  Eigen::Vector3d centroid_m = Eigen::Vector3d::Zero();
+  Eigen::Vector3d fibre = Eigen::Vector3d::UnitZ();
+};
+
+/// The muscle `name` (any spelling, or its label) among the muscle tissues of the mesh.
+/// \throws BadInput naming `key` and listing the muscles present.
+MuscleGeometry muscle_geometry(const Placer& placer, const std::string& key,
+                               const std::string& name) {
+  const meshing::TetMesh& mesh = placer.mesh;
+  std::set<std::int32_t> present(mesh.labels.begin(), mesh.labels.end());
+  const std::string want = anatomy::canonical_tissue_name(name);
+  MuscleGeometry m;
+  std::string list;
+  for (const auto& t : placer.tissues.tissues) {
+    if (t.tissue_class != anatomy::TissueClass::muscle || present.count(t.label) == 0)
+      continue;
+    list += (list.empty() ? "" : ", ") + t.name;
+    if (m.tissue == nullptr &&
+        (anatomy::canonical_tissue_name(t.name) == want || std::to_string(t.label) == name))
+      m.tissue = &t;
+  }
+  if (m.tissue == nullptr)
+    throw BadInput(key + " = \"" + name +
+                   "\": no muscle of that name in the mesh: expected one of " +
+                   (list.empty() ? std::string("(the mesh has no muscle)") : list));
+  double volume = 0.0;
+  Eigen::Vector3d fibre = Eigen::Vector3d::Zero();
+  std::vector<Eigen::Vector3d> centroids;
+  for (std::int64_t t = 0; t < mesh.n_tets(); ++t) {
+    if (mesh.labels[static_cast<std::size_t>(t)] != m.tissue->label)
+      continue;
+    const double v = std::abs(meshing::tet_volume_m3(mesh, t));
+    Eigen::Vector3d c = Eigen::Vector3d::Zero();
+    for (int k = 0; k < 4; ++k)
+      c += 0.25 * mesh.nodes_m.row(mesh.tets(t, k)).transpose();
+    centroids.push_back(c);
+    volume += v;
+    m.centroid_m += v * c;
+    if (mesh.fibre_direction.rows() == mesh.n_tets()) {
+      Eigen::Vector3d f = mesh.fibre_direction.row(t).transpose();
+      fibre += v * (f.dot(placer.ax.axis) < 0.0 ? Eigen::Vector3d(-f) : f);
+    }
+  }
+  m.centroid_m /= volume;
+  if (fibre.norm() > 1e-12 * volume) {
+    m.fibre = fibre.normalized();
+  } else {
+    Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+    for (const auto& c : centroids)
+      cov += (c - m.centroid_m) * (c - m.centroid_m).transpose();
+    m.fibre = Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d>(cov).eigenvectors().col(2);
+  }
+  return m;
+}
+
+/// The skin point over a muscle: its centroid projected radially on the skin.
+Hit skin_over(Placer& placer, const std::string& who, const MuscleGeometry& m,
+              PlacedElectrode& at) {
+  const LimbAxis& ax = placer.ax;
+  const double t = std::clamp((m.centroid_m - ax.origin_m).dot(ax.axis), 0.0, ax.length_m);
+  const Eigen::Vector3d lc = local_centre(placer.mesh, placer.s, ax, t);
+  return placer.project(who, t, angle_of(ax, m.centroid_m - lc), at);
+}
+
+/// Rotation [rad] that turns the rows of a frame fitted with rotation 0 onto the fibre
+/// direction projected on its plane, in (-90, 90] degrees.
+double fibre_rotation(const SkinFrame& f0, const Eigen::Vector3d& fibre) {
+  double a = fibre.dot(f0.u), b = fibre.dot(f0.v);
+  if (b < 0.0 || (b == 0.0 && a > 0.0)) {
+    a = -a;
+    b = -b;
+  }
+  return std::atan2(-a, b);
+}
+
+/// The radius of skin a flat grid's frame is fitted over: its half-diagonal plus a pad
+/// (at least 5 mm).
+double frame_radius(const GridSpec& g) {
+  const double reach = g.shape == PadShape::circle ? g.radius_mm : 0.5 * g.side_mm * std::sqrt(2.0);
+  const double half_diagonal =
+      0.5 * g.ied_mm *
+      std::hypot(static_cast<double>(g.rows - 1), static_cast<double>(g.columns - 1));
+  return std::max(half_diagonal + reach, 5.0) * 1e-3;
+}
+
 /// Places grid gi: its centre, the circumference there (wrapped grids; else 0) into
 /// layout.grid_circumference_m, its electrodes row by row into layout.electrodes.
-/// \throws BadInput naming the grid and electrode that falls off the mesh or the skin.
+/// \throws BadInput naming the grid and electrode that falls off the mesh or the skin; for a
+/// grid placed by muscle, how many of its electrodes, rows and columns fit.
 void place_grid(Placer& placer, const GridSpec& g, std::size_t gi, ElectrodeLayout& layout) {
   const LimbAxis& ax = placer.ax;
   const std::string gwho = "electrodes.grids[" + std::to_string(gi) + "] '" + g.name + "'";
-  const double rot = g.rotation_deg * pi / 180.0;
+  double rot = g.rotation_deg * pi / 180.0;
   GridFrame frame;
-  frame.c0 = grid_centre(placer, g);
-  const Hit centre_hit =
-      placer.project(gwho + " centre", frame.c0.t_m, frame.c0.theta_rad, frame.centre);
+  std::optional<AnatomicalPlacement> placed;
+  Hit centre_hit;
+  if (g.muscle.empty()) {
+    frame.c0 = grid_centre(placer, g);
+    centre_hit = placer.project(gwho + " centre", frame.c0.t_m, frame.c0.theta_rad, frame.centre);
+  } else {
+    // Over the muscle: its skin point, the frame there, rows along its fibres, the offset.
+    const MuscleGeometry m =
+        muscle_geometry(placer, "electrodes.grids[" + std::to_string(gi) + "].muscle", g.muscle);
+    const std::string who = gwho + " over muscle '" + m.tissue->name + "'";
+    PlacedElectrode over;
+    const Hit h0 = skin_over(placer, who + " (its centre)", m, over);
+    const Eigen::Vector3d out0 = direction_at(ax, over.angle_deg * pi / 180.0);
+    const SkinFrame f0 = fit_skin_frame(placer, over.position_m, out0, frame_radius(g), 0.0);
+    rot += fibre_rotation(f0, m.fibre);
+    frame.c0 = {over.axial_m, over.angle_deg * pi / 180.0};
+    frame.centre = over;
+    centre_hit = h0;
+    if (g.offset_mm.norm() > 0.0) {
+      const SkinFrame f1 = fit_skin_frame(placer, over.position_m, out0, frame_radius(g), rot);
+      frame.c0 = axial_angle_of(placer, who + " offset centre",
+                                f1.along_skin(g.offset_mm[0] * 1e-3, g.offset_mm[1] * 1e-3));
+      frame.centre = PlacedElectrode{};
+      centre_hit =
+          placer.project(who + " offset centre", frame.c0.t_m, frame.c0.theta_rad, frame.centre);
+    }
+    placed = AnatomicalPlacement{
+        g.name, g.muscle, m.tissue->name, Eigen::Vector3d::Zero(), over.position_m, m.fibre, 0.0};
+  }
   const double circumference = g.wrap ? wrapped_circumference(placer, g, gwho, frame.c0.t_m) : 0.0;
   layout.grid_circumference_m.push_back(circumference);
-  // Tangent frame at the centre (non-wrapped grids).
-  // The smoothed normal (area-weighted over the pad's neighbourhood), not one facet's.
   placer.make_pad(gwho + " centre", g, centre_hit, rot, frame.centre);
-  const Eigen::Vector3d n0 = frame.centre.normal;
-  Eigen::Vector3d u0 = ax.axis.cross(n0);
-  u0 = u0.norm() > 1e-9 ? Eigen::Vector3d(u0.normalized()) : ax.e1;
-  frame.u0 = u0;
-  frame.v0 = n0.cross(u0);
+  if (!g.wrap)
+    frame.skin = fit_skin_frame(placer, frame.centre.position_m,
+                                direction_at(ax, frame.c0.theta_rad), frame_radius(g), rot);
+  if (!placed) {
+    for (std::int64_t i = 0; i < g.rows; ++i)
+      for (std::int64_t j = 0; j < g.columns; ++j)
+        layout.electrodes.push_back(grid_electrode(placer, g, gwho, frame, rot, i, j));
+    return;
+  }
+  // A grid over a muscle fits whole or says how much of it does.
+  std::vector<PlacedElectrode> electrodes;
+  std::vector<char> fits(static_cast<std::size_t>(g.rows * g.columns), 0);
+  std::string first_error;
   for (std::int64_t i = 0; i < g.rows; ++i)
-    for (std::int64_t j = 0; j < g.columns; ++j)
-      layout.electrodes.push_back(grid_electrode(placer, g, gwho, frame, i, j));
+    for (std::int64_t j = 0; j < g.columns; ++j) {
+      try {
+        electrodes.push_back(grid_electrode(placer, g, gwho, frame, rot, i, j));
+        fits[static_cast<std::size_t>(i * g.columns + j)] = 1;
+      } catch (const BadInput& e) {
+        if (first_error.empty())
+          first_error = e.what();
+      }
+    }
+  if (!first_error.empty()) {
+    std::int64_t full_rows = 0, full_columns = 0;
+    for (std::int64_t i = 0; i < g.rows; ++i) {
+      bool all = true;
+      for (std::int64_t j = 0; j < g.columns; ++j)
+        all = all && fits[static_cast<std::size_t>(i * g.columns + j)];
+      full_rows += all ? 1 : 0;
+    }
+    for (std::int64_t j = 0; j < g.columns; ++j) {
+      bool all = true;
+      for (std::int64_t i = 0; i < g.rows; ++i)
+        all = all && fits[static_cast<std::size_t>(i * g.columns + j)];
+      full_columns += all ? 1 : 0;
+    }
+    throw BadInput(gwho + " (" + std::to_string(g.rows) + " x " + std::to_string(g.columns) + ", " +
+                   format_number(g.ied_mm) + " mm) does not fit on the skin over muscle '" +
+                   placed->tissue + "': " + std::to_string(electrodes.size()) + " of " +
+                   std::to_string(g.rows * g.columns) + " electrodes fit (" +
+                   std::to_string(full_rows) + " whole rows, " + std::to_string(full_columns) +
+                   " whole columns); first that does not: " + first_error +
+                   ". Use fewer rows or columns, a smaller ied_mm, or offset_mm");
+  }
+  for (auto& e : electrodes)
+    layout.electrodes.push_back(std::move(e));
+  placed->centre_m = frame.centre.position_m;
+  placed->rotation_deg = rot * 180.0 / pi;
+  layout.placements.push_back(*placed);
 }
 
 /// The contact points of a needle (#points x 3 [m]): its position, or n_points evenly from
@@ -533,15 +854,53 @@ Eigen::MatrixX3d needle_contacts(const NeedleSpec& nd) {
 /// Places needle ni: its contacts, each checked to lie in a muscle, its mean position and its
 /// axial position [m] and angle [deg] on the limb axis. \throws BadInput naming the needle and
 /// the contact outside the mesh or outside muscle.
-PlacedElectrode place_needle(const Placer& placer, const PointLocator& locator,
-                             const NeedleSpec& nd, std::size_t ni) {
+PlacedElectrode place_needle(Placer& placer, const PointLocator& locator, const NeedleSpec& nd,
+                             std::size_t ni, ElectrodeLayout& layout) {
   const LimbAxis& ax = placer.ax;
   const std::string who = "electrodes.needles[" + std::to_string(ni) + "] '" + nd.name + "'";
   PlacedElectrode e;
   e.name = nd.name;
   e.group = nd.name;
-  e.kind = nd.position_mm ? ElectrodeKind::point : ElectrodeKind::line;
-  e.contact_points_m = needle_contacts(nd);
+  e.kind = nd.position_mm || !nd.muscle.empty() ? ElectrodeKind::point : ElectrodeKind::line;
+  if (nd.muscle.empty()) {
+    e.contact_points_m = needle_contacts(nd);
+  } else {
+    // depth_mm under the skin over the muscle, along the inward normal fitted over 10 mm.
+    const MuscleGeometry m =
+        muscle_geometry(placer, "electrodes.needles[" + std::to_string(ni) + "].muscle", nd.muscle);
+    PlacedElectrode over;
+    skin_over(placer, who + " over muscle '" + m.tissue->name + "'", m, over);
+    const SkinFrame f = fit_skin_frame(placer, over.position_m,
+                                       direction_at(ax, over.angle_deg * pi / 180.0), 10e-3, 0.0);
+    const Eigen::Vector3d p = over.position_m - nd.depth_mm * 1e-3 * f.n;
+    const PointLocations at = locator.locate(p.transpose());
+    const auto tet = at.tet[0];
+    if (tet < 0 || placer.mesh.labels[static_cast<std::size_t>(tet)] != m.tissue->label) {
+      // The depths along the line where the muscle is.
+      const int n = 2000;
+      Eigen::MatrixX3d line(n, 3);
+      for (int k = 0; k < n; ++k)
+        line.row(k) = (over.position_m - (0.1e-3 * k) * f.n).transpose();
+      const PointLocations l = locator.locate(line);
+      double lo = -1.0, hi = -1.0;
+      for (int k = 0; k < n; ++k) {
+        const auto tk = l.tet[static_cast<std::size_t>(k)];
+        if (tk >= 0 && placer.mesh.labels[static_cast<std::size_t>(tk)] == m.tissue->label) {
+          lo = lo < 0.0 ? 0.1 * k : lo;
+          hi = 0.1 * k;
+        }
+      }
+      throw BadInput(who + ": depth_mm = " + format_number(nd.depth_mm) + " under the skin at " +
+                     point_mm(over.position_m) + " is not in muscle '" + m.tissue->name + "': " +
+                     (lo < 0.0 ? std::string("the line inward from there does not cross it "
+                                             "within 200 mm")
+                               : "expected a depth from " + format_number(lo) + " to " +
+                                     format_number(hi) + " mm"));
+    }
+    e.contact_points_m = p.transpose();
+    layout.placements.push_back(
+        AnatomicalPlacement{nd.name, nd.muscle, m.tissue->name, p, over.position_m, m.fibre, 0.0});
+  }
   const PointLocations loc = locator.locate(e.contact_points_m);
   for (Eigen::Index k = 0; k < loc.size(); ++k) {
     const Eigen::Vector3d p = e.contact_points_m.row(k).transpose();
@@ -626,7 +985,29 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
         g.radius_mm = r.optional<double>("radius_mm", 1.5, positive(), "radius of a circular pad");
       else
         g.side_mm = r.optional<double>("side_mm", 3.0, positive(), "side of a square pad");
-      if (r.has("centre_mm")) {
+      if (r.has("muscle")) {
+        if (r.has("centre_mm") || r.has("axial_position_mm") || r.has("axial_fraction") ||
+            r.has("angle_deg"))
+          r.fail("muscle", "give either muscle or centre_mm / axial_position_mm / axial_fraction "
+                           "/ angle_deg, not both");
+        g.muscle = r.required<std::string>(
+            "muscle", {},
+            "place the grid over this muscle (tissue name in any spelling, or its label): centred "
+            "on the skin over it, rows along its fibres; replaces the centre keys; not with wrap");
+        if (g.muscle.empty())
+          r.fail("muscle", "must not be empty");
+        const auto offset = r.optional<std::vector<double>>(
+            "offset_mm", {0.0, 0.0},
+            {[](const std::vector<double>& v) -> std::optional<std::string> {
+               if (v.size() != 2 || !std::isfinite(v[0]) || !std::isfinite(v[1]))
+                 return "expected 2 finite numbers [across, along]";
+               return std::nullopt;
+             },
+             "[across, along], finite"},
+            "with muscle: the grid centre moved across and along its rows, measured along the "
+            "skin");
+        g.offset_mm = {offset[0], offset[1]};
+      } else if (r.has("centre_mm")) {
         if (r.has("axial_position_mm") || r.has("axial_fraction") || r.has("angle_deg"))
           r.fail("centre_mm", "give either centre_mm or axial_position_mm / axial_fraction "
                               "and angle_deg, not both");
@@ -651,9 +1032,12 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
       }
       g.rotation_deg = r.optional<double>(
           "rotation_deg", 0.0, in_range(-360.0, 360.0),
-          "rotation of the grid rows away from the limb axis, about the skin normal");
+          "rotation of the grid rows away from the limb axis (with muscle: from its fibres), "
+          "about the skin normal");
       g.wrap = r.optional<bool>(
           "wrap", false, {}, "columns follow the limb circumference instead of the tangent plane");
+      if (g.wrap && !g.muscle.empty())
+        r.fail("wrap", "is true with muscle: a grid placed over a muscle is flat (wrap: false)");
       if (g.wrap) {
         g.even_columns =
             r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"}),
@@ -672,7 +1056,21 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
       n.name = r.required<std::string>(
           "name", {}, "name of the needle or fine-wire contact, unique among all electrodes");
       unique_name(r, n.name);
-      if (r.has("position_mm")) {
+      if (r.has("muscle")) {
+        if (r.has("position_mm") || r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
+          r.fail("muscle", "give either muscle and depth_mm, or position_mm, or start_mm and "
+                           "end_mm, not several");
+        n.muscle = r.required<std::string>(
+            "muscle", {},
+            "a point contact in this muscle (tissue name in any spelling, or its label), "
+            "depth_mm under the skin over it; replaces position_mm");
+        if (n.muscle.empty())
+          r.fail("muscle", "must not be empty");
+        n.depth_mm = r.required<double>(
+            "depth_mm", positive(),
+            "with muscle: depth of the contact under the skin over the muscle, along the inward "
+            "normal");
+      } else if (r.has("position_mm")) {
         if (r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
           r.fail("position_mm", "give either position_mm (a point contact) or start_mm, end_mm "
                                 "and n_points (a line contact), not both");
@@ -702,6 +1100,32 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
     g.even_columns = true;
     config.grids.push_back(g);
   }
+  if (section.has("limb_axis")) {
+    const auto a = to_vec(section.required<std::vector<double>>(
+        "limb_axis", three_numbers(),
+        "direction of the limb axis (rows of grids, wrapped columns around it); default: the "
+        "principal axis of the mesh nodes"));
+    if (!(a.norm() > 0.0))
+      section.fail("limb_axis", "is a zero vector: expected a direction");
+    config.limb_axis = a.normalized();
+  }
+  if (section.has("placed")) {
+    // Written by leadfield into resolved_config.json; read (so that the file reads back) and
+    // ignored.
+    for (auto& r : section.required_array("placed")) {
+      (void)r.optional<std::string>("group", "", {}, "output only: the grid or needle");
+      (void)r.optional<std::string>("muscle", "", {}, "output only: the muscle asked for");
+      (void)r.optional<std::string>("tissue", "", {}, "output only: the tissue it matched");
+      (void)r.optional<std::vector<double>>(
+          "centre_mm", {}, {}, "output only: grid centre on the skin or needle contact (LPS)");
+      (void)r.optional<std::vector<double>>("skin_point_mm", {}, {},
+                                            "output only: the skin point over the muscle (LPS)");
+      (void)r.optional<std::vector<double>>("fibre_direction", {}, {},
+                                            "output only: the muscle's mean fibre direction");
+      (void)r.optional<double>("rotation_deg", 0.0, {},
+                               "output only: grid rows from the limb axis about the normal");
+    }
+  }
   config.reference = section.optional<std::string>(
       "reference", "average", {},
       "recording reference: average (common average) or the name of an electrode");
@@ -729,7 +1153,10 @@ nlohmann::json to_json(const ElectrodeConfig& config) {
       x["shape"] = "square";
       x["side_mm"] = g.side_mm;
     }
-    if (g.centre_mm) {
+    if (!g.muscle.empty()) {
+      x["muscle"] = g.muscle;
+      x["offset_mm"] = {g.offset_mm[0], g.offset_mm[1]};
+    } else if (g.centre_mm) {
       x["centre_mm"] = {g.centre_mm->x(), g.centre_mm->y(), g.centre_mm->z()};
     } else {
       if (g.axial_position_mm)
@@ -743,7 +1170,10 @@ nlohmann::json to_json(const ElectrodeConfig& config) {
   j["needles"] = nlohmann::json::array();
   for (const auto& n : config.needles) {
     nlohmann::json x = {{"name", n.name}};
-    if (n.position_mm) {
+    if (!n.muscle.empty()) {
+      x["muscle"] = n.muscle;
+      x["depth_mm"] = n.depth_mm;
+    } else if (n.position_mm) {
       x["position_mm"] = {n.position_mm->x(), n.position_mm->y(), n.position_mm->z()};
     } else {
       x["start_mm"] = {n.start_mm.x(), n.start_mm.y(), n.start_mm.z()};
@@ -752,6 +1182,8 @@ nlohmann::json to_json(const ElectrodeConfig& config) {
     }
     j["needles"].push_back(x);
   }
+  if (config.limb_axis)
+    j["limb_axis"] = {config.limb_axis->x(), config.limb_axis->y(), config.limb_axis->z()};
   j["reference"] = config.reference;
   return j;
 }
@@ -759,10 +1191,12 @@ nlohmann::json to_json(const ElectrodeConfig& config) {
 // ---------------------------------------------------------------------------------------------
 // Placement
 
-LimbAxis limb_axis(const meshing::TetMesh& mesh) {
+LimbAxis limb_axis(const meshing::TetMesh& mesh, const std::optional<Eigen::Vector3d>& direction) {
   const Eigen::Index n = mesh.n_nodes();
   if (n < 4)
     throw BadInput("limb_axis: a mesh of " + std::to_string(n) + " nodes: expected at least 4");
+  if (direction && !(direction->norm() > 0.0))
+    throw BadInput("electrodes.limb_axis: a zero vector: expected a direction");
   Eigen::Vector3d mean = Eigen::Vector3d::Zero();
   for (Eigen::Index i = 0; i < n; ++i)
     mean += mesh.nodes_m.row(i).transpose();
@@ -773,13 +1207,15 @@ LimbAxis limb_axis(const meshing::TetMesh& mesh) {
     cov += d * d.transpose();
   }
   const Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
-  Eigen::Vector3d a = eig.eigenvectors().col(2).normalized();
+  Eigen::Vector3d a =
+      direction ? Eigen::Vector3d(direction->normalized()) : eig.eigenvectors().col(2).normalized();
   Eigen::Index big = 0;
   a.cwiseAbs().maxCoeff(&big);
   if (a[big] < 0.0)
     a = -a;
   LimbAxis ax;
   ax.axis = a;
+  ax.set_by_config = direction.has_value();
   Eigen::Index least = 0;
   a.cwiseAbs().minCoeff(&least);
   const Eigen::Vector3d w = Eigen::Vector3d::Unit(least);
@@ -800,7 +1236,7 @@ ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::Ti
                                  const ElectrodeConfig& config) {
   // 1. The limb axis, the outer surface, whether pads must sit on skin.
   ElectrodeLayout layout;
-  layout.axis = limb_axis(mesh);
+  layout.axis = limb_axis(mesh, config.limb_axis);
   const LimbAxis& ax = layout.axis;
   const Surface surface = make_surface(mesh, ax);
   Placer placer{mesh, tissues, ax, surface, false, {}};
@@ -814,7 +1250,7 @@ ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::Ti
   if (!config.needles.empty()) {
     const PointLocator locator(mesh);
     for (std::size_t ni = 0; ni < config.needles.size(); ++ni)
-      layout.electrodes.push_back(place_needle(placer, locator, config.needles[ni], ni));
+      layout.electrodes.push_back(place_needle(placer, locator, config.needles[ni], ni, layout));
   }
 
   // 4. The reference.
@@ -866,6 +1302,24 @@ Eigen::MatrixXd apply_reference(const Eigen::Ref<const Eigen::MatrixXd>& lead_fi
   return rereference_to_electrode(lead_fields_V_per_A, layout.reference_index);
 }
 
+nlohmann::json placements_json(const ElectrodeLayout& layout) {
+  const auto mm3 = [](const Eigen::Vector3d& v) {
+    return nlohmann::json{std::round(v.x() * 1e6) / 1e3, std::round(v.y() * 1e6) / 1e3,
+                          std::round(v.z() * 1e6) / 1e3};
+  };
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& p : layout.placements)
+    list.push_back(
+        {{"group", p.group},
+         {"muscle", p.muscle},
+         {"tissue", p.tissue},
+         {"centre_mm", mm3(p.centre_m)},
+         {"skin_point_mm", mm3(p.skin_point_m)},
+         {"fibre_direction", {p.fibre_direction.x(), p.fibre_direction.y(), p.fibre_direction.z()}},
+         {"rotation_deg", p.rotation_deg}});
+  return list;
+}
+
 nlohmann::json to_json(const ElectrodeLayout& layout) {
   const auto vec = [](const Eigen::Vector3d& v) { return nlohmann::json{v.x(), v.y(), v.z()}; };
   nlohmann::json j;
@@ -873,7 +1327,10 @@ nlohmann::json to_json(const ElectrodeLayout& layout) {
                     {"direction", vec(layout.axis.axis)},
                     {"angle_zero", vec(layout.axis.e1)},
                     {"angle_90_deg", vec(layout.axis.e2)},
-                    {"length_m", layout.axis.length_m}};
+                    {"length_m", layout.axis.length_m},
+                    {"set_by", layout.axis.set_by_config ? "electrodes.limb_axis"
+                                                         : "principal axis of the mesh nodes"}};
+  j["placed"] = placements_json(layout);
   j["reference"] = layout.reference;
   j["reference_index"] = layout.reference_index;
   j["grid_circumference_m"] = layout.grid_circumference_m;

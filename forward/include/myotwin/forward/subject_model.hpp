@@ -37,11 +37,26 @@ struct SubjectForwardModel {
   TransferFunction transfer;
   /// #skin nodes x 3 positions [m] (nodes of the mesh's boundary faces), for depths.
   Eigen::MatrixX3d skin_points_m;
+  /// Fibre points of the anatomy that lie outside the mesh (just outside a meshed muscle, where
+  /// the anatomy's fibres reach beyond the mesh's smoothed muscle surface): the transfer
+  /// function takes each at the nearest muscle tet (the tet whose centroid is nearest, with its
+  /// barycentric weights clamped to >= 0 and renormalised) instead of stopping.
+  std::int64_t fibre_points_moved = 0;
+  double fibre_points_moved_max_m = 0.0; ///< the farthest of them from its tet's centroid [m]
 
   SubjectForwardModel() = default;
   SubjectForwardModel(const SubjectForwardModel&) = delete;
   SubjectForwardModel& operator=(const SubjectForwardModel&) = delete;
 };
+
+/// Like lead_field_transfer_function(), but a point outside the mesh (a fibre point just
+/// outside the meshed muscle) is taken at the muscle tet whose centroid is nearest, its
+/// barycentric weights there clamped to >= 0 and renormalised, instead of stopping the run.
+/// Refers to `locator` and `lead_fields_V_per_A` (keep them alive).
+TransferFunction nearest_muscle_transfer_function(const meshing::TetMesh& mesh,
+                                                  const anatomy::TissueTable& tissues,
+                                                  const PointLocator& locator,
+                                                  const Eigen::MatrixXd& lead_fields_V_per_A);
 
 /// The files a subject's forward model is read from.
 struct SubjectModelFiles {

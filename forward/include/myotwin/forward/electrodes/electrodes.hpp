@@ -14,17 +14,33 @@
 /// outward, perpendicular to the axis: the farthest crossing of the mesh's outer boundary
 /// faces (meshing::boundary_faces()).
 ///
-/// Surface grids (rows along the limb axis, columns across it). Without `wrap`, the grid lies in
-/// the tangent plane at its projected centre (columns along the tangent across the axis, rows
-/// along the axis, turned by `rotation_deg` about the outward normal) and each electrode is
-/// projected on the skin. With `wrap`, columns follow the circumference: a column's arc offset
-/// along the cross-section contour at its axial position is (column - (columns - 1) / 2) x ied,
-/// measured on the contour (360 rays from c(t), arc length = integral of r dtheta), so the
-/// angular step is ied / local radius. A pad is the set of boundary faces whose centroid lies
-/// within the pad shape around the projected centre (measured in the local tangent plane; circle of
-/// radius `radius_mm` or square of side `side_mm` aligned with the grid), on the same side (normal
-/// within 70 degrees of the centre's), and within one pad size of the plane; at least the face the
-/// ray hit.
+/// The axis may instead be set (`limb_axis`, a direction); the rest of the frame is the same.
+///
+/// Surface grids (rows along the limb axis, columns across it). Without `wrap`, the grid's frame
+/// is fitted to the skin under the whole grid: a least-squares plane through the boundary faces
+/// within the grid's half-diagonal (plus a pad) of its projected centre that face outward (the
+/// plane's normal n; columns along axis x n, rows along n x that, turned by `rotation_deg` about
+/// n), then a quadric height field h(x, y) over that plane fitted to the same faces (a smooth
+/// surface through the staircase of a voxel skin). Electrodes are laid out along that surface:
+/// column offsets as arc length along the row through the centre, row offsets as arc length
+/// along each column, so inter-electrode distances are kept along the skin, not in the plane;
+/// each point is then projected on the skin.
+///
+/// A grid placed by `muscle` (not wrapped): its centre is the skin point over the muscle (the
+/// volume-weighted centroid of the muscle's tets projected radially on the skin), moved by
+/// `offset_mm` ([across, along] the rows, measured along the skin); its rows follow the
+/// muscle's mean fibre direction (volume-weighted over its tets, projected on the fitted plane)
+/// and `rotation_deg` turns them from there. Such a grid must fit whole on the skin: otherwise
+/// the error says how many electrodes, rows and columns do. A needle placed by `muscle` and
+/// `depth_mm` is a point contact `depth_mm` under the skin point over the muscle, along the
+/// inward normal of the skin fitted over 10 mm; it must lie in that muscle. With `wrap`, columns
+/// follow the circumference: a column's arc offset along the cross-section contour at its axial
+/// position is (column - (columns - 1) / 2) x ied, measured on the contour (360 rays from c(t), arc
+/// length = integral of r dtheta), so the angular step is ied / local radius. A pad is the set of
+/// boundary faces whose centroid lies within the pad shape around the projected centre (measured in
+/// the local tangent plane; circle of radius `radius_mm` or square of side `side_mm` aligned with
+/// the grid), on the same side (normal within 70 degrees of the centre's), and within one pad size
+/// of the plane; at least the face the ray hit.
 ///
 /// Needles and fine wires: a point contact (`position_mm`) or a line contact (`start_mm`,
 /// `end_mm`, `n_points` points sharing the current equally), each point inside a muscle tet.
@@ -78,6 +94,11 @@ struct GridSpec {
   /// `ied_mm` apart; needs rotation_deg = 0). The default grid uses "even": 32 x 8 mm = 256 mm
   /// does not fit around the sample forearm (155 to 233 mm).
   bool even_columns = false;
+  /// `muscle`: place the grid over this muscle (a tissue name in any spelling, or its label);
+  /// replaces the centre keys; rows along its fibres turned by rotation_deg. Not with wrap.
+  std::string muscle;
+  /// `offset_mm` (with muscle): [across, along] the rows [mm], along the skin.
+  Eigen::Vector2d offset_mm = Eigen::Vector2d::Zero();
 };
 
 /// A needle or fine-wire contact (an element of `electrodes.needles`).
@@ -89,6 +110,10 @@ struct NeedleSpec {
   Eigen::Vector3d start_mm = Eigen::Vector3d::Zero();
   Eigen::Vector3d end_mm = Eigen::Vector3d::Zero();
   std::int64_t n_points = 1;
+  /// `muscle` and `depth_mm`: a point contact depth_mm under the skin over the muscle (instead
+  /// of position_mm).
+  std::string muscle;
+  double depth_mm = 0.0;
 };
 
 /// The `electrodes` section.
@@ -99,6 +124,8 @@ struct ElectrodeConfig {
   std::vector<NeedleSpec> needles; ///< `needles` (default none)
   /// `reference`: "average" (default) or the name of an electrode.
   std::string reference = "average";
+  /// `limb_axis`: the limb axis direction (normalised); default: the mesh's principal axis.
+  std::optional<Eigen::Vector3d> limb_axis;
 };
 
 /// Reads the `electrodes` section strictly. Without `grids` and `needles` the default grid is
@@ -139,10 +166,24 @@ struct LimbAxis {
   Eigen::Vector3d e1 = Eigen::Vector3d::UnitX();      ///< angle 0 [unit]
   Eigen::Vector3d e2 = Eigen::Vector3d::UnitY();      ///< angle 90 deg [unit]
   double length_m = 0.0;                              ///< axial extent of the nodes [m]
+  bool set_by_config = false; ///< true when `electrodes.limb_axis` gave the direction
 };
 
-/// The principal axis of the mesh nodes. \throws BadInput for fewer than 4 nodes.
-LimbAxis limb_axis(const meshing::TetMesh& mesh);
+/// The principal axis of the mesh nodes, or `direction` when given (normalised; its largest
+/// component made positive). \throws BadInput for fewer than 4 nodes or a zero direction.
+LimbAxis limb_axis(const meshing::TetMesh& mesh,
+                   const std::optional<Eigen::Vector3d>& direction = std::nullopt);
+
+/// Where a grid or needle named by `muscle` was put: written into the resolved configuration.
+struct AnatomicalPlacement {
+  std::string group;                                      ///< the grid's or needle's name
+  std::string muscle;                                     ///< the muscle asked for
+  std::string tissue;                                     ///< the tissue name it matched
+  Eigen::Vector3d centre_m = Eigen::Vector3d::Zero();     ///< grid centre on the skin / contact [m]
+  Eigen::Vector3d skin_point_m = Eigen::Vector3d::Zero(); ///< skin point over the muscle [m]
+  Eigen::Vector3d fibre_direction = Eigen::Vector3d::Zero(); ///< mean fibre direction [unit]
+  double rotation_deg = 0.0; ///< grid rows from the limb axis, about the normal [deg]
+};
 
 /// All electrodes of a config placed on a mesh, with the frame used.
 struct ElectrodeLayout {
@@ -153,6 +194,7 @@ struct ElectrodeLayout {
   /// Circumference of the skin contour at each wrapped grid's centre [m] (one per grid; 0 when
   /// not wrapped).
   std::vector<double> grid_circumference_m;
+  std::vector<AnatomicalPlacement> placements; ///< grids and needles placed by muscle
 };
 
 /// Places the electrodes of `config` on `mesh`. `tissues` gives the tissue class of each tet.
@@ -161,7 +203,10 @@ struct ElectrodeLayout {
 /// the mesh end", with the numbers), a projection onto a boundary face that is not skin (when
 /// the mesh has skin), a wrapped grid whose span columns x ied exceeds the circumference at its
 /// position (naming both in mm), a needle contact outside the mesh or in a tet that is not
-/// muscle (naming the tissue found), and a reference naming no electrode.
+/// muscle (naming the tissue found), a reference naming no electrode, a `muscle` that is not a
+/// muscle of the mesh (listing those present), a grid that does not fit on the skin over its
+/// muscle (saying how much fits) and a needle depth outside its muscle (giving the depths
+/// where the muscle is).
 ElectrodeLayout place_electrodes(const meshing::TetMesh& mesh, const anatomy::TissueTable& tissues,
                                  const ElectrodeConfig& config);
 
@@ -177,6 +222,11 @@ Eigen::MatrixXd layout_currents(const meshing::TetMesh& mesh, const PointLocator
 /// electrode's column. `lead_fields_V_per_A`: #nodes x #electrodes (grounded at a node).
 Eigen::MatrixXd apply_reference(const Eigen::Ref<const Eigen::MatrixXd>& lead_fields_V_per_A,
                                 const ElectrodeLayout& layout);
+
+/// The placements by muscle as the `electrodes.placed` array of the resolved configuration
+/// (group, muscle, tissue, centre_mm and skin_point_mm in LPS millimetres, fibre_direction,
+/// rotation_deg).
+nlohmann::json placements_json(const ElectrodeLayout& layout);
 
 /// electrodes.json: the frame, the reference and per electrode its name, kind, grid row and
 /// column, position [m], normal, axial position [m], angle [deg], area and nominal area [m^2],
