@@ -112,6 +112,10 @@ std::string unit_of_key(const std::string& key) {
 }
 
 std::string json_excerpt(const json& value) {
+  // JSON built in code (validate() reads parameters back) may hold NaN or infinity, which
+  // dump() would print as null.
+  if (value.is_number_float() && !std::isfinite(value.get<double>()))
+    return format_number(value.get<double>());
   std::string text = value.dump();
   constexpr std::size_t max_length = 60;
   if (text.size() > max_length)

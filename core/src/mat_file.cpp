@@ -465,9 +465,10 @@ std::optional<Array> Reader::read(const std::string& name) const {
       elements *= static_cast<double>(info->dims[d]);
     const bool container = info->class_type == MAT_C_CELL || info->class_type == MAT_C_STRUCT;
     const double declared =
-        container ? std::max(static_cast<double>(Mat_VarGetSize(info.get())), 8.0 * elements)
-                  : elements * static_cast<double>(std::max<std::size_t>(
-                                   Mat_SizeOfClass(info->class_type), 1));
+        container
+            ? std::max(static_cast<double>(Mat_VarGetSize(info.get())), 8.0 * elements)
+            : elements *
+                  static_cast<double>(std::max<std::size_t>(Mat_SizeOfClass(info->class_type), 1));
     std::error_code ec;
     const double file_bytes = static_cast<double>(std::filesystem::file_size(impl_->path, ec));
     const double limit = 1032.0 * std::max(file_bytes, 1.0) + 1048576.0;

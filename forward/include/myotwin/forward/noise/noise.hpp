@@ -142,7 +142,8 @@ struct NoiseParams {
 /// a number.
 NoiseParams read_noise_params(ConfigReader& section);
 
-/// Checks the parameters. \throws BadInput naming the field and value.
+/// Checks the parameters by reading to_json(params) back with read_noise_params(), whose
+/// declarations state each range once. \throws BadInput naming the key and value.
 void validate(const NoiseParams& params);
 
 /// The parameters as a JSON object with the config keys (read_noise_params reads it back).
