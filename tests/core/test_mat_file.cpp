@@ -4,6 +4,7 @@
 // names the file and variable.
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -135,4 +136,28 @@ TEST(MatFile, AFailedWriteNamesTheFileAndTheVariable) {
       [&] { w.write("SIG", bad); }, {"x.mat: MATLAB variable SIG", "needs 4 values, has 3"});
   myotwin::testing::expect_error<myotwin::IoError>(
       [&] { mat::Writer w2(dir / "no" / "such" / "x.mat"); }, {"cannot create MATLAB file"});
+}
+
+TEST(MatFile, AVariableThatDeclaresMoreThanItsFileCanHoldIsRefusedBeforeAllocating) {
+  TempDir dir;
+  {
+    mat::Writer w(dir / "a.mat");
+    w.write("x", mat::Array::matrix(2, 2, nullptr));
+  }
+  // The first variable's dimensions subelement: header 128, matrix tag 8, array flags 16,
+  // dimensions tag 8, then two int32. Claim 100000 x 100000 doubles (80 GB) in a 200-byte file.
+  std::string bytes = myotwin::read_text_file(dir / "a.mat");
+  ASSERT_GT(bytes.size(), 168U);
+  for (const std::size_t at : {std::size_t{160}, std::size_t{164}}) {
+    const std::int32_t huge = 100000;
+    std::memcpy(bytes.data() + at, &huge, sizeof huge);
+  }
+  {
+    std::ofstream out(dir / "b.mat", std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  const mat::Reader r(dir / "b.mat");
+  myotwin::testing::expect_error<myotwin::IoError>(
+      [&] { (void)r.read("x"); },
+      {"b.mat: MATLAB variable x declares 10000000000 elements", "the file is damaged"});
 }
