@@ -15,6 +15,7 @@
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/anatomy/tissue_table.hpp"
 #include "myotwin/core/config.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/conductor/lead_field.hpp"
 #include "myotwin/forward/electrodes/electrodes.hpp"
@@ -25,25 +26,6 @@
 using namespace myotwin;
 
 namespace {
-
-/// Peak resident memory since the last reset [bytes] (VmHWM).
-double peak_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream s(line.substr(6));
-      double kb = 0.0;
-      s >> kb;
-      return kb * 1024.0;
-    }
-  return 0.0;
-}
-
-/// Resets the peak to the current resident size (Linux: "5" > /proc/self/clear_refs).
-void reset_peak() {
-  std::ofstream("/proc/self/clear_refs") << "5";
-}
 
 struct Row {
   std::string method;
@@ -82,7 +64,7 @@ int main(int argc, char** argv) {
   // 3. Both methods.
   std::vector<Row> rows;
   for (const auto method : {forward::SolverMethod::direct, forward::SolverMethod::iterative}) {
-    reset_peak();
+    reset_peak_memory();
     Row row;
     row.method = forward::to_string(method);
     forward::VolumeConductorParams params;
@@ -95,7 +77,7 @@ int main(int argc, char** argv) {
     w.restart();
     row.lead_fields = forward::apply_reference(conductor.solver().solve(b), layout);
     row.solve_s = w.elapsed_s();
-    row.peak_GiB = peak_bytes() / (1024.0 * 1024.0 * 1024.0);
+    row.peak_GiB = process_memory().peak_bytes / (1024.0 * 1024.0 * 1024.0);
     row.factor_GiB = conductor.solver().report().factor_bytes / (1024.0 * 1024.0 * 1024.0);
     rows.push_back(std::move(row));
   }

@@ -30,29 +30,6 @@ namespace myotwin::app {
 
 namespace {
 
-/// Resident and peak resident memory of this process [bytes] (Linux /proc/self/status).
-std::pair<double, double> memory_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  double rss = 0.0, peak = 0.0;
-  while (std::getline(in, line)) {
-    std::istringstream s(line.substr(line.find(':') + 1));
-    double kb = 0.0;
-    s >> kb;
-    if (line.rfind("VmRSS:", 0) == 0)
-      rss = kb * 1024.0;
-    else if (line.rfind("VmHWM:", 0) == 0)
-      peak = kb * 1024.0;
-  }
-  return {rss, peak};
-}
-
-std::string gib(double bytes) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(2) << bytes / (1024.0 * 1024.0 * 1024.0) << " GiB";
-  return s.str();
-}
-
 /// The memory of the lead fields, estimated before the solver allocates (docs/reliability.md,
 /// "Bounded resources"): #nodes x #electrodes values four times (the right-hand sides, the
 /// solutions, the referenced lead fields and the cache writer's copy), the values sampled at
@@ -84,59 +61,6 @@ struct LeadfieldOptions {
   bool no_cache = false;
 };
 
-void print_summary(const nlohmann::json& s, const forward::ElectrodeLayout& layout,
-                   const forward::LeadFieldRun& run, const std::filesystem::path& cache_file) {
-  double ratio_lo = 0.0, ratio_hi = 0.0;
-  bool any = false;
-  for (const auto& e : layout.electrodes)
-    if (e.kind == forward::ElectrodeKind::pad) {
-      const double r = e.area_m2 / e.nominal_area_m2;
-      ratio_lo = any ? std::min(ratio_lo, r) : r;
-      ratio_hi = any ? std::max(ratio_hi, r) : r;
-      any = true;
-    }
-  const auto n_el = s["n_electrodes"].get<double>();
-  std::cout << "lead fields: " << s["n_nodes"].get<std::int64_t>() << " nodes, "
-            << s["n_tets"].get<std::int64_t>() << " tets, " << n_el << " electrodes, reference "
-            << layout.reference << "\n";
-  if (any)
-    std::cout << "pads: area / nominal area " << std::setprecision(3) << ratio_lo << " to "
-              << ratio_hi << "\n";
-  if (run.cache_hit)
-    std::cout << "cache hit (" << cache_file.string() << ", key " << run.key << ")\n";
-  else
-    std::cout << "method " << forward::to_string(run.solver.method) << " (" << run.solver.ordering
-              << "), factor " << std::setprecision(3) << run.solver.analyse_s + run.solver.factor_s
-              << " s, " << gib(run.solver.factor_bytes) << "; solve " << run.solve_s << " s, "
-              << 1e3 * run.solve_s / std::max(1.0, n_el) << " ms per electrode\n";
-  const auto [rss, peak] = memory_bytes();
-  std::cout << "memory: " << gib(rss) << " resident, " << gib(peak) << " peak; total "
-            << std::setprecision(3) << s["time_s"].get<double>() << " s\n";
-}
-
-/// The limb axis the grids were laid out on, and the grids and needles placed by muscle.
-void print_limb_axis(const forward::ElectrodeLayout& layout, bool quiet) {
-  if (quiet)
-    return;
-  const auto& a = layout.axis;
-  const auto v = [](const Eigen::Vector3d& x, double scale) {
-    std::ostringstream s;
-    s << std::setprecision(4) << "(" << x.x() * scale << ", " << x.y() * scale << ", "
-      << x.z() * scale << ")";
-    return s.str();
-  };
-  std::cout << "limb axis: direction " << v(a.axis, 1.0) << " ("
-            << (a.set_by_config ? "electrodes.limb_axis"
-                                : "principal axis of the mesh nodes; set "
-                                  "electrodes.limb_axis to change it")
-            << "), from " << v(a.origin_m, 1e3) << " mm, " << std::setprecision(4)
-            << a.length_m * 1e3 << " mm long\n";
-  for (const auto& p : layout.placements)
-    std::cout << "placed '" << p.group << "' over " << p.tissue << ": centre " << v(p.centre_m, 1e3)
-              << " mm (LPS), rows " << std::setprecision(3) << p.rotation_deg
-              << " deg from the limb axis\n";
-}
-
 int run_leadfield(const LeadfieldOptions& o) {
   // 1. Configuration, subject, mesh.
   Stopwatch watch;
@@ -155,7 +79,8 @@ int run_leadfield(const LeadfieldOptions& o) {
       forward::place_electrodes(mesh, tissues, config.electrodes);
   const auto n_el = static_cast<Eigen::Index>(layout.electrodes.size());
   log_info("electrodes: ", n_el, " placed, reference ", layout.reference);
-  print_limb_axis(layout, o.shared.quiet);
+  if (!o.shared.quiet)
+    print_electrode_placement(std::cout, layout);
   // Grids and needles placed by muscle: where they went, in LPS mm, into the resolved config.
   if (!layout.placements.empty())
     config.resolved["electrodes"]["placed"] = forward::placements_json(layout);
@@ -180,14 +105,14 @@ int run_leadfield(const LeadfieldOptions& o) {
     if (!display)
       return;
     ProgressEvent x = e;
-    x.task = "lead fields (electrodes; " + gib(memory_bytes().first) + " used)";
+    x.task = "lead fields (electrodes; " + format_gib(process_memory().resident_bytes) + " used)";
     display(x);
   };
   const forward::LeadFieldRun run = forward::lead_fields_with_cache(
       mesh, tissues, layout, points, out[Output::lead_fields], lo, progress);
 
   // 5. Report.
-  const auto peak = memory_bytes().second;
+  const auto peak = process_memory().peak_bytes;
   const auto& r = run.solver;
   nlohmann::json summary = {
       {"n_nodes", mesh.n_nodes()},
@@ -208,7 +133,7 @@ int run_leadfield(const LeadfieldOptions& o) {
   write_text_file(out[Output::leadfield_report], summary.dump(2) + "\n");
   write_resolved_config(o.shared.output, config);
   if (!o.shared.quiet)
-    print_summary(summary, layout, run, out[Output::lead_fields]);
+    print_leadfield_summary(std::cout, summary, layout, run, out[Output::lead_fields]);
   return 0;
 }
 

@@ -89,39 +89,6 @@ nlohmann::json run_stage(const Stage& stage, const PipelineOptions& o, const Lay
   return outputs;
 }
 
-/// The summary of a whole chain: units simulated, recruited, identified, matched, RoA per unit.
-void write_summary(const Layout& layout, double time_s, bool quiet) {
-  const auto sim = read_json(layout[Output::simulate_report]);
-  const auto dec = read_json(layout[Output::decomposition_summary]);
-  const auto score = read_json(layout[Output::score]);
-  int recruited = 0;
-  for (const auto& u : sim.at("units"))
-    recruited += u.at("n_discharges").get<int>() > 0;
-  const nlohmann::json summary = {{"units_simulated", sim.at("n_units")},
-                                  {"units_recruited", recruited},
-                                  {"units_identified", dec.at("n_units")},
-                                  {"units_matched", score.at("n_matched")},
-                                  {"mean_roa", score.at("mean_roa")},
-                                  {"matches", score.at("matches")},
-                                  {"time_s", time_s}};
-  write_text_file(layout[Output::pipeline_summary], summary.dump(2) + "\n");
-  if (quiet)
-    return;
-  std::cout << "\nunits simulated " << summary["units_simulated"] << ", recruited " << recruited
-            << ", identified " << summary["units_identified"] << ", matched "
-            << summary["units_matched"] << "\n";
-  std::cout << "  true unit  decomposed    RoA  sensitivity  precision\n";
-  for (const auto& m : score.at("matches"))
-    std::cout << std::setw(11) << m.at("true_unit").get<std::int64_t>() << std::setw(12)
-              << m.at("decomposed_unit").get<std::int64_t>() << std::fixed << std::setprecision(3)
-              << std::setw(7) << m.at("roa").get<double>() << std::setw(13)
-              << m.at("sensitivity").get<double>() << std::setw(11)
-              << m.at("precision").get<double>() << "\n";
-  std::cout << "mean RoA " << std::setprecision(3) << score.at("mean_roa").get<double>()
-            << "; total " << std::setprecision(1) << time_s << " s; "
-            << layout[Output::pipeline_summary].string() << "\n";
-}
-
 int run_pipeline(const PipelineOptions& o) {
   Stopwatch watch;
   // 1. The configuration is checked once here (every stage reads the same file strictly).
@@ -132,14 +99,9 @@ int run_pipeline(const PipelineOptions& o) {
   const std::vector<Stage> stages = chain();
   const std::size_t n_stages = stages_until(stages, o.until);
 
-  // Inputs every stage reads: the program (its version and build), the seed, the subject's
-  // files.
   FileHashes hashes;
-  std::uint64_t common = hash_text(version());
-  common = hash_text(program_build_id(), common);
-  common = hash_text(std::to_string(config.seed), common);
-  for (const auto& f : {files.subject_file, files.labels, files.tissues})
-    common = hash_text(hashes.of(f), common);
+  const std::uint64_t common =
+      common_inputs_key(config.seed, {files.subject_file, files.labels, files.tissues}, hashes);
   const fs::path config_dir =
       o.shared.config.has_parent_path() ? o.shared.config.parent_path() : fs::path(".");
 
@@ -174,7 +136,7 @@ int run_pipeline(const PipelineOptions& o) {
 
   // 3. Summary.
   if (n_stages == stages.size())
-    write_summary(layout, watch.elapsed_s(), o.shared.quiet);
+    write_pipeline_summary(layout, watch.elapsed_s(), o.shared.quiet);
   else if (!o.shared.quiet)
     std::cout << "pipeline: stopped after `" << o.until << "` in " << std::setprecision(3)
               << watch.elapsed_s() << " s; results in " << layout.out().string() << "\n";

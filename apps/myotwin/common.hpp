@@ -118,6 +118,10 @@ struct LabelVolume;
 struct LabelSummary;
 } // namespace myotwin::anatomy
 
+namespace myotwin::forward {
+struct LeadFieldRun;
+} // namespace myotwin::forward
+
 namespace myotwin::app {
 
 /// Prints one line per built muscle (volume, length, fibres, units, fibre length and angle).
@@ -131,5 +135,23 @@ void print_anatomy_table(std::ostream& out, const anatomy::LabelVolume& volume,
 /// outline, layers and warnings; `unknown_as` is the category given to unknown ids.
 void print_subject_report(std::ostream& out, const anatomy::BuiltSubject& built,
                           const std::string& unknown_as);
+
+/// Prints the limb axis the grids were laid out on and where each grid and needle placed by
+/// muscle went (LPS mm, rotation from the limb axis).
+void print_electrode_placement(std::ostream& out, const forward::ElectrodeLayout& layout);
+
+/// Prints the summary of `myotwin leadfield`: the mesh, the electrodes, the pads' area ratio,
+/// the cache hit or the solver's factor and solve times, and the memory used; `s` is
+/// leadfield_report.json's content.
+void print_leadfield_summary(std::ostream& out, const nlohmann::json& s,
+                             const forward::ElectrodeLayout& layout,
+                             const forward::LeadFieldRun& run,
+                             const std::filesystem::path& cache_file);
+
+class Layout;
+
+/// Writes OUT/pipeline/summary.json of a whole chain (units simulated, recruited, identified,
+/// matched, RoA per unit, `time_s`) from the stages' reports, and prints it unless `quiet`.
+void write_pipeline_summary(const Layout& layout, double time_s, bool quiet);
 
 } // namespace myotwin::app

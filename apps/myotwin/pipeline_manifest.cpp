@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "common.hpp"
 #include "layout.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/hash.hpp"
@@ -105,6 +106,16 @@ std::string why_not_reusable(const nlohmann::json& entry, const std::string& key
       return relative + " changed on disk since the stage wrote it";
   }
   return {};
+}
+
+std::uint64_t common_inputs_key(std::uint64_t seed, const std::vector<fs::path>& files,
+                                FileHashes& hashes) {
+  std::uint64_t common = hash_text(version());
+  common = hash_text(program_build_id(), common);
+  common = hash_text(std::to_string(seed), common);
+  for (const auto& f : files)
+    common = hash_text(hashes.of(f), common);
+  return common;
 }
 
 nlohmann::json read_manifest(const fs::path& file) {

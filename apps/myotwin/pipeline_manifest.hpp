@@ -81,6 +81,11 @@ std::string stage_key(const Stage& stage, std::uint64_t common,
                       const nlohmann::json& resolved, const std::filesystem::path& config_dir,
                       FileHashes& hashes);
 
+/// The hash of what every stage reads: the program (its version and build), the seed and the
+/// contents of the subject's files.
+std::uint64_t common_inputs_key(std::uint64_t seed, const std::vector<std::filesystem::path>& files,
+                                FileHashes& hashes);
+
 /// The manifest of the stages run before (`file`), or a new one when there is none or it cannot
 /// be read (then every stage reruns).
 nlohmann::json read_manifest(const std::filesystem::path& file);

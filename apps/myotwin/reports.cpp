@@ -1,5 +1,5 @@
 // What several commands print: the label table of a subject, the muscle table of an anatomy,
-// the report of a subject built from a scan.
+// the report of a subject built from a scan, the placed electrodes and the lead fields' summary.
 
 #include <algorithm>
 #include <cmath>
@@ -7,10 +7,15 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "layout.hpp"
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/files.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/units.hpp"
+#include "myotwin/forward/conductor/lead_field_run.hpp"
+#include "myotwin/forward/electrodes/electrodes.hpp"
 
 namespace myotwin::app {
 
@@ -120,6 +125,91 @@ void print_subject_report(std::ostream& out, const anatomy::BuiltSubject& built,
   print_layer(out, "subcutaneous fat", r.fat);
   for (const auto& w : r.warnings)
     out << "warning: " << w << "\n";
+}
+
+void print_leadfield_summary(std::ostream& out, const nlohmann::json& s,
+                             const forward::ElectrodeLayout& layout,
+                             const forward::LeadFieldRun& run,
+                             const std::filesystem::path& cache_file) {
+  double ratio_lo = 0.0, ratio_hi = 0.0;
+  bool any = false;
+  for (const auto& e : layout.electrodes)
+    if (e.kind == forward::ElectrodeKind::pad) {
+      const double r = e.area_m2 / e.nominal_area_m2;
+      ratio_lo = any ? std::min(ratio_lo, r) : r;
+      ratio_hi = any ? std::max(ratio_hi, r) : r;
+      any = true;
+    }
+  const auto n_el = s["n_electrodes"].get<double>();
+  out << "lead fields: " << s["n_nodes"].get<std::int64_t>() << " nodes, "
+      << s["n_tets"].get<std::int64_t>() << " tets, " << n_el << " electrodes, reference "
+      << layout.reference << "\n";
+  if (any)
+    out << "pads: area / nominal area " << std::setprecision(3) << ratio_lo << " to " << ratio_hi
+        << "\n";
+  if (run.cache_hit)
+    out << "cache hit (" << cache_file.string() << ", key " << run.key << ")\n";
+  else
+    out << "method " << forward::to_string(run.solver.method) << " (" << run.solver.ordering
+        << "), factor " << std::setprecision(3) << run.solver.analyse_s + run.solver.factor_s
+        << " s, " << format_gib(run.solver.factor_bytes) << "; solve " << run.solve_s << " s, "
+        << 1e3 * run.solve_s / std::max(1.0, n_el) << " ms per electrode\n";
+  const ProcessMemory memory = process_memory();
+  out << "memory: " << format_gib(memory.resident_bytes) << " resident, "
+      << format_gib(memory.peak_bytes) << " peak; total " << std::setprecision(3)
+      << s["time_s"].get<double>() << " s\n";
+}
+
+void print_electrode_placement(std::ostream& out, const forward::ElectrodeLayout& layout) {
+  const auto& a = layout.axis;
+  const auto v = [](const Eigen::Vector3d& x, double scale) {
+    std::ostringstream s;
+    s << std::setprecision(4) << "(" << x.x() * scale << ", " << x.y() * scale << ", "
+      << x.z() * scale << ")";
+    return s.str();
+  };
+  out << "limb axis: direction " << v(a.axis, 1.0) << " ("
+      << (a.set_by_config ? "electrodes.limb_axis"
+                          : "principal axis of the mesh nodes; set "
+                            "electrodes.limb_axis to change it")
+      << "), from " << v(a.origin_m, 1e3) << " mm, " << std::setprecision(4) << a.length_m * 1e3
+      << " mm long\n";
+  for (const auto& p : layout.placements)
+    out << "placed '" << p.group << "' over " << p.tissue << ": centre " << v(p.centre_m, 1e3)
+        << " mm (LPS), rows " << std::setprecision(3) << p.rotation_deg
+        << " deg from the limb axis\n";
+}
+
+void write_pipeline_summary(const Layout& layout, double time_s, bool quiet) {
+  const auto sim = read_json(layout[Output::simulate_report]);
+  const auto dec = read_json(layout[Output::decomposition_summary]);
+  const auto score = read_json(layout[Output::score]);
+  int recruited = 0;
+  for (const auto& u : sim.at("units"))
+    recruited += u.at("n_discharges").get<int>() > 0;
+  const nlohmann::json summary = {{"units_simulated", sim.at("n_units")},
+                                  {"units_recruited", recruited},
+                                  {"units_identified", dec.at("n_units")},
+                                  {"units_matched", score.at("n_matched")},
+                                  {"mean_roa", score.at("mean_roa")},
+                                  {"matches", score.at("matches")},
+                                  {"time_s", time_s}};
+  write_text_file(layout[Output::pipeline_summary], summary.dump(2) + "\n");
+  if (quiet)
+    return;
+  std::cout << "\nunits simulated " << summary["units_simulated"] << ", recruited " << recruited
+            << ", identified " << summary["units_identified"] << ", matched "
+            << summary["units_matched"] << "\n";
+  std::cout << "  true unit  decomposed    RoA  sensitivity  precision\n";
+  for (const auto& m : score.at("matches"))
+    std::cout << std::setw(11) << m.at("true_unit").get<std::int64_t>() << std::setw(12)
+              << m.at("decomposed_unit").get<std::int64_t>() << std::fixed << std::setprecision(3)
+              << std::setw(7) << m.at("roa").get<double>() << std::setw(13)
+              << m.at("sensitivity").get<double>() << std::setw(11)
+              << m.at("precision").get<double>() << "\n";
+  std::cout << "mean RoA " << std::setprecision(3) << score.at("mean_roa").get<double>()
+            << "; total " << std::setprecision(1) << time_s << " s; "
+            << layout[Output::pipeline_summary].string() << "\n";
 }
 
 } // namespace myotwin::app

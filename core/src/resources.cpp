@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "myotwin/core/error.hpp"
@@ -51,6 +52,35 @@ void check_memory_estimate(double bytes, const std::string& what, const std::str
                    (limit_bytes.load() > 0.0 ? " set by --max-memory-GiB"
                                              : " (the memory available on this machine)") +
                    "; reduce them or raise the limit with --max-memory-GiB");
+}
+
+ProcessMemory process_memory() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  ProcessMemory m;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos)
+      continue;
+    std::istringstream s(line.substr(colon + 1));
+    double kib = 0.0;
+    s >> kib;
+    if (line.rfind("VmRSS:", 0) == 0)
+      m.resident_bytes = kib * 1024.0;
+    else if (line.rfind("VmHWM:", 0) == 0)
+      m.peak_bytes = kib * 1024.0;
+  }
+  return m;
+}
+
+void reset_peak_memory() {
+  std::ofstream("/proc/self/clear_refs") << "5";
+}
+
+std::string format_gib(double bytes) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(2) << bytes / (1024.0 * 1024.0 * 1024.0) << " GiB";
+  return s.str();
 }
 
 } // namespace myotwin

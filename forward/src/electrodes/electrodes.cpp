@@ -947,6 +947,173 @@ std::int64_t reference_index(const std::vector<PlacedElectrode>& electrodes,
   return index;
 }
 
+/// The names of the grids and needles read so far: each must be unique and not empty.
+class UniqueNames {
+public:
+  void check(ConfigReader& r, const std::string& name) {
+    if (name.empty())
+      r.fail("name", "must not be empty");
+    if (!names_.insert(name).second)
+      r.fail("name", "is used by another grid or needle: expected unique names");
+  }
+
+private:
+  std::set<std::string> names_;
+};
+
+/// Where grid `g` goes: over a muscle (with an offset), at a point, or by axial position and
+/// angle around the limb axis (the default).
+void read_grid_centre(ConfigReader& r, GridSpec& g) {
+  if (r.has("muscle")) {
+    if (r.has("centre_mm") || r.has("axial_position_mm") || r.has("axial_fraction") ||
+        r.has("angle_deg"))
+      r.fail("muscle", "give either muscle or centre_mm / axial_position_mm / axial_fraction "
+                       "/ angle_deg, not both");
+    g.muscle = r.required<std::string>(
+        "muscle", {},
+        "place the grid over this muscle (tissue name in any spelling, or its label): centred "
+        "on the skin over it, rows along its fibres; replaces the centre keys; not with wrap");
+    if (g.muscle.empty())
+      r.fail("muscle", "must not be empty");
+    const auto offset = r.optional<std::vector<double>>(
+        "offset_mm", {0.0, 0.0},
+        {[](const std::vector<double>& v) -> std::optional<std::string> {
+           if (v.size() != 2 || !std::isfinite(v[0]) || !std::isfinite(v[1]))
+             return "expected 2 finite numbers [across, along]";
+           return std::nullopt;
+         },
+         "[across, along], finite"},
+        "with muscle: the grid centre moved across and along its rows, measured along the "
+        "skin");
+    g.offset_mm = {offset[0], offset[1]};
+  } else if (r.has("centre_mm")) {
+    if (r.has("axial_position_mm") || r.has("axial_fraction") || r.has("angle_deg"))
+      r.fail("centre_mm", "give either centre_mm or axial_position_mm / axial_fraction "
+                          "and angle_deg, not both");
+    g.centre_mm =
+        to_vec(r.required<std::vector<double>>("centre_mm", three_numbers(),
+                                               "grid centre as a point, projected radially on "
+                                               "the skin; replaces axial position and angle"));
+  } else {
+    if (r.has("axial_position_mm") && r.has("axial_fraction"))
+      r.fail("axial_fraction", "give either axial_position_mm or axial_fraction, not both");
+    if (r.has("axial_position_mm"))
+      g.axial_position_mm = r.required<double>(
+          "axial_position_mm", non_negative(),
+          "grid centre along the limb axis, from the axis start; replaces axial_fraction");
+    else
+      g.axial_fraction =
+          r.optional<double>("axial_fraction", 0.5, in_range(0.0, 1.0),
+                             "grid centre along the limb axis as a fraction of the limb length");
+    g.angle_deg = r.optional<double>("angle_deg", 0.0, in_range(-3600.0, 3600.0),
+                                     "angle of the grid centre around the limb axis (0: the "
+                                     "world axis most perpendicular to it)");
+  }
+}
+
+/// The grid at index `i` of `electrodes.grids`.
+GridSpec read_grid(ConfigReader& r, std::size_t i, UniqueNames& names) {
+  GridSpec g;
+  g.name = r.optional<std::string>(
+      "name", i == 0 ? "grid" : "grid" + std::to_string(i + 1), {},
+      "grid name, unique; its electrodes are called name[row,column] (a 1 x 1 grid: name)");
+  names.check(r, g.name);
+  g.rows = r.optional<std::int64_t>("rows", 10, int_in_range(1, 100000),
+                                    "electrodes along the limb axis");
+  g.columns = r.optional<std::int64_t>("columns", 32, int_in_range(1, 100000),
+                                       "electrodes across the limb axis");
+  g.ied_mm = r.optional<double>("ied_mm", 8.0, positive(),
+                                "inter-electrode distance between neighbouring rows and columns");
+  const auto shape = r.optional<std::string>(
+      "shape", "circle", one_of({"circle", "square"}),
+      "pad shape: a disc of radius_mm, or a square of side_mm aligned with the grid");
+  g.shape = shape == "circle" ? PadShape::circle : PadShape::square;
+  if (g.shape == PadShape::circle)
+    g.radius_mm = r.optional<double>("radius_mm", 1.5, positive(), "radius of a circular pad");
+  else
+    g.side_mm = r.optional<double>("side_mm", 3.0, positive(), "side of a square pad");
+  read_grid_centre(r, g);
+  g.rotation_deg = r.optional<double>(
+      "rotation_deg", 0.0, in_range(-360.0, 360.0),
+      "rotation of the grid rows away from the limb axis (with muscle: from its fibres), "
+      "about the skin normal");
+  g.wrap = r.optional<bool>("wrap", false, {},
+                            "columns follow the limb circumference instead of the tangent plane");
+  if (g.wrap && !g.muscle.empty())
+    r.fail("wrap", "is true with muscle: a grid placed over a muscle is flat (wrap: false)");
+  if (g.wrap) {
+    g.even_columns =
+        r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"}),
+                                "wrap only: ied (columns ied_mm apart along the contour) or "
+                                "even (spread around the circumference)") == "even";
+    if (g.even_columns && g.rotation_deg != 0.0)
+      r.fail("column_spacing", "\"even\" needs rotation_deg = 0");
+  }
+  return g;
+}
+
+/// One entry of `electrodes.needles`: a point in a muscle at a depth, a point, or a line contact.
+NeedleSpec read_needle(ConfigReader& r, UniqueNames& names) {
+  NeedleSpec n;
+  n.name = r.required<std::string>(
+      "name", {}, "name of the needle or fine-wire contact, unique among all electrodes");
+  names.check(r, n.name);
+  if (r.has("muscle")) {
+    if (r.has("position_mm") || r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
+      r.fail("muscle", "give either muscle and depth_mm, or position_mm, or start_mm and "
+                       "end_mm, not several");
+    n.muscle = r.required<std::string>(
+        "muscle", {},
+        "a point contact in this muscle (tissue name in any spelling, or its label), "
+        "depth_mm under the skin over it; replaces position_mm");
+    if (n.muscle.empty())
+      r.fail("muscle", "must not be empty");
+    n.depth_mm = r.required<double>(
+        "depth_mm", positive(),
+        "with muscle: depth of the contact under the skin over the muscle, along the inward "
+        "normal");
+  } else if (r.has("position_mm")) {
+    if (r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
+      r.fail("position_mm", "give either position_mm (a point contact) or start_mm, end_mm "
+                            "and n_points (a line contact), not both");
+    n.position_mm = to_vec(r.required<std::vector<double>>(
+        "position_mm", three_numbers(),
+        "point contact inside a muscle; replaces start_mm, end_mm and n_points"));
+    n.n_points = 1;
+  } else {
+    if (!r.has("start_mm"))
+      r.fail("position_mm", "missing: expected position_mm [x, y, z] or start_mm and end_mm");
+    n.start_mm = to_vec(r.required<std::vector<double>>("start_mm", three_numbers(),
+                                                        "start of a line contact inside a muscle"));
+    n.end_mm = to_vec(r.required<std::vector<double>>("end_mm", three_numbers(),
+                                                      "end of a line contact inside a muscle"));
+    n.n_points =
+        r.optional<std::int64_t>("n_points", 5, int_in_range(2, 10000),
+                                 "points sampling a line contact; they share the current equally");
+    if ((n.end_mm - n.start_mm).norm() <= 0.0)
+      r.fail("end_mm", "equals start_mm: expected a line of non-zero length");
+  }
+  return n;
+}
+
+/// `electrodes.placed`: written by leadfield into resolved_config.json; read (so that the file
+/// reads back) and ignored.
+void read_placed(ConfigReader& section) {
+  for (auto& r : section.required_array("placed")) {
+    (void)r.optional<std::string>("group", "", {}, "output only: the grid or needle");
+    (void)r.optional<std::string>("muscle", "", {}, "output only: the muscle asked for");
+    (void)r.optional<std::string>("tissue", "", {}, "output only: the tissue it matched");
+    (void)r.optional<std::vector<double>>(
+        "centre_mm", {}, {}, "output only: grid centre on the skin or needle contact (LPS)");
+    (void)r.optional<std::vector<double>>("skin_point_mm", {}, {},
+                                          "output only: the skin point over the muscle (LPS)");
+    (void)r.optional<std::vector<double>>("fibre_direction", {}, {},
+                                          "output only: the muscle's mean fibre direction");
+    (void)r.optional<double>("rotation_deg", 0.0, {},
+                             "output only: grid rows from the limb axis about the normal");
+  }
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -954,146 +1121,15 @@ std::int64_t reference_index(const std::vector<PlacedElectrode>& electrodes,
 
 ElectrodeConfig read_electrode_config(ConfigReader& section) {
   ElectrodeConfig config;
-  std::set<std::string> names;
-  const auto unique_name = [&](ConfigReader& r, const std::string& name) {
-    if (name.empty())
-      r.fail("name", "must not be empty");
-    if (!names.insert(name).second)
-      r.fail("name", "is used by another grid or needle: expected unique names");
-  };
+  UniqueNames names;
   if (section.has("grids")) {
     auto grids = section.required_array("grids");
-    for (std::size_t i = 0; i < grids.size(); ++i) {
-      auto& r = grids[i];
-      GridSpec g;
-      g.name = r.optional<std::string>(
-          "name", i == 0 ? "grid" : "grid" + std::to_string(i + 1), {},
-          "grid name, unique; its electrodes are called name[row,column] (a 1 x 1 grid: name)");
-      unique_name(r, g.name);
-      g.rows = r.optional<std::int64_t>("rows", 10, int_in_range(1, 100000),
-                                        "electrodes along the limb axis");
-      g.columns = r.optional<std::int64_t>("columns", 32, int_in_range(1, 100000),
-                                           "electrodes across the limb axis");
-      g.ied_mm =
-          r.optional<double>("ied_mm", 8.0, positive(),
-                             "inter-electrode distance between neighbouring rows and columns");
-      const auto shape = r.optional<std::string>(
-          "shape", "circle", one_of({"circle", "square"}),
-          "pad shape: a disc of radius_mm, or a square of side_mm aligned with the grid");
-      g.shape = shape == "circle" ? PadShape::circle : PadShape::square;
-      if (g.shape == PadShape::circle)
-        g.radius_mm = r.optional<double>("radius_mm", 1.5, positive(), "radius of a circular pad");
-      else
-        g.side_mm = r.optional<double>("side_mm", 3.0, positive(), "side of a square pad");
-      if (r.has("muscle")) {
-        if (r.has("centre_mm") || r.has("axial_position_mm") || r.has("axial_fraction") ||
-            r.has("angle_deg"))
-          r.fail("muscle", "give either muscle or centre_mm / axial_position_mm / axial_fraction "
-                           "/ angle_deg, not both");
-        g.muscle = r.required<std::string>(
-            "muscle", {},
-            "place the grid over this muscle (tissue name in any spelling, or its label): centred "
-            "on the skin over it, rows along its fibres; replaces the centre keys; not with wrap");
-        if (g.muscle.empty())
-          r.fail("muscle", "must not be empty");
-        const auto offset = r.optional<std::vector<double>>(
-            "offset_mm", {0.0, 0.0},
-            {[](const std::vector<double>& v) -> std::optional<std::string> {
-               if (v.size() != 2 || !std::isfinite(v[0]) || !std::isfinite(v[1]))
-                 return "expected 2 finite numbers [across, along]";
-               return std::nullopt;
-             },
-             "[across, along], finite"},
-            "with muscle: the grid centre moved across and along its rows, measured along the "
-            "skin");
-        g.offset_mm = {offset[0], offset[1]};
-      } else if (r.has("centre_mm")) {
-        if (r.has("axial_position_mm") || r.has("axial_fraction") || r.has("angle_deg"))
-          r.fail("centre_mm", "give either centre_mm or axial_position_mm / axial_fraction "
-                              "and angle_deg, not both");
-        g.centre_mm =
-            to_vec(r.required<std::vector<double>>("centre_mm", three_numbers(),
-                                                   "grid centre as a point, projected radially on "
-                                                   "the skin; replaces axial position and angle"));
-      } else {
-        if (r.has("axial_position_mm") && r.has("axial_fraction"))
-          r.fail("axial_fraction", "give either axial_position_mm or axial_fraction, not both");
-        if (r.has("axial_position_mm"))
-          g.axial_position_mm = r.required<double>(
-              "axial_position_mm", non_negative(),
-              "grid centre along the limb axis, from the axis start; replaces axial_fraction");
-        else
-          g.axial_fraction = r.optional<double>(
-              "axial_fraction", 0.5, in_range(0.0, 1.0),
-              "grid centre along the limb axis as a fraction of the limb length");
-        g.angle_deg = r.optional<double>("angle_deg", 0.0, in_range(-3600.0, 3600.0),
-                                         "angle of the grid centre around the limb axis (0: the "
-                                         "world axis most perpendicular to it)");
-      }
-      g.rotation_deg = r.optional<double>(
-          "rotation_deg", 0.0, in_range(-360.0, 360.0),
-          "rotation of the grid rows away from the limb axis (with muscle: from its fibres), "
-          "about the skin normal");
-      g.wrap = r.optional<bool>(
-          "wrap", false, {}, "columns follow the limb circumference instead of the tangent plane");
-      if (g.wrap && !g.muscle.empty())
-        r.fail("wrap", "is true with muscle: a grid placed over a muscle is flat (wrap: false)");
-      if (g.wrap) {
-        g.even_columns =
-            r.optional<std::string>("column_spacing", "ied", one_of({"ied", "even"}),
-                                    "wrap only: ied (columns ied_mm apart along the contour) or "
-                                    "even (spread around the circumference)") == "even";
-        if (g.even_columns && g.rotation_deg != 0.0)
-          r.fail("column_spacing", "\"even\" needs rotation_deg = 0");
-      }
-      config.grids.push_back(g);
-    }
+    for (std::size_t i = 0; i < grids.size(); ++i)
+      config.grids.push_back(read_grid(grids[i], i, names));
   }
-  if (section.has("needles")) {
-    auto needles = section.required_array("needles");
-    for (auto& r : needles) {
-      NeedleSpec n;
-      n.name = r.required<std::string>(
-          "name", {}, "name of the needle or fine-wire contact, unique among all electrodes");
-      unique_name(r, n.name);
-      if (r.has("muscle")) {
-        if (r.has("position_mm") || r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
-          r.fail("muscle", "give either muscle and depth_mm, or position_mm, or start_mm and "
-                           "end_mm, not several");
-        n.muscle = r.required<std::string>(
-            "muscle", {},
-            "a point contact in this muscle (tissue name in any spelling, or its label), "
-            "depth_mm under the skin over it; replaces position_mm");
-        if (n.muscle.empty())
-          r.fail("muscle", "must not be empty");
-        n.depth_mm = r.required<double>(
-            "depth_mm", positive(),
-            "with muscle: depth of the contact under the skin over the muscle, along the inward "
-            "normal");
-      } else if (r.has("position_mm")) {
-        if (r.has("start_mm") || r.has("end_mm") || r.has("n_points"))
-          r.fail("position_mm", "give either position_mm (a point contact) or start_mm, end_mm "
-                                "and n_points (a line contact), not both");
-        n.position_mm = to_vec(r.required<std::vector<double>>(
-            "position_mm", three_numbers(),
-            "point contact inside a muscle; replaces start_mm, end_mm and n_points"));
-        n.n_points = 1;
-      } else {
-        if (!r.has("start_mm"))
-          r.fail("position_mm", "missing: expected position_mm [x, y, z] or start_mm and end_mm");
-        n.start_mm = to_vec(r.required<std::vector<double>>(
-            "start_mm", three_numbers(), "start of a line contact inside a muscle"));
-        n.end_mm = to_vec(r.required<std::vector<double>>("end_mm", three_numbers(),
-                                                          "end of a line contact inside a muscle"));
-        n.n_points = r.optional<std::int64_t>(
-            "n_points", 5, int_in_range(2, 10000),
-            "points sampling a line contact; they share the current equally");
-        if ((n.end_mm - n.start_mm).norm() <= 0.0)
-          r.fail("end_mm", "equals start_mm: expected a line of non-zero length");
-      }
-      config.needles.push_back(n);
-    }
-  }
+  if (section.has("needles"))
+    for (auto& r : section.required_array("needles"))
+      config.needles.push_back(read_needle(r, names));
   if (config.grids.empty() && config.needles.empty()) {
     GridSpec g;
     g.wrap = true;
@@ -1109,23 +1145,8 @@ ElectrodeConfig read_electrode_config(ConfigReader& section) {
       section.fail("limb_axis", "is a zero vector: expected a direction");
     config.limb_axis = a.normalized();
   }
-  if (section.has("placed")) {
-    // Written by leadfield into resolved_config.json; read (so that the file reads back) and
-    // ignored.
-    for (auto& r : section.required_array("placed")) {
-      (void)r.optional<std::string>("group", "", {}, "output only: the grid or needle");
-      (void)r.optional<std::string>("muscle", "", {}, "output only: the muscle asked for");
-      (void)r.optional<std::string>("tissue", "", {}, "output only: the tissue it matched");
-      (void)r.optional<std::vector<double>>(
-          "centre_mm", {}, {}, "output only: grid centre on the skin or needle contact (LPS)");
-      (void)r.optional<std::vector<double>>("skin_point_mm", {}, {},
-                                            "output only: the skin point over the muscle (LPS)");
-      (void)r.optional<std::vector<double>>("fibre_direction", {}, {},
-                                            "output only: the muscle's mean fibre direction");
-      (void)r.optional<double>("rotation_deg", 0.0, {},
-                               "output only: grid rows from the limb axis about the normal");
-    }
-  }
+  if (section.has("placed"))
+    read_placed(section);
   config.reference = section.optional<std::string>(
       "reference", "average", {},
       "recording reference: average (common average) or the name of an electrode");

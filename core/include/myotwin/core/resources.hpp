@@ -34,4 +34,18 @@ void set_memory_limit_bytes(double bytes);
 /// 2048, 320 channels".
 void check_memory_estimate(double bytes, const std::string& what, const std::string& drivers);
 
+/// The memory this process holds [bytes]: resident now (VmRSS) and the peak since it started or
+/// since reset_peak_memory() (VmHWM), from /proc/self/status; zeros where it cannot be read.
+struct ProcessMemory {
+  double resident_bytes = 0.0;
+  double peak_bytes = 0.0;
+};
+ProcessMemory process_memory();
+
+/// Resets the peak of process_memory() to the resident size (Linux: /proc/self/clear_refs).
+void reset_peak_memory();
+
+/// `bytes` in GiB with two decimals, e.g. "1.05 GiB".
+std::string format_gib(double bytes);
+
 } // namespace myotwin
