@@ -14,6 +14,7 @@ packages=(
   libmatio-dev
   libcgal-dev libgmp-dev libmpfr-dev libboost-dev
   libsuitesparse-dev libopenblas0-serial
+  libfftw3-dev
   libgtest-dev
   zlib1g-dev
   nodejs chromium

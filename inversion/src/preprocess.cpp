@@ -6,61 +6,13 @@
 
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/signal.hpp"
 #include "myotwin/core/stats.hpp"
 
 namespace myotwin::inversion {
 
-namespace {
-
-/// A second-order section, normalised so that a0 = 1.
-struct Biquad {
-  double b0, b1, b2, a1, a2;
-};
-
-enum class BiquadKind { lowpass, highpass, notch };
-
-Biquad make_biquad(BiquadKind kind, double f0_Hz, double q, double fs_Hz) {
-  const double w0 = 2.0 * std::numbers::pi * f0_Hz / fs_Hz;
-  const double cw = std::cos(w0);
-  const double alpha = std::sin(w0) / (2.0 * q);
-  const double a0 = 1.0 + alpha;
-  Biquad b{};
-  switch (kind) {
-  case BiquadKind::lowpass:
-    b = {(1.0 - cw) / 2.0, 1.0 - cw, (1.0 - cw) / 2.0, -2.0 * cw, 1.0 - alpha};
-    break;
-  case BiquadKind::highpass:
-    b = {(1.0 + cw) / 2.0, -(1.0 + cw), (1.0 + cw) / 2.0, -2.0 * cw, 1.0 - alpha};
-    break;
-  case BiquadKind::notch:
-    b = {1.0, -2.0 * cw, 1.0, -2.0 * cw, 1.0 - alpha};
-    break;
-  }
-  return {b.b0 / a0, b.b1 / a0, b.b2 / a0, b.a1 / a0, b.a2 / a0};
-}
-
-/// Runs `f` over `x` in place (direct form II transposed), starting from the steady state of a
-/// constant input equal to the first sample (so that a DC offset or a slow start does not ring
-/// through the narrow notches).
-void run_biquad(const Biquad& f, std::vector<double>& x, bool backward) {
-  const auto n = x.size();
-  if (n == 0)
-    return;
-  const double x0 = x[backward ? n - 1 : 0];
-  const double y0 = x0 * (f.b0 + f.b1 + f.b2) / (1.0 + f.a1 + f.a2);
-  double z2 = f.b2 * x0 - f.a2 * y0;
-  double z1 = f.b1 * x0 - f.a1 * y0 + z2;
-  for (std::size_t k = 0; k < n; ++k) {
-    double& v = x[backward ? n - 1 - k : k];
-    const double in = v;
-    const double out = f.b0 * in + z1;
-    z1 = f.b1 * in - f.a1 * out + z2;
-    z2 = f.b2 * in - f.a2 * out;
-    v = out;
-  }
-}
-
-} // namespace
+using signal::Biquad;
+using signal::run_biquad;
 
 PreprocessParams read_preprocess_params(ConfigReader& section) {
   PreprocessParams p;
@@ -124,8 +76,7 @@ std::vector<std::string> filter_signals(Eigen::MatrixXd& signals, double fs_Hz,
   const double nyquist = fs_Hz / 2.0;
   if (params.highpass_Hz > 0.0) {
     if (params.highpass_Hz < nyquist)
-      cascade.push_back(
-          make_biquad(BiquadKind::highpass, params.highpass_Hz, std::numbers::sqrt2 / 2.0, fs_Hz));
+      cascade.push_back(Biquad::highpass(params.highpass_Hz, std::numbers::sqrt2 / 2.0, fs_Hz));
     else
       notes.push_back("high-pass at " + format_number(params.highpass_Hz) +
                       " Hz skipped: not below fs / 2 = " + format_number(nyquist) + " Hz");
@@ -133,8 +84,7 @@ std::vector<std::string> filter_signals(Eigen::MatrixXd& signals, double fs_Hz,
   double top = nyquist;
   if (params.lowpass_Hz > 0.0) {
     if (params.lowpass_Hz < 0.98 * nyquist) {
-      cascade.push_back(
-          make_biquad(BiquadKind::lowpass, params.lowpass_Hz, std::numbers::sqrt2 / 2.0, fs_Hz));
+      cascade.push_back(Biquad::lowpass(params.lowpass_Hz, std::numbers::sqrt2 / 2.0, fs_Hz));
       top = params.lowpass_Hz;
     } else {
       notes.push_back("low-pass at " + format_number(params.lowpass_Hz) +
@@ -143,7 +93,7 @@ std::vector<std::string> filter_signals(Eigen::MatrixXd& signals, double fs_Hz,
   }
   if (params.powerline_Hz > 0.0)
     for (double f = params.powerline_Hz; f < top && f < 0.98 * nyquist; f += params.powerline_Hz)
-      cascade.push_back(make_biquad(BiquadKind::notch, f, f / params.notch_bandwidth_Hz, fs_Hz));
+      cascade.push_back(Biquad::notch(f, f / params.notch_bandwidth_Hz, fs_Hz));
   if (cascade.empty())
     return notes;
   const Eigen::Index n = signals.cols();

@@ -371,7 +371,7 @@ TEST(Drive, BadInputsGiveClearMessages) {
 
   DriveParams p = constant_params(0.3, -2.0);
   expect_error<BadInput>([&] { simulate_drive(p, {0.1}, Rng(1)); },
-                         {"duration_s = -2", "must be > 0"});
+                         {"drive: duration_s = -2", "must be in [0.001, 3600]"});
   p.duration_s = 1.0;
   expect_error<BadInput>([&] { simulate_drive(p, {}, Rng(1)); }, {"empty motor-unit set"});
   expect_error<BadInput>(

@@ -14,6 +14,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/signal.hpp"
 #include "myotwin/forward/emg/emg.hpp"
 #include "myotwin/forward/noise/noise.hpp"
 #include "test_support.hpp"
@@ -42,7 +43,7 @@ double row_rms(const Eigen::MatrixXd& x, Eigen::Index c) {
 
 /// Welch PSD averaged over channels, segment 8192 (1.25 Hz).
 Eigen::VectorXd mean_psd(const Eigen::MatrixXd& x, Eigen::Index segment = 8192) {
-  return welch_psd(x, fs, segment).colwise().mean().transpose();
+  return signal::welch_psd(x, fs, segment).colwise().mean().transpose();
 }
 
 /// Log-log slope of `psd` fitted over [lo, hi] Hz on log-spaced bins (12 per octave, each the
@@ -364,7 +365,7 @@ TEST(Noise, DriftHasItsRmsBandAndSlope) {
     EXPECT_NEAR(r.noise_rms_V[c], 5e-6, 1e-9);
   // Periodogram of the whole record: slope over [0.1, 1] Hz, nothing above 1 Hz.
   const Eigen::Index seg = 131072; // 12.8 s
-  const Eigen::VectorXd psd = welch_psd(r.noise_V, fs, seg).colwise().mean().transpose();
+  const Eigen::VectorXd psd = signal::welch_psd(r.noise_V, fs, seg).colwise().mean().transpose();
   const double df = fs / static_cast<double>(seg);
   const double slope = fitted_slope(psd, df, 0.15, 1.0);
   double above = 0, all = 0;
@@ -410,7 +411,7 @@ TEST(Welch, WhiteNoiseDensityAndSinePower) {
   Eigen::MatrixXd x(1, 65536);
   for (Eigen::Index i = 0; i < x.cols(); ++i)
     x(0, i) = 2.0 * r.normal() + 3.0 * std::sin(2 * std::numbers::pi * 1000.0 * i / fs);
-  const Eigen::VectorXd psd = welch_psd(x, fs, 4096).row(0).transpose();
+  const Eigen::VectorXd psd = signal::welch_psd(x, fs, 4096).row(0).transpose();
   const double df = fs / 4096;
   // Floor: 2 sigma^2 / fs; line: A^2 / 2.
   const double floor = psd.segment(1000, 500).mean();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "myotwin/core/signal.hpp"
 #include "myotwin/forward/noise/noise.hpp"
 
 namespace myotwin::app::report {
@@ -90,7 +91,7 @@ nlohmann::json spectrum_chart(const Eigen::MatrixXd& emg, double fs_Hz) {
   Eigen::Index seg = 1;
   while (seg * 2 <= std::min<Eigen::Index>(emg.cols(), 1024))
     seg *= 2;
-  const Eigen::MatrixXd psd = forward::welch_psd(emg, fs_Hz, seg);
+  const Eigen::MatrixXd psd = signal::welch_psd(emg, fs_Hz, seg);
   const Eigen::VectorXd mean = psd.colwise().mean().transpose();
   nlohmann::json values = nlohmann::json::array();
   for (Eigen::Index k = 1; k < mean.size(); ++k)

@@ -45,7 +45,7 @@ std::vector<std::string> split(const std::string& text, char sep);
 nlohmann::json envelope_chart(nlohmann::json values, int height, const std::string& colour);
 
 /// A Vega-Lite line chart of the power spectral density of `x` (#channels x #samples [V])
-/// averaged over channels [uV^2/Hz, log scale] (forward::welch_psd, Hann segments of up to 1024
+/// averaged over channels [uV^2/Hz, log scale] (signal::welch_psd, Hann segments of up to 1024
 /// samples, 50 % overlap), without the 0 Hz bin.
 nlohmann::json spectrum_chart(const Eigen::MatrixXd& x, double fs_Hz);
 

@@ -15,15 +15,6 @@ namespace myotwin::forward {
 
 namespace {
 
-[[noreturn]] void bad(const std::string& key, double value, const std::string& expectation) {
-  throw BadInput("drive parameters: " + key + " = " + format_number(value) + ": " + expectation);
-}
-
-void require(bool ok, const std::string& key, double value, const std::string& expectation) {
-  if (!ok || !std::isfinite(value))
-    bad(key, value, expectation);
-}
-
 std::size_t n_samples_of(double duration_s, double fs_Hz) {
   return static_cast<std::size_t>(std::llround(duration_s * fs_Hz));
 }
@@ -137,70 +128,80 @@ std::string to_string(ProfileType type) {
   return "unknown";
 }
 
-void validate(const DriveParams& p) {
-  require(p.duration_s > 0.0, "duration_s", p.duration_s, "must be > 0");
-  require(p.fs_Hz > 0.0, "fs_Hz", p.fs_Hz, "must be > 0");
-  require(n_samples_of(p.duration_s, p.fs_Hz) >= 1, "duration_s", p.duration_s,
-          "must be at least one sample at fs_Hz = " + format_number(p.fs_Hz));
-  require(p.min_rate_pps > 0.0, "min_rate_pps", p.min_rate_pps, "must be > 0");
-  require(p.peak_rate_first_pps >= p.min_rate_pps, "peak_rate_first_pps", p.peak_rate_first_pps,
-          "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
-  require(p.peak_rate_last_pps >= p.min_rate_pps, "peak_rate_last_pps", p.peak_rate_last_pps,
-          "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
-  require(p.rate_gain_pps >= 0.0, "rate_gain_pps", p.rate_gain_pps, "must be >= 0");
-  require(p.isi_cov >= 0.0 && p.isi_cov < 1.0, "isi_cov", p.isi_cov, "must be in [0, 1)");
-  require(p.doublet_probability >= 0.0 && p.doublet_probability < 1.0, "doublet_probability",
-          p.doublet_probability, "must be in [0, 1)");
-  require(p.doublet_isi_min_ms > 0.0 && p.doublet_isi_min_ms <= p.doublet_isi_max_ms &&
-              p.doublet_isi_max_ms <= 100.0,
-          "doublet_isi_max_ms", p.doublet_isi_max_ms,
-          "must be >= doublet_isi_min_ms = " + format_number(p.doublet_isi_min_ms) +
-              " > 0 and <= 100 [ms]");
-  require(p.pause_probability >= 0.0 && p.pause_probability < 1.0, "pause_probability",
-          p.pause_probability, "must be in [0, 1)");
-  require(p.pause_min_s > 0.0 && p.pause_min_s <= p.pause_max_s && p.pause_max_s <= 100.0,
-          "pause_max_s", p.pause_max_s,
-          "must be >= pause_min_s = " + format_number(p.pause_min_s) + " > 0 and <= 100 [s]");
-  require(p.common_input_sd_fraction >= 0.0, "common_input_sd_fraction", p.common_input_sd_fraction,
-          "must be >= 0");
-  if (p.common_input_sd_fraction > 0.0)
-    require(p.common_input_cutoff_Hz > 0.0 && p.common_input_cutoff_Hz < 0.5 * p.fs_Hz,
-            "common_input_cutoff_Hz", p.common_input_cutoff_Hz,
-            "must be in (0, fs_Hz / 2 = " + format_number(0.5 * p.fs_Hz) + ")");
+namespace {
+
+/// read_drive_params(), with the `profile` section read only when `with_profile`.
+DriveParams read_drive_params(ConfigReader& c, bool with_profile);
+
+/// The `profile` section of a drive of `duration_s` seconds.
+ExcitationProfile read_profile(ConfigReader s, double duration_s);
+
+} // namespace
+
+nlohmann::json to_json(const DriveParams& p) {
   const ExcitationProfile& q = p.profile;
+  nlohmann::json profile = {{"type", to_string(q.type)}};
   switch (q.type) {
   case ProfileType::constant:
-    require(q.level >= 0.0, "profile.level", q.level, "must be >= 0");
+    profile["level"] = q.level;
     break;
   case ProfileType::ramp:
-    require(q.start_level >= 0.0, "profile.start_level", q.start_level, "must be >= 0");
-    require(q.end_level >= 0.0, "profile.end_level", q.end_level, "must be >= 0");
-    require(q.ramp_start_s >= 0.0, "profile.ramp_start_s", q.ramp_start_s, "must be >= 0");
-    if (q.ramp_end_s >= 0.0)
-      require(q.ramp_end_s > q.ramp_start_s, "profile.ramp_end_s", q.ramp_end_s,
-              "must be > ramp_start_s = " + format_number(q.ramp_start_s));
+    profile.update({{"start_level", q.start_level},
+                    {"end_level", q.end_level},
+                    {"ramp_start_s", q.ramp_start_s},
+                    {"ramp_end_s", q.ramp_end_s < 0.0 ? p.duration_s : q.ramp_end_s}});
     break;
   case ProfileType::trapezoid:
-    require(q.level >= 0.0, "profile.level", q.level, "must be >= 0");
-    require(q.baseline_level >= 0.0, "profile.baseline_level", q.baseline_level, "must be >= 0");
-    require(q.onset_s >= 0.0, "profile.onset_s", q.onset_s, "must be >= 0");
-    require(q.rise_s >= 0.0, "profile.rise_s", q.rise_s, "must be >= 0");
-    require(q.plateau_s >= 0.0, "profile.plateau_s", q.plateau_s, "must be >= 0");
-    require(q.fall_s >= 0.0, "profile.fall_s", q.fall_s, "must be >= 0");
+    profile.update({{"level", q.level},
+                    {"baseline_level", q.baseline_level},
+                    {"onset_s", q.onset_s},
+                    {"rise_s", q.rise_s},
+                    {"plateau_s", q.plateau_s},
+                    {"fall_s", q.fall_s}});
     break;
   case ProfileType::sinusoid:
-    require(q.mean_level >= 0.0, "profile.mean_level", q.mean_level, "must be >= 0");
-    require(q.amplitude >= 0.0 && q.amplitude <= q.mean_level, "profile.amplitude", q.amplitude,
-            "must be in [0, mean_level = " + format_number(q.mean_level) + "] (excitation >= 0)");
-    require(q.frequency_Hz >= 0.0, "profile.frequency_Hz", q.frequency_Hz, "must be >= 0");
-    require(std::isfinite(q.phase_rad), "profile.phase_rad", q.phase_rad, "must be finite");
+    profile.update({{"mean_level", q.mean_level},
+                    {"amplitude", q.amplitude},
+                    {"frequency_Hz", q.frequency_Hz},
+                    {"phase_rad", q.phase_rad}});
     break;
   case ProfileType::csv:
-    if (q.csv_time_s.empty() || q.csv_time_s.size() != q.csv_excitation.size())
-      throw BadInput("drive parameters: profile csv " + q.csv_path.string() +
-                     ": no samples (time_s, excitation)");
+    profile["path"] = q.csv_path.string();
     break;
   }
+  return {{"duration_s", p.duration_s},
+          {"fs_Hz", p.fs_Hz},
+          {"min_rate_pps", p.min_rate_pps},
+          {"peak_rate_first_pps", p.peak_rate_first_pps},
+          {"peak_rate_last_pps", p.peak_rate_last_pps},
+          {"rate_gain_pps", p.rate_gain_pps},
+          {"isi_cov", p.isi_cov},
+          {"doublet_probability", p.doublet_probability},
+          {"doublet_isi_min_ms", p.doublet_isi_min_ms},
+          {"doublet_isi_max_ms", p.doublet_isi_max_ms},
+          {"pause_probability", p.pause_probability},
+          {"pause_min_s", p.pause_min_s},
+          {"pause_max_s", p.pause_max_s},
+          {"common_input_sd_fraction", p.common_input_sd_fraction},
+          {"common_input_cutoff_Hz", p.common_input_cutoff_Hz},
+          {"profile", profile}};
+}
+
+void validate(const DriveParams& p) {
+  // The reader's declarations are the one statement of every range. A CSV profile's samples are
+  // checked as read_excitation_csv() reads them; here only that there are some.
+  nlohmann::json j = to_json(p);
+  const bool csv = p.profile.type == ProfileType::csv;
+  if (csv) {
+    j.erase("profile");
+    if (p.profile.csv_time_s.empty() ||
+        p.profile.csv_time_s.size() != p.profile.csv_excitation.size())
+      throw BadInput("drive parameters: profile csv " + p.profile.csv_path.string() +
+                     ": no samples (time_s, excitation)");
+  }
+  ConfigReader reader(j, "drive");
+  (void)read_drive_params(reader, !csv);
+  reader.finish();
 }
 
 ExcitationProfile read_excitation_csv(const std::filesystem::path& path) {
@@ -304,6 +305,12 @@ std::vector<double> sample_excitation(const ExcitationProfile& q, double duratio
 }
 
 DriveParams read_drive_params(ConfigReader& c) {
+  return read_drive_params(c, true);
+}
+
+namespace {
+
+DriveParams read_drive_params(ConfigReader& c, bool with_profile) {
   DriveParams p;
   p.duration_s = c.optional<double>("duration_s", p.duration_s,
                                     in_range(1e-3, limits::max_duration_s), "length of the run");
@@ -356,9 +363,15 @@ DriveParams read_drive_params(ConfigReader& c) {
     c.fail("peak_rate_last_pps", "must be >= min_rate_pps = " + format_number(p.min_rate_pps));
   if (p.common_input_sd_fraction > 0.0 && p.common_input_cutoff_Hz >= 0.5 * p.fs_Hz)
     c.fail("common_input_cutoff_Hz", "must be < fs_Hz / 2 = " + format_number(0.5 * p.fs_Hz));
+  if (n_samples_of(p.duration_s, p.fs_Hz) < 1)
+    c.fail("duration_s", "must be at least one sample at fs_Hz = " + format_number(p.fs_Hz));
+  if (with_profile)
+    p.profile = read_profile(c.section("profile"), p.duration_s);
+  return p;
+}
 
-  ConfigReader s = c.section("profile");
-  ExcitationProfile& q = p.profile;
+ExcitationProfile read_profile(ConfigReader s, double duration_s) {
+  ExcitationProfile q;
   const std::string type = s.optional<std::string>(
       "type", "trapezoid", one_of({"constant", "ramp", "trapezoid", "sinusoid", "csv"}),
       "shape of the excitation profile E(t); the other profile keys depend on it");
@@ -377,7 +390,7 @@ DriveParams read_drive_params(ConfigReader& c) {
     q.ramp_start_s = s.optional<double>("ramp_start_s", q.ramp_start_s, non_negative(),
                                         "start of the linear ramp");
     q.ramp_end_s = s.optional<double>(
-        "ramp_end_s", p.duration_s, positive(),
+        "ramp_end_s", duration_s, positive(),
         "end of the linear ramp, > ramp_start_s (default: the run's duration_s)");
     if (q.ramp_end_s <= q.ramp_start_s)
       s.fail("ramp_end_s", "must be > ramp_start_s = " + format_number(q.ramp_start_s));
@@ -415,9 +428,10 @@ DriveParams read_drive_params(ConfigReader& c) {
         "path", "CSV of the excitation: header time_s,excitation; must cover the whole run");
     q = read_excitation_csv(path);
   }
-  validate(p);
-  return p;
+  return q;
 }
+
+} // namespace
 
 std::vector<double> exponential_thresholds(std::int64_t n_units, double range,
                                            double max_threshold) {

@@ -170,22 +170,20 @@ EmgParams read_emg_params(ConfigReader& section) {
 }
 
 void validate(const EmgParams& params) {
-  if (!(params.fs_Hz > 0.0) || !std::isfinite(params.fs_Hz))
-    throw BadInput("emg: fs_Hz = " + format_number(params.fs_Hz) + ": must be a finite number > 0");
-  if (params.add_noise && !std::isfinite(params.snr_dB))
-    throw BadInput("emg: snr_dB = " + format_number(params.snr_dB) +
-                   ": must be a finite number [dB]");
-  if (params.n_phases < 1 || params.n_phases > 4096)
-    throw BadInput("emg: n_phases = " + std::to_string(params.n_phases) + ": must be in [1, 4096]");
-  if (!(params.cutoff_fraction > 0.0 && params.cutoff_fraction <= 0.5))
-    throw BadInput("emg: cutoff_fraction = " + format_number(params.cutoff_fraction) +
-                   ": must be in (0, 0.5]");
-  if (params.kernel_zero_crossings < 2)
-    throw BadInput("emg: kernel_zero_crossings = " + std::to_string(params.kernel_zero_crossings) +
-                   ": must be >= 2");
-  if (!(params.kaiser_beta >= 0.0 && params.kaiser_beta <= 50.0))
-    throw BadInput("emg: kaiser_beta = " + format_number(params.kaiser_beta) +
-                   ": must be in [0, 50]");
+  // The reader's declarations are the one statement of every range.
+  ConfigReader reader(to_json(params), "emg");
+  (void)read_emg_params(reader);
+  reader.finish();
+}
+
+nlohmann::json to_json(const EmgParams& p) {
+  return {{"fs_Hz", p.fs_Hz},
+          {"noise", p.add_noise ? "gaussian" : "none"},
+          {"snr_dB", p.snr_dB},
+          {"n_phases", p.n_phases},
+          {"cutoff_fraction", p.cutoff_fraction},
+          {"kernel_zero_crossings", p.kernel_zero_crossings},
+          {"kaiser_beta", p.kaiser_beta}};
 }
 
 Eigen::VectorXd resample_muap(const Eigen::Ref<const Eigen::VectorXd>& muap, double muap_fs_Hz,

@@ -14,6 +14,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/signal.hpp"
 #include "myotwin/core/stats.hpp"
 
 namespace myotwin::forward {
@@ -23,55 +24,7 @@ namespace {
 using Complex = std::complex<double>;
 constexpr double two_pi = 2.0 * std::numbers::pi;
 
-/// An in-place iterative radix-2 FFT of one power-of-two length. Built once, then used
-/// read-only from any number of threads (no plans, no shared scratch).
-class Fft {
-public:
-  explicit Fft(std::size_t n) : n_(n), twiddle_(n / 2), reverse_(n) {
-    for (std::size_t k = 0; k < n / 2; ++k) {
-      const double angle = -two_pi * static_cast<double>(k) / static_cast<double>(n);
-      twiddle_[k] = Complex(std::cos(angle), std::sin(angle));
-    }
-    std::size_t bits = 0;
-    while ((std::size_t{1} << bits) < n)
-      ++bits;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::size_t r = 0;
-      for (std::size_t b = 0; b < bits; ++b)
-        if ((i >> b) & 1U)
-          r |= std::size_t{1} << (bits - 1 - b);
-      reverse_[i] = r;
-    }
-  }
-  [[nodiscard]] std::size_t size() const { return n_; }
-  /// X[k] = sum_n x[n] exp(-2 pi i k n / N).
-  void forward(std::vector<Complex>& x) const { run(x, false); }
-  /// x[n] = sum_k X[k] exp(+2 pi i k n / N) (no 1/N).
-  void inverse(std::vector<Complex>& x) const { run(x, true); }
-
-private:
-  void run(std::vector<Complex>& x, bool inverse) const {
-    for (std::size_t i = 0; i < n_; ++i)
-      if (i < reverse_[i])
-        std::swap(x[i], x[reverse_[i]]);
-    for (std::size_t len = 2; len <= n_; len <<= 1) {
-      const std::size_t half = len / 2;
-      const std::size_t step = n_ / len;
-      for (std::size_t start = 0; start < n_; start += len) {
-        for (std::size_t j = 0; j < half; ++j) {
-          const Complex w = inverse ? std::conj(twiddle_[j * step]) : twiddle_[j * step];
-          const Complex u = x[start + j];
-          const Complex v = x[start + j + half] * w;
-          x[start + j] = u + v;
-          x[start + j + half] = u - v;
-        }
-      }
-    }
-  }
-  std::size_t n_;
-  std::vector<Complex> twiddle_;
-  std::vector<std::size_t> reverse_;
-};
+using signal::Fft;
 
 std::size_t next_pow2(std::size_t n) {
   std::size_t p = 1;
@@ -643,47 +596,6 @@ NoiseResult generate_noise(Eigen::Index n_channels, Eigen::Index n_samples, doub
 double excess_kurtosis(const Eigen::Ref<const Eigen::VectorXd>& x) {
   const Eigen::VectorXd v = x;
   return myotwin::excess_kurtosis(v.data(), static_cast<std::size_t>(v.size()));
-}
-
-Eigen::MatrixXd welch_psd(const Eigen::Ref<const Eigen::MatrixXd>& x_V, double fs_Hz,
-                          Eigen::Index segment_length) {
-  const auto L = static_cast<std::size_t>(segment_length);
-  if (segment_length < 2 || next_pow2(L) != L || segment_length > x_V.cols())
-    throw BadInput("noise: Welch segment of " + std::to_string(segment_length) +
-                   " samples: must be a power of two <= #samples = " + std::to_string(x_V.cols()));
-  const Fft fft(L);
-  std::vector<double> w(L);
-  double u = 0.0;
-  for (std::size_t i = 0; i < L; ++i) {
-    w[i] = 0.5 * (1.0 - std::cos(two_pi * static_cast<double>(i) / static_cast<double>(L)));
-    u += w[i] * w[i];
-  }
-  const auto n = static_cast<std::size_t>(x_V.cols());
-  const std::size_t hop = L / 2;
-  const std::size_t n_seg = (n - L) / hop + 1;
-  Eigen::MatrixXd psd = Eigen::MatrixXd::Zero(x_V.rows(), static_cast<Eigen::Index>(L / 2 + 1));
-#pragma omp parallel for schedule(dynamic)
-  for (Eigen::Index c = 0; c < x_V.rows(); ++c) {
-    std::vector<Complex> buf(L);
-    std::vector<double> acc(L / 2 + 1, 0.0);
-    for (std::size_t s = 0; s < n_seg; ++s) {
-      double mean = 0.0;
-      for (std::size_t i = 0; i < L; ++i)
-        mean += x_V(c, static_cast<Eigen::Index>(s * hop + i));
-      mean /= static_cast<double>(L);
-      for (std::size_t i = 0; i < L; ++i)
-        buf[i] = Complex((x_V(c, static_cast<Eigen::Index>(s * hop + i)) - mean) * w[i], 0.0);
-      fft.forward(buf);
-      for (std::size_t k = 0; k <= L / 2; ++k)
-        acc[k] += std::norm(buf[k]);
-    }
-    for (std::size_t k = 0; k <= L / 2; ++k) {
-      const double one_sided = (k == 0 || k == L / 2) ? 1.0 : 2.0;
-      psd(c, static_cast<Eigen::Index>(k)) =
-          one_sided * acc[k] / (static_cast<double>(n_seg) * fs_Hz * u);
-    }
-  }
-  return psd;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1332,7 +1244,8 @@ NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V
   const ChannelStats st = channel_stats(rest_V, w_ma);
 
   // 3. Welch PSD of each channel, normalised by its in-band variance, averaged over channels.
-  const Eigen::MatrixXd psd_ch = welch_psd(rest_V, fs_Hz, static_cast<Eigen::Index>(grid.seg));
+  const Eigen::MatrixXd psd_ch =
+      signal::welch_psd(rest_V, fs_Hz, static_cast<Eigen::Index>(grid.seg));
   const Eigen::VectorXd psd = mean_normalised_psd(psd_ch, st.inband_var);
 
   // 4. Powerline: the stronger of 50 and 60 Hz, if its line stands out of the floor.

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace myotwin {
 class ConfigReader;
 class Rng;
@@ -141,9 +143,13 @@ struct DriveResult {
 /// out of range; IoError / BadInput from the CSV.
 DriveParams read_drive_params(ConfigReader& section);
 
-/// Checks the parameters (positive duration and rates, peak >= min rate, cov in [0, 1),
-/// profile fields consistent). \throws BadInput naming the field and value.
+/// Checks the parameters by reading to_json(params) back with read_drive_params(), whose
+/// declarations state each range once (a CSV profile: only that it has samples; its file was
+/// checked when read). \throws BadInput naming the key and value.
 void validate(const DriveParams& params);
+
+/// The parameters as the config section read_drive_params() reads (a CSV profile by its path).
+nlohmann::json to_json(const DriveParams& params);
 
 /// Reads an excitation CSV: a header line `time_s,excitation`, then one `time, excitation` per
 /// row, times strictly increasing [s], excitation >= 0 (fraction of maximum). Blank lines and

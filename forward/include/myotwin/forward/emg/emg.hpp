@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <nlohmann/json.hpp>
 
 namespace myotwin {
 class ConfigReader;
@@ -85,8 +86,13 @@ struct EmgResult {
 /// wrong type (e.g. an `snr_dB` that is not a number) or out of range.
 EmgParams read_emg_params(ConfigReader& section);
 
-/// Checks the parameters. \throws BadInput naming the field and value (e.g. a NaN snr_dB).
+/// Checks the parameters by reading to_json(params) back with read_emg_params(), whose
+/// declarations state each range once. \throws BadInput naming the key and value (e.g. a NaN
+/// snr_dB).
 void validate(const EmgParams& params);
+
+/// The parameters as the config section read_emg_params() reads.
+nlohmann::json to_json(const EmgParams& params);
 
 /// Synthesises the EMG.
 /// \param muaps         per unit, n_muap_samples x n_channels [V], sampled at muap_fs_Hz, row 0

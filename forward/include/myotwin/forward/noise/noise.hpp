@@ -208,13 +208,6 @@ struct NoiseCalibration {
 NoiseCalibration calibrate_noise(const Eigen::Ref<const Eigen::MatrixXd>& rest_V, double fs_Hz,
                                  const NoiseCalibrationOptions& options = {});
 
-/// Welch PSD estimate of each row of `x_V` (#channels x #samples [V]) with Hann segments of
-/// `segment_length` samples (a power of two, <= #samples), 50 % overlap: returns
-/// #channels x (segment_length / 2 + 1) one-sided densities [V^2/Hz] at f = k fs / length
-/// (exposed for tests).
-Eigen::MatrixXd welch_psd(const Eigen::Ref<const Eigen::MatrixXd>& x_V, double fs_Hz,
-                          Eigen::Index segment_length);
-
 /// Sample excess kurtosis of `x` (mean removed): m4 / m2^2 - 3.
 double excess_kurtosis(const Eigen::Ref<const Eigen::VectorXd>& x);
 
