@@ -65,6 +65,7 @@ void add_mesh_only_cuts(Section& s, const meshing::TetMesh& mesh) {
     layer["encoding"]["x"]["title"] = std::string(axis == 2 ? "x" : "y") + " [mm]";
     layer["encoding"]["y"]["title"] = std::string(axis == 2 ? "y" : "z") + " [mm]";
     s.add_chart({{"title", title},
+                 {"usermeta", {{"plane", to_json(p)}}},
                  {"width", wu * px_per_mm},
                  {"height", ww * px_per_mm},
                  {"layer", {layer}}},
@@ -77,7 +78,9 @@ void add_mesh_cuts(Section& s, const anatomy::Subject& subject, const meshing::T
   for (const auto& plane : report_planes(subject.volume)) {
     auto chart = cross_section_chart(subject, plane);
     std::size_t n = 0;
-    chart["layer"].push_back(tet_edges_layer(mesh, chart_plane(subject.volume, plane), n));
+    const auto cut = chart_plane(subject.volume, plane);
+    chart["layer"].push_back(tet_edges_layer(mesh, cut, n));
+    chart["usermeta"] = {{"plane", to_json(cut)}};
     s.add_chart(std::move(chart),
                 "The tets of mesh.vtu cut by voxel plane " +
                     std::string(plane.axis == 2 ? "k = " : "i = ") + std::to_string(plane.at) +

@@ -227,7 +227,9 @@ Section inversion_section(const Layout& layout) {
                                       "true end-plate shift is 0: the forward model puts each "
                                       "fibre's end-plate at its own position)."
                                     : "."));
-  if (any_truth)
+  if (units.empty())
+    s.add_text("The inversion accepted no unit.");
+  else if (any_truth)
     s.add_chart(fitted_vs_true_chart(values),
                 "Fitted against true property of each inverted unit matched to a true unit by "
                 "its discharges, coloured by RoA; bars: the fit's spread; dashed: fitted = true.");

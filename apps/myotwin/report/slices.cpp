@@ -65,6 +65,14 @@ std::pair<int, int> in_plane_axes(int axis) {
 
 } // namespace
 
+nlohmann::json to_json(const ChartPlane& plane) {
+  const auto vec = [](const Eigen::Vector3d& v) { return nlohmann::json{v.x(), v.y(), v.z()}; };
+  return {{"origin_m", vec(plane.origin_m)},
+          {"normal", vec(plane.normal)},
+          {"e_u", vec(plane.e_u)},
+          {"e_w", vec(plane.e_w)}};
+}
+
 ChartPlane chart_plane(const anatomy::LabelVolume& v, const VolumePlane& plane) {
   const auto [au, aw] = in_plane_axes(plane.axis);
   ChartPlane p;

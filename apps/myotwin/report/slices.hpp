@@ -39,6 +39,9 @@ struct ChartPlane {
   Eigen::Vector3d e_w = Eigen::Vector3d::UnitY();
 };
 
+/// `plane` as JSON {origin_m, normal, e_u, e_w} (the charts' `usermeta`, for the tests).
+nlohmann::json to_json(const ChartPlane& plane);
+
 /// The plane of `plane` in space, with the axes and origin cross_section_chart() draws in (mm
 /// from the corner of the first voxel, along the volume's in-plane axes).
 ChartPlane chart_plane(const anatomy::LabelVolume& volume, const VolumePlane& plane);
