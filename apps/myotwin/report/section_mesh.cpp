@@ -59,9 +59,9 @@ void add_mesh_only_cuts(Section& s, const meshing::TetMesh& mesh) {
     std::size_t n = 0;
     auto layer = tet_edges_layer(mesh, p, n);
     const double wu = 1e3 * (hi[au] - lo[au]), ww = 1e3 * (hi[aw] - lo[aw]);
-    const double px_per_mm = std::min(360.0 / wu, 360.0 / ww);
-    const std::string title =
-        std::string(axis == 2 ? "z" : "x") + " = " + fmt(1e3 * p.origin_m[axis], 4) + " mm";
+    const double px_per_mm = std::min(360.0 / wu, (axis == 0 ? 720.0 : 360.0) / ww);
+    const std::string title = std::string(axis == 2 ? "z" : "x") + " = " +
+                              fmt(std::round(1e4 * p.origin_m[axis]) / 10.0, 4) + " mm";
     layer["encoding"]["x"]["title"] = std::string(axis == 2 ? "x" : "y") + " [mm]";
     layer["encoding"]["y"]["title"] = std::string(axis == 2 ? "y" : "z") + " [mm]";
     s.add_chart({{"title", title},

@@ -122,7 +122,8 @@ nlohmann::json cross_section_chart(const anatomy::Subject& s, const VolumePlane&
   }
   const double width_mm = static_cast<double>((nu + step - 1) / step) * du;
   const double height_mm = static_cast<double>((nw + step - 1) / step) * dw;
-  const double px_per_mm = std::min(360.0 / width_mm, 360.0 / height_mm);
+  // The sagittal section, along the limb, may be twice as tall.
+  const double px_per_mm = std::min(360.0 / width_mm, (axis == 0 ? 720.0 : 360.0) / height_mm);
   const char* axis_names[] = {"i", "j", "k"};
   const nlohmann::json labels_layer = {
       {"data", {{"values", rows}}},
