@@ -105,6 +105,14 @@ nlohmann::json inversion_values(const Layout& layout, const nlohmann::json& unit
   return values;
 }
 
+/// A rule from "lo" to "hi" at `x`: the fit's spread.
+nlohmann::json error_bar_layer(const nlohmann::json& x, const std::string& colour) {
+  return {
+      {"mark", {{"type", "rule"}, {"color", colour}}},
+      {"encoding",
+       {{"x", x}, {"y", {{"field", "lo"}, {"type", "quantitative"}}}, {"y2", {{"field", "hi"}}}}}};
+}
+
 /// Per unit: the fitted value with its spread as an error bar, the true value (open diamond) of
 /// the matched units; one row per property.
 nlohmann::json per_unit_chart(const nlohmann::json& values) {
@@ -126,11 +134,7 @@ nlohmann::json per_unit_chart(const nlohmann::json& values) {
        {{"width", 900},
         {"height", 150},
         {"layer",
-         {{{"mark", {{"type", "rule"}, {"color", "#555"}}},
-           {"encoding",
-            {{"x", x},
-             {"y", {{"field", "lo"}, {"type", "quantitative"}}},
-             {"y2", {{"field", "hi"}}}}}},
+         {error_bar_layer(x, "#555"),
           {{"mark", {{"type", "point"}, {"filled", true}, {"size", 50}, {"color", "#1f77b4"}}},
            {"encoding",
             {{"x", x},
@@ -166,11 +170,7 @@ nlohmann::json fitted_vs_true_chart(const nlohmann::json& values) {
            {{"width", 200},
             {"height", 200},
             {"layer",
-             {{{"mark", {{"type", "rule"}, {"color", "#999"}}},
-               {"encoding",
-                {{"x", t},
-                 {"y", {{"field", "lo"}, {"type", "quantitative"}}},
-                 {"y2", {{"field", "hi"}}}}}},
+             {error_bar_layer(t, "#999"),
               {{"mark", {{"type", "point"}, {"filled", true}}},
                {"encoding",
                 {{"x", t},
