@@ -1,9 +1,12 @@
 // `myotwin report` through the real executable: the report of a small pipeline run (the sample
-// forearm, ED only, a coarse mesh, an 8 x 4 grid, 3 s) rendered in headless Chromium (every chart
-// has marks, no console error, a screenshot per section in build/report_screenshots/), the plotted
-// numbers against the files they came from, a partial folder and an empty one. About a minute on 2
-// cores, most of it the pipeline. MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing run
-// folder instead of making one.
+// forearm, ED only, a coarse mesh, an 8 x 4 grid, 3 s) and an inversion fixture rendered in
+// headless Chromium (every chart has marks, no console error, a screenshot per section in
+// build/report_screenshots/), the plotted numbers against the files they came from (the cut mesh
+// and the lead-field map recomputed from mesh.vtu and leadfields.h5), a partial folder, a
+// needle-only one and an empty one. About a minute on 2 cores (66 s wall under load 11, 42 s of
+// CPU), most of it the pipeline and Chromium; the checks of the cut mesh, the lead-field map and
+// the inversion take 0.5 s. MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing run
+// folder instead of making one (the inversion checks need an inversion/ there).
 
 #include <cmath>
 #include <cstdio>
