@@ -65,7 +65,8 @@ void add_report_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("OUT", o->out, "output folder of a run")->required();
   cmd->add_option("-o,--output", o->html, "the HTML file (default: OUT/report.html)");
   cmd->add_option("--subject", o->subject,
-                  "subject file (subject.json): adds the label volume's cross-sections")
+                  "subject file (subject.json): adds the label volume's cross-sections (and the "
+                  "tissue under the cut mesh)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--quiet", o->quiet, "print nothing on success");
   cmd->callback([&run, o] { run = [o] { return run_report(*o); }; });

@@ -1,15 +1,21 @@
 // `myotwin report` through the real executable: the report of a small pipeline run (the sample
-// forearm, ED only, a coarse mesh, an 8 x 4 grid, 3 s) rendered in headless Chromium (every chart
-// has marks, no console error, a screenshot per section in build/report_screenshots/), the plotted
-// numbers against the files they came from, a partial folder and an empty one. About a minute on 2
-// cores, most of it the pipeline. MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing run
-// folder instead of making one.
+// forearm, ED only, a coarse mesh, an 8 x 4 grid, 3 s) and an inversion fixture rendered in
+// headless Chromium (every chart has marks, no console error, a screenshot per section in
+// build/report_screenshots/), the plotted numbers against the files they came from (the cut mesh
+// and the lead-field map recomputed from mesh.vtu and leadfields.h5), a partial folder, a
+// needle-only one and an empty one. About a minute on 2 cores (66 s wall under load 11, 42 s of
+// CPU), most of it the pipeline and Chromium; the checks of the cut mesh, the lead-field map and
+// the inversion take 0.5 s. ctest runs each test alone, so each TEST_F of `Report` makes the
+// fixture again (about 40 s): the newer checks are helpers of PlotsTheNumbersOfTheFiles (ctest
+// of all five: 123 s under load 10). MYOTWIN_REPORT_TEST_OUT=DIR checks the report of an existing
+// run folder instead of making one (the inversion checks need an inversion/ there).
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +24,8 @@
 
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
+#include "myotwin/forward/conductor/point_locator.hpp"
+#include "myotwin/meshing/mesh_io.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -136,6 +144,42 @@ protected:
     const auto r = run_myotwin("pipeline " + quoted(subject) + " --quiet --config " +
                                quoted(dir_->path() / "run.json") + " -o " + quoted(*out_));
     log_ = "pipeline: exit " + std::to_string(r.exit_code) + "\n" + r.output;
+    if (r.exit_code != 0)
+      return;
+    // The pipeline does not invert, and `myotwin invert` takes half a minute even when coarse:
+    // an inversion fixture instead, the decomposition's units with made-up properties in the
+    // layout of properties.json, and the report written again.
+    write_inversion_fixture(*out_);
+    const auto again = run_myotwin("report " + quoted(*out_) + " --subject " + quoted(subject));
+    log_ += "report: exit " + std::to_string(again.exit_code) + "\n" + again.output;
+  }
+  /// inversion/decomposition.h5 (a copy of decomposition/decomposition.h5) and properties.json
+  /// with properties that differ per unit and a spread for all but the depth.
+  static void write_inversion_fixture(const fs::path& out) {
+    fs::create_directories(out / "inversion");
+    fs::copy_file(out / "decomposition/decomposition.h5", out / "inversion/decomposition.h5",
+                  fs::copy_options::overwrite_existing);
+    const myotwin::H5Reader h5(out / "decomposition/decomposition.h5");
+    const auto n = h5.read_int64("units/unit_id").rows();
+    nlohmann::json units = nlohmann::json::array();
+    for (Eigen::Index u = 0; u < n; ++u) {
+      const double x = static_cast<double>(u);
+      units.push_back({{"unit", u},
+                       {"depth_mm", 4.0 + 0.7 * x},
+                       {"territory_centre_mm", {x, -x}},
+                       {"territory_centre_sd_mm", {0.1, 0.1}},
+                       {"territory_radius_mm", 1.5},
+                       {"n_fibres", 60.0 + 11.0 * x},
+                       {"n_fibres_sd", 2.0 + x},
+                       {"end_plate_shift_mm", 0.5 * x - 1.0},
+                       {"end_plate_shift_sd_mm", 0.25},
+                       {"cv_m_per_s", 3.5 + 0.05 * x},
+                       {"cv_sd_m_per_s", 0.1},
+                       {"amplitude_scale", 1.0},
+                       {"relative_residual", 0.3}});
+    }
+    std::ofstream(out / "inversion/properties.json")
+        << nlohmann::json{{"muscle", "ED"}, {"frame", "fixture"}, {"units", units}}.dump(1);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -149,6 +193,187 @@ TempDir* Report::dir_ = nullptr;
 fs::path* Report::out_ = nullptr;
 std::string Report::log_;
 
+Eigen::Vector3d vec3(const nlohmann::json& j) {
+  return {j.at(0).get<double>(), j.at(1).get<double>(), j.at(2).get<double>()};
+}
+
+/// Whether `keys` holds `key` or one of its 8 neighbours (0.1 mm apart).
+bool near_key(const std::set<std::pair<long, long>>& keys, const std::pair<long, long>& key) {
+  for (long du = -1; du <= 1; ++du)
+    for (long dw = -1; dw <= 1; ++dw)
+      if (keys.count({key.first + du, key.second + dw}))
+        return true;
+  return false;
+}
+
+/// Inversion: the per-unit chart's fitted values and spreads against properties.json, its true
+/// values against truth/units of the unit score.json matches.
+void check_inversion_charts(const fs::path& out,
+                            const std::map<std::string, nlohmann::json>& specs) {
+  ASSERT_TRUE(fs::exists(out / "inversion/properties.json"));
+  const auto props =
+      nlohmann::json::parse(myotwin::read_text_file(out / "inversion/properties.json")).at("units");
+  const auto& values = chart_values(specs, "inversion", "lo");
+  ASSERT_EQ(values.size(), 4 * props.size());
+  const myotwin::H5Reader h5(out / "forward/emg.h5");
+  const auto ids = h5.read_int64("truth/unit_id");
+  const Eigen::MatrixXd depth = h5.read_double("truth/units/depth_m");
+  const Eigen::MatrixXd fibres = h5.read_double("truth/units/n_fibres");
+  const Eigen::MatrixXd cv = h5.read_double("truth/units/cv_m_per_s");
+  // The inversion's units are the decomposition's: each matches the true unit score.json names.
+  const auto score =
+      nlohmann::json::parse(myotwin::read_text_file(out / "decomposition/score.json"));
+  const auto decomposed_ids =
+      myotwin::H5Reader(out / "inversion/decomposition.h5").read_int64("units/unit_id");
+  std::map<std::int64_t, std::int64_t> true_of;
+  for (const auto& m : score.at("matches"))
+    true_of[m.at("decomposed_unit").get<std::int64_t>()] = m.at("true_unit").get<std::int64_t>();
+  const std::map<std::string, std::pair<std::string, std::string>> keys = {
+      {"depth [mm]", {"depth_mm", ""}},
+      {"end-plate shift [mm]", {"end_plate_shift_mm", "end_plate_shift_sd_mm"}},
+      {"fibres", {"n_fibres", "n_fibres_sd"}},
+      {"CV [m/s]", {"cv_m_per_s", "cv_sd_m_per_s"}}};
+  std::size_t n_true = 0;
+  for (const auto& v : values) {
+    const auto u = v.at("unit").get<std::size_t>();
+    const auto& p = props.at(u);
+    const std::string property = v.at("property");
+    const auto& [key, sd_key] = keys.at(property);
+    const double fit = p.at(key), sd = sd_key.empty() ? 0.0 : p.at(sd_key).get<double>();
+    expect_close(v.at("fitted"), fit, property);
+    expect_close(v.at("lo"), fit - sd, property + " - sd");
+    expect_close(v.at("hi"), fit + sd, property + " + sd");
+    if (!v.contains("true"))
+      continue;
+    ++n_true;
+    const auto true_unit = v.at("true_unit").get<std::int64_t>();
+    EXPECT_EQ(true_unit, true_of.at(decomposed_ids(static_cast<Eigen::Index>(u), 0)));
+    Eigen::Index t = 0;
+    while (t < ids.rows() && ids(t, 0) != true_unit)
+      ++t;
+    ASSERT_LT(t, ids.rows());
+    const double truth = property == "depth [mm]" ? 1e3 * depth(t, 0)
+                         : property == "fibres"   ? fibres(t, 0)
+                         : property == "CV [m/s]" ? cv(t, 0)
+                                                  : 0.0;
+    expect_close(v.at("true"), truth, "true " + property);
+  }
+  EXPECT_EQ(n_true, 4 * true_of.size());
+}
+
+/// Mesh: the cut of an axial and the sagittal section against the crossings of mesh.vtu's tet
+/// edges with the chart's plane.
+void check_cut_mesh(const fs::path& out, const std::map<std::string, nlohmann::json>& specs) {
+  const auto mesh = myotwin::meshing::read_mesh_vtu(out / "mesh/mesh.vtu");
+  for (const char* id : {"mesh-chart-1", "mesh-chart-4"}) { // an axial and the sagittal one
+    const auto& spec = specs.at(id);
+    const auto& plane = spec.at("usermeta").at("plane");
+    const Eigen::Vector3d o = vec3(plane.at("origin_m")), n = vec3(plane.at("normal")),
+                          eu = vec3(plane.at("e_u")), ew = vec3(plane.at("e_w"));
+    // The page's edge ends, in 0.1 mm.
+    const auto& d = spec.at("layer").back().at("data").at("values")[0];
+    std::set<std::pair<long, long>> page;
+    for (std::size_t i = 0; i < d.at("u").size(); ++i) {
+      page.insert({std::lround(10.0 * d.at("u")[i].get<double>()),
+                   std::lround(10.0 * d.at("w")[i].get<double>())});
+      page.insert({std::lround(10.0 * d.at("u2")[i].get<double>()),
+                   std::lround(10.0 * d.at("w2")[i].get<double>())});
+    }
+    // Where the edges of the file's tets cross the plane.
+    std::set<std::pair<long, long>> file;
+    for (Eigen::Index t = 0; t < mesh.n_tets(); ++t)
+      for (int a = 0; a < 4; ++a)
+        for (int b = a + 1; b < 4; ++b) {
+          const Eigen::Vector3d pa = mesh.nodes_m.row(mesh.tets(t, a)).transpose();
+          const Eigen::Vector3d pb = mesh.nodes_m.row(mesh.tets(t, b)).transpose();
+          const double sa = (pa - o).dot(n), sb = (pb - o).dot(n);
+          if ((sa >= 0.0) == (sb >= 0.0))
+            continue;
+          const Eigen::Vector3d x = pa + (pb - pa) * (sa / (sa - sb)) - o;
+          file.insert({std::lround(1e4 * x.dot(eu)), std::lround(1e4 * x.dot(ew))});
+        }
+    ASSERT_GT(file.size(), 100u) << id;
+    std::size_t missing = 0, extra = 0;
+    for (const auto& k : file)
+      missing += near_key(page, k) ? 0 : 1;
+    for (const auto& k : page)
+      extra += near_key(file, k) ? 0 : 1;
+    EXPECT_EQ(missing, 0u) << id << ": crossing points of mesh.vtu not drawn";
+    EXPECT_EQ(extra, 0u) << id << ": drawn points that are no crossing of mesh.vtu";
+  }
+}
+
+/// Electrodes: the muscles' outlines against their fibre points, the lead-field map against
+/// leadfields.h5.
+void check_electrodes(const fs::path& out, const std::map<std::string, nlohmann::json>& specs) {
+  const auto e = nlohmann::json::parse(myotwin::read_text_file(out / "forward/electrodes.json"));
+  const auto& axis = e.at("limb_axis");
+  const Eigen::Vector3d origin = vec3(axis.at("origin_m")), dir = vec3(axis.at("direction")),
+                        e1 = vec3(axis.at("angle_zero")), e2 = vec3(axis.at("angle_90_deg"));
+  // The muscles' outlines span the axial extent of their fibre points, to the 2 mm bin.
+  {
+    const auto& rects = specs.at("electrodes-chart-0").at("layer")[0].at("data").at("values");
+    const myotwin::H5Reader h5(out / "anatomy/motor_units.h5");
+    for (const auto& m : h5.list("muscles")) {
+      const Eigen::MatrixXd points = h5.read_double("muscles/" + m + "/fibres/points_m");
+      const Eigen::VectorXd t = 1e3 * ((points.rowwise() - origin.transpose()) * dir);
+      double t0 = 1e9, t1 = -1e9;
+      for (const auto& r : rects)
+        if (r.at("muscle") == m) {
+          t0 = std::min(t0, r.at("t0").get<double>());
+          t1 = std::max(t1, r.at("t1").get<double>());
+        }
+      EXPECT_LE(t0, t.minCoeff() + 0.01) << m;
+      EXPECT_GT(t0, t.minCoeff() - 2.01) << m;
+      EXPECT_GE(t1, t.maxCoeff() - 0.01) << m;
+      EXPECT_LT(t1, t.maxCoeff() + 2.01) << m;
+    }
+  }
+  // The sensitivity map: |grad L| of the electrode at each cell centre, L from leadfields.h5,
+  // its gradient from the barycentric coordinates of the cell's tet (difference quotients of
+  // these linear functions); cells outside the mesh are left out.
+  const auto& spec = specs.at("electrodes-chart-1");
+  const auto& meta = spec.at("usermeta");
+  const auto electrode = meta.at("electrode").get<Eigen::Index>();
+  const Eigen::Vector3d centre = vec3(meta.at("centre_m"));
+  const double cell = 1e-3 * meta.at("cell_mm").get<double>();
+  const double first = 1e-3 * meta.at("first_cell_centre_mm").get<double>();
+  const auto mesh = myotwin::meshing::read_mesh_vtu(out / "mesh/mesh.vtu");
+  const Eigen::VectorXd lead =
+      myotwin::H5Reader(out / "forward/leadfields.h5").read_double("lead_fields").col(electrode);
+  const auto& rows = spec.at("layer")[0].at("data").at("values");
+  ASSERT_EQ(rows.size(), 100u);
+  Eigen::Matrix<double, Eigen::Dynamic, 3> points(100 * 100, 3);
+  for (int w = 0; w < 100; ++w)
+    for (int u = 0; u < 100; ++u)
+      points.row(w * 100 + u) =
+          (centre + (first + u * cell) * e1 + (first + w * cell) * e2).transpose();
+  const myotwin::forward::PointLocator locator(mesh);
+  const auto located = locator.locate(points);
+  std::size_t n_inside = 0;
+  for (int w = 0; w < 100; ++w)
+    for (int u = 0; u < 100; ++u) {
+      const auto& v = rows[static_cast<std::size_t>(w)].at("v")[static_cast<std::size_t>(u)];
+      const auto t = located.tet[static_cast<std::size_t>(w * 100 + u)];
+      ASSERT_EQ(v.is_null(), t < 0) << "cell " << u << ", " << w;
+      if (t < 0)
+        continue;
+      ++n_inside;
+      const Eigen::Vector3d p = points.row(w * 100 + u).transpose();
+      Eigen::Vector3d grad;
+      for (int k = 0; k < 3; ++k) {
+        const Eigen::Vector3d h = 1e-4 * Eigen::Vector3d::Unit(k);
+        const Eigen::Vector4d dl = locator.barycentric(t, p + h) - locator.barycentric(t, p - h);
+        grad[k] = 0.0;
+        for (int j = 0; j < 4; ++j)
+          grad[k] += lead[mesh.tets(t, j)] * dl[j] / 2e-4;
+      }
+      EXPECT_NEAR(v.get<double>(), grad.norm(), 1e-3 * grad.norm() + 1e-9)
+          << "cell " << u << ", " << w;
+    }
+  EXPECT_GT(n_inside, 2000u);
+}
+
 } // namespace
 
 TEST_F(Report, RendersEverySectionInChromiumWithMarksAndNoConsoleError) {
@@ -157,8 +382,14 @@ TEST_F(Report, RendersEverySectionInChromiumWithMarksAndNoConsoleError) {
   if (!fs::exists(chromium))
     GTEST_SKIP() << chromium << " is absent: scripts/install-deps.sh installs Debian's chromium";
   auto charts_per_section = render_in_chromium(html);
-  for (const char* s : {"subject", "mesh", "electrodes", "emg", "muaps", "decomposition"})
+  for (const char* s :
+       {"subject", "mesh", "electrodes", "emg", "muaps", "decomposition", "inversion"})
     EXPECT_GT(charts_per_section[s], 0) << "no chart in section " << s;
+  // Mesh: the five cut sections and the histogram; electrodes: the unwrapped grid and the
+  // lead-field map; inversion: per unit and fitted vs true.
+  EXPECT_EQ(charts_per_section["mesh"], 6);
+  EXPECT_EQ(charts_per_section["electrodes"], 2);
+  EXPECT_EQ(charts_per_section["inversion"], 2);
   // A screenshot of each section, to look at.
   const fs::path shots = fs::path(MYOTWIN_EXE).parent_path().parent_path() / "report_screenshots";
   fs::create_directories(shots);
@@ -261,6 +492,20 @@ TEST_F(Report, PlotsTheNumbersOfTheFiles) {
     for (std::size_t b = 0; b < bins.size(); ++b)
       EXPECT_EQ(values[b].at("count"), bins[b]);
   }
+  // The newer charts (helpers above; one test, so that ctest makes the fixture twice, not five
+  // times).
+  {
+    SCOPED_TRACE("mesh cuts");
+    check_cut_mesh(*out_, specs);
+  }
+  {
+    SCOPED_TRACE("electrodes");
+    check_electrodes(*out_, specs);
+  }
+  {
+    SCOPED_TRACE("inversion");
+    check_inversion_charts(*out_, specs);
+  }
 }
 
 TEST(ReportFolders, APartialFolderHasOnlyItsSectionsAndNamesTheMissingStages) {
@@ -299,14 +544,16 @@ TEST(ReportFolders, AFolderWithNoStageOutputIsAnError) {
   EXPECT_NE(missing.output.find("not a folder"), std::string::npos) << missing.output;
 }
 
-TEST(ReportFolders, ANeedleOnlyFolderGivesTheNeedleSectionWithTheFilesMuaps) {
+TEST(ReportFolders, ANeedleOnlyFolderGivesTheNeedleSectionWithEveryPositionsMuaps) {
   TempDir dir;
-  // A small `myotwin iemg` run (as test_cli_iemg): a cylinder, three units, one needle.
+  // A small `myotwin iemg` run (as test_cli_iemg): a cylinder, three units, one needle at two
+  // positions.
   std::ofstream(dir / "iemg.json") << R"({"seed": 7, "iemg": {
       "cylinder": {"radius_mm": 3.0, "length_mm": 60.0, "motor_units": {"n_units": 10}},
       "units": [0, 2, 5],
       "needle": {"n_contacts": 4, "spacing_mm": 1.0, "position_mm": [0.5, 0.0, 12.0],
-                 "differentiation": "reference", "reference_contact": 3},
+                 "differentiation": "reference", "reference_contact": 3,
+                 "trajectory": {"n_positions": 2, "step_mm": 0.5}},
       "drive": {"duration_s": 1.0, "profile": {"type": "constant", "level": 0.2}}},
       "noise": {"type": "gaussian", "snr_dB": 15.0}})";
   const auto a =
@@ -316,16 +563,28 @@ TEST(ReportFolders, ANeedleOnlyFolderGivesTheNeedleSectionWithTheFilesMuaps) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("1 sections (needle)"), std::string::npos) << r.output;
   const fs::path html = dir / "out/report.html";
-  // The MUAP templates are muaps.h5's, sample by sample.
+  // The MUAP templates of both positions are muaps.h5's, sample by sample.
   const auto specs = embedded_specs(myotwin::read_text_file(html));
   const myotwin::H5Reader h5(dir / "out/iemg/muaps.h5");
-  const auto dims = h5.shape("position_0/muaps_channels");
-  const auto muaps = h5.read_double_values("position_0/muaps_channels");
   const auto& values = chart_values(specs, "needle", "t_ms");
-  ASSERT_EQ(values.size(), muaps.size());
-  for (std::size_t i = 0; i < values.size(); ++i)
-    expect_close(values[i].at("uV"), 1e6 * muaps[i], "needle muap");
-  EXPECT_EQ(dims.size(), 3u);
+  std::size_t i = 0;
+  for (int position = 0; position < 2; ++position) {
+    const std::string name = "position_" + std::to_string(position) + "/muaps_channels";
+    EXPECT_EQ(h5.shape(name).size(), 3u);
+    for (const double muap : h5.read_double_values(name)) {
+      ASSERT_LT(i, values.size());
+      EXPECT_EQ(values[i].at("position"), position);
+      expect_close(values[i++].at("uV"), 1e6 * muap, "needle muap");
+    }
+  }
+  EXPECT_EQ(i, values.size());
+  // The traces: each position's channel of largest RMS, from emg.h5 and emg_position_1.h5.
+  const auto& traces = chart_values(specs, "needle", "lo");
+  std::set<std::string> rows;
+  for (const auto& v : traces)
+    rows.insert(v.at("channel").get<std::string>());
+  EXPECT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(fs::exists(dir / "out/iemg/emg_position_1.h5"));
   if (!fs::exists(chromium))
     GTEST_SKIP() << chromium << " is absent: scripts/install-deps.sh installs Debian's chromium";
   const auto charts = render_in_chromium(html);

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include "../layout.hpp"
@@ -10,6 +11,7 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hash.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/meshing/mesh_io.hpp"
 #include "page.hpp"
 #include "sections.hpp"
 
@@ -86,11 +88,30 @@ void fill_header(Page& page, const Layout& layout, const fs::path& subject) {
 
 ReportResult write_report(const fs::path& out, const fs::path& html, const fs::path& subject) {
   const Layout layout(out);
+  // The subject's volume and the mesh, read once for the sections that draw them.
+  std::optional<anatomy::Subject> subject_data;
+  const auto loaded_subject = [&]() -> const anatomy::Subject* {
+    if (subject.empty())
+      return nullptr;
+    if (!subject_data)
+      subject_data = anatomy::load_subject(subject);
+    return &*subject_data;
+  };
+  std::optional<meshing::TetMesh> mesh_data;
+  const auto loaded_mesh = [&]() -> const meshing::TetMesh* {
+    if (!fs::exists(layout[Output::mesh]))
+      return nullptr;
+    if (!mesh_data)
+      mesh_data = meshing::read_mesh_vtu(layout[Output::mesh]);
+    return &*mesh_data;
+  };
   const std::vector<Stage> stages = {
       {"anatomy", relative_path(Output::motor_units),
-       [&](const Layout& l) { return subject_section(l, subject); }},
-      {"mesh", relative_path(Output::mesh_quality), mesh_section},
-      {"electrodes (leadfield)", relative_path(Output::electrodes_json), electrodes_section},
+       [&](const Layout& l) { return subject_section(l, subject, loaded_subject()); }},
+      {"mesh", relative_path(Output::mesh_quality),
+       [&](const Layout& l) { return mesh_section(l, loaded_subject(), loaded_mesh()); }},
+      {"electrodes (leadfield)", relative_path(Output::electrodes_json),
+       [&](const Layout& l) { return electrodes_section(l, loaded_mesh()); }},
       {"EMG (simulate)", relative_path(Output::emg), emg_section},
       {"MUAPs (simulate)", relative_path(Output::muaps), muap_section},
       {"decomposition", relative_path(Output::decomposition), decomposition_section},

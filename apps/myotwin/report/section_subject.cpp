@@ -13,6 +13,7 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "sections.hpp"
+#include "slices.hpp"
 
 namespace fs = std::filesystem;
 
@@ -20,127 +21,12 @@ namespace myotwin::app::report {
 
 namespace {
 
-/// The colour of each tissue, the same in every section: skin, fat, bone and tendon by class,
-/// muscles from a palette of distinct colours in the table's order.
-std::map<std::int32_t, std::string> tissue_colours(const anatomy::TissueTable& table) {
-  static const char* const muscle_palette[] = {
-      "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-      "#ff7f0e", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"};
-  std::map<std::int32_t, std::string> out;
-  std::size_t n_muscles = 0;
-  for (const auto& t : table.tissues) {
-    switch (t.tissue_class) {
-    case anatomy::TissueClass::skin:
-      out[t.label] = "#e3a88f";
-      break;
-    case anatomy::TissueClass::fat:
-      out[t.label] = "#f6e3a4";
-      break;
-    case anatomy::TissueClass::bone:
-      out[t.label] = "#c8c8c8";
-      break;
-    case anatomy::TissueClass::tendon:
-      out[t.label] = "#6e6e6e";
-      break;
-    case anatomy::TissueClass::other:
-      out[t.label] = "#b3b3e6";
-      break;
-    case anatomy::TissueClass::muscle:
-      out[t.label] = muscle_palette[n_muscles++ % 16];
-      break;
-    }
-  }
-  return out;
-}
-
-/// One section through the label volume: along axis `axis` (0: sagittal i, 2: axial k) at index
-/// `at`, every `step`-th voxel; rows of labels ("l") flattened by the spec, tissue names looked up.
-nlohmann::json cross_section_chart(const anatomy::Subject& s, int axis, std::int64_t at,
-                                   const std::string& title) {
-  const auto& v = s.volume;
-  // In-plane axes: axial (k fixed): u = i, w = j; sagittal (i fixed): u = j, w = k.
-  const int au = axis == 2 ? 0 : 1, aw = axis == 2 ? 1 : 2;
-  const std::int64_t nu = v.size[static_cast<std::size_t>(au)],
-                     nw = v.size[static_cast<std::size_t>(aw)];
-  const std::int64_t step = std::max<std::int64_t>(1, (std::max(nu, nw) + 119) / 120);
-  const double du = 1e3 * v.spacing_m[au] * static_cast<double>(step);
-  const double dw = 1e3 * v.spacing_m[aw] * static_cast<double>(step);
-  nlohmann::json rows = nlohmann::json::array();
-  std::set<std::int32_t> present;
-  for (std::int64_t w = 0; w < nw; w += step) {
-    nlohmann::json labels = nlohmann::json::array();
-    for (std::int64_t u = 0; u < nu; u += step) {
-      std::array<std::int64_t, 3> ijk{};
-      ijk[static_cast<std::size_t>(axis)] = at;
-      ijk[static_cast<std::size_t>(au)] = u;
-      ijk[static_cast<std::size_t>(aw)] = w;
-      labels.push_back(v.at(ijk[0], ijk[1], ijk[2]));
-      present.insert(v.at(ijk[0], ijk[1], ijk[2]));
-    }
-    rows.push_back({{"w", round_sig(static_cast<double>(w / step) * dw)}, {"l", labels}});
-  }
-  // Legend: the tissues of this section, coloured as in every section.
-  const auto colours = tissue_colours(s.tissues);
-  nlohmann::json names = nlohmann::json::array(), domain = nlohmann::json::array(),
-                 range = nlohmann::json::array();
-  for (const auto& t : s.tissues.tissues) {
-    names.push_back({{"l", t.label}, {"tissue", t.name}});
-    if (present.count(t.label)) {
-      domain.push_back(t.name);
-      range.push_back(colours.at(t.label));
-    }
-  }
-  const double width_mm = static_cast<double>((nu + step - 1) / step) * du;
-  const double height_mm = static_cast<double>((nw + step - 1) / step) * dw;
-  const double px_per_mm = std::min(360.0 / width_mm, 360.0 / height_mm);
-  const char* axis_names[] = {"i", "j", "k"};
-  return {{"title", title},
-          {"data", {{"values", rows}}},
-          {"transform",
-           {{{"flatten", {"l"}}},
-            {{"window", {{{"op", "row_number"}, {"as", "n"}}}}, {"groupby", {"w"}}},
-            {{"filter", "datum.l > 0"}},
-            {{"calculate", "(datum.n - 1) * " + std::to_string(du)}, {"as", "u"}},
-            {{"calculate", "datum.u + " + std::to_string(du)}, {"as", "u2"}},
-            {{"calculate", "datum.w + " + std::to_string(dw)}, {"as", "w2"}},
-            {{"lookup", "l"},
-             {"from", {{"data", {{"values", names}}}, {"key", "l"}, {"fields", {"tissue"}}}}}}},
-          {"width", width_mm * px_per_mm},
-          {"height", height_mm * px_per_mm},
-          {"mark", "rect"},
-          {"encoding",
-           {{"x",
-             {{"field", "u"},
-              {"type", "quantitative"},
-              {"title", std::string(axis_names[au]) + " axis [mm]"}}},
-            {"x2", {{"field", "u2"}}},
-            {"y",
-             {{"field", "w"},
-              {"type", "quantitative"},
-              {"title", std::string(axis_names[aw]) + " axis [mm]"}}},
-            {"y2", {{"field", "w2"}}},
-            {"color",
-             {{"field", "tissue"},
-              {"type", "nominal"},
-              {"scale", {{"domain", domain}, {"range", range}}}}}}}};
-}
-
-void add_cross_sections(Section& sec, const fs::path& subject_file) {
-  const auto s = anatomy::load_subject(subject_file);
-  const auto nk = s.volume.size[2];
-  for (const double level : {0.2, 0.4, 0.6, 0.8}) {
-    const auto k = static_cast<std::int64_t>(level * static_cast<double>(nk - 1));
-    sec.add_chart(cross_section_chart(s, 2, k,
-                                      "axial section k = " + std::to_string(k) + " (" +
-                                          fmt(100 * level) + " % of the volume)"),
-                  "Tissue labels of " + subject_file.string() +
-                      " at voxel plane k = " + std::to_string(k) +
-                      "; axes in mm from the volume's first voxel are the scale.");
-  }
-  const auto i = s.volume.size[0] / 2;
-  sec.add_chart(cross_section_chart(s, 0, i, "sagittal section i = " + std::to_string(i)),
-                "Tissue labels in the middle sagittal plane (voxel plane i = " + std::to_string(i) +
-                    ").");
+void add_cross_sections(Section& sec, const anatomy::Subject& s, const fs::path& subject_file) {
+  for (const auto& plane : report_planes(s.volume))
+    sec.add_chart(cross_section_chart(s, plane),
+                  "Tissue labels of " + subject_file.string() + " in voxel plane " +
+                      (plane.axis == 2 ? "k = " : "i = ") + std::to_string(plane.at) +
+                      "; axes in mm from the corner of the volume's first voxel are the scale.");
 }
 
 nlohmann::json territories_chart(const H5Reader& h5, const std::vector<std::string>& muscles) {
@@ -225,10 +111,11 @@ nlohmann::json histogram_chart(const nlohmann::json& values, const std::string& 
 
 } // namespace
 
-Section subject_section(const Layout& layout, const fs::path& subject) {
+Section subject_section(const Layout& layout, const fs::path& subject_file,
+                        const anatomy::Subject* subject) {
   Section s{"subject", "Subject", "", {}};
-  if (!subject.empty())
-    add_cross_sections(s, subject);
+  if (subject != nullptr)
+    add_cross_sections(s, *subject, subject_file);
   else
     s.add_text("Cross-sections need the subject: myotwin report OUT --subject SUBJECT.json.");
   const auto anatomy_json = layout.out() / "anatomy/anatomy.json";

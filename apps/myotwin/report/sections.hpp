@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "../layout.hpp"
+#include "myotwin/anatomy/subject.hpp"
+#include "myotwin/meshing/tet_mesh.hpp"
 #include "page.hpp"
 
 namespace myotwin::app::report {
@@ -21,12 +23,19 @@ Section muap_section(const Layout& layout);
 /// discharge rates over force.
 Section decomposition_section(const Layout& layout);
 /// Subject (anatomy/): muscle table, territories, fibre lengths; cross-sections of the label
-/// volume when `subject` (subject.json) is given.
-Section subject_section(const Layout& layout, const std::filesystem::path& subject);
-/// Mesh (mesh/mesh_quality.json): dihedral-angle histogram and the counts it reports.
-Section mesh_section(const Layout& layout);
-/// Electrodes (forward/electrodes.json): the electrodes on the unwrapped skin.
-Section electrodes_section(const Layout& layout);
+/// volume when `subject` (loaded from `subject_file`) is given.
+Section subject_section(const Layout& layout, const std::filesystem::path& subject_file,
+                        const anatomy::Subject* subject);
+/// Mesh (mesh/mesh_quality.json; mesh/mesh.vtu as `mesh` when present): the cross-sections of
+/// the Subject section with the cut tets' edges over them (without `subject`: the mesh cut at
+/// fractions of its extent, edges only), the dihedral-angle histogram and the counts it reports.
+Section mesh_section(const Layout& layout, const anatomy::Subject* subject,
+                     const meshing::TetMesh* mesh);
+/// Electrodes (forward/electrodes.json): the electrodes on the unwrapped skin over the modelled
+/// muscles' projections (with `mesh` and anatomy/motor_units.h5), and the lead-field sensitivity
+/// of the middle electrode of the first grid over the cross-section through it (with `mesh` and
+/// forward/leadfields.h5).
+Section electrodes_section(const Layout& layout, const meshing::TetMesh* mesh);
 /// Model-informed inversion (inversion/properties.json): fitted properties per unit.
 Section inversion_section(const Layout& layout);
 /// Needle EMG (iemg/emg.h5, iemg/muaps.h5): traces and MUAP templates.
