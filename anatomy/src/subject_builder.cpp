@@ -9,6 +9,7 @@
 
 #include "image_ops.hpp"
 #include "myotwin/anatomy/subject.hpp"
+#include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
@@ -35,27 +36,10 @@ std::string vector_mm(const Eigen::Vector3d& v) {
 }
 
 void check_params(const SubjectBuildParams& p) {
-  const auto bad = [](const std::string& option, double value_m, const std::string& expected) {
-    throw BadInput(option + " = " + mm(value_m) + ": " + expected);
-  };
-  if (!(p.margin_m >= 0.0) || !std::isfinite(p.margin_m))
-    bad("--margin-mm", p.margin_m, "must be >= 0");
-  if (!(p.voxel_m >= 0.0) || !std::isfinite(p.voxel_m))
-    bad("--voxel-mm", p.voxel_m, "must be > 0 (or absent to keep the segmentation's voxels)");
-  if (!(p.skin_thickness_m > 0.0) || !std::isfinite(p.skin_thickness_m))
-    bad("--skin-mm", p.skin_thickness_m, "must be > 0");
-  if (!(p.fat_thickness_m >= 0.0) || !std::isfinite(p.fat_thickness_m))
-    bad("--fat-mm", p.fat_thickness_m, "must be >= 0");
-  if (!(p.closing_m >= 0.0) || !std::isfinite(p.closing_m))
-    bad("--closing-mm", p.closing_m, "must be >= 0");
-  if (!(p.wall_closing_m >= 0.0) || !std::isfinite(p.wall_closing_m))
-    bad("--wall-closing-mm", p.wall_closing_m, "must be >= 0");
-  if (p.modality != "auto" && p.modality != "ct" && p.modality != "mr")
-    throw BadInput("--modality = \"" + p.modality + "\": expected auto, ct or mr");
-  if (!(p.fat_min_HU < p.fat_max_HU)) {
-    throw BadInput("--fat-hu-min = " + format_number(p.fat_min_HU) + ", --fat-hu-max = " +
-                   format_number(p.fat_max_HU) + ": the minimum must be below the maximum");
-  }
+  // The reader's declarations are the one statement of every range.
+  ConfigReader reader(to_json(p), "subject");
+  (void)read_subject_build_params(reader);
+  reader.finish();
 }
 
 /// Checks that an image given beside the segmentation lies on its grid.
@@ -762,6 +746,82 @@ void measure_thicknesses(const Grid& grid, const LabelVolume& vol, const std::ve
 }
 
 } // namespace
+
+SubjectBuildParams read_subject_build_params(ConfigReader& section) {
+  using units::mm_to_m;
+  SubjectBuildParams p;
+  const auto labels = section.optional_path(
+      "labels", "label table instead of a scheme: TSV (label, name, optional class, "
+                "sigma_S_per_m, ...) or a JSON tissue table; relative to the config's folder");
+  p.scheme = section.optional<std::string>(
+      "scheme", p.scheme, one_of({"total", "total_mr", "musclemap"}),
+      "built-in label scheme of the segmentation: total (TotalSegmentator CT), total_mr, "
+      "musclemap; not with labels");
+  if (labels) {
+    if (section.has("scheme"))
+      section.fail("labels", "give either scheme or labels, not both");
+    p.label_table = *labels;
+  }
+  p.muscles = section.optional<std::vector<std::string>>(
+      "muscles", {}, {},
+      "muscles of interest (names or ids): the region of interest; empty: every muscle");
+  std::vector<std::string> categories = category_names();
+  categories.insert(categories.begin(), "");
+  const auto unknown = section.optional<std::string>(
+      "unknown_as", "", one_of(categories),
+      "tissue category for ids the scheme does not know; empty: an error listing them");
+  if (!unknown.empty())
+    p.unknown_as = unknown;
+  p.margin_m = mm_to_m(section.optional<double>("margin_mm", units::m_to_mm(p.margin_m),
+                                                in_range(0.0, 1000.0),
+                                                "margin around the muscles of interest"));
+  p.voxel_m = mm_to_m(section.optional<double>(
+      "voxel_mm", 0.0, in_range(0.0, 50.0),
+      "resample to isotropic voxels of this size; 0: keep the segmentation's voxels"));
+  p.skin_thickness_m = mm_to_m(section.optional<double>(
+      "skin_mm", units::m_to_mm(p.skin_thickness_m), in_range(0.05, 20.0), "skin thickness"));
+  p.fat_thickness_m = mm_to_m(section.optional<double>(
+      "fat_mm", units::m_to_mm(p.fat_thickness_m), in_range(0.0, 200.0),
+      "subcutaneous fat thickness when neither a fat mask nor a CT gives it"));
+  p.closing_m = mm_to_m(section.optional<double>(
+      "closing_mm", units::m_to_mm(p.closing_m), in_range(0.0, 100.0),
+      "without an image: closing radius that bridges gaps between tissues"));
+  p.modality = section.optional<std::string>("modality", p.modality, one_of({"auto", "ct", "mr"}),
+                                             "modality of the image given with --image");
+  p.body_threshold_HU = section.optional<double>(
+      "body_HU", p.body_threshold_HU, in_range(-1100.0, 3000.0), "CT: body outline threshold [HU]");
+  p.fat_min_HU = section.optional<double>("fat_min_HU", p.fat_min_HU, in_range(-1100.0, 3000.0),
+                                          "CT: fat range minimum [HU]; < fat_max_HU");
+  p.fat_max_HU = section.optional<double>("fat_max_HU", p.fat_max_HU, in_range(-1100.0, 3000.0),
+                                          "CT: fat range maximum [HU]");
+  if (!(p.fat_min_HU < p.fat_max_HU))
+    section.fail("fat_min_HU", "must be below fat_max_HU = " + format_number(p.fat_max_HU));
+  p.wall_closing_m = mm_to_m(section.optional<double>(
+      "wall_closing_mm", units::m_to_mm(p.wall_closing_m), in_range(0.0, 100.0),
+      "CT: closing radius of the muscle wall that separates subcutaneous from visceral fat"));
+  return p;
+}
+
+nlohmann::json to_json(const SubjectBuildParams& p) {
+  using units::m_to_mm;
+  nlohmann::json j = {{"muscles", p.muscles},
+                      {"unknown_as", p.unknown_as.value_or("")},
+                      {"margin_mm", m_to_mm(p.margin_m)},
+                      {"voxel_mm", m_to_mm(p.voxel_m)},
+                      {"skin_mm", m_to_mm(p.skin_thickness_m)},
+                      {"fat_mm", m_to_mm(p.fat_thickness_m)},
+                      {"closing_mm", m_to_mm(p.closing_m)},
+                      {"modality", p.modality},
+                      {"body_HU", p.body_threshold_HU},
+                      {"fat_min_HU", p.fat_min_HU},
+                      {"fat_max_HU", p.fat_max_HU},
+                      {"wall_closing_mm", m_to_mm(p.wall_closing_m)}};
+  if (p.label_table.empty())
+    j["scheme"] = p.scheme;
+  else
+    j["labels"] = p.label_table.string();
+  return j;
+}
 
 BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildParams& params) {
   check_params(params);

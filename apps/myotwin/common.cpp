@@ -127,6 +127,8 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.phantom = anatomy::read_phantom_params(phantom, run.seed);
   auto surface_import = reader.section("surface_import");
   run.surface_import = anatomy::read_surface_import_params(surface_import);
+  auto subject_section = reader.section("subject");
+  run.subject = anatomy::read_subject_build_params(subject_section);
   auto anatomy_section = reader.section("anatomy");
   run.anatomy = anatomy::read_anatomy_params(anatomy_section);
   auto mesh_section = reader.section("mesh");

@@ -73,6 +73,7 @@ struct RunConfig {
   anatomy::PhantomParams phantom;
   anatomy::SurfaceImportParams surface_import;
   anatomy::AnatomyParams anatomy;
+  anatomy::SubjectBuildParams subject; ///< section `subject` (`subject init`)
   meshing::MeshParams mesh;
   forward::ElectrodeConfig electrodes;             ///< section `electrodes`
   forward::VolumeConductorParams volume_conductor; ///< section `volume_conductor`

@@ -494,7 +494,7 @@ TEST(SubjectBuilder, BadInputIsRefusedWithMessagesNamingTheProblem) {
   SubjectBuildParams thin = p;
   thin.skin_thickness_m = 0.0;
   expect_error<BadInput>([&] { (void)build_subject(inputs_of(v), thin); },
-                         {"--skin-mm = 0: must be > 0"});
+                         {"subject: skin_mm = 0", "must be in [0.05, 20]"});
 }
 
 TEST(SubjectBuilder, WritesASubjectThatLoadsAndIsDeterministic) {

@@ -76,11 +76,19 @@ TEST(CliSubject, InitWritesASubjectFolderThatAnatomyInfoReads) {
   // Within a voxel (1 mm) of the request.
   EXPECT_NEAR(report["skin_thickness"]["mean_mm"].get<double>(), 2.0, 1.0);
   EXPECT_NEAR(report["fat_thickness"]["mean_mm"].get<double>(), 3.0, 1.0);
-  // Same input, same bytes.
-  const auto again =
-      run_myotwin("subject init " + quoted(dir / "seg.nii.gz") +
-                  " --scheme musclemap --skin-mm 2 --fat-mm 3 --quiet -o " + quoted(dir / "subj2"));
+  // Same input, same bytes; here the settings come from a config's `subject` section with one
+  // option over it, and the resolved configuration records them.
+  myotwin::write_text_file(dir / "subject_config.json",
+                           R"({"subject": {"scheme": "musclemap", "skin_mm": 2, "fat_mm": 7}})");
+  const auto again = run_myotwin("subject init " + quoted(dir / "seg.nii.gz") + " --config " +
+                                 quoted(dir / "subject_config.json") + " --fat-mm 3 --quiet -o " +
+                                 quoted(dir / "subj2"));
   ASSERT_EQ(again.exit_code, 0) << again.output;
+  const auto resolved =
+      nlohmann::json::parse(myotwin::read_text_file(dir / "subj2" / "resolved_config.json"));
+  EXPECT_EQ(resolved["subject"]["scheme"], "musclemap");
+  EXPECT_EQ(resolved["subject"]["skin_mm"], 2.0);
+  EXPECT_EQ(resolved["subject"]["fat_mm"], 3.0);
   EXPECT_EQ(myotwin::read_text_file(dir / "subj" / "labels.nii.gz"),
             myotwin::read_text_file(dir / "subj2" / "labels.nii.gz"));
   EXPECT_EQ(myotwin::read_text_file(dir / "subj" / "tissues.json"),
@@ -121,8 +129,9 @@ TEST(CliSubject, BadInputExitsWithTwoAndWritesNothing) {
       {seg + " --scheme musclemap --image " + quoted(dir / "other_grid.nii.gz"),
        {"other_grid.nii.gz (--image): spacing", "differs from the segmentation's"}},
       {seg + " --scheme musclemap --unknown-as granite", {"granite", "soft_tissue"}},
-      {seg + " --scheme musclemap --labels " + quoted(dir / "x.tsv"), {"give one of them"}},
-      {seg + " --scheme musclemap --skin-mm -1", {"--skin-mm = -1: must be > 0"}},
+      {seg + " --scheme musclemap --labels " + quoted(dir / "x.tsv"),
+       {"subject.labels", "give either scheme or labels, not both"}},
+      {seg + " --scheme musclemap --skin-mm -1", {"subject.skin_mm = -1", "must be in [0.05, 20]"}},
       {quoted(dir / "missing.nii.gz"), {"missing.nii.gz", "no such file"}},
   };
   for (const auto& c : cases) {

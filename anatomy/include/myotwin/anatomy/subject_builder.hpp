@@ -73,6 +73,14 @@ struct SubjectBuildParams {
   double wall_closing_m = 0.010;         ///< CT: closing of the muscle wall (`--wall-closing-mm`)
 };
 
+/// Reads the `subject` section of a run configuration (`subject init`; lengths in mm, CT values
+/// in HU). Every key has a default, range and doc (`myotwin config defaults`).
+/// \throws BadInput naming the key for a value of the wrong type or out of range.
+SubjectBuildParams read_subject_build_params(ConfigReader& section);
+
+/// The parameters as the section read_subject_build_params() reads.
+nlohmann::json to_json(const SubjectBuildParams& params);
+
 /// The inputs of build_subject(), already read; the names are used in messages.
 struct SubjectBuildInputs {
   LabelVolume segmentation;
