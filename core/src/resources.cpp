@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/log.hpp"
 
 namespace myotwin {
 
@@ -51,6 +52,29 @@ void check_memory_estimate(double bytes, const std::string& what, const std::str
                    (limit_bytes.load() > 0.0 ? " set by --max-memory-GiB"
                                              : " (the memory available on this machine)") +
                    "; reduce them or raise the limit with --max-memory-GiB");
+}
+
+void check_run_estimate(const RunEstimate& estimate, const std::string& what) {
+  check_memory_estimate(estimate.bytes, what, estimate.drivers);
+  log_info(what, ": estimated ", gib(estimate.bytes), " of memory (limit ",
+           gib(memory_limit_bytes()), ") and about ", format_duration(estimate.seconds), " (",
+           estimate.time_parts.empty() ? "" : estimate.time_parts + "; ", estimate.drivers, ")");
+}
+
+std::string format_duration(double seconds) {
+  std::ostringstream s;
+  if (!(seconds < 60.0)) {
+    if (seconds < 3600.0)
+      s << static_cast<long long>(seconds / 60.0 + 0.5) << " min";
+    else {
+      s.precision(2);
+      s << seconds / 3600.0 << " h";
+    }
+  } else {
+    s.precision(seconds < 10.0 ? 1 : 2);
+    s << (seconds < 10.0 ? std::fixed : std::defaultfloat) << seconds << " s";
+  }
+  return s.str();
 }
 
 } // namespace myotwin

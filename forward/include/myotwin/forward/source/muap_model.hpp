@@ -108,6 +108,15 @@ public:
             const TransferFunction& transfer, Eigen::Index n_channels,
             const MuapModelParams& params, const ProgressCallback& progress = {});
 
+  /// The memory the constructor takes at its peak [bytes], computed before it allocates
+  /// (docs/reliability.md, "Bounded resources"): per end-plate shift the cell potentials in
+  /// double precision ((#model samples x #channels) x #cells; the longest fibre fixes #model
+  /// samples), the sums of the shift being computed (one more set), then the single-precision
+  /// copies beside the doubles.
+  [[nodiscard]] static double estimate_bytes(const anatomy::MuscleFibres& fibres,
+                                             Eigen::Index n_channels,
+                                             const MuapModelParams& params);
+
   /// MUAP of the unit `theta`: #samples x #channels [V] at params.fs_Hz, sample 0 at the
   /// unit's activation, #samples fixed (that of the slowest CV in the bounds).
   /// \throws BadInput for a parameter outside its domain (radius, n_fibres, CV not > 0, a
