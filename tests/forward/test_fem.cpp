@@ -574,6 +574,18 @@ TEST(LeadField, RereferencedToAnElectrodeDoesNotDependOnTheGroundedNode) {
   EXPECT_LT(avg.rowwise().sum().cwiseAbs().maxCoeff(), 1e-12 * la.cwiseAbs().maxCoeff());
 }
 
+namespace {
+
+/// The stiffness matrix of a unit cube of n^3 cells of conductivity 1, node 0 grounded.
+Eigen::SparseMatrix<double> grounded_box_stiffness(int n) {
+  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {n, n, n});
+  return mf::ground_stiffness(
+      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
+      0);
+}
+
+} // namespace
+
 TEST(SpdSolver, DirectAndIterativeAgreeToOnePartPerMillion) {
   const mm::TetMesh mesh = two_tissue_block();
   const auto electrodes = three_electrodes(mesh);
@@ -606,10 +618,7 @@ TEST(SpdSolver, DirectAndIterativeAgreeToOnePartPerMillion) {
 }
 
 TEST(SpdSolver, ChoosesTheIterativeMethodWhenTheFactorExceedsTheMemoryBudget) {
-  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {6, 6, 6});
-  const auto k = mf::ground_stiffness(
-      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
-      0);
+  const auto k = grounded_box_stiffness(6);
   mf::SolverParams params;
   const mf::SpdSolver roomy(k, params);
   EXPECT_EQ(roomy.report().method, mf::SolverMethod::direct);
@@ -624,10 +633,7 @@ TEST(SpdSolver, ChoosesTheIterativeMethodWhenTheFactorExceedsTheMemoryBudget) {
 }
 
 TEST(SpdSolver, ShowsTheAnalysedFactorBeforeFactorisingAndStopsWhenTheCallbackRefuses) {
-  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {6, 6, 6});
-  const auto k = mf::ground_stiffness(
-      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
-      0);
+  const auto k = grounded_box_stiffness(6);
   mf::SolverParams params;
   int calls = 0;
   double seen_estimate = 0.0;
@@ -658,10 +664,7 @@ TEST(SpdSolver, ShowsTheAnalysedFactorBeforeFactorisingAndStopsWhenTheCallbackRe
 }
 
 TEST(SpdSolver, NonConvergenceIsNumericalErrorNamingTheRightHandSideIterationsAndResidual) {
-  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {8, 8, 8});
-  const auto k = mf::ground_stiffness(
-      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
-      0);
+  const auto k = grounded_box_stiffness(8);
   mf::SolverParams params;
   params.method = mf::SolverMethod::iterative;
   params.cg_max_iterations = 2;
