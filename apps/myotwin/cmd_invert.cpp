@@ -93,19 +93,25 @@ void print_result(const inversion::BmissResult& result, double time_s,
             << " s; results in " << dir.string() << "\n";
 }
 
+/// `bytes` in GiB to three decimals.
+std::string gib(double bytes) {
+  return format_number(std::round(bytes / 1073741824.0 * 1e3) / 1e3);
+}
+
 /// The memory of an inversion, estimated before it allocates (docs/reliability.md, "Bounded
-/// resources"): the MUAP model's precomputation (forward::MuapModel::estimate_bytes()) and the
-/// separation's extended and whitened recording (inversion::estimate_decompose()); the forward
-/// model is loaded already. \throws BadInput (check_memory_estimate()) above the limit.
+/// resources"): the larger of the MUAP model's precomputation and the model it keeps plus the
+/// separation's extended and whitened recording (forward::MuapModel::estimate_memory(),
+/// inversion::estimate_decompose()); the forward model is loaded already. \throws BadInput
+/// (check_memory_estimate()) above the limit.
 void check_invert_memory(const forward::EmgRecording& recording, const anatomy::MuscleModel& m,
                          Eigen::Index n_channels, const forward::MuapModelParams& model_params,
                          const inversion::DecomposeParams& separation) {
-  const double model_bytes = forward::MuapModel::estimate_bytes(m.fibres, n_channels, model_params);
+  const auto model = forward::MuapModel::estimate_memory(m.fibres, n_channels, model_params);
   const RunEstimate sep = inversion::estimate_decompose(static_cast<double>(recording.emg.rows()),
                                                         static_cast<double>(recording.emg.cols()),
                                                         separation, omp_get_max_threads());
   check_memory_estimate(
-      model_bytes + sep.bytes, "invert",
+      std::max(model.peak_bytes, model.kept_bytes + sep.bytes), "invert",
       "MUAP model of " + m.geometry.name + ": " +
           format_number(static_cast<double>(m.fibres.fibres.size())) + " model fibres x " +
           format_number(static_cast<double>(n_channels)) + " channels x " +
@@ -113,8 +119,8 @@ void check_invert_memory(const forward::EmgRecording& recording, const anatomy::
           " end-plate shifts (muap_model.cell_size_mm = " +
           format_number(model_params.cell_size_m * 1e3) +
           ", muap_model.model_fs_Hz = " + format_number(model_params.model_fs_Hz) + ") " +
-          format_number(std::round(model_bytes / 1073741824.0 * 1e3) / 1e3) +
-          " GiB; separation: " + sep.drivers);
+          gib(model.peak_bytes) + " GiB while it is built, " + gib(model.kept_bytes) +
+          " GiB kept; separation: " + sep.drivers);
 }
 
 int run_invert(const InvertOptions& o) {

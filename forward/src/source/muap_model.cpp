@@ -215,15 +215,16 @@ MuapModel::MuapModel(const anatomy::MuscleFibres& fibres, const anatomy::MotorUn
       model_duration_s * params.reference_cv_m_per_s / bounds_.cv_min_m_per_s, params.fs_Hz);
 }
 
-double MuapModel::estimate_bytes(const anatomy::MuscleFibres& fibres, Eigen::Index n_channels,
-                                 const MuapModelParams& params) {
+MuapModel::MemoryEstimate MuapModel::estimate_memory(const anatomy::MuscleFibres& fibres,
+                                                     Eigen::Index n_channels,
+                                                     const MuapModelParams& params) {
   const std::vector<std::pair<long, long>> square = cell_squares(fibres, params.cell_size_m);
   const auto n_cells =
       static_cast<double>(std::set<std::pair<long, long>>(square.begin(), square.end()).size());
   const double one_set = static_cast<double>(model_sample_count(fibres, params)) *
                          static_cast<double>(n_channels) * n_cells;
   const double n_b = params.n_end_plate_shifts;
-  return one_set * (8.0 * n_b + std::max(8.0, 4.0 * n_b));
+  return {one_set * (8.0 * n_b + std::max(8.0, 4.0 * n_b)), one_set * 4.0 * n_b};
 }
 
 Eigen::MatrixXd MuapModel::muap(const UnitParameters& theta) const {
