@@ -161,3 +161,31 @@ TEST(MatFile, AVariableThatDeclaresMoreThanItsFileCanHoldIsRefusedBeforeAllocati
       [&] { (void)r.read("x"); },
       {"b.mat: MATLAB variable x declares 10000000000 elements", "the file is damaged"});
 }
+
+TEST(MatFile, ACellElementWhoseDimensionsDoNotFitInsideItIsRefusedBeforeMatioAllocates) {
+  TempDir dir;
+  {
+    mat::Writer w(dir / "a.mat");
+    mat::Array cell = mat::Array::cell(1, 1);
+    cell.elements[0] = mat::Array::row({1.0, 2.0});
+    w.write("MUPulses", cell);
+  }
+  // The cell's element: header 128, the cell's tag 8, flags 16, dimensions 16, name "MUPulses"
+  // 16, then the element's matrix tag 8 and flags 16: its dimensions tag at byte 208. Claim
+  // 65536 bytes of dimensions (the fuzzer's finding: matio then allocated 4 GB).
+  std::string bytes = myotwin::read_text_file(dir / "a.mat");
+  ASSERT_GT(bytes.size(), 216U);
+  std::uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + 208, 4);
+  ASSERT_EQ(type, 5U); // miINT32: the dimensions
+  const std::uint32_t claimed = 65536;
+  std::memcpy(bytes.data() + 212, &claimed, 4);
+  std::ofstream(dir / "b.mat", std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  myotwin::testing::expect_error<myotwin::IoError>(
+      [&] { mat::Reader r(dir / "b.mat"); },
+      {"b.mat: damaged MATLAB file: variable 1", "its dimensions do not fit inside it"});
+  // The file as written reads.
+  const mat::Reader r(dir / "a.mat");
+  ASSERT_TRUE(r.read("MUPulses").has_value());
+}
