@@ -292,22 +292,30 @@ std::string check_v5_matrix(std::ifstream& in, bool big, std::uint64_t begin, st
   return "";
 }
 
-/// Walks the data elements of a version 5 file (after the 128-byte header) and throws when one
-/// ends past the end of the file, or when the parts of an uncompressed matrix do not fit inside
-/// it (check_v5_matrix()). Other versions (4, 7.3) are left to matio and HDF5.
+/// Throws unless `path` has a v5 or v7.3 header; walks the data elements of a version 5 file
+/// (after the 128-byte header) and throws when one ends past the end of the file, or when the
+/// parts of an uncompressed matrix do not fit inside it (check_v5_matrix()). v7.3 is left to
+/// matio and HDF5.
 void check_v5_complete(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   unsigned char header[128];
+  // Only v5 and v7.3 are read: matio's fallback to version 4 allocates by the first bytes of
+  // any other file (a 2.9 KB file made it allocate and fill 268 MB).
+  const std::string not_mat =
+      path.string() + ": not a MATLAB v5 or v7.3 file (no 128-byte header ending in version 0x0100 "
+                      "or 0x0200 and IM or MI; version 4 files are not read)";
   if (!in.read(reinterpret_cast<char*>(header), sizeof header))
-    return; // too short for v5: matio decides
+    throw IoError(not_mat);
   const bool little = header[126] == 'I' && header[127] == 'M';
   const bool big = header[126] == 'M' && header[127] == 'I';
   if (!little && !big)
-    return;
+    throw IoError(not_mat);
   const unsigned version =
       little ? header[124] | header[125] << 8u : header[125] | header[124] << 8u;
+  if (version == 0x0200)
+    return; // v7.3: HDF5 behind the header
   if (version != 0x0100)
-    return;
+    throw IoError(not_mat);
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec)

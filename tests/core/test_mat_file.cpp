@@ -189,3 +189,17 @@ TEST(MatFile, ACellElementWhoseDimensionsDoNotFitInsideItIsRefusedBeforeMatioAll
   const mat::Reader r(dir / "a.mat");
   ASSERT_TRUE(r.read("MUPulses").has_value());
 }
+
+TEST(MatFile, AFileWithoutAVersion5Or73HeaderIsRefusedBeforeMatioReadsItAsVersion4) {
+  TempDir dir;
+  // A version 4 header (type, rows, columns, imaginary flag, name length) whose name length
+  // claims 268 MB: matio's version 4 fallback allocated it (fuzz finding).
+  const std::int32_t v4[5] = {0, 1, 1, 0, 0x10001000};
+  std::ofstream(dir / "v4.mat", std::ios::binary)
+      .write(reinterpret_cast<const char*>(v4), sizeof v4);
+  std::ofstream(dir / "text.mat") << std::string(300, 'x');
+  for (const char* name : {"v4.mat", "text.mat"})
+    myotwin::testing::expect_error<myotwin::IoError>(
+        [&] { mat::Reader r(dir / name); },
+        {std::string(name) + ": not a MATLAB v5 or v7.3 file", "version 4 files are not read"});
+}
