@@ -9,6 +9,7 @@
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 
 namespace myotwin::inversion {
@@ -840,6 +841,27 @@ double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& mode
   const Eigen::MatrixXd m =
       band_passed_muap(model.muap(t), model.params().fs_Hz, params.separation.preprocess);
   return fit_residual(m, sta, scale, params.fit_free_scale);
+}
+
+RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
+                            Eigen::Index n_channels, const forward::MuapModelParams& model_params,
+                            const DecomposeParams& separation, int threads) {
+  const auto model = forward::MuapModel::estimate_memory(muscle.fibres, n_channels, model_params);
+  RunEstimate e = estimate_decompose(n_rows, n_samples, separation, threads);
+  const auto gib = [](double bytes) {
+    return format_number(std::round(bytes / 1073741824.0 * 1e3) / 1e3) + " GiB";
+  };
+  e.drivers = "MUAP model of " + muscle.geometry.name + ": " +
+              format_number(static_cast<double>(muscle.fibres.fibres.size())) + " model fibres x " +
+              format_number(static_cast<double>(n_channels)) + " channels x " +
+              format_number(model_params.n_end_plate_shifts) +
+              " end-plate shifts (muap_model.cell_size_mm = " +
+              format_number(model_params.cell_size_m * 1e3) +
+              ", muap_model.model_fs_Hz = " + format_number(model_params.model_fs_Hz) + ") " +
+              gib(model.peak_bytes) + " while it is built, " + gib(model.kept_bytes) +
+              " kept; separation: " + e.drivers;
+  e.bytes = std::max(model.peak_bytes, model.kept_bytes + e.bytes);
+  return e;
 }
 
 } // namespace myotwin::inversion

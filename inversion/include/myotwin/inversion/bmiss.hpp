@@ -155,6 +155,15 @@ struct CandidateScore {
 /// (#points x 3 [m]; empty: depth NaN).
 /// \throws BadInput when the model's channel count differs from the recording's, and
 /// whatever the separation rejects.
+/// The memory of an inversion, estimated before it allocates (docs/reliability.md, "Bounded
+/// resources"): the larger of the MUAP model's precomputation and the model it keeps plus the
+/// separation's extended and whitened recording (forward::MuapModel::estimate_memory(),
+/// estimate_decompose()) of a recording of `n_rows` channels x `n_samples`; the forward model
+/// itself, loaded before, is not in it. The time is the separation's.
+RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
+                            Eigen::Index n_channels, const forward::MuapModelParams& model_params,
+                            const DecomposeParams& separation, int threads);
+
 BmissResult invert(const forward::EmgRecording& recording, const forward::MuapModel& model,
                    const anatomy::MuscleModel& muscle,
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
