@@ -1,0 +1,223 @@
+"""The Python module against the command line: the same inputs and configuration give the same
+bits; bad input raises the command line's messages (docs/python.md)."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import myotwin
+from conftest import FAST, write_csv
+
+
+def run_cli(exe, *args):
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+def cli_error(exe, *args):
+    """The message of a command that must fail with exit code 2 (bad input)."""
+    p = run_cli(exe, *args)
+    assert p.returncode == 2, p.stdout + p.stderr
+    return p.stderr.strip().splitlines()[-1]
+
+
+def after_source(message, key):
+    """The part of a message from the config key on (the source, a file name or `config`,
+    differs)."""
+    assert key in message, message
+    return message[message.index(key):]
+
+
+# ---- Round trip against the command line
+
+
+@pytest.fixture(scope="module")
+def cli_decomposition(tmp_path_factory, exe, emg_case):
+    emg, fs, _ = emg_case
+    d = tmp_path_factory.mktemp("cli")
+    write_csv(d / "emg.csv", emg, fs)
+    (d / "run.json").write_text(json.dumps({"decompose": FAST}))
+    p = run_cli(exe, "decompose", str(d / "emg.csv"), "-o", str(d / "out"), "--config",
+                str(d / "run.json"), "--no-mat", "--quiet")
+    assert p.returncode == 0, p.stderr
+    return d
+
+
+def test_read_emg_gives_the_array_written(cli_decomposition, emg_case):
+    emg, fs, _ = emg_case
+    rec = myotwin.read_emg(cli_decomposition / "emg.csv")
+    assert rec["fs_Hz"] == fs
+    assert rec["emg"].shape == emg.shape
+    assert np.array_equal(rec["emg"], emg)
+    assert rec["channel_names"][:2] == ["ch0", "ch1"]
+
+
+def test_decompose_matches_the_command_line_bit_for_bit(cli_decomposition, emg_case):
+    emg, fs, _ = emg_case
+    ours = myotwin.decompose(emg, fs, FAST)
+    theirs = myotwin.read_decomposition(cli_decomposition / "out/decomposition/decomposition.h5")
+    assert len(ours["discharges"]) >= 2
+    assert len(ours["discharges"]) == len(theirs["discharges"])
+    for a, b in zip(ours["discharges"], theirs["discharges"]):
+        assert a.dtype == np.int64 and np.array_equal(a, b)
+    for key in ("sil", "pnr_dB", "cov_isi", "rate_pps", "n_discharges", "sources",
+                "neural_drive_pps"):
+        assert np.array_equal(ours[key], theirs[key]), key
+    assert np.array_equal(ours["filters"], theirs["filters"])
+    assert np.array_equal(ours["muaps"], theirs["muaps"])
+    assert theirs["fs_Hz"] == ours["fs_Hz"] and theirs["n_samples"] == ours["n_samples"]
+    # The resolved configuration is the one the command line wrote.
+    resolved = json.loads(
+        (cli_decomposition / "out/decomposition/resolved_config.json").read_text())
+    assert ours["config"] == resolved["decompose"]
+
+
+def test_config_file_as_on_the_command_line(cli_decomposition, emg_case):
+    emg, fs, _ = emg_case
+    from_file = myotwin.decompose(emg, fs, str(cli_decomposition / "run.json"))
+    from_kwargs = myotwin.decompose(emg, fs, extension_factor=8)
+    for a, b in zip(from_file["discharges"], from_kwargs["discharges"]):
+        assert np.array_equal(a, b)
+    assert len(from_file["discharges"]) == len(from_kwargs["discharges"])
+
+
+def test_config_defaults_are_the_command_lines(exe):
+    p = run_cli(exe, "config", "defaults")
+    assert p.returncode == 0, p.stderr
+    assert myotwin.config_defaults() == json.loads(p.stdout)
+    assert myotwin.config_defaults(seed=5)["seed"] == 5
+
+
+# ---- An array that was never a file
+
+
+def test_decomposition_of_an_array_finds_the_true_units(emg_case):
+    emg, fs, truth = emg_case
+    result = myotwin.decompose(emg, fs, FAST)
+    assert result["n_channels"] == emg.shape[0] and result["n_samples"] == emg.shape[1]
+    assert result["sources"].shape == (len(result["discharges"]), emg.shape[1])
+    for d, t in zip(result["discharges"], result["discharge_times_s"]):
+        assert np.array_equal(t, d / fs)
+    s = myotwin.score(result, {"fs_Hz": fs, "discharges": truth})
+    assert s["matches"], s
+    # Each unit of the mixture is found with nearly every discharge.
+    assert len(s["matches"]) == len(truth)
+    assert min(m["roa"] for m in s["matches"]) > 0.9
+    assert s["roa"].shape == (len(result["discharges"]), len(truth))
+
+
+def test_non_contiguous_arrays_are_copied(emg_case):
+    emg, fs, _ = emg_case
+    a = myotwin.decompose(emg, fs, FAST)
+    fortran = np.asfortranarray(emg)
+    padded = np.zeros((emg.shape[0] * 2, emg.shape[1]))
+    padded[::2] = emg
+    for other in (fortran, padded[::2]):
+        b = myotwin.decompose(other, fs, FAST)
+        assert len(a["discharges"]) == len(b["discharges"])
+        for x, y in zip(a["discharges"], b["discharges"]):
+            assert np.array_equal(x, y)
+        assert np.array_equal(a["sources"], b["sources"])
+
+
+def test_determinism_at_any_thread_count(emg_case):
+    emg, fs, _ = emg_case
+    try:
+        myotwin.set_threads(1)
+        one = myotwin.decompose(emg, fs, FAST)
+        myotwin.set_threads(2)
+        two = myotwin.decompose(emg, fs, FAST)
+        again = myotwin.decompose(emg, fs, FAST)
+    finally:
+        myotwin.set_threads(0)
+    for other in (two, again):
+        assert np.array_equal(one["sources"], other["sources"])
+        assert np.array_equal(one["sil"], other["sil"])
+
+
+def test_progress_reaches_the_callback(emg_case):
+    emg, fs, _ = emg_case
+    events = []
+    myotwin.decompose(emg, fs, FAST, progress=lambda task, done, total: events.append(
+        (task, done, total)))
+    assert events and events[-1][1] == events[-1][2]
+    assert all(task == "decompose" for task, _, _ in events)
+
+    def fail(task, done, total):
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError, match="stop"):
+        myotwin.decompose(emg, fs, FAST, progress=fail)
+
+
+# ---- Errors: the command line's messages
+
+
+def test_wrong_dtype_is_a_value_error(emg_case):
+    emg, fs, _ = emg_case
+    with pytest.raises(ValueError, match=r"^emg: dtype float32: expected float64"):
+        myotwin.decompose(emg.astype(np.float32), fs)
+    with pytest.raises(ValueError, match=r"^emg: dtype int64: expected float64"):
+        myotwin.decompose(np.zeros((2, 100), dtype=np.int64), fs)
+
+
+def test_one_dimensional_array_is_a_value_error(emg_case):
+    emg, fs, _ = emg_case
+    with pytest.raises(ValueError, match=r"^emg: shape \(6144,\): expected 2 dimensions"):
+        myotwin.decompose(emg[0], fs)
+
+
+def test_nan_is_a_value_error(emg_case):
+    emg, fs, _ = emg_case
+    bad = emg.copy()
+    bad[3, 17] = np.nan
+    with pytest.raises(ValueError) as e:
+        myotwin.decompose(bad, fs)
+    assert str(e.value) == ("emg: channel 3 sample 17 = nan: every sample must be finite "
+                            "(no NaN or Inf)")
+
+
+def test_bad_rate_is_a_value_error(emg_case):
+    emg, _, _ = emg_case
+    with pytest.raises(ValueError, match=r"^emg: fs_Hz = -1: must be a finite number > 0"):
+        myotwin.decompose(emg, -1.0)
+
+
+def test_unknown_config_key_has_the_command_lines_message(tmp_path, exe, emg_case):
+    emg, fs, _ = emg_case
+    write_csv(tmp_path / "emg.csv", emg[:, :512], fs)
+    (tmp_path / "run.json").write_text(json.dumps({"decompose": {"sil_treshold": 0.8}}))
+    cli = cli_error(exe, "decompose", str(tmp_path / "emg.csv"), "-o", str(tmp_path / "out"),
+                    "--config", str(tmp_path / "run.json"))
+    with pytest.raises(ValueError) as e:
+        myotwin.decompose(emg, fs, {"sil_treshold": 0.8})
+    assert str(e.value).startswith("config: decompose.sil_treshold: unknown key")
+    assert after_source(str(e.value), "decompose.") == after_source(cli, "decompose.")
+    with pytest.raises(ValueError, match="decompose.sil_treshold: unknown key"):
+        myotwin.decompose(emg, fs, sil_treshold=0.8)
+
+
+def test_value_out_of_range_has_the_command_lines_message(tmp_path, exe, emg_case):
+    emg, fs, _ = emg_case
+    write_csv(tmp_path / "emg.csv", emg[:, :512], fs)
+    cli = cli_error(exe, "decompose", str(tmp_path / "emg.csv"), "-o", str(tmp_path / "out"),
+                    "--sil-threshold", "2")
+    with pytest.raises(ValueError) as e:
+        myotwin.decompose(emg, fs, sil_threshold=2)
+    assert after_source(str(e.value), "decompose.") == after_source(cli, "decompose.")
+
+
+def test_config_that_is_no_dict_is_a_value_error(emg_case):
+    emg, fs, _ = emg_case
+    with pytest.raises(ValueError, match="expected a dict"):
+        myotwin.decompose(emg, fs, 3)
+
+
+def test_missing_files_are_os_errors(tmp_path):
+    with pytest.raises(OSError, match="nothing.h5"):
+        myotwin.read_emg(tmp_path / "nothing.h5")
+    with pytest.raises(OSError, match="nothing.h5"):
+        myotwin.read_decomposition(tmp_path / "nothing.h5")
+    with pytest.raises(OSError, match="nothing.json"):
+        myotwin.decompose(np.zeros((1, 10)), 100.0, str(tmp_path / "nothing.json"))
