@@ -47,8 +47,8 @@ py::array take_matrix(Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>&& m)
   auto* owned = new M(std::move(m));
   py::capsule free_it(owned, [](void* p) { delete static_cast<M*>(p); });
   const auto s = static_cast<py::ssize_t>(sizeof(Scalar));
-  return py::array_t<Scalar>({owned->rows(), owned->cols()}, {s, s * owned->rows()},
-                             owned->data(), free_it);
+  return py::array_t<Scalar>({owned->rows(), owned->cols()}, {s, s * owned->rows()}, owned->data(),
+                             free_it);
 }
 
 /// A 1-D NumPy array that takes over `v` (no copy).
@@ -85,7 +85,8 @@ Eigen::MatrixXd matrix_from_array(const py::handle& emg, const std::string& name
   const py::dtype dt = a.dtype();
   if (dt.kind() != 'f' || dt.itemsize() != 8 || dt.byteorder() == '>')
     throw BadInput(name + ": dtype " + dt.attr("name").cast<std::string>() +
-                   (dt.byteorder() == '>' ? " (big-endian)" : "") + ": expected float64 (convert with numpy.asarray(" + name +
+                   (dt.byteorder() == '>' ? " (big-endian)" : "") +
+                   ": expected float64 (convert with numpy.asarray(" + name +
                    ", dtype=numpy.float64))");
   if (a.ndim() != 2) {
     std::string shape = "(";
@@ -112,7 +113,8 @@ Eigen::MatrixXd matrix_from_array(const py::handle& emg, const std::string& name
 nlohmann::json to_json(const py::handle& value, const std::string& where) {
   if (value.is_none())
     return nullptr;
-  if (py::isinstance<py::bool_>(value) || py::isinstance(value, py::module_::import("numpy").attr("bool_")))
+  if (py::isinstance<py::bool_>(value) ||
+      py::isinstance(value, py::module_::import("numpy").attr("bool_")))
     return value.cast<bool>();
   if (py::isinstance<py::str>(value))
     return value.cast<std::string>();
@@ -165,7 +167,8 @@ app::RunConfig read_config(const py::object& config, const py::dict& overrides,
   const bool is_path = py::isinstance<py::str>(config) ||
                        py::isinstance(config, py::module_::import("os").attr("PathLike"));
   if (is_path) {
-    const fs::path path = py::str(py::module_::import("os").attr("fspath")(config)).cast<std::string>();
+    const fs::path path =
+        py::str(py::module_::import("os").attr("fspath")(config)).cast<std::string>();
     document = parse_json(read_text_file(path), path.string());
     source = path.string();
     if (path.has_parent_path())
@@ -417,7 +420,8 @@ PYBIND11_MODULE(_core, m) {
       "module's default), \"info\", \"debug\") are dropped.");
 
   m.def(
-      "set_threads", [](int n) {
+      "set_threads",
+      [](int n) {
         if (n < 0 || n > app::max_threads)
           throw BadInput("set_threads: " + std::to_string(n) + ": expected 0 to " +
                          std::to_string(app::max_threads));
@@ -542,9 +546,9 @@ PYBIND11_MODULE(_core, m) {
           for (std::size_t k = 0; k < t.samples.size(); ++k)
             t.unit_id.push_back(static_cast<std::int64_t>(k));
           if (d.contains("unit_id"))
-            t.unit_id = py::array_t<std::int64_t, py::array::forcecast>(
-                            py::array::ensure(d["unit_id"]))
-                            .cast<std::vector<std::int64_t>>();
+            t.unit_id =
+                py::array_t<std::int64_t, py::array::forcecast>(py::array::ensure(d["unit_id"]))
+                    .cast<std::vector<std::int64_t>>();
           return t;
         };
         const inversion::SpikeTrains a = trains(decomposed, "decomposed");
