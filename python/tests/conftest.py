@@ -42,6 +42,18 @@ def synthetic_emg(seed=7, n_channels=12, n_units=4, duration_s=3.0, fs_Hz=2048.0
 FAST = {"extension_factor": 8}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One thread (results do not depend on it; test_determinism_at_any_thread_count checks):
+    on a loaded machine, the many short parallel loops of a small decomposition wait for
+    descheduled threads (seconds at 2 threads where 1 thread takes milliseconds)."""
+    import myotwin
+
+    myotwin.set_threads(1)
+    yield
+    myotwin.set_threads(0)
+
+
 @pytest.fixture(scope="session")
 def emg_case():
     return synthetic_emg()

@@ -12,7 +12,9 @@ from conftest import FAST, write_csv
 
 
 def run_cli(exe, *args):
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    """Runs the executable with one thread, as the module runs here (conftest.one_thread)."""
+    extra = ["--threads", "1"] if args[0] != "config" else []
+    return subprocess.run([exe, *args, *extra], capture_output=True, text=True, timeout=300)
 
 
 def cli_error(exe, *args):
@@ -129,12 +131,11 @@ def test_non_contiguous_arrays_are_copied(emg_case, ours):
 def test_determinism_at_any_thread_count(emg_case, ours):
     emg, fs, _ = emg_case
     try:
-        myotwin.set_threads(1)
         one = myotwin.decompose(emg, fs, FAST)
         myotwin.set_threads(2)
         two = myotwin.decompose(emg, fs, FAST)
     finally:
-        myotwin.set_threads(0)
+        myotwin.set_threads(1)
     for other in (two, ours):
         assert np.array_equal(one["sources"], other["sources"])
         assert np.array_equal(one["sil"], other["sil"])
@@ -225,3 +226,21 @@ def test_missing_files_are_os_errors(tmp_path):
         myotwin.read_decomposition(tmp_path / "nothing.h5")
     with pytest.raises(OSError, match="nothing.json"):
         myotwin.decompose(np.zeros((1, 10)), 100.0, str(tmp_path / "nothing.json"))
+
+
+# ---- Readers of HDF5 files
+
+
+def test_read_emg_of_an_h5_file_gives_its_dataset(tmp_path, exe):
+    p = run_cli(exe, "noise", "generate", "-o", str(tmp_path / "noise.h5"), "--fs-Hz", "1000",
+                "--duration-s", "0.5", "--n-channels", "3", "--quiet")
+    assert p.returncode == 0, p.stderr
+    rec = myotwin.read_emg(tmp_path / "noise.h5")
+    tree = myotwin.read_h5(tmp_path / "noise.h5")
+    assert rec["fs_Hz"] == 1000.0
+    assert rec["emg"].shape == (3, 500)
+    assert tree["noise"].dtype == np.float64 and np.array_equal(rec["emg"], tree["noise"])
+    assert 0.0 < np.std(rec["emg"]) < 1.0
+    # The module decomposes what it read, as `myotwin decompose noise.h5` would.
+    result = myotwin.decompose(rec["emg"], rec["fs_Hz"], extension_factor=4)
+    assert result["n_channels"] == 3
