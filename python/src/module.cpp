@@ -65,12 +65,23 @@ py::array take_vector(Eigen::VectorXd&& v) {
   return py::array_t<double>({static_cast<py::ssize_t>(owned->size())}, owned->data(), free_it);
 }
 
+/// Appends the values of `m` in C order (row by row).
+void append_c_order(std::vector<double>& values, const Eigen::MatrixXd& m) {
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows = m;
+  values.insert(values.end(), rows.data(), rows.data() + rows.size());
+}
+
 /// A 3-D float64 array n0 x n1 x n2 from C-order values.
 py::array take_3d(std::vector<double>&& values, py::ssize_t n0, py::ssize_t n1, py::ssize_t n2) {
   auto* owned = new std::vector<double>(std::move(values));
   py::capsule free_it(owned, [](void* p) { delete static_cast<std::vector<double>*>(p); });
   const auto s = static_cast<py::ssize_t>(sizeof(double));
   return py::array_t<double>({n0, n1, n2}, {s * n1 * n2, s * n2, s}, owned->data(), free_it);
+}
+
+/// A str, bytes or os.PathLike as a path.
+fs::path path_of(const py::handle& path) {
+  return py::str(py::module_::import("os").attr("fsdecode")(path)).cast<std::string>();
 }
 
 // ---- Arrays in
@@ -167,8 +178,7 @@ app::RunConfig read_config(const py::object& config, const py::dict& overrides,
   const bool is_path = py::isinstance<py::str>(config) ||
                        py::isinstance(config, py::module_::import("os").attr("PathLike"));
   if (is_path) {
-    const fs::path path =
-        py::str(py::module_::import("os").attr("fspath")(config)).cast<std::string>();
+    const fs::path path = path_of(config);
     document = parse_json(read_text_file(path), path.string());
     source = path.string();
     if (path.has_parent_path())
@@ -277,15 +287,9 @@ py::dict decomposition_dict(inversion::Decomposition&& r, const nlohmann::json& 
   const py::ssize_t n_r = n_units > 0 ? r.units[0].filter.cols() : 0;
   const py::ssize_t n_w = n_units > 0 ? r.units[0].muap.cols() : 0;
   std::vector<double> filters, muaps;
-  filters.reserve(static_cast<std::size_t>(n_units * n_ch * n_r));
-  muaps.reserve(static_cast<std::size_t>(n_units * n_ch * n_w));
   for (const auto& unit : r.units) {
-    for (Eigen::Index c = 0; c < unit.filter.rows(); ++c)
-      for (Eigen::Index d = 0; d < unit.filter.cols(); ++d)
-        filters.push_back(unit.filter(c, d));
-    for (Eigen::Index c = 0; c < unit.muap.rows(); ++c)
-      for (Eigen::Index k = 0; k < unit.muap.cols(); ++k)
-        muaps.push_back(unit.muap(c, k));
+    append_c_order(filters, unit.filter);
+    append_c_order(muaps, unit.muap);
   }
   out["filters"] = take_3d(std::move(filters), n_units, n_ch, n_r);
   out["muaps"] = take_3d(std::move(muaps), n_units, n_ch, n_w);
@@ -461,8 +465,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "read_emg",
       [](const py::object& path, std::optional<double> fs_Hz, const std::string& dataset) {
-        const fs::path p =
-            py::str(py::module_::import("os").attr("fspath")(path)).cast<std::string>();
+        const fs::path p = path_of(path);
         forward::EmgReadOptions options;
         options.fs_Hz = fs_Hz;
         options.dataset = dataset;
@@ -489,8 +492,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "read_h5",
       [](const py::object& path) {
-        const fs::path p =
-            py::str(py::module_::import("os").attr("fspath")(path)).cast<std::string>();
+        const fs::path p = path_of(path);
         const H5Reader h5(p);
         py::dict out;
         read_h5_group(h5, "/", out);
@@ -503,8 +505,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "read_spike_trains",
       [](const py::object& path) {
-        const fs::path p =
-            py::str(py::module_::import("os").attr("fspath")(path)).cast<std::string>();
+        const fs::path p = path_of(path);
         inversion::SpikeTrains t = inversion::read_spike_trains(p);
         py::dict out;
         out["fs_Hz"] = t.fs_Hz;
