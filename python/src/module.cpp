@@ -555,7 +555,9 @@ PYBIND11_MODULE(_core, m) {
         const inversion::SpikeTrains a = trains(decomposed, "decomposed");
         const inversion::SpikeTrains b = trains(truth, "truth");
         inversion::ScoreResult r = inversion::score(a, b, run.score);
-        auto out = to_python(inversion::to_json(r, a, b)).cast<py::dict>();
+        nlohmann::json json = inversion::to_json(r, a, b);
+        json["parameters"] = run.resolved["score"]; // as score.json has them
+        auto out = to_python(json).cast<py::dict>();
         out["roa"] = take_matrix(std::move(r.roa));
         return out;
       },

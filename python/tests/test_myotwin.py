@@ -3,6 +3,8 @@ bits; bad input raises the command line's messages (docs/python.md)."""
 
 import json
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -244,3 +246,44 @@ def test_read_emg_of_an_h5_file_gives_its_dataset(tmp_path, exe):
     # The module decomposes what it read, as `myotwin decompose noise.h5` would.
     result = myotwin.decompose(rec["emg"], rec["fs_Hz"], extension_factor=4)
     assert result["n_channels"] == 3
+
+
+def test_score_matches_the_command_line(cli_decomposition, exe):
+    dec = cli_decomposition / "out/decomposition/decomposition.h5"
+    p = run_cli(exe, "score", str(dec), str(dec), "-o", str(cli_decomposition / "score"),
+                "--tolerance-ms", "1", "--quiet")
+    assert p.returncode == 0, p.stderr
+    theirs = json.loads((cli_decomposition / "score/score.json").read_text())
+    ours = myotwin.score(myotwin.read_decomposition(dec), myotwin.read_spike_trains(dec),
+                         tolerance_ms=1)
+    assert ours["n_matched"] == ours["n_decomposed"] == len(myotwin.read_spike_trains(dec)[
+        "discharges"]) > 0
+    assert np.array_equal(np.diag(ours["roa"]), np.ones(ours["n_decomposed"]))
+    for key in set(theirs) - {"decomposition", "truth", "roa"}:
+        assert ours[key] == theirs[key], key
+    with pytest.raises(ValueError, match="score.tolerance_ms = -1"):
+        myotwin.score(ours, ours, tolerance_ms=-1)
+
+
+def test_resolved_config_of_a_run_reproduces_it(cli_decomposition, emg_case, ours):
+    emg, fs, _ = emg_case
+    again = myotwin.decompose(emg, fs,
+                              cli_decomposition / "out/decomposition/resolved_config.json")
+    assert np.array_equal(again["sources"], ours["sources"])
+
+
+def test_the_gil_is_released_while_decomposing(emg_case):
+    emg, fs, _ = emg_case
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (myotwin.decompose(emg, fs, FAST), done.set()))
+    ticks = 0
+    worker.start()
+    while not done.is_set() and worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done.is_set()
+    # The main thread kept running Python while the library worked (a held GIL would let it
+    # through only at the interpreter's switch interval, 5 ms, and not at all inside the call).
+    assert ticks > 20
