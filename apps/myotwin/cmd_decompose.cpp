@@ -21,7 +21,6 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
-#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
@@ -60,33 +59,6 @@ void print_result(const inversion::Decomposition& result, double time_s,
   }
   std::cout << result.units.size() << " units in " << std::setprecision(1) << time_s
             << " s; results in " << dir.string() << "\n";
-}
-
-/// The memory of a decomposition, estimated before it allocates (docs/reliability.md, "Bounded
-/// resources"): the recording, its filtered copy and the kept channels (3 x #channels x
-/// #samples doubles), the whitened extended signals (#channels x R rows of #samples floats) and
-/// the (#channels x R)^2 matrices of the whitening: one covariance per thread, the covariance,
-/// its eigenvectors, the whitening and dewhitening matrices.
-/// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
-void check_decompose_memory(const forward::EmgRecording& recording,
-                            const inversion::DecomposeParams& params) {
-  const auto m = static_cast<double>(recording.emg.rows());
-  const auto n = static_cast<double>(recording.emg.cols());
-  // The extension factor as the separation chooses it (from target_extended_channels when 0).
-  const double r = params.extension_factor > 0
-                       ? static_cast<double>(params.extension_factor)
-                       : std::max(1.0, std::round(params.target_extended_channels / m));
-  const double n_ext = m * r;
-  const double bytes =
-      3.0 * 8.0 * m * n + 4.0 * n_ext * n + (omp_get_max_threads() + 4.0) * 8.0 * n_ext * n_ext;
-  check_memory_estimate(
-      bytes, "decompose",
-      format_number(m) + " channels x " + format_number(n) + " samples, decompose." +
-          (params.extension_factor > 0
-               ? "extension_factor = " + format_number(r)
-               : "target_extended_channels = " + format_number(params.target_extended_channels) +
-                     " (extension factor " + format_number(r) + ")") +
-          ": " + format_number(n_ext) + " extended channels");
 }
 
 int run_decompose(const DecomposeOptions& o) {

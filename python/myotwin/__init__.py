@@ -22,6 +22,7 @@ from ._core import (  # noqa: F401
     read_spike_trains,
     score,
     set_log_level,
+    set_max_memory_GiB,
     set_threads,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "read_spike_trains",
     "score",
     "set_log_level",
+    "set_max_memory_GiB",
     "set_threads",
 ]
 

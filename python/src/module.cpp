@@ -27,6 +27,7 @@
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/score.hpp"
@@ -405,6 +406,19 @@ PYBIND11_MODULE(_core, m) {
       "prints); `seed` puts that seed in it.");
 
   m.def(
+      "set_max_memory_GiB",
+      [](std::optional<double> gib) {
+        if (gib && !(*gib >= 0.001 && *gib <= 1e6))
+          throw BadInput("set_max_memory_GiB: " + format_number(*gib) +
+                         ": expected 0.001 to 1000000 [GiB], or None");
+        set_memory_limit_bytes(gib ? *gib * 1073741824.0 : 0.0);
+      },
+      py::arg("GiB"),
+      "The memory a call may use [GiB] (as --max-memory-GiB; None: what the machine has "
+      "available, the default): calls whose estimate exceeds it raise ValueError before they "
+      "allocate.");
+
+  m.def(
       "set_log_level",
       [](const std::string& level) {
         if (level == "error")
@@ -443,6 +457,7 @@ PYBIND11_MODULE(_core, m) {
         recording.fs_Hz = fs_Hz;
         recording.emg = matrix_from_array(emg, "emg");
         forward::check_recording(recording);
+        app::check_decompose_memory(recording, run.decompose);
         PythonProgress reporter{progress, {}, {}};
         const ProgressCallback callback = reporter.callback();
         inversion::Decomposition result;

@@ -287,3 +287,20 @@ def test_the_gil_is_released_while_decomposing(emg_case):
     # The main thread kept running Python while the library worked (a held GIL would let it
     # through only at the interpreter's switch interval, 5 ms, and not at all inside the call).
     assert ticks > 20
+
+
+def test_memory_estimate_refuses_before_allocating(tmp_path, exe, emg_case):
+    emg, fs, _ = emg_case
+    write_csv(tmp_path / "emg.csv", emg, fs)
+    cli = cli_error(exe, "decompose", str(tmp_path / "emg.csv"), "-o", str(tmp_path / "out"),
+                    "--max-memory-GiB", "0.001")
+    try:
+        myotwin.set_max_memory_GiB(0.001)
+        with pytest.raises(ValueError) as e:
+            myotwin.decompose(emg, fs)
+    finally:
+        myotwin.set_max_memory_GiB(None)
+    assert str(e.value) == cli.removeprefix("error: ")
+    assert str(e.value).startswith("decompose needs about")
+    with pytest.raises(ValueError, match="set_max_memory_GiB: 0: expected"):
+        myotwin.set_max_memory_GiB(0)
