@@ -50,7 +50,7 @@ def cli_decomposition(tmp_path_factory, exe, emg_case):
     write_csv(d / "emg.csv", emg, fs)
     (d / "run.json").write_text(json.dumps({"decompose": FAST}))
     p = run_cli(exe, "decompose", str(d / "emg.csv"), "-o", str(d / "out"), "--config",
-                str(d / "run.json"), "--no-mat", "--quiet")
+                str(d / "run.json"), "--quiet")
     assert p.returncode == 0, p.stderr
     return d
 
@@ -80,6 +80,16 @@ def test_decompose_matches_the_command_line_bit_for_bit(cli_decomposition, ours)
     resolved = json.loads(
         (cli_decomposition / "out/decomposition/resolved_config.json").read_text())
     assert ours["config"] == resolved["decompose"]
+
+
+def test_read_decomposition_of_the_mat_file_gives_the_same_discharges(cli_decomposition):
+    out = cli_decomposition / "out/decomposition"
+    h5 = myotwin.read_decomposition(out / "decomposition.h5")
+    mat = myotwin.read_decomposition(out / "decomposition.mat")
+    assert mat["fs_Hz"] == h5["fs_Hz"]
+    assert len(mat["discharges"]) == len(h5["discharges"]) > 0
+    for a, b in zip(mat["discharges"], h5["discharges"]):
+        assert np.array_equal(a, b)
 
 
 def test_config_file_and_keywords_as_on_the_command_line(cli_decomposition, emg_case, ours):
