@@ -31,6 +31,7 @@
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
 #include "myotwin/inversion/score.hpp"
+#include "myotwin/meshing/mesh_io.hpp"
 
 namespace py = pybind11;
 namespace fs = std::filesystem;
@@ -516,6 +517,28 @@ PYBIND11_MODULE(_core, m) {
       py::arg("path"),
       "Every dataset of an HDF5 file of the project as a nested dict of NumPy arrays (groups as "
       "dicts, attributes as values, a dataset's attributes under `<name>.attrs`).");
+
+  m.def(
+      "read_mesh",
+      [](const py::object& path) {
+        const fs::path p = path_of(path);
+        meshing::TetMesh mesh;
+        {
+          py::gil_scoped_release release;
+          mesh = meshing::read_mesh_vtu(p);
+        }
+        py::dict out;
+        out["nodes_m"] = take_matrix(Eigen::MatrixXd(mesh.nodes_m));
+        out["tets"] = take_matrix(MatrixXi64(mesh.tets.cast<std::int64_t>()));
+        out["labels"] = take_vector(std::move(mesh.labels));
+        out["fibre_direction"] = take_matrix(Eigen::MatrixXd(mesh.fibre_direction));
+        return out;
+      },
+      py::arg("path"),
+      "Reads a tet mesh (mesh.vtu, as `myotwin mesh` writes and the lead-field stage reads it): a "
+      "dict with `nodes_m` (#nodes x 3 [m]), `tets` (#tets x 4 node indices, int64, positive "
+      "volume), `labels` (#tets tissue labels, int32) and `fibre_direction` (#tets x 3 unit "
+      "vectors, zero outside muscle).");
 
   m.def(
       "read_spike_trains",

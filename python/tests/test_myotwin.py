@@ -314,3 +314,41 @@ def test_memory_estimate_refuses_before_allocating(tmp_path, exe, emg_case):
     assert str(e.value).startswith("decompose needs about")
     with pytest.raises(ValueError, match="set_max_memory_GiB: 0: expected"):
         myotwin.set_max_memory_GiB(0)
+
+
+ONE_TET_VTU = """<?xml version="1.0"?>
+<VTKFile type="UnstructuredGrid" version="0.1" byte_order="LittleEndian">
+ <UnstructuredGrid>
+  <Piece NumberOfPoints="5" NumberOfCells="2">
+   <Points>
+    <DataArray type="Float64" NumberOfComponents="3" format="ascii">
+     0 0 0  0.01 0 0  0 0.01 0  0 0 0.01  0.01 0.01 0.01
+    </DataArray>
+   </Points>
+   <Cells>
+    <DataArray type="Int64" Name="connectivity" format="ascii">0 1 2 3  2 1 3 4</DataArray>
+    <DataArray type="Int64" Name="offsets" format="ascii">4 8</DataArray>
+    <DataArray type="UInt8" Name="types" format="ascii">10 10</DataArray>
+   </Cells>
+   <CellData>
+    <DataArray type="Int32" Name="tissue_label" format="ascii">7 3</DataArray>
+   </CellData>
+  </Piece>
+ </UnstructuredGrid>
+</VTKFile>
+"""
+
+
+def test_read_mesh_of_a_hand_written_vtu(tmp_path):
+    (tmp_path / "mesh.vtu").write_text(ONE_TET_VTU)
+    mesh = myotwin.read_mesh(tmp_path / "mesh.vtu")
+    assert mesh["nodes_m"].shape == (5, 3) and mesh["nodes_m"][4, 2] == 0.01
+    assert mesh["tets"].shape == (2, 4) and mesh["tets"].dtype == np.int64
+    assert list(mesh["labels"]) == [7, 3]
+    assert np.array_equal(mesh["fibre_direction"], np.zeros((2, 3)))
+    # Both tets come back with positive volume (the second is given left-handed).
+    for tet in mesh["tets"]:
+        a, b, c, d = mesh["nodes_m"][tet]
+        assert np.linalg.det(np.array([b - a, c - a, d - a])) / 6 > 0
+    with pytest.raises(OSError, match="nothing.vtu"):
+        myotwin.read_mesh(tmp_path / "nothing.vtu")
