@@ -5,10 +5,8 @@
 // Errors keep their messages: BadInput -> ValueError, IoError -> OSError, other errors ->
 // RuntimeError.
 
-#include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
