@@ -17,7 +17,8 @@ cmake --build "$root/build-sanitize" -j"$jobs"
 cd "$root/build-sanitize"
 # Leaks of libraries' caches at exit are not ours (ITK, HDF5, OpenMP): report errors only.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Reports inside third-party headers listed (with the reason) in ubsan-suppressions.txt pass.
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$root/scripts/ubsan-suppressions.txt
 if [[ $all == 1 ]]; then
   ctest --output-on-failure -j"$jobs" "$@"
 else

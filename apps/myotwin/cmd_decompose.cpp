@@ -77,7 +77,10 @@ int run_decompose(const DecomposeOptions& o) {
            format_number(static_cast<double>(recording.emg.cols()) / recording.fs_Hz), " s) from ",
            o.emg.string());
 
-  check_decompose_memory(recording, params);
+  check_run_estimate(inversion::estimate_decompose(static_cast<double>(recording.emg.rows()),
+                                                   static_cast<double>(recording.emg.cols()),
+                                                   params, omp_get_max_threads()),
+                     "decompose");
 
   // 3. Decompose (nothing is written before it succeeds).
   const inversion::Decomposition result =

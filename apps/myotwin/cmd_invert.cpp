@@ -4,8 +4,11 @@
 // Writes OUT/inversion/decomposition.h5, summary.json, decomposition.mat and properties.json /
 // properties.h5 (fitted motor-unit properties in physical units, with fit quality).
 
+#include <cmath>
 #include <iomanip>
 #include <iostream>
+
+#include <omp.h>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -13,6 +16,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/bmiss.hpp"
@@ -89,6 +93,36 @@ void print_result(const inversion::BmissResult& result, double time_s,
             << " s; results in " << dir.string() << "\n";
 }
 
+/// `bytes` in GiB to three decimals.
+std::string gib(double bytes) {
+  return format_number(std::round(bytes / 1073741824.0 * 1e3) / 1e3);
+}
+
+/// The memory of an inversion, estimated before it allocates (docs/reliability.md, "Bounded
+/// resources"): the larger of the MUAP model's precomputation and the model it keeps plus the
+/// separation's extended and whitened recording (forward::MuapModel::estimate_memory(),
+/// inversion::estimate_decompose()); the forward model is loaded already. \throws BadInput
+/// (check_memory_estimate()) above the limit.
+void check_invert_memory(const forward::EmgRecording& recording, const anatomy::MuscleModel& m,
+                         Eigen::Index n_channels, const forward::MuapModelParams& model_params,
+                         const inversion::DecomposeParams& separation) {
+  const auto model = forward::MuapModel::estimate_memory(m.fibres, n_channels, model_params);
+  const RunEstimate sep = inversion::estimate_decompose(static_cast<double>(recording.emg.rows()),
+                                                        static_cast<double>(recording.emg.cols()),
+                                                        separation, omp_get_max_threads());
+  check_memory_estimate(
+      std::max(model.peak_bytes, model.kept_bytes + sep.bytes), "invert",
+      "MUAP model of " + m.geometry.name + ": " +
+          format_number(static_cast<double>(m.fibres.fibres.size())) + " model fibres x " +
+          format_number(static_cast<double>(n_channels)) + " channels x " +
+          format_number(model_params.n_end_plate_shifts) +
+          " end-plate shifts (muap_model.cell_size_mm = " +
+          format_number(model_params.cell_size_m * 1e3) +
+          ", muap_model.model_fs_Hz = " + format_number(model_params.model_fs_Hz) + ") " +
+          gib(model.peak_bytes) + " GiB while it is built, " + gib(model.kept_bytes) +
+          " GiB kept; separation: " + sep.drivers);
+}
+
 int run_invert(const InvertOptions& o) {
   // 1. Configuration, the files (a missing one is the problem to report, not --muscle), model.
   Stopwatch watch;
@@ -111,10 +145,12 @@ int run_invert(const InvertOptions& o) {
   const forward::EmgRecording recording = forward::read_emg(o.emg);
   check_channels(recording, model->layout);
 
-  // 2. The MUAP model of the muscle at the recording's rate, and the separation.
+  // 2. The MUAP model of the muscle at the recording's rate, and the separation; their memory
+  // checked before either allocates.
   const auto n_ch = model->lead_fields.lead_fields_V_per_A.cols();
   forward::MuapModelParams model_params = config.muap_model;
   model_params.fs_Hz = recording.fs_Hz;
+  check_invert_memory(recording, m, n_ch, model_params, config.invert.separation);
   log_info("invert: MUAP model of ", name, " (", m.fibres.fibres.size(), " model fibres, ", n_ch,
            " channels)");
   const forward::MuapModel muap_model(m.fibres, m.pool, model->transfer, n_ch, model_params,

@@ -30,29 +30,20 @@ namespace myotwin::app {
 
 namespace {
 
-/// The memory of the lead fields, estimated before the solver allocates (docs/reliability.md,
-/// "Bounded resources"): #nodes x #electrodes values four times (the right-hand sides, the
-/// solutions, the referenced lead fields and the cache writer's copy), the values sampled at
-/// the fibre points when they are cached (#points x #electrodes, up to max_sampled_GiB), and
-/// the stiffness matrix with CHOLMOD's copy (~400 bytes per node). The Cholesky factor is not in
-/// it: its size is known only after the ordering, and it is bounded by
-/// volume_conductor.memory_budget_GiB (above it, method auto uses CG). Measured on the sample
-/// forearm (89k nodes, 320 electrodes): 0.88 GiB estimated before the sampled values, 1.05 GiB
-/// measured peak.
+/// The memory and time of the lead fields, estimated before the solver allocates
+/// (forward::estimate_lead_field_run(), docs/reliability.md, "Bounded resources"), printed; the
+/// memory beside the factor goes into `lo` for the check of the factor's exact size after
+/// CHOLMOD's analysis. Measured on the sample forearm (89k nodes): 320 electrodes, no fibre
+/// points: 1.07 GiB estimated, 1.05 GiB peak; 65 electrodes, 590,631 fibre points: 1.00 and
+/// 1.02 GiB.
 /// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
 void check_leadfield_memory(const meshing::TetMesh& mesh, Eigen::Index n_electrodes,
-                            Eigen::Index n_points, const forward::LeadFieldRunOptions& lo) {
-  const auto n_nodes = static_cast<double>(mesh.n_nodes());
-  const auto n_el = static_cast<double>(n_electrodes);
-  const double sampled = 8.0 * static_cast<double>(n_points) * n_el;
-  const double bytes = 4.0 * 8.0 * n_nodes * n_el +
-                       (sampled <= lo.max_sampled_bytes ? sampled : 0.0) + 400.0 * n_nodes;
-  check_memory_estimate(bytes, "leadfield",
-                        format_number(n_nodes) + " mesh nodes (mesh.cell_size_mm.*) x " +
-                            format_number(n_el) + " electrodes (electrodes.grids), " +
-                            format_number(static_cast<double>(n_points)) +
-                            " fibre points (volume_conductor.max_sampled_GiB = " +
-                            format_number(lo.max_sampled_bytes / (1024.0 * 1024.0 * 1024.0)) + ")");
+                            Eigen::Index n_points, forward::LeadFieldRunOptions& lo) {
+  const forward::LeadFieldEstimate e = forward::estimate_lead_field_run(
+      static_cast<double>(mesh.n_nodes()), static_cast<double>(n_electrodes),
+      static_cast<double>(n_points), lo);
+  lo.memory_beside_factor_bytes = e.run.bytes - e.factor_bytes;
+  check_run_estimate(e.run, "leadfield");
 }
 
 struct LeadfieldOptions {

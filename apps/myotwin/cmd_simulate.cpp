@@ -57,16 +57,14 @@ int run_simulate(const SimulateOptions& o) {
   // Grids and needles placed by muscle: where they went, as leadfield wrote it.
   if (!model->layout.placements.empty())
     config.resolved["electrodes"]["placed"] = forward::placements_json(model->layout);
-  const auto n_ch = static_cast<double>(model->layout.electrodes.size());
 
-  // 2. The memory the EMG needs (noisy and clean EMG, noise, montages and the file writers'
-  // copies: about six channels x samples arrays), checked before allocating.
+  // 2. The memory the EMG needs and the time of the MUAPs and the EMG, estimated before
+  // allocating (forward::estimate_simulation()).
   const auto& sim_params = config.simulate;
-  check_memory_estimate(
-      6.0 * 8.0 * n_ch * sim_params.drive.duration_s * sim_params.emg.fs_Hz, "simulate",
-      "simulate.drive.duration_s = " + format_number(sim_params.drive.duration_s) +
-          " s x simulate.emg.fs_Hz = " + format_number(sim_params.emg.fs_Hz) + " Hz x " +
-          format_number(n_ch) + " channels");
+  check_run_estimate(
+      forward::estimate_simulation(
+          model->anatomy, static_cast<Eigen::Index>(model->layout.electrodes.size()), sim_params),
+      "simulate");
 
   // 3. MUAPs, drive, EMG.
   ensure_output_dir(out[Output::forward_dir]);

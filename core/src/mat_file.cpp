@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <optional>
 
 #include <matio.h>
 
@@ -208,21 +209,113 @@ std::uint32_t u32(const unsigned char* p, bool swap) {
   return x;
 }
 
-/// Walks the data elements of a version 5 file (after the 128-byte header) and throws when one
-/// ends past the end of the file. Other versions (4, 7.3) are left to matio and HDF5.
+/// One data element of a v5 file: its type, where its data start and where it ends (the next
+/// element's start: 8-byte aligned, or 8 bytes in all for the small format).
+struct Element {
+  std::uint32_t type = 0;
+  std::uint64_t data = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t next = 0;
+};
+
+/// The element at `pos` of `in`, which must lie inside [pos, end): else nullopt.
+std::optional<Element> element_at(std::ifstream& in, bool big, std::uint64_t pos,
+                                  std::uint64_t end) {
+  unsigned char tag[8];
+  if (pos + 8 > end)
+    return std::nullopt;
+  in.seekg(static_cast<std::streamoff>(pos));
+  if (!in.read(reinterpret_cast<char*>(tag), 8))
+    return std::nullopt;
+  Element e;
+  e.type = u32(tag, big);
+  if ((e.type >> 16) != 0) { // small format: up to 4 bytes of data in the tag
+    e.bytes = e.type >> 16;
+    e.type &= 0xffffu;
+    e.data = pos + 4;
+    e.next = pos + 8;
+    return e.bytes <= 4 ? std::optional<Element>(e) : std::nullopt;
+  }
+  e.bytes = u32(tag + 4, big);
+  e.data = pos + 8;
+  if (e.data + e.bytes > end)
+    return std::nullopt;
+  e.next = std::min((e.data + e.bytes + 7) / 8 * 8, end);
+  return e;
+}
+
+/// Checks that the array flags, dimensions and name of the matrix element whose data are
+/// [begin, end) lie inside it, and, for a cell or struct, that each element's matrix does too
+/// (recursively, at most 64 deep): matio allocates by the dimensions before it reads them (a
+/// cell's element claiming 16,384 dimensions in an 80-byte element made it allocate 4 GB).
+/// \returns an empty string, or what is wrong.
+std::string check_v5_matrix(std::ifstream& in, bool big, std::uint64_t begin, std::uint64_t end,
+                            int depth) {
+  if (begin == end)
+    return ""; // an empty matrix (e.g. an empty cell element)
+  if (depth > 64)
+    return "nested more than 64 deep";
+  const auto flags = element_at(in, big, begin, end);
+  if (!flags || flags->bytes < 8)
+    return "its array flags do not fit inside it";
+  unsigned char f[4];
+  in.seekg(static_cast<std::streamoff>(flags->data));
+  if (!in.read(reinterpret_cast<char*>(f), 4))
+    return "its array flags cannot be read";
+  const std::uint32_t mx_class = u32(f, big) & 0xffu;
+  const auto dims = element_at(in, big, flags->next, end);
+  if (!dims)
+    return "its dimensions do not fit inside it (at byte " + std::to_string(flags->next) + ")";
+  const auto name = element_at(in, big, dims->next, end);
+  if (!name)
+    return "its name does not fit inside it (at byte " + std::to_string(dims->next) + ")";
+  std::uint64_t pos = name->next;
+  if (mx_class == 2) { // struct: field name length, field names, then the fields' matrices
+    const auto length = element_at(in, big, pos, end);
+    const auto names = length ? element_at(in, big, length->next, end) : std::nullopt;
+    if (!length || !names)
+      return "its field names do not fit inside it (at byte " + std::to_string(pos) + ")";
+    pos = names->next;
+  } else if (mx_class != 1) {
+    return ""; // numbers, text, sparse: their data are checked when read
+  }
+  while (pos < end) {
+    const auto child = element_at(in, big, pos, end);
+    if (!child || child->type != 14)
+      return "an element at byte " + std::to_string(pos) + " does not fit inside it";
+    const std::string inner =
+        check_v5_matrix(in, big, child->data, child->data + child->bytes, depth + 1);
+    if (!inner.empty())
+      return inner;
+    pos = child->next;
+  }
+  return "";
+}
+
+/// Throws unless `path` has a v5 or v7.3 header; walks the data elements of a version 5 file
+/// (after the 128-byte header) and throws when one ends past the end of the file, or when the
+/// parts of an uncompressed matrix do not fit inside it (check_v5_matrix()). v7.3 is left to
+/// matio and HDF5.
 void check_v5_complete(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   unsigned char header[128];
+  // Only v5 and v7.3 are read: matio's fallback to version 4 allocates by the first bytes of
+  // any other file (a 2.9 KB file made it allocate and fill 268 MB).
+  const std::string not_mat =
+      path.string() + ": not a MATLAB v5 or v7.3 file (no 128-byte header ending in version 0x0100 "
+                      "or 0x0200 and IM or MI; version 4 files are not read)";
   if (!in.read(reinterpret_cast<char*>(header), sizeof header))
-    return; // too short for v5: matio decides
+    throw IoError(not_mat);
   const bool little = header[126] == 'I' && header[127] == 'M';
   const bool big = header[126] == 'M' && header[127] == 'I';
   if (!little && !big)
-    return;
+    throw IoError(not_mat);
   const unsigned version =
       little ? header[124] | header[125] << 8u : header[125] | header[124] << 8u;
+  if (version == 0x0200)
+    return; // v7.3: HDF5 behind the header
   if (version != 0x0100)
-    return;
+    throw IoError(not_mat);
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec)
@@ -245,6 +338,13 @@ void check_v5_complete(const std::filesystem::path& path) {
                     " (at byte " + std::to_string(pos) + ") needs " + std::to_string(end) +
                     " bytes, the file has " + std::to_string(size) + " (" +
                     std::to_string(end - size) + " missing; was it copied completely?)");
+    if (type == 14 /* miMATRIX */) {
+      const std::string wrong = check_v5_matrix(in, big, pos + 8, end, 0);
+      if (!wrong.empty())
+        throw IoError(path.string() + ": damaged MATLAB file: variable " + std::to_string(k) +
+                      " (at byte " + std::to_string(pos) + ", " + std::to_string(bytes) +
+                      " bytes): " + wrong);
+    }
     pos = type == 15 /* miCOMPRESSED */ ? end : (end + 7) / 8 * 8;
   }
 }

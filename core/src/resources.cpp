@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/log.hpp"
 
 namespace myotwin {
 
@@ -80,6 +81,29 @@ void reset_peak_memory() {
 std::string format_gib(double bytes) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(2) << bytes / (1024.0 * 1024.0 * 1024.0) << " GiB";
+  return s.str();
+}
+
+void check_run_estimate(const RunEstimate& estimate, const std::string& what) {
+  check_memory_estimate(estimate.bytes, what, estimate.drivers);
+  log_info(what, ": estimated ", gib(estimate.bytes), " of memory (limit ",
+           gib(memory_limit_bytes()), ") and about ", format_duration(estimate.seconds), " (",
+           estimate.time_parts.empty() ? "" : estimate.time_parts + "; ", estimate.drivers, ")");
+}
+
+std::string format_duration(double seconds) {
+  std::ostringstream s;
+  if (!(seconds < 60.0)) {
+    if (seconds < 3600.0)
+      s << static_cast<long long>(seconds / 60.0 + 0.5) << " min";
+    else {
+      s.precision(2);
+      s << seconds / 3600.0 << " h";
+    }
+  } else {
+    s.precision(seconds < 10.0 ? 1 : 2);
+    s << (seconds < 10.0 ? std::fixed : std::defaultfloat) << seconds << " s";
+  }
   return s.str();
 }
 

@@ -405,6 +405,49 @@ UnitProperties unit_properties(const anatomy::SubjectAnatomy& anatomy,
 
 } // namespace
 
+RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::Index n_channels,
+                                const SimulationParams& params) {
+  const std::vector<SimulatedUnit> units = select_units(anatomy, params);
+  const auto n_ch = static_cast<double>(n_channels);
+  const FibreSourceParams& source = params.muap.source;
+  double points = 0.0;
+  double point_steps = 0.0;
+  double fibres = 0.0;
+  for (const auto& su : units) {
+    const auto& m = anatomy.muscles[su.muscle];
+    for (const auto f : m.pool.units[su.unit].fibres) {
+      const auto& fibre = m.fibres.fibres[static_cast<std::size_t>(f)];
+      FibreGeometry1D g;
+      g.length_m = std::max(fibre.length_m, 0.0);
+      g.end_plate_m = std::clamp(fibre.end_plate_m, 0.0, g.length_m);
+      g.diameter_m = m.pool.fibre_diameter_m[f];
+      g.cv_m_per_s = m.pool.fibre_cv_m_per_s[f];
+      const double n_s = g.length_m / source.dz_m + 1.0;
+      points += n_s;
+      point_steps += n_s * (fibre_source_duration_s(g) / source.dt_s + 1.0);
+      fibres += 1.0;
+    }
+  }
+  const double n_units = static_cast<double>(units.size());
+  const double samples = params.drive.duration_s * params.emg.fs_Hz;
+  RunEstimate e;
+  e.bytes = 6.0 * 8.0 * n_ch * samples;
+  const double products_s = 2e-10 * point_steps * n_ch;
+  const double locate_s = 1e-5 * points;
+  e.seconds = products_s + locate_s;
+  e.time_parts = "MUAPs only: currents x transfer " + format_duration(products_s) +
+                 ", locating the source points " + format_duration(locate_s);
+  e.drivers =
+      "simulate.drive.duration_s = " + format_number(params.drive.duration_s) +
+      " s x simulate.emg.fs_Hz = " + format_number(params.emg.fs_Hz) + " Hz x " +
+      format_number(n_ch) + " channels; " + format_number(n_units) +
+      " units (simulate.muscles, max_units_per_muscle) with " + format_number(fibres) +
+      " model fibres, " + format_number(std::round(points)) +
+      " source points (simulate.muap.fibre_source.dz_mm = " + format_number(source.dz_m * 1e3) +
+      ")";
+  return e;
+}
+
 EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const TransferFunction& transfer,
                            Eigen::Index n_channels,
                            const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,

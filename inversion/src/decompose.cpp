@@ -225,4 +225,32 @@ Decomposition decompose(const forward::EmgRecording& recording, const DecomposeP
   return accepted.finish(data, params, stats);
 }
 
+RunEstimate estimate_decompose(double n_channels, double n_samples, const DecomposeParams& params,
+                               int threads) {
+  const double m = n_channels;
+  const double n = n_samples;
+  // The extension factor as the separation chooses it (from target_extended_channels when 0).
+  const double r = params.extension_factor > 0
+                       ? static_cast<double>(params.extension_factor)
+                       : std::max(1.0, std::round(params.target_extended_channels / m));
+  const double n_ext = m * r;
+  RunEstimate e;
+  e.bytes = 3.0 * 8.0 * m * n + 4.0 * n_ext * n + (threads + 4.0) * 8.0 * n_ext * n_ext;
+  const double base = params.n_iterations > 0 ? static_cast<double>(params.n_iterations)
+                                              : std::max(40.0, std::floor(m / 2.0));
+  const double whiten_s = 3e-10 * n_ext * n_ext * n;
+  const double candidates_s = 1.3e-8 * 2.0 * base * n_ext * n;
+  e.seconds = whiten_s + candidates_s;
+  e.time_parts = "whitening " + format_duration(whiten_s) + ", about " + format_number(2.0 * base) +
+                 " candidates " + format_duration(candidates_s);
+  e.drivers =
+      format_number(m) + " channels x " + format_number(n) + " samples, decompose." +
+      (params.extension_factor > 0
+           ? "extension_factor = " + format_number(r)
+           : "target_extended_channels = " + format_number(params.target_extended_channels) +
+                 " (extension factor " + format_number(r) + ")") +
+      ": " + format_number(n_ext) + " extended channels";
+  return e;
+}
+
 } // namespace myotwin::inversion

@@ -1,8 +1,10 @@
 // `myotwin leadfield` run as a user would: a small CGAL-meshed cylinder subject (skin, fat,
 // muscle) written to OUT/mesh/mesh.vtu, then exit codes, messages, files and the cache.
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
@@ -161,6 +163,40 @@ TEST_F(CliLeadfield, RefusesAboveTheMemoryLimitNamingTheEstimateAndItsDrivers) {
   // Refused before writing anything: not even the electrodes.
   EXPECT_FALSE(fs::exists(limited / "forward" / "electrodes.json"));
   EXPECT_FALSE(fs::exists(limited / "forward" / "leadfields.h5"));
+}
+
+TEST_F(CliLeadfield, RefusesAMeshWhoseCholeskyFactorWouldNotFitBeforeWritingAnything) {
+  // The limit holds the lead fields and the matrix but only half the factor's fill estimate
+  // (45 bytes x #nodes^(4/3)): refused, naming the factor, before anything is written.
+  const auto n = static_cast<double>(meshing::read_mesh_vtu(out() / "mesh" / "mesh.vtu").n_nodes());
+  const double beside = 4.0 * 8.0 * n * 8.0 + 400.0 * n;
+  const double limit_gib = (beside + 0.5 * 45.0 * std::pow(n, 4.0 / 3.0)) / 1073741824.0;
+  const fs::path limited = dir_->path() / "factor_limit";
+  fs::create_directories(limited / "mesh");
+  fs::copy_file(out() / "mesh" / "mesh.vtu", limited / "mesh" / "mesh.vtu",
+                fs::copy_options::overwrite_existing);
+  std::ostringstream limit;
+  limit.precision(12);
+  limit << limit_gib;
+  const auto r = run("leadfield " + quoted(subject()) + " -o " + quoted(limited) +
+                     " --quiet --max-memory-GiB " + limit.str() + " --config " +
+                     quoted(config("factor.json", small_grid)));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const std::string fragment : {"leadfield needs about", "x 8 electrodes", "Cholesky factor ~",
+                                     "by a fill estimate", "set by --max-memory-GiB"})
+    EXPECT_NE(r.output.find(fragment), std::string::npos) << fragment << "\n" << r.output;
+  // Nothing written: the forward folder (made before the mesh is read) stays empty.
+  EXPECT_TRUE(fs::is_empty(limited / "forward"));
+  // With the factor's room the run goes ahead and prints its estimate with the time.
+  std::ostringstream enough;
+  enough.precision(12);
+  enough << 4.0 * limit_gib + 0.05;
+  const auto ok =
+      run("leadfield " + quoted(subject()) + " -o " + quoted(limited) + " --max-memory-GiB " +
+          enough.str() + " --config " + quoted(config("factor.json", small_grid)));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  for (const std::string fragment : {"leadfield: estimated", "and about", "factorisation"})
+    EXPECT_NE(ok.output.find(fragment), std::string::npos) << fragment << "\n" << ok.output;
 }
 
 TEST_F(CliLeadfield, AsksForTheMeshWhenItIsMissing) {

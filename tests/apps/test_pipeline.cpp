@@ -223,6 +223,18 @@ void Pipeline::check_pipeline_reuse_and_scores() {
   EXPECT_EQ(swapped.exit_code, 2) << swapped.output;
   EXPECT_NE(swapped.output.find("channel 0 is at grid (row 0, column 1)"), std::string::npos)
       << swapped.output;
+  // Its memory (the MUAP model's precomputation and the separation) is estimated before either
+  // allocates: above the limit it is refused, naming the estimate, and nothing is written.
+  const auto limited =
+      run_myotwin("invert " + quoted(out() / "forward/emg.h5") + " --subject " + *subject_ +
+                  " --muscle ED --quiet -o " + *out_ + " --max-memory-GiB 0.01");
+  EXPECT_EQ(limited.exit_code, 2) << limited.output;
+  for (const std::string fragment :
+       {"invert needs about", "MUAP model of ED:", "320 channels x 5 end-plate shifts",
+        "separation: 320 channels x", "more than the limit of 0.01 GiB"})
+    EXPECT_NE(limited.output.find(fragment), std::string::npos) << fragment << "\n"
+                                                                << limited.output;
+  EXPECT_FALSE(fs::exists(out() / "inversion"));
   const auto missing =
       run_myotwin("invert " + quoted(dir_->path() / "three.csv") + " --subject " + *subject_ +
                   " --muscle ED --quiet -o " + quoted(dir_->path() / "empty"));

@@ -161,3 +161,45 @@ TEST(MatFile, AVariableThatDeclaresMoreThanItsFileCanHoldIsRefusedBeforeAllocati
       [&] { (void)r.read("x"); },
       {"b.mat: MATLAB variable x declares 10000000000 elements", "the file is damaged"});
 }
+
+TEST(MatFile, ACellElementWhoseDimensionsDoNotFitInsideItIsRefusedBeforeMatioAllocates) {
+  TempDir dir;
+  {
+    mat::Writer w(dir / "a.mat");
+    mat::Array cell = mat::Array::cell(1, 1);
+    cell.elements[0] = mat::Array::row({1.0, 2.0});
+    w.write("MUPulses", cell);
+  }
+  // The cell's element: header 128, the cell's tag 8, flags 16, dimensions 16, name "MUPulses"
+  // 16, then the element's matrix tag 8 and flags 16: its dimensions tag at byte 208. Claim
+  // 65536 bytes of dimensions (the fuzzer's finding: matio then allocated 4 GB).
+  std::string bytes = myotwin::read_text_file(dir / "a.mat");
+  ASSERT_GT(bytes.size(), 216U);
+  std::uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + 208, 4);
+  ASSERT_EQ(type, 5U); // miINT32: the dimensions
+  const std::uint32_t claimed = 65536;
+  std::memcpy(bytes.data() + 212, &claimed, 4);
+  std::ofstream(dir / "b.mat", std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  myotwin::testing::expect_error<myotwin::IoError>(
+      [&] { mat::Reader r(dir / "b.mat"); },
+      {"b.mat: damaged MATLAB file: variable 1", "its dimensions do not fit inside it"});
+  // The file as written reads.
+  const mat::Reader r(dir / "a.mat");
+  ASSERT_TRUE(r.read("MUPulses").has_value());
+}
+
+TEST(MatFile, AFileWithoutAVersion5Or73HeaderIsRefusedBeforeMatioReadsItAsVersion4) {
+  TempDir dir;
+  // A version 4 header (type, rows, columns, imaginary flag, name length) whose name length
+  // claims 268 MB: matio's version 4 fallback allocated it (fuzz finding).
+  const std::int32_t v4[5] = {0, 1, 1, 0, 0x10001000};
+  std::ofstream(dir / "v4.mat", std::ios::binary)
+      .write(reinterpret_cast<const char*>(v4), sizeof v4);
+  std::ofstream(dir / "text.mat") << std::string(300, 'x');
+  for (const char* name : {"v4.mat", "text.mat"})
+    myotwin::testing::expect_error<myotwin::IoError>(
+        [&] { mat::Reader r(dir / name); },
+        {std::string(name) + ": not a MATLAB v5 or v7.3 file", "version 4 files are not read"});
+}

@@ -1,8 +1,11 @@
 #include <cmath>
+#include <iostream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/log.hpp"
 #include "myotwin/core/resources.hpp"
 #include "test_support.hpp"
 
@@ -24,4 +27,29 @@ TEST(Resources, RefusesAnEstimateAboveTheLimitNamingTheEstimateTheDriversAndTheL
   EXPECT_THROW(myotwin::check_memory_estimate(std::nan(""), "x", "k"), myotwin::BadInput);
   myotwin::set_memory_limit_bytes(0.0); // back to the memory available
   EXPECT_NE(myotwin::memory_limit_bytes(), 2.0 * 1073741824.0);
+}
+
+TEST(Resources, ARunEstimateIsCheckedAndThenPrintedWithItsTimeAndDrivers) {
+  std::ostringstream log;
+  myotwin::set_log_stream(log);
+  myotwin::set_memory_limit_bytes(2.0 * 1073741824.0);
+  myotwin::RunEstimate e;
+  e.bytes = 0.5 * 1073741824.0;
+  e.seconds = 754.0;
+  e.time_parts = "factorisation 4 s, solves 750 s";
+  e.drivers = "89116 mesh nodes x 320 electrodes";
+  myotwin::check_run_estimate(e, "leadfield");
+  EXPECT_NE(log.str().find("leadfield: estimated 0.5 GiB of memory (limit 2 GiB) and about 13 min "
+                           "(factorisation 4 s, solves 750 s; 89116 mesh nodes x 320 electrodes)"),
+            std::string::npos)
+      << log.str();
+  e.bytes = 3.0 * 1073741824.0;
+  expect_error<myotwin::BadInput>([&] { myotwin::check_run_estimate(e, "leadfield"); },
+                                  {"leadfield needs about 3 GiB", "89116 mesh nodes"});
+  myotwin::set_memory_limit_bytes(0.0);
+  myotwin::set_log_stream(std::cerr);
+  EXPECT_EQ(myotwin::format_duration(0.42), "0.4 s");
+  EXPECT_EQ(myotwin::format_duration(25.4), "25 s");
+  EXPECT_EQ(myotwin::format_duration(725.0), "12 min");
+  EXPECT_EQ(myotwin::format_duration(3.2 * 3600.0), "3.2 h");
 }

@@ -29,6 +29,7 @@
 
 #include "myotwin/anatomy/tissue_table.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/forward/conductor/conductivity.hpp"
 #include "myotwin/forward/conductor/fem.hpp"
 #include "myotwin/forward/conductor/lead_field.hpp"
@@ -573,6 +574,18 @@ TEST(LeadField, RereferencedToAnElectrodeDoesNotDependOnTheGroundedNode) {
   EXPECT_LT(avg.rowwise().sum().cwiseAbs().maxCoeff(), 1e-12 * la.cwiseAbs().maxCoeff());
 }
 
+namespace {
+
+/// The stiffness matrix of a unit cube of n^3 cells of conductivity 1, node 0 grounded.
+Eigen::SparseMatrix<double> grounded_box_stiffness(int n) {
+  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {n, n, n});
+  return mf::ground_stiffness(
+      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
+      0);
+}
+
+} // namespace
+
 TEST(SpdSolver, DirectAndIterativeAgreeToOnePartPerMillion) {
   const mm::TetMesh mesh = two_tissue_block();
   const auto electrodes = three_electrodes(mesh);
@@ -605,10 +618,7 @@ TEST(SpdSolver, DirectAndIterativeAgreeToOnePartPerMillion) {
 }
 
 TEST(SpdSolver, ChoosesTheIterativeMethodWhenTheFactorExceedsTheMemoryBudget) {
-  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {6, 6, 6});
-  const auto k = mf::ground_stiffness(
-      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
-      0);
+  const auto k = grounded_box_stiffness(6);
   mf::SolverParams params;
   const mf::SpdSolver roomy(k, params);
   EXPECT_EQ(roomy.report().method, mf::SolverMethod::direct);
@@ -622,11 +632,39 @@ TEST(SpdSolver, ChoosesTheIterativeMethodWhenTheFactorExceedsTheMemoryBudget) {
                                        {"\"lu\"", "automatic, direct, iterative"});
 }
 
+TEST(SpdSolver, ShowsTheAnalysedFactorBeforeFactorisingAndStopsWhenTheCallbackRefuses) {
+  const auto k = grounded_box_stiffness(6);
+  mf::SolverParams params;
+  int calls = 0;
+  double seen_estimate = 0.0;
+  params.before_factorising = [&](const mf::SolverReport& r) {
+    ++calls;
+    seen_estimate = r.estimated_factor_bytes;
+    EXPECT_EQ(r.factor_bytes, 0.0); // not factorised yet
+    EXPECT_EQ(r.factor_nnz, 0);
+  };
+  const mf::SpdSolver solver(k, params);
+  EXPECT_EQ(calls, 1);
+  EXPECT_GT(seen_estimate, 8.0 * static_cast<double>(k.rows()));
+  EXPECT_DOUBLE_EQ(seen_estimate, solver.report().estimated_factor_bytes);
+  // A refusal in the callback (as the lead-field run's memory check) stops before factorising.
+  params.before_factorising = [](const mf::SolverReport& r) {
+    myotwin::check_memory_estimate(r.estimated_factor_bytes, "factor", "test");
+  };
+  myotwin::set_memory_limit_bytes(0.5 * seen_estimate);
+  expect_throw_with<myotwin::BadInput>([&] { const mf::SpdSolver s(k, params); },
+                                       {"factor needs about", "more than the limit"});
+  myotwin::set_memory_limit_bytes(0.0);
+  // The iterative method has no factor: no call.
+  calls = 0;
+  params.before_factorising = [&](const mf::SolverReport&) { ++calls; };
+  params.method = mf::SolverMethod::iterative;
+  const mf::SpdSolver cg(k, params);
+  EXPECT_EQ(calls, 0);
+}
+
 TEST(SpdSolver, NonConvergenceIsNumericalErrorNamingTheRightHandSideIterationsAndResidual) {
-  const mm::TetMesh mesh = mm::structured_box_mesh({0, 0, 0}, {1, 1, 1}, {8, 8, 8});
-  const auto k = mf::ground_stiffness(
-      mf::assemble_stiffness(mesh.nodes_m, mesh.tets, mf::isotropic_tensors(mesh.n_tets(), 1.0)),
-      0);
+  const auto k = grounded_box_stiffness(8);
   mf::SolverParams params;
   params.method = mf::SolverMethod::iterative;
   params.cg_max_iterations = 2;

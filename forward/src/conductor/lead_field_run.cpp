@@ -1,5 +1,8 @@
 #include "myotwin/forward/conductor/lead_field_run.hpp"
 
+#include <cmath>
+
+#include "myotwin/core/error.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/conductor/point_locator.hpp"
@@ -21,6 +24,44 @@ Eigen::MatrixX3d fibre_points(const anatomy::SubjectAnatomy& anatomy) {
   return points;
 }
 
+LeadFieldEstimate estimate_lead_field_run(double n_nodes, double n_electrodes, double n_points,
+                                          const LeadFieldRunOptions& options) {
+  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+  const double fill = std::pow(n_nodes, 4.0 / 3.0);
+  const SolverParams& solver = options.conductor.solver;
+  double factor = 45.0 * fill;
+  const bool cg = solver.method == SolverMethod::iterative ||
+                  (solver.method == SolverMethod::automatic && factor > solver.memory_budget_bytes);
+  if (cg)
+    factor = 0.0;
+  const double lead_fields = 8.0 * n_nodes * n_electrodes;
+  const double sampled = 8.0 * n_points * n_electrodes;
+  const bool cached_sampled = sampled <= options.max_sampled_bytes;
+  LeadFieldEstimate e;
+  e.factor_bytes = factor;
+  e.run.bytes = 4.0 * lead_fields + (cached_sampled ? 2.0 * sampled : 0.0) + 64.0 * n_points +
+                (cg ? 900.0 : 600.0) * n_nodes + factor;
+  const double factor_s = cg ? 0.0 : 2.8e-10 * n_nodes * n_nodes;
+  const double solve_s = (cg ? 3.2e-7 : 1.6e-9) * fill * n_electrodes;
+  const double locate_s = 1e-5 * n_points;
+  const double write_s = 5e-9 * (lead_fields + (cached_sampled ? sampled : 0.0) + 40.0 * n_points);
+  e.run.seconds = factor_s + solve_s + locate_s + write_s;
+  e.run.time_parts = "unless cached: " +
+                     (cg ? std::string("conjugate gradients ")
+                         : "factorisation " + format_duration(factor_s) + ", solves ") +
+                     format_duration(solve_s) + ", locating the fibre points " +
+                     format_duration(locate_s) + ", writing " + format_duration(write_s);
+  e.run.drivers =
+      format_number(n_nodes) + " mesh nodes (mesh.cell_size_mm.*) x " +
+      format_number(n_electrodes) + " electrodes (electrodes.grids), " + format_number(n_points) +
+      " fibre points (volume_conductor.max_sampled_GiB = " +
+      format_number(options.max_sampled_bytes / gib) + "), " +
+      (cg ? "conjugate gradients (volume_conductor.method = " + to_string(solver.method) + ")"
+          : "Cholesky factor ~" + format_number(std::round(factor / gib * 1e3) / 1e3) +
+                " GiB by a fill estimate");
+  return e;
+}
+
 namespace {
 
 /// Factorise once, solve per electrode, reference the lead fields.
@@ -30,6 +71,19 @@ LeadFieldCache solve_lead_fields(const meshing::TetMesh& mesh, const anatomy::Ti
                                  const ProgressCallback& progress, LeadFieldRun& run) {
   VolumeConductorParams vp = options.conductor;
   vp.reference_node = identity.reference_node;
+  // The factor's exact size is known after CHOLMOD's analysis: checked before it is allocated.
+  vp.solver.before_factorising = [&options](const SolverReport& r) {
+    constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+    check_memory_estimate(
+        options.memory_beside_factor_bytes + r.estimated_factor_bytes,
+        "leadfield (with its Cholesky factor)",
+        format_number(static_cast<double>(r.n_rows)) +
+            " unknowns (mesh.cell_size_mm.*): a factor of " +
+            format_number(std::round(r.estimated_factor_bytes / gib * 1e3) / 1e3) +
+            " GiB by CHOLMOD's analysis (" + r.ordering + " ordering) beside " +
+            format_number(std::round(options.memory_beside_factor_bytes / gib * 1e3) / 1e3) +
+            " GiB for the lead fields; volume_conductor.method = iterative needs no factor");
+  };
   VolumeConductor conductor(mesh, tissues, vp);
   run.solver = conductor.solver().report();
   const Eigen::MatrixXd rhs =

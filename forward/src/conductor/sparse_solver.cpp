@@ -320,6 +320,8 @@ SpdSolver::SpdSolver(const Eigen::SparseMatrix<double>& matrix, const SolverPara
       s.setup_iterative(matrix);
       return;
     }
+    if (params.before_factorising)
+      params.before_factorising(s.report);
     s.factorise();
     return;
   }

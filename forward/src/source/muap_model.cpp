@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numbers>
+#include <set>
 
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/core/config.hpp"
@@ -41,6 +43,32 @@ Eigen::Index active_length(const std::vector<Eigen::MatrixXd>& per_shift, Eigen:
           break;
         }
   return last + 1;
+}
+
+/// The (row, column) of the square cell of side `cell_size_m` that holds each fibre's seed,
+/// counted from the seeds' smallest coordinates.
+std::vector<std::pair<long, long>> cell_squares(const anatomy::MuscleFibres& fibres,
+                                                double cell_size_m) {
+  Eigen::RowVector2d lo = Eigen::RowVector2d::Constant(std::numeric_limits<double>::infinity());
+  for (const auto& f : fibres.fibres)
+    lo = lo.cwiseMin(f.seed_2d_m.transpose());
+  std::vector<std::pair<long, long>> square;
+  square.reserve(fibres.fibres.size());
+  for (const auto& f : fibres.fibres)
+    square.emplace_back(static_cast<long>(std::floor((f.seed_2d_m[1] - lo[1]) / cell_size_m)),
+                        static_cast<long>(std::floor((f.seed_2d_m[0] - lo[0]) / cell_size_m)));
+  return square;
+}
+
+/// The precomputation's length of the cell potentials [samples]: until the longest fibre's
+/// last wave is extinguished at the reference CV.
+Eigen::Index model_sample_count(const anatomy::MuscleFibres& fibres,
+                                const MuapModelParams& params) {
+  double longest_m = 0.0;
+  for (const auto& f : fibres.fibres)
+    longest_m = std::max(longest_m, f.length_m);
+  return muap_sample_count((longest_m + rosenfalck_cutoff_m) / params.reference_cv_m_per_s,
+                           params.model_fs_Hz);
 }
 
 void check_finite_positive(double value, const char* name) {
@@ -102,15 +130,10 @@ MuapModel::MuapModel(const anatomy::MuscleFibres& fibres, const anatomy::MotorUn
   Eigen::MatrixX2d seeds(n_fibres, 2);
   for (Eigen::Index f = 0; f < n_fibres; ++f)
     seeds.row(f) = fibres.fibres[static_cast<std::size_t>(f)].seed_2d_m.transpose();
-  const Eigen::RowVector2d lo = seeds.colwise().minCoeff();
+  const std::vector<std::pair<long, long>> square = cell_squares(fibres, params.cell_size_m);
   std::map<std::pair<long, long>, int> cell_of_square;
-  std::vector<std::pair<long, long>> square(static_cast<std::size_t>(n_fibres));
-  for (Eigen::Index f = 0; f < n_fibres; ++f) {
-    const auto ix = static_cast<long>(std::floor((seeds(f, 0) - lo[0]) / params.cell_size_m));
-    const auto iy = static_cast<long>(std::floor((seeds(f, 1) - lo[1]) / params.cell_size_m));
-    square[static_cast<std::size_t>(f)] = {iy, ix};
-    cell_of_square.emplace(std::make_pair(iy, ix), 0);
-  }
+  for (const auto& sq : square)
+    cell_of_square.emplace(sq, 0);
   int next = 0;
   for (auto& [key, id] : cell_of_square)
     id = next++;
@@ -147,7 +170,7 @@ MuapModel::MuapModel(const anatomy::MuscleFibres& fibres, const anatomy::MotorUn
   muap_params.source = params.source;
   muap_params.fs_Hz = params.model_fs_Hz;
   muap_params.duration_s = (longest_m + rosenfalck_cutoff_m) / params.reference_cv_m_per_s;
-  n_model_samples_ = muap_sample_count(muap_params.duration_s, params.model_fs_Hz);
+  n_model_samples_ = model_sample_count(fibres, params);
   const int half = params.n_end_plate_shifts / 2;
   ProgressReporter report(progress, "MUAP model (end-plate shifts)",
                           static_cast<std::size_t>(params.n_end_plate_shifts));
@@ -190,6 +213,18 @@ MuapModel::MuapModel(const anatomy::MuscleFibres& fibres, const anatomy::MotorUn
   const double model_duration_s = static_cast<double>(n_model_samples_ - 1) / params.model_fs_Hz;
   n_out_samples_ = muap_sample_count(
       model_duration_s * params.reference_cv_m_per_s / bounds_.cv_min_m_per_s, params.fs_Hz);
+}
+
+MuapModel::MemoryEstimate MuapModel::estimate_memory(const anatomy::MuscleFibres& fibres,
+                                                     Eigen::Index n_channels,
+                                                     const MuapModelParams& params) {
+  const std::vector<std::pair<long, long>> square = cell_squares(fibres, params.cell_size_m);
+  const auto n_cells =
+      static_cast<double>(std::set<std::pair<long, long>>(square.begin(), square.end()).size());
+  const double one_set = static_cast<double>(model_sample_count(fibres, params)) *
+                         static_cast<double>(n_channels) * n_cells;
+  const double n_b = params.n_end_plate_shifts;
+  return {one_set * (8.0 * n_b + std::max(8.0, 4.0 * n_b)), one_set * 4.0 * n_b};
 }
 
 Eigen::MatrixXd MuapModel::muap(const UnitParameters& theta) const {

@@ -48,4 +48,22 @@ void reset_peak_memory();
 /// `bytes` in GiB with two decimals, e.g. "1.05 GiB".
 std::string format_gib(double bytes);
 
+/// What a long run is estimated to need before it starts: memory [bytes] and wall time [s] on
+/// this project's reference machine (2 cores), from the cost models of docs/reliability.md
+/// ("Bounded resources"), with the parts of the time (e.g. "factorisation 3 s, solves 2 s") and
+/// the keys and counts it follows from (as check_memory_estimate()'s `drivers`).
+struct RunEstimate {
+  double bytes = 0.0;
+  double seconds = 0.0;
+  std::string time_parts;
+  std::string drivers;
+};
+
+/// check_memory_estimate(estimate.bytes, what, estimate.drivers); then logs (info) the
+/// estimate: "`what`: estimated X GiB of memory (limit Y GiB) and about T (parts; drivers)".
+void check_run_estimate(const RunEstimate& estimate, const std::string& what);
+
+/// A duration for people: "0.4 s", "25 s", "12 min", "3.2 h".
+std::string format_duration(double seconds);
+
 } // namespace myotwin

@@ -17,6 +17,7 @@
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/core/progress.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/forward/drive/drive.hpp"
 #include "myotwin/forward/drive/force.hpp"
 #include "myotwin/forward/emg/emg.hpp"
@@ -113,6 +114,17 @@ EmgSimulation simulate_emg(const anatomy::SubjectAnatomy& anatomy, const Transfe
                            const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                            const SimulationParams& params, std::uint64_t seed,
                            const ProgressCallback& progress = {});
+
+/// What simulate_emg() needs at `n_channels` electrodes, estimated before it starts
+/// (docs/reliability.md, "Bounded resources"). Memory: the noisy and clean EMG, the noise, the
+/// montages and the file writers' copies (about six #channels x #samples arrays of doubles).
+/// Time on 2 idle cores, of the MUAPs only: per model fibre of the selected units with n_s =
+/// length / dz source points and n_t = its source duration / dt time steps (fibre_source
+/// params), 2e-10 s x n_s x n_t x #channels (the dense product of the currents and the transfer
+/// matrix) plus 1e-5 s x n_s (locating the source points in the mesh).
+/// \throws BadInput as simulate_emg() does for an unknown muscle or no units.
+RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::Index n_channels,
+                                const SimulationParams& params);
 
 /// Writes `muaps.h5` atomically: attribute `fs_Hz`, dataset `muaps` (#units x #channels x
 /// #samples [V], zero-padded to the longest MUAP), `unit_id`, and the unit properties under

@@ -47,6 +47,7 @@
 #include <nlohmann/json.hpp>
 
 #include "myotwin/core/progress.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/firing.hpp"
 #include "myotwin/inversion/preprocess.hpp"
@@ -183,6 +184,18 @@ void validate(const DecomposeParams& params);
 
 /// The parameters as JSON (the layout read_decompose_params() reads).
 nlohmann::json to_json(const DecomposeParams& params);
+
+/// What decompose() (and the separation of invert()) needs for `n_channels` x `n_samples` with
+/// `threads` threads, estimated before it allocates (docs/reliability.md, "Bounded
+/// resources"). Memory: the recording, its filtered copy and the kept channels (3 x #channels x
+/// #samples doubles), the whitened extended signals (#channels x R rows of #samples floats) and
+/// the (#channels x R)^2 matrices of the whitening: one covariance per thread, the covariance,
+/// its eigenvectors, the whitening and dewhitening matrices (R the extension factor as the
+/// separation chooses it). Time on 2 cores: whitening 3e-10 s x (#channels x R)^2 x #samples,
+/// candidates 1.3e-8 s x (#channels x R) x #samples each, twice the base budget of candidates
+/// (n_iterations, or max(40, #channels / 2)): every accepted unit adds candidates_per_unit.
+RunEstimate estimate_decompose(double n_channels, double n_samples, const DecomposeParams& params,
+                               int threads);
 
 /// Decomposes `recording`. Progress: task "decompose" over the candidates (log lines name each
 /// accepted unit). \throws BadInput for invalid params, all channels rejected, or a recording

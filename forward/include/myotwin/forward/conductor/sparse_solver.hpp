@@ -21,6 +21,7 @@
 /// both. The direct method was 35-50x faster per right-hand side on all of these.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,8 @@ std::string to_string(Preconditioner preconditioner);
 /// Parses a preconditioner name. \throws BadInput naming the value and the allowed names.
 Preconditioner preconditioner_from_string(const std::string& name);
 
+struct SolverReport;
+
 /// Options of SpdSolver.
 struct SolverParams {
   /// Method (default automatic).
@@ -72,6 +75,11 @@ struct SolverParams {
   std::int64_t cg_max_iterations = 10000;
   /// Columns per cholmod_solve call (default 32).
   std::int64_t block_columns = 32;
+  /// Called with the report of CHOLMOD's symbolic analysis (the factor's size and flop count
+  /// known) when the direct method has been chosen, before the numerical factorisation
+  /// allocates the factor; may throw to stop (e.g. check_memory_estimate()). Not called for
+  /// the iterative method.
+  std::function<void(const SolverReport&)> before_factorising;
 };
 
 /// What a solver did and used.

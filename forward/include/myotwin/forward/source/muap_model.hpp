@@ -108,6 +108,21 @@ public:
             const TransferFunction& transfer, Eigen::Index n_channels,
             const MuapModelParams& params, const ProgressCallback& progress = {});
 
+  /// The memory of a model, computed before it is built [bytes] (docs/reliability.md,
+  /// "Bounded resources").
+  struct MemoryEstimate {
+    /// The constructor's peak: per end-plate shift the cell potentials in double precision
+    /// ((#model samples x #channels) x #cells; the longest fibre fixes #model samples), the
+    /// sums of the shift being computed (one more set), then the single-precision copies beside
+    /// the doubles.
+    double peak_bytes = 0.0;
+    /// What the model keeps: the single-precision potentials (at most; the quiet tail is cut).
+    double kept_bytes = 0.0;
+  };
+  [[nodiscard]] static MemoryEstimate estimate_memory(const anatomy::MuscleFibres& fibres,
+                                                      Eigen::Index n_channels,
+                                                      const MuapModelParams& params);
+
   /// MUAP of the unit `theta`: #samples x #channels [V] at params.fs_Hz, sample 0 at the
   /// unit's activation, #samples fixed (that of the slowest CV in the bounds).
   /// \throws BadInput for a parameter outside its domain (radius, n_fibres, CV not > 0, a
