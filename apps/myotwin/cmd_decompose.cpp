@@ -21,6 +21,7 @@
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"

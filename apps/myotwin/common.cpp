@@ -1,7 +1,6 @@
 #include "common.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <iostream>
 
 #include <omp.h>
@@ -183,27 +182,6 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   run.resolved["seed"] = run.seed;
   run.resolved["myotwin_version"] = version();
   return run;
-}
-
-void check_decompose_memory(const forward::EmgRecording& recording,
-                            const inversion::DecomposeParams& params) {
-  const auto m = static_cast<double>(recording.emg.rows());
-  const auto n = static_cast<double>(recording.emg.cols());
-  // The extension factor as the separation chooses it (from target_extended_channels when 0).
-  const double r = params.extension_factor > 0
-                       ? static_cast<double>(params.extension_factor)
-                       : std::max(1.0, std::round(params.target_extended_channels / m));
-  const double n_ext = m * r;
-  const double bytes =
-      3.0 * 8.0 * m * n + 4.0 * n_ext * n + (omp_get_max_threads() + 4.0) * 8.0 * n_ext * n_ext;
-  check_memory_estimate(
-      bytes, "decompose",
-      format_number(m) + " channels x " + format_number(n) + " samples, decompose." +
-          (params.extension_factor > 0
-               ? "extension_factor = " + format_number(r)
-               : "target_extended_channels = " + format_number(params.target_extended_channels) +
-                     " (extension factor " + format_number(r) + ")") +
-          ": " + format_number(n_ext) + " extended channels");
 }
 
 RunConfig begin_run(const SharedOptions& options) {

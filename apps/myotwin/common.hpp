@@ -94,16 +94,6 @@ struct RunConfig {
 /// errors). `seed_override` (from --seed) wins over the config's `seed`.
 RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> seed_override);
 
-/// The memory of a decomposition, estimated before it allocates (docs/reliability.md, "Bounded
-/// resources"): the recording, its filtered copy and the kept channels (3 x #channels x
-/// #samples doubles), the whitened extended signals (#channels x R rows of #samples floats) and
-/// the (#channels x R)^2 matrices of the whitening: one covariance per thread, the covariance,
-/// its eigenvectors, the whitening and dewhitening matrices. Shared by `myotwin decompose` and
-/// the Python module's decompose().
-/// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
-void check_decompose_memory(const forward::EmgRecording& recording,
-                            const inversion::DecomposeParams& params);
-
 /// Sets up a run from the shared options: log level, the configuration (from --config or
 /// defaults), the thread count, and the output folder (created and checked when given).
 RunConfig begin_run(const SharedOptions& options);

@@ -456,7 +456,10 @@ PYBIND11_MODULE(_core, m) {
         recording.fs_Hz = fs_Hz;
         recording.emg = matrix_from_array(emg, "emg");
         forward::check_recording(recording);
-        app::check_decompose_memory(recording, run.decompose);
+        check_run_estimate(inversion::estimate_decompose(static_cast<double>(recording.emg.rows()),
+                                                         static_cast<double>(recording.emg.cols()),
+                                                         run.decompose, omp_get_max_threads()),
+                           "decompose");
         PythonProgress reporter{progress, {}, {}};
         const ProgressCallback callback = reporter.callback();
         inversion::Decomposition result;
