@@ -16,6 +16,7 @@ packages=(
   libsuitesparse-dev libopenblas0-serial
   libfftw3-dev
   libgtest-dev
+  python3-dev pybind11-dev python3-numpy python3-pytest
   zlib1g-dev
   nodejs chromium
 )

@@ -1,0 +1,62 @@
+"""myotwin from Python: the stage libraries with NumPy arrays in and out.
+
+The compiled part (`myotwin._core`) is built by the project's CMake from the same libraries as
+the `myotwin` executable; configuration dicts are read by the same declared readers, and errors
+keep the command line's messages (ValueError for bad input, OSError for files). docs/python.md
+describes every function.
+
+    import numpy, myotwin
+    result = myotwin.decompose(emg, 2048.0, {"sil_threshold": 0.85})
+    for unit, times in enumerate(result["discharge_times_s"]):
+        print(unit, len(times), result["sil"][unit])
+"""
+
+import os as _os
+
+from ._core import (  # noqa: F401
+    __version__,
+    config_defaults,
+    decompose,
+    read_emg,
+    read_h5,
+    read_mesh,
+    read_spike_trains,
+    score,
+    set_log_level,
+    set_max_memory_GiB,
+    set_threads,
+)
+
+__all__ = [
+    "config_defaults",
+    "decompose",
+    "read_decomposition",
+    "read_emg",
+    "read_h5",
+    "read_mesh",
+    "read_spike_trains",
+    "score",
+    "set_log_level",
+    "set_max_memory_GiB",
+    "set_threads",
+]
+
+
+def read_decomposition(path):
+    """Reads a decomposition (decomposition.h5, or a .mat with MUPulses and fsamp) as a dict
+    with the names decompose() returns: `fs_Hz`, `n_samples`, `unit_id`, `discharges` (a list
+    of int64 arrays of 0-based sample indices), `discharge_times_s`; from decomposition.h5 also
+    every per-unit dataset (`sil`, `pnr_dB`, `cov_isi`, `rate_pps`, `n_discharges`, `sources`,
+    `filters`, `muaps`, ...), `neural_drive_pps`, `channels` (a dict) and the file's attributes.
+    Raises OSError when the file cannot be read, ValueError when it is not a decomposition."""
+    trains = read_spike_trains(path)
+    out = {}
+    if str(_os.fspath(path)).lower().endswith((".h5", ".hdf5")):
+        tree = read_h5(path)
+        units = tree.pop("units", {})
+        units.pop("discharges", None)
+        out.update(tree)
+        out.update(units)
+    out.update(trains)
+    out["discharge_times_s"] = [d / trains["fs_Hz"] for d in trains["discharges"]]
+    return out
