@@ -248,15 +248,22 @@ nlohmann::json summary_json(const Decomposition& d, const forward::EmgRecording&
          {"muap_largest_channel", channel},
          {"found_at_candidate", unit.found_at}});
   }
-  const auto& s = d.stats;
-  return {{"input", recording.source.string()},
-          {"fs_Hz", d.fs_Hz},
-          {"n_samples", d.n_samples},
-          {"duration_s", static_cast<double>(d.n_samples) / d.fs_Hz},
-          {"n_channels", d.n_channels},
-          {"extension_factor", d.extension_factor},
-          {"n_whitened", s.n_whitened},
-          {"n_units", d.units.size()},
+  nlohmann::json summary = {{"input", recording.source.string()},
+                            {"fs_Hz", d.fs_Hz},
+                            {"n_samples", d.n_samples},
+                            {"duration_s", static_cast<double>(d.n_samples) / d.fs_Hz},
+                            {"n_channels", d.n_channels},
+                            {"extension_factor", d.extension_factor},
+                            {"n_units", d.units.size()},
+                            {"channels", to_json(d.preprocessing)},
+                            {"parameters", to_json(params)},
+                            {"units", units}};
+  summary.update(stats_json(d.stats));
+  return summary;
+}
+
+nlohmann::json stats_json(const DecomposeStats& s) {
+  return {{"n_whitened", s.n_whitened},
           {"candidates",
            {{"total", s.n_candidates},
             {"converged", s.n_converged},
@@ -268,10 +275,7 @@ nlohmann::json summary_json(const Decomposition& d, const forward::EmgRecording&
           {"time_s",
            {{"preprocess", s.time_preprocess_s},
             {"whiten", s.time_whiten_s},
-            {"iterations", s.time_iterations_s}}},
-          {"channels", to_json(d.preprocessing)},
-          {"parameters", to_json(params)},
-          {"units", units}};
+            {"iterations", s.time_iterations_s}}}};
 }
 
 void write_fitted_properties(const std::filesystem::path& json_path,

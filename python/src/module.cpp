@@ -28,6 +28,7 @@
 #include "myotwin/core/resources.hpp"
 #include "myotwin/forward/io/emg_file.hpp"
 #include "myotwin/inversion/decompose.hpp"
+#include "myotwin/inversion/decomposition_io.hpp"
 #include "myotwin/inversion/score.hpp"
 #include "myotwin/meshing/mesh_io.hpp"
 
@@ -310,20 +311,7 @@ py::dict decomposition_dict(inversion::Decomposition&& r, const nlohmann::json& 
   channels["notes"] = py::cast(r.preprocessing.notes);
   out["channels"] = channels;
   out["filtered"] = take_matrix(std::move(r.preprocessing.filtered));
-  const auto& s = r.stats;
-  py::dict stats;
-  stats["n_candidates"] = s.n_candidates;
-  stats["n_converged"] = s.n_converged;
-  stats["n_low_sil"] = s.n_low_sil;
-  stats["n_few_spikes"] = s.n_few_spikes;
-  stats["n_irregular"] = s.n_irregular;
-  stats["n_duplicates"] = s.n_duplicates;
-  stats["n_whitened"] = s.n_whitened;
-  stats["n_fixed_point_iterations"] = s.n_fixed_point_iterations;
-  stats["time_preprocess_s"] = s.time_preprocess_s;
-  stats["time_whiten_s"] = s.time_whiten_s;
-  stats["time_iterations_s"] = s.time_iterations_s;
-  out["stats"] = stats;
+  out["stats"] = to_python(inversion::stats_json(r.stats));
   out["config"] = to_python(resolved);
   return out;
 }

@@ -80,6 +80,11 @@ def test_decompose_matches_the_command_line_bit_for_bit(cli_decomposition, ours)
     resolved = json.loads(
         (cli_decomposition / "out/decomposition/resolved_config.json").read_text())
     assert ours["config"] == resolved["decompose"]
+    # The search's counts are summary.json's (timings differ run to run).
+    summary = json.loads((cli_decomposition / "out/decomposition/summary.json").read_text())
+    assert ours["stats"]["candidates"] == summary["candidates"]
+    assert ours["stats"]["n_whitened"] == summary["n_whitened"]
+    assert set(ours["stats"]["time_s"]) <= set(summary["time_s"])  # the command adds "total"
 
 
 def test_read_decomposition_of_the_mat_file_gives_the_same_discharges(cli_decomposition):

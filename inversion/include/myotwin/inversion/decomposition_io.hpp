@@ -33,7 +33,13 @@ void write_decomposition_h5(const std::filesystem::path& path, const Decompositi
 void write_decomposition_mat(const std::filesystem::path& path, const Decomposition& result,
                              const forward::EmgRecording& recording);
 
-/// The summary: input, parameters, channel report, counts, timings and per-unit statistics.
+/// The search's counts and timings, as the summary holds them: `n_whitened`, `candidates`
+/// (total, converged, fixed_point_iterations, rejected_low_sil, rejected_few_discharges,
+/// rejected_irregular, duplicates) and `time_s` (preprocess, whiten, iterations [s]).
+nlohmann::json stats_json(const DecomposeStats& stats);
+
+/// The summary: input, parameters, channel report, counts, timings (stats_json()) and per-unit
+/// statistics.
 nlohmann::json summary_json(const Decomposition& result, const forward::EmgRecording& recording,
                             const DecomposeParams& params);
 
