@@ -1,6 +1,10 @@
 #include "pipeline_manifest.hpp"
 
+#include <link.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common.hpp"
 #include "layout.hpp"
@@ -23,6 +27,62 @@ bool is_bookkeeping(const fs::path& relative) {
          name == relative_path(Output::resolved_config).filename().string();
 }
 
+/// The GNU build id (NT_GNU_BUILD_ID note) of one loaded object as hex, or "" when it has none.
+std::string gnu_build_id(const dl_phdr_info& info) {
+  for (ElfW(Half) i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info.dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE)
+      continue;
+    const auto* p = reinterpret_cast<const unsigned char*>(info.dlpi_addr + ph.p_vaddr);
+    const unsigned char* const end = p + ph.p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      ElfW(Nhdr) note;
+      std::memcpy(&note, p, sizeof note);
+      const unsigned char* name = p + sizeof note;
+      const unsigned char* desc = name + ((note.n_namesz + 3u) & ~3u);
+      const unsigned char* next = desc + ((note.n_descsz + 3u) & ~3u);
+      if (next > end)
+        break;
+      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
+          std::memcmp(name, "GNU", 4) == 0) {
+        std::string id;
+        for (ElfW(Word) k = 0; k < note.n_descsz; ++k) {
+          char byte[3];
+          std::snprintf(byte, sizeof byte, "%02x", desc[k]);
+          id += byte;
+        }
+        return id;
+      }
+      p = next;
+    }
+  }
+  return {};
+}
+
+/// One line per shared library loaded now: "path=build id", or "path=size,mtime" for a library
+/// built without a build id; sorted, so the load order does not matter.
+std::vector<std::string> loaded_libraries() {
+  std::vector<std::string> libraries;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* data) {
+        if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0')
+          return 0; // the executable itself (hashed whole) or the vDSO
+        const std::string path = info->dlpi_name;
+        std::string id = gnu_build_id(*info);
+        if (id.empty()) {
+          std::error_code ec;
+          const auto size = fs::file_size(path, ec);
+          const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
+          id = ec ? "unreadable" : std::to_string(size) + "," + std::to_string(time);
+        }
+        static_cast<std::vector<std::string>*>(data)->push_back(path + "=" + id);
+        return 0;
+      },
+      &libraries);
+  std::sort(libraries.begin(), libraries.end());
+  return libraries;
+}
+
 } // namespace
 
 std::string hex(std::uint64_t value) {
@@ -34,7 +94,10 @@ std::string hex(std::uint64_t value) {
 const std::string& program_build_id() {
   static const std::string id = [] {
     try {
-      return hex(hash_file("/proc/self/exe"));
+      std::uint64_t h = hash_file("/proc/self/exe");
+      for (const auto& library : loaded_libraries())
+        h = hash_text(library, h);
+      return hex(h);
     } catch (const Error& e) {
       log_warning("pipeline: the program's executable cannot be read (", e.what(),
                   "): stage keys hold its version only, a rebuilt myotwin is not noticed");
@@ -94,7 +157,7 @@ std::string why_not_reusable(const nlohmann::json& entry, const std::string& key
     return "its record in the manifest is incomplete";
   if (entry.value("key", "") != key && entry.contains("build") &&
       entry.value("build", "") != program_build_id())
-    return "the program was rebuilt (build " + program_build_id() + ", was " +
+    return "the program or a library it loads changed (build " + program_build_id() + ", was " +
            entry.value("build", "") + ")";
   if (entry.value("key", "") != key)
     return "its inputs changed (key " + key + ", was " + entry.value("key", "") + ")";

@@ -482,8 +482,8 @@ TEST(PipelineRebuild, ARebuiltProgramRerunsTheStagesWithTheSameOutputs) {
   const fs::path rebuilt = dir.path() / "myotwin-rebuilt";
   fs::copy_file(MYOTWIN_EXE, rebuilt);
   std::ofstream(rebuilt, std::ios::binary | std::ios::app) << "another build";
-  const auto run_rebuilt = [&] {
-    const std::string command = quoted(rebuilt) + args + " 2>&1";
+  const auto run_rebuilt = [&](const std::string& environment = "") {
+    const std::string command = environment + quoted(rebuilt) + args + " 2>&1";
     std::string output;
     FILE* pipe = ::popen(command.c_str(), "r");
     char buffer[4096];
@@ -494,12 +494,26 @@ TEST(PipelineRebuild, ARebuiltProgramRerunsTheStagesWithTheSameOutputs) {
     return output;
   };
   const std::string second = run_rebuilt();
-  EXPECT_EQ(count(second, "pipeline: anatomy: runs: the program was rebuilt (build "), 1U)
+  EXPECT_EQ(
+      count(second, "pipeline: anatomy: runs: the program or a library it loads changed (build "),
+      1U)
       << second;
   EXPECT_EQ(myotwin::read_text_file(units), units_before)
       << "the build must not change a stage's outputs";
   const std::string third = run_rebuilt();
   EXPECT_EQ(count(third, "pipeline: anatomy: unchanged, reused"), 1U) << third;
+  // The same executable on other shared libraries (one more loaded, as after an upgrade that
+  // changed a library's build id) is another build too.
+  const fs::path library = "/lib/x86_64-linux-gnu/libanl.so.1";
+  if (fs::exists(library)) {
+    const std::string fourth = run_rebuilt("LD_PRELOAD=" + library.string() + " ");
+    EXPECT_EQ(count(fourth, "pipeline: anatomy: runs: the program or a library it loads changed"),
+              1U)
+        << fourth;
+    EXPECT_EQ(myotwin::read_text_file(units), units_before);
+  } else {
+    std::cout << "[ note ] " << library << " absent: the library part of the build id not tested\n";
+  }
   // The manifest records the build that wrote each stage.
   const auto manifest = nlohmann::json::parse(
       myotwin::read_text_file(dir.path() / "out" / "pipeline" / "manifest.json"));
