@@ -4,7 +4,10 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <map>
 #include <numbers>
+#include <numeric>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <variant>
@@ -16,6 +19,7 @@
 #include "myotwin/core/hdf5_io.hpp"
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/random.hpp"
+#include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
 #include "myotwin/core/units.hpp"
 
@@ -256,6 +260,78 @@ SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTabl
               m.build_time_s, " s");
   }
   return anatomy;
+}
+
+RunEstimate estimate_subject_anatomy(const LabelVolume& volume, const TissueTable& tissues,
+                                     const AnatomyParams& params, int threads) {
+  // Constants measured on the sample forearm (docs/reliability.md, "Time estimates").
+  constexpr double seconds_per_unknown = 1.4e-5;     // fibre field (CG on the voxel grid)
+  constexpr double seconds_per_voxel = 1.4e-5;       // geometry, fibres, motor units
+  constexpr double writing_seconds_per_voxel = 3e-6; // fibers.vtp, motor_units.h5 (one thread)
+  constexpr double kept_bytes_per_voxel = 320.0;     // fibres and pools kept until written
+  constexpr double work_bytes_per_unknown = 100.0;   // matrix, preconditioner, CG vectors
+  constexpr double work_bytes_per_box_cell = 10.0;   // field, index and mask over the box
+  constexpr double program_bytes = 64.0 * 1024 * 1024;
+  const auto muscles = muscles_to_build(volume, tissues, params);
+  // Voxels and index bounding box of every label, in one pass.
+  struct Extent {
+    double n = 0.0;
+    std::array<std::int64_t, 3> lo{std::numeric_limits<std::int64_t>::max(),
+                                   std::numeric_limits<std::int64_t>::max(),
+                                   std::numeric_limits<std::int64_t>::max()};
+    std::array<std::int64_t, 3> hi{-1, -1, -1};
+  };
+  std::map<std::int32_t, Extent> extent;
+  for (const Tissue* t : muscles)
+    extent[t->label] = {};
+  for (std::int64_t k = 0; k < volume.size[2]; ++k)
+    for (std::int64_t j = 0; j < volume.size[1]; ++j)
+      for (std::int64_t i = 0; i < volume.size[0]; ++i) {
+        const auto it = extent.find(volume.at(i, j, k));
+        if (it == extent.end())
+          continue;
+        Extent& e = it->second;
+        e.n += 1.0;
+        const std::array<std::int64_t, 3> ijk{i, j, k};
+        for (std::size_t a = 0; a < 3; ++a) {
+          e.lo[a] = std::min(e.lo[a], ijk[a]);
+          e.hi[a] = std::max(e.hi[a], ijk[a]);
+        }
+      }
+  const double up3 = std::pow(static_cast<double>(params.fibre_field.upsampling), 3);
+  double voxels = 0.0, unknowns = 0.0, seconds = 0.0, longest = 0.0;
+  std::vector<double> work; // per muscle, largest first below
+  for (const auto& [label, e] : extent) {
+    double box = 1.0;
+    for (std::size_t a = 0; a < 3; ++a)
+      box *= static_cast<double>(std::max<std::int64_t>(e.hi[a] - e.lo[a] + 1, 0)) *
+                 params.fibre_field.upsampling +
+             2.0 * static_cast<double>(FibreField::padding);
+    const double muscle_seconds = seconds_per_unknown * e.n * up3 + seconds_per_voxel * e.n;
+    voxels += e.n;
+    unknowns += e.n * up3;
+    seconds += muscle_seconds;
+    longest = std::max(longest, muscle_seconds);
+    work.push_back(work_bytes_per_unknown * e.n * up3 + work_bytes_per_box_cell * box);
+  }
+  std::sort(work.rbegin(), work.rend());
+  const auto n_concurrent = std::min(work.size(), static_cast<std::size_t>(std::max(threads, 1)));
+  RunEstimate r;
+  r.bytes =
+      program_bytes + 4.0 * static_cast<double>(volume.n_voxels()) + kept_bytes_per_voxel * voxels +
+      std::accumulate(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(n_concurrent), 0.0);
+  const double building = std::max(seconds / static_cast<double>(std::max(threads, 1)), longest);
+  const double writing = writing_seconds_per_voxel * voxels;
+  r.seconds = building + writing;
+  std::ostringstream parts;
+  parts << "muscles " << format_duration(building) << " on " << std::max(threads, 1)
+        << (threads > 1 ? " threads" : " thread") << ", writing " << format_duration(writing);
+  r.time_parts = parts.str();
+  r.drivers = std::to_string(muscles.size()) + (muscles.size() == 1 ? " muscle, " : " muscles, ") +
+              format_number(voxels) + " muscle voxels, " + format_number(unknowns) +
+              " fibre-field unknowns (anatomy.fibre_field.upsampling " +
+              std::to_string(params.fibre_field.upsampling) + ")";
+  return r;
 }
 
 nlohmann::json to_json(const SubjectAnatomy& anatomy) {

@@ -8,6 +8,8 @@
 #include <iomanip>
 #include <iostream>
 
+#include <omp.h>
+
 #include "commands.hpp"
 #include "common.hpp"
 #include "layout.hpp"
@@ -33,14 +35,18 @@ int run_anatomy(const AnatomyOptions& o) {
   // 1. Configuration, subject and output folder.
   const RunConfig config = begin_run(o.shared);
   const anatomy::Subject s = anatomy::load_subject(o.input);
+  // 2. Refused before anything is written when it would not fit.
+  check_run_estimate(
+      anatomy::estimate_subject_anatomy(s.volume, s.tissues, config.anatomy, omp_get_max_threads()),
+      "anatomy");
   const auto dir = Layout(o.shared.output)[Output::anatomy_dir];
   ensure_output_dir(dir);
-  // 2. Build every muscle.
+  // 3. Build every muscle.
   Stopwatch watch;
   log_info("building the anatomy of ", s.files.name, " (seed ", config.seed, ")");
   const auto built = anatomy::build_subject_anatomy(s.volume, s.tissues, config.anatomy,
                                                     config.seed, progress_display(o.shared));
-  // 3. Write; 4. report.
+  // 4. Write; 5. report.
   anatomy::write_subject_anatomy(dir, built);
   write_resolved_config(o.shared.output, config);
   if (!o.shared.quiet)

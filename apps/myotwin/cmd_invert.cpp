@@ -121,8 +121,7 @@ int run_invert(const InvertOptions& o) {
   model_params.fs_Hz = recording.fs_Hz;
   check_run_estimate(inversion::estimate_invert(static_cast<double>(recording.emg.rows()),
                                                 static_cast<double>(recording.emg.cols()), m, n_ch,
-                                                model_params, config.invert.separation,
-                                                omp_get_max_threads()),
+                                                model_params, config.invert, omp_get_max_threads()),
                      "invert");
   log_info("invert: MUAP model of ", name, " (", m.fibres.fibres.size(), " model fibres, ", n_ch,
            " channels)");

@@ -845,21 +845,45 @@ double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& mode
 
 RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
                             Eigen::Index n_channels, const forward::MuapModelParams& model_params,
-                            const DecomposeParams& separation, int threads) {
+                            const BmissParams& params, int threads) {
+  // Constants measured on 2 cores (docs/reliability.md, "Time estimates").
+  constexpr double model_s_per_fibre_channel_pass = 4.2e-5;
+  constexpr double source_s_per_value = 2e-10; // one probe's source: whitened dims x samples
+  constexpr double handover_s_per_value = 1.3e-8;
   const auto model = forward::MuapModel::estimate_memory(muscle.fibres, n_channels, model_params);
+  const DecomposeParams& separation = params.separation;
   RunEstimate e = estimate_decompose(n_rows, n_samples, separation, threads);
   const auto gib = [](double bytes) {
     return format_number(std::round(bytes / 1073741824.0 * 1e3) / 1e3) + " GiB";
   };
-  e.drivers = "MUAP model of " + muscle.geometry.name + ": " +
-              format_number(static_cast<double>(muscle.fibres.fibres.size())) + " model fibres x " +
-              format_number(static_cast<double>(n_channels)) + " channels x " +
+  const double n_fibres = static_cast<double>(muscle.fibres.fibres.size());
+  const auto r = static_cast<double>(extension_factor_for(n_rows, separation));
+  const double n_ext = n_rows * r;
+  const double whiten_s = 3e-10 * n_ext * n_ext * n_samples;
+  const double model_s = model_s_per_fibre_channel_pass * n_fibres *
+                         static_cast<double>(n_channels) * (model_params.n_end_plate_shifts + 2.0);
+  const double iterations = static_cast<double>(params.n_iterations);
+  const double probes_s =
+      iterations *
+      static_cast<double>(params.n_probe + params.n_refine * params.nelder_mead_evaluations) *
+      source_s_per_value * n_ext * n_samples;
+  const double handovers_s =
+      iterations * static_cast<double>(params.n_refine) * handover_s_per_value * n_ext * n_samples;
+  e.seconds = model_s + whiten_s + probes_s + handovers_s;
+  e.time_parts = "MUAP model " + format_duration(model_s) + ", whitening " +
+                 format_duration(whiten_s) + ", " + format_number(iterations) +
+                 " iterations of probes " + format_duration(probes_s) + " and hand-overs " +
+                 format_duration(handovers_s) + "; then the property fit of each unit found";
+  e.drivers = "MUAP model of " + muscle.geometry.name + ": " + format_number(n_fibres) +
+              " model fibres x " + format_number(static_cast<double>(n_channels)) + " channels x " +
               format_number(model_params.n_end_plate_shifts) +
               " end-plate shifts (muap_model.cell_size_mm = " +
               format_number(model_params.cell_size_m * 1e3) +
               ", muap_model.model_fs_Hz = " + format_number(model_params.model_fs_Hz) + ") " +
               gib(model.peak_bytes) + " while it is built, " + gib(model.kept_bytes) +
-              " kept; separation: " + e.drivers;
+              " kept; invert.n_iterations " + format_number(iterations) + ", n_probe " +
+              format_number(static_cast<double>(params.n_probe)) + ", n_refine " +
+              format_number(static_cast<double>(params.n_refine)) + "; separation: " + e.drivers;
   e.bytes = std::max(model.peak_bytes, model.kept_bytes + e.bytes);
   return e;
 }

@@ -225,14 +225,18 @@ Decomposition decompose(const forward::EmgRecording& recording, const DecomposeP
   return accepted.finish(data, params, stats);
 }
 
+Eigen::Index extension_factor_for(double n_channels, const DecomposeParams& params) {
+  return params.extension_factor > 0
+             ? params.extension_factor
+             : std::max<Eigen::Index>(1, static_cast<Eigen::Index>(std::llround(
+                                             params.target_extended_channels / n_channels)));
+}
+
 RunEstimate estimate_decompose(double n_channels, double n_samples, const DecomposeParams& params,
                                int threads) {
   const double m = n_channels;
   const double n = n_samples;
-  // The extension factor as the separation chooses it (from target_extended_channels when 0).
-  const double r = params.extension_factor > 0
-                       ? static_cast<double>(params.extension_factor)
-                       : std::max(1.0, std::round(params.target_extended_channels / m));
+  const auto r = static_cast<double>(extension_factor_for(m, params));
   const double n_ext = m * r;
   RunEstimate e;
   e.bytes = 3.0 * 8.0 * m * n + 4.0 * n_ext * n + (threads + 4.0) * 8.0 * n_ext * n_ext;

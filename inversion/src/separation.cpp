@@ -189,12 +189,7 @@ WhitenedEmg whiten_emg(const forward::EmgRecording& recording, const DecomposePa
   stats.time_preprocess_s = watch.elapsed_s();
 
   // 2. Extension.
-  const Eigen::Index r =
-      params.extension_factor > 0
-          ? params.extension_factor
-          : std::max<Eigen::Index>(
-                1, static_cast<Eigen::Index>(std::llround(params.target_extended_channels /
-                                                          static_cast<double>(n_kept))));
+  const Eigen::Index r = extension_factor_for(static_cast<double>(n_kept), params);
   out.extension_factor = r;
   const Eigen::Index n_ext = n_kept * r;
   if (n < 4 * n_ext)

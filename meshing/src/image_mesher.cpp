@@ -172,10 +172,13 @@ std::map<std::int32_t, std::uint16_t> compact_sizes(const std::vector<std::int32
 }
 
 /// Estimate before meshing: each label's volume over the volume of a regular tet of its cell
-/// size (a^3 / (6 sqrt 2)), at about 1 KB per tet while CGAL refines (cells, vertices, queues).
+/// size (a^3 / (6 sqrt 2)), at about 1 KB per tet while CGAL refines (cells, vertices, queues),
+/// and the time at `seconds_per_tet` (refinement, exudation and the quality report, measured on
+/// the sample forearm: docs/reliability.md, "Time estimates").
 /// \throws (as check_memory_estimate()) when that would not fit.
-void check_meshing_memory(const LabelVolume& volume, const std::vector<std::int32_t>& present,
-                          const detail::CgalInput& in) {
+void check_meshing_estimate(const LabelVolume& volume, const std::vector<std::int32_t>& present,
+                            const detail::CgalInput& in) {
+  constexpr double seconds_per_tet = 5.0e-5;
   std::unordered_map<std::int32_t, double> n_voxels;
   for (const auto l : volume.labels)
     if (l != 0)
@@ -189,8 +192,13 @@ void check_meshing_memory(const LabelVolume& volume, const std::vector<std::int3
     smallest = std::min(smallest, a);
     n_tets += n_voxels[present[c]] * voxel_mm3 / (a * a * a / (6.0 * std::sqrt(2.0)));
   }
-  check_memory_estimate(1024.0 * n_tets, "meshing (about " + format_number(n_tets) + " tets)",
-                        "mesh.cell_size_mm: smallest " + format_number(smallest) + " mm");
+  RunEstimate e;
+  e.bytes = 1024.0 * n_tets;
+  e.seconds = seconds_per_tet * n_tets;
+  e.drivers = "about " + format_number(std::round(n_tets)) +
+              " tets from the tissues' volumes and mesh.cell_size_mm: smallest " +
+              format_number(smallest) + " mm";
+  check_run_estimate(e, "meshing");
 }
 
 /// Step 3: the integer upsampling of each image axis coarser than max_voxel_size.
@@ -407,7 +415,7 @@ ImageMeshResult mesh_label_volume(const LabelVolume& input, const anatomy::Tissu
   const std::vector<std::int32_t> present = present_labels(volume);
   detail::CgalInput in;
   const auto compact = compact_sizes(present, tissues, params, in);
-  check_meshing_memory(volume, present, in);
+  check_meshing_estimate(volume, present, in);
 
   // 3. Upsampling of coarse axes.
   result.upsampling = upsampling_factors(volume, params);

@@ -295,3 +295,33 @@ TEST(RealisedCv, IsTheMeanOfTheUnitsFibreCvsWeightedByRealFibresTimesCrossSectio
   myotwin::testing::expect_error<BadInput>([&] { (void)realised_cv_m_per_s(fibres, pool, 1); },
                                            {"has fibre 7", "3 fibres"});
 }
+
+TEST(SubjectAnatomy, EstimateCountsTheMusclesVoxelsAndScalesWithThreadsAndUpsampling) {
+  const auto& volume = phantom().volume;
+  const auto& tissues = phantom().tissues;
+  // The closed form of the counts: the named muscles' voxels, upsampling^3 unknowns each.
+  double n_voxels = 0.0;
+  for (const auto l : volume.labels)
+    n_voxels += (l == tissues.find("FCR")->label || l == tissues.find("PL")->label) ? 1.0 : 0.0;
+  AnatomyParams p = two_muscles();
+  const RunEstimate one = estimate_subject_anatomy(volume, tissues, p, 1);
+  EXPECT_NE(one.drivers.find("2 muscles, " + format_number(n_voxels) + " muscle voxels, " +
+                             format_number(n_voxels) + " fibre-field unknowns"),
+            std::string::npos)
+      << one.drivers;
+  // Two threads: two fibre fields at once (more memory), the muscles in parallel (less time).
+  const RunEstimate two = estimate_subject_anatomy(volume, tissues, p, 2);
+  EXPECT_GT(two.bytes, one.bytes);
+  EXPECT_LT(two.seconds, one.seconds);
+  // Upsampling by 2: 8 times the unknowns; the memory and time grow, the voxels do not.
+  p.fibre_field.upsampling = 2;
+  const RunEstimate up = estimate_subject_anatomy(volume, tissues, p, 1);
+  EXPECT_NE(up.drivers.find(format_number(8.0 * n_voxels) + " fibre-field unknowns"),
+            std::string::npos)
+      << up.drivers;
+  EXPECT_GT(up.bytes, one.bytes);
+  EXPECT_GT(up.seconds, one.seconds);
+  // A named muscle that is not one is refused as by the build.
+  p.muscles = {"radius"};
+  EXPECT_THROW(estimate_subject_anatomy(volume, tissues, p, 1), BadInput);
+}

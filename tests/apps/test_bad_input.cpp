@@ -338,6 +338,10 @@ std::vector<Case> cases() {
                  "other": 0.05}}})"),
                "mesh {s} --quiet --config {d}/c.json -o {d}/out", 2,
                "mesh.cell_size_mm: smallest 0.05 mm"});
+  c.push_back({"AnatomyFibreFieldThatNeedsTerabytes",
+               config(R"({"anatomy": {"fibre_field": {"upsampling": 8}}})"),
+               "anatomy {s} --quiet --config {d}/c.json -o {d}/out", 2,
+               "fibre-field unknowns (anatomy.fibre_field.upsampling 8)"});
   c.push_back({"LabelVolumeAboveTheMemoryLimit", none, "anatomy info {s} --max-memory-GiB 0.001", 2,
                "limit of 0.001 GiB"});
   // An hour of intramuscular EMG at 1 MHz: the EMG alone needs ~0.6 TB.

@@ -18,6 +18,7 @@
 #include "myotwin/anatomy/muscle_geometry.hpp"
 #include "myotwin/anatomy/tissue_table.hpp"
 #include "myotwin/core/progress.hpp"
+#include "myotwin/core/resources.hpp"
 
 namespace myotwin {
 class ConfigReader;
@@ -72,6 +73,15 @@ struct SubjectAnatomy {
   /// Muscles that could not be modelled and were skipped: name and reason.
   std::vector<std::pair<std::string, std::string>> skipped;
 };
+
+/// What build_subject_anatomy() will need on `threads` threads, before it starts: memory
+/// [bytes] (the program and label volume, the fibres and pools kept until written, and the
+/// working sets of the `threads` largest fibre-field solves at once) and wall time [s] (muscles
+/// in parallel, then writing), from the muscles' voxel counts and bounding boxes and the
+/// constants of docs/reliability.md ("Time estimates").
+/// \throws BadInput as build_subject_anatomy() for a named muscle that is not one.
+RunEstimate estimate_subject_anatomy(const LabelVolume& volume, const TissueTable& tissues,
+                                     const AnatomyParams& params, int threads);
 
 /// Builds every muscle of the subject (or those named in `params.muscles`). Each muscle draws
 /// its random numbers from Rng(seed).split(label), so a muscle's result does not depend on

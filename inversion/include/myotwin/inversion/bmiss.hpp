@@ -148,6 +148,18 @@ struct CandidateScore {
   Eigen::VectorXd w;
 };
 
+/// The memory and time of an inversion, estimated before it allocates (docs/reliability.md,
+/// "Bounded resources" and "Time estimates"). Memory: the larger of the MUAP model's
+/// precomputation and the model it keeps plus the separation's extended and whitened recording
+/// (forward::MuapModel::estimate_memory(), estimate_decompose()) of a recording of `n_rows`
+/// channels x `n_samples`; the forward model itself, loaded before, is not in it. Time: the
+/// model's precomputation (model fibres x channels x passes), the whitening, and per iteration
+/// the probes and Nelder-Mead evaluations (each a source over the whitened recording) and the
+/// hand-overs; the property fit of the units found is not in it.
+RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
+                            Eigen::Index n_channels, const forward::MuapModelParams& model_params,
+                            const BmissParams& params, int threads);
+
 /// Model-informed separation of `recording` with `model`, the MUAP model of `muscle` built
 /// for the recording's electrodes in the same order. The pool of `muscle` gives the size
 /// bounds (0 in params) and the territory radius of a size (r = c sqrt(N), c the pool's
@@ -155,14 +167,6 @@ struct CandidateScore {
 /// (#points x 3 [m]; empty: depth NaN).
 /// \throws BadInput when the model's channel count differs from the recording's, and
 /// whatever the separation rejects.
-/// The memory of an inversion, estimated before it allocates (docs/reliability.md, "Bounded
-/// resources"): the larger of the MUAP model's precomputation and the model it keeps plus the
-/// separation's extended and whitened recording (forward::MuapModel::estimate_memory(),
-/// estimate_decompose()) of a recording of `n_rows` channels x `n_samples`; the forward model
-/// itself, loaded before, is not in it. The time is the separation's.
-RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
-                            Eigen::Index n_channels, const forward::MuapModelParams& model_params,
-                            const DecomposeParams& separation, int threads);
 
 BmissResult invert(const forward::EmgRecording& recording, const forward::MuapModel& model,
                    const anatomy::MuscleModel& muscle,

@@ -185,6 +185,10 @@ void validate(const DecomposeParams& params);
 /// The parameters as JSON (the layout read_decompose_params() reads).
 nlohmann::json to_json(const DecomposeParams& params);
 
+/// The extension factor R the separation uses for `n_channels` kept channels: the configured
+/// `extension_factor`, or round(target_extended_channels / n_channels), at least 1.
+Eigen::Index extension_factor_for(double n_channels, const DecomposeParams& params);
+
 /// What decompose() (and the separation of invert()) needs for `n_channels` x `n_samples` with
 /// `threads` threads, estimated before it allocates (docs/reliability.md, "Bounded
 /// resources"). Memory: the recording, its filtered copy and the kept channels (3 x #channels x
