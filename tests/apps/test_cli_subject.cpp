@@ -146,6 +146,19 @@ TEST(CliSubject, BadInputExitsWithTwoAndWritesNothing) {
   EXPECT_EQ(run_myotwin("subject init -o " + quoted(out)).exit_code, 2);
 }
 
+namespace {
+
+/// `subject init` of the left vastus lateralis, rectus femoris and vastus medialis of the
+/// MuscleMap thigh `seg` at 2 mm voxels into `subject`.
+myotwin::testing::CommandResult init_left_quadriceps(const fs::path& seg, const fs::path& subject) {
+  return run_myotwin("subject init " + quoted(seg) +
+                     " --scheme musclemap --voxel-mm 2 --muscles 'left vastus lateralis,left "
+                     "rectus femoris,left vastus medialis' -o " +
+                     quoted(subject));
+}
+
+} // namespace
+
 TEST(CliSubject, RealThighMusclesAttachToTheFemurWhereTheyMeetIt) {
   // Origin and insertion of muscles without tendon labels (issue 30, item 6): the left vastus
   // medialis meets the femur in both halves of its length, so both ends are femur attachments
@@ -154,17 +167,14 @@ TEST(CliSubject, RealThighMusclesAttachToTheFemurWhereTheyMeetIt) {
   // Published fibre lengths (Ward et al. 2009, 21 cadaver limbs, as tabulated in the optimal
   // fibre lengths of Rajagopal et al. 2016's OpenSim model; the 2023 update in brackets):
   // VM 96.8 (110) mm, VL 99.4 (117) mm, RF 75.9 mm. docs/subjects.md.
+  TempDir dir;
   const fs::path seg = myotwin::testing::shared_data("real/musclemap_thigh/thighs_dseg.nii.gz");
   if (seg.empty())
     GTEST_SKIP() << "real data absent: " MYOTWIN_SHARED_DATA "/real/musclemap_thigh";
-  TempDir dir;
-  const auto subject = dir / "thigh";
-  const auto init =
-      run_myotwin("subject init " + quoted(seg) +
-                  " --scheme musclemap --voxel-mm 2 --muscles 'left vastus lateralis,left rectus "
-                  "femoris,left vastus medialis' -o " +
-                  quoted(subject));
-  ASSERT_EQ(init.exit_code, 0) << init.output;
+  const auto subject = dir / "quadriceps";
+  const auto init = init_left_quadriceps(seg, subject);
+  if (init.exit_code != 0)
+    FAIL() << "subject init: exit " << init.exit_code << "\n" << init.output;
   // The region of interest cuts other muscles (gluteus, hamstrings): reported by name.
   const auto report =
       nlohmann::json::parse(myotwin::read_text_file(subject / "subject_report.json"));
@@ -222,11 +232,7 @@ TEST(CliSubject, RealThighRunsThroughAnatomyMeshAndLeadfield) {
   TempDir dir;
   const auto subject = dir / "thigh";
   // 1. The subject: three quadriceps muscles of the left thigh, 2 mm voxels.
-  const auto init =
-      run_myotwin("subject init " + quoted(seg) +
-                  " --scheme musclemap --voxel-mm 2 --muscles 'left vastus lateralis,left rectus "
-                  "femoris,left vastus medialis' -o " +
-                  quoted(subject));
+  const auto init = init_left_quadriceps(seg, subject);
   ASSERT_EQ(init.exit_code, 0) << init.output;
   std::cout << init.output;
   const auto report =
