@@ -5,6 +5,7 @@
 #include <deque>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <Eigen/Eigenvalues>
@@ -370,13 +371,114 @@ void area_profile(const LabelVolume& volume, const std::vector<double>& s, doubl
   }
 }
 
+/// A bone attachment of one end: the bone's name and the muscle voxels touching it.
+struct BoneAttachment {
+  std::string bone;
+  std::vector<std::int64_t> voxels;
+};
+
+/// The bone attachments of the origin ([0]) and insertion ([1]) ends: per end, the muscle voxels
+/// of that end's half along the axis (origin: s below the middle of the axial extent, insertion:
+/// from it) touching (26-neighbourhood) a bone voxel, per bone; of the bones with at least
+/// `min_voxels` such voxels, the one reaching furthest towards the end (ties: more voxels).
+/// Empty where no bone qualifies.
+std::array<BoneAttachment, 2> bone_attachments(const LabelVolume& volume, const TissueTable& table,
+                                               const MuscleGeometry& g,
+                                               const std::vector<double>& s, std::size_t min_voxels,
+                                               double gap) {
+  std::vector<std::pair<std::int32_t, std::string>> bones; // sorted by label
+  for (const auto& t : table.tissues)
+    if (t.tissue_class == TissueClass::bone)
+      bones.emplace_back(t.label, t.name);
+  std::sort(bones.begin(), bones.end());
+  std::array<BoneAttachment, 2> out;
+  if (bones.empty())
+    return out;
+  const double s_mid = 0.5 * (g.axis_min_m + g.axis_max_m);
+  // Per end and bone (index into `bones`): the contact voxels and the extreme axial position.
+  std::array<std::vector<std::vector<std::int64_t>>, 2> contact;
+  std::array<std::vector<double>, 2> reach;
+  for (int e = 0; e < 2; ++e) {
+    contact[e].resize(bones.size());
+    reach[e].assign(bones.size(), e == 0 ? std::numeric_limits<double>::max()
+                                         : std::numeric_limits<double>::lowest());
+  }
+  // Neighbour offsets: the 26-neighbourhood, and every voxel whose centre lies within `gap` [m].
+  std::vector<std::array<std::int64_t, 3>> offsets;
+  {
+    std::array<std::int64_t, 3> r{1, 1, 1};
+    for (int a = 0; a < 3; ++a)
+      r[a] = std::max<std::int64_t>(
+          1, static_cast<std::int64_t>(std::floor(gap / volume.spacing_m[a])));
+    for (std::int64_t dk = -r[2]; dk <= r[2]; ++dk)
+      for (std::int64_t dj = -r[1]; dj <= r[1]; ++dj)
+        for (std::int64_t di = -r[0]; di <= r[0]; ++di) {
+          const Eigen::Vector3d d(static_cast<double>(di) * volume.spacing_m[0],
+                                  static_cast<double>(dj) * volume.spacing_m[1],
+                                  static_cast<double>(dk) * volume.spacing_m[2]);
+          const bool neighbour = std::abs(di) <= 1 && std::abs(dj) <= 1 && std::abs(dk) <= 1;
+          if ((di != 0 || dj != 0 || dk != 0) && (neighbour || d.norm() <= gap))
+            offsets.push_back({di, dj, dk});
+        }
+  }
+  std::vector<std::uint8_t> touched(bones.size());
+  for (std::size_t v = 0; v < g.voxels.size(); ++v) {
+    const auto p = ijk_of(volume, g.voxels[v]);
+    std::fill(touched.begin(), touched.end(), 0);
+    bool any = false;
+    for (const auto& d : offsets) {
+      const std::int64_t i = p[0] + d[0], j = p[1] + d[1], k = p[2] + d[2];
+      if (i < 0 || j < 0 || k < 0 || i >= volume.size[0] || j >= volume.size[1] ||
+          k >= volume.size[2])
+        continue;
+      const std::int32_t l = volume.at(i, j, k);
+      const auto it = std::lower_bound(bones.begin(), bones.end(), l,
+                                       [](const std::pair<std::int32_t, std::string>& b,
+                                          std::int32_t x) { return b.first < x; });
+      if (it != bones.end() && it->first == l) {
+        touched[static_cast<std::size_t>(it - bones.begin())] = 1;
+        any = true;
+      }
+    }
+    if (!any)
+      continue;
+    const int e = s[v] < s_mid ? 0 : 1;
+    for (std::size_t b = 0; b < bones.size(); ++b) {
+      if (touched[b] == 0)
+        continue;
+      contact[e][b].push_back(g.voxels[v]);
+      reach[e][b] = e == 0 ? std::min(reach[e][b], s[v]) : std::max(reach[e][b], s[v]);
+    }
+  }
+  for (int e = 0; e < 2; ++e) {
+    std::optional<std::size_t> best;
+    for (std::size_t b = 0; b < bones.size(); ++b) {
+      if (contact[e][b].size() < min_voxels)
+        continue;
+      if (!best) {
+        best = b;
+        continue;
+      }
+      const double d_b = e == 0 ? reach[e][b] : -reach[e][b];
+      const double d_best = e == 0 ? reach[e][*best] : -reach[e][*best];
+      if (d_b < d_best || (d_b == d_best && contact[e][b].size() > contact[e][*best].size()))
+        best = b;
+    }
+    if (best) {
+      out[static_cast<std::size_t>(e)].bone = bones[*best].second;
+      out[static_cast<std::size_t>(e)].voxels = std::move(contact[e][*best]);
+    }
+  }
+  return out;
+}
+
 /// Origin and insertion voxels of `g` and their sources: the tendon contacts, else the cut
 /// faces, else end caps (the voxels within `cap` [m] of the muscle's end along the axis, at axial
 /// positions `s` [m]). Throws BadInput when either is empty or they overlap.
 void end_regions(const std::vector<Contact>& contacts,
                  const std::vector<std::vector<std::int64_t>>& cut_faces,
-                 const std::vector<double>& s, double voxel_extent, double cap,
-                 const std::string& id, MuscleGeometry& g) {
+                 std::array<BoneAttachment, 2> attachments, const std::vector<double>& s,
+                 double voxel_extent, double cap, const std::string& id, MuscleGeometry& g) {
   std::vector<std::int64_t> origin, insertion;
   for (const auto& c : contacts) {
     auto& target = c.side < 0 ? origin : insertion;
@@ -393,6 +495,10 @@ void end_regions(const std::vector<Contact>& contacts,
   }
   if (g.origin_source == EndSource::cut_face) {
     // Set above.
+  } else if (origin.empty() && !attachments[0].voxels.empty()) {
+    g.origin_source = EndSource::bone;
+    g.origin_bone = attachments[0].bone;
+    origin = std::move(attachments[0].voxels);
   } else if (origin.empty()) {
     g.origin_source = EndSource::end_cap;
     const double limit = g.axis_min_m - 0.5 * voxel_extent + cap;
@@ -404,6 +510,10 @@ void end_regions(const std::vector<Contact>& contacts,
   }
   if (g.insertion_source == EndSource::cut_face) {
     // Set above.
+  } else if (insertion.empty() && !attachments[1].voxels.empty()) {
+    g.insertion_source = EndSource::bone;
+    g.insertion_bone = attachments[1].bone;
+    insertion = std::move(attachments[1].voxels);
   } else if (insertion.empty()) {
     g.insertion_source = EndSource::end_cap;
     const double limit = g.axis_max_m + 0.5 * voxel_extent - cap;
@@ -435,6 +545,12 @@ void end_regions(const std::vector<Contact>& contacts,
   g.insertion_voxels = std::move(insertion);
 }
 
+/// Mean face area of a voxel [m^2].
+double mean_face_area_m2(const LabelVolume& volume) {
+  const auto& h = volume.spacing_m;
+  return (h[0] * h[1] + h[1] * h[2] + h[0] * h[2]) / 3.0;
+}
+
 } // namespace
 
 std::string to_string(ComponentPolicy policy) {
@@ -447,10 +563,24 @@ std::string to_string(EndSource source) {
     return "tendon";
   case EndSource::cut_face:
     return "cut_face";
+  case EndSource::bone:
+    return "bone";
   case EndSource::end_cap:
     break;
   }
   return "end_cap";
+}
+
+double default_attachment_min_m2() {
+  return 50.0e-6;
+}
+
+double default_attachment_gap_m() {
+  return 0.0;
+}
+
+std::string to_string(AttachmentRule rule) {
+  return rule == AttachmentRule::bone ? "bone" : "end_cap";
 }
 
 MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section) {
@@ -471,6 +601,18 @@ MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section) {
   p.cap_min_m = units::mm_to_m(section.optional<double>("cap_min_mm", units::m_to_mm(p.cap_min_m),
                                                         non_negative(),
                                                         "lower bound of the end-cap thickness"));
+  const auto rule = section.optional<std::string>(
+      "attachment", to_string(p.attachment), one_of({"bone", "end_cap"}),
+      "origin/insertion of a muscle end without a tendon or cut face: 'bone' (where the muscle "
+      "meets the bone nearest to that end, else the end cap) or 'end_cap'");
+  p.attachment = rule == "bone" ? AttachmentRule::bone : AttachmentRule::end_cap;
+  p.attachment_min_m2 = units::mm2_to_m2(section.optional<double>(
+      "attachment_min_mm2", units::m2_to_mm2(p.attachment_min_m2), in_range(0.0, 1.0e5),
+      "smallest muscle-bone contact (voxels times mean face area) taken as an attachment"));
+  p.attachment_gap_m = units::mm_to_m(section.optional<double>(
+      "attachment_gap_mm", units::m_to_mm(p.attachment_gap_m), in_range(0.0, 50.0),
+      "muscle voxels within this distance of a bone voxel (centre to centre) meet it; 0: the "
+      "26 neighbours only"));
   return p;
 }
 
@@ -538,7 +680,17 @@ MuscleGeometry compute_muscle_geometry(const LabelVolume& volume, const TissueTa
 
   // 7. Origin and insertion.
   const double cap = std::max({params.cap_fraction * g.length_m, params.cap_min_m, voxel_extent});
-  end_regions(contacts, cut_faces, s, voxel_extent, cap, id, g);
+  const double face_m2 = mean_face_area_m2(volume);
+  std::array<BoneAttachment, 2> attachments;
+  if (params.attachment == AttachmentRule::bone)
+    attachments = bone_attachments(
+        volume, table, g, s,
+        std::max<std::size_t>(
+            1, static_cast<std::size_t>(std::ceil(params.attachment_min_m2 / face_m2 - 1e-9))),
+        params.attachment_gap_m);
+  end_regions(contacts, cut_faces, std::move(attachments), s, voxel_extent, cap, id, g);
+  g.origin_area_m2 = static_cast<double>(g.origin_voxels.size()) * face_m2;
+  g.insertion_area_m2 = static_cast<double>(g.insertion_voxels.size()) * face_m2;
   return g;
 }
 

@@ -249,6 +249,19 @@ SubjectAnatomy build_subject_anatomy(const LabelVolume& volume, const TissueTabl
   }
   reporter.finish();
   for (const auto& m : anatomy.muscles) {
+    const auto& g = m.geometry;
+    const auto end = [](EndSource source, const std::string& bone, double area_m2) {
+      std::string out = to_string(source);
+      if (source == EndSource::bone)
+        out += " (" + bone + ")";
+      return out + " " + std::to_string(std::lround(units::m2_to_mm2(area_m2))) + " mm^2";
+    };
+    log_info("  ", g.name, ": origin ", end(g.origin_source, g.origin_bone, g.origin_area_m2),
+             ", insertion ", end(g.insertion_source, g.insertion_bone, g.insertion_area_m2),
+             "; fibres ", std::lround(units::m_to_mm(m.statistics.min_length_m)), " to ",
+             std::lround(units::m_to_mm(m.statistics.max_length_m)), " mm (mean ",
+             std::lround(units::m_to_mm(m.statistics.mean_length_m)), ") in a ",
+             std::lround(units::m_to_mm(g.length_m)), " mm muscle");
     if (m.model_density_raised) {
       log_info("  ", m.geometry.name, ": model fibre density raised to ",
                m.model_density_per_m2 * 1e-6, " per mm^2 for its ", m.pool.units.size(),
@@ -353,6 +366,10 @@ nlohmann::json to_json(const SubjectAnatomy& anatomy) {
     j["insertion"] = to_string(g.insertion_source);
     j["origin_tendons"] = g.origin_tendons;
     j["insertion_tendons"] = g.insertion_tendons;
+    j["origin_bone"] = g.origin_bone;
+    j["insertion_bone"] = g.insertion_bone;
+    j["origin_area_mm2"] = units::m2_to_mm2(g.origin_area_m2);
+    j["insertion_area_mm2"] = units::m2_to_mm2(g.insertion_area_m2);
     j["max_cross_section_mm2"] =
         g.profile_area_m2.size() > 0 ? units::m2_to_mm2(g.profile_area_m2.maxCoeff()) : 0.0;
     j["seed_section_mm2"] = units::m2_to_mm2(m.fibres.section_area_m2);

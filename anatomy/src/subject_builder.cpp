@@ -323,6 +323,52 @@ VoxelRange labelled_range(const LabelVolume& seg, const std::vector<std::int32_t
   return r;
 }
 
+/// The muscles with at least 4 voxels on a face of the built volume (labels increasing, faces
+/// in the order i-, i+, j-, j+, k-, k+); `named` are the muscles of interest.
+std::vector<CutMuscle> cut_muscles(const LabelVolume& vol, const TissueTable& tissues,
+                                   const std::vector<std::string>& named) {
+  constexpr std::int64_t min_voxels = 4;
+  const char* face_names[6] = {"i-", "i+", "j-", "j+", "k-", "k+"};
+  std::map<std::int32_t, std::array<std::int64_t, 6>> counts;
+  for (std::int64_t k = 0; k < vol.size[2]; ++k)
+    for (std::int64_t j = 0; j < vol.size[1]; ++j)
+      for (std::int64_t i = 0; i < vol.size[0]; ++i) {
+        const std::array<std::int64_t, 3> c{i, j, k};
+        bool on_face = false;
+        for (int d = 0; d < 3; ++d)
+          on_face = on_face || c[d] == 0 || c[d] == vol.size[d] - 1;
+        if (!on_face)
+          continue;
+        const std::int32_t l = vol.at(i, j, k);
+        const Tissue* t = l == 0 ? nullptr : tissues.find(l);
+        if (t == nullptr || t->tissue_class != TissueClass::muscle)
+          continue;
+        auto& n = counts.try_emplace(l, std::array<std::int64_t, 6>{}).first->second;
+        for (int d = 0; d < 3; ++d) {
+          if (c[d] == 0)
+            ++n[static_cast<std::size_t>(2 * d)];
+          if (c[d] == vol.size[d] - 1)
+            ++n[static_cast<std::size_t>(2 * d + 1)];
+        }
+      }
+  std::vector<CutMuscle> out;
+  for (const auto& [label, n] : counts) {
+    CutMuscle m;
+    m.label = label;
+    m.name = tissues.find(label)->name;
+    for (std::size_t f = 0; f < 6; ++f)
+      if (n[f] >= min_voxels) {
+        m.faces.emplace_back(face_names[f]);
+        m.voxels.push_back(n[f]);
+      }
+    if (m.faces.empty())
+      continue;
+    m.of_interest = std::find(named.begin(), named.end(), m.name) != named.end();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 /// Step 2: the region of interest, `range` with room for the surface layers beyond the faces
 /// that no labelled voxel touches (when they grow from the labels); reports the cut faces.
 Box region_of_interest(const LabelVolume& seg, const VoxelRange& range, bool grow_from_labels,
@@ -858,8 +904,9 @@ BuiltSubject build_subject(const SubjectBuildInputs& inputs, const SubjectBuildP
   label_layers(body, skin, fat, added, vol, report);
   make_tissue_table(labels, added, vol, built);
 
-  // 8. One conductor; thicknesses of the skin and the subcutaneous fat.
+  // 8. One conductor; thicknesses of the skin and the subcutaneous fat; the cut muscles.
   check_one_conductor(grid, vol, report);
+  report.cut_muscles = cut_muscles(vol, built.tissues, report.muscles);
   measure_thicknesses(grid, vol, depth, added, params, report);
   built.volume = std::move(vol);
   for (const auto& w : report.warnings)
@@ -895,6 +942,17 @@ nlohmann::json to_json(const BuiltSubject& built) {
                              {"first_voxel", r.roi_first},
                              {"size_in_input_voxels", r.roi_size},
                              {"cut_faces", r.cut_faces}};
+  nlohmann::json cut = nlohmann::json::array();
+  for (const auto& m : r.cut_muscles) {
+    nlohmann::json faces = nlohmann::json::object();
+    for (std::size_t f = 0; f < m.faces.size(); ++f)
+      faces[m.faces[f]] = m.voxels[f];
+    cut.push_back({{"label", m.label},
+                   {"name", m.name},
+                   {"faces_voxels", faces},
+                   {"of_interest", m.of_interest}});
+  }
+  j["region_of_interest"]["cut_muscles"] = cut;
   j["body"] = {{"modality", r.modality},
                {"source", r.body_source},
                {"threshold", r.body_threshold},

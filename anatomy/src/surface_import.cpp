@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <Eigen/Eigenvalues>
 #include <Eigen/Geometry>
 
 #ifdef _OPENMP
@@ -430,6 +431,16 @@ void check_params(const SurfaceImportParams& p, const std::string& name) {
     bad("skin_thickness_mm", p.skin_thickness_m, "must be >= 0");
   if (!(p.margin_m >= 0.0) || !std::isfinite(p.margin_m))
     bad("margin_mm", p.margin_m, "must be >= 0");
+  if (!(p.tendon_start_m >= 0.0) || !std::isfinite(p.tendon_start_m))
+    bad("tendon_start_mm", p.tendon_start_m, "must be >= 0");
+  if (!(p.tendon_end_m >= 0.0) || !std::isfinite(p.tendon_end_m))
+    bad("tendon_end_mm", p.tendon_end_m, "must be >= 0");
+  if (!(p.tendon_start_fraction >= 0.0 && p.tendon_start_fraction < 1.0))
+    throw BadInput(name + ": tendon_start_fraction = " + format_number(p.tendon_start_fraction) +
+                   ": must be in [0, 1)");
+  if (!(p.tendon_end_fraction >= 0.0 && p.tendon_end_fraction < 1.0))
+    throw BadInput(name + ": tendon_end_fraction = " + format_number(p.tendon_end_fraction) +
+                   ": must be in [0, 1)");
   if (p.muscle_name.empty())
     throw BadInput(name + ": muscle_name is empty: expected a muscle name such as \"biceps\"");
   if (p.muscle_name == "skin" || p.muscle_name == "fat")
@@ -637,6 +648,86 @@ TissueTable surface_tissues(const SurfaceImportParams& params) {
   return table;
 }
 
+/// Relabels the muscle voxels within the tendon lengths of the two ends of the muscle's principal
+/// axis (see the file comment) and adds the tendons to the table; records the axis, the length
+/// and the tendon lengths in `subject`. \throws BadInput when the tendons leave no muscle.
+void label_tendon_ends(const SurfaceImportParams& params, const std::string& name, LabelVolume& vol,
+                       SurfaceSubject& subject) {
+  std::vector<std::int64_t> voxels;
+  Eigen::Vector3d sum = Eigen::Vector3d::Zero();
+  std::vector<Eigen::Vector3d> points;
+  for (std::int64_t k = 0; k < vol.size[2]; ++k)
+    for (std::int64_t j = 0; j < vol.size[1]; ++j)
+      for (std::int64_t i = 0; i < vol.size[0]; ++i)
+        if (vol.at(i, j, k) == params.muscle_label) {
+          voxels.push_back(vol.index(i, j, k));
+          points.push_back(vol.physical_point(static_cast<double>(i), static_cast<double>(j),
+                                              static_cast<double>(k)));
+          sum += points.back();
+        }
+  if (points.empty())
+    return;
+  const Eigen::Vector3d centroid = sum / static_cast<double>(points.size());
+  Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+  for (const auto& x : points)
+    cov += (x - centroid) * (x - centroid).transpose();
+  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> eig(cov);
+  Eigen::Vector3d axis = eig.eigenvectors().col(2).normalized();
+  Eigen::Index imax = 0;
+  axis.cwiseAbs().maxCoeff(&imax);
+  if (axis[imax] < 0.0)
+    axis = -axis;
+  std::vector<double> s(points.size());
+  for (std::size_t v = 0; v < points.size(); ++v)
+    s[v] = (points[v] - centroid).dot(axis);
+  const double s_min = *std::min_element(s.begin(), s.end());
+  const double s_max = *std::max_element(s.begin(), s.end());
+  const double h = params.voxel_size_m;
+  const double length = s_max - s_min + h; // voxel extent along the axis, at most one voxel
+  subject.axis = axis;
+  subject.length_m = length;
+  subject.tendon_start_m =
+      params.tendon_start_m > 0.0 ? params.tendon_start_m : params.tendon_start_fraction * length;
+  subject.tendon_end_m =
+      params.tendon_end_m > 0.0 ? params.tendon_end_m : params.tendon_end_fraction * length;
+  if (subject.tendon_start_m <= 0.0 && subject.tendon_end_m <= 0.0)
+    return;
+  const double start_limit = s_min - 0.5 * h + subject.tendon_start_m;
+  const double end_limit = s_max + 0.5 * h - subject.tendon_end_m;
+  if (start_limit >= end_limit - 2.0 * h)
+    throw BadInput(name + ": tendons of " + format_number(subject.tendon_start_m / mm) +
+                   " mm (start) and " + format_number(subject.tendon_end_m / mm) +
+                   " mm (end) leave less than two voxels of muscle in a surface " +
+                   format_number(length / mm) +
+                   " mm long along its principal axis: expected shorter tendons");
+  std::int64_t n_start = 0, n_end = 0;
+  for (std::size_t v = 0; v < voxels.size(); ++v) {
+    auto& label = vol.labels[static_cast<std::size_t>(voxels[v])];
+    if (subject.tendon_start_m > 0.0 && s[v] < start_limit) {
+      label = params.tendon_start_label;
+      ++n_start;
+    } else if (subject.tendon_end_m > 0.0 && s[v] > end_limit) {
+      label = params.tendon_end_label;
+      ++n_end;
+    }
+  }
+  const auto add = [&](std::int32_t label, const std::string& suffix) {
+    const auto sigma = default_conductivity(TissueClass::tendon).value();
+    Tissue t;
+    t.label = label;
+    t.name = params.muscle_name + "_tendon_" + suffix;
+    t.tissue_class = TissueClass::tendon;
+    t.sigma_l_S_per_m = sigma.first;
+    t.sigma_t_S_per_m = sigma.second;
+    t.muscle = params.muscle_name;
+    subject.tissues.tissues.push_back(t);
+  };
+  if (n_start > 0)
+    add(params.tendon_start_label, "origin");
+  if (n_end > 0)
+    add(params.tendon_end_label, "insertion");
+}
+
 } // namespace
 
 TriangleSurface read_stl(const std::filesystem::path& path) {
@@ -766,6 +857,27 @@ SurfaceImportParams read_surface_import_params(ConfigReader& section) {
   p.margin_m = section.optional<double>("margin_mm", p.margin_m / mm, non_negative(),
                                         "background around the skin on every side of the volume") *
                mm;
+  const auto tendon_mm = [&](const char* key, const char* end) {
+    return section.optional<double>(key, 0.0, in_range(0.0, 1.0e4),
+                                    std::string("length of the tendon at the ") + end +
+                                        " of the surface's principal axis; 0: none") *
+           mm;
+  };
+  const auto tendon_fraction = [&](const char* key, const char* end) {
+    return section.optional<double>(key, 0.0, in_range(0.0, 0.9),
+                                    std::string("tendon at the ") + end +
+                                        " of the principal axis as a fraction of the surface's "
+                                        "length (instead of the length in mm); 0: none");
+  };
+  p.tendon_start_m = tendon_mm("tendon_start_mm", "start (lower projection)");
+  p.tendon_end_m = tendon_mm("tendon_end_mm", "end (higher projection)");
+  p.tendon_start_fraction = tendon_fraction("tendon_start_fraction", "start");
+  p.tendon_end_fraction = tendon_fraction("tendon_end_fraction", "end");
+  if (p.tendon_start_m > 0.0 && p.tendon_start_fraction > 0.0)
+    section.fail("tendon_start_fraction",
+                 "give tendon_start_mm or tendon_start_fraction, not both");
+  if (p.tendon_end_m > 0.0 && p.tendon_end_fraction > 0.0)
+    section.fail("tendon_end_fraction", "give tendon_end_mm or tendon_end_fraction, not both");
   p.muscle_name = section.optional<std::string>(
       "muscle_name", p.muscle_name,
       Check<std::string>(
@@ -800,8 +912,10 @@ SurfaceSubject voxelise_surface(const TriangleSurface& surface, const SurfaceImp
   label_shells(surface, muscle, params, vol);
 
   SurfaceSubject subject;
-  subject.volume = std::move(vol);
   subject.tissues = surface_tissues(params);
+  // 4. Tendon ends along the principal axis.
+  label_tendon_ends(params, name, vol, subject);
+  subject.volume = std::move(vol);
   return subject;
 }
 

@@ -89,6 +89,16 @@ int run_anatomy_import(const AnatomyOptions& o) {
   if (!o.shared.quiet)
     print_anatomy_table(std::cout, imported.volume,
                         anatomy::summarise_labels(imported.volume, imported.tissues));
+  if (imported.tendon_start_m > 0.0 || imported.tendon_end_m > 0.0) {
+    const auto& a = imported.axis;
+    log_info("tendons: ", std::lround(units::m_to_mm(imported.tendon_start_m)),
+             " mm at the start, ", std::lround(units::m_to_mm(imported.tendon_end_m)),
+             " mm at the end of the ", std::lround(units::m_to_mm(imported.length_m)),
+             " mm principal axis (", a[0], ", ", a[1], ", ", a[2], "); muscle between them ",
+             std::lround(units::m_to_mm(imported.length_m - imported.tendon_start_m -
+                                        imported.tendon_end_m)),
+             " mm");
+  }
   log_info("subject written: ", (dir / "subject.json").string());
   return 0;
 }

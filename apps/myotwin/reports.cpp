@@ -115,7 +115,18 @@ void print_subject_report(std::ostream& out, const anatomy::BuiltSubject& built,
       << r.roi_first[2] << "); cut faces:";
   for (const auto& f : r.cut_faces)
     out << " " << f;
-  out << (r.cut_faces.empty() ? " none" : "") << "\nbody: " << r.body_source;
+  out << (r.cut_faces.empty() ? " none" : "");
+  if (!r.cut_muscles.empty()) {
+    out << "\nmuscles cut by the region of interest or the field of view (origin/insertion at "
+           "the cut in `anatomy`):";
+    for (const auto& m : r.cut_muscles) {
+      out << "\n  " << m.name << (m.of_interest ? " (named)" : "") << ":";
+      for (std::size_t f = 0; f < m.faces.size(); ++f)
+        out << " " << m.faces[f] << " " << m.voxels[f] << " voxels"
+            << (f + 1 < m.faces.size() ? "," : "");
+    }
+  }
+  out << "\nbody: " << r.body_source;
   if (r.modality != "none")
     out << " (" << r.modality << ", threshold " << format_number(r.body_threshold) << ")";
   out << ", " << r.n_parts << " part(s), " << r.n_components

@@ -1,6 +1,9 @@
 #include "myotwin/forward/subject_model.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "myotwin/anatomy/subject.hpp"
@@ -13,21 +16,104 @@ namespace myotwin::forward {
 
 namespace {
 
-/// The centroids of the muscle tets, for the nearest muscle tet of a point outside the mesh.
+/// The centroids of the muscle tets, for the nearest muscle tet of a point outside the mesh,
+/// bucketed in a uniform grid (about 4 centroids per cell) so that a query visits the cells
+/// around the point only.
 struct MuscleTets {
   std::vector<std::int64_t> tets;
   Eigen::MatrixX3d centroids_m;
+  Eigen::Vector3d lo = Eigen::Vector3d::Zero(); ///< grid corner [m]
+  double h = 1.0;                               ///< cell size [m]
+  std::array<std::int64_t, 3> n{1, 1, 1};       ///< cells per axis
+  std::vector<std::int64_t> cell_start;         ///< n_cells + 1 offsets into cell_items
+  std::vector<std::int64_t> cell_items;         ///< centroid indices of each cell, ascending
+
   [[nodiscard]] Eigen::Vector3d centroid(std::int64_t k) const {
     return centroids_m.row(k).transpose();
   }
-  /// Index into `tets` of the tet whose centroid is nearest `p` (lowest index on ties); -1
-  /// when there is no muscle tet.
+  [[nodiscard]] std::int64_t cell_of(double x, int a) const {
+    return std::clamp(static_cast<std::int64_t>(std::floor((x - lo[a]) / h)), std::int64_t{0},
+                      n[static_cast<std::size_t>(a)] - 1);
+  }
+  /// Buckets the centroids (call once after filling centroids_m).
+  void build_grid() {
+    const auto m = centroids_m.rows();
+    if (m == 0)
+      return;
+    lo = centroids_m.colwise().minCoeff().transpose();
+    const Eigen::Vector3d extent = centroids_m.colwise().maxCoeff().transpose() - lo;
+    const double volume = std::max(extent.prod(), 1e-30);
+    h = std::max(std::cbrt(4.0 * volume / static_cast<double>(m)), 1e-3 * extent.maxCoeff());
+    if (!(h > 0.0))
+      h = 1.0;
+    for (int a = 0; a < 3; ++a)
+      n[static_cast<std::size_t>(a)] =
+          std::min<std::int64_t>(1024, static_cast<std::int64_t>(extent[a] / h) + 1);
+    std::vector<std::int64_t> cell(static_cast<std::size_t>(m));
+    cell_start.assign(static_cast<std::size_t>(n[0] * n[1] * n[2] + 1), 0);
+    for (Eigen::Index k = 0; k < m; ++k) {
+      const auto c = cell_of(centroids_m(k, 0), 0) +
+                     n[0] * (cell_of(centroids_m(k, 1), 1) + n[1] * cell_of(centroids_m(k, 2), 2));
+      cell[static_cast<std::size_t>(k)] = c;
+      ++cell_start[static_cast<std::size_t>(c + 1)];
+    }
+    for (std::size_t c = 1; c < cell_start.size(); ++c)
+      cell_start[c] += cell_start[c - 1];
+    cell_items.resize(static_cast<std::size_t>(m));
+    std::vector<std::int64_t> fill(cell_start.begin(), cell_start.end() - 1);
+    for (Eigen::Index k = 0; k < m; ++k) // ascending k within each cell
+      cell_items[static_cast<std::size_t>(
+          fill[static_cast<std::size_t>(cell[static_cast<std::size_t>(k)])]++)] = k;
+  }
+  /// Index into `tets` of the tet whose centroid is nearest `p` (lowest index on ties, as a
+  /// scan over all of them gives); -1 when there is no muscle tet. Visits rings of cells around
+  /// p's cell until no unvisited cell can hold a centroid as near as the best found.
   [[nodiscard]] std::int64_t nearest(const Eigen::Vector3d& p) const {
     if (centroids_m.rows() == 0)
       return -1;
-    Eigen::Index best = 0;
-    (centroids_m.rowwise() - p.transpose()).rowwise().squaredNorm().minCoeff(&best);
-    return best;
+    std::array<std::int64_t, 3> q{};
+    for (int a = 0; a < 3; ++a)
+      q[static_cast<std::size_t>(a)] = cell_of(p[a], a);
+    std::int64_t best = -1;
+    double best_d2 = std::numeric_limits<double>::infinity();
+    for (std::int64_t r = 0;; ++r) {
+      std::array<std::int64_t, 3> from{}, to{};
+      for (std::size_t a = 0; a < 3; ++a) {
+        from[a] = std::max<std::int64_t>(0, q[a] - r);
+        to[a] = std::min(n[a] - 1, q[a] + r);
+      }
+      for (std::int64_t k = from[2]; k <= to[2]; ++k)
+        for (std::int64_t j = from[1]; j <= to[1]; ++j)
+          for (std::int64_t i = from[0]; i <= to[0]; ++i) {
+            if (std::max({std::abs(i - q[0]), std::abs(j - q[1]), std::abs(k - q[2])}) != r)
+              continue; // visited in an earlier ring
+            const auto c = static_cast<std::size_t>(i + n[0] * (j + n[1] * k));
+            for (auto e = cell_start[c]; e < cell_start[c + 1]; ++e) {
+              const auto t = cell_items[static_cast<std::size_t>(e)];
+              const double d2 = (centroids_m.row(t) - p.transpose()).squaredNorm();
+              if (d2 < best_d2 || (d2 == best_d2 && t < best)) {
+                best_d2 = d2;
+                best = t;
+              }
+            }
+          }
+      // The nearest unvisited cell lies beyond the ring's box on an axis with cells left.
+      double bound = std::numeric_limits<double>::infinity();
+      bool cells_left = false;
+      for (std::size_t a = 0; a < 3; ++a) {
+        const auto ai = static_cast<int>(a);
+        if (q[a] - r > 0) {
+          cells_left = true;
+          bound = std::min(bound, p[ai] - (lo[ai] + static_cast<double>(q[a] - r) * h));
+        }
+        if (q[a] + r < n[a] - 1) {
+          cells_left = true;
+          bound = std::min(bound, lo[ai] + static_cast<double>(q[a] + r + 1) * h - p[ai]);
+        }
+      }
+      if (!cells_left || (best >= 0 && bound > 0.0 && best_d2 < bound * bound))
+        return best;
+    }
   }
 };
 
@@ -45,6 +131,7 @@ MuscleTets muscle_tets(const meshing::TetMesh& mesh, const anatomy::TissueTable&
       c += 0.25 * mesh.nodes_m.row(mesh.tets(m.tets[k], i)).transpose();
     m.centroids_m.row(static_cast<Eigen::Index>(k)) = c.transpose();
   }
+  m.build_grid();
   return m;
 }
 

@@ -3,6 +3,7 @@
 // the arc; the exact field is the azimuth), anisotropic spacing and a rotated direction matrix
 // (same physical fibres), bad inputs, determinism across thread counts, and the real CT.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -194,6 +195,65 @@ TEST(MuscleGeometry, CylinderVolumeLengthAndAreaMatchAnalyticAndTendonsGiveTheEn
   EXPECT_EQ(g.insertion_source, EndSource::tendon);
   EXPECT_EQ(g.origin_tendons, std::vector<std::string>{"M_tendon_proximal"});
   EXPECT_EQ(g.insertion_tendons, std::vector<std::string>{"M_tendon_distal"});
+}
+
+TEST(MuscleGeometry, EndsWithoutTendonsAttachToTheBoneNearestToThemElseEndCaps) {
+  // A 40 x 10 x 10 mm box of 1 mm voxels along x, no tendons. Bone P caps its origin end
+  // (x < -20 mm): it touches one layer of 10 x 10 voxels. Bone S is a plate under the origin
+  // half (y < -5 mm, -15 < x < -2 mm): a larger contact (16 x 10 voxels) that reaches less far
+  // towards the end. Bone C touches the insertion end at one corner only: less than
+  // attachment_min (50 mm^2), so the insertion stays the end cap.
+  constexpr std::int32_t bone_p = 20, bone_s = 21, bone_c = 22;
+  TissueTable table = make_table();
+  for (const auto& [label, name] :
+       {std::pair{bone_p, "P"}, std::pair{bone_s, "S"}, std::pair{bone_c, "C"}})
+    table.tissues.push_back({label, name, TissueClass::bone, 0.02, 0.02, ""});
+  const auto v =
+      voxelise(Eigen::Vector3d::Constant(0.5 * mm), 30 * mm, Eigen::Vector3d::Constant(mm),
+               Eigen::Matrix3d::Identity(), [](const Eigen::Vector3d& x) -> std::int32_t {
+                 const bool in_yz = std::abs(x.y()) < 5 * mm && std::abs(x.z()) < 5 * mm;
+                 if (std::abs(x.x()) < 20 * mm && in_yz)
+                   return muscle;
+                 if (x.x() < -20 * mm && x.x() > -24 * mm && in_yz)
+                   return bone_p;
+                 if (x.y() < -5 * mm && x.y() > -8 * mm && std::abs(x.z()) < 5 * mm &&
+                     x.x() > -15 * mm && x.x() < -2 * mm)
+                   return bone_s;
+                 if (x.x() > 20 * mm && x.x() < 21 * mm && x.y() > 5 * mm && x.y() < 6 * mm &&
+                     x.z() > 5 * mm && x.z() < 6 * mm)
+                   return bone_c;
+                 return 0;
+               });
+  const auto g = compute_muscle_geometry(v, table, muscle, {});
+  EXPECT_GT(g.axis.x(), 0.999);
+  EXPECT_EQ(g.origin_source, EndSource::bone);
+  EXPECT_EQ(g.origin_bone, "P");
+  EXPECT_EQ(g.origin_voxels.size(), 100u);
+  EXPECT_NEAR(g.origin_area_m2, 100 * mm * mm, 1e-12);
+  EXPECT_EQ(g.insertion_source, EndSource::end_cap);
+  EXPECT_TRUE(g.insertion_bone.empty());
+  EXPECT_EQ(g.insertion_voxels.size(), 2u * 100u); // cap: max(5 % of 40 mm, 2 mm) = 2 layers
+  // Without P, the plate S is the nearest bone of the origin half: its contact is the origin.
+  auto no_p = v;
+  std::replace(no_p.labels.begin(), no_p.labels.end(), bone_p, 0);
+  const auto h = compute_muscle_geometry(no_p, table, muscle, {});
+  EXPECT_EQ(h.origin_source, EndSource::bone);
+  EXPECT_EQ(h.origin_bone, "S");
+  // The voxels of the lowest layer (y = -4.5 mm) whose 26-neighbourhood holds a plate voxel:
+  // x from -15.5 to -1.5 mm (15 columns), z all 10: 150 voxels.
+  EXPECT_EQ(h.origin_voxels.size(), 150u);
+  // The end_cap rule ignores the bones.
+  MuscleGeometryParams caps;
+  caps.attachment = AttachmentRule::end_cap;
+  const auto c = compute_muscle_geometry(v, table, muscle, caps);
+  EXPECT_EQ(c.origin_source, EndSource::end_cap);
+  EXPECT_EQ(c.origin_voxels.size(), 2u * 100u);
+  // attachment_min above P's 100 mm^2 leaves S; above S's 150 mm^2 too, the end cap.
+  MuscleGeometryParams strict;
+  strict.attachment_min_m2 = 101 * mm * mm;
+  EXPECT_EQ(compute_muscle_geometry(v, table, muscle, strict).origin_bone, "S");
+  strict.attachment_min_m2 = 151 * mm * mm;
+  EXPECT_EQ(compute_muscle_geometry(v, table, muscle, strict).origin_source, EndSource::end_cap);
 }
 
 TEST(MuscleGeometry, ReportsComponentsAndKeepsTheLargestOrAll) {

@@ -12,7 +12,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include "myotwin/anatomy/fibre_field.hpp"
+#include "myotwin/anatomy/fibres.hpp"
 #include "myotwin/anatomy/label_volume.hpp"
+#include "myotwin/anatomy/muscle_geometry.hpp"
 #include "myotwin/anatomy/polydata_io.hpp"
 #include "myotwin/anatomy/surface_import.hpp"
 #include "myotwin/core/config.hpp"
@@ -332,6 +335,60 @@ TEST(SurfaceImport, SameLabelsAtOneAndTwoThreads) {
   omp_set_num_threads(saved);
   EXPECT_EQ(one.volume.size, two.volume.size);
   EXPECT_TRUE(one.volume.labels == two.volume.labels);
+}
+
+TEST(SurfaceImport, TendonEndsStopTheFibresAtTheirLengths) {
+  // A 10 x 12 x 40 mm box along z, 0.5 mm voxels: 8 mm of tendon at the start (low z) and a
+  // quarter of the length (10 mm) at the end. The fibres run from one tendon to the other:
+  // 40 - 8 - 10 = 22 mm, within two voxels.
+  const Eigen::Vector3d size(10 * mm, 12 * mm, 40 * mm);
+  SurfaceImportParams params;
+  params.muscle_name = "m";
+  params.tendon_start_m = 8 * mm;
+  params.tendon_end_fraction = 0.25;
+  const SurfaceSubject subject =
+      voxelise_surface(box(Eigen::Vector3d(0.01 * mm, 0.02 * mm, 0.03 * mm), size), params, "box");
+  EXPECT_NEAR(subject.length_m, 40 * mm, 1e-9);
+  EXPECT_NEAR(subject.tendon_start_m, 8 * mm, 1e-12);
+  EXPECT_NEAR(subject.tendon_end_m, 10 * mm, 1e-9);
+  EXPECT_GT(subject.axis.z(), 0.999999);
+  const auto volumes = label_volumes(subject.volume);
+  const double section = size.x() * size.y();
+  EXPECT_NEAR(volumes.at(params.tendon_start_label), 8 * mm * section, 1e-12);
+  EXPECT_NEAR(volumes.at(params.tendon_end_label), 10 * mm * section, 1e-12);
+  EXPECT_NEAR(volumes.at(params.muscle_label), 22 * mm * section, 1e-12);
+  const Tissue* origin = subject.tissues.find("m_tendon_origin");
+  const Tissue* insertion = subject.tissues.find("m_tendon_insertion");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NE(insertion, nullptr);
+  EXPECT_EQ(origin->tissue_class, TissueClass::tendon);
+  EXPECT_EQ(origin->muscle, "m");
+  EXPECT_EQ(insertion->label, params.tendon_end_label);
+  // The anatomy takes the tendons as origin and insertion; the fibres stop at them.
+  const MuscleGeometry g =
+      compute_muscle_geometry(subject.volume, subject.tissues, params.muscle_label, {});
+  EXPECT_EQ(g.origin_source, EndSource::tendon);
+  EXPECT_EQ(g.insertion_source, EndSource::tendon);
+  FibreParams fp;
+  fp.model_density_per_m2 = 0.5e6;
+  const MuscleFibres fibres =
+      generate_fibres(solve_fibre_field(subject.volume, g, {}), g, fp, Rng(3));
+  ASSERT_GT(fibres.fibres.size(), 10u);
+  double lo = 1.0, hi = 0.0;
+  for (const auto& f : fibres.fibres) {
+    lo = std::min(lo, f.length_m);
+    hi = std::max(hi, f.length_m);
+  }
+  std::printf("box with tendons: %zu fibres, %.2f to %.2f mm (22 mm of muscle)\n",
+              fibres.fibres.size(), lo / mm, hi / mm);
+  EXPECT_GT(lo, 22 * mm - 1.0 * mm); // within two voxels
+  EXPECT_LT(hi, 22 * mm + 1.0 * mm);
+  // Tendons that leave less than two voxels of muscle are refused, naming the lengths.
+  params.tendon_start_m = 20 * mm;
+  params.tendon_end_fraction = 0.5;
+  myotwin::testing::expect_error<BadInput>(
+      [&] { voxelise_surface(box(Eigen::Vector3d::Zero(), size), params, "box"); },
+      {"box", "20 mm (start)", "20 mm (end)", "expected shorter tendons"});
 }
 
 TEST(SurfaceImport, RealBicepsSurfaceIsClosedAndVoxelisesToAPlausibleVolume) {

@@ -11,6 +11,7 @@
 #include "myotwin/anatomy/label_volume.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
+#include "myotwin/core/random.hpp"
 #include "myotwin/forward/conductor/conductivity.hpp"
 #include "myotwin/forward/conductor/fem.hpp"
 #include "myotwin/forward/conductor/lead_field.hpp"
@@ -544,4 +545,36 @@ TEST(Electrodes, FibrePointsJustOutsideTheMeshAreTakenAtTheNearestMuscleTet) {
   const Eigen::MatrixXd v = transfer(points, Eigen::MatrixX3d::Zero(2, 3));
   EXPECT_NEAR(v(0, 0), 5e-3, 1e-12);
   EXPECT_NEAR(v(1, 0), 10e-3, 1e-9);
+  // Points all around, up to 15 mm outside: the nearest muscle tet is the one a scan over every
+  // tet's centroid gives (lowest index on ties), however the search finds it.
+  Rng rng(5);
+  Eigen::MatrixX3d far(400, 3);
+  for (Eigen::Index k = 0; k < far.rows(); ++k)
+    for (int a = 0; a < 3; ++a)
+      far(k, a) = -15e-3 + 40e-3 * rng.uniform();
+  far.row(0) << 5e-3, 5e-3, 25e-3; // equidistant from several centroids: ties
+  const Eigen::MatrixXd got = transfer(far, Eigen::MatrixX3d::Zero(far.rows(), 3));
+  const auto located = locator.locate(far);
+  for (Eigen::Index k = 0; k < far.rows(); ++k) {
+    if (located.tet[static_cast<std::size_t>(k)] >= 0)
+      continue;
+    std::int64_t best = -1;
+    double best_d2 = 1e300;
+    for (std::int64_t t = 0; t < mesh.n_tets(); ++t) {
+      Eigen::Vector3d c = Eigen::Vector3d::Zero();
+      for (int i = 0; i < 4; ++i)
+        c += 0.25 * mesh.nodes_m.row(mesh.tets(t, i)).transpose();
+      const double d2 = (c - far.row(k).transpose()).squaredNorm();
+      if (d2 < best_d2) {
+        best_d2 = d2;
+        best = t;
+      }
+    }
+    Eigen::Vector4d w = locator.barycentric(best, far.row(k).transpose()).cwiseMax(0.0);
+    w /= w.sum();
+    double expected = 0.0;
+    for (int i = 0; i < 4; ++i)
+      expected += w[i] * field(mesh.tets(best, i), 0);
+    EXPECT_NEAR(got(k, 0), expected, 1e-15) << "point " << k;
+  }
 }

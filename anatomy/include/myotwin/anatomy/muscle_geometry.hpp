@@ -31,6 +31,17 @@ enum class ComponentPolicy { keep_largest, keep_all };
 /// "keep_largest" / "keep_all".
 std::string to_string(ComponentPolicy policy);
 
+/// How an end without a tendon or a cut face is found: `bone` (where the muscle meets the bone
+/// nearest to that end, else the end cap) or `end_cap` (always the end cap).
+enum class AttachmentRule { bone, end_cap };
+
+/// "bone" / "end_cap".
+std::string to_string(AttachmentRule rule);
+
+/// Defaults of the attachment parameters below (defined with the code, in the .cpp).
+double default_attachment_min_m2();
+double default_attachment_gap_m();
+
 /// Parameters of the muscle geometry (config section `muscle_geometry`; keys in mm).
 struct MuscleGeometryParams {
   /// Step of the cross-sectional area profile along the principal axis [m]
@@ -43,16 +54,25 @@ struct MuscleGeometryParams {
   double cap_fraction = 0.05;
   /// Lower bound of the end-cap thickness [m] (key `cap_min_mm`, default 2 mm).
   double cap_min_m = 0.002;
+  /// Ends without a tendon or a cut face (key `attachment`: "bone" (default) or "end_cap").
+  AttachmentRule attachment = AttachmentRule::bone;
+  /// Smallest bone contact that makes an attachment [m^2] (key `attachment_min_mm2`, default
+  /// 50 mm^2): a smaller contact (a corner touching a bone) leaves the end cap.
+  double attachment_min_m2 = default_attachment_min_m2();
+  /// A muscle voxel meets a bone when a bone voxel is among its 26 neighbours or its centre
+  /// lies within this distance [m] of the bone voxel's (key `attachment_gap_mm`, default
+  /// docs/parameters.md).
+  double attachment_gap_m = default_attachment_gap_m();
 };
 
 /// Reads the `muscle_geometry` section: `profile_step_mm`, `components`, `cap_fraction`,
-/// `cap_min_mm`. \throws BadInput for a wrong type or value.
+/// `cap_min_mm`, `attachment`, `attachment_min_mm2`. \throws BadInput for a wrong type or value.
 MuscleGeometryParams read_muscle_geometry_params(ConfigReader& section);
 
 /// How an end (origin or insertion) of a muscle was found.
-enum class EndSource { tendon, end_cap, cut_face };
+enum class EndSource { tendon, end_cap, cut_face, bone };
 
-/// "tendon" / "end_cap" / "cut_face".
+/// "tendon" / "end_cap" / "cut_face" / "bone".
 std::string to_string(EndSource source);
 
 /// Geometry of one muscle label.
@@ -89,6 +109,11 @@ struct MuscleGeometry {
   EndSource insertion_source = EndSource::end_cap; ///< how the insertion was found
   std::vector<std::string> origin_tendons;         ///< names of the tendons forming the origin
   std::vector<std::string> insertion_tendons;      ///< names of the tendons forming the insertion
+  std::string origin_bone;    ///< the bone of a `bone` origin (empty for other sources)
+  std::string insertion_bone; ///< the bone of a `bone` insertion
+  /// Area of the origin region [m^2]: its voxel count times the voxel's mean face area.
+  double origin_area_m2 = 0.0;
+  double insertion_area_m2 = 0.0; ///< area of the insertion region [m^2], the same way
 };
 
 /// Computes the geometry of the muscle with `label`.
@@ -96,8 +121,14 @@ struct MuscleGeometry {
 /// Origin and insertion: the tendons of the table whose `muscle` is this muscle's name and that
 /// touch it. A tendon whose name contains "proximal" or "origin" is an origin tendon, one with
 /// "distal" or "insertion" an insertion tendon; any other is assigned to the end of the
-/// principal axis its contact region is nearer to. An end without a tendon is the end cap of the
-/// muscle along the principal axis (thickness max(cap_fraction * length, cap_min, one voxel)).
+/// principal axis its contact region is nearer to. An end without a tendon (or cut face, below)
+/// is, with the `bone` rule, where the muscle meets the bone nearest to that end: the muscle
+/// voxels of that end's half along the axis (origin: below the middle of the axial extent,
+/// insertion: from it) that touch (26-neighbourhood) a voxel of a bone class; of the bones whose
+/// contact in that half is at least attachment_min in area (voxels times the mean face area),
+/// the one whose contact reaches furthest towards the end (ties: the larger contact). Without
+/// such a bone, or with the `end_cap` rule, the end is the end cap of the muscle along the
+/// principal axis (thickness max(cap_fraction * length, cap_min, one voxel)).
 /// The axis is oriented from origin to insertion; with caps at both ends, so that its
 /// largest-magnitude component is positive, the origin being at the lower end.
 /// A muscle without tendons that the field of view cuts (at least 4 of its voxels on a face of

@@ -102,6 +102,16 @@ struct LayerThickness {
 };
 
 /// What build_subject() built, for the report.
+/// A muscle that the region of interest or the field of view cuts: its voxels on the faces of
+/// the built volume (at least 4 on a face, as `myotwin anatomy` counts a cut face).
+struct CutMuscle {
+  std::int32_t label = 0;
+  std::string name;
+  std::vector<std::string> faces;   ///< "i-", ..., "k+"
+  std::vector<std::int64_t> voxels; ///< its voxels on each face (same order)
+  bool of_interest = false;         ///< one of the named muscles
+};
+
 struct SubjectBuildReport {
   std::string labels_source; ///< "scheme total", "table labels.tsv"
   std::vector<std::pair<std::int32_t, std::int64_t>> unknown_labels; ///< id, voxels
@@ -110,6 +120,7 @@ struct SubjectBuildReport {
   std::array<std::int64_t, 3> roi_first{0, 0, 0}; ///< first ROI voxel in the input grid
   std::array<std::int64_t, 3> roi_size{0, 0, 0};  ///< ROI size in input voxels
   std::vector<std::string> cut_faces;             ///< "i-", "i+", ... faces that tissue touches
+  std::vector<CutMuscle> cut_muscles;             ///< muscles on the cut faces, by label
   std::string modality;                           ///< "ct", "mr" or "none"
   std::string body_source;                        ///< "ct_threshold", "mr_otsu", "label_envelope"
   double body_threshold = 0.0;                    ///< HU or intensity, when from an image

@@ -9,8 +9,17 @@
 /// Config section (keys in mm, defaults shown):
 /// \code
 /// { "voxel_size_mm": 0.5, "fat_thickness_mm": 3.0, "skin_thickness_mm": 1.2,
-///   "margin_mm": 4.0, "muscle_name": "muscle" }
+///   "margin_mm": 4.0, "muscle_name": "muscle",
+///   "tendon_start_mm": 0, "tendon_end_mm": 0, "tendon_start_fraction": 0,
+///   "tendon_end_fraction": 0 }
 /// \endcode
+///
+/// Tendon ends: the surface's voxels within a length (mm, or a fraction of the surface's length)
+/// of each end along its principal axis (the direction of largest variance of the muscle voxel
+/// centres, oriented so that its largest component is positive: "start" is the end at the lower
+/// projection) become tendon labels `<muscle>_tendon_origin` (start) and
+/// `<muscle>_tendon_insertion` (end), class tendon, of that muscle, so that the fibres stop at
+/// them (the anatomy stage takes them as origin and insertion).
 
 #include <array>
 #include <cstdint>
@@ -68,6 +77,15 @@ struct SurfaceImportParams {
   std::int32_t skin_label = 1;        ///< label of the skin shell (fixed)
   std::int32_t fat_label = 2;         ///< label of the fat shell (fixed)
   std::int32_t muscle_label = 10;     ///< label of the muscle (fixed)
+  /// Tendon at the start (lower projection) of the principal axis [m] (`tendon_start_mm`, >= 0).
+  double tendon_start_m = 0.0;
+  double tendon_end_m = 0.0; ///< tendon at the end of the principal axis [m] (`tendon_end_mm`)
+  /// The same as a fraction of the surface's length along the axis (`tendon_start_fraction`,
+  /// [0, 1); not with tendon_start_mm > 0).
+  double tendon_start_fraction = 0.0;
+  double tendon_end_fraction = 0.0;     ///< (`tendon_end_fraction`)
+  std::int32_t tendon_start_label = 11; ///< label of the start tendon (fixed)
+  std::int32_t tendon_end_label = 12;   ///< label of the end tendon (fixed)
 };
 
 /// Reads the import parameters from a config section (keys in mm). \throws BadInput for a
@@ -76,8 +94,12 @@ SurfaceImportParams read_surface_import_params(ConfigReader& section);
 
 /// A subject built around an imported muscle surface.
 struct SurfaceSubject {
-  LabelVolume volume;  ///< background 0, skin, fat and muscle labels (params' labels)
-  TissueTable tissues; ///< skin, fat (if their thickness > 0) and the muscle, default sigmas
+  LabelVolume volume;    ///< background 0, skin, fat, muscle and tendon labels (params' labels)
+  TissueTable tissues;   ///< skin, fat (if their thickness > 0), the muscle and its tendons
+  double length_m = 0.0; ///< the muscle voxels' extent along their principal axis [m]
+  double tendon_start_m = 0.0; ///< length of the start tendon made [m] (0: none)
+  double tendon_end_m = 0.0;   ///< length of the end tendon made [m] (0: none)
+  Eigen::Vector3d axis = Eigen::Vector3d::UnitZ(); ///< the principal axis used for the tendons
 };
 
 /// Voxelises a closed surface (already checked) into a subject on an isotropic grid aligned
