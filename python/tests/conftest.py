@@ -5,6 +5,7 @@ ctest runs it with PYTHONPATH=build/python and MYOTWIN_EXE=build/bin/myotwin."""
 import os
 import pathlib
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -76,3 +77,23 @@ def write_csv(path, emg, fs_Hz):
     significant digits)."""
     header = f"# fs_Hz = {fs_Hz:.17g}\n" + ",".join(f"ch{c}" for c in range(emg.shape[0]))
     np.savetxt(path, emg.T, fmt="%.17g", delimiter=",", header=header, comments="")
+
+
+def run_cli(exe, *args):
+    """Runs the executable with one thread, as the module runs here (conftest.one_thread)."""
+    extra = ["--threads", "1"] if args[0] != "config" else []
+    return subprocess.run([exe, *args, *extra], capture_output=True, text=True, timeout=300)
+
+
+def cli_error(exe, *args):
+    """The message of a command that must fail with exit code 2 (bad input)."""
+    p = run_cli(exe, *args)
+    assert p.returncode == 2, p.stdout + p.stderr
+    return p.stderr.strip().splitlines()[-1]
+
+
+def after_source(message, key):
+    """The part of a message from the config key on (the source, a file name or `config`,
+    differs)."""
+    assert key in message, message
+    return message[message.index(key):]

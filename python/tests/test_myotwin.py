@@ -10,27 +10,7 @@ import numpy as np
 import pytest
 
 import myotwin
-from conftest import FAST, write_csv
-
-
-def run_cli(exe, *args):
-    """Runs the executable with one thread, as the module runs here (conftest.one_thread)."""
-    extra = ["--threads", "1"] if args[0] != "config" else []
-    return subprocess.run([exe, *args, *extra], capture_output=True, text=True, timeout=300)
-
-
-def cli_error(exe, *args):
-    """The message of a command that must fail with exit code 2 (bad input)."""
-    p = run_cli(exe, *args)
-    assert p.returncode == 2, p.stdout + p.stderr
-    return p.stderr.strip().splitlines()[-1]
-
-
-def after_source(message, key):
-    """The part of a message from the config key on (the source, a file name or `config`,
-    differs)."""
-    assert key in message, message
-    return message[message.index(key):]
+from conftest import FAST, after_source, cli_error, run_cli, write_csv
 
 
 @pytest.fixture(scope="module")
