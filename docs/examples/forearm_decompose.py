@@ -105,16 +105,19 @@ for row, u in enumerate(order):
         ax.vlines(t_true, row + 0.55, row + 1.45, color="0.75", linewidth=2.5)
     ax.vlines(result["discharge_times_s"][u], row + 0.65, row + 1.35, color="k", linewidth=0.8)
     label = f"RoA {m['roa']:.2f}" if m is not None else "unmatched"
-    ax.text(1.005, (row + 1) / (len(order) + 1), label, transform=ax.transAxes, fontsize=7,
+    ax.text(1.005, row + 1, label, transform=ax.get_yaxis_transform(), fontsize=7,
             va="center")
 ax.set_ylim(0.3, len(order) + 0.7)
 ax.set_ylabel("identified unit (by recruitment)")
-ax.set_title(f"{subject.name}: {len(order)} units decomposed from {sim.emg_V.shape[0]} channels "
-             f"(black), the true discharges they match (grey); mean RoA {score['mean_roa']:.3f}")
+ax.set_title(f"{subject.name}: {len(order)} of {len(sim.truth['discharges'])} units decomposed "
+             f"from {sim.emg_V.shape[0]} channels, mean RoA {score['mean_roa']:.3f}\n"
+             "black: decomposed discharges; grey: the true unit's they match", fontsize=10)
 channel = int(np.argmax(np.sqrt(np.mean(sim.emg_V**2, axis=1))))
 t = np.arange(sim.emg_V.shape[1]) / sim.fs_Hz
 ax_emg.plot(t, 1e6 * sim.emg_V[channel], color="k", linewidth=0.3)
-ax_emg.set_ylabel(f"EMG {sim.channel_names[channel]} [uV]")
+name = (sim.channel_names[channel] if sim.channel_names else
+        "row {}, column {}".format(*sim.grid_row_col[channel]))
+ax_emg.set_ylabel(f"EMG [uV]\n{name}")
 ax_emg.set_xlabel("time [s]")
 fig.tight_layout()
 png = out / "raster.png"
