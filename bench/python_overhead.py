@@ -9,7 +9,7 @@ prints the module's wall time, the time the library reports for its own steps, t
 time (reading the CSV and writing the results included) and the module's conversions.
 
 Usage: PYTHONPATH=build/python python3 bench/python_overhead.py [channels] [duration_s] [R]
-       PYTHONPATH=build/python python3 bench/python_overhead.py stages OUT
+       PYTHONPATH=build/python python3 bench/python_overhead.py stages OUT [STAGE...] [cli-first]
 """
 
 import json
@@ -27,10 +27,12 @@ import myotwin  # noqa: E402
 from conftest import synthetic_emg, write_csv  # noqa: E402
 
 
-def stages(out):
+def stages(out, only=None, cli_first=False):
     """The demo's stages (sample forearm, sample_data/forearm/pipeline.json): anatomy, mesh,
     lead fields, simulate, invert, each run by the module into OUT/py and by the executable into
-    OUT/cli (the same threads: all cores), in that order stage by stage. Prints per stage the
+    OUT/cli (the same threads: all cores), in that order stage by stage (the executable first
+    with `cli_first`; `only`: those stages, on an OUT where the earlier ones ran). Prints per
+    stage the
     module's wall time, the executable's, and the time the stage's own report gives (its
     Stopwatch, from after the configuration is read to the end) where it has one."""
     out = pathlib.Path(out)
@@ -53,14 +55,27 @@ def stages(out):
     print("| stage | module | its own report | module - report | executable | module / executable |")
     print("|---|---|---|---|---|---|")
     for name, call, args, reported in steps:
-        t0 = time.perf_counter()
-        call(out / "py")
-        module_s = time.perf_counter() - t0
+        if only and name not in only:
+            continue
         args = [str(out / "cli" / "forward/emg.h5") if a is None else str(a) for a in args]
-        t0 = time.perf_counter()
-        subprocess.run([str(exe), *args, "-o", str(out / "cli"), "--config", str(config),
-                        "--quiet"], check=True, stdout=subprocess.DEVNULL)
-        cli_s = time.perf_counter() - t0
+
+        def run_module():
+            t0 = time.perf_counter()
+            call(out / "py")
+            return time.perf_counter() - t0
+
+        def run_cli():
+            t0 = time.perf_counter()
+            subprocess.run([str(exe), *args, "-o", str(out / "cli"), "--config", str(config),
+                            "--quiet"], check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        if cli_first:
+            cli_s = run_cli()
+            module_s = run_module()
+        else:
+            module_s = run_module()
+            cli_s = run_cli()
         own = reported(out / "py") if reported else None
         own_text = f"{own:.2f} s" if own is not None else ""
         diff_text = (f"{module_s - own:.3f} s ({100 * (module_s - own) / own:.2f} %)"
@@ -71,7 +86,8 @@ def stages(out):
 
 exe = root / "build" / "bin" / "myotwin"
 if len(sys.argv) > 2 and sys.argv[1] == "stages":
-    stages(sys.argv[2])
+    names = [a for a in sys.argv[3:] if a != "cli-first"]
+    stages(sys.argv[2], names or None, "cli-first" in sys.argv[3:])
     sys.exit(0)
 
 n_channels = int(sys.argv[1]) if len(sys.argv) > 1 else 64
