@@ -23,6 +23,7 @@ from . import _core
 from ._core import (  # noqa: F401
     __version__,
     config_defaults,
+    get_threads,
     read_emg,
     read_h5,
     read_mesh,
@@ -61,6 +62,7 @@ __all__ = [
     "anatomy",
     "config_defaults",
     "decompose",
+    "get_threads",
     "iemg",
     "invert",
     "lead_fields",

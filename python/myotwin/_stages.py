@@ -23,10 +23,14 @@ def _path(p):
 
 
 def _run(args, config, section, progress, seed, keys):
-    """Runs the subcommand `args` with `--quiet` and `--seed` (when given)."""
+    """Runs the subcommand `args` with `--quiet`, and `--seed` and `--threads` when `keys` has
+    them (not None)."""
     args = [str(a) for a in args] + ["--quiet"]
     if seed is not None:
         args += ["--seed", str(int(seed))]
+    threads = keys.pop("threads", None)
+    if threads is not None:
+        args += ["--threads", str(int(threads))]
     _core._run_stage(args, config, section, progress, keys)
 
 

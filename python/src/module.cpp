@@ -227,6 +227,17 @@ app::RunConfig read_config(const py::object& config, const py::dict& overrides,
   return run;
 }
 
+/// Restores the calling thread's OpenMP thread count when the call ends: a configuration's
+/// `threads` (or --threads) applies to its call only; set_threads() sets it for the calls that
+/// follow.
+struct ThreadsOfThisCall {
+  int previous = omp_get_max_threads();
+  ThreadsOfThisCall() = default;
+  ThreadsOfThisCall(const ThreadsOfThisCall&) = delete;
+  ThreadsOfThisCall& operator=(const ThreadsOfThisCall&) = delete;
+  ~ThreadsOfThisCall() { omp_set_num_threads(previous); }
+};
+
 // ---- Progress
 
 /// Thrown by a progress event on the calling thread, outside any OpenMP region (even a team of
@@ -488,9 +499,14 @@ PYBIND11_MODULE(_core, m) {
       py::arg("n"), "Threads of the parallel stages (0: all cores). Results do not depend on it.");
 
   m.def(
+      "get_threads", [] { return omp_get_max_threads(); },
+      "The threads of the parallel stages in the calls that follow (set_threads()).");
+
+  m.def(
       "decompose",
       [](const py::object& emg, double fs_Hz, const py::object& config, const py::object& progress,
          const py::kwargs& kwargs) {
+        const ThreadsOfThisCall threads;
         const app::RunConfig run = read_config(config, kwargs, "decompose");
         forward::EmgRecording recording;
         recording.source = "emg";
@@ -521,6 +537,7 @@ PYBIND11_MODULE(_core, m) {
       "_run_stage",
       [](const std::vector<std::string>& args, const py::object& config, const std::string& section,
          const py::object& progress, const py::dict& overrides) {
+        const ThreadsOfThisCall threads;
         const Document d = config_document(config, overrides, section, false);
         app::EmbeddedRun embedded;
         embedded.config = d.json;

@@ -165,8 +165,11 @@ def test_progress_reaches_the_callback(chain):
     assert any(done == total for _, done, total in chain.events)
 
 
-def test_same_configuration_same_bits(chain, tmp_path):
-    again = myotwin.anatomy(chain.subject, tmp_path, SMALL)
+def test_same_configuration_same_bits_at_any_thread_count(chain, tmp_path):
+    assert myotwin.get_threads() == 1  # conftest.one_thread
+    again = myotwin.anatomy(chain.subject, tmp_path, SMALL, threads=2)
+    assert myotwin.get_threads() == 1  # `threads` is for that call only
+    assert again.config["threads"] == 2
     assert_same_tree(again.motor_units, chain.anatomy.motor_units, "anatomy")
 
 
