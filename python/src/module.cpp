@@ -290,12 +290,17 @@ struct PythonProgress {
     if (error)
       throw std::move(*error);
   }
-  /// Runs `work` with the GIL released and this object's callback; raises the kept exception.
+  /// Runs `work` with the GIL released and this object's callback; raises the kept exception,
+  /// also when the work ended in an error of its own after it (a library that wraps the
+  /// Interrupted it unwinds through, or fails while the interrupt waits).
   template <class Work> void run(Work&& work) {
     try {
       py::gil_scoped_release release;
       work(callback());
     } catch (const Interrupted&) {
+    } catch (...) {
+      if (!error)
+        throw;
     }
     rethrow();
   }

@@ -5,6 +5,8 @@ error mapping and the openhdemg layout."""
 import json
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -185,6 +187,20 @@ def test_iemg_is_the_command_lines(tmp_path, exe):
     assert ours.report["n_units_simulated"] == 3
     assert len(ours.truth["discharges"]) == 3
     assert np.array_equal(ours.truth_h5["unit_id"], [0, 2, 5])
+
+
+def test_the_gil_is_released_while_a_stage_runs(chain, tmp_path):
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (myotwin.anatomy(chain.subject, tmp_path, SMALL, threads=1), done.set()))
+    ticks = 0
+    worker.start()
+    while not done.is_set() and worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done.is_set()
+    assert ticks > 20  # the main thread ran Python while the stage worked (seconds)
 
 
 # ---- Ctrl-C
