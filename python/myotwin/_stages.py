@@ -13,6 +13,9 @@ of range raise ValueError with its messages, and files that cannot be read raise
 import functools
 import json
 import os
+import tempfile
+
+import numpy as np
 
 from . import _core
 from ._results import Decomposition
@@ -314,12 +317,34 @@ def iemg(out, config=None, *, seed=None, mat=True, progress=None, **keys):
     return Iemg(out)
 
 
-def invert(emg, subject, out, config=None, *, muscle=None, seed=None, progress=None, **keys):
-    """Model-informed separation of the recording `emg` (a path, or a Simulation whose emg.h5
-    is used) through the subject's forward model in OUT (anatomy, mesh, lead fields of the
-    config's electrodes), as `myotwin invert EMG --subject SUBJECT -o OUT`: writes
-    OUT/inversion/. Keyword arguments are keys of the section `invert`. Returns an Inversion."""
-    path = emg.emg_path if isinstance(emg, Simulation) else _path(emg)
+def invert(emg, subject, out, config=None, *, fs_Hz=None, muscle=None, seed=None, progress=None,
+           **keys):
+    """Model-informed separation of the recording `emg` through the subject's forward model in
+    OUT (anatomy, mesh, lead fields of the config's electrodes, in the electrodes' order), as
+    `myotwin invert EMG --subject SUBJECT -o OUT`: writes OUT/inversion/. `emg`: a path, a
+    Simulation (its emg.h5), or a #channels x #samples float64 array [V] sampled at `fs_Hz`
+    (checked as decompose() checks it, then handed to the command as a temporary CSV file with
+    every double exact). Keyword arguments are keys of the section `invert`. Returns an
+    Inversion."""
+    if isinstance(emg, Simulation):
+        emg = emg.emg_path
+    if isinstance(emg, (str, bytes, os.PathLike)):
+        if fs_Hz is not None:
+            raise ValueError("invert: fs_Hz is for an array `emg`; a file has its own rate")
+        return _invert_file(_path(emg), subject, out, config, muscle, seed, progress, keys)
+    if fs_Hz is None:
+        raise ValueError("invert: fs_Hz [Hz]: required with an array `emg`")
+    _core._check_emg(emg, float(fs_Hz))
+    emg = np.asarray(emg)
+    with tempfile.TemporaryDirectory(prefix="myotwin-invert-") as d:
+        path = os.path.join(d, "emg.csv")
+        header = (f"# fs_Hz = {float(fs_Hz):.17g}\n" +
+                  ",".join(f"ch{c}" for c in range(emg.shape[0])))
+        np.savetxt(path, emg.T, fmt="%.17g", delimiter=",", header=header, comments="")
+        return _invert_file(path, subject, out, config, muscle, seed, progress, keys)
+
+
+def _invert_file(path, subject, out, config, muscle, seed, progress, keys):
     args = ["invert", path, "--subject", _subject_path(subject), "-o", _path(out)]
     if muscle is not None:
         args += ["--muscle", str(muscle)]

@@ -562,6 +562,19 @@ PYBIND11_MODULE(_core, m) {
       "to `progress(task, done, total)`. The stage functions of the package call it.");
 
   m.def(
+      "_check_emg",
+      [](const py::object& emg, double fs_Hz) {
+        forward::EmgRecording recording;
+        recording.source = "emg";
+        recording.fs_Hz = fs_Hz;
+        recording.emg = matrix_from_array(emg, "emg");
+        forward::check_recording(recording);
+      },
+      py::arg("emg"), py::arg("fs_Hz"),
+      "Checks a recording array as decompose() does (dtype, shape, finite samples, the rate); "
+      "invert() of an array calls it.");
+
+  m.def(
       "_read_subject",
       [](const py::object& path) {
         const fs::path p = path_of(path);

@@ -4,6 +4,7 @@ error mapping and the openhdemg layout."""
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -158,6 +159,24 @@ def test_results_are_arrays_with_units_in_their_names(chain):
     inv = chain.inversion
     assert inv.decomposition["fs_Hz"] == sim.fs_Hz
     assert len(inv.properties["units"]) == len(inv.decomposition["discharges"])
+
+
+def test_invert_of_an_array_is_invert_of_its_file(chain, tmp_path):
+    """The simulated EMG as an array (never a file of the caller's) gives the inversion of its
+    emg.h5, bit for bit."""
+    sim = chain.simulation
+    for stage in ("anatomy", "mesh", "forward"):  # the forward model, not the chain's inversion
+        shutil.copytree(chain.py / stage, tmp_path / stage)
+    ours = myotwin.invert(sim.emg_V.copy(), chain.subject, tmp_path, SMALL, fs_Hz=sim.fs_Hz)
+    theirs = myotwin.read_h5(chain.cli / "inversion/decomposition.h5")
+    mine = myotwin.read_h5(ours.file("decomposition.h5"))
+    assert_same_tree(mine["units"], theirs["units"], "units")
+    assert mine["neural_drive_pps"].tobytes() == theirs["neural_drive_pps"].tobytes()
+    assert mine["n_units"] == theirs["n_units"]
+    with pytest.raises(ValueError, match="fs_Hz"):
+        myotwin.invert(sim.emg_V, chain.subject, tmp_path)
+    with pytest.raises(ValueError, match="dtype float32"):
+        myotwin.invert(sim.emg_V.astype(np.float32), chain.subject, tmp_path, fs_Hz=sim.fs_Hz)
 
 
 def test_progress_reaches_the_callback(chain):
