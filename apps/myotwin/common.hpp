@@ -116,9 +116,9 @@ struct EmbeddedRun {
   ProgressCallback progress;                        ///< receives the stage's progress (or empty)
 };
 
-/// Runs the command line `args` (as run_command()) with `embedded`'s configuration (the
-/// command's --config must not be given) and progress, on the calling thread. 	hrows the
-/// command's errors (Error and its kinds; a usage error as BadInput with CLI11's message).
+/// Runs the command line `args` (as run_command()) with `embedded`'s configuration (a --config
+/// in `args` is not read) and progress, on the calling thread. \throws the command's errors
+/// (Error and its kinds; a usage error as BadInput with CLI11's message).
 void run_embedded_command(const std::vector<std::string>& args, const EmbeddedRun& embedded);
 
 /// The embedded run of the calling thread (run_embedded_command()), or nullptr.
