@@ -250,22 +250,37 @@ struct Interrupted : std::exception {
 
 /// Forwards progress events to a Python callable `progress(task, done, total)` from any thread,
 /// taking the GIL for the call, and looks for Ctrl-C (the interpreter's pending signals) at every
-/// event. The first exception (KeyboardInterrupt, or one the callable raises) is kept and later
-/// events dropped; when the event comes from the calling thread outside any OpenMP region the
-/// work is stopped there (Interrupted), otherwise the exception waits for the work to end: the
-/// library's threads are not unwound through Python. Copies of the returned callback share this
-/// object without touching Python reference counts, so it may be copied while the GIL is
-/// released.
+/// event of the calling thread when that is Python's main thread (without a callable, the other
+/// events do not take the GIL). The first exception (KeyboardInterrupt, or one the callable raises)
+/// is kept and later events dropped; when the event comes from the calling thread outside any
+/// OpenMP region the work is stopped there (Interrupted), otherwise the exception waits for the
+/// work to end: the library's threads are not unwound through Python. Copies of the returned
+/// callback share this object without touching Python reference counts, so it may be copied while
+/// the GIL is released.
 struct PythonProgress {
-  explicit PythonProgress(py::object progress) : callable(std::move(progress)) {}
+  explicit PythonProgress(py::object progress)
+      : callable(std::move(progress)), caller_is_main(on_main_thread()) {}
+
+  /// True on Python's main thread (with the GIL).
+  static bool on_main_thread() {
+    const auto threading = py::module_::import("threading");
+    return threading.attr("main_thread")().attr("ident").cast<unsigned long long>() ==
+           threading.attr("get_ident")().cast<unsigned long long>();
+  }
 
   py::object callable;
   std::thread::id caller = std::this_thread::get_id();
+  /// Python's main thread called: only there does the interpreter see Ctrl-C.
+  bool caller_is_main;
   std::mutex mutex;
   std::optional<py::error_already_set> error;
 
   ProgressCallback callback() {
     return [this](const ProgressEvent& e) {
+      // Without a callable, only the calling thread of Python's main thread has something to
+      // look for (the pending signals): other events leave the GIL alone.
+      if (callable.is_none() && (!caller_is_main || std::this_thread::get_id() != caller))
+        return;
       {
         const std::lock_guard<std::mutex> lock(mutex);
         if (!error) {
