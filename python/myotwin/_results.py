@@ -23,7 +23,7 @@ def to_openhdemg(decomposition, emg=None, *, ied_mm=None, ref_signal=None, filen
       tools, so its functions accept it), "FILENAME": `filename`;
     - "RAW_SIGNAL": the EMG (`emg`, #channels x #samples [V], default the decomposition's
       `filtered` signal when it has one) as a samples x channels DataFrame, times `emg_scale`
-      (1e3: mV, as openhdemg's loaders give it);
+      (default 1e3: mV, the unit openhdemg's MUAP plots label; 1.0 keeps volts);
     - "REF_SIGNAL": `ref_signal` (e.g. a force, #samples) as a one-column DataFrame, or empty;
     - "ACCURACY": the SIL per unit, a one-column DataFrame (one row per unit);
     - "IPTS": the sources (innervation pulse trains), samples x units DataFrame (zeros when the
