@@ -6,6 +6,8 @@ import os
 import pathlib
 import shutil
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -97,3 +99,19 @@ def after_source(message, key):
     differs)."""
     assert key in message, message
     return message[message.index(key):]
+
+
+def main_thread_ticks_while(call):
+    """Runs `call` in another thread and counts how often the main thread ran Python (1 ms
+    sleeps) meanwhile: a call that held the GIL would let it through only at the interpreter's
+    switch interval (5 ms), and not at all inside the library. Asserts the call finished."""
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (call(), done.set()))
+    ticks = 0
+    worker.start()
+    while not done.is_set() and worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done.is_set()
+    return ticks

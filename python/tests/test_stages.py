@@ -6,14 +6,12 @@ import json
 import os
 import shutil
 import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import myotwin
-from conftest import after_source, cli_error, run_cli
+from conftest import after_source, cli_error, main_thread_ticks_while, run_cli
 
 # A forearm phantom 40 mm long with one muscle of 10 units, a coarse mesh and a 2 x 4 grid: the
 # whole chain runs in ~25 s on one loaded core (anatomy 3 s, mesh 10 s, lead fields 6 s,
@@ -209,17 +207,8 @@ def test_iemg_is_the_command_lines(tmp_path, exe):
 
 
 def test_the_gil_is_released_while_a_stage_runs(chain, tmp_path):
-    done = threading.Event()
-    worker = threading.Thread(
-        target=lambda: (myotwin.anatomy(chain.subject, tmp_path, SMALL, threads=1), done.set()))
-    ticks = 0
-    worker.start()
-    while not done.is_set() and worker.is_alive():
-        ticks += 1
-        time.sleep(0.001)
-    worker.join()
-    assert done.is_set()
-    assert ticks > 20  # the main thread ran Python while the stage worked (seconds)
+    assert main_thread_ticks_while(
+        lambda: myotwin.anatomy(chain.subject, tmp_path, SMALL, threads=1)) > 20
 
 
 # ---- Ctrl-C
