@@ -16,7 +16,7 @@ packages=(
   libsuitesparse-dev libopenblas0-serial
   libfftw3-dev
   libgtest-dev
-  python3-dev pybind11-dev python3-numpy python3-pytest
+  python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas python3-matplotlib
   zlib1g-dev
   nodejs chromium
 )

@@ -16,6 +16,11 @@ namespace myotwin::app {
 /// run other commands (`pipeline`, `bench bmiss`) call it.
 int run_command(const std::vector<std::string>& args);
 
+/// Runs the command line `args` as run_command() does, but throws the command's errors (Error
+/// and its kinds; a usage error as BadInput with CLI11's message) instead of printing them and
+/// returning an exit code (run_embedded_command()).
+void run_command_throwing(const std::vector<std::string>& args);
+
 /// `myotwin config defaults`.
 void add_config_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin phantom -o DIR`.

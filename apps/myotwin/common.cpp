@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include "commands.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
 #include "myotwin/core/log.hpp"
@@ -184,14 +185,40 @@ RunConfig read_run_config(ConfigReader& reader, std::optional<std::uint64_t> see
   return run;
 }
 
+namespace {
+
+/// The embedded run of this thread (run_embedded_command()).
+thread_local const EmbeddedRun* embedded_run = nullptr;
+
+} // namespace
+
+const EmbeddedRun* current_embedded_run() {
+  return embedded_run;
+}
+
+void run_embedded_command(const std::vector<std::string>& args, const EmbeddedRun& embedded) {
+  struct Restore {
+    const EmbeddedRun* previous;
+    ~Restore() { embedded_run = previous; }
+  } restore{embedded_run};
+  embedded_run = &embedded;
+  run_command_throwing(args);
+}
+
 RunConfig begin_run(const SharedOptions& options) {
-  set_log_level(options.quiet     ? LogLevel::warning
-                : options.verbose ? LogLevel::debug
-                                  : LogLevel::info);
+  const EmbeddedRun* embedded = current_embedded_run();
+  if (embedded == nullptr)
+    set_log_level(options.quiet     ? LogLevel::warning
+                  : options.verbose ? LogLevel::debug
+                                    : LogLevel::info);
   nlohmann::json document = nlohmann::json::object();
   std::string source = "default configuration";
   std::filesystem::path base = ".";
-  if (!options.config.empty()) {
+  if (embedded != nullptr) {
+    document = embedded->config;
+    source = embedded->source;
+    base = embedded->base;
+  } else if (!options.config.empty()) {
     document = parse_json(read_text_file(options.config), options.config.string());
     source = options.config.string();
     if (options.config.has_parent_path())
@@ -219,6 +246,8 @@ void write_resolved_config(const std::filesystem::path& dir, const RunConfig& ru
 }
 
 ProgressCallback progress_display(const SharedOptions& options) {
+  if (const EmbeddedRun* embedded = current_embedded_run())
+    return embedded->progress;
   if (options.quiet)
     return {};
   return make_console_progress(std::cerr, stderr_is_interactive());

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -104,6 +105,24 @@ void write_resolved_config(const std::filesystem::path& dir, const RunConfig& ru
 /// The progress display for this process: a bar on a terminal, sparse lines otherwise, nothing
 /// with --quiet.
 ProgressCallback progress_display(const SharedOptions& options);
+
+/// A command run from another program in this process (the Python module, docs/python.md):
+/// the configuration document in place of --config's file, a progress sink in place of the
+/// console display, and the command's errors thrown to the caller in place of exit codes.
+struct EmbeddedRun {
+  nlohmann::json config = nlohmann::json::object(); ///< the run configuration document
+  std::string source = "config";                    ///< its name in messages
+  std::filesystem::path base = ".";                 ///< relative paths in it start here
+  ProgressCallback progress;                        ///< receives the stage's progress (or empty)
+};
+
+/// Runs the command line `args` (as run_command()) with `embedded`'s configuration (a --config
+/// in `args` is not read) and progress, on the calling thread. \throws the command's errors
+/// (Error and its kinds; a usage error as BadInput with CLI11's message).
+void run_embedded_command(const std::vector<std::string>& args, const EmbeddedRun& embedded);
+
+/// The embedded run of the calling thread (run_embedded_command()), or nullptr.
+const EmbeddedRun* current_embedded_run();
 
 /// The version string, e.g. "0.1.0".
 const char* version();

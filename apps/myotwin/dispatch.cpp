@@ -38,7 +38,32 @@ void add_commands(CLI::App& app, std::function<int()>& run) {
   add_bench_command(app, run);
 }
 
+/// Parses `args` (argv[1..]) into `app`. \throws CLI::ParseError.
+void parse(CLI::App& app, const std::vector<std::string>& args) {
+  std::vector<std::string> storage = {"myotwin"};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : storage)
+    argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+}
+
 } // namespace
+
+void run_command_throwing(const std::vector<std::string>& args) {
+  CLI::App app{"myotwin"};
+  std::function<int()> run;
+  add_commands(app, run);
+  try {
+    parse(app, args);
+  } catch (const CLI::ParseError& e) {
+    throw BadInput((args.empty() ? std::string("myotwin") : args.front()) + ": " + e.what());
+  }
+  const int code = run ? run() : 0;
+  if (code != 0)
+    throw Error((args.empty() ? std::string("myotwin") : args.front()) + ": exit code " +
+                std::to_string(code));
+}
 
 int run_command(const std::vector<std::string>& args) {
   // 1. The command line: one executable, a subcommand per task.
@@ -60,13 +85,8 @@ int run_command(const std::vector<std::string>& args) {
       return static_cast<int>(ExitCode::bad_input);
     }
   }
-  std::vector<std::string> storage = {"myotwin"};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : storage)
-    argv.push_back(a.data());
   try {
-    app.parse(static_cast<int>(argv.size()), argv.data());
+    parse(app, args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -19,7 +20,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "commands.hpp"
 #include "common.hpp"
+#include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/config.hpp"
 #include "myotwin/core/error.hpp"
 #include "myotwin/core/files.hpp"
@@ -166,74 +169,155 @@ py::object to_python(const nlohmann::json& value) {
   return py::module_::import("json").attr("loads")(value.dump());
 }
 
-/// The run configuration as the command line reads it (read_run_config(), every key declared
-/// once): `config` None (defaults), a dict of the section `section`'s keys, or the path of a run
-/// configuration file (as --config, e.g. a resolved_config.json); `overrides` (keyword arguments)
-/// are keys of `section` that win over it, as the command-line options do.
-/// \throws BadInput naming the key, IoError for a file that cannot be read.
-app::RunConfig read_config(const py::object& config, const py::dict& overrides,
-                           const std::string& section) {
-  nlohmann::json document = nlohmann::json::object();
+/// A run configuration document with its name in messages and the folder its relative paths
+/// start from.
+struct Document {
+  nlohmann::json json = nlohmann::json::object();
   std::string source = "config";
   fs::path base = ".";
+};
+
+/// The run configuration document as the command line reads it: `config` None (defaults), a
+/// dict (the keys of the section `section` when `section_dict`, else a whole run configuration
+/// with its sections, as resolved_config.json has them), or the path of a run configuration file
+/// (as --config, e.g. a resolved_config.json); `overrides` (keyword arguments) are keys of
+/// `section` that win over it, as the command-line options do.
+/// \throws BadInput naming the key, IoError for a file that cannot be read.
+Document config_document(const py::object& config, const py::dict& overrides,
+                         const std::string& section, bool section_dict) {
+  Document d;
   const bool is_path = py::isinstance<py::str>(config) ||
                        py::isinstance(config, py::module_::import("os").attr("PathLike"));
   if (is_path) {
     const fs::path path = path_of(config);
-    document = parse_json(read_text_file(path), path.string());
-    source = path.string();
+    d.json = parse_json(read_text_file(path), path.string());
+    d.source = path.string();
     if (path.has_parent_path())
-      base = path.parent_path();
+      d.base = path.parent_path();
   } else if (!config.is_none()) {
     if (!py::isinstance<py::dict>(config))
       throw BadInput("config: " + std::string(py::repr(py::type::of(config).attr("__name__"))) +
-                     ": expected a dict of the `" + section + "` keys or a configuration file");
-    document[section] = to_json(config, section);
+                     (section_dict ? ": expected a dict of the `" + section + "` keys"
+                                   : std::string(": expected a dict of a run configuration")) +
+                     " or a configuration file");
+    if (section_dict)
+      d.json[section] = to_json(config, section);
+    else
+      d.json = to_json(config, "");
   }
   if (!overrides.empty()) {
     nlohmann::json patch = nlohmann::json::object();
     patch[section] = to_json(overrides, section);
-    if (document.is_object())
-      document.merge_patch(patch);
-    source += is_path ? " with the keyword arguments" : "";
+    if (d.json.is_object())
+      d.json.merge_patch(patch);
+    d.source += is_path ? " with the keyword arguments" : "";
   }
-  ConfigReader reader(std::move(document), source, base);
+  return d;
+}
+
+/// The run configuration read from config_document(config, overrides, section, true) by the
+/// command line's declared readers (read_run_config()); its `threads` applied.
+app::RunConfig read_config(const py::object& config, const py::dict& overrides,
+                           const std::string& section) {
+  Document d = config_document(config, overrides, section, true);
+  ConfigReader reader(std::move(d.json), d.source, d.base);
   app::RunConfig run = app::read_run_config(reader, std::nullopt);
   if (run.threads > 0)
     omp_set_num_threads(run.threads);
   return run;
 }
 
+/// Restores the calling thread's OpenMP thread count when the call ends: a configuration's
+/// `threads` (or --threads) applies to its call only; set_threads() sets it for the calls that
+/// follow.
+struct ThreadsOfThisCall {
+  int previous = omp_get_max_threads();
+  ThreadsOfThisCall() = default;
+  ThreadsOfThisCall(const ThreadsOfThisCall&) = delete;
+  ThreadsOfThisCall& operator=(const ThreadsOfThisCall&) = delete;
+  ~ThreadsOfThisCall() { omp_set_num_threads(previous); }
+};
+
 // ---- Progress
 
+/// Thrown by a progress event on the calling thread, outside any OpenMP region (even a team of
+/// one: an exception must not leave one), once Python has an exception to raise (Ctrl-C, or the
+/// progress callable's): the work stops there and the exception is raised
+/// (PythonProgress::rethrow()).
+struct Interrupted : std::exception {
+  [[nodiscard]] const char* what() const noexcept override { return "interrupted"; }
+};
+
 /// Forwards progress events to a Python callable `progress(task, done, total)` from any thread,
-/// taking the GIL for the call. The first exception the callable raises is kept (and later
-/// events dropped) to be raised once the work is done: the library's threads are not unwound
-/// through Python. Copies of the returned callback share this object without touching Python
-/// reference counts, so it may be copied while the GIL is released.
+/// taking the GIL for the call, and looks for Ctrl-C (the interpreter's pending signals) at every
+/// event of the calling thread when that is Python's main thread (without a callable, the other
+/// events do not take the GIL). The first exception (KeyboardInterrupt, or one the callable raises)
+/// is kept and later events dropped; when the event comes from the calling thread outside any
+/// OpenMP region the work is stopped there (Interrupted), otherwise the exception waits for the
+/// work to end: the library's threads are not unwound through Python. Copies of the returned
+/// callback share this object without touching Python reference counts, so it may be copied while
+/// the GIL is released.
 struct PythonProgress {
+  explicit PythonProgress(py::object progress)
+      : callable(std::move(progress)), caller_is_main(on_main_thread()) {}
+
+  /// True on Python's main thread (with the GIL).
+  static bool on_main_thread() {
+    const auto threading = py::module_::import("threading");
+    return threading.attr("main_thread")().attr("ident").cast<unsigned long long>() ==
+           threading.attr("get_ident")().cast<unsigned long long>();
+  }
+
   py::object callable;
+  std::thread::id caller = std::this_thread::get_id();
+  /// Python's main thread called: only there does the interpreter see Ctrl-C.
+  bool caller_is_main;
   std::mutex mutex;
   std::optional<py::error_already_set> error;
 
   ProgressCallback callback() {
-    if (callable.is_none())
-      return {};
     return [this](const ProgressEvent& e) {
-      const std::lock_guard<std::mutex> lock(mutex);
-      if (error)
+      // Without a callable, only the calling thread of Python's main thread has something to
+      // look for (the pending signals): other events leave the GIL alone.
+      if (callable.is_none() && (!caller_is_main || std::this_thread::get_id() != caller))
         return;
-      py::gil_scoped_acquire gil;
-      try {
-        callable(e.task, e.done, e.total);
-      } catch (py::error_already_set& err) {
-        error.emplace(std::move(err));
+      {
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (!error) {
+          py::gil_scoped_acquire gil;
+          try {
+            if (PyErr_CheckSignals() != 0)
+              throw py::error_already_set();
+            if (!callable.is_none())
+              callable(e.task, e.done, e.total);
+          } catch (py::error_already_set& err) {
+            error.emplace(std::move(err));
+          }
+        }
+        if (!error || std::this_thread::get_id() != caller || omp_get_level() > 0)
+          return;
       }
+      throw Interrupted();
     };
   }
+  /// Raises the kept exception, if any.
   void rethrow() {
     if (error)
       throw std::move(*error);
+  }
+  /// Runs `work` with the GIL released and this object's callback; raises the kept exception,
+  /// also when the work ended in an error of its own after it (a library that wraps the
+  /// Interrupted it unwinds through, or fails while the interrupt waits).
+  template <class Work> void run(Work&& work) {
+    try {
+      py::gil_scoped_release release;
+      work(callback());
+    } catch (const Interrupted&) {
+    } catch (...) {
+      if (!error)
+        throw;
+    }
+    rethrow();
   }
 };
 
@@ -435,9 +519,14 @@ PYBIND11_MODULE(_core, m) {
       py::arg("n"), "Threads of the parallel stages (0: all cores). Results do not depend on it.");
 
   m.def(
+      "get_threads", [] { return omp_get_max_threads(); },
+      "The threads of the parallel stages in the calls that follow (set_threads()).");
+
+  m.def(
       "decompose",
       [](const py::object& emg, double fs_Hz, const py::object& config, const py::object& progress,
          const py::kwargs& kwargs) {
+        const ThreadsOfThisCall threads;
         const app::RunConfig run = read_config(config, kwargs, "decompose");
         forward::EmgRecording recording;
         recording.source = "emg";
@@ -448,14 +537,11 @@ PYBIND11_MODULE(_core, m) {
                                                          static_cast<double>(recording.emg.cols()),
                                                          run.decompose, omp_get_max_threads()),
                            "decompose");
-        PythonProgress reporter{progress, {}, {}};
-        const ProgressCallback callback = reporter.callback();
+        PythonProgress reporter{progress};
         inversion::Decomposition result;
-        {
-          py::gil_scoped_release release;
+        reporter.run([&](const ProgressCallback& callback) {
           result = inversion::decompose(recording, run.decompose, callback);
-        }
-        reporter.rethrow();
+        });
         return decomposition_dict(std::move(result), run.resolved["decompose"]);
       },
       py::arg("emg"), py::arg("fs_Hz"), py::arg("config") = py::none(),
@@ -466,6 +552,86 @@ PYBIND11_MODULE(_core, m) {
       "resolved_config.json); keyword arguments are `decompose` keys that win over it. "
       "`progress(task, done, total)` is called as the work advances. Returns a dict of NumPy "
       "arrays (docs/python.md). Raises ValueError for bad input (the command line's message).");
+
+  m.def(
+      "_run_stage",
+      [](const std::vector<std::string>& args, const py::object& config, const std::string& section,
+         const py::object& progress, const py::dict& overrides) {
+        const ThreadsOfThisCall threads;
+        const Document d = config_document(config, overrides, section, false);
+        app::EmbeddedRun embedded;
+        embedded.config = d.json;
+        embedded.source = d.source;
+        embedded.base = d.base;
+        PythonProgress reporter{progress};
+        reporter.run([&](const ProgressCallback& callback) {
+          embedded.progress = callback;
+          app::run_embedded_command(args, embedded);
+        });
+      },
+      py::arg("args"), py::arg("config"), py::arg("section"), py::arg("progress"),
+      py::arg("overrides"),
+      "Runs the subcommand `args` (e.g. [\"mesh\", \"subject.json\", \"-o\", \"out\"]) in this "
+      "process as the executable does, with the run configuration `config` (None, a dict of "
+      "sections or a file) and `overrides` (keys of `section`), the GIL released and progress "
+      "to `progress(task, done, total)`. The stage functions of the package call it.");
+
+  m.def(
+      "_check_emg",
+      [](const py::object& emg, double fs_Hz) {
+        forward::EmgRecording recording;
+        recording.source = "emg";
+        recording.fs_Hz = fs_Hz;
+        recording.emg = matrix_from_array(emg, "emg");
+        forward::check_recording(recording);
+      },
+      py::arg("emg"), py::arg("fs_Hz"),
+      "Checks a recording array as decompose() does (dtype, shape, finite samples, the rate); "
+      "invert() of an array calls it.");
+
+  m.def(
+      "_read_subject",
+      [](const py::object& path) {
+        const fs::path p = path_of(path);
+        anatomy::Subject s;
+        {
+          py::gil_scoped_release release;
+          s = anatomy::load_subject(p);
+        }
+        py::dict out;
+        out["name"] = s.files.name;
+        out["labels_file"] = s.files.labels.string();
+        out["tissues_file"] = s.files.tissues.string();
+        // Voxel (i, j, k) at labels[i + n_i * (j + n_j * k)]: a Fortran-ordered n_i x n_j x n_k
+        // array over the same memory.
+        const auto n = s.volume.size;
+        auto* owned = new std::vector<std::int32_t>(std::move(s.volume.labels));
+        py::capsule free_it(owned,
+                            [](void* q) { delete static_cast<std::vector<std::int32_t>*>(q); });
+        const auto e = static_cast<py::ssize_t>(sizeof(std::int32_t));
+        out["labels"] = py::array_t<std::int32_t>(
+            {n[0], n[1], n[2]}, {e, e * n[0], e * n[0] * n[1]}, owned->data(), free_it);
+        out["spacing_m"] = take_vector(Eigen::VectorXd(s.volume.spacing_m));
+        out["origin_m"] = take_vector(Eigen::VectorXd(s.volume.origin_m));
+        out["direction"] = take_matrix(Eigen::MatrixXd(s.volume.direction));
+        py::list tissues;
+        for (const auto& t : s.tissues.tissues) {
+          py::dict d;
+          d["label"] = t.label;
+          d["name"] = t.name;
+          d["class"] = anatomy::to_string(t.tissue_class);
+          d["sigma_l_S_per_m"] = t.sigma_l_S_per_m;
+          d["sigma_t_S_per_m"] = t.sigma_t_S_per_m;
+          d["muscle"] = t.muscle;
+          d["n_motor_units"] = t.n_motor_units;
+          tissues.append(d);
+        }
+        out["tissues"] = tissues;
+        return out;
+      },
+      py::arg("path"),
+      "Reads a subject (subject.json, its label volume and tissue table) as `myotwin anatomy` "
+      "does; Subject.load() calls it.");
 
   m.def(
       "read_emg",

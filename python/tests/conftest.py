@@ -5,6 +5,9 @@ ctest runs it with PYTHONPATH=build/python and MYOTWIN_EXE=build/bin/myotwin."""
 import os
 import pathlib
 import shutil
+import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -76,3 +79,39 @@ def write_csv(path, emg, fs_Hz):
     significant digits)."""
     header = f"# fs_Hz = {fs_Hz:.17g}\n" + ",".join(f"ch{c}" for c in range(emg.shape[0]))
     np.savetxt(path, emg.T, fmt="%.17g", delimiter=",", header=header, comments="")
+
+
+def run_cli(exe, *args):
+    """Runs the executable with one thread, as the module runs here (conftest.one_thread)."""
+    extra = ["--threads", "1"] if args[0] != "config" else []
+    return subprocess.run([exe, *args, *extra], capture_output=True, text=True, timeout=300)
+
+
+def cli_error(exe, *args):
+    """The message of a command that must fail with exit code 2 (bad input)."""
+    p = run_cli(exe, *args)
+    assert p.returncode == 2, p.stdout + p.stderr
+    return p.stderr.strip().splitlines()[-1]
+
+
+def after_source(message, key):
+    """The part of a message from the config key on (the source, a file name or `config`,
+    differs)."""
+    assert key in message, message
+    return message[message.index(key):]
+
+
+def main_thread_ticks_while(call):
+    """Runs `call` in another thread and counts how often the main thread ran Python (1 ms
+    sleeps) meanwhile: a call that held the GIL would let it through only at the interpreter's
+    switch interval (5 ms), and not at all inside the library. Asserts the call finished."""
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (call(), done.set()))
+    ticks = 0
+    worker.start()
+    while not done.is_set() and worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done.is_set()
+    return ticks

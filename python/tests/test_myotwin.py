@@ -2,35 +2,12 @@
 bits; bad input raises the command line's messages (docs/python.md)."""
 
 import json
-import subprocess
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import myotwin
-from conftest import FAST, write_csv
-
-
-def run_cli(exe, *args):
-    """Runs the executable with one thread, as the module runs here (conftest.one_thread)."""
-    extra = ["--threads", "1"] if args[0] != "config" else []
-    return subprocess.run([exe, *args, *extra], capture_output=True, text=True, timeout=300)
-
-
-def cli_error(exe, *args):
-    """The message of a command that must fail with exit code 2 (bad input)."""
-    p = run_cli(exe, *args)
-    assert p.returncode == 2, p.stdout + p.stderr
-    return p.stderr.strip().splitlines()[-1]
-
-
-def after_source(message, key):
-    """The part of a message from the config key on (the source, a file name or `config`,
-    differs)."""
-    assert key in message, message
-    return message[message.index(key):]
+from conftest import FAST, after_source, cli_error, main_thread_ticks_while, run_cli, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -289,19 +266,7 @@ def test_resolved_config_of_a_run_reproduces_it(cli_decomposition, emg_case, our
 
 def test_the_gil_is_released_while_decomposing(emg_case):
     emg, fs, _ = emg_case
-    done = threading.Event()
-    worker = threading.Thread(
-        target=lambda: (myotwin.decompose(emg, fs, FAST), done.set()))
-    ticks = 0
-    worker.start()
-    while not done.is_set() and worker.is_alive():
-        ticks += 1
-        time.sleep(0.001)
-    worker.join()
-    assert done.is_set()
-    # The main thread kept running Python while the library worked (a held GIL would let it
-    # through only at the interpreter's switch interval, 5 ms, and not at all inside the call).
-    assert ticks > 20
+    assert main_thread_ticks_while(lambda: myotwin.decompose(emg, fs, FAST)) > 20
 
 
 def test_memory_estimate_refuses_before_allocating(tmp_path, exe, emg_case):
