@@ -3,6 +3,7 @@
 /// per mm^2) for 4 needle contacts at 0.01 mm and 10240 Hz, then 10 s of EMG with 35 us jitter;
 /// and the error of the lumped far field against the all-fine sum for a few coarse steps.
 /// Prints tables of wall-clock seconds at 1 and 2 OpenMP threads (or those given).
+/// The MUAPs are timed with point contacts and with disc contacts of 0.07 mm^2 (issue 26).
 /// Usage: bench_iemg [threads...]
 
 #include <chrono>
@@ -82,7 +83,13 @@ int main(int argc, char** argv) {
   const double build_s = seconds_since(t0);
   IemgElectrodes e;
   e.position_m << 1e-3, 0.5e-3, 20e-3;
-  const Eigen::MatrixX3d contacts = iemg_contacts(e, m.centre_m, 0);
+  // Point contacts, and the same contacts as discs of 0.3 mm (0.07 mm^2, a concentric core's
+  // area) integrated over their surface.
+  IemgElectrodes discs = e;
+  discs.contact_diameter_m = 0.3e-3;
+  const std::vector<std::pair<const char*, std::vector<ContactSurface>>> cases{
+      {"points", iemg_contact_surfaces(e, m.centre_m, 0)},
+      {"discs 0.3 mm", iemg_contact_surfaces(discs, m.centre_m, 0)}};
   std::vector<double> thresholds;
   for (const auto& u : m.pool.units) {
     thresholds.push_back(u.recruitment_threshold);
@@ -93,31 +100,32 @@ int main(int argc, char** argv) {
   std::printf("\n%zu real fibres in %zu units (muscle built and fibres spread in %.2f s), 4 "
               "contacts, %.0f Hz, dz %.2f mm\n",
               m.fibres.size(), m.pool.units.size(), build_s, params.fs_Hz, params.fibre.dz_m * 1e3);
-  std::printf("| threads | MUAPs (100 units) | jittered fibres | EMG 10 s at 10 %% | discharges | "
-              "EMG 10 s at 30 %% | discharges |\n|---|---|---|---|---|---|---|\n");
-  for (const int n : threads) {
-    omp_set_num_threads(n);
-    t0 = std::chrono::steady_clock::now();
-    const auto muaps = iemg_muaps(m, {}, contacts, params);
-    const double muap_s = seconds_since(t0);
-    std::size_t n_jit = 0;
-    for (const auto& mu : muaps) {
-      n_jit += mu.jitter_fibres.size();
-    }
-    std::printf("| %d | %.2f s | %zu |", n, muap_s, n_jit);
-    for (const double level : {0.1, 0.3}) {
-      drive.profile.level = level;
-      const auto d = simulate_drive(drive, thresholds, Rng(3));
-      std::size_t n_dis = 0;
-      for (const auto& t : d.discharge_times_s) {
-        n_dis += t.size();
-      }
+  std::printf("| contacts | threads | MUAPs (100 units) | jittered fibres | EMG 10 s at 10 %% | "
+              "discharges | EMG 10 s at 30 %% | discharges |\n|---|---|---|---|---|---|---|---|\n");
+  for (const auto& [name, contacts] : cases)
+    for (const int n : threads) {
+      omp_set_num_threads(n);
       t0 = std::chrono::steady_clock::now();
-      const auto emg = synthesize_iemg(muaps, d.discharge_times_s, drive.duration_s, params.fs_Hz,
-                                       params.jitter_s, Rng(4));
-      std::printf(" %.2f s | %zu |", seconds_since(t0), n_dis);
+      const auto muaps = iemg_muaps(m, {}, contacts, params);
+      const double muap_s = seconds_since(t0);
+      std::size_t n_jit = 0;
+      for (const auto& mu : muaps) {
+        n_jit += mu.jitter_fibres.size();
+      }
+      std::printf("| %s | %d | %.2f s | %zu |", name, n, muap_s, n_jit);
+      for (const double level : {0.1, 0.3}) {
+        drive.profile.level = level;
+        const auto d = simulate_drive(drive, thresholds, Rng(3));
+        std::size_t n_dis = 0;
+        for (const auto& t : d.discharge_times_s) {
+          n_dis += t.size();
+        }
+        t0 = std::chrono::steady_clock::now();
+        const auto emg = synthesize_iemg(muaps, d.discharge_times_s, drive.duration_s, params.fs_Hz,
+                                         params.jitter_s, Rng(4));
+        std::printf(" %.2f s | %zu |", seconds_since(t0), n_dis);
+      }
+      std::printf("\n");
     }
-    std::printf("\n");
-  }
   return 0;
 }

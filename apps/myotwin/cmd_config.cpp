@@ -38,8 +38,9 @@ private:
 };
 
 /// Configurations that choose the alternatives the defaults do not (other profile types, grids
-/// placed by centre, needles, a fine wire, an anatomy as the iemg muscle, per-tissue cell
-/// sizes), so that the keys only they read are declared too. `csv` is an excitation CSV.
+/// placed by centre, needles, a fine wire and the clinical needles of iemg, an anatomy as the iemg
+/// muscle, per-tissue cell sizes), so that the keys only they read are declared too. `csv` is an
+/// excitation CSV.
 std::vector<nlohmann::json> alternatives(const std::string& csv) {
   return {{{"electrodes",
             {{"grids",
@@ -69,7 +70,11 @@ std::vector<nlohmann::json> alternatives(const std::string& csv) {
            {"iemg", {{"drive", {{"profile", {{"type", "ramp"}}}}}}}},
           {{"simulate", {{"drive", {{"profile", {{"type", "csv"}, {"path", csv}}}}}}},
            {"iemg", {{"drive", {{"profile", {{"type", "constant"}}}}}}}},
-          {{"iemg", {{"drive", {{"profile", {{"type", "csv"}, {"path", csv}}}}}}}}};
+          {{"iemg",
+            {{"drive", {{"profile", {{"type", "csv"}, {"path", csv}}}}},
+             {"needle", {{"type", "concentric"}}}}}},
+          {{"iemg", {{"needle", {{"type", "monopolar"}}}}}},
+          {{"iemg", {{"needle", {{"type", "single_fibre"}}}}}}};
 }
 
 /// The declarations of every key: the defaults read, the resolved configuration read back

@@ -128,3 +128,24 @@ TEST(CliIemg, RejectsAnUnknownNoiseTypeTwoMuscleSourcesAndAMissingAnatomy) {
   EXPECT_NE(o.output.find("electrodes."), std::string::npos) << o.output;
   EXPECT_NE(o.output.find("unknown key"), std::string::npos) << o.output;
 }
+
+TEST(CliIemg, AClinicalInsertionRuleNoPositionMeetsExitsOneNamingTheBestPosition) {
+  // A monopolar needle advanced across a 3 mm cylinder: no position has 50 units passing.
+  TempDir dir;
+  nlohmann::json c = small_config();
+  c["iemg"]["needle"] = {
+      {"type", "monopolar"},
+      {"position_mm", {-4.0, 0.2, 12.0}},
+      {"insertion",
+       {{"mode", "clinical"}, {"min_units", 50}, {"step_mm", 0.5}, {"max_travel_mm", 6.0}}}};
+  write_text_file(dir / "iemg.json", c.dump());
+  const auto r = run_myotwin("iemg " + quoted(dir / "iemg.json") + " -o " + quoted(dir / "out"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no position along the track (13 tried"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("best: position_mm ["), std::string::npos) << r.output;
+  const auto report =
+      nlohmann::json::parse(read_text_file(dir / "out" / "iemg" / "iemg_report.json"));
+  EXPECT_EQ(report["insertion"]["tries"].size(), 13U);
+  EXPECT_FALSE(report["insertion"]["satisfied"].get<bool>());
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "iemg" / "emg.h5"));
+}

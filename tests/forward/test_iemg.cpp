@@ -90,7 +90,13 @@ TEST(FibrePotentials, RecursionEqualsTheDirectSumAndLumpingStaysWithinATenthOfAP
   const FibrePath fibre = straight_path(0.0, 0.0, 40e-3, 17.3e-3);
   Eigen::MatrixX3d contacts(4, 3);
   contacts << 50e-6, 0, 20e-3, 0.3e-3, 0, 18e-3, 1e-3, 0.5e-3, 30e-3, 5e-3, 0, 39e-3;
+  // Runs of the Nandedkar-Stalberg length (0.5 mm) stay within 0.1 %; the default 1 mm runs
+  // within 0.7 % (checked below).
   FibrePotentialParams p;
+  p.coarse_step_m = 0.5e-3;
+  FibrePotentialParams p_default;
+  const auto lumped_default =
+      fibre_potentials(fibre, contacts, akhmadeev_medium(), p_default, 10240.0, 0.0, 160, false);
   const double fs = 10240.0;
   const Eigen::Index n = 160;
   const Eigen::MatrixXd direct =
@@ -108,6 +114,7 @@ TEST(FibrePotentials, RecursionEqualsTheDirectSumAndLumpingStaysWithinATenthOfAP
                 static_cast<long>(j), peak, e_fine, e_lumped);
     EXPECT_LT(e_fine, 1e-9) << j;
     EXPECT_LT(e_lumped, 1e-3) << j;
+    EXPECT_LT(max_abs(lumped_default.phi_V.col(j) - direct.col(j)) / peak, 7e-3) << j;
   }
 }
 
@@ -158,7 +165,9 @@ TEST(Iemg, HermitePlacementIsExactForQuinticsAndCloseToTheDirectEvaluationOfAShi
   }
   const double peak = p.phi_V.cwiseAbs().maxCoeff();
   std::printf("Hermite at 0.37 samples, fibre at 60 um: max error %.2e of the peak\n", err / peak);
-  EXPECT_LT(err / peak, 5e-3);
+  // 3.0e-3 with the Rosenfalck profile; the Nandedkar-Stalberg spike is twice as sharp for the
+  // same 10240 Hz.
+  EXPECT_LT(err / peak, 1.5e-2);
 }
 
 } // namespace
@@ -237,7 +246,9 @@ TEST(Iemg, NeedleMuapsOfABicepsLikeMuscleAtTenPercentAreHealthySized) {
       p2ps.push_back(peak);
     }
   }
-  ASSERT_GE(p2ps.size(), 4U);
+  // (10 MUAPs with the Rosenfalck profile; 3 with Nandedkar-Stalberg's, whose potentials fall off
+  // faster with distance: point contacts 1 mm apart at random seldom sit near enough.)
+  ASSERT_GE(p2ps.size(), 3U);
   std::sort(p2ps.begin(), p2ps.end());
   const double median = p2ps[p2ps.size() / 2];
   std::printf("%zu accepted MUAPs, median p2p %.0f uV\n", p2ps.size(), median * 1e6);

@@ -130,8 +130,9 @@ std::string to_string(ProfileType type) {
 
 namespace {
 
-/// read_drive_params(), with the `profile` section read only when `with_profile`.
-DriveParams read_drive_params(ConfigReader& c, bool with_profile);
+/// read_drive_params(), with the `profile` section read only when `with_profile`; absent keys keep
+/// `defaults`.
+DriveParams read_drive_params(ConfigReader& c, bool with_profile, const DriveParams& defaults);
 
 /// The `profile` section of a drive of `duration_s` seconds.
 ExcitationProfile read_profile(ConfigReader s, double duration_s);
@@ -200,7 +201,7 @@ void validate(const DriveParams& p) {
                      ": no samples (time_s, excitation)");
   }
   ConfigReader reader(j, "drive");
-  (void)read_drive_params(reader, !csv);
+  (void)read_drive_params(reader, !csv, DriveParams{});
   reader.finish();
 }
 
@@ -304,14 +305,14 @@ std::vector<double> sample_excitation(const ExcitationProfile& q, double duratio
   return e;
 }
 
-DriveParams read_drive_params(ConfigReader& c) {
-  return read_drive_params(c, true);
+DriveParams read_drive_params(ConfigReader& c, const DriveParams& defaults) {
+  return read_drive_params(c, true, defaults);
 }
 
 namespace {
 
-DriveParams read_drive_params(ConfigReader& c, bool with_profile) {
-  DriveParams p;
+DriveParams read_drive_params(ConfigReader& c, bool with_profile, const DriveParams& defaults) {
+  DriveParams p = defaults;
   p.duration_s = c.optional<double>("duration_s", p.duration_s,
                                     in_range(1e-3, limits::max_duration_s), "length of the run");
   p.fs_Hz = c.optional<double>("fs_Hz", p.fs_Hz, in_range(1.0, limits::max_fs_Hz),

@@ -19,18 +19,6 @@ namespace myotwin::forward {
 
 namespace {
 
-Eigen::Vector3d read_vector3(ConfigReader& section, const std::string& key,
-                             const Eigen::Vector3d& default_value, double scale,
-                             std::string_view doc) {
-  const std::vector<double> d{default_value.x() / scale, default_value.y() / scale,
-                              default_value.z() / scale};
-  const auto v = section.optional<std::vector<double>>(key, d, {}, doc);
-  if (v.size() != 3 || !std::isfinite(v[0]) || !std::isfinite(v[1]) || !std::isfinite(v[2])) {
-    section.fail(key, "must be 3 finite numbers");
-  }
-  return Eigen::Vector3d(v[0], v[1], v[2]) * scale;
-}
-
 /// Quintic Hermite basis on [0, 1] at theta: weights of f0, h f0', h^2 f0'', h^2 f1'', h f1',
 /// f1.
 std::array<double, 6> hermite_basis(double t) {
@@ -87,7 +75,73 @@ FibrePath sub_fibre_path(const IemgMuscle& muscle, const SubFibre& f) {
   return p;
 }
 
+/// Distance [m] from `x` to the polyline of `path` (its points shifted by its offset).
+double distance_to_path(const FibrePath& path, const Eigen::Vector3d& x) {
+  double best = std::numeric_limits<double>::infinity();
+  for (Eigen::Index i = 0; i + 1 < path.polyline_m.rows(); ++i) {
+    const Eigen::Vector3d a = path.polyline_m.row(i).transpose() + path.offset_m;
+    const Eigen::Vector3d b = path.polyline_m.row(i + 1).transpose() + path.offset_m;
+    const Eigen::Vector3d ab = b - a;
+    const double len2 = ab.squaredNorm();
+    const double t = len2 > 0.0 ? std::clamp((x - a).dot(ab) / len2, 0.0, 1.0) : 0.0;
+    best = std::min(best, (a + t * ab - x).norm());
+  }
+  return best;
+}
+
+/// The potentials of one fibre at the contacts' surfaces: every patch near the fibre point by
+/// point (within full_quadrature_factor extents of its centre) or by its coarser rule (within
+/// quadrature_factor), the others at their centres, all in one fibre_potentials() call, then
+/// combined with the quadrature weights.
+FibrePotentials surface_potentials(const FibrePath& path,
+                                   const std::vector<ContactSurface>& contacts,
+                                   const IemgParams& params, double delay_s, Eigen::Index n_samples,
+                                   bool points_only) {
+  const auto n_c = static_cast<Eigen::Index>(contacts.size());
+  if (points_only) {
+    Eigen::MatrixX3d x(n_c, 3);
+    for (Eigen::Index j = 0; j < n_c; ++j)
+      x.row(j) = contacts[static_cast<std::size_t>(j)].patches.front().centre_m.transpose();
+    return fibre_potentials(path, x, params.medium, params.fibre, params.fs_Hz, delay_s, n_samples,
+                            true);
+  }
+  std::vector<Eigen::Vector3d> pts;
+  std::vector<std::pair<Eigen::Index, double>> owner; // contact, weight
+  for (Eigen::Index j = 0; j < n_c; ++j) {
+    for (const auto& patch : contacts[static_cast<std::size_t>(j)].patches) {
+      const double d =
+          patch.extent_m > 0.0 ? distance_to_path(path, patch.centre_m) / patch.extent_m : 1e300;
+      if (d >= quadrature_factor) {
+        pts.push_back(patch.centre_m);
+        owner.emplace_back(j, patch.weight);
+        continue;
+      }
+      const bool mid = d >= full_quadrature_factor && patch.mid_points_m.rows() > 0;
+      const Eigen::MatrixX3d& q = mid ? patch.mid_points_m : patch.points_m;
+      const Eigen::VectorXd& qw = mid ? patch.mid_weights : patch.weights;
+      for (Eigen::Index i = 0; i < q.rows(); ++i) {
+        pts.push_back(q.row(i).transpose());
+        owner.emplace_back(j, patch.weight * qw[i]);
+      }
+    }
+  }
+  Eigen::MatrixX3d x(static_cast<Eigen::Index>(pts.size()), 3);
+  Eigen::MatrixXd w = Eigen::MatrixXd::Zero(x.rows(), n_c);
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    x.row(static_cast<Eigen::Index>(i)) = pts[i].transpose();
+    w(static_cast<Eigen::Index>(i), owner[i].first) += owner[i].second;
+  }
+  const FibrePotentials p = fibre_potentials(path, x, params.medium, params.fibre, params.fs_Hz,
+                                             delay_s, n_samples, true);
+  return {p.phi_V * w, p.dphi_V_per_s * w, p.d2phi_V_per_s2 * w};
+}
+
 } // namespace
+
+double sub_fibre_distance_m(const IemgMuscle& muscle, const SubFibre& fibre,
+                            const Eigen::Vector3d& x_m) {
+  return distance_to_path(sub_fibre_path(muscle, fibre), x_m);
+}
 
 IemgParams read_iemg_params(ConfigReader& section) {
   IemgParams p;
@@ -103,6 +157,13 @@ IemgParams read_iemg_params(ConfigReader& section) {
   p.fibre.near_radius_m = units::mm_to_m(section.optional<double>(
       "near_radius_mm", units::m_to_mm(p.fibre.near_radius_m), positive(),
       "fibre elements within this distance of a contact stay at the fine step"));
+  const auto profile = section.optional<std::string>(
+      "iap_profile", "nandedkar_stalberg", one_of({"nandedkar_stalberg", "rosenfalck"}),
+      "intracellular action potential: Rosenfalck's (1969) 96 mV (z/1 mm)^3 exp(-z/1 mm) "
+      "compressed 2x along the fibre (Nandedkar and Stalberg 1983, lambda 0.5 mm), or plain "
+      "Rosenfalck (lambda 1 mm, the surface model's)");
+  p.fibre.iap_length_m =
+      profile == "rosenfalck" ? rosenfalck_length_m : nandedkar_stalberg_length_m;
   p.fibre.sigma_i_S_per_m = section.optional<double>(
       "sigma_i_S_per_m", p.fibre.sigma_i_S_per_m, positive(),
       "intracellular conductivity of the muscle fibre (Akhmadeev et al. 2020)");
@@ -303,14 +364,42 @@ void spread_sub_fibres(IemgMuscle& muscle, const IemgParams& params,
 std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std::int64_t>& units,
                                  const Eigen::Ref<const Eigen::MatrixX3d>& contacts_m,
                                  const IemgParams& params, const ProgressCallback& progress) {
-  if (muscle.fibres.empty() || muscle.unit_fibres.size() != muscle.pool.units.size()) {
-    throw BadInput("iemg_muaps: the muscle has no real fibres: spread its model fibres "
-                   "(spread_sub_fibres()) before computing MUAPs");
-  }
   if (contacts_m.rows() < 1 || !contacts_m.allFinite()) {
     throw BadInput("iemg_muaps: " + std::to_string(contacts_m.rows()) +
                    " contacts: need at least one, all finite");
   }
+  std::vector<ContactSurface> surfaces;
+  for (Eigen::Index j = 0; j < contacts_m.rows(); ++j)
+    surfaces.push_back(point_contact(contacts_m.row(j).transpose()));
+  return iemg_muaps(muscle, units, surfaces, params, progress);
+}
+
+std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std::int64_t>& units,
+                                 const std::vector<ContactSurface>& contacts,
+                                 const IemgParams& params, const ProgressCallback& progress) {
+  if (muscle.fibres.empty() || muscle.unit_fibres.size() != muscle.pool.units.size()) {
+    throw BadInput("iemg_muaps: the muscle has no real fibres: spread its model fibres "
+                   "(spread_sub_fibres()) before computing MUAPs");
+  }
+  if (contacts.empty()) {
+    throw BadInput("iemg_muaps: no contacts: need at least one");
+  }
+  bool points_only = true;
+  for (const auto& c : contacts) {
+    double sum = 0.0;
+    for (const auto& patch : c.patches) {
+      sum += patch.weight;
+      if (patch.points_m.rows() < 1 || patch.points_m.rows() != patch.weights.size() ||
+          !patch.points_m.allFinite() || std::abs(patch.weights.sum() - 1.0) > 1e-9)
+        throw BadInput("iemg_muaps: contact " + c.name +
+                       ": a patch needs finite points and weights summing to 1");
+      points_only = points_only && patch.extent_m == 0.0 && patch.points_m.rows() == 1;
+    }
+    if (c.patches.empty() || std::abs(sum - 1.0) > 1e-9)
+      throw BadInput("iemg_muaps: contact " + c.name + ": needs patches whose weights sum to 1");
+  }
+  points_only = points_only && std::all_of(contacts.begin(), contacts.end(),
+                                           [](const auto& c) { return c.patches.size() == 1; });
   if (!(params.fs_Hz > 0.0)) {
     throw BadInput("iemg_muaps: fs_Hz = " + format_number(params.fs_Hz) + ": must be > 0");
   }
@@ -325,8 +414,7 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
                      std::to_string(muscle.pool.units.size()) + " units (0-based)");
     }
   }
-  const Eigen::MatrixX3d contacts = contacts_m;
-  const Eigen::Index n_c = contacts.rows();
+  const auto n_c = static_cast<Eigen::Index>(contacts.size());
   const double fs = params.fs_Hz;
   std::size_t total = 0;
   for (const auto u : list) {
@@ -366,8 +454,8 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
       const std::size_t end = std::min(ids.size(), (c + 1) * chunk);
       for (std::size_t k = c * chunk; k < end; ++k) {
         const auto& f = muscle.fibres[static_cast<std::size_t>(ids[k])];
-        const auto p = fibre_potentials(sub_fibre_path(muscle, f), contacts, params.medium,
-                                        params.fibre, fs, f.delay_s, n_samples, true);
+        const auto p = surface_potentials(sub_fibre_path(muscle, f), contacts, params, f.delay_s,
+                                          n_samples, points_only);
         c0[c] += p.phi_V;
         c1[c] += p.dphi_V_per_s;
         c2[c] += p.d2phi_V_per_s2;
@@ -416,8 +504,8 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
       for (std::size_t q = 0; q < n_keep; ++q) {
         const auto id = ids[static_cast<std::size_t>(keep[q])];
         const auto& f = muscle.fibres[static_cast<std::size_t>(id)];
-        const auto p = fibre_potentials(sub_fibre_path(muscle, f), contacts, params.medium,
-                                        params.fibre, fs, f.delay_s, n_samples, true);
+        const auto p = surface_potentials(sub_fibre_path(muscle, f), contacts, params, f.delay_s,
+                                          n_samples, points_only);
         const Eigen::VectorXd d = p.dphi_V_per_s.cwiseAbs().rowwise().maxCoeff();
         const double threshold =
             std::max(1e-3 * d.maxCoeff(), 0.1 * params.jitter_min_V / params.jitter_s);
@@ -535,163 +623,6 @@ IemgEmg synthesize_iemg(const std::vector<UnitMuap>& muaps,
   }
   emg.clean_V = out.transpose();
   return emg;
-}
-
-std::string to_string(Differentiation differentiation) {
-  switch (differentiation) {
-  case Differentiation::none:
-    return "none";
-  case Differentiation::consecutive:
-    return "consecutive";
-  case Differentiation::reference:
-    return "reference";
-  }
-  return "none";
-}
-
-IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
-  IemgElectrodes e;
-  const auto type = section.optional<std::string>(
-      "type", "array", one_of({"array", "fine_wire"}),
-      "electrode kind: a needle array of point contacts, or bipolar fine-wire pairs");
-  e.kind = type == "array" ? IemgElectrodeKind::array : IemgElectrodeKind::fine_wire;
-  const auto rel = section.optional<std::string>(
-      "relative_to", "muscle_centre", one_of({"muscle_centre", "absolute"}),
-      "frame of the positions: relative to the muscle centre, or absolute coordinates");
-  e.relative_to_centre = rel == "muscle_centre";
-  if (e.kind == IemgElectrodeKind::array) {
-    e.n_contacts =
-        section.optional<std::int64_t>("n_contacts", e.n_contacts, positive_int(),
-                                       "array: number of point contacts along the array axis");
-    e.spacing_m = units::mm_to_m(
-        section.optional<double>("spacing_mm", units::m_to_mm(e.spacing_m), positive(),
-                                 "array: distance between neighbouring contacts"));
-    e.position_m =
-        read_vector3(section, "position_mm", e.position_m, 1e-3,
-                     "array: centre [x, y, z] of the array, in the frame relative_to names");
-    e.angles_rad = read_vector3(section, "angles_deg", e.angles_rad, M_PI / 180.0,
-                                "array orientation [a, b, c]: axis R_z(c) R_y(b) R_x(a) e_x; "
-                                "zeros: across a cylinder's fibres");
-    const auto diff = section.optional<std::string>(
-        "differentiation", "consecutive", one_of({"none", "consecutive", "reference"}),
-        "array channels: monopolar, contact i+1 minus i, or each contact minus reference_contact");
-    e.differentiation = diff == "none"          ? Differentiation::none
-                        : diff == "consecutive" ? Differentiation::consecutive
-                                                : Differentiation::reference;
-    e.reference_contact = section.optional<std::int64_t>(
-        "reference_contact", 0, {},
-        "array: the contact subtracted with differentiation reference, 0-based");
-    if (e.reference_contact < 0 || e.reference_contact >= e.n_contacts) {
-      section.fail("reference_contact", "must be a contact index in [0, n_contacts - 1 = " +
-                                            std::to_string(e.n_contacts - 1) + "]");
-    }
-    if (e.differentiation != Differentiation::none && e.n_contacts < 2) {
-      section.fail("differentiation",
-                   "needs at least 2 contacts (n_contacts = " + std::to_string(e.n_contacts) + ")");
-    }
-    ConfigReader t = section.section("trajectory");
-    e.n_positions = t.optional<std::int64_t>("n_positions", e.n_positions, positive_int(),
-                                             "number of needle positions along the trajectory");
-    e.step_m = units::mm_to_m(t.optional<double>("step_mm", units::m_to_mm(e.step_m), positive(),
-                                                 "needle advance between trajectory positions"));
-    e.direction =
-        read_vector3(t, "direction", e.direction, 1.0,
-                     "direction [x, y, z] of the needle advance; [0, 0, 0]: the array axis");
-  } else {
-    e.differentiation = Differentiation::none;
-    auto pairs = section.required_array("pairs");
-    if (pairs.empty()) {
-      section.fail("pairs", "needs at least one pair");
-    }
-    for (auto& p : pairs) {
-      const Eigen::Vector3d a =
-          read_vector3(p, "a_mm", Eigen::Vector3d::Zero(), 1e-3,
-                       "fine wire: contact a [x, y, z] of a bipolar pair; the channel is a - b");
-      const Eigen::Vector3d b =
-          read_vector3(p, "b_mm", Eigen::Vector3d::Zero(), 1e-3,
-                       "fine wire: contact b [x, y, z] of the pair, same frame as a_mm");
-      if ((a - b).norm() == 0.0) {
-        p.fail("b_mm", "must differ from a_mm");
-      }
-      e.pairs_m.emplace_back(a, b);
-    }
-  }
-  return e;
-}
-
-Eigen::MatrixX3d iemg_contacts(const IemgElectrodes& e, const Eigen::Vector3d& centre_m,
-                               std::int64_t position) {
-  const Eigen::Vector3d origin = e.relative_to_centre ? centre_m : Eigen::Vector3d::Zero();
-  if (e.kind == IemgElectrodeKind::fine_wire) {
-    if (position != 0) {
-      throw BadInput("iemg_contacts: fine wires have one position, asked for " +
-                     std::to_string(position));
-    }
-    Eigen::MatrixX3d c(2 * static_cast<Eigen::Index>(e.pairs_m.size()), 3);
-    for (std::size_t i = 0; i < e.pairs_m.size(); ++i) {
-      c.row(2 * static_cast<Eigen::Index>(i)) = (origin + e.pairs_m[i].first).transpose();
-      c.row(2 * static_cast<Eigen::Index>(i) + 1) = (origin + e.pairs_m[i].second).transpose();
-    }
-    return c;
-  }
-  if (position < 0 || position >= e.n_positions) {
-    throw BadInput("iemg_contacts: trajectory position " + std::to_string(position) +
-                   ": must lie in [0, " + std::to_string(e.n_positions) + ")");
-  }
-  const Eigen::Matrix3d r = (Eigen::AngleAxisd(e.angles_rad.z(), Eigen::Vector3d::UnitZ()) *
-                             Eigen::AngleAxisd(e.angles_rad.y(), Eigen::Vector3d::UnitY()) *
-                             Eigen::AngleAxisd(e.angles_rad.x(), Eigen::Vector3d::UnitX()))
-                                .toRotationMatrix();
-  const Eigen::Vector3d axis = r * Eigen::Vector3d::UnitX();
-  const Eigen::Vector3d dir = e.direction.norm() > 0.0 ? e.direction.normalized() : axis;
-  Eigen::MatrixX3d c(e.n_contacts, 3);
-  for (Eigen::Index i = 0; i < e.n_contacts; ++i) {
-    const double along =
-        (static_cast<double>(i) - 0.5 * static_cast<double>(e.n_contacts - 1)) * e.spacing_m;
-    c.row(i) =
-        (origin + e.position_m + along * axis + static_cast<double>(position) * e.step_m * dir)
-            .transpose();
-  }
-  return c;
-}
-
-Eigen::MatrixXd iemg_channel_weights(const IemgElectrodes& e) {
-  if (e.kind == IemgElectrodeKind::fine_wire) {
-    const auto n = static_cast<Eigen::Index>(e.pairs_m.size());
-    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n, 2 * n);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      w(i, 2 * i) = 1.0;
-      w(i, 2 * i + 1) = -1.0;
-    }
-    return w;
-  }
-  const Eigen::Index n = e.n_contacts;
-  switch (e.differentiation) {
-  case Differentiation::none:
-    return Eigen::MatrixXd::Identity(n, n);
-  case Differentiation::consecutive: {
-    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n - 1, n);
-    for (Eigen::Index i = 0; i + 1 < n; ++i) {
-      w(i, i + 1) = 1.0;
-      w(i, i) = -1.0;
-    }
-    return w;
-  }
-  case Differentiation::reference: {
-    Eigen::MatrixXd w = Eigen::MatrixXd::Zero(n - 1, n);
-    Eigen::Index row = 0;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      if (i == e.reference_contact) {
-        continue;
-      }
-      w(row, i) = 1.0;
-      w(row, e.reference_contact) = -1.0;
-      ++row;
-    }
-    return w;
-  }
-  }
-  return Eigen::MatrixXd::Identity(n, n);
 }
 
 } // namespace myotwin::forward

@@ -36,8 +36,13 @@ IemgConfig read_iemg_config(ConfigReader& section) {
   c.branching = read_nerve_branching_params(nb);
   ConfigReader needle = section.section("needle");
   c.needle = read_iemg_electrodes(needle);
+  ConfigReader insertion = needle.section("insertion");
+  c.insertion = read_insertion_rule(insertion);
   ConfigReader drive = section.section("drive");
-  c.drive = read_drive_params(drive);
+  // Steady low-force isometric contractions: ISI CoV about 0.1-0.15 (docs/iemg.md, "Drive").
+  DriveParams drive_defaults;
+  drive_defaults.isi_cov = 0.12;
+  c.drive = read_drive_params(drive, drive_defaults);
   return c;
 }
 
@@ -181,7 +186,13 @@ void write_position_muaps(std::int64_t p, const std::vector<UnitMuap>& muaps, co
     props.cv_m_per_s[static_cast<Eigen::Index>(u)] =
         muscle.pool.units[static_cast<std::size_t>(m.unit)].cv_m_per_s;
     const auto [p2p, best, duration] = muap_summary(ch, fs_Hz);
+    const MuapFeatures f = muap_features(ch.col(best), fs_Hz);
     w.units.push_back({{"position", p},
+                       {"rise_time_ms", 1e3 * f.rise_time_s},
+                       {"half_width_ms", 1e3 * f.half_width_s},
+                       {"peak_interval_ms", 1e3 * f.peak_interval_s},
+                       {"n_phases", f.n_phases},
+                       {"n_turns", f.n_turns},
                        {"unit", m.unit},
                        {"n_fibres", m.n_fibres},
                        {"n_discharges", times[u].size()},
@@ -258,20 +269,64 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
   std::vector<std::int64_t> units;
   const auto times = unit_discharges(c, muscle, rng, units);
   report.drive_time_s = watch.elapsed_s() - t_drive;
-  // 3. Per needle position: contacts, MUAPs, EMG, channels, noise; written as they come.
+  // 3. The clinical insertion: the needle advanced until the rule holds.
   ensure_output_dir(dir);
-  const Eigen::MatrixXd weights = iemg_channel_weights(c.needle);
+  IemgElectrodes needle = c.needle;
+  nlohmann::json insertion_json;
+  if (c.insertion.clinical) {
+    std::vector<std::int64_t> active;
+    for (std::size_t u = 0; u < units.size(); ++u)
+      if (!times[u].empty())
+        active.push_back(units[u]);
+    const double t_ins = watch.elapsed_s();
+    const InsertionResult ins = clinical_insertion(muscle, active, c.needle, c.params, c.insertion);
+    insertion_json = ins.to_json(c.needle.relative_to_centre);
+    insertion_json["time_s"] = watch.elapsed_s() - t_ins;
+    const InsertionTry& best = ins.tries[ins.chosen];
+    if (!ins.satisfied) {
+      write_text_file(dir / "iemg_report.json",
+                      nlohmann::json({{"insertion", insertion_json}}).dump(2) + "\n");
+      std::string figures;
+      for (std::size_t i = 0; i < best.accepted.size(); ++i)
+        figures += (figures.empty() ? "" : ", ") + std::string("unit ") +
+                   std::to_string(best.accepted[i]) + " rise " +
+                   format_number(1e3 * best.accepted_features[i].rise_time_s) + " ms, " +
+                   format_number(1e6 * best.accepted_features[i].peak_to_peak_V) + " uV";
+      throw Error("iemg.needle.insertion: no position along the track (" +
+                  std::to_string(ins.tries.size()) + " tried, every " +
+                  format_number(1e3 * c.insertion.step_m) + " mm over max_travel_mm = " +
+                  format_number(1e3 * c.insertion.max_travel_m) + ") has " +
+                  std::to_string(c.insertion.min_units) + " units with a main spike rising in <= " +
+                  format_number(1e3 * c.insertion.max_rise_time_s) +
+                  " ms and >= " + format_number(1e6 * c.insertion.min_peak_to_peak_V) +
+                  " uV; best: position_mm [" + format_number(1e3 * best.position_m.x()) + ", " +
+                  format_number(1e3 * best.position_m.y()) + ", " +
+                  format_number(1e3 * best.position_m.z()) + "] (step " +
+                  std::to_string(best.step) + ") with " + std::to_string(best.accepted.size()) +
+                  " unit(s)" + (figures.empty() ? "" : ": " + figures) + "; tries in " +
+                  (dir / "iemg_report.json").string());
+    }
+    needle.position_m = best.position_m;
+    needle.n_positions = 1;
+    log_info("clinical insertion: step ", best.step, " of ", ins.tries.size(), ", ",
+             best.accepted.size(), " units accepted");
+  }
+  // 4. Per needle position: contacts, MUAPs, EMG, channels, noise; written as they come.
+  nlohmann::json spectra = nlohmann::json::array();
+  const Eigen::MatrixXd weights = iemg_channel_weights(needle);
   const std::int64_t n_positions =
-      c.needle.kind == IemgElectrodeKind::array ? c.needle.n_positions : 1;
+      needle.kind == IemgElectrodeKind::fine_wire ? 1 : needle.n_positions;
   IemgWriters w{H5Writer(dir / "muaps.h5"), H5Writer(dir / "truth.h5")};
   w.muaps.set_attributes("/", {{"fs_Hz", c.params.fs_Hz},
                                {"muscle", muscle.name},
                                {"n_positions", n_positions},
-                               {"differentiation", to_string(c.needle.differentiation)}});
+                               {"differentiation", to_string(c.needle.differentiation)},
+                               {"electrode", to_string(c.needle.kind)}});
   for (std::int64_t p = 0; p < n_positions; ++p) {
-    const Eigen::MatrixX3d contacts = iemg_contacts(c.needle, muscle.centre_m, p);
+    const auto surfaces = iemg_contact_surfaces(needle, muscle.centre_m, p);
+    const Eigen::MatrixX3d contacts = iemg_contacts(needle, muscle.centre_m, p);
     const double t0 = watch.elapsed_s();
-    const auto muaps = iemg_muaps(muscle, units, contacts, c.params, progress);
+    const auto muaps = iemg_muaps(muscle, units, surfaces, c.params, progress);
     const double t1 = watch.elapsed_s();
     const IemgEmg emg = synthesize_iemg(muaps, times, c.drive.duration_s, c.params.fs_Hz,
                                         c.params.jitter_s, rng.split(4));
@@ -283,13 +338,27 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
     ChannelLayout layout;
     layout.position_m = weights.cwiseAbs() * Eigen::MatrixXd(contacts) /
                         std::max(1.0, weights.cwiseAbs().rowwise().sum().maxCoeff());
-    layout.grid_name = c.needle.kind == IemgElectrodeKind::array ? "needle_array" : "fine_wire";
+    layout.grid_name =
+        c.needle.kind == IemgElectrodeKind::array ? "needle_array" : to_string(c.needle.kind);
     const std::string stem = p == 0 ? "emg" : "emg_position_" + std::to_string(p);
     write_emg_h5(dir / (stem + ".h5"), result, props, layout);
+    const auto spectrum = [&](const Eigen::MatrixXd& x) {
+      const SpectrumFractions f = spectrum_fractions(x.row(0).transpose(), c.params.fs_Hz);
+      return nlohmann::json{{"f10_100", f.f10_100},
+                            {"f100_300", f.f100_300},
+                            {"f300_1000", f.f300_1000},
+                            {"above_1000", f.above_1000},
+                            {"median_Hz", f.median_Hz}};
+    };
+    if (result.emg.cols() >= 64)
+      spectra.push_back({{"position", p},
+                         {"channel", 0},
+                         {"clean", spectrum(result.emg_clean)},
+                         {"with_noise", spectrum(result.emg)}});
     if (write_mat)
       write_emg_mat(dir / (stem + ".mat"), result, props, layout);
   }
-  // 4. The truth of every unit, the files committed, the report.
+  // 5. The truth of every unit, the files committed, the report.
   VectorXi64 unit_ids;
   write_unit_truth(w.truth, units, times, muscle, unit_ids);
   w.truth.write_vector("unit_id", unit_ids);
@@ -314,7 +383,8 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
                  {"n_real_fibres", muscle.fibres.size()},
                  {"n_model_fibres", muscle.model_fibres.fibres.size()},
                  {"n_positions", n_positions},
-                 {"n_contacts", iemg_contacts(c.needle, muscle.centre_m, 0).rows()},
+                 {"n_contacts", iemg_contacts(needle, muscle.centre_m, 0).rows()},
+                 {"electrode", to_string(needle.kind)},
                  {"n_channels", weights.rows()},
                  {"fs_Hz", c.params.fs_Hz},
                  {"duration_s", c.drive.duration_s},
@@ -324,7 +394,10 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
                    {"drive", report.drive_time_s},
                    {"emg", report.emg_time_s},
                    {"total", watch.elapsed_s()}}},
-                 {"units", w.units}};
+                 {"units", w.units},
+                 {"spectrum", spectra}};
+  if (!insertion_json.is_null())
+    report.json["insertion"] = insertion_json;
   write_text_file(dir / "iemg_report.json", report.json.dump(2) + "\n");
   return report;
 }

@@ -66,6 +66,7 @@ struct Discretisation {
 Discretisation discretise(const Path& path, const FibrePath& fibre,
                           const FibrePotentialParams& params) {
   require_positive(params.dz_m, "fibre potentials", "spatial resolution dz_m");
+  require_positive(params.iap_length_m, "fibre potentials", "iap_length_m");
   require_positive(params.sigma_i_S_per_m, "fibre potentials", "sigma_i_S_per_m");
   require_positive(fibre.geometry.diameter_m, "fibre potentials", "diameter_m");
   require_positive(fibre.geometry.cv_m_per_s, "fibre potentials", "cv_m_per_s");
@@ -148,8 +149,7 @@ struct Wave {
   double rate2 = 0.0;
 };
 
-Wave make_wave(double cv_m_per_s, double fs_Hz, double delay_s) {
-  const double lambda = rosenfalck_length_m;
+Wave make_wave(double lambda, double cv_m_per_s, double fs_Hz, double delay_s) {
   const double v = cv_m_per_s;
   Wave w;
   w.du = v / (fs_Hz * lambda); // wave advance per sample [lambda]
@@ -177,6 +177,7 @@ struct Elements {
   double inv_sl = 0.0;
   double inv_st = 0.0;
   double point_scale = 0.0;
+  double lambda = 0.0; ///< length scale of the intracellular action potential [m]
 
   /// Arc length of the centre of element k [m].
   [[nodiscard]] double s_of(double k) const { return (k + 0.5) * d.h; }
@@ -246,7 +247,7 @@ struct SourcePoints {
 /// side (offset grows with s), -1 on the origin side.
 void add_run(const Elements& el, ContactTransfer& tr, Eigen::Index lo, Eigen::Index hi, double sign,
              SourcePoints& pts) {
-  const double lambda = rosenfalck_length_m;
+  const double lambda = el.lambda;
   const double h = el.d.h;
   const double z_e = el.d.z_e;
   const Eigen::Index count = hi - lo + 1;
@@ -295,7 +296,7 @@ void add_run(const Elements& el, ContactTransfer& tr, Eigen::Index lo, Eigen::In
 /// elements alone. Returns the number of insertion-side points.
 std::size_t collect_points(const Elements& el, ContactTransfer& tr, Eigen::Index m,
                            Eigen::Index k_right, SourcePoints& pts) {
-  const double lambda = rosenfalck_length_m;
+  const double lambda = el.lambda;
   const Eigen::Index n = el.d.n;
   pts.a.clear();
   pts.w.clear();
@@ -416,7 +417,8 @@ FibrePotentials fibre_potentials(const FibrePath& fibre,
                     params.near_radius_m * params.near_radius_m,
                     1.0 / sl,
                     1.0 / st,
-                    1.0 / (4.0 * M_PI * st * std::sqrt(sl))};
+                    1.0 / (4.0 * M_PI * st * std::sqrt(sl)),
+                    params.iap_length_m};
   // Elements per lumped run, and the first element on the insertion side of the end-plate:
   // s_k = (k + 1/2) h >= z_e.
   const auto m = static_cast<Eigen::Index>(std::max(1.0, std::round(params.coarse_step_m / h)));
@@ -431,7 +433,7 @@ FibrePotentials fibre_potentials(const FibrePath& fibre,
     out.dphi_V_per_s = Eigen::MatrixXd::Zero(n_samples, n_contacts);
     out.d2phi_V_per_s2 = Eigen::MatrixXd::Zero(n_samples, n_contacts);
   }
-  const Wave wave = make_wave(fibre.geometry.cv_m_per_s, fs_Hz, delay_s);
+  const Wave wave = make_wave(params.iap_length_m, fibre.geometry.cv_m_per_s, fs_Hz, delay_s);
 
   // 3. Per contact: the source points of both sides, merged, through the recursion.
   SourcePoints pts;
@@ -453,28 +455,40 @@ Eigen::MatrixXd fibre_potentials_direct(const FibrePath& fibre,
   const Path path(fibre.polyline_m, fibre.offset_m);
   const Discretisation d = discretise(path, fibre, params);
   require_positive(fs_Hz, "fibre potentials", "fs_Hz");
-  FibreGeometry1D g = fibre.geometry;
-  g.length_m = path.length();
-  g.end_plate_m = d.z_e;
-  FibreSourceParams sp;
-  sp.sigma_i_S_per_m = params.sigma_i_S_per_m;
-  sp.dz_m = params.dz_m;
-  sp.dt_s = 1.0 / fs_Hz;
-  const FibreCurrents currents =
-      fibre_current_density(g, sp, static_cast<double>(n_samples - 1) / fs_Hz);
+  require_positive(fibre.geometry.cv_m_per_s, "fibre potentials", "cv_m_per_s");
+  if (n_samples < 1)
+    throw BadInput("fibre potentials: n_samples = " + std::to_string(n_samples) + ": must be >= 1");
+  // Deviation of every element centre from rest at every instant, then the sealed-end second
+  // differences (the element currents [A]).
+  const double lambda = params.iap_length_m;
+  Eigen::MatrixXd dev(n_samples, d.n);
+  for (Eigen::Index i = 0; i < n_samples; ++i) {
+    const double travelled = fibre.geometry.cv_m_per_s * static_cast<double>(i) / fs_Hz;
+    for (Eigen::Index k = 0; k < d.n; ++k) {
+      const double u =
+          (travelled - std::abs((static_cast<double>(k) + 0.5) * d.h - d.z_e)) / lambda;
+      dev(i, k) = u > 0.0 ? rosenfalck_amplitude_V * u * u * u * std::exp(-u) : 0.0;
+    }
+  }
+  Eigen::MatrixXd current = Eigen::MatrixXd::Zero(n_samples, d.n);
+  for (Eigen::Index k = 0; k < d.n; ++k) {
+    if (k > 0)
+      current.col(k) += d.g_S * (dev.col(k - 1) - dev.col(k));
+    if (k < d.n - 1)
+      current.col(k) += d.g_S * (dev.col(k + 1) - dev.col(k));
+  }
   Eigen::MatrixXd transfer(d.n, contacts_m.rows());
   for (Eigen::Index k = 0; k < d.n; ++k) {
     Eigen::Vector3d p;
     Eigen::Vector3d f;
-    path.at(currents.s_m[k], p, f);
+    path.at((static_cast<double>(k) + 0.5) * d.h, p, f);
     for (Eigen::Index j = 0; j < contacts_m.rows(); ++j) {
-      transfer(k, j) = line_element_transfer_V_per_A(
-          p, f, currents.dz_m, contacts_m.row(j).transpose(), medium.sigma_l_S_per_m,
-          medium.sigma_t_S_per_m, 0.5 * fibre.geometry.diameter_m);
+      transfer(k, j) = line_element_transfer_V_per_A(p, f, d.h, contacts_m.row(j).transpose(),
+                                                     medium.sigma_l_S_per_m, medium.sigma_t_S_per_m,
+                                                     0.5 * fibre.geometry.diameter_m);
     }
   }
-  Eigen::MatrixXd phi = currents.current_A * transfer;
-  return phi.topRows(std::min(n_samples, phi.rows()));
+  return current * transfer;
 }
 
 } // namespace myotwin::forward

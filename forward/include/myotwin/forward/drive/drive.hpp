@@ -140,8 +140,9 @@ struct DriveResult {
 /// trapezoid `level`, `baseline_level`, `onset_s`, `rise_s`, `plateau_s`, `fall_s`; sinusoid
 /// `mean_level`, `amplitude`, `frequency_Hz`, `phase_rad`; csv `path` (read here, see
 /// read_excitation_csv()). \throws BadInput naming the key for unknown types, keys or values
-/// out of range; IoError / BadInput from the CSV.
-DriveParams read_drive_params(ConfigReader& section);
+/// out of range; IoError / BadInput from the CSV. Absent keys keep `defaults` (the profile keeps
+/// its own defaults).
+DriveParams read_drive_params(ConfigReader& section, const DriveParams& defaults = {});
 
 /// Checks the parameters by reading to_json(params) back with read_drive_params(), whose
 /// declarations state each range once (a CSV profile: only that it has samples; its file was

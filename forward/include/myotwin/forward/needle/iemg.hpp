@@ -141,6 +141,10 @@ IemgMuscle cylinder_muscle(const CylinderMuscleParams& params, double end_plate_
 void spread_sub_fibres(IemgMuscle& muscle, const IemgParams& params,
                        const NerveBranchingParams& branching, const Rng& rng);
 
+/// Distance [m] from `x_m` to the polyline of real fibre `fibre` of `muscle`.
+double sub_fibre_distance_m(const IemgMuscle& muscle, const SubFibre& fibre,
+                            const Eigen::Vector3d& x_m);
+
 /// The MUAP of one unit at the contacts, with what the EMG synthesis needs for jitter.
 struct UnitMuap {
   std::int64_t unit = 0;          ///< index in the pool
@@ -156,11 +160,50 @@ struct UnitMuap {
   std::int64_t n_fibres = 0;           ///< real fibres summed
 };
 
+/// A recording surface of a contact as a quadrature: its potential is the weighted mean of the
+/// potential over `patches`, each patch a point set whose mean stands for the patch. A fibre
+/// farther than quadrature_factor x `extent_m` from a patch's centre sees the patch at its centre
+/// (the error of the centre value is O((extent / distance)^2), measured in the tests); a fibre
+/// between full_quadrature_factor and quadrature_factor extents sees the patch's coarser rule
+/// (`mid_points_m`, same first and second moments: error O((extent / distance)^4)); a nearer
+/// fibre sees every point. A point contact is one patch of one point and extent 0.
+struct ContactPatch {
+  Eigen::Vector3d centre_m = Eigen::Vector3d::Zero(); ///< [m]
+  Eigen::MatrixX3d points_m;                          ///< #points x 3 [m]
+  Eigen::VectorXd weights;                            ///< per point, summing to 1
+  double extent_m = 0.0;         ///< largest distance of a point from the centre [m]
+  double weight = 1.0;           ///< weight of the patch in its contact (the patches' sum to 1)
+  Eigen::MatrixX3d mid_points_m; ///< the coarser rule (#points x 3 [m]; empty: the full rule)
+  Eigen::VectorXd mid_weights;   ///< its weights, summing to 1
+};
+/// A contact: its patches, its area [m^2] (0 for a point) and a name for reports.
+struct ContactSurface {
+  std::vector<ContactPatch> patches;
+  double area_m2 = 0.0;
+  std::string name;
+  /// The point that stands for the contact in reports and layouts: the first patch's centre.
+  [[nodiscard]] Eigen::Vector3d centre_m() const { return patches.front().centre_m; }
+};
+/// A patch is evaluated by its coarser rule for fibres within this many extents of its centre.
+inline constexpr double quadrature_factor = 5.0;
+/// A patch is evaluated point by point for fibres within this many extents of its centre.
+inline constexpr double full_quadrature_factor = 2.0;
+
+/// A point contact at `p_m` [m].
+ContactSurface point_contact(const Eigen::Vector3d& p_m, std::string name = "point");
+
 /// MUAPs of `units` (indices into muscle.pool.units; empty: all) at `contacts_m` (#contacts x
-/// 3 [m]). \throws BadInput when the muscle has no sub-fibres (call spread_sub_fibres() first),
-/// for a unit out of range, empty contacts, or parameters out of range.
+/// 3 [m]), point contacts. \throws BadInput when the muscle has no sub-fibres (call
+/// spread_sub_fibres() first), for a unit out of range, empty contacts, or parameters out of range.
 std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std::int64_t>& units,
                                  const Eigen::Ref<const Eigen::MatrixX3d>& contacts_m,
+                                 const IemgParams& params, const ProgressCallback& progress = {});
+
+/// The same at contacts with recording surfaces: each contact's potential is the mean over its
+/// surface (see ContactPatch). \throws BadInput as above, and for a contact without patches or
+/// a patch whose weights do not sum to 1.
+std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std::int64_t>& units,
+                                 const std::vector<ContactSurface>& contacts,
                                  const IemgParams& params, const ProgressCallback& progress = {});
 
 /// Value of a MUAP (or any signal given with its first two derivatives at t_n = n / fs) at the
@@ -190,23 +233,35 @@ IemgEmg synthesize_iemg(const std::vector<UnitMuap>& muaps,
                         double duration_s, double fs_Hz, double jitter_s, const Rng& rng);
 
 /// Electrode kinds.
-enum class IemgElectrodeKind { array, fine_wire };
+enum class IemgElectrodeKind { array, fine_wire, concentric, monopolar, single_fibre };
 /// Differentiation of an array's contacts.
 enum class Differentiation { none, consecutive, reference };
 
-/// Electrodes of an intramuscular recording (config section `electrodes`).
+/// Electrodes of an intramuscular recording (config section `iemg.needle`).
+///
+/// Clinical needles (docs/iemg.md, "Electrodes", for the dimensions and their sources): the tip
+/// at `position_mm`, the needle advancing along its axis R_z(c) R_y(b) R_x(a) e_x (the roll a
+/// turns the bevel and the side port about the axis). `concentric`: an elliptical core of
+/// `core_area_mm2` in a bevel of `bevel_deg` at the tip (the section of a wire of radius rho by
+/// the bevel plane: semi-axes rho and rho / sin(bevel)), the cannula (outer diameter
+/// `outer_diameter_mm`, bare over `cannula_length_mm` behind the tip) as reference: one channel
+/// core - cannula. `monopolar`: the bare conical tip of lateral area `tip_area_mm2` on a shaft of
+/// `outer_diameter_mm`, referred to a skin electrode `skin_reference_depth_mm` back along the
+/// track: one channel tip - skin. `single_fibre`: a disc of `core_diameter_um` on the side of the
+/// shaft `side_port_mm` behind the tip, the cannula as reference. `array`: contacts on the
+/// needle's axis, discs of `contact_diameter_mm` facing R e_y (0: points).
 struct IemgElectrodes {
-  IemgElectrodeKind kind = IemgElectrodeKind::array; ///< key `type`: "array" | "fine_wire"
-  std::int64_t n_contacts = 4;                       ///< key `n_contacts` (array)
-  double spacing_m = 1e-3;                           ///< key `spacing_mm` (array, default 1 mm)
-  /// Centre of the array [m] (key `position_mm`, default [0, 0, 20] mm: 20 mm from the
-  /// end-plate band of a cylinder), relative to the muscle centre unless `relative_to` is
-  /// "absolute".
+  /// key `type`: "array" | "fine_wire" | "concentric" | "monopolar" | "single_fibre"
+  IemgElectrodeKind kind = IemgElectrodeKind::array;
+  std::int64_t n_contacts = 4; ///< key `n_contacts` (array)
+  double spacing_m = 1e-3;     ///< key `spacing_mm` (array, default 1 mm)
+  /// Centre of the array, or the tip of a clinical needle [m] (key `position_mm`, default [0, 0,
+  /// 20] mm: 20 mm from the end-plate band of a cylinder), relative to the muscle centre unless
+  /// `relative_to` is "absolute".
   Eigen::Vector3d position_m{0.0, 0.0, 20e-3};
   bool relative_to_centre = true; ///< key `relative_to`: "muscle_centre" | "absolute"
-  /// Orientation: the array axis is R_z(c) R_y(b) R_x(a) e_x, angles [a, b, c] (key
-  /// `angles_deg`, default [0, 0, 0]: across the fibres of a cylinder). The roll about the
-  /// axis does not move point contacts on it.
+  /// Orientation: the array or needle axis is R_z(c) R_y(b) R_x(a) e_x, angles [a, b, c] (key
+  /// `angles_deg`, default [0, 0, 0]: across the fibres of a cylinder).
   Eigen::Vector3d angles_rad = Eigen::Vector3d::Zero();
   /// Key `differentiation`: "none" (monopolar), "consecutive" (contact i+1 - i) or
   /// "reference" (each other contact minus `reference_contact`).
@@ -220,16 +275,43 @@ struct IemgElectrodes {
   /// Fine wires: key `pairs`, each {"a_mm": [x, y, z], "b_mm": [x, y, z]} (same frame as
   /// position_mm): one bipolar channel a - b per pair.
   std::vector<std::pair<Eigen::Vector3d, Eigen::Vector3d>> pairs_m;
+  double contact_diameter_m = 0.0;        ///< key `contact_diameter_mm` (array; 0: points)
+  double outer_diameter_m = 0.46e-3;      ///< key `outer_diameter_mm` (0.46 mm, 26 G)
+  double core_area_m2 = 0.07e-6;          ///< key `core_area_mm2` (concentric, 0.07 mm^2)
+  double bevel_rad = 15.0 * M_PI / 180.0; ///< key `bevel_deg` (concentric, 15 deg)
+  double cannula_length_m = 10e-3;        ///< key `cannula_length_mm` (10 mm)
+  double tip_area_m2 = 0.25e-6;           ///< key `tip_area_mm2` (monopolar, 0.25 mm^2)
+  double skin_reference_depth_m = 20e-3;  ///< key `skin_reference_depth_mm` (monopolar, 20 mm)
+  double core_diameter_m = 25e-6;         ///< key `core_diameter_um` (single fibre, 25 um)
+  double side_port_m = 3e-3;              ///< key `side_port_mm` (single fibre, 3 mm)
 };
 
 /// Reads the `electrodes` section. \throws BadInput naming the key (unknown type or
 /// differentiation, counts, a reference contact out of range, a pair that is not two 3-vectors).
 IemgElectrodes read_iemg_electrodes(ConfigReader& section);
 
-/// The contacts at trajectory position `position` (0-based), #contacts x 3 [m]; `centre_m`
+/// The contacts' centres (ContactSurface::centre_m()) at trajectory position `position` (0-based),
+/// #contacts x 3 [m]; `centre_m`
 /// the muscle centre for relative positions. \throws BadInput for a position out of range.
 Eigen::MatrixX3d iemg_contacts(const IemgElectrodes& electrodes, const Eigen::Vector3d& centre_m,
                                std::int64_t position);
+
+/// The recording surfaces of the contacts at trajectory position `position` (same order as
+/// iemg_contacts(); clinical needles: the recording contact, then the reference). \throws
+/// BadInput for a position out of range.
+std::vector<ContactSurface> iemg_contact_surfaces(const IemgElectrodes& electrodes,
+                                                  const Eigen::Vector3d& centre_m,
+                                                  std::int64_t position);
+
+/// The needle's frame: columns the axis R e_x (the needle advances along it), R e_y (the bevel's
+/// and the side port's side) and R e_z, R = R_z(c) R_y(b) R_x(a) of angles_rad.
+Eigen::Matrix3d iemg_needle_frame(const IemgElectrodes& electrodes);
+
+/// The unit direction of the needle's advance: `direction` normalised, or the axis.
+Eigen::Vector3d iemg_trajectory_direction(const IemgElectrodes& electrodes);
+
+/// Name of an electrode kind ("array", "fine_wire", "concentric", "monopolar", "single_fibre").
+std::string to_string(IemgElectrodeKind kind);
 
 /// The channels as weights on the contacts, #channels x #contacts.
 Eigen::MatrixXd iemg_channel_weights(const IemgElectrodes& electrodes);

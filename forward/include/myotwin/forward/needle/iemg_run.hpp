@@ -21,6 +21,7 @@
 #include "myotwin/core/progress.hpp"
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/drive/drive.hpp"
+#include "myotwin/forward/needle/clinical.hpp"
 #include "myotwin/forward/needle/iemg.hpp"
 #include "myotwin/forward/needle/nerve_branching.hpp"
 #include "myotwin/forward/noise/noise.hpp"
@@ -36,6 +37,7 @@ struct IemgConfig {
   CylinderMuscleParams cylinder;  ///< `iemg.cylinder` (used when there is no `iemg.anatomy`)
   NerveBranchingParams branching; ///< `iemg.nerve_branching`
   IemgElectrodes needle;          ///< `iemg.needle`
+  InsertionRule insertion;        ///< `iemg.needle.insertion`
   DriveParams drive;              ///< `iemg.drive`
   NoiseParams noise;              ///< the run config's top-level `noise`
 };
@@ -59,7 +61,8 @@ struct IemgRunReport {
 /// Runs the intramuscular EMG of `config` with random streams from `rng` and writes its files
 /// into `dir` (created; emg.mat only with `write_mat`). \throws BadInput when the anatomy has no
 /// such muscle or `iemg.units` names a unit the muscle does not have; IoError when a file cannot
-/// be written.
+/// be written; Error (exit 1) when the clinical insertion rule is met at no position along the
+/// track (iemg_report.json then holds the positions tried, and the message the best one).
 IemgRunReport run_iemg(const IemgConfig& config, const Rng& rng, const std::filesystem::path& dir,
                        bool write_mat, const ProgressCallback& progress = {});
 

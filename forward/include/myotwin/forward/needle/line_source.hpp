@@ -64,12 +64,26 @@ double line_element_transfer_V_per_A(const Eigen::Vector3d& centre_m,
                                      const Eigen::Vector3d& contact_m, double sigma_l_S_per_m,
                                      double sigma_t_S_per_m, double r_min_m) noexcept;
 
+/// Length scale of the Nandedkar-Stalberg (1983) intracellular action potential [m] (0.5 mm):
+/// Vm(z) = 768 mV (z/1 mm)^3 exp(-2 z/1 mm) - 90 mV = 96 mV (z/lambda)^3 exp(-z/lambda) - 90 mV
+/// with lambda = 0.5 mm, Rosenfalck's (1969) profile compressed 2x along the fibre (same peak,
+/// transmembrane current 4x), proposed for single-fibre potentials (Nandedkar and Stalberg 1983,
+/// Med Biol Eng Comput 21:158) and used for needle EMG by Hamilton-Wright and Stashuk (2005,
+/// IEEE TBME 52:171) and Akhmadeev et al. (2020).
+inline constexpr double nandedkar_stalberg_length_m = 0.5e-3;
+
 /// Discretisation of the fast fibre potential.
 struct FibrePotentialParams {
+  /// Length scale lambda of the intracellular action potential D(z) = 96 mV (z/lambda)^3
+  /// exp(-z/lambda) [m] (key `iap_profile`: "nandedkar_stalberg" 0.5 mm, the default for needle
+  /// work, or "rosenfalck" 1 mm, rosenfalck_length_m, the surface model's profile).
+  double iap_length_m = nandedkar_stalberg_length_m;
   /// Fine step along the fibre [m] (the spatial resolution of the source; key
   /// `spatial_resolution_mm`, default 0.01 mm as in Akhmadeev et al. 2020).
   double dz_m = 1e-5;
-  /// Lumped step far from the contact [m] (key `coarse_step_mm`, default 1 mm).
+  /// Lumped step far from the contact [m] (key `coarse_step_mm`, default 1 mm: with the
+  /// Nandedkar-Stalberg profile the far field then carries 0.25-0.6 % of each contact's own peak,
+  /// 0.5 mm keeps it below 0.04 % at twice the cost; docs/iemg.md, docs/benchmarks.md).
   double coarse_step_m = 1.0e-3;
   /// Elements within this distance of the contact stay at the fine step [m] (key
   /// `near_radius_mm`, default 1 mm; infinity: all fine).
@@ -105,9 +119,11 @@ FibrePotentials fibre_potentials(const FibrePath& fibre,
                                  const FibrePotentialParams& params, double fs_Hz, double delay_s,
                                  Eigen::Index n_samples, bool derivatives);
 
-/// The reference the fast evaluation is checked against: fibre_current_density() at dz and
-/// dt = 1 / fs (delay 0) times the element-averaged line-source transfer of every element,
-/// O(#elements x #samples). Returns #samples x #contacts [V] (the first n_samples instants).
+/// The reference the fast evaluation is checked against: the finite-volume element currents of
+/// the profile of params.iap_length_m (as fibre_current_density(), which it equals for the
+/// Rosenfalck length) at dz and dt = 1 / fs (delay 0) times the element-averaged line-source
+/// transfer of every element, O(#elements x #samples). Returns #samples x #contacts [V] (the first
+/// n_samples instants).
 Eigen::MatrixXd fibre_potentials_direct(const FibrePath& fibre,
                                         const Eigen::Ref<const Eigen::MatrixX3d>& contacts_m,
                                         const AnisotropicMedium& medium,
