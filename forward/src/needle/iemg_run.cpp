@@ -66,36 +66,65 @@ std::tuple<double, Eigen::Index, double> muap_summary(const Eigen::MatrixXd& cha
   return {peak, best, first < 0 ? 0.0 : static_cast<double>(last - first) / fs_Hz};
 }
 
-/// The muscle of the config (from its anatomy folder, or the cylinder) with its real fibres.
-/// The memory of a run, estimated before the real fibres, MUAPs and EMG are allocated
-/// (docs/reliability.md, "Bounded resources"): the real fibres (the model fibres' weights
-/// summed; ~120 bytes each with the units' index lists), the MUAPs of the simulated units (the
-/// potential and its two derivatives, #samples of `muap_duration_ms` or 50 ms x #contacts) and
-/// per needle position the EMG (clean contacts, noisy channels, noise and the writers' copies:
-/// about 2 x #contacts + 4 x #channels rows of duration x fs samples).
-/// \throws BadInput (check_memory_estimate()) when it exceeds the limit.
-void check_iemg_memory(const IemgConfig& c, const IemgMuscle& muscle) {
+/// The memory and time of a run, estimated before the real fibres, MUAPs and EMG are allocated
+/// (docs/reliability.md, "Bounded resources" and "Time estimates"). Memory: the real fibres (the
+/// model fibres' weights summed; ~120 bytes each with the units' index lists), the MUAPs of the
+/// simulated units (the potential and its two derivatives, #samples of `muap_duration_ms` or
+/// 50 ms x #contacts) and per needle position the EMG (clean contacts, noisy channels, noise and
+/// the writers' copies: about 2 x #contacts + 4 x #channels rows of duration x fs samples).
+/// Time on 2 cores: spreading the real fibres, then per position the MUAPs (real fibres of the
+/// simulated units x contacts; contacts with an area 1.4 times a point's) and the EMG (the
+/// discharges, at most 15 per second per unit, x contacts); a clinical insertion tries up to
+/// max_travel / step positions.
+/// \throws BadInput (check_run_estimate()) when the memory exceeds the limit.
+void check_iemg_estimate(const IemgConfig& c, const IemgMuscle& muscle) {
+  // Constants from bench_iemg (docs/benchmarks.md, "Intramuscular EMG" and "Needle EMG").
+  constexpr double spread_s_per_fibre = 5e-5;
+  constexpr double muap_s_per_fibre_contact = 1.7e-5;
+  constexpr double area_factor = 1.4;
+  constexpr double emg_s_per_discharge_contact = 2e-5;
+  constexpr double max_rate_Hz = 15.0;
   double n_real = 0.0;
   for (const auto& f : muscle.model_fibres.fibres)
     n_real += std::max(1.0, std::round(f.weight));
   const Eigen::MatrixXd weights = iemg_channel_weights(c.needle);
   const auto n_channels = static_cast<double>(weights.rows());
   const auto n_contacts = static_cast<double>(weights.cols());
-  const double n_units = c.params.units.empty() ? static_cast<double>(muscle.pool.units.size())
-                                                : static_cast<double>(c.params.units.size());
+  const double n_pool = static_cast<double>(muscle.pool.units.size());
+  const double n_units =
+      c.params.units.empty() ? n_pool : static_cast<double>(c.params.units.size());
   const double muap_s = c.params.muap_duration_s > 0.0 ? c.params.muap_duration_s : 0.05;
   const double muap_samples = muap_s * c.params.fs_Hz + 1.0;
   const double samples = c.drive.duration_s * c.params.fs_Hz;
-  const double bytes = 120.0 * n_real + 3.0 * 8.0 * n_units * muap_samples * n_contacts +
-                       8.0 * samples * (2.0 * n_contacts + 4.0 * n_channels);
-  check_memory_estimate(
-      bytes, "iemg",
-      format_number(n_real) + " real fibres, " + format_number(n_units) + " units x " +
-          format_number(n_contacts) + " contacts, iemg.drive.duration_s = " +
-          format_number(c.drive.duration_s) + " s x iemg.fs_Hz = " + format_number(c.params.fs_Hz) +
-          " Hz x " + format_number(n_channels) + " channels");
+  RunEstimate e;
+  e.bytes = 120.0 * n_real + 3.0 * 8.0 * n_units * muap_samples * n_contacts +
+            8.0 * samples * (2.0 * n_contacts + 4.0 * n_channels);
+  const double positions =
+      c.insertion.clinical
+          ? std::max(1.0, std::floor(c.insertion.max_travel_m / c.insertion.step_m) + 1.0)
+          : static_cast<double>(c.needle.n_positions);
+  const bool areas =
+      c.needle.contact_diameter_m > 0.0 ||
+      (c.needle.kind != IemgElectrodeKind::array && c.needle.kind != IemgElectrodeKind::fine_wire);
+  const double spread_s = spread_s_per_fibre * n_real;
+  const double muaps_s = positions * muap_s_per_fibre_contact * n_real * (n_units / n_pool) *
+                         n_contacts * (areas ? area_factor : 1.0);
+  const double emg_s = positions * emg_s_per_discharge_contact * n_units * max_rate_Hz *
+                       c.drive.duration_s * n_contacts;
+  e.seconds = spread_s + muaps_s + emg_s;
+  e.time_parts = "real fibres " + format_duration(spread_s) + ", MUAPs " +
+                 format_duration(muaps_s) + ", EMG " + format_duration(emg_s) + " over " +
+                 (c.insertion.clinical ? "up to " : "") + format_number(positions) +
+                 (positions == 1.0 ? " position" : " positions");
+  e.drivers = format_number(n_real) + " real fibres, " + format_number(n_units) + " units x " +
+              format_number(n_contacts) +
+              " contacts, iemg.drive.duration_s = " + format_number(c.drive.duration_s) +
+              " s x iemg.fs_Hz = " + format_number(c.params.fs_Hz) + " Hz x " +
+              format_number(n_channels) + " channels";
+  check_run_estimate(e, "iemg");
 }
 
+/// The muscle of the config (from its anatomy folder, or the cylinder) with its real fibres.
 IemgMuscle load_muscle(const IemgConfig& c, const Rng& rng) {
   IemgMuscle muscle;
   if (!c.anatomy_dir.empty()) {
@@ -116,7 +145,7 @@ IemgMuscle load_muscle(const IemgConfig& c, const Rng& rng) {
   } else {
     muscle = cylinder_muscle(c.cylinder, c.params.end_plate_percent / 100.0, rng.split(1));
   }
-  check_iemg_memory(c, muscle);
+  check_iemg_estimate(c, muscle);
   spread_sub_fibres(muscle, c.params, c.branching, rng.split(2));
   log_info("muscle ", muscle.name, ": ", muscle.pool.units.size(), " units, ",
            muscle.model_fibres.fibres.size(), " model fibres, ", muscle.fibres.size(),
