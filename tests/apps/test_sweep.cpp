@@ -220,6 +220,42 @@ TEST_F(Sweep, ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed) {
     EXPECT_EQ(myotwin::read_text_file(out() / "runs" / lost / f), before[f]) << f;
 }
 
+// `myotwin leadfield` under `mpirun -np 2`: each rank solves half of the electrodes (blocks of 8
+// of the 32), rank 0 gathers them and writes a cache with the same bytes as one process's.
+TEST_F(Sweep, LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte) {
+  ASSERT_TRUE(ok_) << log_;
+  const std::string launcher = mpirun();
+  if (launcher.empty())
+    GTEST_SKIP() << "no MPI in this build or no mpirun: lead fields across ranks are not tested";
+  const fs::path shared = out() / "shared" / summary_rows(out()).begin()->second.at("shared");
+  const std::string args = " leadfield ../ph/subject.json --config ../small.json --set "
+                           "volume_conductor.block_columns=8 -o out";
+  for (const std::string name : {"lf_serial", "lf_mpi"}) {
+    for (const std::string stage : {"anatomy", "mesh"}) {
+      fs::create_directories(dir_->path() / name / "out");
+      fs::copy(shared / stage, dir_->path() / name / "out" / stage,
+               fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    }
+  }
+  const auto serial = run_in(dir_->path() / "lf_serial", std::string(MYOTWIN_EXE) + args);
+  ASSERT_EQ(serial.exit_code, 0) << serial.output;
+  const auto parallel =
+      run_in(dir_->path() / "lf_mpi", launcher + " -np 2 " + std::string(MYOTWIN_EXE) + args);
+  ASSERT_EQ(parallel.exit_code, 0) << parallel.output;
+  EXPECT_NE(parallel.output.find("16/16"), std::string::npos)
+      << "rank 0 solves 16 of the 32 electrodes\n"
+      << parallel.output;
+  const std::string a =
+      myotwin::read_text_file(dir_->path() / "lf_serial/out/forward/leadfields.h5");
+  const std::string b = myotwin::read_text_file(dir_->path() / "lf_mpi/out/forward/leadfields.h5");
+  EXPECT_GT(a.size(), 1000000U);
+  EXPECT_TRUE(a == b) << "the caches differ (" << a.size() << " and " << b.size() << " bytes)";
+  const auto report = nlohmann::json::parse(
+      myotwin::read_text_file(dir_->path() / "lf_mpi/out/forward/leadfield_report.json"));
+  EXPECT_EQ(report.at("ranks").get<int>(), 2);
+  EXPECT_FALSE(report.at("cache_hit").get<bool>());
+}
+
 // Bad sweep files: exit 2 and a message naming the file, the run or key, and what was
 // expected; nothing is computed.
 TEST(SweepBadInput, MissingSubjectUnknownKeyAndConflictingOverridesAreErrors) {
