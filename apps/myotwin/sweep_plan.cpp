@@ -145,7 +145,7 @@ std::vector<std::string> setting_arguments(const SweepRun& run, bool shared_only
   return args;
 }
 
-SweepPlan read_sweep_plan(const fs::path& file, bool check_each_run) {
+SweepPlan read_sweep_plan(const fs::path& file, std::size_t max_checked_each) {
   SweepPlan plan;
   plan.file = file;
   const nlohmann::json sweep = read_json(file);
@@ -257,6 +257,7 @@ SweepPlan read_sweep_plan(const fs::path& file, bool check_each_run) {
   }
 
   // 3. Names, shared stages, keys; each run's configuration read as a run config is.
+  const bool check_each_run = plan.runs.size() <= max_checked_each;
   std::map<std::string, std::size_t> shared_of; // subject + shared settings -> index
   std::map<std::string, std::size_t> run_of;    // name -> index
   std::set<std::string> keys;
@@ -284,7 +285,7 @@ SweepPlan read_sweep_plan(const fs::path& file, bool check_each_run) {
 
     const std::string source =
         where + ", run " + std::to_string(i + 1) + " (" + describe(plan, run) + ")";
-    if (check_each_run) {
+    if (check_each_run || i == 0) {
       ConfigReader reader(with_settings(base, run.settings), source, base_dir);
       (void)read_run_config(reader, std::nullopt);
     } else {

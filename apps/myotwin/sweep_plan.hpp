@@ -59,11 +59,11 @@ std::vector<std::string> setting_arguments(const SweepRun& run, bool shared_only
 
 /// Reads and checks the sweep file `file` (format in docs/scaling.md). Every run's whole
 /// configuration is read by the run config's reader (unknown keys and ranges are errors, as in
-/// a run config) unless `check_each_run` is false (then only each distinct value of each key
-/// is checked, over the base config). \throws BadInput naming the file, the run or key and what
+/// a run config) when there are at most `max_checked_each` runs; else the first run's and each
+/// distinct setting over the base config. \throws BadInput naming the file, the run or key and what
 /// was expected: a subject that does not exist, an unknown key, a value out of range, two
 /// settings of one run where one key contains the other, two runs with the same subject and
 /// settings; IoError when a file cannot be read.
-SweepPlan read_sweep_plan(const std::filesystem::path& file, bool check_each_run = true);
+SweepPlan read_sweep_plan(const std::filesystem::path& file, std::size_t max_checked_each);
 
 } // namespace myotwin::app
