@@ -26,6 +26,7 @@
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/timer.hpp"
 #include "pipeline_manifest.hpp"
+#include "sweep_dataset.hpp"
 #include "sweep_plan.hpp"
 
 namespace myotwin::app {
@@ -48,6 +49,8 @@ struct SweepOptions {
   bool verbose = false;
   bool dry_run = false;
   bool report = false;
+  bool dataset = false;
+  double chunk_MiB = 256.0;
 };
 
 /// The shared stages: the chain up to and including `leadfield`.
@@ -498,6 +501,13 @@ int run_sweep(const SweepOptions& o) {
   if (!root)
     return 0;
   write_summary(plan, progress.rows, o.output);
+  if (o.dataset) {
+    const std::size_t n_units =
+        write_sweep_dataset(plan, progress.rows, o.output, o.chunk_MiB * 1024.0 * 1024.0);
+    if (!o.quiet)
+      std::cout << "sweep: dataset of " << n_units << " units' MUAPs and parameters in "
+                << (o.output / "dataset").string() << " (index.json)\n";
+  }
   if (!o.quiet)
     std::cout << "sweep: " << plan.runs.size() - progress.n_failed << " of " << plan.runs.size()
               << " runs ok in " << std::fixed << std::setprecision(1) << watch.elapsed_s() << " s; "
@@ -530,6 +540,11 @@ void add_sweep_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--dry-run", o->dry_run,
                 "check the sweep file and write the summary of the planned runs without running");
   cmd->add_flag("--report", o->report, "write each run's report.html");
+  cmd->add_flag("--dataset", o->dataset,
+                "at the end, write every run's MUAPs and unit parameters into OUT/dataset in "
+                "chunks with an index (index.json), for training pipelines to stream");
+  cmd->add_option("--chunk-MiB", o->chunk_MiB, "largest chunk of the dataset's MUAPs [MiB]")
+      ->check(bounded(0.001, 1e6, "MiB"));
   cmd->add_flag("--quiet", o->quiet, "print warnings and errors only");
   cmd->add_flag("--verbose", o->verbose, "print every stage's messages");
   cmd->callback([&run, o] { run = [o] { return run_sweep(*o); }; });

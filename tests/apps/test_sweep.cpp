@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "myotwin/core/files.hpp"
+#include "myotwin/core/hdf5_io.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -33,6 +34,9 @@ std::string mpirun() {
   return {};
 }
 
+/// The dataset's chunks: small, so that the 20 units take several.
+constexpr double chunk_MiB = 0.2;
+
 /// Runs the shell command `command` in the folder `dir`; its exit code and output.
 myotwin::testing::CommandResult run_in(const fs::path& dir, const std::string& command) {
   fs::create_directories(dir);
@@ -52,7 +56,8 @@ myotwin::testing::CommandResult run_in(const fs::path& dir, const std::string& c
 /// the working folder, are the same in every folder), under `launcher` when not empty.
 myotwin::testing::CommandResult sweep_in(const fs::path& dir, const std::string& launcher = "") {
   return run_in(dir, (launcher.empty() ? "" : launcher + " -np 2 ") + std::string(MYOTWIN_EXE) +
-                         " sweep ../sweep.json -o out");
+                         " sweep ../sweep.json -o out --dataset --chunk-MiB " +
+                         std::to_string(chunk_MiB));
 }
 
 /// The rows of OUT/sweep_summary.json by run name.
@@ -68,6 +73,12 @@ std::map<std::string, nlohmann::json> summary_rows(const fs::path& out) {
 const std::vector<std::string> result_files = {"forward/muaps.h5", "forward/emg.h5",
                                                "decomposition/decomposition.h5",
                                                "decomposition/score.json"};
+
+/// The units x channels x samples MUAPs of an HDF5 file's `muaps` and its shape.
+std::pair<std::vector<double>, std::vector<std::size_t>> muaps_of(const fs::path& file) {
+  const myotwin::H5Reader h(file);
+  return {h.read_double_values("muaps"), h.shape("muaps")};
+}
 
 class Sweep : public ::testing::Test {
 protected:
@@ -100,6 +111,14 @@ protected:
   }
   static void TearDownTestSuite() { delete dir_; }
   static fs::path out() { return dir_->path() / "serial" / "out"; }
+  // One process runs the sweeps once (ctest starts a process per test), so the checks are
+  // steps of one test, the one that changes the serial sweep's folder last.
+  void RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach();
+  void TheDatasetHoldsEveryUnitsMuapOnceInChunksWithAnIndex();
+  void UnderMpirunWithTwoRanksGivesTheSameBytes();
+  void ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed();
+  void LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte();
+
   static TempDir* dir_;
   static std::string log_;
   static bool ok_;
@@ -110,7 +129,7 @@ bool Sweep::ok_ = false;
 
 } // namespace
 
-TEST_F(Sweep, RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach) {
+void Sweep::RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach() {
   ASSERT_TRUE(ok_) << log_;
   const auto rows = summary_rows(out());
   ASSERT_EQ(rows.size(), 2U);
@@ -145,7 +164,60 @@ TEST_F(Sweep, RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
 }
 
-TEST_F(Sweep, UnderMpirunWithTwoRanksGivesTheSameBytes) {
+// The dataset: every simulated unit once, in chunks of at most chunk_MiB of MUAPs, each unit's
+// MUAP and parameters those of its run's muaps.h5, found through the index.
+void Sweep::TheDatasetHoldsEveryUnitsMuapOnceInChunksWithAnIndex() {
+  ASSERT_TRUE(ok_) << log_;
+  const auto index = nlohmann::json::parse(myotwin::read_text_file(out() / "dataset/index.json"));
+  const auto rows = summary_rows(out());
+  int n_expected = 0;
+  for (const auto& [name, row] : rows)
+    n_expected += row.at("units_simulated").get<int>();
+  EXPECT_EQ(index.at("n_units").get<int>(), n_expected);
+  ASSERT_GT(index.at("chunks").size(), 2U);
+  std::map<std::string, std::vector<bool>> seen; // run -> unit seen
+  for (const auto& c : index.at("chunks")) {
+    const fs::path file = out() / "dataset" / c.at("file").get<std::string>();
+    const auto [chunk, shape] = muaps_of(file);
+    ASSERT_EQ(shape.size(), 3U);
+    EXPECT_EQ(shape[0], c.at("n_units").get<std::size_t>());
+    EXPECT_TRUE(shape[0] == 1 || 8.0 * static_cast<double>(chunk.size()) <= chunk_MiB * 1048576.0)
+        << file;
+    const myotwin::H5Reader h(file);
+    const auto run_index = h.read_int64("run_index");
+    const auto depth = h.read_double("depth_m");
+    for (const auto& r : c.at("runs")) {
+      const std::string run = r.at("run");
+      const fs::path muaps_h5 = out() / "runs" / run / "forward/muaps.h5";
+      const auto [theirs, their_shape] = muaps_of(muaps_h5);
+      const myotwin::H5Reader t(muaps_h5);
+      const auto their_depth = t.read_double("units/depth_m");
+      auto& flags = seen[run];
+      flags.resize(their_shape[0], false);
+      const std::size_t per_unit = shape[1] * shape[2];
+      ASSERT_EQ(their_shape[1] * their_shape[2], per_unit);
+      for (std::size_t k = 0; k < r.at("n_units").get<std::size_t>(); ++k) {
+        const std::size_t at = r.at("first_unit").get<std::size_t>() + k;
+        const std::size_t u = r.at("run_first_unit").get<std::size_t>() + k;
+        ASSERT_LT(u, flags.size());
+        EXPECT_FALSE(flags[u]) << run << " unit " << u << " twice";
+        flags[u] = true;
+        EXPECT_EQ(run_index(static_cast<Eigen::Index>(at), 0), r.at("index").get<int>());
+        EXPECT_EQ(depth(static_cast<Eigen::Index>(at), 0),
+                  their_depth(static_cast<Eigen::Index>(u), 0));
+        EXPECT_TRUE(std::equal(chunk.begin() + static_cast<std::ptrdiff_t>(at * per_unit),
+                               chunk.begin() + static_cast<std::ptrdiff_t>((at + 1) * per_unit),
+                               theirs.begin() + static_cast<std::ptrdiff_t>(u * per_unit)))
+            << run << " unit " << u;
+      }
+    }
+  }
+  for (const auto& [run, flags] : seen)
+    EXPECT_EQ(std::count(flags.begin(), flags.end(), true), static_cast<long>(flags.size())) << run;
+  EXPECT_EQ(seen.size(), rows.size());
+}
+
+void Sweep::UnderMpirunWithTwoRanksGivesTheSameBytes() {
   ASSERT_TRUE(ok_) << log_;
   const std::string launcher = mpirun();
   if (launcher.empty())
@@ -173,12 +245,17 @@ TEST_F(Sweep, UnderMpirunWithTwoRanksGivesTheSameBytes) {
                 myotwin::read_text_file(out() / "runs" / name / f))
           << name << " " << f;
   }
+  // The dataset: the same chunks.
+  const auto index = nlohmann::json::parse(myotwin::read_text_file(out() / "dataset/index.json"));
+  for (const auto& c : index.at("chunks"))
+    EXPECT_EQ(myotwin::read_text_file(mpi_out / "dataset" / c.at("file").get<std::string>()),
+              myotwin::read_text_file(out() / "dataset" / c.at("file").get<std::string>()));
   const std::string shared = serial.begin()->second.at("shared");
   EXPECT_EQ(myotwin::read_text_file(mpi_out / "shared" / shared / "forward/leadfields.h5"),
             myotwin::read_text_file(out() / "shared" / shared / "forward/leadfields.h5"));
 }
 
-TEST_F(Sweep, ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed) {
+void Sweep::ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed() {
   ASSERT_TRUE(ok_) << log_;
   const auto rows = summary_rows(out());
   const std::string lost = rows.begin()->first, kept = rows.rbegin()->first;
@@ -222,7 +299,7 @@ TEST_F(Sweep, ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed) {
 
 // `myotwin leadfield` under `mpirun -np 2`: each rank solves half of the electrodes (blocks of 8
 // of the 32), rank 0 gathers them and writes a cache with the same bytes as one process's.
-TEST_F(Sweep, LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte) {
+void Sweep::LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte() {
   ASSERT_TRUE(ok_) << log_;
   const std::string launcher = mpirun();
   if (launcher.empty())
@@ -254,6 +331,30 @@ TEST_F(Sweep, LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte) {
       myotwin::read_text_file(dir_->path() / "lf_mpi/out/forward/leadfield_report.json"));
   EXPECT_EQ(report.at("ranks").get<int>(), 2);
   EXPECT_FALSE(report.at("cache_hit").get<bool>());
+}
+
+TEST_F(Sweep, SharedStagesDatasetMpiRanksAndResumption) {
+  ASSERT_TRUE(ok_) << log_;
+  {
+    SCOPED_TRACE("RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach");
+    RunsShareTheirAnatomyMeshAndLeadFieldsAndTheSummaryHasARowEach();
+  }
+  {
+    SCOPED_TRACE("TheDatasetHoldsEveryUnitsMuapOnceInChunksWithAnIndex");
+    TheDatasetHoldsEveryUnitsMuapOnceInChunksWithAnIndex();
+  }
+  {
+    SCOPED_TRACE("UnderMpirunWithTwoRanksGivesTheSameBytes");
+    UnderMpirunWithTwoRanksGivesTheSameBytes();
+  }
+  {
+    SCOPED_TRACE("LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte");
+    LeadFieldsFromTwoRanksAreTheSerialCacheByteForByte();
+  }
+  {
+    SCOPED_TRACE("ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed");
+    ALostOutputOrAnInterruptedRunIsAllThatIsRecomputed();
+  }
 }
 
 // Bad sweep files: exit 2 and a message naming the file, the run or key, and what was
