@@ -40,16 +40,7 @@ constexpr double chunk_MiB = 0.2;
 /// Runs the shell command `command` in the folder `dir`; its exit code and output.
 myotwin::testing::CommandResult run_in(const fs::path& dir, const std::string& command) {
   fs::create_directories(dir);
-  myotwin::testing::CommandResult r;
-  FILE* pipe = ::popen(("cd " + quoted(dir) + " && " + command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr)
-    return r;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-    r.output += buffer;
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return myotwin::testing::run_shell("cd " + quoted(dir) + " && " + command);
 }
 
 /// `myotwin sweep ../sweep.json -o out` in `dir` (so that the paths the runs record, relative to
@@ -403,16 +394,10 @@ TEST(SweepMpi, MoreRanksThanRunsIsAWarning) {
   myotwin::write_text_file(dir.path() / "one.json",
                            "{\"subjects\": [" + nlohmann::json(subject.string()).dump() + "]}");
   const std::string command = launcher + " -np 2 " + MYOTWIN_EXE + " sweep --dry-run " +
-                              quoted(dir.path() / "one.json") + " -o " +
-                              quoted(dir.path() / "out") + " 2>&1";
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-    output += buffer;
-  const int status = ::pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+                              quoted(dir.path() / "one.json") + " -o " + quoted(dir.path() / "out");
+  const auto r = myotwin::testing::run_shell(command);
+  const std::string& output = r.output;
+  EXPECT_EQ(r.exit_code, 0) << output;
   EXPECT_NE(output.find("warning: sweep: 2 ranks for 1 runs"), std::string::npos) << output;
   EXPECT_TRUE(fs::exists(dir.path() / "out" / "sweep_summary.csv"));
 }
