@@ -15,6 +15,7 @@ packages=(
   libcgal-dev libgmp-dev libmpfr-dev libboost-dev
   libsuitesparse-dev libopenblas0-serial
   libfftw3-dev
+  libopenmpi-dev openmpi-bin
   libgtest-dev
   python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas python3-matplotlib
   zlib1g-dev

@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "layout.hpp"
+#include "mpi_world.hpp"
 #include "myotwin/anatomy/muscle_model.hpp"
 #include "myotwin/anatomy/subject.hpp"
 #include "myotwin/core/error.hpp"
@@ -52,10 +53,54 @@ struct LeadfieldOptions {
   bool no_cache = false;
 };
 
+/// Under mpirun: each rank solves its blocks of electrodes, rank 0 gathers them (and alone writes
+/// the cache); see forward::ColumnShare.
+void share_solves(const mpi::World& world, Eigen::Index n_nodes, forward::LeadFieldRunOptions& lo) {
+  const auto range_of = [&world](int rank, Eigen::Index n, Eigen::Index block) {
+    const Eigen::Index n_blocks = (n + block - 1) / block;
+    const auto size = static_cast<Eigen::Index>(world.size());
+    const Eigen::Index b0 = n_blocks * rank / size, b1 = n_blocks * (rank + 1) / size;
+    const Eigen::Index first = std::min(n, b0 * block);
+    return std::pair<Eigen::Index, Eigen::Index>{first, std::min(n, b1 * block) - first};
+  };
+  constexpr int tag_columns = 3;
+  lo.share.range = [&world, range_of](Eigen::Index n, Eigen::Index block) {
+    return range_of(world.rank(), n, block);
+  };
+  const Eigen::Index block = lo.conductor.solver.block_columns;
+  lo.share.gather = [&world, range_of, n_nodes, block](const Eigen::MatrixXd& mine,
+                                                       Eigen::Index n) -> Eigen::MatrixXd {
+    if (world.rank() != 0) {
+      world.send_doubles(0, tag_columns,
+                         std::vector<double>(mine.data(), mine.data() + mine.size()));
+      return {};
+    }
+    Eigen::MatrixXd all(n_nodes, n);
+    all.leftCols(mine.cols()) = mine; // rank 0's columns come first
+    for (int r = 1; r < world.size(); ++r) {
+      const auto [first, count] = range_of(r, n, block);
+      const std::vector<double> theirs = world.receive_doubles(r, tag_columns);
+      if (static_cast<Eigen::Index>(theirs.size()) != n_nodes * count)
+        throw Error("leadfield: rank " + std::to_string(r) + " sent " +
+                    std::to_string(theirs.size()) + " values, expected " +
+                    std::to_string(n_nodes * count));
+      all.middleCols(first, count) =
+          Eigen::Map<const Eigen::MatrixXd>(theirs.data(), n_nodes, count);
+    }
+    return all;
+  };
+  lo.writes_cache = world.rank() == 0;
+}
+
 int run_leadfield(const LeadfieldOptions& o) {
-  // 1. Configuration, subject, mesh.
+  // 1. Configuration, subject, mesh. Under mpirun, rank 0 writes every file; the ranks share the
+  // solves.
   Stopwatch watch;
-  RunConfig config = begin_run(o.shared);
+  const mpi::World& world = mpi::World::get();
+  const bool root = world.rank() == 0;
+  SharedOptions shared = o.shared;
+  shared.quiet = o.shared.quiet || !root;
+  RunConfig config = begin_run(shared);
   const Layout out(o.shared.output);
   const anatomy::SubjectFiles files = anatomy::read_subject_file(o.subject);
   const anatomy::TissueTable tissues = anatomy::read_tissue_table(files.tissues);
@@ -70,7 +115,7 @@ int run_leadfield(const LeadfieldOptions& o) {
       forward::place_electrodes(mesh, tissues, config.electrodes);
   const auto n_el = static_cast<Eigen::Index>(layout.electrodes.size());
   log_info("electrodes: ", n_el, " placed, reference ", layout.reference);
-  if (!o.shared.quiet)
+  if (!shared.quiet)
     print_electrode_placement(std::cout, layout);
   // Grids and needles placed by muscle: where they went, in LPS mm, into the resolved config.
   if (!layout.placements.empty())
@@ -88,10 +133,16 @@ int run_leadfield(const LeadfieldOptions& o) {
   lo.conductor = config.volume_conductor;
   lo.max_sampled_bytes = config.max_sampled_GiB * 1024.0 * 1024.0 * 1024.0;
   check_leadfield_memory(mesh, n_el, points.rows(), lo);
-  write_text_file(out[Output::electrodes_json], forward::to_json(layout).dump(2) + "\n");
-  forward::write_electrodes_vtp(out[Output::electrodes_vtp], mesh, layout);
+  if (root) {
+    write_text_file(out[Output::electrodes_json], forward::to_json(layout).dump(2) + "\n");
+    forward::write_electrodes_vtp(out[Output::electrodes_vtp], mesh, layout);
+  }
   lo.reuse_cache = !o.no_cache;
-  const ProgressCallback display = progress_display(o.shared);
+  if (world.collective()) {
+    share_solves(world, mesh.n_nodes(), lo);
+    log_info("leadfield: ", world.size(), " ranks share the solves of ", n_el, " electrodes");
+  }
+  const ProgressCallback display = progress_display(shared);
   const ProgressCallback progress = [display](const ProgressEvent& e) {
     if (!display)
       return;
@@ -101,6 +152,8 @@ int run_leadfield(const LeadfieldOptions& o) {
   };
   const forward::LeadFieldRun run = forward::lead_fields_with_cache(
       mesh, tissues, layout, points, out[Output::lead_fields], lo, progress);
+  if (!root)
+    return 0;
 
   // 5. Report.
   const auto peak = process_memory().peak_bytes;
@@ -120,6 +173,7 @@ int run_leadfield(const LeadfieldOptions& o) {
       {"peak_memory_bytes", peak},
       {"n_fibre_points", points.rows()},
       {"fibre_points_outside", points.rows() > 0 ? run.cache.locations.n_outside() : 0},
+      {"ranks", world.collective() ? world.size() : 1},
       {"time_s", watch.elapsed_s()}};
   write_text_file(out[Output::leadfield_report], summary.dump(2) + "\n");
   write_resolved_config(o.shared.output, config);

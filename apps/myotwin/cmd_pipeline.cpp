@@ -38,6 +38,14 @@ struct PipelineOptions {
   bool no_report = false;
 };
 
+/// Adds --config and every --set of the pipeline's command line to a stage's `args`.
+void add_config_arguments(const PipelineOptions& o, std::vector<std::string>& args) {
+  if (!o.shared.config.empty())
+    args.insert(args.end(), {"--config", o.shared.config.string()});
+  for (const auto& setting : o.shared.settings)
+    args.insert(args.end(), {"--set", setting});
+}
+
 /// The command line of `stage` in `layout`.
 std::vector<std::string> stage_arguments(const Stage& stage, const PipelineOptions& o,
                                          const Layout& layout) {
@@ -45,14 +53,14 @@ std::vector<std::string> stage_arguments(const Stage& stage, const PipelineOptio
   if (stage.name == "score") {
     args.insert(args.end(), {layout[Output::decomposition].string(), layout[Output::emg].string(),
                              "-o", layout[Output::decomposition_dir].string()});
-    if (!o.shared.config.empty())
-      args.insert(args.end(), {"--config", o.shared.config.string()});
+    add_config_arguments(o, args);
+    if (o.shared.quiet)
+      args.emplace_back("--quiet");
     return args;
   }
   args.push_back(stage.name == "decompose" ? layout[Output::emg].string() : o.subject.string());
   args.insert(args.end(), {"-o", layout.out().string()});
-  if (!o.shared.config.empty())
-    args.insert(args.end(), {"--config", o.shared.config.string()});
+  add_config_arguments(o, args);
   if (o.shared.seed)
     args.insert(args.end(), {"--seed", std::to_string(*o.shared.seed)});
   if (o.shared.threads > 0)

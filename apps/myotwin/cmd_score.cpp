@@ -47,6 +47,8 @@ int run_score(const ScoreOptions& o) {
                         {"max_lag_ms", params.max_lag_ms},
                         {"min_roa", params.min_roa}};
   write_text_file(json_path, json.dump(2) + "\n");
+  if (o.shared.quiet)
+    return 0;
   std::cout << "decomposed unit  true unit    RoA  sensitivity  precision  lag_ms\n";
   for (const auto& m : result.matches)
     std::cout << std::setw(15) << d.unit_id[static_cast<std::size_t>(m.decomposed)] << std::setw(11)

@@ -50,6 +50,8 @@ void add_score_command(CLI::App& app, std::function<int()>& run);
 
 /// `myotwin pipeline SUBJECT.json -o OUT`: every stage, reusing unchanged ones.
 void add_pipeline_command(CLI::App& app, std::function<int()>& run);
+/// `myotwin sweep SWEEP.json -o OUT`: many pipelines, shared stages once, serial or under MPI.
+void add_sweep_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin report OUT`: one self-contained HTML page of the results in OUT.
 void add_report_command(CLI::App& app, std::function<int()>& run);
 /// `myotwin invert EMG --subject SUBJECT.json -o OUT`: model-informed separation.

@@ -60,6 +60,24 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
   auto* out = command.add_option("-o,--output", options.output, "output folder");
   if (output_required)
     out->required();
+  command
+      .add_option_function<std::vector<std::string>>(
+          "--set",
+          [&options](const std::vector<std::string>& items) {
+            for (const auto& item : items) {
+              try {
+                const auto [key, value] = parse_setting(item);
+                options.overrides[pointer_of(key)] = value;
+              } catch (const BadInput& e) {
+                throw CLI::ValidationError(e.what());
+              }
+              options.settings.push_back(item);
+            }
+          },
+          "a config key's value over the config file: KEY=VALUE with a dotted key, e.g. "
+          "simulate.emg.snr_dB=10 (VALUE is JSON when it parses, else a string); repeatable")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
   command.add_option("--threads", options.threads, "threads to use (0: all cores)")
       ->check(thread_count());
   command
@@ -77,15 +95,45 @@ void add_shared_options(CLI::App& command, SharedOptions& options, bool output_r
   command.add_flag("--verbose", options.verbose, "print debug messages and timings");
 }
 
-namespace {
-
 nlohmann::json::json_pointer pointer_of(const std::string& key) {
   std::string p = "/" + key;
   std::replace(p.begin(), p.end(), '.', '/');
   return nlohmann::json::json_pointer(p);
 }
 
-} // namespace
+void check_settable_key(const std::string& key, const std::string& context) {
+  std::size_t begin = 0;
+  while (true) {
+    const auto end = std::min(key.find('.', begin), key.size());
+    const std::string part = key.substr(begin, end - begin);
+    if (part.empty())
+      throw BadInput(context + ": key \"" + key + "\" has an empty part (expected a dotted key " +
+                     "such as simulate.emg.snr_dB)");
+    if (part.find_first_not_of("0123456789") == std::string::npos)
+      throw BadInput(context + ": key \"" + key + "\" names an array element (" + part +
+                     "); set the whole array instead");
+    if (part.find_first_of("/~") != std::string::npos)
+      throw BadInput(context + ": key \"" + key + "\": a config key has no '/' or '~'");
+    if (end == key.size())
+      return;
+    begin = end + 1;
+  }
+}
+
+std::pair<std::string, nlohmann::json> parse_setting(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw BadInput("--set \"" + text + "\": expected KEY=VALUE with a dotted config key, e.g. " +
+                   "simulate.emg.snr_dB=10");
+  const std::string key = text.substr(0, eq);
+  check_settable_key(key, "--set \"" + text + "\"");
+  const std::string raw = text.substr(eq + 1);
+  try {
+    return {key, nlohmann::json::parse(raw)};
+  } catch (const nlohmann::json::exception&) { // not JSON: the text itself
+    return {key, nlohmann::json(raw)};
+  }
+}
 
 void add_key_option(CLI::App& command, SharedOptions& options, const std::string& flag,
                     const std::string& key, const std::string& help) {

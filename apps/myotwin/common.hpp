@@ -37,9 +37,25 @@ struct SharedOptions {
   std::optional<std::uint64_t> seed; ///< --seed N
   bool quiet = false;                ///< --quiet
   bool verbose = false;              ///< --verbose (debug messages and timings)
-  /// Config values given as command-line options (add_key_option()), merged over the config.
+  /// Config values given as command-line options (add_key_option(), --set), merged over the
+  /// config.
   nlohmann::json overrides = nlohmann::json::object();
+  /// The --set KEY=VALUE arguments as given (what `pipeline` passes on to its stages).
+  std::vector<std::string> settings;
 };
+
+/// Parses `--set` text `KEY=VALUE`: the dotted key (no array index) and the value (JSON when it
+/// parses, e.g. 10, true, [1, 2] or {"a": 1}, else the text as a string).
+/// \throws BadInput naming the text when there is no `=`, the key is empty or names an array
+/// element.
+std::pair<std::string, nlohmann::json> parse_setting(const std::string& text);
+
+/// Checks a dotted config key that a value is set for (--set, a sweep's overrides): parts not
+/// empty, no array index. \throws BadInput starting with `context` when it is not.
+void check_settable_key(const std::string& key, const std::string& context);
+
+/// The JSON pointer of a dotted config key ("simulate.emg.snr_dB" -> /simulate/emg/snr_dB).
+nlohmann::json::json_pointer pointer_of(const std::string& key);
 
 /// The largest thread count --threads and the config's `threads` accept.
 inline constexpr int max_threads = 4096;
@@ -53,8 +69,8 @@ CLI::Validator thread_count();
 /// CLI check of a seed: a decimal integer from 0 to 2^64 - 1 (no sign: `-1` does not wrap).
 CLI::Validator seed_value();
 
-/// Adds --config, --threads, --seed, --max-memory-GiB, --quiet, and -o/--output (required when
-/// `output_required`) to `command`.
+/// Adds --config, --set, --threads, --seed, --max-memory-GiB, --quiet, and -o/--output (required
+/// when `output_required`) to `command`.
 void add_shared_options(CLI::App& command, SharedOptions& options, bool output_required);
 
 /// Adds `flag VALUE` to `command`: the value of the config key `key` (dotted path), read and

@@ -34,6 +34,7 @@ void add_commands(CLI::App& app, std::function<int()>& run) {
   add_score_command(app, run);
   add_invert_command(app, run);
   add_pipeline_command(app, run);
+  add_sweep_command(app, run);
   add_report_command(app, run);
   add_bench_command(app, run);
 }

@@ -75,9 +75,9 @@ struct CommandResult {
   std::string output; ///< stdout and stderr together
 };
 
-/// Runs the built `myotwin` executable with `arguments` (a shell fragment), as a user would.
-inline CommandResult run_myotwin(const std::string& arguments) {
-  const std::string command = std::string(MYOTWIN_EXE) + " " + arguments + " 2>&1";
+/// Runs the shell command line `command` (standard error with standard output).
+inline CommandResult run_shell(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   CommandResult r;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr)
@@ -88,6 +88,11 @@ inline CommandResult run_myotwin(const std::string& arguments) {
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+/// Runs the built `myotwin` executable with `arguments` (a shell fragment), as a user would.
+inline CommandResult run_myotwin(const std::string& arguments) {
+  return run_shell(std::string(MYOTWIN_EXE) + " " + arguments);
 }
 
 /// A `myotwin` process started in the background with `args` (no shell: its pid is myotwin's),

@@ -89,9 +89,21 @@ LeadFieldCache solve_lead_fields(const meshing::TetMesh& mesh, const anatomy::Ti
   const Eigen::MatrixXd rhs =
       layout_currents(mesh, conductor.locator(), layout, identity.reference_node);
   Stopwatch watch;
-  const Eigen::MatrixXd raw = conductor.solver().solve(rhs, progress, "lead fields");
+  Eigen::MatrixXd raw;
+  if (options.share.active()) {
+    const auto [first, count] = options.share.range(rhs.cols(), vp.solver.block_columns);
+    raw = options.share.gather(
+        conductor.solver().solve(rhs.middleCols(first, count), progress, "lead fields"),
+        rhs.cols());
+  } else {
+    raw = conductor.solver().solve(rhs, progress, "lead fields");
+  }
   run.solve_s = watch.elapsed_s();
   LeadFieldCache cache;
+  if (raw.cols() == 0 && rhs.cols() > 0) { // another process gathered them
+    run.written = false;
+    return cache;
+  }
   cache.key = run.key;
   cache.reference = layout.reference;
   cache.reference_node = identity.reference_node;
@@ -148,12 +160,14 @@ LeadFieldRun lead_fields_with_cache(const meshing::TetMesh& mesh,
   } else {
     log_info("cache miss: computing the lead fields (key ", run.key, ")");
     run.cache = solve_lead_fields(mesh, tissues, layout, identity, options, progress, run);
+    if (!run.written)
+      return run;
   }
   if (points.rows() > 0 && run.cache.sampling_key.empty()) {
     sample_at_points(mesh, points, skey, options.max_sampled_bytes, run.cache);
     rewrite = true;
   }
-  if (rewrite)
+  if (rewrite && options.writes_cache)
     write_lead_field_cache(cache_file, run.cache);
   return run;
 }

@@ -6,7 +6,9 @@
 /// once), and the cache file written when anything was computed.
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include <Eigen/Core>
 
@@ -21,8 +23,29 @@
 
 namespace myotwin::forward {
 
+/// The electrodes' solves shared among processes (MPI ranks, docs/scaling.md): each process
+/// factorises the matrix and solves its own columns, and one process gathers them all and writes
+/// the cache. The columns go to processes in whole blocks of the solver's block_columns, so
+/// every column is solved in the same CHOLMOD call as in one process: the cache has the same
+/// bytes.
+struct ColumnShare {
+  /// This process's columns of `n_columns` in blocks of `block`: (first column, count).
+  std::function<std::pair<Eigen::Index, Eigen::Index>(Eigen::Index n_columns, Eigen::Index block)>
+      range;
+  /// Gathers every process's solved columns (#nodes x count, this process's `mine`): all
+  /// #nodes x `n_columns` on the process that writes the cache, an empty matrix on the others.
+  std::function<Eigen::MatrixXd(const Eigen::MatrixXd& mine, Eigen::Index n_columns)> gather;
+  [[nodiscard]] bool active() const { return range && gather; }
+};
+
 /// Options of lead_fields_with_cache().
 struct LeadFieldRunOptions {
+  /// When active: the solves shared among processes; lead_fields_with_cache() returns on the
+  /// processes that do not write the cache with `written` false and no lead fields.
+  ColumnShare share;
+  /// false: this process never writes the cache file (another process with the same inputs
+  /// does).
+  bool writes_cache = true;
   VolumeConductorParams conductor;
   /// The sampled lead fields are stored only up to this size [bytes] (the point locations
   /// always are).
@@ -63,6 +86,7 @@ struct LeadFieldRun {
   bool cache_hit = false; ///< the lead fields came from the file
   SolverReport solver;    ///< when solved
   double solve_s = 0.0;   ///< time of the solves (0 on a hit)
+  bool written = true;    ///< this process has the lead fields (false: another one gathered them)
 };
 
 /// Every fibre point of `anatomy`, #points x 3 [m], muscle by muscle, fibre by fibre.
