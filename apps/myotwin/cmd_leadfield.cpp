@@ -53,45 +53,6 @@ struct LeadfieldOptions {
   bool no_cache = false;
 };
 
-/// Under mpirun: each rank solves its blocks of electrodes, rank 0 gathers them (and alone writes
-/// the cache); see forward::ColumnShare.
-void share_solves(const mpi::World& world, Eigen::Index n_nodes, forward::LeadFieldRunOptions& lo) {
-  const auto range_of = [&world](int rank, Eigen::Index n, Eigen::Index block) {
-    const Eigen::Index n_blocks = (n + block - 1) / block;
-    const auto size = static_cast<Eigen::Index>(world.size());
-    const Eigen::Index b0 = n_blocks * rank / size, b1 = n_blocks * (rank + 1) / size;
-    const Eigen::Index first = std::min(n, b0 * block);
-    return std::pair<Eigen::Index, Eigen::Index>{first, std::min(n, b1 * block) - first};
-  };
-  constexpr int tag_columns = 3;
-  lo.share.range = [&world, range_of](Eigen::Index n, Eigen::Index block) {
-    return range_of(world.rank(), n, block);
-  };
-  const Eigen::Index block = lo.conductor.solver.block_columns;
-  lo.share.gather = [&world, range_of, n_nodes, block](const Eigen::MatrixXd& mine,
-                                                       Eigen::Index n) -> Eigen::MatrixXd {
-    if (world.rank() != 0) {
-      world.send_doubles(0, tag_columns,
-                         std::vector<double>(mine.data(), mine.data() + mine.size()));
-      return {};
-    }
-    Eigen::MatrixXd all(n_nodes, n);
-    all.leftCols(mine.cols()) = mine; // rank 0's columns come first
-    for (int r = 1; r < world.size(); ++r) {
-      const auto [first, count] = range_of(r, n, block);
-      const std::vector<double> theirs = world.receive_doubles(r, tag_columns);
-      if (static_cast<Eigen::Index>(theirs.size()) != n_nodes * count)
-        throw Error("leadfield: rank " + std::to_string(r) + " sent " +
-                    std::to_string(theirs.size()) + " values, expected " +
-                    std::to_string(n_nodes * count));
-      all.middleCols(first, count) =
-          Eigen::Map<const Eigen::MatrixXd>(theirs.data(), n_nodes, count);
-    }
-    return all;
-  };
-  lo.writes_cache = world.rank() == 0;
-}
-
 int run_leadfield(const LeadfieldOptions& o) {
   // 1. Configuration, subject, mesh. Under mpirun, rank 0 writes every file; the ranks share the
   // solves.
@@ -139,7 +100,7 @@ int run_leadfield(const LeadfieldOptions& o) {
   }
   lo.reuse_cache = !o.no_cache;
   if (world.collective()) {
-    share_solves(world, mesh.n_nodes(), lo);
+    mpi::share_lead_field_solves(world, mesh.n_nodes(), lo);
     log_info("leadfield: ", world.size(), " ranks share the solves of ", n_el, " electrodes");
   }
   const ProgressCallback display = progress_display(shared);

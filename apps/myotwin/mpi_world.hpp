@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "myotwin/forward/conductor/lead_field_run.hpp"
+
 namespace myotwin::app::mpi {
 
 /// True when the program was built with MPI (CMake option MYOTWIN_MPI).
@@ -64,5 +66,13 @@ private:
   bool initialised_ = false;
   bool collective_ = true;
 };
+
+/// `leadfield` under mpirun: sets `options` so that each rank of `world` solves its share of
+/// whole blocks of `block_columns` electrodes (the same CHOLMOD calls as a serial run, so the
+/// same bits) and rank 0 gathers every rank's columns of `n_nodes` values into the full matrix
+/// and alone writes the cache (forward::ColumnShare, LeadFieldRunOptions::writes_cache).
+/// The gather throws Error when a rank sends another number of values than its block holds.
+void share_lead_field_solves(const World& world, Eigen::Index n_nodes,
+                             forward::LeadFieldRunOptions& options);
 
 } // namespace myotwin::app::mpi

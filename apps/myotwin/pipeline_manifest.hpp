@@ -39,9 +39,9 @@ std::string hex(std::uint64_t value);
 /// (/proc/self/exe) and of the GNU build id of every shared library it has loaded (ITK, VTK,
 /// CGAL's dependencies, HDF5, CHOLMOD, OpenBLAS, ...; path, size and time for a library without
 /// one), computed once per process. Part of every stage key, so a rebuilt `myotwin`, or one
-/// running on upgraded libraries, reruns the stages even when its version string is the same; written only
-/// into the manifest, never into a stage's outputs. When the executable cannot be read, the
-/// version string (and a warning that rebuilds are not detected).
+/// running on upgraded libraries, reruns the stages even when its version string is the same;
+/// written only into the manifest, never into a stage's outputs. When the executable cannot be
+/// read, the version string (and a warning that rebuilds are not detected).
 const std::string& program_build_id();
 
 /// A file's size and modification time: what tells a stage's outputs from the files it left.
