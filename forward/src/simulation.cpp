@@ -405,6 +405,12 @@ UnitProperties unit_properties(const anatomy::SubjectAnatomy& anatomy,
 
 } // namespace
 
+/// Time per multiply-add of synthesize_emg() (synthesis_operations()) and per noise sample and
+/// channel [s] on 2 cores: `bench_emg`'s 100 units x 320 channels x 10 s at 2048 Hz (13.2e9
+/// multiply-adds, 6.6e6 noise samples) took 2.41 s (docs/reliability.md, "Time estimates").
+constexpr double seconds_per_synthesis_operation = 1.8e-10;
+constexpr double seconds_per_noise_sample = 5e-9;
+
 RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::Index n_channels,
                                 const SimulationParams& params) {
   const std::vector<SimulatedUnit> units = select_units(anatomy, params);
@@ -413,8 +419,14 @@ RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::I
   double points = 0.0;
   double point_steps = 0.0;
   double fibres = 0.0;
+  // The EMG: each unit's MUAP (as long as its slowest fibre's source) into phase tables, and at
+  // most the drive's highest peak rate of discharges (an imported train may have more).
+  const double max_rate_pps =
+      std::max(params.drive.peak_rate_first_pps, params.drive.peak_rate_last_pps);
+  double synthesis_ops = 0.0;
   for (const auto& su : units) {
     const auto& m = anatomy.muscles[su.muscle];
+    double muap_duration_s = 0.0;
     for (const auto f : m.pool.units[su.unit].fibres) {
       const auto& fibre = m.fibres.fibres[static_cast<std::size_t>(f)];
       FibreGeometry1D g;
@@ -425,8 +437,13 @@ RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::I
       const double n_s = g.length_m / source.dz_m + 1.0;
       points += n_s;
       point_steps += n_s * (fibre_source_duration_s(g) / source.dt_s + 1.0);
+      muap_duration_s = std::max(muap_duration_s, fibre_source_duration_s(g));
       fibres += 1.0;
     }
+    if (params.muap.duration_s > 0.0)
+      muap_duration_s = params.muap.duration_s;
+    synthesis_ops += synthesis_operations(muap_duration_s, params.muap.fs_Hz,
+                                          max_rate_pps * params.drive.duration_s, n_ch, params.emg);
   }
   const double n_units = static_cast<double>(units.size());
   const double samples = params.drive.duration_s * params.emg.fs_Hz;
@@ -434,9 +451,12 @@ RunEstimate estimate_simulation(const anatomy::SubjectAnatomy& anatomy, Eigen::I
   e.bytes = 6.0 * 8.0 * n_ch * samples;
   const double products_s = 2e-10 * point_steps * n_ch;
   const double locate_s = 1e-5 * points;
-  e.seconds = products_s + locate_s;
-  e.time_parts = "MUAPs only: currents x transfer " + format_duration(products_s) +
-                 ", locating the source points " + format_duration(locate_s);
+  const double synthesis_s = seconds_per_synthesis_operation * synthesis_ops;
+  const double noise_s = params.emg.add_noise ? seconds_per_noise_sample * samples * n_ch : 0.0;
+  e.seconds = products_s + locate_s + synthesis_s + noise_s;
+  e.time_parts = "MUAPs: currents x transfer " + format_duration(products_s) +
+                 ", locating the source points " + format_duration(locate_s) + "; EMG " +
+                 format_duration(synthesis_s) + ", noise " + format_duration(noise_s);
   e.drivers =
       "simulate.drive.duration_s = " + format_number(params.drive.duration_s) +
       " s x simulate.emg.fs_Hz = " + format_number(params.emg.fs_Hz) + " Hz x " +

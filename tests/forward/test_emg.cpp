@@ -101,6 +101,34 @@ TEST(Emg, CleanSignalEqualsAnalyticSumOfMuapsAtExactDischargeTimes) {
   EXPECT_EQ(r.spike_samples[1][0], std::llround(trains[1][0] * 2048.0));
 }
 
+TEST(Emg, OperationCountOfTheRunEstimateSpansTheRowsOneDischargeWrites) {
+  // The run estimate counts 2 x rows x channels per discharge, rows being the output samples a
+  // discharge's table spans; one discharge of a MUAP that is nonzero at both ends writes
+  // exactly those rows (the kernel's support on each side of the MUAP).
+  const Eigen::Index n_muap = 256;
+  const Eigen::MatrixXd muap = Eigen::MatrixXd::Constant(n_muap, 3, 1e-6);
+  const EmgParams p = clean_params();
+  const double muap_duration_s = static_cast<double>(n_muap - 1) / muap_fs_Hz;
+  const double per_discharge = synthesis_operations(muap_duration_s, muap_fs_Hz, 1.0, 3.0, p) -
+                               synthesis_operations(muap_duration_s, muap_fs_Hz, 0.0, 3.0, p);
+  const double rows = per_discharge / (2.0 * 3.0);
+  const auto r = synthesize_emg({muap}, muap_fs_Hz, {{0.5}}, 1.0, p, Rng(1));
+  Eigen::Index first = -1, last = -1;
+  for (Eigen::Index n = 0; n < r.emg_clean.cols(); ++n)
+    if (r.emg_clean(0, n) != 0.0) {
+      first = first < 0 ? n : first;
+      last = n;
+    }
+  ASSERT_GE(first, 0);
+  EXPECT_NEAR(rows, static_cast<double>(last - first + 1), 3.0);
+  // The tables: n_exact (16) dense n_rows x n_muap products per channel dominate, and every
+  // term is linear in the channels.
+  EXPECT_GT(synthesis_operations(muap_duration_s, muap_fs_Hz, 0.0, 3.0, p),
+            16.0 * rows * static_cast<double>(n_muap) * 3.0 * 0.95);
+  EXPECT_DOUBLE_EQ(synthesis_operations(muap_duration_s, muap_fs_Hz, 7.0, 6.0, p),
+                   2.0 * synthesis_operations(muap_duration_s, muap_fs_Hz, 7.0, 3.0, p));
+}
+
 TEST(Emg, FractionalDischargeTimeShiftsTheMuapBySubSampleAmount) {
   const auto muaps = make_muaps(1, 1);
   const double fs = 2048.0;

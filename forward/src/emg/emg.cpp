@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numbers>
 #include <sstream>
 #include <string>
@@ -54,11 +53,24 @@ constexpr int exact_phases = 16;
 /// The weights that map a MUAP of n_muap samples to its exact tables: for exact phase q
 /// (0 .. n_exact - 1) a n_rows x n_muap matrix, row r giving the output sample at offset
 /// i_min + r from the discharge's sample n0 for a discharge at (n0 + q / n_exact) / fs.
+/// Entry (r, j) depends on r and j only (not on n_muap), so the weights of a shorter MUAP are
+/// the top-left rows_for(n) x n block of these.
 struct TableWeights {
   std::int64_t i_min = 0;
   std::int64_t n_rows = 0;
   int n_exact = 0;
+  double half_width_s = 0.0;
+  double muap_fs_Hz = 0.0;
+  double fs_Hz = 0.0;
   std::vector<Eigen::MatrixXd> w;
+
+  /// The rows of the tables of a MUAP of `n_muap` samples (<= the n_muap these were made for).
+  [[nodiscard]] std::int64_t rows_for(Eigen::Index n_muap) const {
+    const auto i_max = static_cast<std::int64_t>(std::ceil(
+                           (static_cast<double>(n_muap - 1) / muap_fs_Hz + half_width_s) * fs_Hz)) +
+                       1;
+    return i_max - i_min + 1;
+  }
 };
 
 TableWeights table_weights(Eigen::Index n_muap, double muap_fs_Hz, double fs_Hz,
@@ -66,11 +78,11 @@ TableWeights table_weights(Eigen::Index n_muap, double muap_fs_Hz, double fs_Hz,
   const Kernel h(fs_Hz, muap_fs_Hz, params);
   const double half = h.half_width_s();
   TableWeights t;
+  t.half_width_s = half;
+  t.muap_fs_Hz = muap_fs_Hz;
+  t.fs_Hz = fs_Hz;
   t.i_min = static_cast<std::int64_t>(std::floor(-half * fs_Hz));
-  const auto i_max = static_cast<std::int64_t>(
-                         std::ceil((static_cast<double>(n_muap - 1) / muap_fs_Hz + half) * fs_Hz)) +
-                     1;
-  t.n_rows = i_max - t.i_min + 1;
+  t.n_rows = t.rows_for(n_muap);
   t.n_exact = std::min(params.n_phases, exact_phases);
   const int n_exact = t.n_exact;
   t.w.assign(static_cast<std::size_t>(n_exact), Eigen::MatrixXd());
@@ -200,6 +212,19 @@ Eigen::VectorXd resample_muap(const Eigen::Ref<const Eigen::VectorXd>& muap, dou
   return out;
 }
 
+double synthesis_operations(double muap_duration_s, double muap_fs_Hz, double n_discharges,
+                            double n_channels, const EmgParams& params) {
+  const Kernel h(params.fs_Hz, muap_fs_Hz, params);
+  const double n_muap = std::floor(muap_duration_s * muap_fs_Hz) + 1.0;
+  const double n_rows = std::ceil((muap_duration_s + 2.0 * h.half_width_s()) * params.fs_Hz) + 2.0;
+  const double n_exact = std::min(params.n_phases, exact_phases);
+  // The exact tables (dense n_rows x n_muap weights times the MUAP), the fine tables (four
+  // exact ones each), then each discharge's two-table blend.
+  return n_exact * n_rows * n_muap * n_channels +
+         4.0 * (params.n_phases + 1.0) * n_rows * n_channels +
+         2.0 * n_discharges * n_rows * n_channels;
+}
+
 EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_fs_Hz,
                          const std::vector<std::vector<double>>& discharge_times_s,
                          double duration_s, const EmgParams& params, const Rng& rng) {
@@ -252,10 +277,11 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
   // blocks of a fixed width, processed in parallel; in each block the units are summed in order,
   // each unit's discharges in the given order, so the result does not depend on the threads.
   Eigen::MatrixXd clean_t = Eigen::MatrixXd::Zero(n_samples, n_channels);
-  std::map<Eigen::Index, TableWeights> weights; // by MUAP length
+  // The weights of the longest MUAP; a shorter one's are their top-left block (TableWeights).
+  Eigen::Index n_muap_max = 0;
   for (const auto& m : muaps)
-    if (!weights.contains(m.rows()))
-      weights.emplace(m.rows(), table_weights(m.rows(), muap_fs_Hz, fs, params));
+    n_muap_max = std::max(n_muap_max, m.rows());
+  const TableWeights tw = table_weights(n_muap_max, muap_fs_Hz, fs, params);
   const int n_phases = params.n_phases;
 
   // Per discharge: first output sample, phase and interpolation weight.
@@ -266,7 +292,7 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
   };
   std::vector<std::vector<Placement>> places(muaps.size());
   for (std::size_t u = 0; u < muaps.size(); ++u) {
-    const std::int64_t i_min = weights.at(muaps[u].rows()).i_min;
+    const std::int64_t i_min = tw.i_min;
     places[u].reserve(discharge_times_s[u].size());
     for (const double t : discharge_times_s[u]) {
       const double x = t * fs;
@@ -288,11 +314,13 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
     for (std::size_t u = 0; u < muaps.size(); ++u) {
       if (places[u].empty())
         continue;
-      const TableWeights& tw = weights.at(muaps[u].rows());
+      const Eigen::Index n_muap = muaps[u].rows();
+      const std::int64_t n_rows = tw.rows_for(n_muap);
       exact.resize(static_cast<std::size_t>(tw.n_exact));
       for (int q = 0; q < tw.n_exact; ++q)
         exact[static_cast<std::size_t>(q)].noalias() =
-            tw.w[static_cast<std::size_t>(q)] * muaps[u].middleCols(c0, nc);
+            tw.w[static_cast<std::size_t>(q)].topLeftCorner(n_rows, n_muap) *
+            muaps[u].middleCols(c0, nc);
       for (int p = 0; p <= n_phases; ++p)
         table[static_cast<std::size_t>(p)] = fine_table(exact, p, n_phases);
       for (Eigen::Index c = 0; c < nc; ++c) {
@@ -301,7 +329,7 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
           const double* lo = table[static_cast<std::size_t>(pl.phase)].col(c).data();
           const double* hi = table[static_cast<std::size_t>(pl.phase) + 1].col(c).data();
           const std::int64_t r0 = std::max<std::int64_t>(0, -pl.n_first);
-          const std::int64_t r1 = std::min<std::int64_t>(tw.n_rows, n_samples - pl.n_first);
+          const std::int64_t r1 = std::min<std::int64_t>(n_rows, n_samples - pl.n_first);
           const double b = 1.0 - pl.a;
           for (std::int64_t r = r0; r < r1; ++r)
             out[pl.n_first + r] += b * lo[r] + pl.a * hi[r];

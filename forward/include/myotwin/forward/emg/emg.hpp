@@ -110,6 +110,13 @@ EmgResult synthesize_emg(const std::vector<Eigen::MatrixXd>& muaps, double muap_
                          const std::vector<std::vector<double>>& discharge_times_s,
                          double duration_s, const EmgParams& params, const Rng& rng);
 
+/// The arithmetic synthesize_emg() does for one unit [multiply-adds]: its MUAP of
+/// `muap_duration_s` [s] at `muap_fs_Hz` [Hz] turned into the output rate's phase tables at
+/// `n_channels` channels, and `n_discharges` discharges added from them, at `params` (the
+/// output rate fs_Hz, the kernel and n_phases). For run estimates (estimate_simulation()).
+double synthesis_operations(double muap_duration_s, double muap_fs_Hz, double n_discharges,
+                            double n_channels, const EmgParams& params);
+
 /// The band-limited reconstruction s(tau) of one MUAP channel (see the file comment) at the
 /// delays `tau_s` [s]; the reference the tables are built from (exposed for tests).
 Eigen::VectorXd resample_muap(const Eigen::Ref<const Eigen::VectorXd>& muap, double muap_fs_Hz,
