@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -52,4 +54,28 @@ TEST(Resources, ARunEstimateIsCheckedAndThenPrintedWithItsTimeAndDrivers) {
   EXPECT_EQ(myotwin::format_duration(25.4), "25 s");
   EXPECT_EQ(myotwin::format_duration(725.0), "12 min");
   EXPECT_EQ(myotwin::format_duration(3.2 * 3600.0), "3.2 h");
+}
+
+TEST(Resources, ProcessMemorySeesAnAllocationAndItsPeakResetsToTheResidentSize) {
+  const auto before = myotwin::process_memory();
+  if (before.resident_bytes == 0.0)
+    GTEST_SKIP() << "/proc/self/status is not readable here";
+  constexpr std::size_t n = 256u * 1024u * 1024u; // 256 MiB, every page touched
+  {
+    std::vector<unsigned char> block(n, 1);
+    const auto during = myotwin::process_memory();
+    EXPECT_GE(during.resident_bytes, before.resident_bytes + 0.9 * n);
+    EXPECT_GE(during.peak_bytes, during.resident_bytes);
+    EXPECT_EQ(block[n / 2], 1);
+  }
+  const auto after = myotwin::process_memory();
+  EXPECT_GE(after.peak_bytes, before.resident_bytes + 0.9 * n); // the peak remembers the block
+  myotwin::reset_peak_memory();
+  const auto reset = myotwin::process_memory();
+  // The peak is now the resident size (which an allocator that keeps freed memory, as ASan's
+  // quarantine does, leaves high), not the block's peak above it.
+  EXPECT_LT(reset.peak_bytes, std::max(reset.resident_bytes, before.resident_bytes) + 0.25 * n)
+      << "the peak did not reset";
+  EXPECT_EQ(myotwin::format_gib(1.5 * 1073741824.0), "1.50 GiB");
+  EXPECT_EQ(myotwin::format_gib(0.0), "0.00 GiB");
 }
