@@ -326,6 +326,40 @@ TEST(Drive, ReadsParamsFromConfig) {
   EXPECT_EQ(pr.profile.ramp_end_s, 8.0);
 }
 
+TEST(Drive, ParamsRoundTripThroughTheirConfigSection) {
+  // Every field to_json() writes is read back into the same field: a key read into the wrong
+  // field, or written but never read, changes the second section.
+  DriveParams p;
+  p.duration_s = 7.5;
+  p.fs_Hz = 4096.0;
+  p.min_rate_pps = 7.0;
+  p.peak_rate_first_pps = 40.0;
+  p.peak_rate_last_pps = 22.0;
+  p.rate_gain_pps = 1.5;
+  p.isi_cov = 0.13;
+  p.doublet_probability = 0.02;
+  p.doublet_isi_min_ms = 4.0;
+  p.doublet_isi_max_ms = 12.0;
+  p.pause_probability = 0.01;
+  p.pause_min_s = 0.25;
+  p.pause_max_s = 0.8;
+  p.common_input_sd_fraction = 0.1;
+  p.common_input_cutoff_Hz = 3.0;
+  p.profile.type = ProfileType::trapezoid;
+  p.profile.level = 0.35;
+  p.profile.rise_s = 1.0;
+  p.profile.plateau_s = 5.0;
+  p.profile.fall_s = 1.5;
+  const nlohmann::json section = to_json(p);
+  ConfigReader c(section, "drive");
+  const DriveParams q = read_drive_params(c);
+  c.finish();
+  EXPECT_EQ(to_json(q), section);
+  EXPECT_EQ(q.doublet_isi_max_ms, 12.0);
+  EXPECT_EQ(q.profile.fall_s, 1.5);
+  EXPECT_NE(to_json(DriveParams{}), section);
+}
+
 TEST(Drive, BadInputsGiveClearMessages) {
   expect_error<BadInput>(
       [] {

@@ -129,6 +129,25 @@ TEST(Emg, OperationCountOfTheRunEstimateSpansTheRowsOneDischargeWrites) {
                    2.0 * synthesis_operations(muap_duration_s, muap_fs_Hz, 7.0, 3.0, p));
 }
 
+TEST(Emg, ParamsRoundTripThroughTheirConfigSection) {
+  EmgParams p;
+  p.fs_Hz = 4096.0;
+  p.add_noise = false;
+  p.snr_dB = 12.5;
+  p.n_phases = 32;
+  p.cutoff_fraction = 0.4;
+  p.kernel_zero_crossings = 12;
+  p.kaiser_beta = 6.0;
+  const nlohmann::json section = to_json(p);
+  ConfigReader c(section, "emg");
+  const EmgParams q = read_emg_params(c);
+  c.finish();
+  EXPECT_EQ(to_json(q), section);
+  EXPECT_FALSE(q.add_noise);
+  EXPECT_EQ(q.n_phases, 32);
+  EXPECT_NE(to_json(EmgParams{}), section);
+}
+
 TEST(Emg, FractionalDischargeTimeShiftsTheMuapBySubSampleAmount) {
   const auto muaps = make_muaps(1, 1);
   const double fs = 2048.0;
