@@ -4,8 +4,10 @@
 // Writes OUT/inversion/decomposition.h5, summary.json, decomposition.mat and properties.json /
 // properties.h5 (fitted motor-unit properties in physical units, with fit quality).
 
+#include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 
 #include <omp.h>
 
@@ -28,7 +30,8 @@ namespace {
 struct InvertOptions {
   SharedOptions shared;
   std::filesystem::path emg, subject;
-  std::string muscle; ///< empty: the only one of simulate.muscles
+  /// The muscles searched; empty: invert.muscles, else simulate.muscles, else every muscle.
+  std::vector<std::string> muscles;
 };
 
 /// The muscle `name` of the model. \throws BadInput listing the muscles there are.
@@ -67,8 +70,52 @@ void check_channels(const forward::EmgRecording& recording,
                      "): the EMG's layout must be the config's `electrodes`, in order");
 }
 
+/// The muscles to search: --muscle, else invert.muscles, else simulate.muscles, else every
+/// muscle of the anatomy; of these, those whose fibres come within invert.max_muscle_distance_mm
+/// of an electrode (the others are left out with a warning). \throws BadInput for a muscle the
+/// anatomy lacks, or when no muscle is that close.
+std::vector<const anatomy::MuscleModel*>
+muscles_to_search(const InvertOptions& o, const RunConfig& config,
+                  const forward::SubjectForwardModel& model) {
+  std::vector<std::string> names = o.muscles;
+  if (names.empty())
+    names = config.invert.muscles;
+  if (names.empty())
+    names = config.simulate.muscles;
+  if (names.empty())
+    for (const auto& m : model.anatomy.muscles)
+      names.push_back(m.geometry.name);
+  Eigen::MatrixX3d electrodes(static_cast<Eigen::Index>(model.layout.electrodes.size()), 3);
+  for (std::size_t e = 0; e < model.layout.electrodes.size(); ++e)
+    electrodes.row(static_cast<Eigen::Index>(e)) =
+        model.layout.electrodes[e].position_m.transpose();
+  const double reach = config.invert.max_muscle_distance_m;
+  std::vector<const anatomy::MuscleModel*> out;
+  std::string far;
+  for (const auto& name : names) {
+    const anatomy::MuscleModel& m = find_muscle(model, name);
+    const double d = inversion::distance_to_electrodes(m.fibres, electrodes);
+    if (d <= reach) {
+      out.push_back(&m);
+      continue;
+    }
+    far += (far.empty() ? "" : ", ") + name + " (" + format_number(std::round(d * 1e4) / 10.0) +
+           " mm)";
+    log_warning("invert: muscle ", name, " is left out: its fibres lie ",
+                format_number(std::round(d * 1e4) / 10.0),
+                " mm from the nearest electrode (invert.max_muscle_distance_mm = ",
+                format_number(reach * 1e3), ")");
+  }
+  if (out.empty())
+    throw BadInput("invert: the electrodes cover none of the muscles to search: " + far +
+                   " from the nearest electrode, farther than invert.max_muscle_distance_mm = " +
+                   format_number(reach * 1e3) +
+                   " (place the grid over them, or name other muscles with --muscle)");
+  return out;
+}
+
 void print_result(const inversion::BmissResult& result, double time_s,
-                  const std::filesystem::path& dir) {
+                  const std::filesystem::path& dir, const std::vector<std::string>& names) {
   std::cout << "iteration  units  new  best_kurtosis  time_s\n";
   for (std::size_t k = 0; k < result.iterations.size(); ++k) {
     const auto& it = result.iterations[k];
@@ -77,7 +124,9 @@ void print_result(const inversion::BmissResult& result, double time_s,
               << it.best_score << std::setw(8) << it.time_s << "\n";
     std::cout.unsetf(std::ios::fixed);
   }
-  std::cout << "unit  discharges   SIL  depth_mm  fibres  CV_m_per_s  residual\n";
+  const bool several = names.size() > 1;
+  std::cout << "unit  discharges   SIL  depth_mm  fibres  CV_m_per_s  residual"
+            << (several ? "  muscle" : "") << "\n";
   for (std::size_t u = 0; u < result.properties.size(); ++u) {
     const auto& unit = result.decomposition.units[u];
     const auto& p = result.properties[u];
@@ -85,7 +134,10 @@ void print_result(const inversion::BmissResult& result, double time_s,
               << std::setprecision(3) << std::setw(6) << unit.sil << std::setprecision(1)
               << std::setw(10) << 1e3 * p.depth_m << std::setprecision(0) << std::setw(8)
               << p.theta.n_fibres << std::setprecision(2) << std::setw(12) << p.theta.cv_m_per_s
-              << std::setw(10) << p.relative_residual << "\n";
+              << std::setw(10) << p.relative_residual;
+    if (several)
+      std::cout << "  " << names.at(p.muscle);
+    std::cout << "\n";
     std::cout.unsetf(std::ios::fixed);
   }
   std::cout << result.properties.size() << " units in " << std::setprecision(3) << time_s
@@ -100,35 +152,39 @@ int run_invert(const InvertOptions& o) {
        {std::pair<std::string, std::filesystem::path>{"EMG", o.emg}, {"--subject", o.subject}})
     if (!std::filesystem::is_regular_file(path))
       throw IoError(path.string() + ": no such file (the " + what + " of `myotwin invert`)");
-  std::string name = o.muscle;
-  if (name.empty()) {
-    if (config.simulate.muscles.size() != 1)
-      throw BadInput("invert: give --muscle (simulate.muscles names " +
-                     std::to_string(config.simulate.muscles.size()) +
-                     " muscles; expected exactly one to default to)");
-    name = config.simulate.muscles.front();
-  }
   const Layout out(o.shared.output);
   const auto model = load_subject_model(out, o.subject, config);
-  const anatomy::MuscleModel& m = find_muscle(*model, name);
   const forward::EmgRecording recording = forward::read_emg(o.emg);
   check_channels(recording, model->layout);
+  const std::vector<const anatomy::MuscleModel*> muscles = muscles_to_search(o, config, *model);
+  std::vector<std::string> names;
+  std::string name;
+  for (const auto* m : muscles) {
+    names.push_back(m->geometry.name);
+    name += (name.empty() ? "" : ", ") + m->geometry.name;
+  }
 
-  // 2. The MUAP model of the muscle at the recording's rate, and the separation; their memory
+  // 2. The MUAP model of each muscle at the recording's rate, and the separation; their memory
   // checked before either allocates.
   const auto n_ch = model->lead_fields.lead_fields_V_per_A.cols();
   forward::MuapModelParams model_params = config.muap_model;
   model_params.fs_Hz = recording.fs_Hz;
   check_run_estimate(inversion::estimate_invert(static_cast<double>(recording.emg.rows()),
-                                                static_cast<double>(recording.emg.cols()), m, n_ch,
-                                                model_params, config.invert, omp_get_max_threads()),
+                                                static_cast<double>(recording.emg.cols()), muscles,
+                                                n_ch, model_params, config.invert,
+                                                omp_get_max_threads()),
                      "invert");
-  log_info("invert: MUAP model of ", name, " (", m.fibres.fibres.size(), " model fibres, ", n_ch,
-           " channels)");
-  const forward::MuapModel muap_model(m.fibres, m.pool, model->transfer, n_ch, model_params,
-                                      progress_display(o.shared));
+  std::vector<std::unique_ptr<forward::MuapModel>> muap_models;
+  std::vector<inversion::SearchMuscle> search;
+  for (const auto* m : muscles) {
+    log_info("invert: MUAP model of ", m->geometry.name, " (", m->fibres.fibres.size(),
+             " model fibres, ", n_ch, " channels)");
+    muap_models.push_back(std::make_unique<forward::MuapModel>(
+        m->fibres, m->pool, model->transfer, n_ch, model_params, progress_display(o.shared)));
+    search.push_back({muap_models.back().get(), m});
+  }
   const inversion::BmissResult result = inversion::invert(
-      recording, muap_model, m, model->skin_points_m, config.invert, progress_display(o.shared));
+      recording, search, model->skin_points_m, config.invert, progress_display(o.shared));
 
   // 3. Write: the decomposition, its summary, the properties, the resolved configuration.
   const auto dir = out[Output::inversion_dir];
@@ -147,13 +203,15 @@ int run_invert(const InvertOptions& o) {
                           {"time_s", it.time_s}});
   summary["iterations"] = iterations;
   summary["muscle"] = name;
+  if (names.size() > 1)
+    summary["muscles"] = names;
   summary["time_s"]["total"] = watch.elapsed_s();
   write_text_file(dir / "summary.json", summary.dump(2) + "\n");
   inversion::write_fitted_properties(dir / "properties.json", dir / "properties.h5",
-                                     result.properties, name);
+                                     result.properties, names);
   write_resolved_config(dir, config);
   if (!o.shared.quiet)
-    print_result(result, watch.elapsed_s(), dir);
+    print_result(result, watch.elapsed_s(), dir, names);
   return 0;
 }
 
@@ -170,8 +228,10 @@ void add_invert_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("EMG", o->emg, "EMG recorded at the config's electrodes (.h5, .mat, .csv)")
       ->required();
   cmd->add_option("--subject", o->subject, "subject file (subject.json)")->required();
-  cmd->add_option("--muscle", o->muscle,
-                  "muscle whose units are searched (default: the only one of simulate.muscles)");
+  cmd->add_option("--muscle", o->muscles,
+                  "muscles whose units are searched, comma-separated (default: invert.muscles, "
+                  "else simulate.muscles, else every muscle under the electrodes)")
+      ->delimiter(',');
   add_shared_options(*cmd, o->shared, true);
   cmd->callback([&run, o] { run = [o] { return run_invert(*o); }; });
 }

@@ -70,7 +70,7 @@ std::vector<double> separability_of(const std::vector<Eigen::MatrixXd>& muaps,
 /// `separability` receives, per unit, |W c| before any unit is removed.
 Decomposition upper_bound(const forward::EmgRecording& recording,
                           const std::vector<Eigen::MatrixXd>& muaps, const BmissParams& params,
-                          std::vector<double>& separability) {
+                          std::vector<double>& separability, std::vector<HandedOver>& record) {
   DecomposeStats stats;
   WhitenedEmg data = whiten_emg(recording, separation_space(params), stats);
   const auto& filter = params.separation.preprocess;
@@ -96,7 +96,7 @@ Decomposition upper_bound(const forward::EmgRecording& recording,
       if (c.w.size() == 0)
         continue;
       const std::size_t before = accepted.size();
-      const auto v = hand_over(c.w, it, data, accepted, params, stats);
+      const auto v = hand_over(c.w, it, data, accepted, params, stats, &record);
       if (v == Verdict::accepted && accepted.size() > before) {
         accepted_unit[u] = 1;
         new_units = true;
@@ -215,12 +215,17 @@ struct PropertyErrors {
   /// first missed the model's minimum.
   std::vector<double> residual, residual_at_truth, residual_at_truth_own_radius;
   double normalised_mse = 0.0; ///< mean over units and the four of (error / range)^2
+  /// Several muscles searched: per unit, whether the fit's muscle is the true unit's.
+  std::vector<char> muscle_right;
+  bool several_muscles = false;
 };
 
 /// Outcome of one separation method on one recording.
 struct MethodRun {
   std::string name;
   std::vector<std::int64_t> recovered_per_iteration;
+  /// The published scoring after each iteration (the paper setting only; empty otherwise).
+  std::vector<std::int64_t> published_per_iteration;
   std::int64_t n_units = 0;
   double time_s = 0.0;
   std::vector<double> iteration_time_s;
@@ -248,20 +253,27 @@ nlohmann::json stats_json(const std::vector<double>& v) {
 }
 
 nlohmann::json to_json(const PropertyErrors& e) {
-  return {{"depth_mm", stats_json(e.depth_mm)},
-          {"end_plate_shift_mm", stats_json(e.end_plate_mm)},
-          {"cv_m_per_s", stats_json(e.cv_m_per_s)},
-          {"fibres_percent", stats_json(e.fibres_percent)},
-          {"normalised_mse", e.normalised_mse},
-          {"per_unit",
-           {{"truth", e.truth},
-            {"depth_mm", e.depth_mm},
-            {"end_plate_shift_mm", e.end_plate_mm},
-            {"cv_m_per_s", e.cv_m_per_s},
-            {"fibres_percent", e.fibres_percent},
-            {"relative_residual", e.residual},
-            {"relative_residual_at_truth", e.residual_at_truth},
-            {"relative_residual_at_truth_own_radius", e.residual_at_truth_own_radius}}}};
+  nlohmann::json j = {
+      {"depth_mm", stats_json(e.depth_mm)},
+      {"end_plate_shift_mm", stats_json(e.end_plate_mm)},
+      {"cv_m_per_s", stats_json(e.cv_m_per_s)},
+      {"fibres_percent", stats_json(e.fibres_percent)},
+      {"normalised_mse", e.normalised_mse},
+      {"per_unit",
+       {{"truth", e.truth},
+        {"depth_mm", e.depth_mm},
+        {"end_plate_shift_mm", e.end_plate_mm},
+        {"cv_m_per_s", e.cv_m_per_s},
+        {"fibres_percent", e.fibres_percent},
+        {"relative_residual", e.residual},
+        {"relative_residual_at_truth", e.residual_at_truth},
+        {"relative_residual_at_truth_own_radius", e.residual_at_truth_own_radius}}}};
+  if (e.several_muscles) {
+    std::vector<int> right(e.muscle_right.begin(), e.muscle_right.end());
+    j["muscle_right"] = std::count(e.muscle_right.begin(), e.muscle_right.end(), 1);
+    j["per_unit"]["muscle_right"] = right;
+  }
+  return j;
 }
 
 nlohmann::json to_json(const MethodRun& r) {
@@ -277,6 +289,8 @@ nlohmann::json to_json(const MethodRun& r) {
                         {"duplicates", r.stats.n_duplicates}}}};
   if (!r.iteration_time_s.empty())
     j["iteration_time_s"] = r.iteration_time_s;
+  if (!r.published_per_iteration.empty())
+    j["published_recovered_per_iteration"] = r.published_per_iteration;
   if (r.has_properties) {
     j["property_errors"] = to_json(r.errors);
     j["property_errors_true_muaps"] = to_json(r.errors_true_muaps);
@@ -345,23 +359,58 @@ PropertyErrors property_errors(const std::vector<FittedProperties>& fits,
   return e;
 }
 
-/// BMISS on `recording` with `model` (of `muscle`, skin `skin`), scored against `truth`;
-/// property errors against the true units `props` (rows of the simulation's properties), of the
-/// fits to the estimated MUAPs and, through the same fit, to the true MUAPs `true_muaps` (at the
-/// recording's rate, unfiltered) of the same units.
+/// A forward model as the separation sees it: the MUAP models of the muscles searched, and the
+/// skin.
+struct SearchModel {
+  std::vector<std::unique_ptr<forward::MuapModel>> muaps;
+  std::vector<const anatomy::MuscleModel*> muscles;
+  const Eigen::MatrixX3d* skin = nullptr;
+
+  [[nodiscard]] bool built() const { return !muaps.empty(); }
+  [[nodiscard]] std::vector<SearchMuscle> search() const {
+    std::vector<SearchMuscle> out;
+    for (std::size_t m = 0; m < muaps.size(); ++m)
+      out.push_back({muaps[m].get(), muscles[m]});
+    return out;
+  }
+};
+
+/// What every noise level shares: the true units, their MUAPs and discharges, the models.
+struct BenchSetup {
+  forward::EmgSimulation sim;                   ///< sim.muaps: the current arm's
+  std::vector<Eigen::MatrixXd> simulated_muaps; ///< the simulation's own MUAPs
+  double simulated_fs_Hz = 0.0;
+  std::vector<Eigen::MatrixXd> muaps_fs; ///< the true MUAPs at the recording's rate
+  std::vector<std::vector<double>> times_s;
+  double fs_Hz = 0.0;
+  Eigen::Index n_channels = 0;
+  std::vector<std::string> muscles; ///< the muscles of the units, searched by BMISS
+  /// Per true unit: its muscle (index into `muscles`) and its index in that muscle's pool.
+  std::vector<std::size_t> unit_muscle, unit_index;
+  SearchModel nominal, perturbed;
+  double muap_time_s = 0.0, model_time_s = 0.0;
+};
+
+/// BMISS on `recording` with `m`, scored against `truth`; property errors against the true
+/// units `props` (rows of the simulation's properties), of the fits to the estimated MUAPs and,
+/// through the same fit, to the true MUAPs `s.muaps_fs` of the same units; with `published`,
+/// the published scoring too.
 MethodRun run_bmiss(const std::string& name, const forward::EmgRecording& recording,
-                    const forward::MuapModel& model, const anatomy::MuscleModel& muscle,
-                    const Eigen::MatrixX3d& skin, const BmissParams& params,
-                    const SpikeTrains& truth, const forward::UnitProperties& props,
-                    const std::vector<Eigen::MatrixXd>& true_muaps,
+                    const SearchModel& m, const BenchSetup& s, const BmissParams& params,
+                    const SpikeTrains& truth,
                     const std::vector<forward::UnitParameters>& true_theta, double min_roa,
-                    const ProgressCallback& progress) {
+                    bool published, const ProgressCallback& progress) {
+  const forward::UnitProperties& props = s.sim.properties;
+  const std::vector<Eigen::MatrixXd>& true_muaps = s.muaps_fs;
   Stopwatch watch;
-  const auto result = invert(recording, model, muscle, skin, params, progress);
+  const auto result = invert(recording, m.search(), *m.skin, params, progress);
   MethodRun run = scored_run(name, result.decomposition, watch.elapsed_s(), truth, min_roa,
                              params.n_iterations, 1);
   for (const auto& it : result.iterations)
     run.iteration_time_s.push_back(it.time_s);
+  if (published)
+    run.published_per_iteration =
+        published_recovered(result.handed_over, truth, params.n_iterations);
   const auto match = recovered_truth(result.decomposition, truth, min_roa);
   // The recovered units: their fits, true units, estimated and true (band-passed) MUAPs.
   std::vector<FittedProperties> fits;
@@ -376,14 +425,16 @@ MethodRun run_bmiss(const std::string& name, const forward::EmgRecording& record
                                              recording.fs_Hz, params.separation.preprocess)
                                 .transpose());
     }
+  const std::vector<SearchMuscle> search = m.search();
   std::vector<FittedProperties> exact(units.size());
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t k = 0; k < static_cast<std::int64_t>(units.size()); ++k)
     exact[static_cast<std::size_t>(k)] =
-        fit_properties(exact_muaps[static_cast<std::size_t>(k)], model, muscle, skin, params);
-  run.errors = property_errors(fits, units, props, model, params);
-  run.errors_true_muaps = property_errors(exact, units, props, model, params);
-  // The fits' residuals and the model's at the true parameters, against the same MUAPs.
+        fit_properties(exact_muaps[static_cast<std::size_t>(k)], search, *m.skin, params);
+  run.errors = property_errors(fits, units, props, *m.muaps.front(), params);
+  run.errors_true_muaps = property_errors(exact, units, props, *m.muaps.front(), params);
+  // The fits' residuals and the model's at the true parameters (in the true unit's muscle),
+  // against the same MUAPs.
   auto residuals = [&](PropertyErrors& e, const std::vector<FittedProperties>& f,
                        const std::vector<Eigen::MatrixXd>& muaps) {
     const std::size_t n = units.size();
@@ -393,11 +444,19 @@ MethodRun run_bmiss(const std::string& name, const forward::EmgRecording& record
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t k = 0; k < static_cast<std::int64_t>(n); ++k) {
       const auto i = static_cast<std::size_t>(k);
-      const auto& theta = true_theta.at(static_cast<std::size_t>(units[i]));
+      const auto u = static_cast<std::size_t>(units[i]);
+      const auto& theta = true_theta.at(u);
+      const auto& model = *m.muaps[s.unit_muscle[u]];
+      const auto& muscle = *m.muscles[s.unit_muscle[u]];
       e.residual[i] = f[i].relative_residual;
       e.residual_at_truth[i] = model_residual(muaps[i], model, muscle, theta, params, true);
       e.residual_at_truth_own_radius[i] =
           model_residual(muaps[i], model, muscle, theta, params, false);
+    }
+    if (m.muaps.size() > 1) {
+      e.several_muscles = true;
+      for (std::size_t i = 0; i < n; ++i)
+        e.muscle_right.push_back(f[i].muscle == s.unit_muscle[static_cast<std::size_t>(units[i])]);
     }
   };
   residuals(run.errors, fits, estimated);
@@ -406,13 +465,15 @@ MethodRun run_bmiss(const std::string& name, const forward::EmgRecording& record
   return run;
 }
 
-/// Each simulated unit's parameters in `model` of `muscle` (MuapModel::parameters_of()).
-std::vector<forward::UnitParameters> true_parameters(const forward::MuapModel& model,
-                                                     const anatomy::MuscleModel& muscle,
-                                                     const forward::EmgSimulation& sim) {
+/// Each true unit's parameters in the models of `m` (MuapModel::parameters_of() of its muscle
+/// and pool index).
+std::vector<forward::UnitParameters> true_parameters(const SearchModel& m, const BenchSetup& s) {
   std::vector<forward::UnitParameters> theta;
-  for (const auto& u : sim.units)
-    theta.push_back(model.parameters_of(muscle.fibres, muscle.pool, u.unit));
+  for (std::size_t u = 0; u < s.unit_muscle.size(); ++u) {
+    const auto& muscle = *m.muscles[s.unit_muscle[u]];
+    theta.push_back(
+        m.muaps[s.unit_muscle[u]]->parameters_of(muscle.fibres, muscle.pool, s.unit_index[u]));
+  }
   return theta;
 }
 
@@ -441,111 +502,176 @@ std::vector<Eigen::MatrixXd> muaps_at_rate(const forward::EmgSimulation& sim, do
   return out;
 }
 
-/// A forward model as the separation sees it: the MUAP model of the muscle, and the skin.
-struct SearchModel {
-  std::unique_ptr<forward::MuapModel> muaps;
-  const anatomy::MuscleModel* muscle = nullptr;
-  const Eigen::MatrixX3d* skin = nullptr;
-};
-
-SearchModel search_model(const forward::SubjectForwardModel& model, const std::string& muscle,
-                         Eigen::Index n_channels, const forward::MuapModelParams& params,
-                         const ProgressCallback& progress) {
+SearchModel search_model(const forward::SubjectForwardModel& model,
+                         const std::vector<std::string>& muscles, Eigen::Index n_channels,
+                         const forward::MuapModelParams& params, const ProgressCallback& progress) {
   SearchModel m;
-  m.muscle = &find_muscle(model.anatomy, muscle);
   m.skin = &model.skin_points_m;
-  m.muaps = std::make_unique<forward::MuapModel>(m.muscle->fibres, m.muscle->pool, model.transfer,
-                                                 n_channels, params, progress);
+  for (const auto& name : muscles) {
+    m.muscles.push_back(&find_muscle(model.anatomy, name));
+    m.muaps.push_back(std::make_unique<forward::MuapModel>(m.muscles.back()->fibres,
+                                                           m.muscles.back()->pool, model.transfer,
+                                                           n_channels, params, progress));
+  }
   return m;
 }
 
-/// What every noise level shares: the true units, their MUAPs and discharges, the models.
-struct BenchSetup {
-  forward::EmgSimulation sim;
-  std::vector<Eigen::MatrixXd> muaps_fs; ///< the true MUAPs at the recording's rate
-  std::vector<std::vector<double>> times_s;
-  double fs_Hz = 0.0;
-  Eigen::Index n_channels = 0;
-  const anatomy::MuscleModel* muscle = nullptr;
-  SearchModel nominal, perturbed;
-  double muap_time_s = 0.0, model_time_s = 0.0;
-};
-
-/// Steps 1 and 2: the true MUAPs (the simulation's, or the MUAP model's with --muaps model),
-/// the MUAP models, the discharges.
-BenchSetup set_up(const BmissBenchInputs& in, const ProgressCallback& progress) {
+/// Step 1: the simulation of the setting's units into s.sim (one muscle: its whole pool; the
+/// paper setting: each muscle's share spread over its pool), with s.unit_muscle and unit_index.
+void simulate_units(const BmissBenchInputs& in, BenchSetup& s, const ProgressCallback& progress) {
   const BmissBenchSettings& b = in.settings;
   const forward::SubjectForwardModel& model = *in.nominal;
-  BenchSetup s;
-  s.muscle = &find_muscle(model.anatomy, b.muscle);
-  s.n_channels = model.lead_fields.lead_fields_V_per_A.cols();
-  s.fs_Hz = in.simulate.emg.fs_Hz;
-  // 1. The true MUAPs (the simulation's: nerve-branch delays, every fibre).
   forward::SimulationParams sim_params = in.simulate;
-  sim_params.muscles = {b.muscle};
+  sim_params.muscles = s.muscles;
   sim_params.max_units_per_muscle = 0;
   sim_params.drive.duration_s = std::min(sim_params.drive.duration_s, 1.0);
   sim_params.emg.add_noise = false;
   sim_params.force.enabled = false;
-  Stopwatch muap_watch;
-  log_info("bench bmiss: MUAPs of the ", s.muscle->pool.units.size(), " units of ", b.muscle,
-           " at ", s.n_channels, " electrodes");
-  s.sim = forward::simulate_emg(model.anatomy, model.transfer, s.n_channels, model.skin_points_m,
+  if (!b.paper()) {
+    log_info("bench bmiss: MUAPs of the ", find_muscle(model.anatomy, b.muscle).pool.units.size(),
+             " units of ", b.muscle, " at ", s.n_channels, " electrodes");
+    s.sim = forward::simulate_emg(model.anatomy, model.transfer, s.n_channels, model.skin_points_m,
+                                  sim_params, in.seed, progress);
+    for (const auto& su : s.sim.units) {
+      s.unit_muscle.push_back(0);
+      s.unit_index.push_back(su.unit);
+    }
+    return;
+  }
+  // The paper setting: a copy of the anatomy whose pools hold only the chosen units.
+  const std::vector<std::int64_t> counts = units_per_muscle(b.muscles, b.n_units);
+  anatomy::SubjectAnatomy reduced = model.anatomy;
+  std::vector<std::vector<std::size_t>> chosen(s.muscles.size());
+  std::string summary;
+  for (std::size_t m = 0; m < s.muscles.size(); ++m) {
+    const anatomy::MuscleModel& muscle = find_muscle(model.anatomy, s.muscles[m]);
+    std::vector<std::size_t> with_fibres;
+    for (std::size_t u = 0; u < muscle.pool.units.size(); ++u)
+      if (!muscle.pool.units[u].fibres.empty())
+        with_fibres.push_back(u);
+    chosen[m] = spread_over_pool(with_fibres, counts[m], s.muscles[m]);
+    for (auto& r : reduced.muscles)
+      if (r.geometry.name == s.muscles[m]) {
+        std::vector<anatomy::MotorUnit> units;
+        for (const std::size_t u : chosen[m])
+          units.push_back(muscle.pool.units[u]);
+        r.pool.units = std::move(units);
+      }
+    summary += (summary.empty() ? "" : ", ") + s.muscles[m] + " " + std::to_string(counts[m]) +
+               " of " + std::to_string(with_fibres.size());
+  }
+  log_info("bench bmiss: MUAPs of ", b.n_units, " units (", summary, ") at ", s.n_channels,
+           " electrodes");
+  s.sim = forward::simulate_emg(reduced, model.transfer, s.n_channels, model.skin_points_m,
                                 sim_params, in.seed, progress);
+  for (const auto& su : s.sim.units) {
+    const std::string& name = reduced.muscles[su.muscle].geometry.name;
+    const auto m = static_cast<std::size_t>(std::find(s.muscles.begin(), s.muscles.end(), name) -
+                                            s.muscles.begin());
+    s.unit_muscle.push_back(m);
+    s.unit_index.push_back(chosen.at(m).at(su.unit));
+  }
+}
+
+/// The arms of the benchmark: the settings' own, or one of `muaps` at `snr_dB`.
+std::vector<BmissBenchArm> arms_of(const BmissBenchSettings& b) {
+  if (!b.arms.empty())
+    return b.arms;
+  return {BmissBenchArm{b.muaps, b.snr_dB}};
+}
+
+/// Steps 1 and 2: the true units and their simulated MUAPs, the MUAP models, the discharges.
+BenchSetup set_up(const BmissBenchInputs& in, const ProgressCallback& progress) {
+  const BmissBenchSettings& b = in.settings;
+  const forward::SubjectForwardModel& model = *in.nominal;
+  BenchSetup s;
+  s.muscles = b.distinct_muscles();
+  for (const auto& name : s.muscles)
+    (void)find_muscle(model.anatomy, name);
+  s.n_channels = model.lead_fields.lead_fields_V_per_A.cols();
+  s.fs_Hz = in.simulate.emg.fs_Hz;
+  // 1. The true MUAPs (the simulation's: nerve-branch delays, every fibre).
+  Stopwatch muap_watch;
+  simulate_units(in, s, progress);
   s.muap_time_s = muap_watch.elapsed_s();
-  // 2. The MUAP models (before the recordings: with --muaps model, one makes them).
+  s.simulated_muaps = s.sim.muaps;
+  s.simulated_fs_Hz = s.sim.muap_fs_Hz;
+  // 2. The MUAP models (before the recordings: in a "model" arm, they make them).
   forward::MuapModelParams mp = in.muap_model;
   mp.fs_Hz = s.fs_Hz;
+  const auto arms = arms_of(b);
+  const bool model_arm = std::any_of(arms.begin(), arms.end(),
+                                     [](const BmissBenchArm& a) { return a.muaps == "model"; });
+  std::string names;
+  for (const auto& name : s.muscles)
+    names += (names.empty() ? "" : ", ") + name;
   Stopwatch model_watch;
-  if (b.runs("bmiss") || b.muaps == "model") {
-    log_info("bench bmiss: MUAP model of ", b.muscle);
-    s.nominal = search_model(model, b.muscle, s.n_channels, mp, progress);
+  if (b.runs("bmiss") || model_arm) {
+    log_info("bench bmiss: MUAP model of ", names);
+    s.nominal = search_model(model, s.muscles, s.n_channels, mp, progress);
   }
   s.model_time_s = model_watch.elapsed_s();
-  if (b.muaps == "model") {
-    log_info("bench bmiss: the recording's MUAPs from the MUAP model at each unit's parameters");
-    const auto& mm = *s.nominal.muaps;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t u = 0; u < static_cast<std::int64_t>(s.sim.muaps.size()); ++u)
-      s.sim.muaps[static_cast<std::size_t>(u)] = mm.muap(mm.parameters_of(
-          s.muscle->fibres, s.muscle->pool, s.sim.units[static_cast<std::size_t>(u)].unit));
-    s.sim.muap_fs_Hz = s.fs_Hz;
-  }
   s.times_s = renewal_discharges(s.sim.muaps.size(), b.duration_s, b.rate_pps, b.isi_cov,
                                  Rng(in.seed).split(7));
-  s.muaps_fs = muaps_at_rate(s.sim, s.fs_Hz, in.simulate.emg);
   if (in.perturbed) {
     if (in.perturbed->lead_fields.lead_fields_V_per_A.cols() != s.n_channels)
       throw Error("bench bmiss: the perturbed model has " +
                   std::to_string(in.perturbed->lead_fields.lead_fields_V_per_A.cols()) +
                   " electrodes, the nominal " + std::to_string(s.n_channels));
-    log_info("bench bmiss: MUAP model of ", b.muscle, " in the perturbed model");
-    s.perturbed = search_model(*in.perturbed, b.muscle, s.n_channels, mp, progress);
+    log_info("bench bmiss: MUAP model of ", names, " in the perturbed model");
+    s.perturbed = search_model(*in.perturbed, s.muscles, s.n_channels, mp, progress);
   }
   return s;
 }
 
-/// The recording at noise level `level`, written to DIR/emg_<SNR>dB.h5 with its truth.
-forward::EmgResult recording_at(const BmissBenchInputs& in, const BenchSetup& s,
-                                std::size_t level) {
+/// The recording's MUAPs of an arm into s.sim.muaps and s.muaps_fs: the simulation's, or with
+/// `muaps` "model" the MUAP model's at each unit's own parameters.
+void use_muaps(const BmissBenchInputs& in, BenchSetup& s, const std::string& muaps) {
+  if (muaps == "model") {
+    log_info("bench bmiss: the recording's MUAPs from the MUAP model at each unit's parameters");
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t k = 0; k < static_cast<std::int64_t>(s.sim.muaps.size()); ++k) {
+      const auto u = static_cast<std::size_t>(k);
+      const auto& mm = *s.nominal.muaps[s.unit_muscle[u]];
+      const auto& muscle = *s.nominal.muscles[s.unit_muscle[u]];
+      s.sim.muaps[u] = mm.muap(mm.parameters_of(muscle.fibres, muscle.pool, s.unit_index[u]));
+    }
+    s.sim.muap_fs_Hz = s.fs_Hz;
+  } else {
+    s.sim.muaps = s.simulated_muaps;
+    s.sim.muap_fs_Hz = s.simulated_fs_Hz;
+  }
+  s.muaps_fs = muaps_at_rate(s.sim, s.fs_Hz, in.simulate.emg);
+}
+
+/// The recording of noise level `level` (SNR `snr_dB`; +infinity: no noise) to `file` with its
+/// truth.
+forward::EmgResult recording_at(const BmissBenchInputs& in, const BenchSetup& s, double snr_dB,
+                                std::size_t level, const std::filesystem::path& file) {
   forward::EmgParams ep = in.simulate.emg;
-  ep.add_noise = true;
-  ep.snr_dB = in.settings.snr_dB[level];
+  ep.add_noise = std::isfinite(snr_dB);
+  if (ep.add_noise)
+    ep.snr_dB = snr_dB;
   forward::EmgResult emg =
       forward::synthesize_emg(s.sim.muaps, s.sim.muap_fs_Hz, s.times_s, in.settings.duration_s, ep,
                               Rng(in.seed).split(8).split(level));
-  forward::write_emg_h5(in.recordings_dir / ("emg_" + format_number(ep.snr_dB) + "dB.h5"), emg,
-                        s.sim.properties, in.channels);
+  forward::write_emg_h5(file, emg, s.sim.properties, in.channels);
   return emg;
 }
 
 /// The tables of the report, a row at a time.
 struct BenchTables {
   std::ostringstream recovered, properties, separability;
+  bool published = false; ///< a column of the published scoring (the paper setting)
 
-  explicit BenchTables(std::int64_t n_iterations) {
-    recovered << "| SNR | method | recovered after iteration 1.." << n_iterations
-              << " | accepted | time s |\n|---|---|---|---|---|\n";
+  BenchTables(std::int64_t n_iterations, bool with_published) : published(with_published) {
+    if (published)
+      recovered << "| arm, SNR | method | recovered after iteration 1.." << n_iterations
+                << " (ours) | published rule, after iteration 1.." << n_iterations
+                << " | accepted | time s | s per iteration |\n|---|---|---|---|---|---|---|\n";
+    else
+      recovered << "| SNR | method | recovered after iteration 1.." << n_iterations
+                << " | accepted | time s |\n|---|---|---|---|---|\n";
     properties << "| SNR | model | recovered | depth mm | end-plate mm | CV m/s | fibres % | "
                   "normalised MSE | fit residual (at the truth) |\n"
                   "|---|---|---|---|---|---|---|---|---|\n";
@@ -558,7 +684,11 @@ struct BenchTables {
 
   void add_properties(const std::string& tag, const std::string& model_name,
                       const PropertyErrors& e) {
-    properties << "| " << tag << " | " << model_name << " | " << e.depth_mm.size() << " | ";
+    properties << "| " << tag << " | " << model_name;
+    if (e.several_muscles)
+      properties << " (muscle right: "
+                 << std::count(e.muscle_right.begin(), e.muscle_right.end(), 1) << ")";
+    properties << " | " << e.depth_mm.size() << " | ";
     if (e.depth_mm.empty()) {
       properties << "- | - | - | - | - | - |\n";
       return;
@@ -575,7 +705,26 @@ struct BenchTables {
     recovered << "| " << tag << " | " << r.name << " | ";
     for (std::size_t k = 0; k < r.recovered_per_iteration.size(); ++k)
       recovered << (k ? " " : "") << r.recovered_per_iteration[k];
-    recovered << " | " << r.n_units << " | " << fixed(r.time_s, 1) << " |\n";
+    if (published) {
+      recovered << " | ";
+      for (std::size_t k = 0; k < r.published_per_iteration.size(); ++k)
+        recovered << (k ? " " : "") << r.published_per_iteration[k];
+      if (r.published_per_iteration.empty())
+        recovered << "-";
+    }
+    recovered << " | " << r.n_units << " | " << fixed(r.time_s, 1);
+    if (published) {
+      recovered << " | ";
+      if (r.iteration_time_s.empty())
+        recovered << "-";
+      else
+        recovered << fixed(*std::min_element(r.iteration_time_s.begin(), r.iteration_time_s.end()),
+                           1)
+                  << "-"
+                  << fixed(*std::max_element(r.iteration_time_s.begin(), r.iteration_time_s.end()),
+                           1);
+    }
+    recovered << " |\n";
     if (r.has_properties) {
       const std::string model_name = r.name == "BMISS" ? "same" : "perturbed";
       add_properties(tag, model_name, r.errors);
@@ -594,11 +743,18 @@ MethodRun upper_bound_level(const BmissBenchInputs& in, const BenchSetup& s,
   const double min_roa = in.settings.min_roa;
   Stopwatch watch;
   std::vector<double> sep;
-  const auto upper = upper_bound(recording, s.muaps_fs, params, sep);
+  std::vector<HandedOver> handed;
+  const auto upper = upper_bound(recording, s.muaps_fs, params, sep, handed);
   MethodRun run =
       scored_run("true MUAPs", upper, watch.elapsed_s(), truth, min_roa, params.n_iterations, 1);
-  const std::vector<double> bound = noise_limited_separability(s.muaps_fs, emg.noise_rms_V, s.fs_Hz,
-                                                               params.separation.preprocess);
+  if (in.settings.paper())
+    run.published_per_iteration = published_recovered(handed, truth, params.n_iterations);
+  // Without noise nothing but the other units limits a unit: the noise-only bound is infinite.
+  const bool noiseless = emg.noise_rms_V.size() == 0 || !(emg.noise_rms_V.maxCoeff() > 0.0);
+  const std::vector<double> bound =
+      noiseless ? std::vector<double>(s.muaps_fs.size(), std::numeric_limits<double>::infinity())
+                : noise_limited_separability(s.muaps_fs, emg.noise_rms_V, s.fs_Hz,
+                                             params.separation.preprocess);
   auto count_above = [](const std::vector<double>& v, double t) {
     return std::count_if(v.begin(), v.end(), [t](double x) { return x >= t; });
   };
@@ -607,34 +763,56 @@ MethodRun upper_bound_level(const BmissBenchInputs& in, const BenchSetup& s,
   for (const double t : {3.0, 5.0, 8.0})
     md << " | " << count_above(sep, t);
   CancellationRounds rounds[2];
-  for (const bool estimated : {false, true})
-    rounds[estimated] = cancellation_rounds(recording, s.sim.muaps, s.sim.muap_fs_Hz, s.muaps_fs,
-                                            s.times_s, truth, in.settings.duration_s,
-                                            in.simulate.emg, params, 5.0, min_roa, estimated);
+  if (in.settings.cancellation_bounds)
+    for (const bool estimated : {false, true})
+      rounds[estimated] = cancellation_rounds(recording, s.sim.muaps, s.sim.muap_fs_Hz, s.muaps_fs,
+                                              s.times_s, truth, in.settings.duration_s,
+                                              in.simulate.emg, params, 5.0, min_roa, estimated);
   md << " | " << fixed(median(sep), 2) << " | " << count_above(bound, 5.0);
   for (const auto& r : rounds) {
     md << " | ";
     for (std::size_t k = 0; k < r.removed.size(); ++k)
       md << (k ? " " : "") << r.removed[k] << "/" << r.recovered[k];
+    if (!in.settings.cancellation_bounds)
+      md << "-";
   }
   md << " |\n";
   separability = {{"extension_factor", upper.extension_factor},
                   {"n_whitened", upper.stats.n_whitened},
                   {"norm_per_unit", sep},
-                  {"noise_limited_per_unit", bound},
-                  {"exact_cancellation_removed", rounds[0].removed},
-                  {"exact_cancellation_recovered", rounds[0].recovered},
-                  {"estimated_cancellation_removed", rounds[1].removed},
-                  {"estimated_cancellation_recovered", rounds[1].recovered}};
+                  {"noise_limited_per_unit", bound}};
+  if (in.settings.cancellation_bounds) {
+    separability["exact_cancellation_removed"] = rounds[0].removed;
+    separability["exact_cancellation_recovered"] = rounds[0].recovered;
+    separability["estimated_cancellation_removed"] = rounds[1].removed;
+    separability["estimated_cancellation_recovered"] = rounds[1].recovered;
+  }
   return run;
 }
 
-/// Every method at noise level `level`: the level's JSON, rows added to `tables`.
-nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, std::size_t level,
-                         BenchTables& tables, const ProgressCallback& progress) {
+/// The name of a noise level: "20 dB", or "no noise".
+std::string snr_name(double snr_dB) {
+  return std::isfinite(snr_dB) ? format_number(snr_dB) + " dB" : "no noise";
+}
+
+/// The recording's file of a level: emg_<SNR>dB.h5 (one-muscle), emg_<arm>_<SNR>dB.h5 or
+/// emg_<arm>_noiseless.h5 (paper).
+std::filesystem::path recording_file(const BmissBenchInputs& in, const BmissBenchArm& arm,
+                                     double snr_dB) {
+  const std::string level = std::isfinite(snr_dB) ? format_number(snr_dB) + "dB" : "noiseless";
+  return in.recordings_dir /
+         ("emg_" + (in.settings.paper() ? arm.muaps + "_" : std::string()) + level + ".h5");
+}
+
+/// Every method at noise level `level` (SNR `snr_dB` of `arm`): the level's JSON, rows added to
+/// `tables`.
+nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, const BmissBenchArm& arm,
+                         double snr_dB, std::size_t level, BenchTables& tables,
+                         const ProgressCallback& progress) {
   const BmissBenchSettings& b = in.settings;
   const BmissParams& params = in.invert;
-  const forward::EmgResult emg = recording_at(in, s, level);
+  const std::filesystem::path file = recording_file(in, arm, snr_dB);
+  const forward::EmgResult emg = recording_at(in, s, snr_dB, level, file);
   SpikeTrains truth;
   truth.source = "truth";
   truth.fs_Hz = emg.fs_Hz;
@@ -645,18 +823,21 @@ nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, std::s
     truth.samples.push_back(std::move(t));
   }
   forward::EmgRecording recording;
-  recording.source = in.recordings_dir / ("emg_" + format_number(b.snr_dB[level]) + "dB.h5");
+  recording.source = file;
   recording.fs_Hz = emg.fs_Hz;
   recording.emg = emg.emg;
   recording.grid_row_col = in.channels.grid_row_col;
-  const std::string tag = format_number(b.snr_dB[level]) + " dB";
-  nlohmann::json lj = {{"snr_dB", b.snr_dB[level]}, {"methods", nlohmann::json::array()}};
+  const std::string tag = (b.paper() ? arm.muaps + ", " : std::string()) + snr_name(snr_dB);
+  nlohmann::json lj = {{"snr_dB", snr_dB}, {"methods", nlohmann::json::array()}};
+  if (b.paper()) {
+    lj["recording_muaps"] = arm.muaps;
+    lj["noise"] = std::isfinite(snr_dB);
+  }
   std::vector<MethodRun> runs;
   auto bmiss = [&](const std::string& name, const SearchModel& m) {
     log_info("bench bmiss: ", tag, ": ", name);
-    runs.push_back(run_bmiss(name, recording, *m.muaps, *m.muscle, *m.skin, params, truth,
-                             s.sim.properties, s.muaps_fs,
-                             true_parameters(*m.muaps, *m.muscle, s.sim), b.min_roa, progress));
+    runs.push_back(run_bmiss(name, recording, m, s, params, truth, true_parameters(m, s), b.min_roa,
+                             b.paper(), progress));
   };
   if (b.runs("bmiss"))
     bmiss("BMISS", s.nominal);
@@ -667,17 +848,26 @@ nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, std::s
     blind.candidates_per_unit = 0; // the same budget of candidates, whatever they give
     Stopwatch watch;
     const auto result = decompose(recording, blind, progress);
+    const std::int64_t per_iteration = std::max<std::int64_t>(1, params.n_refine);
     runs.push_back(scored_run("blind", result, watch.elapsed_s(), truth, b.min_roa,
-                              params.n_iterations, std::max<std::int64_t>(1, params.n_refine)));
+                              params.n_iterations, per_iteration));
+    if (b.paper()) { // its accepted units' sources (decompose() keeps no others)
+      std::vector<HandedOver> handed;
+      const auto min_distance = std::max<std::int64_t>(
+          1, std::llround(params.separation.min_peak_distance_ms * 1e-3 * result.fs_Hz));
+      for (const auto& u : result.units)
+        handed.push_back({u.found_at / per_iteration, peaks_above(u.source, 0.3, min_distance)});
+      runs.back().published_per_iteration = published_recovered(handed, truth, params.n_iterations);
+    }
   }
   if (b.runs("upper")) {
     log_info("bench bmiss: ", tag, ": upper bound (true MUAPs)");
     nlohmann::json sep;
     runs.push_back(upper_bound_level(in, s, recording, emg, truth, tag, tables, sep));
-    sep["snr_dB"] = b.snr_dB[level];
+    sep["snr_dB"] = snr_dB;
     lj["separability"] = sep;
   }
-  if (s.perturbed.muaps)
+  if (s.perturbed.built())
     bmiss("BMISS, perturbed model", s.perturbed);
   for (const auto& r : runs) {
     lj["methods"].push_back(to_json(r));
@@ -689,9 +879,23 @@ nlohmann::json run_level(const BmissBenchInputs& in, const BenchSetup& s, std::s
 } // namespace
 
 void check_settings(const BmissBenchSettings& b) {
+  if (b.setting != "one-muscle" && b.setting != "paper")
+    throw BadInput("bench bmiss: --setting \"" + b.setting + "\": expected one-muscle or paper");
+  auto check_snr = [](double snr) {
+    if (std::isnan(snr) || snr == -std::numeric_limits<double>::infinity())
+      throw BadInput("bench bmiss: --snr: expected finite values [dB] (or none), got " +
+                     format_number(snr));
+  };
   for (const double snr : b.snr_dB)
-    if (!std::isfinite(snr))
-      throw BadInput("bench bmiss: --snr: expected finite values [dB], got " + format_number(snr));
+    check_snr(snr);
+  for (const auto& arm : b.arms) {
+    for (const double snr : arm.snr_dB)
+      check_snr(snr);
+    if (arm.muaps != "simulation" && arm.muaps != "model")
+      throw BadInput("bench bmiss: --muaps \"" + arm.muaps + "\": expected simulation or model");
+  }
+  if (b.paper() && b.muscles.empty())
+    throw BadInput("bench bmiss: --muscles: expected at least one muscle in the paper setting");
   for (const auto& m : b.methods)
     if (m != "bmiss" && m != "blind" && m != "upper" && m != "perturbed")
       throw BadInput("bench bmiss: --methods: \"" + m +
@@ -709,24 +913,95 @@ bool BmissBenchSettings::runs(const std::string& method) const {
   return std::find(methods.begin(), methods.end(), method) != methods.end();
 }
 
+std::vector<std::string> BmissBenchSettings::distinct_muscles() const {
+  if (!paper())
+    return {muscle};
+  std::vector<std::string> out;
+  for (const auto& m : muscles)
+    if (std::find(out.begin(), out.end(), m) == out.end())
+      out.push_back(m);
+  return out;
+}
+
+std::vector<std::int64_t> units_per_muscle(const std::vector<std::string>& shares,
+                                           std::int64_t n_units) {
+  std::vector<std::string> distinct;
+  for (const auto& m : shares)
+    if (std::find(distinct.begin(), distinct.end(), m) == distinct.end())
+      distinct.push_back(m);
+  std::vector<std::int64_t> counts(distinct.size(), 0);
+  for (std::int64_t k = 0; k < n_units && !shares.empty(); ++k) {
+    const auto& name = shares[static_cast<std::size_t>(k) % shares.size()];
+    ++counts[static_cast<std::size_t>(std::find(distinct.begin(), distinct.end(), name) -
+                                      distinct.begin())];
+  }
+  return counts;
+}
+
+std::vector<std::size_t> spread_over_pool(const std::vector<std::size_t>& with_fibres,
+                                          std::int64_t n, const std::string& muscle) {
+  const auto size = static_cast<std::int64_t>(with_fibres.size());
+  if (n > size)
+    throw BadInput("bench bmiss: muscle \"" + muscle + "\" gets " + std::to_string(n) +
+                   " units but its pool has " + std::to_string(size) +
+                   " with fibres (--units, --muscles)");
+  std::vector<std::size_t> out;
+  for (std::int64_t i = 0; i < n; ++i)
+    out.push_back(with_fibres[static_cast<std::size_t>(std::floor(
+        (static_cast<double>(i) + 0.5) * static_cast<double>(size) / static_cast<double>(n)))]);
+  return out;
+}
+
+std::vector<std::int64_t> published_recovered(const std::vector<HandedOver>& handed,
+                                              const SpikeTrains& truth, std::int64_t n_iterations,
+                                              double min_recall) {
+  const auto max_lag = std::max<std::int64_t>(0, std::llround(0.05 * truth.fs_Hz));
+  // Per true unit, the first iteration whose sources recover it (exact: any order).
+  std::vector<std::int64_t> first(truth.samples.size(), std::numeric_limits<std::int64_t>::max());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t u = 0; u < static_cast<std::int64_t>(truth.samples.size()); ++u) {
+    const auto& t = truth.samples[static_cast<std::size_t>(u)];
+    auto& f = first[static_cast<std::size_t>(u)];
+    for (const auto& h : handed) {
+      // Recall above min_recall needs at least that many peaks.
+      if (t.empty() || h.iteration >= f ||
+          static_cast<double>(h.peaks.size()) <= min_recall * static_cast<double>(t.size()))
+        continue;
+      const PairAgreement a = compare_trains(h.peaks, t, 0, max_lag);
+      if (static_cast<double>(a.common) > min_recall * static_cast<double>(t.size()))
+        f = h.iteration;
+    }
+  }
+  std::vector<std::int64_t> out;
+  for (std::int64_t k = 1; k <= n_iterations; ++k)
+    out.push_back(std::count_if(first.begin(), first.end(), [k](std::int64_t f) { return f < k; }));
+  return out;
+}
+
 BmissBenchReport run_bmiss_benchmark(const BmissBenchInputs& in, bool recordings_only,
                                      const ProgressCallback& progress) {
   Stopwatch total;
   const BmissBenchSettings& b = in.settings;
   check_settings(b);
-  const BenchSetup s = set_up(in, progress);
-  if (recordings_only) {
-    for (std::size_t level = 0; level < b.snr_dB.size(); ++level)
-      (void)recording_at(in, s, level);
-    return {};
-  }
-  BenchTables tables(in.invert.n_iterations);
+  BenchSetup s = set_up(in, progress);
+  BenchTables tables(in.invert.n_iterations, b.paper());
   nlohmann::json levels = nlohmann::json::array();
   bool has_separability = false;
-  for (std::size_t level = 0; level < b.snr_dB.size(); ++level) {
-    levels.push_back(run_level(in, s, level, tables, progress));
-    has_separability = has_separability || levels.back().contains("separability");
+  std::size_t level = 0;
+  for (const auto& arm : arms_of(b)) {
+    use_muaps(in, s, arm.muaps);
+    for (const double snr : arm.snr_dB) {
+      if (recordings_only)
+        (void)recording_at(in, s, snr, level, recording_file(in, arm, snr));
+      else
+        levels.push_back(run_level(in, s, arm, snr, level, tables, progress));
+      ++level;
+      has_separability =
+          has_separability || (!recordings_only && levels.back().contains("separability"));
+    }
   }
+  if (recordings_only)
+    return {};
   BmissBenchReport report;
   report.json = {{"muscle", b.muscle},
                  {"n_units", s.sim.muaps.size()},
@@ -745,16 +1020,43 @@ BmissBenchReport run_bmiss_benchmark(const BmissBenchInputs& in, bool recordings
                    {"total", in.setup_time_s + total.elapsed_s()}}},
                  {"levels", levels}};
   std::ostringstream doc;
-  doc << "Model-informed separation benchmark: " << s.sim.muaps.size() << " units of " << b.muscle
-      << ", " << s.n_channels << " channels, " << format_number(b.duration_s) << " s, "
-      << format_number(b.rate_pps) << " pps (CoV " << format_number(b.isi_cov)
-      << "), MUAPs of the recording from the "
-      << (b.muaps == "model" ? "MUAP model (the model that inverts generates the data)"
-                             : "simulation (every fibre)")
-      << "; recovered = RoA >= " << format_number(b.min_roa)
-      << " at 0.5 ms. Errors: mean |error| (depth: median (mean)).\n\n"
-      << tables.recovered.str() << "\n"
-      << tables.properties.str() << "\n";
+  if (b.paper()) {
+    std::vector<std::string> unit_muscle;
+    for (const auto m : s.unit_muscle)
+      unit_muscle.push_back(s.muscles[m]);
+    const auto counts = units_per_muscle(b.muscles, b.n_units);
+    report.json["setting"] = "paper";
+    report.json["muscle"] = s.muscles;
+    report.json["units_per_muscle"] = counts;
+    report.json["unit_muscle"] = unit_muscle;
+    report.json["unit_pool_index"] = s.unit_index;
+    report.json.erase("recording_muaps");
+    std::string split;
+    for (std::size_t m = 0; m < s.muscles.size(); ++m)
+      split += (m ? ", " : "") + s.muscles[m] + " " + std::to_string(counts[m]);
+    doc << "Model-informed separation benchmark, the published setting: " << s.sim.muaps.size()
+        << " units over " << s.muscles.size() << " muscles (" << split
+        << "; each muscle's units spread over its pool), searched over all of them at once, "
+        << s.n_channels << " channels, " << format_number(b.duration_s) << " s, "
+        << format_number(b.rate_pps) << " pps (CoV " << format_number(b.isi_cov)
+        << "). Arms: MUAPs of the recording from the MUAP model that inverts (model) or from the "
+           "simulation (every fibre). Ours: RoA >= "
+        << format_number(b.min_roa)
+        << " at 0.5 ms, one-to-one, accepted units only; published rule: distinct true units "
+           "that some source handed over (accepted or not; blind: its accepted units) matches "
+           "with recall > 0.9 (peaks above 0.3 of its maximum, exact sample at the best lag). "
+           "Errors: mean |error| (depth: median (mean)).\n\n";
+  } else {
+    doc << "Model-informed separation benchmark: " << s.sim.muaps.size() << " units of " << b.muscle
+        << ", " << s.n_channels << " channels, " << format_number(b.duration_s) << " s, "
+        << format_number(b.rate_pps) << " pps (CoV " << format_number(b.isi_cov)
+        << "), MUAPs of the recording from the "
+        << (b.muaps == "model" ? "MUAP model (the model that inverts generates the data)"
+                               : "simulation (every fibre)")
+        << "; recovered = RoA >= " << format_number(b.min_roa)
+        << " at 0.5 ms. Errors: mean |error| (depth: median (mean)).\n\n";
+  }
+  doc << tables.recovered.str() << "\n" << tables.properties.str() << "\n";
   if (has_separability)
     doc << "Separability of the true units (norm of the whitened mixing column at the best "
            "delay: the matched filter's peak over a unit-variance background):\n\n"
@@ -772,7 +1074,7 @@ std::filesystem::path write_bench_subject(const std::filesystem::path& dir,
                                           double scale) {
   ensure_output_dir(dir);
   nlohmann::json table = parse_json(read_text_file(tissues), tissues.string());
-  bool found = false;
+  bool found = muscle.empty();
   for (auto& t : table.at("tissues")) {
     const std::string cls = t.value("class", "");
     if (cls == "muscle") {

@@ -11,6 +11,7 @@
 #include "myotwin/core/log.hpp"
 #include "myotwin/core/resources.hpp"
 #include "myotwin/core/timer.hpp"
+#include "myotwin/core/units.hpp"
 
 namespace myotwin::inversion {
 
@@ -66,11 +67,9 @@ struct SearchSpace {
     return clamp(p);
   }
 
-  /// The k-th probe: a cell (first Halton coordinate), a point inside it, then the others.
-  [[nodiscard]] Point probe(std::uint64_t k) const {
-    const auto n_cells = static_cast<double>(cells.rows());
-    const auto c =
-        std::min<Eigen::Index>(cells.rows() - 1, static_cast<Eigen::Index>(halton(k, 2) * n_cells));
+  /// The k-th probe at fibre seed `c`: a point within a cell of it (Halton bases 3 and 5), then
+  /// the others.
+  [[nodiscard]] Point probe_at(std::uint64_t k, Eigen::Index c) const {
     Point p;
     p[0] = cells(c, 0) + (halton(k, 3) - 0.5) * cell_size_m;
     p[1] = cells(c, 1) + (halton(k, 5) - 0.5) * cell_size_m;
@@ -271,53 +270,127 @@ SearchSpace make_space(const forward::MuapModel& model, const anatomy::MuscleMod
   return space;
 }
 
-/// fit_properties() in `space`.
-FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
-                                const anatomy::MuscleModel& muscle,
+/// A candidate unit: the muscle it lies in (an index into the muscles searched: a discrete
+/// parameter) and its point in that muscle's space.
+struct Candidate {
+  std::size_t muscle = 0;
+  Point p = Point::Zero();
+};
+
+/// The search spaces of every muscle searched. A probe draws one fibre seed among all muscles'
+/// seeds together (the first Halton coordinate), so that each muscle gets probes in proportion
+/// to its model fibres, i.e. to its section; with one muscle the sequence is that muscle's own.
+struct MuscleSpaces {
+  std::vector<SearchMuscle> muscles;
+  std::vector<SearchSpace> spaces;
+  std::vector<Eigen::Index> first_seed; ///< muscle m's seeds are [first_seed[m], first_seed[m+1])
+
+  [[nodiscard]] Candidate probe(std::uint64_t k) const {
+    const Eigen::Index total = first_seed.back();
+    const auto c = std::min<Eigen::Index>(
+        total - 1, static_cast<Eigen::Index>(halton(k, 2) * static_cast<double>(total)));
+    const auto m = static_cast<std::size_t>(
+        std::upper_bound(first_seed.begin(), first_seed.end(), c) - first_seed.begin() - 1);
+    return {m, spaces[m].probe_at(k, c - first_seed[m])};
+  }
+
+  /// More than a cell from every fibre seed of its muscle.
+  [[nodiscard]] bool outside(const Candidate& c) const {
+    const SearchSpace& s = spaces[c.muscle];
+    return s.outside_m(c.p) > s.cell_size_m;
+  }
+
+  [[nodiscard]] forward::UnitParameters theta(const Candidate& c) const {
+    return spaces[c.muscle].theta(c.p);
+  }
+
+  [[nodiscard]] Eigen::MatrixXd muap(const Candidate& c) const {
+    return muscles[c.muscle].model->muap(theta(c));
+  }
+
+  [[nodiscard]] const forward::MuapModel& model() const { return *muscles.front().model; }
+};
+
+/// The spaces of `muscles` (make_space() of each). \throws BadInput for no muscles, a missing
+/// model or muscle, models of different channels or rates, and as make_space().
+MuscleSpaces make_spaces(const std::vector<SearchMuscle>& muscles, const BmissParams& params) {
+  if (muscles.empty())
+    throw BadInput("invert: no muscles to search (expected at least one)");
+  MuscleSpaces ms;
+  ms.muscles = muscles;
+  ms.first_seed.push_back(0);
+  for (const auto& m : muscles) {
+    if (m.model == nullptr || m.muscle == nullptr)
+      throw BadInput("invert: a muscle to search has no MUAP model or anatomy");
+    const auto& first = *muscles.front().model;
+    if (m.model->n_channels() != first.n_channels() ||
+        m.model->params().fs_Hz != first.params().fs_Hz)
+      throw BadInput("invert: the MUAP model of muscle \"" + m.muscle->geometry.name + "\" has " +
+                     std::to_string(m.model->n_channels()) + " channels at " +
+                     format_number(m.model->params().fs_Hz) + " Hz, that of \"" +
+                     muscles.front().muscle->geometry.name + "\" " +
+                     std::to_string(first.n_channels()) + " at " +
+                     format_number(first.params().fs_Hz) + " Hz: expected the same electrodes");
+    ms.spaces.push_back(make_space(*m.model, *m.muscle, params));
+    ms.first_seed.push_back(ms.first_seed.back() + ms.spaces.back().cells.rows());
+  }
+  return ms;
+}
+
+/// fit_properties() in `ms`: probes over every muscle, Nelder-Mead within the muscle of each
+/// start.
+FittedProperties fit_properties(const Eigen::MatrixXd& sta, const MuscleSpaces& ms,
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
-                                const BmissParams& params, const SearchSpace& space) {
+                                const BmissParams& params) {
   const auto& filter = params.separation.preprocess;
-  const double fs = model.params().fs_Hz;
-  const Point step = space.step();
-  auto residual = [&](const Point& p) {
-    if (space.outside_m(p) > space.cell_size_m)
+  const double fs = ms.model().params().fs_Hz;
+  auto residual = [&](const Candidate& c) {
+    if (ms.outside(c))
       return -1e9;
     double scale = 0.0;
-    const Eigen::MatrixXd m = band_passed_muap(model.muap(space.theta(p)), fs, filter);
+    const Eigen::MatrixXd m = band_passed_muap(ms.muap(c), fs, filter);
     return -fit_residual(m, sta, scale, params.fit_free_scale);
   };
   // A global probe of the bounds, then Nelder-Mead from the best distinct probes.
-  std::vector<std::pair<double, Point>> probes;
+  std::vector<std::pair<double, Candidate>> probes;
   for (std::int64_t k = 0; k < params.n_fit_probe; ++k) {
-    const Point p = space.probe(static_cast<std::uint64_t>(k + 1));
-    probes.emplace_back(-residual(p), p);
+    const Candidate c = ms.probe(static_cast<std::uint64_t>(k + 1));
+    probes.emplace_back(-residual(c), c);
   }
   std::sort(probes.begin(), probes.end(),
             [](const auto& a, const auto& c) { return a.first < c.first; });
-  std::vector<std::pair<double, Point>> fits;
+  std::vector<std::pair<double, Candidate>> fits;
   for (const auto& [res, start] : probes) {
     if (static_cast<std::int64_t>(fits.size()) >= params.n_fit_starts)
       break;
     (void)res;
     double value = 0.0;
-    const Point best =
-        nelder_mead(residual, start, step, params.nelder_mead_evaluations * 2, space, value);
-    fits.emplace_back(-value, best);
+    const std::size_t m = start.muscle;
+    const SearchSpace& space = ms.spaces[m];
+    const Point best = nelder_mead(
+        [&](const Point& p) {
+          return residual({m, p});
+        },
+        start.p, space.step(), params.nelder_mead_evaluations * 2, space, value);
+    fits.emplace_back(-value, Candidate{m, best});
   }
   std::sort(fits.begin(), fits.end(),
             [](const auto& a, const auto& c) { return a.first < c.first; });
   FittedProperties fp;
-  const Point& best = fits.front().second;
-  fp.theta = space.theta(best);
-  const Eigen::MatrixXd m = band_passed_muap(model.muap(fp.theta), fs, filter);
+  const Candidate& best = fits.front().second;
+  const SearchSpace& space = ms.spaces[best.muscle];
+  const anatomy::MuscleModel& muscle = *ms.muscles[best.muscle].muscle;
+  fp.muscle = best.muscle;
+  fp.theta = space.theta(best.p);
+  const Eigen::MatrixXd m = band_passed_muap(ms.muap(best), fs, filter);
   fp.relative_residual = fit_residual(m, sta, fp.amplitude_scale, params.fit_free_scale);
-  // Spread over the starts within 10 % of the best residual.
+  // Spread over the starts in the best's muscle within 10 % of the best residual.
   Point mean = Point::Zero(), square = Point::Zero();
   int n_near = 0;
-  for (const auto& [res, p] : fits)
-    if (res <= 1.1 * fits.front().first + 1e-12) {
-      Point q = p;
-      q[2] = std::exp(p[2]);
+  for (const auto& [res, c] : fits)
+    if (c.muscle == best.muscle && res <= 1.1 * fits.front().first + 1e-12) {
+      Point q = c.p;
+      q[2] = std::exp(c.p[2]);
       mean += q;
       square += q.cwiseAbs2();
       ++n_near;
@@ -408,6 +481,14 @@ BmissParams read_bmiss_params(ConfigReader& s, const DecomposeParams& separation
   if (p.size_max_fibres > 0.0 && p.size_max_fibres < p.size_min_fibres)
     s.fail("size_max_fibres", "expected >= size_min_fibres (" + format_number(p.size_min_fibres) +
                                   "), got " + format_number(p.size_max_fibres));
+  p.max_muscle_distance_m = units::mm_to_m(s.optional<double>(
+      "max_muscle_distance_mm", units::m_to_mm(p.max_muscle_distance_m), positive(),
+      "a muscle is searched only when some of its fibres lie within this distance of an "
+      "electrode [mm]; a muscle list none of which is that close is refused"));
+  p.muscles = s.optional<std::vector<std::string>>(
+      "muscles", p.muscles, {},
+      "muscles searched, by name (a unit's muscle is a parameter of the search); empty: those of "
+      "simulate.muscles, or every muscle of the anatomy when that is empty too");
   return p;
 }
 
@@ -426,7 +507,9 @@ nlohmann::json to_json(const BmissParams& p) {
           {"size_min_fibres", p.size_min_fibres},
           {"size_max_fibres", p.size_max_fibres},
           {"cv_min_m_per_s", p.cv_min_m_per_s},
-          {"cv_max_m_per_s", p.cv_max_m_per_s}};
+          {"cv_max_m_per_s", p.cv_max_m_per_s},
+          {"max_muscle_distance_mm", 1e3 * p.max_muscle_distance_m},
+          {"muscles", p.muscles}};
 }
 
 // Over the MUAP's samples the zero-phase filter is H m with H(t, j) = h(t - j), h the filter's
@@ -494,9 +577,36 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
   return out;
 }
 
+std::vector<std::int64_t> peaks_above(const Eigen::Ref<const Eigen::VectorXd>& s, double fraction,
+                                      std::int64_t min_distance) {
+  std::vector<std::int64_t> candidates;
+  if (s.size() == 0)
+    return candidates;
+  const double threshold = fraction * s.maxCoeff();
+  for (Eigen::Index k = 0; k < s.size(); ++k)
+    if (s[k] > threshold && (k == 0 || s[k] > s[k - 1]) && (k + 1 == s.size() || s[k] >= s[k + 1]))
+      candidates.push_back(k);
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](std::int64_t a, std::int64_t b) { return s[a] > s[b]; });
+  std::vector<std::int64_t> kept;
+  std::vector<char> blocked(static_cast<std::size_t>(s.size()), 0);
+  for (const std::int64_t k : candidates) {
+    if (blocked[static_cast<std::size_t>(k)])
+      continue;
+    kept.push_back(k);
+    const std::int64_t lo = std::max<std::int64_t>(0, k - min_distance + 1);
+    const std::int64_t hi = std::min<std::int64_t>(s.size() - 1, k + min_distance - 1);
+    for (std::int64_t j = lo; j <= hi; ++j)
+      blocked[static_cast<std::size_t>(j)] = 1;
+  }
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
 std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteration,
                                  WhitenedEmg& data, AcceptedUnits& accepted,
-                                 const BmissParams& params, DecomposeStats& stats) {
+                                 const BmissParams& params, DecomposeStats& stats,
+                                 std::vector<HandedOver>* record) {
   // The model's vector is already close to the unit: a few fixed-point steps only, so that the
   // source does not drift to another unit or an outlier, then the CoV-of-ISI refinement; when
   // that fails acceptance, the full fixed-point iterations from the same vector.
@@ -509,6 +619,12 @@ std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteratio
     if (source.w.size() == 0)
       return std::nullopt;
     ++stats.n_candidates;
+    if (record != nullptr)
+      record->push_back(
+          {iteration, peaks_above(source.s, 0.3,
+                                  std::max<std::int64_t>(
+                                      1, std::llround(params.separation.min_peak_distance_ms *
+                                                      1e-3 * data.fs_Hz)))});
     const double sil = source.detection.sil, cov = source.cov_isi_local;
     const auto n_d = source.detection.discharges.size();
     verdict = accepted.offer(std::move(source), iteration, data, params.separation, stats);
@@ -590,26 +706,25 @@ void remove_from_search(const std::vector<std::int64_t>& discharges, const Bmiss
     peel_off(spaces.data.z, discharges, spaces.peel_half);
 }
 
-/// What the candidates of an inversion are scored with: the MUAP model, its search space and
-/// the parameters.
+/// What the candidates of an inversion are scored with: the MUAP models and search spaces of
+/// the muscles, and the parameters.
 struct Search {
-  const forward::MuapModel& model;
-  const SearchSpace& space;
+  const MuscleSpaces& spaces;
   const BmissParams& params;
 
-  /// score_muap() of the candidate at `p` in `data`, deflated by `basis`; candidates outside
-  /// the muscle (more than a cell from every fibre seed) score -3.
-  [[nodiscard]] CandidateScore score(const Point& p, const WhitenedEmg& data,
+  /// score_muap() of the candidate `c` in `data`, deflated by `basis`; candidates outside
+  /// their muscle (more than a cell from every fibre seed) score -3.
+  [[nodiscard]] CandidateScore score(const Candidate& c, const WhitenedEmg& data,
                                      const std::vector<Eigen::VectorXd>& basis) const {
-    if (space.outside_m(p) > space.cell_size_m)
+    if (spaces.outside(c))
       return CandidateScore{};
-    return score_muap(model.muap(space.theta(p)), data, basis, params.separation.preprocess);
+    return score_muap(spaces.muap(c), data, basis, params.separation.preprocess);
   }
 };
 
 /// Probed candidates with their kurtosis, and their indices best first.
 struct Probes {
-  std::vector<Point> points;
+  std::vector<Candidate> points;
   std::vector<double> scores;
   std::vector<std::size_t> order;
 };
@@ -620,12 +735,12 @@ Probes probe_candidates(const Search& search, const WhitenedEmg& data,
                         const std::vector<Eigen::VectorXd>& basis, std::uint64_t& probe_index) {
   const BmissParams& params = search.params;
   Probes probes;
-  std::vector<Point>& points = probes.points;
+  std::vector<Candidate>& points = probes.points;
   std::vector<double>& scores = probes.scores;
   points.resize(static_cast<std::size_t>(params.n_probe));
   scores.resize(points.size());
   for (std::size_t k = 0; k < points.size(); ++k)
-    points[k] = search.space.probe(probe_index++);
+    points[k] = search.spaces.probe(probe_index++);
 #pragma omp parallel for schedule(dynamic, 4)
   for (std::int64_t k = 0; k < params.n_probe; ++k)
     scores[static_cast<std::size_t>(k)] =
@@ -638,31 +753,38 @@ Probes probe_candidates(const Search& search, const WhitenedEmg& data,
   return probes;
 }
 
-/// Step 2: refines the best distinct candidates (centres at least a cell apart, at most
-/// n_refine) by Nelder-Mead on the kurtosis, in parallel.
-std::vector<Point> refine_candidates(const Search& search, const WhitenedEmg& data,
-                                     const std::vector<Eigen::VectorXd>& basis,
-                                     const Probes& probes) {
+/// Step 2: refines the best distinct candidates (in different muscles, or centres at least a
+/// cell apart; at most n_refine) by Nelder-Mead on the kurtosis within their muscle, in
+/// parallel.
+std::vector<Candidate> refine_candidates(const Search& search, const WhitenedEmg& data,
+                                         const std::vector<Eigen::VectorXd>& basis,
+                                         const Probes& probes) {
   const BmissParams& params = search.params;
-  const Point step = search.space.step();
-  std::vector<Point> chosen;
+  std::vector<Candidate> chosen;
   for (const auto k : probes.order) {
     if (static_cast<std::int64_t>(chosen.size()) >= params.n_refine)
       break;
-    const bool distinct = std::none_of(chosen.begin(), chosen.end(), [&](const Point& c) {
-      return (c.head<2>() - probes.points[k].head<2>()).norm() < search.space.cell_size_m;
+    const Candidate& p = probes.points[k];
+    const bool distinct = std::none_of(chosen.begin(), chosen.end(), [&](const Candidate& c) {
+      return c.muscle == p.muscle &&
+             (c.p.head<2>() - p.p.head<2>()).norm() < search.spaces.spaces[c.muscle].cell_size_m;
     });
     if (distinct)
-      chosen.push_back(probes.points[k]);
+      chosen.push_back(p);
   }
-  std::vector<Point> refined(chosen.size());
+  std::vector<Candidate> refined(chosen.size());
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t k = 0; k < static_cast<std::int64_t>(chosen.size()); ++k) {
+    const Candidate& start = chosen[static_cast<std::size_t>(k)];
+    const std::size_t m = start.muscle;
+    const SearchSpace& space = search.spaces.spaces[m];
     double value = 0.0;
-    refined[static_cast<std::size_t>(k)] =
-        nelder_mead([&](const Point& p) { return search.score(p, data, basis).kurtosis; },
-                    chosen[static_cast<std::size_t>(k)], step, params.nelder_mead_evaluations,
-                    search.space, value);
+    refined[static_cast<std::size_t>(k)] = {
+        m, nelder_mead(
+               [&](const Point& p) {
+                 return search.score({m, p}, data, basis).kurtosis;
+               },
+               start.p, space.step(), params.nelder_mead_evaluations, space, value)};
   }
   return refined;
 }
@@ -672,8 +794,9 @@ std::vector<Point> refine_candidates(const Search& search, const WhitenedEmg& da
 /// separation space at the discharges of the model's source (two spaces). Returns the discharge
 /// trains of the units accepted.
 std::vector<std::vector<std::int64_t>>
-hand_over_candidates(const Search& search, const std::vector<Point>& refined, std::int64_t it,
-                     Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats) {
+hand_over_candidates(const Search& search, const std::vector<Candidate>& refined, std::int64_t it,
+                     Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats,
+                     std::vector<HandedOver>& record) {
   const BmissParams& params = search.params;
   std::vector<std::vector<std::int64_t>> new_trains;
   for (const auto& p : refined) {
@@ -691,7 +814,7 @@ hand_over_candidates(const Search& search, const std::vector<Point>& refined, st
       w = spike_triggered_mean(spaces.separation().z, source.detection.discharges);
     }
     const std::size_t before = accepted.size();
-    const auto v = hand_over(w, it, spaces.separation(), accepted, params, stats);
+    const auto v = hand_over(w, it, spaces.separation(), accepted, params, stats, &record);
     log_debug("invert: candidate kurtosis ", format_number(c.kurtosis), ", verdict ",
               v ? static_cast<int>(*v) : -1);
     if (v == Verdict::accepted && accepted.size() > before) {
@@ -724,7 +847,8 @@ void cancel_units(const BmissParams& params, Spaces& spaces, AcceptedUnits& acce
 /// Iteration `it` of the model-informed separation: probe, refine, hand over, cancel this
 /// iteration's units; returns its statistics.
 BmissIteration run_iteration(const Search& search, std::int64_t it, std::uint64_t& probe_index,
-                             Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats) {
+                             Spaces& spaces, AcceptedUnits& accepted, DecomposeStats& stats,
+                             std::vector<HandedOver>& record) {
   const BmissParams& params = search.params;
   Stopwatch watch;
   BmissIteration stat;
@@ -734,10 +858,11 @@ BmissIteration run_iteration(const Search& search, std::int64_t it, std::uint64_
   stat.n_probed = params.n_probe;
   stat.best_score = probes.order.empty() ? -3.0 : probes.scores[probes.order.front()];
   // 2. Refine.
-  const std::vector<Point> refined = refine_candidates(search, spaces.data, basis, probes);
+  const std::vector<Candidate> refined = refine_candidates(search, spaces.data, basis, probes);
   stat.n_refined = static_cast<std::int64_t>(refined.size());
   // 3. Hand-over.
-  const auto new_trains = hand_over_candidates(search, refined, it, spaces, accepted, stats);
+  const auto new_trains =
+      hand_over_candidates(search, refined, it, spaces, accepted, stats, record);
   stat.n_accepted = static_cast<std::int64_t>(new_trains.size());
   // 4. Successive cancellation of this iteration's units.
   if (params.cancellation && !new_trains.empty() && it + 1 < params.n_iterations)
@@ -750,18 +875,17 @@ BmissIteration run_iteration(const Search& search, std::int64_t it, std::uint64_
   return stat;
 }
 
-/// The properties of each unit: least squares through the model from several starts, in
+/// The properties of each unit: least squares through the models from several starts, in
 /// parallel over units.
 std::vector<FittedProperties>
-fit_unit_properties(const std::vector<MotorUnit>& units, const forward::MuapModel& model,
-                    const anatomy::MuscleModel& muscle,
+fit_unit_properties(const std::vector<MotorUnit>& units, const MuscleSpaces& ms,
                     const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
-                    const BmissParams& params, const SearchSpace& space) {
+                    const BmissParams& params) {
   std::vector<FittedProperties> properties(units.size());
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t ui = 0; ui < static_cast<std::int64_t>(units.size()); ++ui)
-    properties[static_cast<std::size_t>(ui)] = fit_properties(
-        units[static_cast<std::size_t>(ui)].muap, model, muscle, skin_points_m, params, space);
+    properties[static_cast<std::size_t>(ui)] =
+        fit_properties(units[static_cast<std::size_t>(ui)].muap, ms, skin_points_m, params);
   return properties;
 }
 
@@ -771,14 +895,20 @@ BmissResult invert(const forward::EmgRecording& recording, const forward::MuapMo
                    const anatomy::MuscleModel& muscle,
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress) {
-  check_against_model(recording, model);
+  return invert(recording, {SearchMuscle{&model, &muscle}}, skin_points_m, params, progress);
+}
+
+BmissResult invert(const forward::EmgRecording& recording, const std::vector<SearchMuscle>& muscles,
+                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                   const BmissParams& params, const ProgressCallback& progress) {
+  const MuscleSpaces ms = make_spaces(muscles, params);
+  check_against_model(recording, ms.model());
   validate(params.separation);
   BmissResult result;
   DecomposeStats stats;
   // The search space (the decompose extension) and, when finer, the separation space.
   Spaces spaces = whiten_spaces(recording, params, stats);
-  const SearchSpace space = make_space(model, muscle, params);
-  const Search search{model, space, params};
+  const Search search{ms, params};
 
   // Iterations of probe, refine, hand-over and cancellation.
   AcceptedUnits accepted;
@@ -786,15 +916,15 @@ BmissResult invert(const forward::EmgRecording& recording, const forward::MuapMo
                           static_cast<std::size_t>(params.n_iterations));
   std::uint64_t probe_index = 1;
   for (std::int64_t it = 0; it < params.n_iterations; ++it) {
-    result.iterations.push_back(run_iteration(search, it, probe_index, spaces, accepted, stats));
+    result.iterations.push_back(
+        run_iteration(search, it, probe_index, spaces, accepted, stats, result.handed_over));
     report.advance();
   }
   report.finish();
   result.decomposition = accepted.finish(spaces.separation(), separation_space(params), stats);
 
   // Properties: least squares through the model from several starts.
-  result.properties =
-      fit_unit_properties(result.decomposition.units, model, muscle, skin_points_m, params, space);
+  result.properties = fit_unit_properties(result.decomposition.units, ms, skin_points_m, params);
   return result;
 }
 
@@ -824,8 +954,21 @@ FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapM
     throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
                    " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
                    ": expected 1 <= n_fit_starts <= n_fit_probe");
-  return fit_properties(sta, model, muscle, skin_points_m, params,
-                        make_space(model, muscle, params));
+  return fit_properties(sta, make_spaces({SearchMuscle{&model, &muscle}}, params), skin_points_m,
+                        params);
+}
+
+FittedProperties fit_properties(const Eigen::MatrixXd& sta,
+                                const std::vector<SearchMuscle>& muscles,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params) {
+  const MuscleSpaces ms = make_spaces(muscles, params);
+  check_muap("fit_properties", sta, ms.model());
+  if (params.n_fit_starts < 1 || params.n_fit_probe < params.n_fit_starts)
+    throw BadInput("fit_properties: n_fit_starts = " + std::to_string(params.n_fit_starts) +
+                   " and n_fit_probe = " + std::to_string(params.n_fit_probe) +
+                   ": expected 1 <= n_fit_starts <= n_fit_probe");
+  return fit_properties(sta, ms, skin_points_m, params);
 }
 
 double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
@@ -843,20 +986,31 @@ double model_residual(const Eigen::MatrixXd& sta, const forward::MuapModel& mode
   return fit_residual(m, sta, scale, params.fit_free_scale);
 }
 
-RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
+RunEstimate estimate_invert(double n_rows, double n_samples,
+                            const std::vector<const anatomy::MuscleModel*>& muscles,
                             Eigen::Index n_channels, const forward::MuapModelParams& model_params,
                             const BmissParams& params, int threads) {
   // Constants measured on 2 cores (docs/reliability.md, "Time estimates").
   constexpr double model_s_per_fibre_channel_pass = 4.2e-5;
   constexpr double source_s_per_value = 2e-10; // one probe's source: whitened dims x samples
   constexpr double handover_s_per_value = 1.3e-8;
-  const auto model = forward::MuapModel::estimate_memory(muscle.fibres, n_channels, model_params);
+  // The models are built one at a time: the peak is the kept models and the largest excess.
+  forward::MuapModel::MemoryEstimate model;
+  double excess = 0.0, n_fibres = 0.0;
+  std::string names;
+  for (const auto* muscle : muscles) {
+    const auto m = forward::MuapModel::estimate_memory(muscle->fibres, n_channels, model_params);
+    model.kept_bytes += m.kept_bytes;
+    excess = std::max(excess, m.peak_bytes - m.kept_bytes);
+    n_fibres += static_cast<double>(muscle->fibres.fibres.size());
+    names += (names.empty() ? "" : ", ") + muscle->geometry.name;
+  }
+  model.peak_bytes = model.kept_bytes + excess;
   const DecomposeParams& separation = params.separation;
   RunEstimate e = estimate_decompose(n_rows, n_samples, separation, threads);
   const auto gib = [](double bytes) {
     return format_number(std::round(bytes / 1073741824.0 * 1e3) / 1e3) + " GiB";
   };
-  const double n_fibres = static_cast<double>(muscle.fibres.fibres.size());
   const auto r = static_cast<double>(extension_factor_for(n_rows, separation));
   const double n_ext = n_rows * r;
   const double whiten_s = 3e-10 * n_ext * n_ext * n_samples;
@@ -874,8 +1028,8 @@ RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::Musc
                  format_duration(whiten_s) + ", " + format_number(iterations) +
                  " iterations of probes " + format_duration(probes_s) + " and hand-overs " +
                  format_duration(handovers_s) + "; then the property fit of each unit found";
-  e.drivers = "MUAP model of " + muscle.geometry.name + ": " + format_number(n_fibres) +
-              " model fibres x " + format_number(static_cast<double>(n_channels)) + " channels x " +
+  e.drivers = "MUAP model of " + names + ": " + format_number(n_fibres) + " model fibres x " +
+              format_number(static_cast<double>(n_channels)) + " channels x " +
               format_number(model_params.n_end_plate_shifts) +
               " end-plate shifts (muap_model.cell_size_mm = " +
               format_number(model_params.cell_size_m * 1e3) +
@@ -886,6 +1040,26 @@ RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::Musc
               format_number(static_cast<double>(params.n_refine)) + "; separation: " + e.drivers;
   e.bytes = std::max(model.peak_bytes, model.kept_bytes + e.bytes);
   return e;
+}
+
+double distance_to_electrodes(const anatomy::MuscleFibres& fibres,
+                              const Eigen::Ref<const Eigen::MatrixX3d>& electrodes_m) {
+  // Per fibre, then the smallest (an exact minimum: any order gives the same bits).
+  std::vector<double> nearest(fibres.fibres.size(), std::numeric_limits<double>::infinity());
+  if (electrodes_m.rows() == 0)
+    return std::numeric_limits<double>::infinity();
+#pragma omp parallel for schedule(dynamic, 16)
+  for (std::int64_t f = 0; f < static_cast<std::int64_t>(fibres.fibres.size()); ++f) {
+    const auto& points = fibres.fibres[static_cast<std::size_t>(f)].points_m;
+    double best = std::numeric_limits<double>::infinity();
+    for (Eigen::Index k = 0; k < points.rows(); ++k)
+      best = std::min(best,
+                      (electrodes_m.rowwise() - points.row(k)).rowwise().squaredNorm().minCoeff());
+    nearest[static_cast<std::size_t>(f)] = best;
+  }
+  const double d2 = nearest.empty() ? std::numeric_limits<double>::infinity()
+                                    : *std::min_element(nearest.begin(), nearest.end());
+  return std::sqrt(d2);
 }
 
 } // namespace myotwin::inversion

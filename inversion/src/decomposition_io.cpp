@@ -281,8 +281,13 @@ nlohmann::json stats_json(const DecomposeStats& s) {
 void write_fitted_properties(const std::filesystem::path& json_path,
                              const std::filesystem::path& h5_path,
                              const std::vector<FittedProperties>& properties,
-                             const std::string& muscle) {
+                             const std::vector<std::string>& muscles) {
+  std::string muscle;
+  for (const auto& name : muscles)
+    muscle += (muscle.empty() ? "" : ", ") + name;
+  const bool several = muscles.size() > 1;
   nlohmann::json props = nlohmann::json::array();
+  Eigen::VectorXd muscle_index(static_cast<Eigen::Index>(properties.size()));
   const auto n_u = static_cast<Eigen::Index>(properties.size());
   Eigen::MatrixXd table(n_u, 8);
   for (Eigen::Index u = 0; u < n_u; ++u) {
@@ -301,6 +306,9 @@ void write_fitted_properties(const std::filesystem::path& json_path,
          {"cv_sd_m_per_s", p.spread.cv_m_per_s},
          {"amplitude_scale", p.amplitude_scale},
          {"relative_residual", p.relative_residual}});
+    if (several)
+      props.back()["muscle"] = muscles.at(p.muscle);
+    muscle_index[u] = static_cast<double>(p.muscle);
     table.row(u) << p.theta.centre_m.x(), p.theta.centre_m.y(), p.depth_m, p.theta.n_fibres,
         p.theta.end_plate_shift_m, p.theta.cv_m_per_s, p.amplitude_scale, p.relative_residual;
   }
@@ -317,6 +325,8 @@ void write_fitted_properties(const std::filesystem::path& json_path,
                                    "end_plate_shift_m, cv_m_per_s, amplitude_scale, "
                                    "relative_residual")},
            {"muscle", muscle}});
+  if (several)
+    w.write("muscle_index", muscle_index, {{"muscles", muscle}});
   w.commit();
 }
 

@@ -223,6 +223,24 @@ void Pipeline::check_pipeline_reuse_and_scores() {
   EXPECT_EQ(swapped.exit_code, 2) << swapped.output;
   EXPECT_NE(swapped.output.find("channel 0 is at grid (row 0, column 1)"), std::string::npos)
       << swapped.output;
+  // Several muscles at once: a muscle the anatomy lacks is named, with those it has; a grid that
+  // reaches none of the muscles listed is refused, naming each one's distance.
+  const auto lacking = run_myotwin("invert " + quoted(out() / "forward/emg.h5") + " --subject " +
+                                   *subject_ + " --muscle ED,PL --quiet -o " + *out_);
+  EXPECT_EQ(lacking.exit_code, 2) << lacking.output;
+  EXPECT_NE(lacking.output.find("muscle \"PL\" is not in the anatomy (ED, FDP)"), std::string::npos)
+      << lacking.output;
+  {
+    std::ofstream c(dir_->path() / "near.json");
+    c << R"({"invert": {"max_muscle_distance_mm": 0.01}})";
+  }
+  const auto far = run_myotwin("invert " + quoted(out() / "forward/emg.h5") + " --subject " +
+                               *subject_ + " --muscle ED,FDP --quiet -o " + *out_ + " --config " +
+                               quoted(dir_->path() / "near.json"));
+  EXPECT_EQ(far.exit_code, 2) << far.output;
+  for (const std::string fragment : {"the electrodes cover none of the muscles to search: ED (",
+                                     "FDP (", "invert.max_muscle_distance_mm = 0.01"})
+    EXPECT_NE(far.output.find(fragment), std::string::npos) << fragment << "\n" << far.output;
   // Its memory (the MUAP model's precomputation and the separation) is estimated before either
   // allocates: above the limit it is refused, naming the estimate, and nothing is written.
   const auto limited =

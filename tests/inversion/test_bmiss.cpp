@@ -16,6 +16,7 @@
 #include "myotwin/core/random.hpp"
 #include "myotwin/forward/drive/drive.hpp"
 #include "myotwin/forward/emg/emg.hpp"
+#include "myotwin/inversion/benchmark.hpp"
 #include "myotwin/inversion/bmiss.hpp"
 #include "myotwin/inversion/score.hpp"
 #include "test_support.hpp"
@@ -215,6 +216,108 @@ TEST(Bmiss, RecoversUnitsAndTheirTerritoriesThroughTheSubjectsModel) {
   EXPECT_LT(cv_error_sum / recovered, 0.3);
   // The model's own amplitude carries the fibre count (a free scale lost it: factor 2).
   EXPECT_LT(fibre_error_sum / recovered, 0.3);
+}
+
+/// The cylinder's fibres cut in two muscles at x = 0 (left: x < 0), each with its own pool:
+/// the units whose centre lies on that side, with their fibres on that side. The recording is
+/// the whole cylinder's.
+static std::pair<ma::MuscleModel, ma::MuscleModel> halves(const Problem& p) {
+  ma::MuscleModel side[2];
+  std::vector<Eigen::Index> new_index(p.muscle.fibres.fibres.size(), -1);
+  for (int s = 0; s < 2; ++s) {
+    auto& m = side[s];
+    m.geometry.name = s == 0 ? "left" : "right";
+    m.fibres.name = m.geometry.name;
+    m.fibres.plane_centre_m = p.muscle.fibres.plane_centre_m;
+    for (std::size_t f = 0; f < p.muscle.fibres.fibres.size(); ++f) {
+      const auto& fibre = p.muscle.fibres.fibres[f];
+      if ((fibre.seed_2d_m.x() < 0.0) == (s == 0)) {
+        new_index[f] = static_cast<Eigen::Index>(m.fibres.fibres.size());
+        m.fibres.fibres.push_back(fibre);
+      }
+    }
+    const auto n_f = static_cast<Eigen::Index>(m.fibres.fibres.size());
+    m.pool.fibre_unit = Eigen::VectorXi::Constant(n_f, -1);
+    m.pool.fibre_cv_m_per_s = Eigen::VectorXd::Constant(n_f, 4.0);
+    m.pool.fibre_diameter_m = Eigen::VectorXd::Constant(n_f, 50e-6);
+    for (const auto& unit : p.muscle.pool.units) {
+      if ((unit.territory_centre_m.x() < 0.0) != (s == 0))
+        continue;
+      ma::MotorUnit u = unit;
+      u.fibres.clear();
+      for (const auto f : unit.fibres)
+        if (new_index[static_cast<std::size_t>(f)] >= 0 &&
+            (p.muscle.fibres.fibres[static_cast<std::size_t>(f)].seed_2d_m.x() < 0.0) == (s == 0))
+          u.fibres.push_back(new_index[static_cast<std::size_t>(f)]);
+      u.index = static_cast<std::int64_t>(m.pool.units.size());
+      for (const auto f : u.fibres) {
+        m.pool.fibre_unit[f] = static_cast<int>(u.index);
+        m.pool.fibre_cv_m_per_s[f] = u.cv_m_per_s;
+      }
+      u.n_fibres = 4.0 * static_cast<double>(u.fibres.size());
+      m.pool.units.push_back(u);
+    }
+  }
+  return {side[0], side[1]};
+}
+
+TEST(Bmiss, SeparatesSeveralMusclesAtOnceWithEachUnitsMuscleAParameter) {
+  // The cylinder as two muscles: one search over both recovers the units as the search over the
+  // whole muscle does, and fits each unit clearly inside one half to that half.
+  const Problem p = make_problem(20.0);
+  const auto [left, right] = halves(p);
+  const auto transfer =
+      mf::infinite_medium_transfer_function(p.electrodes, mf::AnisotropicMedium{});
+  const mf::MuapModel left_model(left.fibres, left.pool, transfer, 30, model_params());
+  const mf::MuapModel right_model(right.fibres, right.pool, transfer, 30, model_params());
+  const std::vector<mi::SearchMuscle> muscles = {{&left_model, &left}, {&right_model, &right}};
+  const auto result = mi::invert(p.recording, muscles, Eigen::MatrixX3d(), small_params());
+  const auto& units = result.decomposition.units;
+  ASSERT_EQ(result.properties.size(), units.size());
+  int recovered = 0, right_side = 0, clear = 0;
+  std::vector<char> found(n_units, 0);
+  for (std::size_t k = 0; k < units.size(); ++k) {
+    const auto [best, roa] = best_match(units[k].discharges, p);
+    if (best < 0 || roa < 0.9 || found[static_cast<std::size_t>(best)])
+      continue;
+    found[static_cast<std::size_t>(best)] = 1;
+    ++recovered;
+    const double x = p.muscle.pool.units[static_cast<std::size_t>(best)].territory_centre_m.x();
+    const auto& fit = result.properties[k];
+    ASSERT_LT(fit.muscle, 2U);
+    std::cout << "unit " << best << " (centre x " << x * 1e3 << " mm): fitted in "
+              << muscles[fit.muscle].muscle->geometry.name << ", residual " << fit.relative_residual
+              << "\n";
+    if (std::abs(x) >= 2e-3) { // clearly inside one half
+      ++clear;
+      right_side += fit.muscle == (x < 0.0 ? 0U : 1U);
+    }
+  }
+  std::cout << recovered << " of " << n_units << " recovered over two muscles; per iteration:";
+  for (const auto& it : result.iterations)
+    std::cout << " " << it.n_units_total << " (" << it.time_s << " s)";
+  std::cout << "\n";
+  EXPECT_GE(recovered, 6); // as over the whole muscle
+  ASSERT_GE(clear, 3);
+  EXPECT_EQ(right_side, clear);
+  // An empty list and models of different electrodes are refused.
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::invert(p.recording, {}, Eigen::MatrixX3d(), small_params()); },
+      {"invert: no muscles to search"});
+}
+
+TEST(Bmiss, AMusclesDistanceToTheElectrodesIsItsNearestFibrePoint) {
+  const Problem p = make_problem(20.0);
+  // The cylinder (radius 7 mm, axis 13 mm below the plane y = 0, z from -40 to 40 mm) and the
+  // grid (y = 0, z from 2 to 32 mm): the nearest fibre lies 6 to 6.5 mm below an electrode.
+  const double d = mi::distance_to_electrodes(p.muscle.fibres, p.electrodes);
+  EXPECT_NEAR(d, 6.25e-3, 0.3e-3);
+  // Electrodes moved 100 mm beyond the fibres' end along z.
+  Eigen::MatrixX3d far = p.electrodes;
+  far.col(2).array() += 140e-3;
+  EXPECT_NEAR(mi::distance_to_electrodes(p.muscle.fibres, far),
+              std::sqrt(6.25e-3 * 6.25e-3 + 102e-3 * 102e-3), 0.5e-3);
+  EXPECT_TRUE(std::isinf(mi::distance_to_electrodes(p.muscle.fibres, Eigen::MatrixX3d())));
 }
 
 TEST(Bmiss, ASeparationSpaceFinerThanTheSearchSpaceRecoversTheUnitsThere) {
@@ -464,4 +567,51 @@ TEST(FitProperties, GivesBackTheParametersOfANoiseFreeModelMuap) {
   myotwin::testing::expect_error<myotwin::BadInput>(
       [&] { (void)mi::fit_properties(sta, model, p.muscle, Eigen::MatrixX3d(), no_starts); },
       {"n_fit_starts = 0", "expected 1 <= n_fit_starts <= n_fit_probe"});
+}
+
+TEST(BmissBench, ThePaperSettingsSharesSpreadAndPublishedScoring) {
+  // The published muscle list: FCU three shares of nine, so 33 of 100, the others 11 or 12.
+  const std::vector<std::string> shares = {"ECRB", "ECRL", "PL",  "FCU", "ECU",
+                                           "ED",   "FDS",  "FCU", "FCU"};
+  EXPECT_EQ(mi::units_per_muscle(shares, 100),
+            (std::vector<std::int64_t>{12, 11, 11, 33, 11, 11, 11}));
+  // Spread evenly over a pool of 10 (indices of the units with fibres).
+  const std::vector<std::size_t> pool = {0, 1, 2, 3, 5, 6, 7, 8, 9, 11};
+  EXPECT_EQ(mi::spread_over_pool(pool, 3, "m"), (std::vector<std::size_t>{1, 6, 9}));
+  myotwin::testing::expect_error<myotwin::BadInput>(
+      [&] { (void)mi::spread_over_pool(pool, 11, "FCU"); },
+      {"muscle \"FCU\" gets 11 units but its pool has 10"});
+  // Peaks above 0.3 of the maximum, at least 3 samples apart, the larger kept.
+  Eigen::VectorXd s = Eigen::VectorXd::Zero(30);
+  s[4] = 1.0;
+  s[6] = 0.8; // within 3 of the larger: dropped
+  s[12] = 0.31;
+  s[20] = 0.29; // below 0.3: dropped
+  EXPECT_EQ(mi::peaks_above(s, 0.3, 3), (std::vector<std::int64_t>{4, 12}));
+  // The published rule: recall > 0.9 at exact samples after the best common lag, false positives
+  // ignored, each true unit once, counted after each iteration.
+  mi::SpikeTrains truth;
+  truth.fs_Hz = 2048.0;
+  std::vector<std::int64_t> a, b;
+  for (int k = 0; k < 20; ++k) {
+    a.push_back(100 + 200 * k);
+    b.push_back(150 + 205 * k);
+  }
+  truth.samples = {a, b};
+  std::vector<std::int64_t> shifted = a, spurious = a, missing(a.begin(), a.begin() + 17);
+  for (auto& t : shifted)
+    t += 7; // a constant lag: found
+  for (int k = 0; k < 30; ++k)
+    spurious.push_back(50 + 211 * k); // extra peaks: still found (false positives ignored)
+  std::sort(spurious.begin(), spurious.end());
+  const std::vector<mi::HandedOver> handed = {{0, missing}, // recall 17 / 20 = 0.85: not found
+                                              {1, shifted}, // unit a at iteration 1
+                                              {1, spurious},
+                                              {2, b}}; // unit b at iteration 2
+  EXPECT_EQ(mi::published_recovered(handed, truth, 3), (std::vector<std::int64_t>{0, 1, 2}));
+  // One sample off at every discharge is not an exact coincidence.
+  std::vector<std::int64_t> jittered = b;
+  for (std::size_t k = 0; k < jittered.size(); k += 2)
+    jittered[k] += 1;
+  EXPECT_EQ(mi::published_recovered({{0, jittered}}, truth, 1), (std::vector<std::int64_t>{0}));
 }

@@ -30,6 +30,14 @@
 /// Accepted units are peeled off and their separation vectors deflate every later candidate,
 /// so the search does not return to them (the published code did not remove found units).
 ///
+/// Several muscles: the search may cover a list of muscles (each with its own MUAP model and
+/// section); a candidate's muscle is then a discrete parameter. A probe draws a fibre seed among
+/// all the muscles' seeds together (so each muscle is probed in proportion to its model fibres,
+/// i.e. its section) and its point in that muscle's space; Nelder-Mead refines within the
+/// candidate's muscle; the property fit probes every muscle and reports the muscle of its best
+/// fit. A probe costs the same whatever the number of muscles, so the time per iteration does
+/// not grow with it (the models' precomputation and memory do).
+///
 /// Properties: each accepted unit's spike-triggered MUAP (band-passed EMG) is fitted by least
 /// squares through the model, MUAP(theta) (its own amplitude; MUAP(theta) * a with
 /// fit_free_scale) at the best lag: n_fit_probe Halton points over
@@ -39,6 +47,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <Eigen/Core>
@@ -105,6 +114,14 @@ struct BmissParams {
   double size_max_fibres = 0.0;
   double cv_min_m_per_s = 3.0; ///< CV bounds [m/s] (`cv_min_m_per_s`, `cv_max_m_per_s`)
   double cv_max_m_per_s = 5.5;
+  /// A muscle is searched only when some of its fibres lie within this distance of an electrode
+  /// [m] (key `max_muscle_distance_mm`, default 30 mm: beyond that a surface electrode sees a
+  /// unit's MUAP at a small fraction of its nearer neighbours'); a list of muscles none of which
+  /// is that close is refused.
+  double max_muscle_distance_m = 30e-3;
+  /// The muscles searched (key `muscles`, names; empty: those of simulate.muscles, or every
+  /// muscle of the anatomy when that is empty too). The command's --muscle overrides it.
+  std::vector<std::string> muscles;
 };
 
 /// The separation parameters of the fine separation space (params.separation with
@@ -117,6 +134,7 @@ nlohmann::json to_json(const BmissParams& params);
 
 /// A fitted unit: its properties in physical units and the quality of the fit.
 struct FittedProperties {
+  std::size_t muscle = 0;         ///< index into the muscles searched (the fit's best)
   forward::UnitParameters theta;  ///< best fit
   forward::UnitParameters spread; ///< SD over the near-best starts (same fields)
   double amplitude_scale = 1.0;   ///< least-squares scale of the fitted model MUAP (1: exact)
@@ -134,11 +152,27 @@ struct BmissIteration {
   double time_s = 0.0;
 };
 
+/// A source handed over (hand_over()), whatever became of it: for a scoring that ignores
+/// acceptance (the published work counted every candidate's source).
+struct HandedOver {
+  std::int64_t iteration = 0;
+  /// Local maxima of the source above 0.3 of its largest value, at least the separation's
+  /// min_peak_distance_ms apart (the larger first): the published detection.
+  std::vector<std::int64_t> peaks;
+};
+
+/// The published detection of `s`: its local maxima above `fraction` of max(s), at least
+/// `min_distance` samples apart (taken from the largest down; ties to the earlier sample),
+/// returned in increasing order.
+std::vector<std::int64_t> peaks_above(const Eigen::Ref<const Eigen::VectorXd>& s, double fraction,
+                                      std::int64_t min_distance);
+
 /// The result of invert().
 struct BmissResult {
   Decomposition decomposition;              ///< as decompose() (units, filters, MUAPs, drive)
   std::vector<FittedProperties> properties; ///< per unit of decomposition.units
   std::vector<BmissIteration> iterations;
+  std::vector<HandedOver> handed_over; ///< every source handed over, in order
 };
 
 /// A candidate's score: the excess kurtosis of its source, and its separation vector
@@ -156,9 +190,25 @@ struct CandidateScore {
 /// model's precomputation (model fibres x channels x passes), the whitening, and per iteration
 /// the probes and Nelder-Mead evaluations (each a source over the whitened recording) and the
 /// hand-overs; the property fit of the units found is not in it.
-RunEstimate estimate_invert(double n_rows, double n_samples, const anatomy::MuscleModel& muscle,
+/// With several muscles the models' memory and precomputation add up (one model is built at a
+/// time, so the peak is the kept models plus the largest build's excess).
+RunEstimate estimate_invert(double n_rows, double n_samples,
+                            const std::vector<const anatomy::MuscleModel*>& muscles,
                             Eigen::Index n_channels, const forward::MuapModelParams& model_params,
                             const BmissParams& params, int threads);
+
+/// One muscle searched by invert(): its MUAP model (built for the recording's electrodes, in
+/// order) and its anatomy (fibres, pool, seed plane). Both must outlive the call.
+struct SearchMuscle {
+  const forward::MuapModel* model = nullptr;
+  const anatomy::MuscleModel* muscle = nullptr;
+};
+
+/// The shortest distance from any point of the fibres of `fibres` to any of `electrodes_m`
+/// (#electrodes x 3) [m]; infinity without fibres or electrodes. invert's CLI searches only the
+/// muscles within BmissParams::max_muscle_distance_m of the grid.
+double distance_to_electrodes(const anatomy::MuscleFibres& fibres,
+                              const Eigen::Ref<const Eigen::MatrixX3d>& electrodes_m);
 
 /// Model-informed separation of `recording` with `model`, the MUAP model of `muscle` built
 /// for the recording's electrodes in the same order. The pool of `muscle` gives the size
@@ -173,6 +223,13 @@ BmissResult invert(const forward::EmgRecording& recording, const forward::MuapMo
                    const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                    const BmissParams& params, const ProgressCallback& progress = {});
 
+/// invert() over several muscles at once (see the file comment): each unit's properties carry
+/// the index of its muscle in `muscles`. With one muscle, the same bits as the overload above.
+/// 	hrows BadInput for an empty list, models of different channels or rates, and as above.
+BmissResult invert(const forward::EmgRecording& recording, const std::vector<SearchMuscle>& muscles,
+                   const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                   const BmissParams& params, const ProgressCallback& progress = {});
+
 /// The properties of one unit from its MUAP `sta` (#channels x #window [V], band-passed like
 /// the recording, column k at the window's offset + k from the discharge: MotorUnit::muap) by
 /// least squares through `model` in the search space of invert() (same bounds, probes and
@@ -182,6 +239,13 @@ BmissResult invert(const forward::EmgRecording& recording, const forward::MuapMo
 /// non-finite MUAP, for n_fit_starts < 1 or n_fit_probe < n_fit_starts, and as invert().
 FittedProperties fit_properties(const Eigen::MatrixXd& sta, const forward::MuapModel& model,
                                 const anatomy::MuscleModel& muscle,
+                                const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
+                                const BmissParams& params);
+
+/// fit_properties() over several muscles (probes over all, Nelder-Mead within each start's
+/// muscle; FittedProperties::muscle the best's).
+FittedProperties fit_properties(const Eigen::MatrixXd& sta,
+                                const std::vector<SearchMuscle>& muscles,
                                 const Eigen::Ref<const Eigen::MatrixX3d>& skin_points_m,
                                 const BmissParams& params);
 
@@ -226,8 +290,10 @@ CandidateScore score_muap(const Eigen::Ref<const Eigen::MatrixXd>& muap, const W
 /// full fixed-point iterations and offered too (each try counts as a candidate in `stats`).
 /// Returns the last verdict, or nothing when `w` lies in the span of the accepted vectors. Used by
 /// invert() and by the benchmark's upper bound (vectors from the true MUAPs).
+/// With `record`, every source separated is appended to it (HandedOver).
 std::optional<Verdict> hand_over(const Eigen::VectorXd& w, std::int64_t iteration,
                                  WhitenedEmg& data, AcceptedUnits& accepted,
-                                 const BmissParams& params, DecomposeStats& stats);
+                                 const BmissParams& params, DecomposeStats& stats,
+                                 std::vector<HandedOver>* record = nullptr);
 
 } // namespace myotwin::inversion

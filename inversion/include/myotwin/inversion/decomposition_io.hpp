@@ -43,14 +43,16 @@ nlohmann::json stats_json(const DecomposeStats& stats);
 nlohmann::json summary_json(const Decomposition& result, const forward::EmgRecording& recording,
                             const DecomposeParams& params);
 
-/// Writes the fitted motor-unit properties of the model-informed separation of `muscle`:
+/// Writes the fitted motor-unit properties of the model-informed separation of `muscles` (the
+/// names of the muscles searched, in order; FittedProperties::muscle indexes them):
 /// `json_path` (per unit: territory centre and its SD, radius, depth below the skin, fibre count,
 /// end-plate shift, CV, each with its spread over the near-best starts, amplitude scale and
-/// relative residual, lengths in mm) and `h5_path` (dataset `properties`, #units x 8, SI units,
-/// its columns named in an attribute). \throws IoError when a file cannot be written.
+/// relative residual, lengths in mm; with several muscles also the unit's muscle) and `h5_path`
+/// (dataset `properties`, #units x 8, SI units, its columns named in an attribute; with several
+/// muscles also `muscle_index`, per unit). \throws IoError when a file cannot be written.
 void write_fitted_properties(const std::filesystem::path& json_path,
                              const std::filesystem::path& h5_path,
                              const std::vector<FittedProperties>& properties,
-                             const std::string& muscle);
+                             const std::vector<std::string>& muscles);
 
 } // namespace myotwin::inversion
