@@ -739,8 +739,8 @@ void AcceptedUnits::refine(const WhitenedEmg& data, const DecomposeParams& param
   for (Eigen::Index u = 0; u < n_units; ++u) {
     auto& a = units_[static_cast<std::size_t>(u)];
     Eigen::VectorXd s = sources.col(u);
-    if (s.array().cube().sum() < 0.0)
-      s = -s;
+    const double sign = s.array().cube().sum() < 0.0 ? -1.0 : 1.0; // positively skewed
+    s *= sign;
     const SpikeDetection det = detect_spikes(s, min_distance);
     if (static_cast<std::int64_t>(det.discharges.size()) < params.min_discharges ||
         det.sil < params.sil_threshold ||
@@ -750,8 +750,8 @@ void AcceptedUnits::refine(const WhitenedEmg& data, const DecomposeParams& param
     const auto found_at = a.unit.found_at;
     a.unit = describe_unit(det, s, fs, params);
     a.unit.found_at = found_at;
-    a.filter = filters.col(u);
-    a.w = std::move(ws[static_cast<std::size_t>(u)]);
+    a.filter = sign * filters.col(u);
+    a.w = sign * ws[static_cast<std::size_t>(u)];
     ++n_kept;
   }
   // Units that became one: the one with the higher SIL stays.

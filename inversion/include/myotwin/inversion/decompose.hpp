@@ -114,8 +114,8 @@ struct DecomposeParams {
   double duplicate_max_lag_ms = 25.0;
   /// After the search, each unit's filter from its discharges on the whole recording (not the
   /// peeled-off data) and its discharges detected again (AcceptedUnits::refine(), MUedit's
-  /// refineMUs).
-  bool refine_on_recording = true;
+  /// refineMUs). Off by default until its yield is measured on the benchmark cases.
+  bool refine_on_recording = false;
   /// Subtract accepted units from the whitened data.
   bool peel_off = true;
   /// Window of the peel-off average [ms] (> 0).
