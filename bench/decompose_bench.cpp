@@ -136,6 +136,21 @@ int main(int argc, char** argv) {
       dec.samples.push_back(d.units[u].discharges);
     }
     const auto s = mi::score(dec, truth);
+    if (!d.discharges_before_refinement.empty()) { // the search's units, before refinement
+      mi::SpikeTrains pre{"before refinement", d.fs_Hz, {}, d.discharges_before_refinement};
+      for (std::size_t u = 0; u < pre.samples.size(); ++u)
+        pre.unit_id.push_back(static_cast<std::int64_t>(u));
+      const auto s0 = mi::score(pre, truth);
+      std::size_t good0 = 0, false0 = 0;
+      for (const auto& m : s0.matches)
+        good0 += m.agreement.roa >= 0.9 ? 1 : 0;
+      for (Eigen::Index u = 0; u < s0.roa.rows(); ++u)
+        false0 += s0.roa.row(u).maxCoeff() < 0.3 ? 1 : 0;
+      std::fprintf(stderr,
+                   "%s: before refinement %zu accepted, %zu identified (RoA >= 0.9), %zu false; "
+                   "refinement %.1f s\n",
+                   path.c_str(), pre.samples.size(), good0, false0, d.stats.time_refine_s);
+    }
     std::size_t identified = 0;
     double roa_sum = 0.0;
     for (const auto& m : s.matches) {
@@ -166,12 +181,14 @@ int main(int argc, char** argv) {
     }
     std::fprintf(
         stderr,
-        "%s: %lld candidates, %lld low SIL, %lld few discharges, %lld irregular, %lld "
-        "duplicates; whiten %.1f s, iterations %.1f s\n",
+        "%s: %lld candidates (%lld fixed-point iterations, %lld converged), %lld low SIL, %lld "
+        "few discharges, %lld irregular, %lld duplicates; whiten %.1f s, iterations %.1f s\n",
         path.c_str(), static_cast<long long>(d.stats.n_candidates),
-        static_cast<long long>(d.stats.n_low_sil), static_cast<long long>(d.stats.n_few_spikes),
-        static_cast<long long>(d.stats.n_irregular), static_cast<long long>(d.stats.n_duplicates),
-        d.stats.time_whiten_s, d.stats.time_iterations_s);
+        static_cast<long long>(d.stats.n_fixed_point_iterations),
+        static_cast<long long>(d.stats.n_converged), static_cast<long long>(d.stats.n_low_sil),
+        static_cast<long long>(d.stats.n_few_spikes), static_cast<long long>(d.stats.n_irregular),
+        static_cast<long long>(d.stats.n_duplicates), d.stats.time_whiten_s,
+        d.stats.time_iterations_s);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     std::printf("| %s | %.1f | %zu | %zu | %zu | %.3f | %zu | %zu | %zu | %.1f | %.0f |\n",

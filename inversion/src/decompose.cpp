@@ -104,6 +104,10 @@ DecomposeParams read_decompose_params(ConfigReader& s) {
   p.duplicate_max_lag_ms =
       s.optional<double>("duplicate_max_lag_ms", p.duplicate_max_lag_ms, non_negative(),
                          "largest lag searched between two units when looking for duplicates");
+  p.refine_on_recording = s.optional<bool>(
+      "refine_on_recording", p.refine_on_recording, {},
+      "after the search, each unit's filter from its discharges on the whole recording, not the "
+      "peeled-off data, and its discharges detected again (MUedit's refineMUs)");
   p.peel_off = s.optional<bool>(
       "peel_off", p.peel_off, {},
       "subtract each accepted unit from the whitened data so later candidates find others");
@@ -149,6 +153,7 @@ nlohmann::json to_json(const DecomposeParams& p) {
                           {"duplicate_fraction", p.duplicate_fraction},
                           {"duplicate_tolerance_ms", p.duplicate_tolerance_ms},
                           {"duplicate_max_lag_ms", p.duplicate_max_lag_ms},
+                          {"refine_on_recording", p.refine_on_recording},
                           {"peel_off", p.peel_off},
                           {"peel_off_window_ms", p.peel_off_window_ms},
                           {"muap_window_ms", p.muap_window_ms},
@@ -218,11 +223,21 @@ Decomposition decompose(const forward::EmgRecording& recording, const DecomposeP
             activity[m] = static_cast<double>(data.z.col(m).squaredNorm());
         }
   }
+  std::vector<std::vector<std::int64_t>> before;
+  if (params.refine_on_recording) {
+    Stopwatch refine_watch;
+    for (std::size_t u = 0; u < accepted.size(); ++u)
+      before.push_back(accepted.unit(u).discharges);
+    accepted.refine(data, params, stats);
+    stats.time_refine_s = refine_watch.elapsed_s();
+  }
   reporter.finish();
   log_info("decompose: ", stats.n_candidates, " candidates (budget ", budget(), "), ",
            accepted.size(), " units");
   stats.time_iterations_s = watch.elapsed_s();
-  return accepted.finish(data, params, stats);
+  Decomposition out = accepted.finish(data, params, stats);
+  out.discharges_before_refinement = std::move(before);
+  return out;
 }
 
 Eigen::Index extension_factor_for(double n_channels, const DecomposeParams& params) {

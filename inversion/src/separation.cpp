@@ -40,10 +40,11 @@ Eigen::Index n_blocks(Eigen::Index n) {
   return (n + block_cols - 1) / block_cols;
 }
 
-/// One fixed-point pass over z: s = z^T w, g = the contrast's g(s) elementwise, and z g, block
-/// by block so that each block of z is read once while it is in cache (the same operations in
-/// the same order as project() followed by the per-block sums of z g combined in block order,
-/// as before the two were fused: the same bits). Returns z g.
+/// One fixed-point pass over z: s = z^T w, g = the contrast's g(s) elementwise, and z g, column
+/// by column, so that z is read once from memory per pass (its columns stay in cache between
+/// the product and the sum; reading z is what a pass costs). The sum of g_j z_j is kept in float
+/// per block of columns and the blocks' sums combined in double in block order: the same bits at
+/// any thread count. Returns z g.
 Eigen::VectorXd fixed_point_pass(const Eigen::MatrixXf& z, const Eigen::VectorXd& w,
                                  Contrast contrast, Eigen::VectorXd& s, Eigen::VectorXd& g) {
   const Eigen::VectorXf wf = w.cast<float>();
@@ -55,20 +56,27 @@ Eigen::VectorXd fixed_point_pass(const Eigen::MatrixXf& z, const Eigen::VectorXd
 #pragma omp parallel for schedule(static)
   for (Eigen::Index b = 0; b < nb; ++b) {
     const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
-    s.segment(n0, len) = (z.middleCols(n0, len).transpose() * wf).cast<double>();
-    switch (contrast) {
-    case Contrast::skew:
-      g.segment(n0, len) = s.segment(n0, len).array().square();
-      break;
-    case Contrast::log_cosh:
-      g.segment(n0, len) = s.segment(n0, len).array().tanh();
-      break;
-    case Contrast::kurtosis:
-      g.segment(n0, len) = s.segment(n0, len).array().cube();
-      break;
+    Eigen::VectorXf sum = Eigen::VectorXf::Zero(z.rows());
+    for (Eigen::Index j = n0; j < n0 + len; ++j) {
+      const auto col = z.col(j);
+      const double sj = static_cast<double>(col.dot(wf));
+      double gj = 0.0;
+      switch (contrast) {
+      case Contrast::skew:
+        gj = sj * sj;
+        break;
+      case Contrast::log_cosh:
+        gj = std::tanh(sj);
+        break;
+      case Contrast::kurtosis:
+        gj = sj * sj * sj;
+        break;
+      }
+      s[j] = sj;
+      g[j] = gj;
+      sum.noalias() += static_cast<float>(gj) * col;
     }
-    const Eigen::VectorXf gf = g.segment(n0, len).cast<float>();
-    partial[static_cast<std::size_t>(b)] = (z.middleCols(n0, len) * gf).cast<double>();
+    partial[static_cast<std::size_t>(b)] = sum.cast<double>();
   }
   Eigen::VectorXd sum = Eigen::VectorXd::Zero(z.rows());
   for (const auto& p : partial)
@@ -597,6 +605,35 @@ SeparatedSource separate_from(const WhitenedEmg& data, Eigen::VectorXd w,
   return out;
 }
 
+namespace {
+
+/// A unit of discharges `det` found on `source`: its firing statistics, its source scaled to a
+/// mean of 1 at the discharges, PNR and review flags.
+MotorUnit describe_unit(const SpikeDetection& det, const Eigen::VectorXd& source, double fs,
+                        const DecomposeParams& params) {
+  MotorUnit unit;
+  unit.discharges = det.discharges;
+  unit.sil = det.sil;
+  const FiringStats firing =
+      firing_stats(det.discharges, fs, params.doublet_isi_ms * 1e-3, params.max_isi_s);
+  unit.cov_isi = firing.cov_isi;
+  unit.cov_isi_local = firing.cov_isi_local;
+  unit.rate_pps = firing.rate_pps;
+  unit.n_doublets = firing.n_doublets;
+  unit.n_pauses = firing.n_pauses;
+  double mean_peak = 0.0;
+  for (const auto j : det.discharges)
+    mean_peak += source[static_cast<Eigen::Index>(j)];
+  mean_peak /= static_cast<double>(std::max<std::size_t>(1, det.discharges.size()));
+  unit.source = mean_peak > 0.0 ? Eigen::VectorXd(source / mean_peak) : source;
+  unit.pnr_dB = pnr_dB(unit.source, unit.discharges, fs);
+  unit.review = review_flags(unit.pnr_dB, firing, static_cast<std::int64_t>(unit.discharges.size()),
+                             params.review);
+  return unit;
+}
+
+} // namespace
+
 Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, WhitenedEmg& data,
                              const DecomposeParams& params, DecomposeStats& stats) {
   const double fs = data.fs_Hz;
@@ -616,25 +653,8 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
     ++stats.n_irregular;
     return Verdict::irregular;
   }
-  MotorUnit unit;
-  unit.discharges = det.discharges;
-  unit.sil = det.sil;
-  const FiringStats firing =
-      firing_stats(det.discharges, fs, params.doublet_isi_ms * 1e-3, params.max_isi_s);
-  unit.cov_isi = firing.cov_isi;
-  unit.cov_isi_local = firing.cov_isi_local;
-  unit.rate_pps = firing.rate_pps;
-  unit.n_doublets = firing.n_doublets;
-  unit.n_pauses = firing.n_pauses;
+  MotorUnit unit = describe_unit(det, source.s, fs, params);
   unit.found_at = found_at;
-  double mean_peak = 0.0;
-  for (const auto j : det.discharges)
-    mean_peak += source.s[static_cast<Eigen::Index>(j)];
-  mean_peak /= static_cast<double>(det.discharges.size());
-  unit.source = mean_peak > 0.0 ? Eigen::VectorXd(source.s / mean_peak) : source.s;
-  unit.pnr_dB = pnr_dB(unit.source, unit.discharges, fs);
-  unit.review = review_flags(unit.pnr_dB, firing, static_cast<std::int64_t>(unit.discharges.size()),
-                             params.review);
   const std::int64_t dup_tol = ms_to_samples(params.duplicate_tolerance_ms, fs);
   const std::int64_t dup_lag = ms_to_samples(params.duplicate_max_lag_ms, fs);
   for (auto& other : units_) {
@@ -663,6 +683,103 @@ Verdict AcceptedUnits::offer(SeparatedSource source, std::int64_t found_at, Whit
   Eigen::VectorXd filter = data.whiten.transpose() * source.w;
   units_.push_back({std::move(unit), std::move(source.w), std::move(filter), false});
   return Verdict::accepted;
+}
+
+void AcceptedUnits::refine(const WhitenedEmg& data, const DecomposeParams& params,
+                           DecomposeStats& stats) {
+  if (units_.empty() || data.x.cols() != data.n_samples)
+    return;
+  const double fs = data.fs_Hz;
+  const Eigen::Index n = data.n_samples, r = data.extension_factor, n_ext = data.x.rows() * r;
+  const auto n_units = static_cast<Eigen::Index>(units_.size());
+  const std::int64_t min_distance =
+      std::max<std::int64_t>(1, ms_to_samples(params.min_peak_distance_ms, fs));
+  // Each unit's filter: the spike-triggered mean of the extended recording at its discharges
+  // (those whose source peak is within the mean + 3 SD of its peaks), whitened and normalised,
+  // mapped back onto the extended channels (whiten^T w).
+  Eigen::MatrixXd filters(n_ext, n_units);
+  std::vector<Eigen::VectorXd> ws(units_.size());
+  for (Eigen::Index u = 0; u < n_units; ++u) {
+    const auto& unit = units_[static_cast<std::size_t>(u)].unit;
+    double mean = 0.0, sq = 0.0;
+    for (const auto j : unit.discharges) {
+      const double v = unit.source[static_cast<Eigen::Index>(j)];
+      mean += v;
+      sq += v * v;
+    }
+    const auto count = static_cast<double>(std::max<std::size_t>(1, unit.discharges.size()));
+    mean /= count;
+    const double limit = mean + 3.0 * std::sqrt(std::max(0.0, sq / count - mean * mean));
+    Eigen::VectorXd v = Eigen::VectorXd::Zero(n_ext);
+    for (const auto j : unit.discharges) {
+      if (unit.source[static_cast<Eigen::Index>(j)] > limit)
+        continue;
+      for (Eigen::Index c = 0; c < data.x.rows(); ++c)
+        for (Eigen::Index d = 0; d < r && d <= j; ++d)
+          v[c * r + d] += data.x(c, j - d);
+    }
+    Eigen::VectorXd w = data.whiten * v;
+    const double norm = w.norm();
+    if (norm > 0.0)
+      w /= norm;
+    filters.col(u) = data.whiten.transpose() * w;
+    ws[static_cast<std::size_t>(u)] = std::move(w);
+  }
+  // Their sources on the whole recording (not the peeled-off data), block by block.
+  Eigen::MatrixXd sources(n, n_units);
+  const Eigen::Index nb = n_blocks(n);
+#pragma omp parallel for schedule(dynamic)
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    const Eigen::Index n0 = b * block_cols, len = std::min(block_cols, n - n0);
+    Eigen::MatrixXd block;
+    extended_block(data.x, r, n0, len, block);
+    sources.middleRows(n0, len) = block.transpose() * filters;
+  }
+  std::int64_t n_kept = 0;
+  for (Eigen::Index u = 0; u < n_units; ++u) {
+    auto& a = units_[static_cast<std::size_t>(u)];
+    Eigen::VectorXd s = sources.col(u);
+    const double sign = s.array().cube().sum() < 0.0 ? -1.0 : 1.0; // positively skewed
+    s *= sign;
+    const SpikeDetection det = detect_spikes(s, min_distance);
+    if (static_cast<std::int64_t>(det.discharges.size()) < params.min_discharges ||
+        det.sil < params.sil_threshold ||
+        firing_stats(det.discharges, fs, params.doublet_isi_ms * 1e-3, params.max_isi_s)
+                .cov_isi_local > params.max_local_cov_isi)
+      continue; // the unit as found
+    const auto found_at = a.unit.found_at;
+    a.unit = describe_unit(det, s, fs, params);
+    a.unit.found_at = found_at;
+    a.filter = sign * filters.col(u);
+    a.w = sign * ws[static_cast<std::size_t>(u)];
+    ++n_kept;
+  }
+  // Units that became one: the one with the higher SIL stays.
+  const std::int64_t dup_tol = ms_to_samples(params.duplicate_tolerance_ms, fs);
+  const std::int64_t dup_lag = ms_to_samples(params.duplicate_max_lag_ms, fs);
+  std::vector<char> drop(units_.size(), 0);
+  for (std::size_t i = 0; i < units_.size(); ++i)
+    for (std::size_t k = i + 1; k < units_.size() && !drop[i]; ++k) {
+      if (drop[k])
+        continue;
+      const auto& a = units_[i].unit;
+      const auto& b = units_[k].unit;
+      const auto agreement = compare_trains(a.discharges, b.discharges, dup_tol, dup_lag);
+      const auto smaller = std::min(a.discharges.size(), b.discharges.size());
+      if (static_cast<double>(agreement.common) >=
+          params.duplicate_fraction * static_cast<double>(smaller)) {
+        ++stats.n_duplicates;
+        (a.sil >= b.sil ? drop[k] : drop[i]) = 1;
+      }
+    }
+  std::vector<Unit> kept;
+  for (std::size_t i = 0; i < units_.size(); ++i)
+    if (!drop[i])
+      kept.push_back(std::move(units_[i]));
+  log_info("separation: ", n_kept, " of ", units_.size(),
+           " units refined on the whole recording (MUedit's refineMUs), ",
+           units_.size() - kept.size(), " duplicates of another after it removed");
+  units_ = std::move(kept);
 }
 
 std::vector<Eigen::VectorXd> AcceptedUnits::vectors() const {

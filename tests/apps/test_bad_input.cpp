@@ -174,6 +174,22 @@ std::function<void(const fs::path&)> emg_csv(const std::string& text) {
   return [text](const fs::path& d) { write(d / "emg.csv", text); };
 }
 
+/// An EMG CSV at `fs_Hz` with `n_channels` x `n_rows` of a deterministic non-periodic signal
+/// (or zeros when `flat`).
+std::string signal_csv(double fs_Hz, int n_channels, int n_rows, bool flat = false) {
+  std::string csv = "# fs_Hz = " + std::to_string(static_cast<int>(fs_Hz)) + "\n";
+  for (int ch = 0; ch < n_channels; ++ch)
+    csv += (ch > 0 ? ",c" : "c") + std::to_string(ch);
+  csv += "\n";
+  for (int k = 0; k < n_rows; ++k) {
+    for (int ch = 0; ch < n_channels; ++ch)
+      csv +=
+          (ch > 0 ? "," : "") + std::to_string(flat ? 0 : (k * 7919 + ch * 104729) % 2003 - 1001);
+    csv += "\n";
+  }
+  return csv;
+}
+
 std::vector<Case> cases() {
   std::vector<Case> c;
   const auto none = [](const fs::path&) {};
@@ -680,6 +696,23 @@ std::vector<Case> cases() {
                "decompose {d}/e.h5 -o {d}/out", 2, "no dataset emg"});
   c.push_back({"EmgUnsupportedExtension", emg_csv("1"), "decompose {d}/emg.csv.bak -o {d}/out", 2,
                "emg.csv.bak"});
+  // What decomposition itself refuses (issue 31): a rate below 1 kHz, every channel rejected,
+  // fewer channels or samples than the extension needs.
+  c.push_back({"DecomposeSamplingRateBelow1kHz", emg_csv(signal_csv(500, 2, 2000)), decompose, 2,
+               "fs_Hz = 500: decomposition needs >= 1000 Hz"});
+  c.push_back({"DecomposeAllChannelsRejected", emg_csv(signal_csv(2048, 4, 3000, true)), decompose,
+               2, "all 4 channels were rejected (nothing to decompose)"});
+  c.push_back({"DecomposeOneChannelWithoutExtension",
+               [](const fs::path& d) {
+                 write(d / "emg.csv", signal_csv(2048, 1, 3000));
+                 write(d / "c.json", R"({"decompose": {"extension_factor": 1}})");
+               },
+               "decompose {d}/emg.csv --config {d}/c.json -o {d}/out", 2,
+               "1 channel x extension factor 1: the extension needs >= 2 extended channels"});
+  c.push_back({"DecomposeFewerSamplesThanTheExtensionNeeds", emg_csv(signal_csv(2048, 4, 3000)),
+               decompose, 2,
+               "3000 samples are too few for 4 channels x extension factor 250 = 1000 extended "
+               "channels: need >= 4000 samples"});
 
   // 10. `invert` names the missing file, not a missing option.
   c.push_back({"InvertSubjectMissing", emg_csv("# fs_Hz = 2048\na\n1\n2\n"),

@@ -60,6 +60,19 @@ mi::ScoreResult score_against(const mi::Decomposition& d,
   return mi::score(dec, truth);
 }
 
+/// Correlation of the unit's source with its filter applied to the filtered, mean-free EMG of
+/// the decomposition `d`.
+double filter_source_correlation(const mi::Decomposition& d, const mi::MotorUnit& u) {
+  const auto& f = d.preprocessing.filtered;
+  Eigen::VectorXd s = Eigen::VectorXd::Zero(f.cols());
+  for (Eigen::Index c = 0; c < f.rows(); ++c) {
+    const Eigen::RowVectorXd x = f.row(c).array() - f.row(c).mean();
+    for (Eigen::Index dl = 0; dl < u.filter.cols(); ++dl)
+      s.tail(f.cols() - dl) += u.filter(c, dl) * x.head(f.cols() - dl).transpose();
+  }
+  return (s.array() * u.source.array()).sum() / (s.norm() * u.source.norm());
+}
+
 } // namespace
 
 TEST(DetectSpikes, FindsExactlyTheImpulsesOfACleanPulseTrainWithSilNearOne) {
@@ -218,6 +231,26 @@ TEST(Decompose, FindsTheUnitsOfASyntheticMixtureAt20dBWithRoaAbove90Percent) {
   EXPECT_NEAR(d.neural_drive_pps.segment(4096, 8192).mean(), total_rate, 0.15 * total_rate);
 }
 
+TEST(Decompose, RefinementOnTheRecordingKeepsTheUnitsIdentified) {
+  // MUedit's refineMUs after the search: the same mixture as above, with and without it.
+  const auto syn = make_synthetic_emg(6, 4, 4, 10.0, 20.0, 11);
+  auto params = small_params();
+  const auto plain = mi::decompose(syn.recording, params);
+  params.refine_on_recording = true;
+  const auto refined = mi::decompose(syn.recording, params);
+  EXPECT_EQ(refined.discharges_before_refinement.size(), plain.units.size());
+  const auto identified = [&](const mi::Decomposition& d) {
+    int good = 0;
+    for (const double r : best_roa(d, syn.truth, syn.recording.fs_Hz))
+      good += r >= 0.9 ? 1 : 0;
+    return good;
+  };
+  EXPECT_GE(identified(refined), identified(plain));
+  EXPECT_GE(identified(refined), 5) << "of 6 units";
+  for (const auto& u : refined.units)
+    EXPECT_GE(u.sil, 0.9);
+}
+
 TEST(Decompose, TheSeparationFilterReproducesTheSourceOnTheFilteredEmg) {
   auto params = small_params();
   params.peel_off = false; // with peel-off later sources come from the peeled data
@@ -226,15 +259,7 @@ TEST(Decompose, TheSeparationFilterReproducesTheSourceOnTheFilteredEmg) {
   const auto d = mi::decompose(syn.recording, params);
   ASSERT_FALSE(d.units.empty());
   const auto& u = d.units[0];
-  const auto& f = d.preprocessing.filtered;
-  Eigen::VectorXd s = Eigen::VectorXd::Zero(f.cols());
-  for (Eigen::Index c = 0; c < f.rows(); ++c) {
-    const Eigen::RowVectorXd x = f.row(c).array() - f.row(c).mean();
-    for (Eigen::Index dl = 0; dl < u.filter.cols(); ++dl)
-      s.tail(f.cols() - dl) += u.filter(c, dl) * x.head(f.cols() - dl).transpose();
-  }
-  const double corr = (s.array() * u.source.array()).sum() / (s.norm() * u.source.norm());
-  EXPECT_GT(corr, 0.999);
+  EXPECT_GT(filter_source_correlation(d, u), 0.999);
 }
 
 TEST(Decompose, GivesTheSameBitsAtOneAndTwoThreads) {

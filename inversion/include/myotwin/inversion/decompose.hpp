@@ -112,6 +112,10 @@ struct DecomposeParams {
   double duplicate_tolerance_ms = 0.5;
   /// Largest lag searched between two units [ms] (>= 0).
   double duplicate_max_lag_ms = 25.0;
+  /// After the search, each unit's filter from its discharges on the whole recording (not the
+  /// peeled-off data) and its discharges detected again (AcceptedUnits::refine(), MUedit's
+  /// refineMUs). Off by default until its yield is measured on the benchmark cases.
+  bool refine_on_recording = false;
   /// Subtract accepted units from the whitened data.
   bool peel_off = true;
   /// Window of the peel-off average [ms] (> 0).
@@ -157,6 +161,7 @@ struct DecomposeStats {
   std::int64_t n_whitened = 0;               ///< dimensions kept by the whitening
   std::int64_t n_fixed_point_iterations = 0; ///< over all candidates
   double time_preprocess_s = 0.0, time_whiten_s = 0.0, time_iterations_s = 0.0;
+  double time_refine_s = 0.0; ///< refine_on_recording (part of time_iterations_s)
 };
 
 /// The output of decompose().
@@ -172,6 +177,9 @@ struct Decomposition {
   /// Preprocessing result (filtered signals, channel report).
   PreprocessResult preprocessing;
   DecomposeStats stats;
+  /// The units' discharges as the search found them, before refine_on_recording (empty without
+  /// it): what the refinement changed.
+  std::vector<std::vector<std::int64_t>> discharges_before_refinement;
 };
 
 /// Reads DecomposeParams (and the PreprocessParams) from the config section `decompose`.

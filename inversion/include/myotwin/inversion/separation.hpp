@@ -126,6 +126,14 @@ public:
   /// The separation vectors of the accepted units, in order (the deflation basis of later
   /// candidates); for a cancelled unit, the direction of what its subtraction left.
   [[nodiscard]] std::vector<Eigen::VectorXd> vectors() const;
+  /// MUedit's refinement of the units on the whole recording (refineMUs, Avrillon et al. 2024):
+  /// each unit's filter becomes the spike-triggered mean of the extended recording (data.x, not
+  /// the peeled-off data.z) at its discharges, leaving out those whose source peak is above the
+  /// mean + 3 SD of its peaks, whitened; its source on the recording is detected again
+  /// (detect_spikes()). The refined train replaces the unit's if it passes the acceptance
+  /// (min_discharges, sil_threshold, max_local_cov_isi); units that then share
+  /// duplicate_fraction of their discharges are one, the one with the higher SIL stays.
+  void refine(const WhitenedEmg& data, const DecomposeParams& params, DecomposeStats& stats);
   /// Successive cancellation: cancel_trains() of every accepted unit when some are new (window
   /// peel_off_window_ms, missed discharges looked for at min_peak_distance_ms, and added to the
   /// unit's discharges). Each unit's vector becomes the orthonormalised spike-triggered mean of
