@@ -148,6 +148,24 @@ void run(const std::string& path) {
   row("reference alone", channel(muaps, times, dur, fs, ref), total, fs);
   row("spikes (+-5 ms of each main peak)", channel(spikes, times, dur, fs, w.row(0)), total, fs);
   row("tails (the rest of each MUAP)", channel(tails, times, dur, fs, w.row(0)), total, fs);
+  // The MUAPs as a clinician reads them: every active unit's channel MUAP.
+  int n500 = 0;
+  int n5 = 0;
+  double max_p2p = 0.0;
+  for (const auto& mu : muaps) {
+    const MuapFeatures f = muap_features(mu.phi_V * w.row(0).transpose(), fs);
+    n500 += f.peak_to_peak_V >= 500e-6 ? 1 : 0;
+    n5 += f.peak_to_peak_V > 5e-3 ? 1 : 0;
+    max_p2p = std::max(max_p2p, f.peak_to_peak_V);
+    if (std::find(accepted.begin(), accepted.end(), mu.unit) != accepted.end())
+      std::printf("accepted unit %ld: p2p %.0f uV, rise %.2f ms, half-width %.2f ms, peak interval "
+                  "%.2f ms, duration %.1f ms, phases %ld, turns %ld\n",
+                  static_cast<long>(mu.unit), 1e6 * f.peak_to_peak_V, 1e3 * f.rise_time_s,
+                  1e3 * f.half_width_s, 1e3 * f.peak_interval_s, 1e3 * f.duration_s,
+                  static_cast<long>(f.n_phases), static_cast<long>(f.n_turns));
+  }
+  std::printf("active units >= 500 uV: %d, above 5 mV: %d, largest %.2f mV\n", n500, n5,
+              1e3 * max_p2p);
   std::sort(durations.begin(), durations.end());
   if (!durations.empty())
     std::printf("accepted MUAPs' durations (2.5 %% of p2p): median %.1f ms (%.1f-%.1f); %.0f s\n",

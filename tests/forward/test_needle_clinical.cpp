@@ -327,7 +327,7 @@ IemgMuscle biceps(const IemgParams& params) {
 // wide over the track in the muscle); and with the tip at the territory centres of the largest
 // units recruited at 10 % of the maximum excitation, parting the fibres lowers every position's
 // largest MUAP of a concentric or monopolar needle, the worst by more than a quarter.
-TEST(NeedleBody, DisplacedFibresTouchButDoNotEnterTheNeedleAndNoClinicalMuapExceedsFiveMillivolts) {
+TEST(NeedleBody, PartedFibresTouchButDoNotEnterTheNeedleAndTheLargestMuapFalls) {
   IemgParams params;
   params.fs_Hz = 10000.0;
   params.jitter_s = 0.0;
