@@ -91,11 +91,18 @@ void run(const std::string& path) {
   const std::vector<std::int64_t>& accepted = ins.tries[ins.chosen].accepted;
   // 2. The muscle as the needle finds it, the MUAPs of every active unit.
   const NeedleBody body = iemg_needle_body(needle, muscle.centre_m, 0);
+  const auto tb = std::chrono::steady_clock::now();
   const std::int64_t n_body = apply_needle_body(muscle, body, needle.body_mode);
+  const double body_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
+  const auto tm = std::chrono::steady_clock::now();
   const auto surfaces = iemg_contact_surfaces(needle, muscle.centre_m, 0);
   IemgParams p = c.params;
   p.jitter_s = 0.0;
   const auto muaps = iemg_muaps(muscle, active, surfaces, p);
+  std::printf("the needle's body: %.3f s; the MUAPs of the %zu active units: %.2f s\n", body_s,
+              active.size(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - tm).count());
   const Eigen::MatrixXd w = iemg_channel_weights(needle);
   const double fs = p.fs_Hz;
   const double dur = c.drive.duration_s;
