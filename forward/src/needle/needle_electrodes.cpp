@@ -299,8 +299,9 @@ IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
       e.kind == IemgElectrodeKind::single_fibre) {
     const auto body = section.optional<std::string>(
         "body", "displace", one_of({"displace", "exclude", "none"}),
-        "clinical needles: fibres that would pass through the needle's body are pushed aside until "
-        "they touch it (displace), cut and silent (exclude), or left passing through it (none)");
+        "clinical needles: fibres near the needle are parted around its body along the streamlines "
+        "of flow past its shaft (displace), the fibres it meets cut and silent (exclude), or left "
+        "passing through it (none)");
     e.body_mode = body == "displace"  ? NeedleBodyMode::displace
                   : body == "exclude" ? NeedleBodyMode::exclude
                                       : NeedleBodyMode::none;
