@@ -287,10 +287,10 @@ struct IemgElectrodes {
   double core_diameter_m = 25e-6;         ///< key `core_diameter_um` (single fibre, 25 um)
   double side_port_m = 3e-3;              ///< key `side_port_mm` (single fibre, 3 mm)
   /// What the clinical needles' bodies do to the fibres they meet (key `body`): "displace" (the
-  /// default: a fibre that would pass through the needle is pushed aside, across its own
-  /// direction, until it touches the needle's surface), "exclude" (such fibres are cut: they do
-  /// not contribute) or "none" (fibres pass through the needle, as before session 17). Arrays
-  /// and fine wires have no body.
+  /// default: the fibres near the needle are parted around its shaft along the streamlines of
+  /// flow past a cylinder, apply_needle_body()), "exclude" (the fibres that would pass through the
+  /// needle are cut: they do not contribute) or "none" (fibres pass through the needle, as before
+  /// session 17). Arrays and fine wires have no body.
   NeedleBodyMode body_mode = NeedleBodyMode::displace;
 };
 
