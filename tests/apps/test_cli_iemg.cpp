@@ -149,3 +149,44 @@ TEST(CliIemg, AClinicalInsertionRuleNoPositionMeetsExitsOneNamingTheBestPosition
   EXPECT_FALSE(report["insertion"]["satisfied"].get<bool>());
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "iemg" / "emg.h5"));
 }
+
+TEST(CliIemg, ANeedleOutsideTheMuscleIsRefusedNamingItsPositionAndTheDistance) {
+  // The 3 mm cylinder: an array centred 8 mm off its axis (every contact outside), and a
+  // monopolar needle whose clinical track runs beside the muscle (5 mm off the axis in y, moving
+  // along x) and never enters it. Both are bad input (exit 2), named with the position.
+  TempDir dir;
+  nlohmann::json a = small_config();
+  a["iemg"]["needle"]["position_mm"] = {8.0, 0.0, 12.0};
+  write_text_file(dir / "array.json", a.dump());
+  const auto r = run_myotwin("iemg " + quoted(dir / "array.json") + " -o " + quoted(dir / "o"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("iemg.needle.position_mm = [8, 0, 12]: the recording contact point_0 at "
+                          "trajectory position 0 lies outside the muscle \"cylinder\""),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("mm from its nearest fibre (inside means within"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "o" / "iemg" / "emg.h5"));
+  // A fine wire has no position_mm: its pairs are named.
+  nlohmann::json w = small_config();
+  w["iemg"]["needle"] = {{"type", "fine_wire"},
+                         {"pairs", {{{"a_mm", {0.0, 0.0, 12.0}}, {"b_mm", {0.0, 9.0, 12.0}}}}}};
+  write_text_file(dir / "wire.json", w.dump());
+  const auto f = run_myotwin("iemg " + quoted(dir / "wire.json") + " -o " + quoted(dir / "o"));
+  EXPECT_EQ(f.exit_code, 2) << f.output;
+  EXPECT_NE(f.output.find("iemg.needle.pairs: the recording contact wire_b"), std::string::npos)
+      << f.output;
+  nlohmann::json c = small_config();
+  c["iemg"]["needle"] = {
+      {"type", "monopolar"},
+      {"position_mm", {-6.0, 5.0, 12.0}},
+      {"insertion", {{"mode", "clinical"}, {"step_mm", 0.5}, {"max_travel_mm", 8.0}}}};
+  write_text_file(dir / "beside.json", c.dump());
+  const auto b = run_myotwin("iemg " + quoted(dir / "beside.json") + " -o " + quoted(dir / "o2"));
+  EXPECT_EQ(b.exit_code, 2) << b.output;
+  EXPECT_NE(b.output.find("iemg.needle.position_mm = [-6, 5, 12]: the needle's track (17 "
+                          "positions every 0.5 mm over max_travel_mm = 8) never enters the muscle "
+                          "\"cylinder\""),
+            std::string::npos)
+      << b.output;
+}

@@ -1,6 +1,7 @@
 // Needle EMG as a clinician sees it (issue 26): the Nandedkar-Stalberg source against published
 // single-fibre potentials, recording surfaces, MUAP features, the clinical insertion rule.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -271,6 +272,157 @@ TEST(ClinicalInsertion, AdvancesUntilEnoughUnitsRiseFastAndReportsTheBestWhenNon
     EXPECT_LE(t.accepted.size(), no.tries[no.chosen].accepted.size());
   EXPECT_GT(no.tries[no.chosen].accepted.size(), 0U);
   EXPECT_EQ(no.to_json(true)["satisfied"], false);
+}
+
+TEST(NeedleBody, ItsSignedDistanceIsTheClosedFormOfAConeAndABevelledShaft) {
+  // Monopolar: tip at the origin advancing along +x, shaft radius R = 0.23 mm, cone length c.
+  const IemgElectrodes m = electrodes(
+      {{"type", "monopolar"}, {"position_mm", {0.0, 0.0, 0.0}}, {"relative_to", "absolute"}});
+  const NeedleBody cone = iemg_needle_body(m, Eigen::Vector3d::Zero(), 0);
+  ASSERT_TRUE(cone.present);
+  const double r = 0.23e-3;
+  const double c = cone.cone_length_m;
+  EXPECT_NEAR(c, std::sqrt(std::pow(0.25e-6 / (M_PI * r), 2) - r * r), 1e-15);
+  EXPECT_NEAR(needle_body_distance_m(cone, {-5e-3, 0.0, 0.0}), -r, 1e-15);      // on the axis
+  EXPECT_NEAR(needle_body_distance_m(cone, {-5e-3, 0.0, 3 * r}), 2 * r, 1e-15); // beside it
+  EXPECT_NEAR(needle_body_distance_m(cone, {1e-3, 0.0, 0.0}), 1e-3, 1e-15);     // ahead: apex
+  // Beside the cone, on its outward normal from the middle of the slant.
+  const double slant = std::hypot(c, r);
+  const Eigen::Vector3d mid(-0.5 * c, 0.5 * r, 0.0);
+  const Eigen::Vector3d normal(r / slant, c / slant, 0.0); // outward: forward and out
+  EXPECT_NEAR(needle_body_distance_m(cone, mid + 20e-6 * normal), 20e-6, 1e-12);
+  EXPECT_NEAR(needle_body_distance_m(cone, mid - 20e-6 * normal), -20e-6, 1e-12);
+  // Concentric: the bevel plane through the tip, normal sin(15) e_x - cos(15) e_y.
+  const IemgElectrodes k = electrodes(
+      {{"type", "concentric"}, {"position_mm", {0.0, 0.0, 0.0}}, {"relative_to", "absolute"}});
+  const NeedleBody bevel = iemg_needle_body(k, Eigen::Vector3d::Zero(), 0);
+  const double b = 15.0 * M_PI / 180.0;
+  EXPECT_NEAR(bevel.bevel_normal.dot(Eigen::Vector3d(std::sin(b), -std::cos(b), 0.0)), 1.0, 1e-12);
+  EXPECT_NEAR(needle_body_distance_m(bevel, 50e-6 * bevel.bevel_normal), 50e-6, 1e-15);
+  EXPECT_NEAR(needle_body_distance_m(bevel, {-3e-3, 0.0, 0.3e-3}), 0.07e-3, 1e-15);
+  // The sharp point of the bevel reaches R / tan(15 deg) ahead of the core on the +e_y side.
+  EXPECT_LT(needle_body_distance_m(bevel, {0.8 * r / std::tan(b), 0.9 * r, 0.0}), 0.0);
+  EXPECT_GT(needle_body_distance_m(bevel, {0.8 * r / std::tan(b), -0.9 * r, 0.0}), 0.0);
+  // Arrays and fine wires have no body.
+  EXPECT_FALSE(iemg_needle_body(electrodes({}), Eigen::Vector3d::Zero(), 0).present);
+}
+
+/// The biceps-like muscle of the realism table (sample_data/iemg): radius 10 mm, 120 mm, 200
+/// units, 350 real fibres per mm^2.
+IemgMuscle biceps(const IemgParams& params) {
+  CylinderMuscleParams c;
+  c.radius_m = 10e-3;
+  c.length_m = 0.12;
+  c.motor_units.n_units = 200;
+  IemgMuscle m = cylinder_muscle(c, 0.5, Rng(1993));
+  spread_sub_fibres(m, params, NerveBranchingParams{}, Rng(1994));
+  return m;
+}
+
+// The needle's body: fibres cannot run through the needle. A needle pushed into muscle parts the
+// fibres (they slide aside along the smooth shaft) instead of running through its metal, so every
+// fibre the body would hold is moved across its own direction until it touches the needle (or,
+// with `exclude`, cut). Checked: no fibre's surface is inside the body afterwards; the number
+// that would cross it is that of the fibres whose axes cross the shaft's shadow (2 (R + r_f)
+// wide over the track in the muscle); and with the tip at the territory centres of the largest
+// units recruited at 10 % of the maximum excitation, parting the fibres lowers every position's
+// largest MUAP of a concentric or monopolar needle, the worst by more than a quarter.
+TEST(NeedleBody, PartedFibresTouchButDoNotEnterTheNeedleAndTheLargestMuapFalls) {
+  IemgParams params;
+  params.fs_Hz = 10000.0;
+  params.jitter_s = 0.0;
+  const IemgMuscle m = biceps(params);
+  std::vector<std::int64_t> recruited;
+  for (std::size_t u = 0; u < m.pool.units.size(); ++u)
+    if (m.pool.units[u].recruitment_threshold <= 0.1)
+      recruited.push_back(static_cast<std::int64_t>(u));
+  std::vector<std::int64_t> largest = recruited;
+  std::sort(largest.begin(), largest.end(), [&](std::int64_t a, std::int64_t b) {
+    return m.unit_fibres[static_cast<std::size_t>(a)].size() >
+           m.unit_fibres[static_cast<std::size_t>(b)].size();
+  });
+  largest.resize(4);
+  double worst_displaced = 0.0;
+  double worst_through = 0.0;
+  for (const char* type : {"monopolar", "concentric"}) {
+    for (const auto u : largest) {
+      const Eigen::Vector2d centre = m.pool.units[static_cast<std::size_t>(u)].territory_centre_m;
+      const IemgElectrodes e =
+          electrodes({{"type", type},
+                      {"relative_to", "absolute"},
+                      {"position_mm", {1e3 * centre.x(), 1e3 * centre.y(), 80.0}}});
+      const NeedleBody body = iemg_needle_body(e, m.centre_m, 0);
+      IemgMuscle moved = m;
+      const std::int64_t n_moved = apply_needle_body(moved, body, NeedleBodyMode::displace);
+      // Straight fibres along z: a fibre (x, y) crosses the shaft when |y - y_tip| < R + r_f
+      // and it lies behind the tip's front (x <= x_tip - cone or bevel) and inside the muscle.
+      std::int64_t surely = 0;
+      std::int64_t maybe = 0;
+      for (std::size_t i = 0; i < m.fibres.size(); ++i) {
+        const auto& f = m.fibres[i];
+        const auto& model = m.model_fibres.fibres[static_cast<std::size_t>(f.model)];
+        const double x = model.points_m(0, 0) + f.offset_m.x();
+        const double y = model.points_m(0, 1) + f.offset_m.y();
+        const double r_f = 0.5 * m.pool.fibre_diameter_m[f.model];
+        if (std::abs(y - centre.y()) < 0.23e-3 + r_f - 1e-6 && x < centre.x() - 1e-3)
+          ++surely;
+        if (std::abs(y - centre.y()) < 0.23e-3 + r_f + 1e-6 && x < centre.x() + 1e-3)
+          ++maybe;
+        // Afterwards no fibre's surface is inside the body: its axis is at least r_f from it
+        // (sampled along the fibre every 2 um over +-1 mm about the needle's plane).
+        const auto& g = moved.fibres[i];
+        const double gx = model.points_m(0, 0) + g.offset_m.x();
+        const double gy = model.points_m(0, 1) + g.offset_m.y();
+        if (std::abs(gy - centre.y()) > 1e-3 || gx > centre.x() + 2e-3)
+          continue;
+        for (double z = -1e-3; z <= 1e-3; z += 2e-6)
+          ASSERT_GE(needle_body_distance_m(body, {gx, gy, 80e-3 + z}), r_f - 1e-9)
+              << type << " unit " << u << " fibre " << i;
+      }
+      EXPECT_GE(n_moved, surely) << type;
+      EXPECT_LE(n_moved, maybe) << type;
+      // The MUAPs of the recruited units with a fibre within 2 mm of the tip.
+      const auto surfaces = iemg_contact_surfaces(e, m.centre_m, 0);
+      std::vector<std::int64_t> near;
+      for (const auto v : recruited)
+        for (const auto id : moved.unit_fibres[static_cast<std::size_t>(v)])
+          if (sub_fibre_distance_m(moved, moved.fibres[static_cast<std::size_t>(id)], body.tip_m) <
+              2e-3) {
+            near.push_back(v);
+            break;
+          }
+      const Eigen::MatrixXd w = iemg_channel_weights(e);
+      double max_displaced = 0.0;
+      double max_through = 0.0;
+      for (const auto& mu : iemg_muaps(moved, near, surfaces, params))
+        max_displaced =
+            std::max(max_displaced,
+                     muap_features(mu.phi_V * w.row(0).transpose(), params.fs_Hz).peak_to_peak_V);
+      for (const auto& mu : iemg_muaps(m, near, surfaces, params))
+        max_through =
+            std::max(max_through,
+                     muap_features(mu.phi_V * w.row(0).transpose(), params.fs_Hz).peak_to_peak_V);
+      const auto& unit = m.pool.units[static_cast<std::size_t>(u)];
+      const double density =
+          static_cast<double>(m.unit_fibres[static_cast<std::size_t>(u)].size()) /
+          (M_PI * unit.territory_radius_m * unit.territory_radius_m);
+      std::printf("%-10s at unit %3ld's centre (its fibres %.0f per mm^2 over its territory, "
+                  "twice that at the centre): %ld fibres cross the shaft (%ld-%ld expected), %zu "
+                  "units near; largest MUAP %.2f mV (fibres through the needle: %.2f mV)\n",
+                  type, static_cast<long>(u), 1e-6 * density, static_cast<long>(n_moved),
+                  static_cast<long>(surely), static_cast<long>(maybe), near.size(),
+                  1e3 * max_displaced, 1e3 * max_through);
+      EXPECT_LT(max_displaced, max_through) << type << " unit " << u;
+      worst_displaced = std::max(worst_displaced, max_displaced);
+      worst_through = std::max(worst_through, max_through);
+    }
+  }
+  // Parting the fibres takes about a third off the largest MUAP (17.2 -> 11.6 mV monopolar, 13.2
+  // -> 8.5 mV concentric), but at the territory centre of the largest recruited units a MUAP
+  // still exceeds 5 mV: their fibres are far denser there than SFEMG's fibre density implies
+  // (docs/iemg.md, "The needle's body"); the 5 mV target is measured at the clinical insertion of
+  // the biceps samples.
+  EXPECT_LT(worst_displaced, 0.75 * worst_through);
 }
 
 } // namespace

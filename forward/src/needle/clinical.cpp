@@ -164,6 +164,8 @@ nlohmann::json InsertionResult::to_json(bool relative_mm) const {
         {{"step", x.step},
          {"position_mm", {1e3 * x.position_m.x(), 1e3 * x.position_m.y(), 1e3 * x.position_m.z()}},
          {"n_screened", x.n_screened},
+         {"inside_muscle", x.inside_muscle},
+         {"n_body_fibres", x.n_body_fibres},
          {"n_accepted", x.accepted.size()},
          {"accepted", units}});
   }
@@ -187,6 +189,8 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
   const auto n_steps =
       static_cast<std::int64_t>(std::floor(rule.max_travel_m / rule.step_m + 1e-9));
   const Eigen::Vector3d dir = iemg_trajectory_direction(electrodes);
+  const double spacing = model_fibre_spacing_m(muscle);
+  bool any_inside = false;
   for (std::int64_t k = 0; k <= n_steps; ++k) {
     IemgElectrodes e = electrodes;
     e.n_positions = 1;
@@ -196,10 +200,21 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
     InsertionTry t;
     t.step = k;
     t.position_m = e.position_m;
+    t.inside_muscle = muscle_distance_m(muscle, rec) <= spacing;
+    any_inside = any_inside || t.inside_muscle;
+    // The muscle as the needle finds it there: the fibres its body meets displaced or cut.
+    const NeedleBody body = iemg_needle_body(e, muscle.centre_m, 0);
+    IemgMuscle moved;
+    const IemgMuscle* here = &muscle;
+    if (body.present && e.body_mode != NeedleBodyMode::none && t.inside_muscle) {
+      moved = muscle;
+      t.n_body_fibres = apply_needle_body(moved, body, e.body_mode);
+      here = &moved;
+    }
     std::vector<std::int64_t> near;
-    for (const auto u : active) {
-      for (const auto id : muscle.unit_fibres[static_cast<std::size_t>(u)]) {
-        if (sub_fibre_distance_m(muscle, muscle.fibres[static_cast<std::size_t>(id)], rec) <
+    for (const auto u : t.inside_muscle ? active : std::vector<std::int64_t>{}) {
+      for (const auto id : here->unit_fibres[static_cast<std::size_t>(u)]) {
+        if (sub_fibre_distance_m(*here, here->fibres[static_cast<std::size_t>(id)], rec) <
             rule.screen_radius_m) {
           near.push_back(u);
           break;
@@ -208,7 +223,7 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
     }
     t.n_screened = static_cast<std::int64_t>(near.size());
     if (!near.empty()) {
-      const auto muaps = iemg_muaps(muscle, near, surfaces, p);
+      const auto muaps = iemg_muaps(*here, near, surfaces, p);
       for (const auto& m : muaps) {
         const Eigen::VectorXd ch = m.phi_V * weights.row(0).transpose();
         const MuapFeatures f = muap_features(ch, p.fs_Hz);
@@ -226,6 +241,18 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
     }
     if (t.accepted.size() > result.tries[result.chosen].accepted.size())
       result.chosen = result.tries.size() - 1;
+  }
+  if (!any_inside) {
+    const Eigen::Vector3d& p0 = electrodes.position_m;
+    throw BadInput(
+        "iemg.needle.position_mm = [" + format_number(1e3 * p0.x()) + ", " +
+        format_number(1e3 * p0.y()) + ", " + format_number(1e3 * p0.z()) +
+        "]: the needle's track (" + std::to_string(result.tries.size()) + " positions every " +
+        format_number(1e3 * rule.step_m) + " mm over max_travel_mm = " +
+        format_number(1e3 * rule.max_travel_m) + ") never enters the muscle \"" + muscle.name +
+        "\" (its recording contact is never within " + format_number(1e3 * spacing) +
+        " mm, one model-fibre spacing, of a fibre): start it in or next to the muscle, or aim it "
+        "at the muscle (angles_deg, trajectory.direction)");
   }
   return result;
 }

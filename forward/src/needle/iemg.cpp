@@ -440,7 +440,8 @@ std::vector<UnitMuap> iemg_muaps(const IemgMuscle& muscle, const std::vector<std
         end_s = std::max(end_s, f.delay_s + (half + rosenfalck_cutoff_m) /
                                                 muscle.pool.fibre_cv_m_per_s[f.model]);
       }
-      n_samples = static_cast<Eigen::Index>(std::ceil(end_s * fs)) + 1;
+      // (at least 3 samples: a unit whose fibres a needle's body cut is a flat MUAP)
+      n_samples = std::max<Eigen::Index>(3, static_cast<Eigen::Index>(std::ceil(end_s * fs)) + 1);
     }
     const std::size_t n_chunks = (ids.size() + chunk - 1) / chunk;
     std::vector<Eigen::MatrixXd> c0(n_chunks), c1(n_chunks), c2(n_chunks);

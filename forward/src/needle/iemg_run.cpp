@@ -286,6 +286,49 @@ void write_unit_truth(H5Writer& truth, const std::vector<std::int64_t>& units,
   }
 }
 
+/// The recording contacts of a needle at position p: a clinical needle's recording surface (not
+/// its reference), every contact of an array, both tips of every fine-wire pair.
+std::vector<ContactSurface> recording_contacts(const IemgElectrodes& needle,
+                                               const Eigen::Vector3d& centre_m, std::int64_t p) {
+  auto s = iemg_contact_surfaces(needle, centre_m, p);
+  if (needle.kind != IemgElectrodeKind::array && needle.kind != IemgElectrodeKind::fine_wire)
+    s.resize(1);
+  return s;
+}
+
+/// \throws BadInput naming iemg.needle.position_mm (or pairs) when a recording contact of a
+/// fixed needle lies outside the muscle: farther than one model-fibre spacing from its fibres.
+void check_needle_inside(const IemgElectrodes& needle, const IemgMuscle& muscle) {
+  const double spacing = model_fibre_spacing_m(muscle);
+  const std::int64_t n_positions =
+      needle.kind == IemgElectrodeKind::fine_wire ? 1 : needle.n_positions;
+  for (std::int64_t p = 0; p < n_positions; ++p) {
+    for (const auto& c : recording_contacts(needle, muscle.centre_m, p)) {
+      const double d = muscle_distance_m(muscle, c.centre_m());
+      if (d <= spacing)
+        continue;
+      const Eigen::Vector3d x = c.centre_m();
+      const std::string at = "[" + format_number(1e3 * x.x()) + ", " + format_number(1e3 * x.y()) +
+                             ", " + format_number(1e3 * x.z()) + "] mm (absolute)";
+      const Eigen::Vector3d& p0 = needle.position_m;
+      const std::string key = needle.kind == IemgElectrodeKind::fine_wire
+                                  ? std::string("iemg.needle.pairs")
+                                  : "iemg.needle.position_mm = [" + format_number(1e3 * p0.x()) +
+                                        ", " + format_number(1e3 * p0.y()) + ", " +
+                                        format_number(1e3 * p0.z()) + "]";
+      throw BadInput(key + ": the recording contact " + c.name + " at trajectory position " +
+                     std::to_string(p) + " lies outside the muscle \"" + muscle.name + "\", at " +
+                     at + ", " + format_number(1e3 * d) +
+                     " mm from its nearest fibre (inside means within " +
+                     format_number(1e3 * spacing) +
+                     " mm, one model-fibre spacing): move the needle into the muscle (positions "
+                     "are relative to " +
+                     (needle.relative_to_centre ? "the muscle centre" : "the origin") +
+                     "), or use insertion.mode = \"clinical\" to advance it from outside");
+    }
+  }
+}
+
 } // namespace
 
 IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesystem::path& dir,
@@ -302,6 +345,8 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
   ensure_output_dir(dir);
   IemgElectrodes needle = c.needle;
   nlohmann::json insertion_json;
+  if (!c.insertion.clinical)
+    check_needle_inside(c.needle, muscle);
   if (c.insertion.clinical) {
     std::vector<std::int64_t> active;
     for (std::size_t u = 0; u < units.size(); ++u)
@@ -342,6 +387,7 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
   }
   // 4. Per needle position: contacts, MUAPs, EMG, channels, noise; written as they come.
   nlohmann::json spectra = nlohmann::json::array();
+  nlohmann::json body_fibres = nlohmann::json::array();
   const Eigen::MatrixXd weights = iemg_channel_weights(needle);
   const std::int64_t n_positions =
       needle.kind == IemgElectrodeKind::fine_wire ? 1 : needle.n_positions;
@@ -355,7 +401,22 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
     const auto surfaces = iemg_contact_surfaces(needle, muscle.centre_m, p);
     const Eigen::MatrixX3d contacts = iemg_contacts(needle, muscle.centre_m, p);
     const double t0 = watch.elapsed_s();
-    const auto muaps = iemg_muaps(muscle, units, surfaces, c.params, progress);
+    // The muscle as the needle finds it at this position: the fibres its body meets displaced or
+    // cut (clinical needles; docs/iemg.md, "The needle's body").
+    const NeedleBody body = iemg_needle_body(needle, muscle.centre_m, p);
+    IemgMuscle moved;
+    const IemgMuscle* here = &muscle;
+    std::int64_t n_body = 0;
+    if (body.present && needle.body_mode != NeedleBodyMode::none) {
+      moved = muscle;
+      n_body = apply_needle_body(moved, body, needle.body_mode);
+      here = &moved;
+      log_info("needle position ", p, ": its body ",
+               needle.body_mode == NeedleBodyMode::displace ? "displaced " : "cut ", n_body,
+               " real fibres");
+    }
+    body_fibres.push_back({{"position", p}, {"n_fibres", n_body}});
+    const auto muaps = iemg_muaps(*here, units, surfaces, c.params, progress);
     const double t1 = watch.elapsed_s();
     const IemgEmg emg = synthesize_iemg(muaps, times, c.drive.duration_s, c.params.fs_Hz,
                                         c.params.jitter_s, rng.split(4));
@@ -363,7 +424,7 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
     report.muap_time_s += t1 - t0;
     report.emg_time_s += watch.elapsed_s() - t1;
     UnitProperties props;
-    write_position_muaps(p, muaps, emg, weights, contacts, muscle, times, c.params.fs_Hz, w, props);
+    write_position_muaps(p, muaps, emg, weights, contacts, *here, times, c.params.fs_Hz, w, props);
     ChannelLayout layout;
     layout.position_m = weights.cwiseAbs() * Eigen::MatrixXd(contacts) /
                         std::max(1.0, weights.cwiseAbs().rowwise().sum().maxCoeff());
@@ -425,6 +486,11 @@ IemgRunReport run_iemg(const IemgConfig& c, const Rng& rng, const std::filesyste
                    {"total", watch.elapsed_s()}}},
                  {"units", w.units},
                  {"spectrum", spectra}};
+  if (needle.kind != IemgElectrodeKind::array && needle.kind != IemgElectrodeKind::fine_wire)
+    report.json["needle_body"] = {{"mode", needle.body_mode == NeedleBodyMode::displace ? "displace"
+                                           : needle.body_mode == NeedleBodyMode::exclude ? "exclude"
+                                                                                         : "none"},
+                                  {"positions", body_fibres}};
   if (!insertion_json.is_null())
     report.json["insertion"] = insertion_json;
   write_text_file(dir / "iemg_report.json", report.json.dump(2) + "\n");

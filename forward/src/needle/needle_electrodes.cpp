@@ -295,6 +295,17 @@ IemgElectrodes read_iemg_electrodes(ConfigReader& section) {
         section.optional<double>("side_port_mm", units::m_to_mm(e.side_port_m), non_negative(),
                                  "single fibre: distance of the side port behind the tip (3 mm)"));
   }
+  if (e.kind == IemgElectrodeKind::concentric || e.kind == IemgElectrodeKind::monopolar ||
+      e.kind == IemgElectrodeKind::single_fibre) {
+    const auto body = section.optional<std::string>(
+        "body", "displace", one_of({"displace", "exclude", "none"}),
+        "clinical needles: fibres near the needle are parted around its body along the streamlines "
+        "of flow past its shaft (displace), the fibres it meets cut and silent (exclude), or left "
+        "passing through it (none)");
+    e.body_mode = body == "displace"  ? NeedleBodyMode::displace
+                  : body == "exclude" ? NeedleBodyMode::exclude
+                                      : NeedleBodyMode::none;
+  }
   if (e.kind == IemgElectrodeKind::concentric || e.kind == IemgElectrodeKind::single_fibre) {
     e.cannula_length_m = units::mm_to_m(section.optional<double>(
         "cannula_length_mm", units::m_to_mm(e.cannula_length_m), in_range(0.5, 200.0),

@@ -69,6 +69,10 @@ struct InsertionTry {
   std::vector<std::int64_t> accepted;                   ///< units passing the rule
   std::vector<MuapFeatures> accepted_features;
   std::int64_t n_screened = 0; ///< units with a fibre within screen_radius of the recording contact
+  /// The recording contact lies within one model-fibre spacing of a fibre (muscle_distance_m());
+  /// a position outside the muscle is tried but passes no unit.
+  bool inside_muscle = true;
+  std::int64_t n_body_fibres = 0; ///< real fibres the needle's body displaced or cut there
 };
 
 /// The search and its outcome.
@@ -84,7 +88,10 @@ struct InsertionResult {
 /// MUAPs of the `active` units that have a fibre within screen_radius of the recording contact
 /// (units farther away are taken as failing: their main spike cannot rise in 0.5 ms); stops at
 /// the first position where at least min_units units have rise time <= max_rise_time and
-/// peak-to-peak >= min_peak_to_peak.
+/// peak-to-peak >= min_peak_to_peak. At each position the needle's body displaces or cuts the
+/// fibres it meets (apply_needle_body(), electrodes.body_mode); a position whose recording
+/// contact lies outside the muscle passes no unit. \throws BadInput for fine wires, and when no
+/// position along the track is inside the muscle (naming iemg.needle.position_mm).
 InsertionResult clinical_insertion(const IemgMuscle& muscle,
                                    const std::vector<std::int64_t>& active,
                                    const IemgElectrodes& electrodes, const IemgParams& params,

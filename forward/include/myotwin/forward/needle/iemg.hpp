@@ -234,6 +234,8 @@ IemgEmg synthesize_iemg(const std::vector<UnitMuap>& muaps,
 
 /// Electrode kinds.
 enum class IemgElectrodeKind { array, fine_wire, concentric, monopolar, single_fibre };
+/// What a clinical needle's body does to the fibres it meets (IemgElectrodes::body_mode).
+enum class NeedleBodyMode { displace, exclude, none };
 /// Differentiation of an array's contacts.
 enum class Differentiation { none, consecutive, reference };
 
@@ -284,6 +286,12 @@ struct IemgElectrodes {
   double skin_reference_depth_m = 20e-3;  ///< key `skin_reference_depth_mm` (monopolar, 20 mm)
   double core_diameter_m = 25e-6;         ///< key `core_diameter_um` (single fibre, 25 um)
   double side_port_m = 3e-3;              ///< key `side_port_mm` (single fibre, 3 mm)
+  /// What the clinical needles' bodies do to the fibres they meet (key `body`): "displace" (the
+  /// default: the fibres near the needle are parted around its shaft along the streamlines of
+  /// flow past a cylinder, apply_needle_body()), "exclude" (the fibres that would pass through the
+  /// needle are cut: they do not contribute) or "none" (fibres pass through the needle, as before
+  /// session 17). Arrays and fine wires have no body.
+  NeedleBodyMode body_mode = NeedleBodyMode::displace;
 };
 
 /// Reads the `electrodes` section. \throws BadInput naming the key (unknown type or
@@ -312,6 +320,51 @@ Eigen::Vector3d iemg_trajectory_direction(const IemgElectrodes& electrodes);
 
 /// Name of an electrode kind ("array", "fine_wire", "concentric", "monopolar", "single_fibre").
 std::string to_string(IemgElectrodeKind kind);
+
+/// The solid body of a clinical needle at one position: a shaft of radius `radius_m` from the tip
+/// back along -axis without end (it comes from the skin), closed at the tip by a cone of length
+/// `cone_length_m` (monopolar: the bare conical tip) or cut by the bevel plane through the tip
+/// (concentric, single fibre: the plane of the core, outward normal `bevel_normal`).
+struct NeedleBody {
+  bool present = false; ///< false for arrays and fine wires (no body)
+  Eigen::Vector3d tip_m = Eigen::Vector3d::Zero();
+  Eigen::Vector3d axis = Eigen::Vector3d::UnitX(); ///< unit, the direction of advance
+  double radius_m = 0.0;
+  double cone_length_m = 0.0;                              ///< > 0: conical tip; 0: bevel
+  Eigen::Vector3d bevel_normal = Eigen::Vector3d::UnitX(); ///< unit, with a positive axis part
+};
+
+/// The body of `electrodes` at trajectory position `position` (as iemg_contact_surfaces()).
+NeedleBody iemg_needle_body(const IemgElectrodes& electrodes, const Eigen::Vector3d& centre_m,
+                            std::int64_t position);
+
+/// Signed distance [m] from `x_m` to the surface of `body` (negative inside). Exact for the
+/// conical tip (the body is one of revolution); for the bevel max(rho - R, (x - tip) . n), exact
+/// inside and a lower bound outside near the bevel's edge. Convex in x (the body is convex).
+double needle_body_distance_m(const NeedleBody& body, const Eigen::Vector3d& x_m);
+
+/// The real fibres of `muscle` and the needle's `body`. NeedleBodyMode::displace: the needle parts
+/// the fibres as it is pushed in (the muscle is incompressible, the fibres are not cut): every
+/// fibre near the shaft moves, by a parallel offset across its own direction and away from the
+/// axis, to the closest approach of the streamline of potential flow past a cylinder (radius the
+/// needle's section where the fibre crosses it plus the fibre's radius) that starts at its
+/// lateral distance y0: r = (y0 + sqrt(y0^2 + 4 a^2)) / 2; a fibre through the axis ends up
+/// touching the needle, one at y0 = a at 1.62 a, and the fibres' density on the needle's flank
+/// is twice that far from it, as streamlines bunch on a cylinder's flank (Batchelor 1967, An
+/// Introduction to Fluid Dynamics, section 6.6). What still reaches into the body near the tip
+/// is pushed along the body's outward normal until it touches. `exclude`: the fibres that would
+/// pass through the body are removed from their units' fibre lists (cut, silent). `none`: as it
+/// is. Returns the number of fibres that would pass through the body (their surface, a fibre
+/// radius from their axis, inside it). A body that is not present changes nothing.
+std::int64_t apply_needle_body(IemgMuscle& muscle, const NeedleBody& body, NeedleBodyMode mode);
+
+/// Distance [m] from `x_m` to the nearest model fibre of `muscle` (its polylines without
+/// offsets), and the spacing of the model fibres sqrt(section area / #model fibres) [m]: a point
+/// is taken as inside the muscle when it is within one spacing of a model fibre.
+double muscle_distance_m(const IemgMuscle& muscle, const Eigen::Vector3d& x_m);
+/// sqrt(section area / #model fibres) [m] (the section area from the model fibres' record, or
+/// the pool's territories when it is 0).
+double model_fibre_spacing_m(const IemgMuscle& muscle);
 
 /// The channels as weights on the contacts, #channels x #contacts.
 Eigen::MatrixXd iemg_channel_weights(const IemgElectrodes& electrodes);
