@@ -189,7 +189,7 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
   const auto n_steps =
       static_cast<std::int64_t>(std::floor(rule.max_travel_m / rule.step_m + 1e-9));
   const Eigen::Vector3d dir = iemg_trajectory_direction(electrodes);
-  const double spacing = model_fibre_spacing_m(muscle);
+  const double spacing = muscle_inside_tolerance_m(muscle);
   bool any_inside = false;
   for (std::int64_t k = 0; k <= n_steps; ++k) {
     IemgElectrodes e = electrodes;
@@ -251,7 +251,7 @@ InsertionResult clinical_insertion(const IemgMuscle& muscle,
         format_number(1e3 * rule.step_m) + " mm over max_travel_mm = " +
         format_number(1e3 * rule.max_travel_m) + ") never enters the muscle \"" + muscle.name +
         "\" (its recording contact is never within " + format_number(1e3 * spacing) +
-        " mm, one model-fibre spacing, of a fibre): start it in or next to the muscle, or aim it "
+        " mm, two model-fibre spacings, of a fibre): start it in or next to the muscle, or aim it "
         "at the muscle (angles_deg, trajectory.direction)");
   }
   return result;

@@ -297,9 +297,9 @@ std::vector<ContactSurface> recording_contacts(const IemgElectrodes& needle,
 }
 
 /// \throws BadInput naming iemg.needle.position_mm (or pairs) when a recording contact of a
-/// fixed needle lies outside the muscle: farther than one model-fibre spacing from its fibres.
+/// fixed needle lies outside the muscle: farther than two model-fibre spacings from its fibres.
 void check_needle_inside(const IemgElectrodes& needle, const IemgMuscle& muscle) {
-  const double spacing = model_fibre_spacing_m(muscle);
+  const double spacing = muscle_inside_tolerance_m(muscle);
   const std::int64_t n_positions =
       needle.kind == IemgElectrodeKind::fine_wire ? 1 : needle.n_positions;
   for (std::int64_t p = 0; p < n_positions; ++p) {
@@ -321,7 +321,7 @@ void check_needle_inside(const IemgElectrodes& needle, const IemgMuscle& muscle)
                      at + ", " + format_number(1e3 * d) +
                      " mm from its nearest fibre (inside means within " +
                      format_number(1e3 * spacing) +
-                     " mm, one model-fibre spacing): move the needle into the muscle (positions "
+                     " mm, two model-fibre spacings): move the needle into the muscle (positions "
                      "are relative to " +
                      (needle.relative_to_centre ? "the muscle centre" : "the origin") +
                      "), or use insertion.mode = \"clinical\" to advance it from outside");

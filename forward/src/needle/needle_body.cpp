@@ -290,4 +290,8 @@ double model_fibre_spacing_m(const IemgMuscle& muscle) {
   return std::sqrt(area / n);
 }
 
+double muscle_inside_tolerance_m(const IemgMuscle& muscle) {
+  return 2.0 * model_fibre_spacing_m(muscle);
+}
+
 } // namespace myotwin::forward

@@ -69,7 +69,7 @@ struct InsertionTry {
   std::vector<std::int64_t> accepted;                   ///< units passing the rule
   std::vector<MuapFeatures> accepted_features;
   std::int64_t n_screened = 0; ///< units with a fibre within screen_radius of the recording contact
-  /// The recording contact lies within one model-fibre spacing of a fibre (muscle_distance_m());
+  /// The recording contact lies within two model-fibre spacings of a fibre (muscle_distance_m());
   /// a position outside the muscle is tried but passes no unit.
   bool inside_muscle = true;
   std::int64_t n_body_fibres = 0; ///< real fibres the needle's body displaced or cut there
