@@ -307,15 +307,19 @@ void check_needle_inside(const IemgElectrodes& needle, const IemgMuscle& muscle)
       const double d = muscle_distance_m(muscle, c.centre_m());
       if (d <= spacing)
         continue;
-      const Eigen::Vector3d x = c.centre_m();
-      const std::string at = "[" + format_number(1e3 * x.x()) + ", " + format_number(1e3 * x.y()) +
-                             ", " + format_number(1e3 * x.z()) + "] mm (absolute)";
-      const Eigen::Vector3d& p0 = needle.position_m;
-      const std::string key = needle.kind == IemgElectrodeKind::fine_wire
-                                  ? std::string("iemg.needle.pairs")
-                                  : "iemg.needle.position_mm = [" + format_number(1e3 * p0.x()) +
-                                        ", " + format_number(1e3 * p0.y()) + ", " +
-                                        format_number(1e3 * p0.z()) + "]";
+      // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
+      // "literal" + std::string chains here.
+      const auto in_mm = [](const Eigen::Vector3d& v) {
+        std::string text("[");
+        for (int k = 0; k < 3; ++k)
+          text.append(k > 0 ? ", " : "").append(format_number(1e3 * v[k]));
+        return text.append("]");
+      };
+      const std::string at = in_mm(c.centre_m()) + " mm (absolute)";
+      const std::string key =
+          needle.kind == IemgElectrodeKind::fine_wire
+              ? std::string("iemg.needle.pairs")
+              : std::string("iemg.needle.position_mm = ") + in_mm(needle.position_m);
       throw BadInput(key + ": the recording contact " + c.name + " at trajectory position " +
                      std::to_string(p) + " lies outside the muscle \"" + muscle.name + "\", at " +
                      at + ", " + format_number(1e3 * d) +
